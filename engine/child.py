@@ -1,0 +1,79 @@
+"""The entry of a trial process. Light to import: the runner pickles `main` by reference.
+
+The process writes its own output to a log file in the trial folder, sends
+progress and its result to the runner through a pipe, and ends itself if the
+runner is gone (a killed `tunelab run` leaves no training behind).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from tunelab.engine.jobs import TrialJob, TrialResult
+
+
+def _watch_runner(runner_pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(runner_pid, 0)
+        except ProcessLookupError:
+            os._exit(3)
+
+
+def _classify(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    if "out of memory" in text.lower() or type(error).__name__ == "OutOfMemoryError":
+        return "oom"
+    return "exception"
+
+
+def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log
+    threading.Thread(target=_watch_runner, args=(runner_pid,), daemon=True).start()
+
+    def progress(event: str, data: dict[str, Any]) -> None:
+        try:
+            conn.send((event, data))
+        except (BrokenPipeError, OSError):
+            os._exit(3)
+
+    try:
+        if kind == "trial":
+            from tunelab.engine.train import run_trial
+
+            result = run_trial(job, progress)
+        elif kind == "baseline":
+            from tunelab.engine.evaluate import run_baseline
+
+            result = run_baseline(job, progress)
+        elif kind == "base":
+            from pathlib import Path
+
+            from tunelab.engine.data import read_rows
+            from tunelab.engine.model import build_scratch_base
+            from tunelab.engine.spec import Experiment
+
+            exp = Experiment.model_validate(job.experiment)
+            build_scratch_base(exp, read_rows(job.data["train"]), Path(job.base))
+            result = TrialResult("complete")
+        else:
+            raise ValueError(f"unknown job kind {kind!r}")
+    except BaseException as error:  # noqa: BLE001 - every failure becomes a recorded reason
+        traceback.print_exc()
+        tail = "".join(traceback.format_exception(error)[-6:])
+        result = TrialResult("failed", fail_reason=_classify(error), error=tail[-4000:])
+    try:
+        conn.send(("result", result))
+    finally:
+        conn.close()
+        log.flush()

@@ -1,0 +1,28 @@
+"""What the runner hands a trial process, and what comes back. Plain, picklable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    store: str
+    experiment: dict[str, Any]  # the resolved Experiment of this trial (model_dump)
+    number: int | None  # the Optuna trial number; None for the baseline
+    trial_id: int | None
+    study_name: str
+    storage: str  # Optuna journal file
+    base: str  # hub id or folder of the base model
+    data: dict[str, str]  # split -> prepared JSONL file
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    state: str  # complete | pruned | failed
+    value: float | None = None
+    fail_reason: str | None = None
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)

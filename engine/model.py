@@ -1,0 +1,133 @@
+"""Models and tokenizers: a hub model or folder, or a scratch model built from a config.
+
+A scratch model gets a tokenizer trained on the training split and random
+weights drawn once with the experiment's seed; both are saved to a folder, so
+the baseline and every trial start from exactly the same weights. Heavy
+imports stay inside functions: the runner imports this module without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tunelab.engine.spec import Experiment
+
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+
+
+def base_folder(exp: Experiment, fingerprint: str, runs: Path) -> Path | None:
+    """Where a scratch base model is kept; None for hub models (they load by id)."""
+    if exp.model.scratch is None:
+        return None
+    shape = json.dumps(exp.model.scratch.model_dump(), sort_keys=True) + f"|{exp.train.seed}"
+    key = hashlib.sha256(shape.encode()).hexdigest()[:10]
+    return runs / "base" / f"scratch-{fingerprint}-{key}"
+
+
+def base_ref(exp: Experiment, fingerprint: str, runs: Path) -> str:
+    folder = base_folder(exp, fingerprint, runs)
+    if folder is not None:
+        return str(folder)
+    assert exp.model.base is not None
+    base = Path(exp.model.base).expanduser()
+    return str(base) if base.exists() else exp.model.base
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A byte-pair tokenizer trained on the texts; digits split one by one (arithmetic stays learnable)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Digits(individual_digits=True)]
+    )
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK])
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK
+    )
+
+
+def build_scratch_base(exp: Experiment, train_rows: list[dict[str, str]], folder: Path) -> Path:
+    """Trains the tokenizer, draws the random weights, saves both; reuses a finished folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    if (folder / "config.json").exists():
+        return folder
+    scratch = exp.model.scratch
+    assert scratch is not None
+    texts = [r["prompt"] + "\n" + r["completion"] for r in train_rows]
+    tokenizer = train_tokenizer(texts, scratch.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=scratch.hidden_size,
+        intermediate_size=scratch.intermediate_size or 2 * scratch.hidden_size,
+        num_hidden_layers=scratch.layers,
+        num_attention_heads=scratch.heads,
+        num_key_value_heads=scratch.heads,
+        max_position_embeddings=scratch.max_position,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(exp.train.seed)
+    model = AutoModelForCausalLM.from_config(config)
+    tmp = folder.with_name(folder.name + ".tmp")
+    tokenizer.save_pretrained(tmp)
+    model.save_pretrained(tmp)
+    tmp.replace(folder)  # whole or absent: a killed run never leaves half a base model
+    return folder
+
+
+def device_and_dtype(exp: Experiment) -> tuple[str, Any]:
+    import torch
+
+    if torch.cuda.is_available():
+        if exp.model.dtype == "auto":
+            return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return "cuda", getattr(torch, exp.model.dtype)
+    # CPU: fp32 unless the file insists; half precision on CPU is slow and lossy
+    return "cpu", torch.float32 if exp.model.dtype == "auto" else getattr(torch, exp.model.dtype)
+
+
+def load_tokenizer(ref: str, exp: Experiment) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=exp.model.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(ref: str, exp: Experiment) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    _, dtype = device_and_dtype(exp)
+    return AutoModelForCausalLM.from_pretrained(
+        ref, dtype=dtype, trust_remote_code=exp.model.trust_remote_code
+    )
+
+
+def render(rows: list[dict[str, str]], tokenizer: Any) -> list[dict[str, Any]]:
+    """Rows as the trainer reads them: chat messages when the model has a chat template,
+    else the prompt and a newline, then the completion (the loss is on the completion only)."""
+    if getattr(tokenizer, "chat_template", None):
+        return [
+            {"prompt": [{"role": "user", "content": r["prompt"]}],
+             "completion": [{"role": "assistant", "content": r["completion"]}]}
+            for r in rows
+        ]
+    return [{"prompt": r["prompt"] + "\n", "completion": r["completion"]} for r in rows]
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable

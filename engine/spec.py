@@ -1,0 +1,396 @@
+"""The experiment file: parsed with tomllib, validated once by strict pydantic models, then frozen.
+
+Every mistake is reported with the file, the line, the dotted key, what was found
+and what is expected; misspelled keys get the closest valid key. All mistakes of
+a file are collected in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tunelab.engine.errors import SpecError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScratchModel(_Strict):
+    """A randomly initialised model with a tokenizer trained on the training data."""
+
+    arch: Literal["llama"] = "llama"
+    hidden_size: int = Field(128, ge=8)
+    layers: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    intermediate_size: int | None = Field(None, ge=8)
+    vocab_size: int = Field(512, ge=64, le=65536)
+    max_position: int = Field(512, ge=16)
+
+
+class ModelSpec(_Strict):
+    base: str | None = None  # hub id or local folder
+    scratch: ScratchModel | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.base is None) == (self.scratch is None):
+            raise ValueError("give exactly one of model.base (hub id or folder) or model.scratch")
+        return self
+
+
+class SplitSpec(_Strict):
+    train: float = Field(0.8, gt=0, lt=1)
+    validation: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1, they sum to {total:g}")
+        return self
+
+
+class DataSpec(_Strict):
+    train: str
+    format: Literal["auto", "prompt_completion"] = "auto"
+    split: SplitSpec = SplitSpec()
+    dedupe: Literal["none", "exact"] = "exact"
+    min_examples: int = Field(100, ge=1)
+
+
+class MethodSpec(_Strict):
+    kind: Literal["full", "lora"] = "lora"
+    r: int = Field(16, ge=1, le=1024)
+    alpha_ratio: float = Field(2.0, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+
+
+# Keys of [method] that only some kinds read; when method.kind is searched they are
+# sampled only in the trials of those kinds.
+METHOD_KEYS_OF_KIND: dict[str, set[str]] = {
+    "r": {"lora"},
+    "alpha_ratio": {"lora"},
+    "dropout": {"lora"},
+    "target_modules": {"lora"},
+}
+
+DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4}
+
+
+class TrainSpec(_Strict):
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1)  # effective: micro-batch x accumulation
+    micro_batch_size: int | Literal["auto"] = "auto"
+    learning_rate: float | None = Field(None, gt=0, lt=1)  # None: the method's default
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(512, ge=8)
+    seed: int = 42
+    early_stopping_patience: int | None = Field(2, ge=1)
+    logging_steps: int = Field(5, ge=1)
+
+
+class RangeSpec(_Strict):
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) is above high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class PrunerSpec(_Strict):
+    kind: Literal["median", "none"] = "median"
+    startup_trials: int = Field(5, ge=0)  # trials that finish before any is pruned
+    warmup_epochs: int = Field(0, ge=0)  # evaluations of a trial before it may be pruned
+
+
+class SearchSpec(_Strict):
+    trials: int = Field(8, ge=1)
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "none"] | PrunerSpec = "median"
+    objective: Literal["eval_loss"] = "eval_loss"
+    direction: Literal["minimize", "maximize"] = "minimize"
+    seed: int = 0
+    space: dict[str, RangeSpec | list[Any]] = {}
+
+    @property
+    def pruner_spec(self) -> PrunerSpec:
+        return self.pruner if isinstance(self.pruner, PrunerSpec) else PrunerSpec(kind=self.pruner)
+
+
+class EvalSpec(_Strict):
+    baseline: bool = True
+
+
+class Experiment(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    description: str = ""
+    model: ModelSpec
+    data: DataSpec
+    method: MethodSpec = MethodSpec()
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec = SearchSpec()
+    eval: EvalSpec = EvalSpec()
+
+    @property
+    def learning_rate(self) -> float:
+        return self.train.learning_rate or DEFAULT_LEARNING_RATE[self.method.kind]
+
+
+class LoadedSpec(_Strict):
+    """A validated experiment, with where it came from."""
+
+    experiment: Experiment
+    path: Path
+    raw: dict[str, Any]  # the file's own values, overrides applied: the base for every trial
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def data_path(self) -> Path:
+        p = Path(self.experiment.data.train).expanduser()
+        return p if p.is_absolute() else self.folder / p
+
+    def spec_hash(self) -> str:
+        text = json.dumps(self.experiment.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- locating keys
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key -> line number, for tables, keys and inline-table keys of a TOML text."""
+    lines: dict[str, int] = {}
+    prefix = ""
+    key = r'(?:"[^"]*"|\'[^\']*\'|[A-Za-z0-9_.-]+)'
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(rf"^\[\[?\s*({key}(?:\s*\.\s*{key})*)\s*\]\]?", stripped)
+        if header:
+            prefix = ".".join(_unquote(p) for p in _split_dotted(header.group(1)))
+            lines.setdefault(prefix, number)
+            continue
+        assign = re.match(rf"^({key}(?:\s*\.\s*{key})*)\s*=", stripped)
+        if assign:
+            dotted = ".".join(_unquote(p) for p in _split_dotted(assign.group(1)))
+            full = f"{prefix}.{dotted}" if prefix else dotted
+            lines.setdefault(full, number)
+            for inner in re.finditer(rf"[{{,]\s*({key})\s*=", stripped[assign.end():]):
+                lines.setdefault(f"{full}.{_unquote(inner.group(1))}", number)
+    return lines
+
+
+def _split_dotted(text: str) -> list[str]:
+    return [p.strip() for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', text)]
+
+
+def _unquote(part: str) -> str:
+    part = part.strip()
+    return part[1:-1] if part[:1] in "\"'" and part[-1:] == part[:1] else part
+
+
+def _line_of(lines: dict[str, int], dotted: str) -> int | None:
+    parts = dotted.split(".")
+    while parts:
+        found = lines.get(".".join(parts))
+        if found:
+            return found
+        parts.pop()
+    return None
+
+
+# ---------------------------------------------------------------- schema walking
+
+
+def _model_at(parts: list[str]) -> type[BaseModel] | None:
+    """The pydantic model that holds the last part of a dotted path, if the path is in the schema."""
+    current: type[BaseModel] = Experiment
+    for part in parts[:-1]:
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        sub = _submodel(field.annotation)
+        if sub is None:
+            return None
+        current = sub
+    return current
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _close_match(model: type[BaseModel] | None, name: str) -> str | None:
+    if model is None:
+        return None
+    found = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def path_exists(dotted: str) -> bool:
+    parts = dotted.split(".")
+    holder = _model_at(parts)
+    return holder is not None and parts[-1] in holder.model_fields
+
+
+def field_is_int(dotted: str) -> bool:
+    """True when the key holds whole numbers (its range is sampled as integers)."""
+    parts = dotted.split(".")
+    holder = _model_at(parts)
+    if holder is None or parts[-1] not in holder.model_fields:
+        return False
+    annotation = holder.model_fields[parts[-1]].annotation
+    kinds = set(getattr(annotation, "__args__", ())) or {annotation}
+    return int in kinds and float not in kinds
+
+
+# ---------------------------------------------------------------- loading
+
+
+def set_path(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of `raw` with the dotted key set to value (tables created as needed)."""
+    out = json.loads(json.dumps(raw))
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    node[parts[-1]] = value
+    return out
+
+
+def _describe(error: dict[str, Any], file: Path, lines: dict[str, int]) -> str:
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "literal["))]
+    # pydantic puts union member names in loc ("RangeSpec", "list[any]"); they are not keys
+    loc = [p for p in loc if not re.match(r"^(RangeSpec|list\[|PrunerSpec|str|int)", p)]
+    dotted = ".".join(loc) or "(top level)"
+    line = _line_of(lines, dotted)
+    where = f"{file}:{line}" if line else f"{file}"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        hint = _close_match(_model_at(loc), loc[-1]) if loc else None
+        known = _model_at(loc)
+        options = ", ".join(known.model_fields) if known is not None else ""
+        text = f"unknown key {dotted!r}"
+        text += f"; did you mean {'.'.join([*loc[:-1], hint])!r}?" if hint else f" (valid: {options})"
+        return f"{where}: {text}"
+    if kind == "missing":
+        return f"{where}: {dotted}: required key is missing"
+    found = error.get("input")
+    message = error["msg"].removeprefix("Value error, ")
+    shown = json.dumps(found) if isinstance(found, (str, int, float, bool)) else None
+    return f"{where}: {dotted}: {message}" + (f" (found {shown})" if shown is not None else "")
+
+
+def _validate(raw: dict[str, Any], file: Path, lines: dict[str, int]) -> tuple[Experiment | None, list[str]]:
+    try:
+        return Experiment.model_validate(raw), []
+    except ValidationError as error:
+        seen: list[str] = []
+        for e in error.errors():
+            text = _describe(dict(e), file, lines)
+            if text not in seen:
+                seen.append(text)
+        return None, seen
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`train.epochs=2` -> ("train.epochs", 2); the value is read as TOML, else as a string."""
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
+    key, value = text.split("=", 1)
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.strip(), parsed
+
+
+def _check_space(exp: Experiment, raw: dict[str, Any], file: Path, lines: dict[str, int]) -> list[str]:
+    errors = []
+    for dotted, dimension in exp.search.space.items():
+        where = f"{file}:{_line_of(lines, 'search.space.' + dotted) or '?'}"
+        if not path_exists(dotted) or dotted.startswith("search."):
+            parts = dotted.split(".")
+            hint = _close_match(_model_at(parts), parts[-1])
+            guess = f"; did you mean {'.'.join([*parts[:-1], hint])!r}?" if hint else ""
+            errors.append(f"{where}: search.space: {dotted!r} is not a key of the experiment{guess}")
+            continue
+        if isinstance(dimension, list) and not dimension:
+            errors.append(f"{where}: search.space.{dotted}: the list of choices is empty")
+            continue
+        candidates = dimension if isinstance(dimension, list) else [dimension.low, dimension.high]
+        for value in candidates:
+            _, problems = _validate(set_path(raw, dotted, value), file, lines)
+            for p in problems:
+                errors.append(f"{where}: search.space.{dotted}: the value {value!r} is not valid "
+                              f"here: {p.split(': ', 2)[-1]}")
+    return errors
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
+    """Reads, validates and resolves an experiment file. Raises SpecError listing every mistake."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(f"{file}: no such experiment file")
+    text = file.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{file}: TOML syntax error: {error}") from error
+    for item in overrides or []:
+        key, value = parse_override(item)
+        raw = set_path(raw, key, value)
+    lines = _key_lines(text)
+    experiment, errors = _validate(raw, file, lines)
+    if experiment is not None:
+        errors += _check_space(experiment, raw, file, lines)
+        data = Path(experiment.data.train).expanduser()
+        data = data if data.is_absolute() else file.parent / data
+        if not data.exists():
+            errors.append(f"{file}:{_line_of(lines, 'data.train') or '?'}: data.train: "
+                          f"no file at {data}")
+    if errors or experiment is None:
+        count = f"{len(errors)} mistake{'s' if len(errors) != 1 else ''}"
+        raise SpecError("\n".join(errors), f"{file}: {count}")
+    return LoadedSpec(experiment=experiment, path=file.resolve(), raw=raw)
+
+
+def with_overrides(spec: LoadedSpec, values: dict[str, Any]) -> Experiment:
+    """The experiment of one trial: the file's values with the sampled ones set."""
+    raw = spec.raw
+    for dotted, value in values.items():
+        raw = set_path(raw, dotted, value)
+    return Experiment.model_validate(raw)

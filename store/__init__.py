@@ -1,0 +1,38 @@
+"""tunelab's store: one DuckDB file, written through spools, read with short connections."""
+
+from __future__ import annotations
+
+from tunelab.store.connection import DEFAULT_STORE, SCHEMA_VERSION, reading, writing
+from tunelab.store.errors import StoreError, StoreLocked, TunelabError
+from tunelab.store.read import (
+    ExperimentRecord,
+    QueryResult,
+    TrialRecord,
+    evaluations,
+    get_experiment,
+    list_experiments,
+    list_trials,
+    query,
+)
+from tunelab.store.spool import Spool, flush_orphans, spool_dir
+
+__all__ = [
+    "DEFAULT_STORE",
+    "SCHEMA_VERSION",
+    "ExperimentRecord",
+    "QueryResult",
+    "Spool",
+    "StoreError",
+    "StoreLocked",
+    "TrialRecord",
+    "TunelabError",
+    "evaluations",
+    "flush_orphans",
+    "get_experiment",
+    "list_experiments",
+    "list_trials",
+    "query",
+    "reading",
+    "spool_dir",
+    "writing",
+]

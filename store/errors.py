@@ -1,0 +1,29 @@
+"""The one error hierarchy of tunelab: a human title and message, never a traceback.
+
+It lives in the store because every layer may raise it and the store imports no
+other layer; `tunelab.engine.errors` re-exports it with the engine's own kinds.
+"""
+
+from __future__ import annotations
+
+
+class TunelabError(Exception):
+    """An error a user can act on. `str()` is the message; `title` is a short heading."""
+
+    title = "tunelab error"
+
+    def __init__(self, message: str, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+
+
+class StoreError(TunelabError):
+    title = "store error"
+
+
+class StoreLocked(StoreError):
+    """The DuckDB file stayed locked by another process for longer than we waited."""
+
+    title = "store locked"

@@ -1,0 +1,158 @@
+"""Spool first, then DuckDB: an event counts as recorded once it is fsynced here.
+
+Each writing process owns one spool file (JSON lines) in `<store>.spool/` and
+holds an exclusive `flock` on it while it lives. After each batch it tries to
+move its spool into the store; when the store is locked the events wait in the
+spool and the next batch tries again. Any writer that gets the store also
+ingests spool files whose lock it can take: their owner is gone (exited or
+killed), so nothing a dead process acknowledged is ever lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tunelab.store import connection
+from tunelab.store.errors import StoreLocked
+from tunelab.store.ingest import ingest_events
+
+
+def spool_dir(store: str | Path) -> Path:
+    store = Path(store)
+    return store.with_name(store.name + ".spool")
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete line of a spool; a torn last line (killed mid-write) was never acknowledged."""
+    events = []
+    with path.open("rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events
+
+
+def ingest_orphans(con: Any, store: str | Path, skip: Path | None = None) -> int:
+    """Ingests and removes spool files nobody holds. Needs an open write connection."""
+    folder = spool_dir(store)
+    if not folder.is_dir():
+        return 0
+    moved = 0
+    for path in sorted(folder.glob("*.jsonl")):
+        if skip is not None and path == skip:
+            continue
+        try:
+            f = path.open("rb")
+        except FileNotFoundError:
+            continue
+        with f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its owner is alive and will ingest it
+            if not path.exists():
+                continue  # another ingester took it between our open and our lock
+            moved += ingest_events(con, _read_events(path))
+            path.unlink(missing_ok=True)
+    return moved
+
+
+def flush_orphans(store: str | Path, wait: float = 0.5) -> bool:
+    """Best effort: move spools of finished processes into the store. False if it was locked."""
+    folder = spool_dir(store)
+    if not folder.is_dir() or not any(folder.glob("*.jsonl")):
+        return True
+    try:
+        with connection.writing(store, wait=wait) as con:
+            ingest_orphans(con, store)
+        return True
+    except StoreLocked:
+        return False
+
+
+class Spool:
+    """One process's spool. `write()` returns once the events are on disk."""
+
+    def __init__(self, store: str | Path, tag: str = "") -> None:
+        self.store = Path(store)
+        folder = spool_dir(self.store)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{socket.gethostname()}-{os.getpid()}-{tag or 'w'}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.path = folder / name
+        self._file = self.path.open("ab")
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._said_locked = False
+        self._locked_since: float | None = None
+
+    def write(self, events: Iterable[Mapping[str, Any]], ingest: bool = True) -> None:
+        data = b"".join(
+            json.dumps(e, separators=(",", ":"), default=str).encode() + b"\n" for e in events
+        )
+        with self._lock:
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._pending += 1
+        if ingest:
+            self.ingest(wait=0.2)
+
+    def ingest(self, wait: float = 0.2, final: bool = False) -> bool:
+        """Moves this spool (and orphans) into the store. False when the store stayed locked.
+
+        When the lock lasts longer than a moment (or at the final ingest) the user is told
+        once who holds the file; the events stay safe in the spool meanwhile.
+        """
+        with self._lock:
+            if self._pending == 0 and not any(
+                p != self.path for p in spool_dir(self.store).glob("*.jsonl")
+            ):
+                return True
+            try:
+                with connection.writing(self.store, wait=wait) as con:
+                    ingest_events(con, _read_events(self.path))
+                    ingest_orphans(con, self.store, skip=self.path)
+            except StoreLocked as error:
+                now = time.monotonic()
+                self._locked_since = self._locked_since or now
+                if not self._said_locked and (final or now - self._locked_since > 5):
+                    print(f"tunelab: {error.message} Results are kept in {self.path.parent} "
+                          "and moved in when it is free.", file=sys.stderr)
+                    self._said_locked = True
+                return False
+            self._locked_since = None
+            self._file.truncate(0)
+            self._file.seek(0)
+            self._pending = 0
+            return True
+
+    def close(self, wait: float = 30.0) -> bool:
+        """Final ingest; if the store stays locked the spool file stays for the next writer."""
+        if self._file.closed:
+            return True
+        done = self.ingest(wait=wait, final=True)
+        self._file.close()  # releases the flock: any writer may now ingest what is left
+        if done:
+            self.path.unlink(missing_ok=True)
+        return done
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

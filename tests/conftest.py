@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Nothing may come from a model hub in tests: models are built from a config.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def tunelab_command() -> list[str]:
+    """The installed console script, run with this interpreter."""
+    return [sys.executable, "-m", "tunelab.tui.cli"]
+
+
+@pytest.fixture
+def small_experiment(tmp_path: Path):
+    """Writes a small, fast variant of the quickstart into tmp_path and returns a maker."""
+
+    def make(body: str, rows: int = 400, name: str = "tiny") -> Path:
+        source = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:rows]
+        data = tmp_path / "data.jsonl"
+        data.write_text("\n".join(source) + "\n")
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            f'name = "{name}"\n'
+            "[model]\n"
+            "scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }\n"
+            f'[data]\ntrain = "{data.name}"\n' + body
+        )
+        return path
+
+    return make
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,1 @@
+"""tunelab's faces: the command line (cli.py) and, later, the Textual app."""

@@ -1,0 +1,310 @@
+"""The `tunelab` command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tunelab import store as st
+from tunelab.store.errors import TunelabError
+from tunelab.tui import format as fmt
+
+app = typer.Typer(
+    name="tunelab",
+    help="Declare, search, compare, judge and ship language-model fine-tunes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+StoreOption = Annotated[
+    Path,
+    typer.Option("--store", envvar="TUNELAB_STORE", help="The DuckDB store file."),
+]
+
+
+def _default_store() -> Path:
+    return Path(os.environ.get("TUNELAB_STORE", st.DEFAULT_STORE))
+
+
+# ---------------------------------------------------------------- run
+
+
+class ConsoleReporter:
+    """Shows a sweep as it goes: a live line while a trial trains, a line per finished trial."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.live: Any = None
+        self.current: dict[str, Any] = {}
+
+    def _trial_text(self, number: int, params: dict[str, Any], tail: str) -> str:
+        parts = [f"trial {number:<3}"]
+        for key, value in params.items():
+            shown = fmt.number(value) if isinstance(value, float) else str(value)
+            parts.append(shown if key == "method.kind" else f"{fmt.param_name(key)} {shown}")
+        return "  ".join(parts) + "  " + tail
+
+    def _status(self, text: str) -> None:
+        if console.is_terminal:
+            from rich.live import Live
+
+            if self.live is None:
+                self.live = Live(text, console=console, transient=True, refresh_per_second=4)
+                self.live.start()
+            else:
+                self.live.update(text)
+        else:
+            console.print(text)
+
+    def _stop_live(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def event(self, name: str, **data: Any) -> None:
+        if name == "data":
+            report = data["report"]
+            counts = report.counts
+            rejected = sum(len(v) for v in report.rejected.values())
+            console.print(
+                f"[bold]{self.name}[/] · {report.rows_read:,} examples → "
+                f"{counts['train']}/{counts['validation']}/{counts['test']} (train/validation/test)"
+                f" · {report.duplicates_removed} duplicates removed · {rejected} rows rejected"
+            )
+        elif name == "building_base":
+            console.print("building the scratch model and training its tokenizer on the data…")
+        elif name == "stale":
+            console.print(f"trial {data['number']} was left running by a stopped run: "
+                          "marked failed")
+        elif name == "baseline_start":
+            self._status("evaluating the base model (the baseline)…")
+        elif name == "baseline":
+            self._stop_live()
+            v = data["values"]
+            cached = " (from an earlier run)" if data["cached"] else ""
+            console.print(f"baseline    eval_loss {fmt.number(v.get('validation/loss'))}"
+                          f"   test loss {fmt.number(v.get('test/loss'))}{cached}")
+        elif name == "baseline_failed":
+            self._stop_live()
+            errors.print(f"the baseline evaluation failed: {data['error']}")
+        elif name == "sweep":
+            left = data["trials"] - data["finished"]
+            resumed = f", resuming after {data['finished']} finished" if data["finished"] else ""
+            console.print(f"{left} trial{'s' if left != 1 else ''} to run{resumed}")
+        elif name == "trial_start":
+            self.current = {"number": data["number"], "params": data["params"],
+                            "epochs": data["epochs"], "epoch": 0, "eval": None}
+            self._status(self._trial_text(data["number"], data["params"], "starting…"))
+        elif name == "trial_progress":
+            kind = data["kind"]
+            if kind == "eval":
+                self.current["epoch"] = round(data["epoch"])
+                self.current["eval"] = data["eval_loss"]
+            if kind in {"eval", "log"} and (console.is_terminal or kind == "eval"):
+                c = self.current
+                loss = f"  loss {fmt.number(data['loss'])}" if kind == "log" else ""
+                ev = f"  eval_loss {fmt.number(c['eval'])}" if c["eval"] is not None else ""
+                self._status(self._trial_text(
+                    c["number"], c["params"], f"epoch {c['epoch']}/{c['epochs']}{ev}{loss}"))
+        elif name == "trial_end":
+            self._stop_live()
+            outcome = data["outcome"]
+            result = outcome.result
+            mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]"}.get(
+                result.state, f"[red]✗ failed ({result.fail_reason})[/]")
+            c = self.current
+            tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(result.value)}  "
+                    f"{mark}  {fmt.duration(outcome.duration_s)}")
+            console.print(self._trial_text(outcome.number, outcome.params, tail))
+            if result.state == "failed" and result.error:
+                last = result.error.strip().splitlines()[-1]
+                errors.print(f"            {last}")
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="The experiment file (TOML).")],
+    store: StoreOption = Path(st.DEFAULT_STORE),
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a key for this run, e.g. --set train.epochs=2 (repeatable).")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage: an RDB URL (postgresql://…) or a journal file. "
+             "Default: a journal file beside the store.")] = None,
+) -> None:
+    """Run an experiment: prepare the data, evaluate the baseline, run the sweep.
+
+    Running it again resumes a stopped sweep; finished trials are kept.
+    """
+    from tunelab.engine.runner import Runner
+    from tunelab.engine.spec import load_spec
+
+    spec = load_spec(file, set_ or [])
+    name = spec.experiment.name
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    runner = Runner(spec, store, ConsoleReporter(name), storage=storage)
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        errors.print("stopped by Ctrl-C; finished trials are kept. "
+                     f"Run `tunelab run {file}` again to resume.")
+        raise typer.Exit(130) from None
+    console.print()
+    _print_trials(store, name)
+    console.print(f"next: tunelab trials {name} · "
+                  f"tunelab sql \"select state, count(*) from trials group by 1\"")
+
+
+# ---------------------------------------------------------------- trials
+
+
+def _best(trials: list[st.TrialRecord], direction: str | None) -> st.TrialRecord | None:
+    done = [t for t in trials if t.state == "complete" and t.value is not None]
+    if not done:
+        return None
+    pick = max if direction == "maximize" else min
+    return pick(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+
+
+def _print_trials(store: Path, name: str) -> None:
+    st.flush_orphans(store)
+    experiment = st.get_experiment(store, name)
+    if experiment is None:
+        known = ", ".join(e.name for e in st.list_experiments(store)) or "none yet"
+        raise TunelabError(f"no experiment {name!r} in {store} (experiments: {known})",
+                           "unknown experiment")
+    trials = st.list_trials(store, name)
+    baseline = st.evaluations(store, name).get("base", {})
+    keys: list[str] = []
+    for t in trials:
+        keys += [k for k in t.params if k not in keys]
+    objective = experiment.objective or "objective"
+    table = Table(title=f"{name} · {len(trials)} trials", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("state")
+    for key in keys:
+        table.add_column(fmt.param_name(key), justify="right")
+    table.add_column(objective, justify="right")
+    table.add_column("duration", justify="right")
+    table.add_column("note")
+    best = _best(trials, experiment.direction)
+    for t in trials:
+        state = {"complete": "[green]complete[/]", "pruned": "[yellow]pruned[/]",
+                 "failed": "[red]failed[/]", "running": "[cyan]running[/]"}.get(t.state, t.state)
+        note = "★ best" if best is not None and t.number == best.number else (t.fail_reason or "")
+        table.add_row(str(t.number), state, *[fmt.number(t.params.get(k)) for k in keys],
+                      fmt.number(t.value), fmt.duration(t.duration_s), note)
+    console.print(table)
+    if baseline:
+        console.print(f"baseline: eval_loss {fmt.number(baseline.get('validation/loss'))}")
+    if best is not None:
+        shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
+        gain = ""
+        if baseline.get("validation/loss") is not None and best.value is not None:
+            gain = f" vs baseline {fmt.number(baseline['validation/loss'])}"
+        console.print(f"[bold]best:[/] trial {best.number} ({shown}) {objective} "
+                      f"{fmt.number(best.value)}{gain}")
+
+
+@app.command()
+def trials(
+    experiment: Annotated[str, typer.Argument(help="The experiment's name.")],
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """List the trials of an experiment with their parameters, objective and state."""
+    _print_trials(store, experiment)
+
+
+# ---------------------------------------------------------------- sql
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    """A value as a person reads it in a table: short numbers, times to the second."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return fmt.number(value)
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+@app.command()
+def sql(
+    query: Annotated[str | None, typer.Argument(
+        help="The SQL query; read from standard input when absent or '-'.")] = None,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+    format_: Annotated[str, typer.Option(
+        "--format", help="table (for people), csv or json (for scripts).")] = "table",
+) -> None:
+    """Query the store with SQL (read-only).
+
+    Tables: experiments, trials, trial_params, metrics, evaluations (see the README).
+    """
+    import duckdb
+
+    if format_ not in {"table", "csv", "json"}:
+        raise TunelabError(f"--format {format_!r}: expected table, csv or json", "bad option")
+    text = sys.stdin.read() if query in (None, "-") else query
+    if not text or not text.strip():
+        raise TunelabError("no query given", "bad query")
+    st.flush_orphans(store)
+    try:
+        result = st.query(store, text)
+    except duckdb.Error as error:
+        raise TunelabError(str(error), "query failed") from None
+    if format_ == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(result.columns)
+        writer.writerows([[_plain(v) for v in row] for row in result.rows])
+        sys.stdout.write(out.getvalue())
+    elif format_ == "json":
+        rows = [{c: _plain(v) for c, v in zip(result.columns, row, strict=True)}
+                for row in result.rows]
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+    else:
+        table = Table()
+        for column, kind in zip(result.columns, result.types, strict=True):
+            numeric = any(k in kind.upper() for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL"))
+            table.add_column(column, justify="right" if numeric else "left")
+        for row in result.rows:
+            table.add_row(*[_cell(v) for v in row])
+        console.print(table)
+        console.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}")
+
+
+def main() -> None:
+    try:
+        app()
+    except TunelabError as error:
+        from tunelab.engine.errors import SpecError
+
+        errors.print(f"[bold red]{error.title}[/]")
+        errors.print(error.message, markup=False)
+        sys.exit(2 if isinstance(error, SpecError) else 1)
+
+
+if __name__ == "__main__":
+    main()

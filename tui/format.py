@@ -1,0 +1,50 @@
+"""Numbers as people read them: 3.2e-4, 1.8 GiB, 4m12s, 0.8M."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def number(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            return f"{value:.1e}".replace("e-0", "e-").replace("e+0", "e+")
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def count(n: int) -> str:
+    if n >= 1_000_000_000:
+        return f"{n / 1e9:.1f}B"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def param_name(dotted: str) -> str:
+    """A short column title for a dotted key: train.learning_rate -> lr, method.kind -> method."""
+    short = {"train.learning_rate": "lr", "method.kind": "method", "method.r": "r",
+             "train.batch_size": "batch", "train.epochs": "epochs"}
+    return short.get(dotted, dotted.split(".")[-1])
