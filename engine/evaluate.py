@@ -1,12 +1,15 @@
-"""The baseline: the base model, untouched, evaluated once on the validation and test splits.
+"""Evaluation: the loss of a model on a split, its generations and their metrics, the samples
+kept for review, the baseline, and the success verdict.
 
-Every trial is shown against it, since the first question of any fine-tune is
-whether it beats the model it started from. The loss is computed by the same
-trainer and the same completion-only masking as the trials' own evaluations.
+The baseline is the base model, untouched, evaluated once on the same validation and test
+splits as every trial, since the first question of any fine-tune is whether it beats the model
+it started from. Losses come from the same trainer and completion-only masking as the trials.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from typing import Any
@@ -14,34 +17,137 @@ from typing import Any
 from tunelab.engine import model as models
 from tunelab.engine.data import read_rows
 from tunelab.engine.jobs import TrialJob, TrialResult
-from tunelab.engine.spec import Experiment
+from tunelab.engine.spec import CONDITION, Experiment
 from tunelab.store import Spool
 
 
-def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
+def passes(condition: str, value: float | None) -> bool:
+    """`passes(">= 0.9", 0.93)` is True. A missing value never passes."""
+    found = CONDITION.match(condition)
+    if value is None or found is None:
+        return False
+    op, bound = found.group(1), float(found.group(2))
+    return {">=": value >= bound, "<=": value <= bound, ">": value > bound,
+            "<": value < bound, "==": value == bound}[op]
+
+
+def verdict(success: dict[str, str], values: dict[str, float]) -> dict[str, bool]:
+    """Each success criterion judged on the test split's values ("test/exact_match")."""
+    return {metric: passes(cond, values.get(f"test/{metric}")) for metric, cond in success.items()}
+
+
+def prompt_id(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()[:12]
+
+
+def loss_on(trainer: Any, rows: list[dict[str, Any]], tokenizer: Any) -> float:
     from datasets import Dataset
 
-    from tunelab.engine.train import build_trainer
+    dataset = Dataset.from_list(models.render(rows, tokenizer))
+    return float(trainer.evaluate(eval_dataset=dataset, metric_key_prefix="x")["x_loss"])
+
+
+def general_perplexity(model: Any, tokenizer: Any, path: str, max_length: int) -> float:
+    """Perplexity on held-out general text (JSONL with "text"): did fine-tuning forget?"""
+    import torch
+
+    texts = [r["text"] for r in read_rows(path) if r.get("text")][:200]
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt", truncation=True,
+                            max_length=max_length)["input_ids"].to(device)
+            if ids.shape[1] < 2:
+                continue
+            loss = model(input_ids=ids, labels=ids).loss
+            total += float(loss) * (ids.shape[1] - 1)  # .float() is a GPU sync point, once a text
+            count += ids.shape[1] - 1
+    return math.exp(min(total / max(count, 1), 50))
+
+
+def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[dict[str, Any]],
+                       ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Generates for the rows and scores the outputs; returns metrics and (prompt, output,
+    reference) samples in row order."""
+    from tunelab.engine.generate import generate
+    from tunelab.engine.metrics import GENERATION
+
+    wanted = [m for m in exp.eval.metrics if m in GENERATION]
+    limit = exp.eval.max_examples
+    scored = rows[:limit] if limit else rows
+    keep = max(exp.eval.samples, 0)
+    todo = scored if wanted else rows[:keep]
+    if not todo:
+        return {}, []
+    outputs = generate(model, tokenizer, [r["prompt"] for r in todo], exp.eval.max_new_tokens)
+    references = [r["completion"] for r in todo]
+    values = {m: GENERATION[m](outputs, references) for m in wanted}
+    samples = [{"prompt": r["prompt"], "output": o, "reference": r["completion"]}
+               for r, o in zip(todo[:keep], outputs[:keep], strict=True)]
+    return values, samples
+
+
+def evaluation_events(exp: Experiment, ref: str, values: dict[str, float]) -> list[dict]:
+    now = time.time()
+    return [{"table": "evaluations", "row": {
+        "experiment": exp.name, "model_ref": ref, "split": key.split("/")[0],
+        "name": key.split("/")[1], "value": value, "time": now}} for key, value in values.items()]
+
+
+def sample_events(exp: Experiment, ref: str, samples: list[dict[str, Any]]) -> list[dict]:
+    now = time.time()
+    settings = json.dumps({"do_sample": False, "max_new_tokens": exp.eval.max_new_tokens})
+    return [{"table": "samples", "row": {
+        "experiment": exp.name, "model_ref": ref, "prompt_id": prompt_id(s["prompt"]),
+        "position": i, "prompt": s["prompt"], "output": s["output"], "reference": s["reference"],
+        "settings": settings, "time": now}} for i, s in enumerate(samples)]
+
+
+def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
+                   val_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
+                   val_loss: float | None = None) -> tuple[dict[str, float], list[dict]]:
+    """Loss, perplexity and generation metrics on validation (loss; metrics too when the
+    objective is one) and test; returns ("split/name" -> value, samples)."""
+    values: dict[str, float] = {}
+    values["validation/loss"] = val_loss if val_loss is not None else loss_on(trainer, val_rows, tokenizer)
+    if test_rows:
+        values["test/loss"] = loss_on(trainer, test_rows, tokenizer)
+    for split in ("validation", "test"):
+        if f"{split}/loss" in values:
+            values[f"{split}/perplexity"] = math.exp(min(values[f"{split}/loss"], 50))
+    samples: list[dict] = []
+    if test_rows:
+        found, samples = generation_metrics(model, tokenizer, exp, test_rows)
+        values.update({f"test/{k}": v for k, v in found.items()})
+    objective = exp.search.objective
+    if objective not in {"eval_loss", "loss", "perplexity"}:
+        found, _ = generation_metrics(model, tokenizer, exp, val_rows)
+        values.update({f"validation/{k}": v for k, v in found.items()})
+    if exp.eval.general:
+        values["general/perplexity"] = general_perplexity(model, tokenizer, exp.eval.general,
+                                                          exp.train.max_length)
+    return values, samples
+
+
+def objective_value(exp: Experiment, values: dict[str, float]) -> float | None:
+    name = exp.search.objective
+    return values.get("validation/loss" if name == "eval_loss" else f"validation/{name}")
+
+
+def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
+    from tunelab.engine.train import build_trainer, load_for_method
 
     exp = Experiment.model_validate(job.experiment)
     exp = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})
     tokenizer = models.load_tokenizer(job.base, exp)
-    model = models.load_model(job.base, exp)
+    model = load_for_method(job.base, exp)
     train_rows, val_rows, test_rows = (read_rows(job.data[s]) for s in ("train", "validation", "test"))
-    trainer = build_trainer(job, exp, model, tokenizer, [], train_rows[:1], val_rows)
-    values: dict[str, float] = {}
-    for split, rows in (("validation", val_rows), ("test", test_rows)):
-        if not rows:
-            continue
-        dataset = Dataset.from_list(models.render(rows, tokenizer))
-        loss = trainer.evaluate(eval_dataset=dataset, metric_key_prefix="x")["x_loss"]
-        values[f"{split}/loss"] = loss
-        values[f"{split}/perplexity"] = math.exp(min(loss, 50))
-    now = time.time()
+    trainer = build_trainer(job, exp, model, tokenizer, [], train_rows[:1], val_rows, micro=8)
+    progress("eval", {"what": "baseline"})
+    values, samples = evaluate_model(trainer, model, tokenizer, exp, val_rows, test_rows)
     with Spool(job.store, tag="baseline") as spool:
-        spool.write([{"table": "evaluations", "row": {
-            "experiment": exp.name, "model_ref": "base", "split": key.split("/")[0],
-            "name": key.split("/")[1], "value": value, "time": now}}
-            for key, value in values.items()])
+        spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
     total, _ = models.count_parameters(model)
-    return TrialResult("complete", value=values.get("validation/loss"), info={"params": total})
+    return TrialResult("complete", value=objective_value(exp, values), info={"params": total})

@@ -17,6 +17,7 @@ class TrialJob:
     base: str  # hub id or folder of the base model
     data: dict[str, str]  # split -> prepared JSONL file
     out_dir: str
+    spec_path: str | None = None  # the experiment file, for the manifest's git commit
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,33 +54,55 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     )
 
 
+def _shrunk_config(like: str, scratch: Any, trust_remote_code: bool) -> Any:
+    """The config of `like` (same architecture family) at the scratch model's small size."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(like, trust_remote_code=trust_remote_code)
+    heads = scratch.heads
+    sizes = {"hidden_size": scratch.hidden_size, "num_hidden_layers": scratch.layers,
+             "num_attention_heads": heads, "num_key_value_heads": heads,
+             "intermediate_size": scratch.intermediate_size or 2 * scratch.hidden_size,
+             "head_dim": scratch.hidden_size // heads, "max_position_embeddings": scratch.max_position}
+    for key, value in sizes.items():
+        if hasattr(config, key):
+            setattr(config, key, value)
+    return config
+
+
 def build_scratch_base(exp: Experiment, train_rows: list[dict[str, str]], folder: Path) -> Path:
-    """Trains the tokenizer, draws the random weights, saves both; reuses a finished folder."""
+    """Builds the tokenizer and draws the random weights, saves both; reuses a finished folder."""
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     if (folder / "config.json").exists():
         return folder
     scratch = exp.model.scratch
     assert scratch is not None
-    texts = [r["prompt"] + "\n" + r["completion"] for r in train_rows]
-    tokenizer = train_tokenizer(texts, scratch.vocab_size)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=scratch.hidden_size,
-        intermediate_size=scratch.intermediate_size or 2 * scratch.hidden_size,
-        num_hidden_layers=scratch.layers,
-        num_attention_heads=scratch.heads,
-        num_key_value_heads=scratch.heads,
-        max_position_embeddings=scratch.max_position,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
+    if scratch.like:
+        tokenizer = AutoTokenizer.from_pretrained(scratch.like,
+                                                  trust_remote_code=exp.model.trust_remote_code)
+        config = _shrunk_config(scratch.like, scratch, exp.model.trust_remote_code)
+    else:
+        texts = [r["prompt"] + "\n" + r["completion"] for r in train_rows]
+        tokenizer = train_tokenizer(texts, scratch.vocab_size)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=scratch.hidden_size,
+            intermediate_size=scratch.intermediate_size or 2 * scratch.hidden_size,
+            num_hidden_layers=scratch.layers,
+            num_attention_heads=scratch.heads,
+            num_key_value_heads=scratch.heads,
+            max_position_embeddings=scratch.max_position,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            tie_word_embeddings=True,
+        )
     torch.manual_seed(exp.train.seed)
     model = AutoModelForCausalLM.from_config(config)
     tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     tokenizer.save_pretrained(tmp)
     model.save_pretrained(tmp)
     tmp.replace(folder)  # whole or absent: a killed run never leaves half a base model
@@ -103,6 +126,10 @@ def load_tokenizer(ref: str, exp: Experiment) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=exp.model.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    template = exp.model.chat_template
+    if template:
+        path = Path(template).expanduser()
+        tokenizer.chat_template = path.read_text() if "{" not in template and path.exists() else template
     return tokenizer
 
 
@@ -125,6 +152,14 @@ def render(rows: list[dict[str, str]], tokenizer: Any) -> list[dict[str, Any]]:
             for r in rows
         ]
     return [{"prompt": r["prompt"] + "\n", "completion": r["completion"]} for r in rows]
+
+
+def prompt_text(prompt: str, tokenizer: Any) -> str:
+    """The prompt as the model sees it at inference, exactly as `render` shows it in training."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                             add_generation_prompt=True, tokenize=False)
+    return prompt + "\n"
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

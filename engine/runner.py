@@ -17,10 +17,11 @@ from typing import Any, Protocol
 from tunelab.engine import data as data_prep
 from tunelab.engine import model as models
 from tunelab.engine import search
-from tunelab.engine.errors import TrainError
+from tunelab.engine.errors import SpecError, TrainError
+from tunelab.engine.evaluate import verdict
 from tunelab.engine.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import LoadedSpec, with_overrides
-from tunelab.store import Spool, evaluations
+from tunelab.store import Spool, evaluations, get_experiment, list_experiments
 
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -109,21 +110,56 @@ def run_child(kind: str, job: TrialJob, on_progress: Any = None) -> TrialResult:
 
 class Runner:
     def __init__(self, spec: LoadedSpec, store: Path, reporter: Reporter,
-                 storage: str | None = None) -> None:
+                 storage: str | None = None, new_study: bool = False, smoke: bool = False) -> None:
+        self.store = Path(store)
+        if smoke:
+            spec = spec.smoke()
+        spec = self._checked_identity(spec, new_study)
+        self.smoke = smoke
         self.spec = spec
         self.exp = spec.experiment
-        self.store = Path(store)
         self.reporter = reporter
         self.runs, journal = paths(self.store, self.exp.name)
         self.storage = storage or str(journal)
         self.spool = Spool(self.store, tag="run")
+
+    def _checked_identity(self, spec: LoadedSpec, new_study: bool) -> LoadedSpec:
+        """Refuses to mix trials of a changed file into an existing study (the comparison
+        would silently break); --new-study starts a sibling study instead."""
+        if not self.store.exists():
+            return spec
+        name = spec.experiment.name
+        known = get_experiment(self.store, name)
+        if known is None or not known.spec_hash or known.spec_hash == spec.spec_hash():
+            return spec
+        if not new_study:
+            raise SpecError(
+                f"the study {name!r} in {self.store} was run from a different version of "
+                f"{spec.path.name} (its trials would not be comparable with new ones).\n"
+                "Either revert your changes to the file, or run with --new-study to start a "
+                "new study beside the old one (trials, budget and timeout may change freely).",
+                "experiment changed")
+        taken = {e.name for e in list_experiments(self.store)}
+        version = 2
+        while f"{name}-v{version}" in taken:
+            version += 1
+        return spec.renamed(f"{name}-v{version}")
 
     # -- recording
     def _trial_row(self, number: int, state: str, params: dict[str, Any], started: float,
                    result: TrialResult | None = None) -> dict[str, Any]:
         now = time.time()
         kind = params.get("method.kind", self.exp.method.kind)
-        return {"table": "trials", "row": {
+        info = result.info if result else {}
+        values = info.get("values") or {}
+        success = None
+        if self.exp.success and state == "complete":
+            success = all(verdict(self.exp.success, values).values())
+        extra = {key: info.get(key) for key in (
+            "device", "micro_batch", "accumulation", "steps", "tokens", "disk_bytes", "cost")}
+        extra.update({"params_total": info.get("params"), "params_trainable": info.get("trainable"),
+                      "peak_memory_bytes": info.get("peak_memory"), "success": success})
+        return {"table": "trials", "row": {**extra,
             "experiment": self.exp.name, "number": number, "state": state, "method_kind": kind,
             "params": json.dumps(params), "value": result.value if result else None,
             "started_at": started, "finished_at": now if result else None,
@@ -146,7 +182,7 @@ class Runner:
         return TrialJob(store=str(self.store), experiment=exp_dict, number=number,
                         trial_id=trial_id, study_name=self.exp.name, storage=self.storage,
                         base=base, data={k: str(v) for k, v in prepared.files.items()},
-                        out_dir=str(out))
+                        out_dir=str(out), spec_path=str(self.spec.path))
 
     # -- the sweep
     def run(self) -> RunSummary:
@@ -155,24 +191,47 @@ class Runner:
         finally:
             self.spool.close()
 
+    def _prepare(self) -> tuple[data_prep.PreparedData, str]:
+        """The data splits and the base model, made once and reused by every trial."""
+        exp = self.exp
+        prepared = data_prep.prepare(self.spec, self.runs / "data")
+        self.reporter.event("data", report=prepared.report, fingerprint=prepared.fingerprint,
+                            smoke=self.smoke)
+        if self.smoke:
+            prepared = _smoke_data(prepared, self.runs / "data-smoke")
+        self._record_experiment()
+        base = models.base_ref(exp, prepared.fingerprint, self.runs)
+        folder = models.base_folder(exp, prepared.fingerprint, self.runs)
+        if folder is not None and not (folder / "config.json").exists():
+            self.reporter.event("building_base")
+            result = run_child("base", self._job(None, None, exp.model_dump(mode="json"), base,
+                                                 prepared, self.runs / "base"))
+            if result.state != "complete":
+                raise TrainError(f"could not build the scratch model: {result.error}")
+        return prepared, base
+
+    def rerun(self, number: int, seed: int | None) -> TrialOutcome:
+        """Runs trial `number` again with its parameters (and another seed, if given), as a new
+        trial of the same study."""
+        try:
+            prepared, base = self._prepare()
+            study = search.open_study(self.exp, self.storage)
+            found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+            if not found:
+                raise TrainError(f"{self.exp.name} has no trial {number}")
+            study.enqueue_trial(found[0].params, user_attrs={"rerun_of": number})
+            extra = {"train.seed": seed} if seed is not None else {}
+            return self._one_trial(study, base, prepared, extra)
+        finally:
+            self.spool.close()
+
     def _run(self) -> RunSummary:
         import optuna
 
         exp = self.exp
         summary = RunSummary(exp.name)
-        prepared = data_prep.prepare(self.spec, self.runs / "data")
-        self.reporter.event("data", report=prepared.report, fingerprint=prepared.fingerprint)
-        self._record_experiment()
-
-        base = models.base_ref(exp, prepared.fingerprint, self.runs)
+        prepared, base = self._prepare()
         plain = exp.model_dump(mode="json")
-        folder = models.base_folder(exp, prepared.fingerprint, self.runs)
-        if folder is not None and not (folder / "config.json").exists():
-            self.reporter.event("building_base")
-            result = run_child("base", self._job(None, None, plain, base, prepared,
-                                                 self.runs / "base"))
-            if result.state != "complete":
-                raise TrainError(f"could not build the scratch model: {result.error}")
 
         study = search.open_study(exp, self.storage)
         for stale in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
@@ -189,9 +248,13 @@ class Runner:
 
         done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         failures = 0
+        started = time.monotonic()
         self.reporter.event("sweep", trials=exp.search.trials,
                             finished=len(study.get_trials(deepcopy=False, states=done_states)))
         while len(study.get_trials(deepcopy=False, states=done_states)) < exp.search.trials:
+            if exp.search.timeout and time.monotonic() - started > exp.search.timeout:
+                self.reporter.event("timeout", seconds=exp.search.timeout)
+                break
             outcome = self._one_trial(study, base, prepared)
             summary.trials.append(outcome)
             failures = failures + 1 if outcome.result.state == "failed" else 0
@@ -222,11 +285,12 @@ class Runner:
         self.reporter.event("baseline", values=values, cached=False)
         return values
 
-    def _one_trial(self, study: Any, base: str, prepared: data_prep.PreparedData) -> TrialOutcome:
+    def _one_trial(self, study: Any, base: str, prepared: data_prep.PreparedData,
+                   extra: dict[str, Any] | None = None) -> TrialOutcome:
         import optuna
 
         trial = study.ask()
-        params = search.sample(trial, self.exp)
+        params = {**search.sample(trial, self.exp), **(extra or {})}
         trial_exp = with_overrides(self.spec, params)
         started = time.time()
         number = trial.number
@@ -236,7 +300,7 @@ class Runner:
                 "value_num": float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
                 else None, "value_text": str(v)}} for k, v in params.items()])
         self.reporter.event("trial_start", number=number, params=params,
-                            epochs=trial_exp.train.epochs)
+                            epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,
                         prepared, self.runs / f"trial-{number:04d}")
         try:
@@ -257,3 +321,15 @@ class Runner:
         outcome = TrialOutcome(number, params, result, time.time() - started)
         self.reporter.event("trial_end", outcome=outcome)
         return outcome
+
+
+def _smoke_data(prepared: data_prep.PreparedData, folder: Path) -> data_prep.PreparedData:
+    """A few dozen rows of each split: enough to run every stage once, in seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    limits = {"train": 48, "validation": 16, "test": 16}
+    files = {}
+    for split, path in prepared.files.items():
+        rows = data_prep.read_rows(path)[: limits.get(split, 16)]
+        files[split] = folder / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return data_prep.PreparedData(prepared.fingerprint, folder, prepared.report, files)

@@ -27,7 +27,8 @@ class _Strict(BaseModel):
 class ScratchModel(_Strict):
     """A randomly initialised model with a tokenizer trained on the training data."""
 
-    arch: Literal["llama"] = "llama"
+    arch: Literal["llama", "auto"] = "llama"  # auto: the architecture of `like`, shrunk
+    like: str | None = None  # a hub id or folder whose config and tokenizer to copy (smoke runs)
     hidden_size: int = Field(128, ge=8)
     layers: int = Field(4, ge=1)
     heads: int = Field(4, ge=1)
@@ -41,6 +42,7 @@ class ModelSpec(_Strict):
     scratch: ScratchModel | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
+    chat_template: str | None = None  # a Jinja template, or a file holding one, to use instead
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -71,23 +73,39 @@ class DataSpec(_Strict):
 
 
 class MethodSpec(_Strict):
-    kind: Literal["full", "lora"] = "lora"
+    kind: Literal["full", "lora", "qlora", "prefix"] = "lora"
+    # LoRA and QLoRA
     r: int = Field(16, ge=1, le=1024)
-    alpha_ratio: float = Field(2.0, gt=0)
+    alpha_ratio: float = Field(2.0, gt=0)  # lora_alpha = r * alpha_ratio
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
+    use_dora: bool = False
+    # QLoRA: the 4-bit quantisation of the frozen base
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # prefix tuning
+    num_virtual_tokens: int = Field(20, ge=1, le=512)
 
 
 # Keys of [method] that only some kinds read; when method.kind is searched they are
 # sampled only in the trials of those kinds.
+ADAPTER_KINDS = {"lora", "qlora"}
 METHOD_KEYS_OF_KIND: dict[str, set[str]] = {
-    "r": {"lora"},
-    "alpha_ratio": {"lora"},
-    "dropout": {"lora"},
-    "target_modules": {"lora"},
+    "r": ADAPTER_KINDS,
+    "alpha_ratio": ADAPTER_KINDS,
+    "dropout": ADAPTER_KINDS,
+    "target_modules": ADAPTER_KINDS,
+    "use_dora": ADAPTER_KINDS,
+    "quant_type": {"qlora"},
+    "double_quant": {"qlora"},
+    "compute_dtype": {"qlora"},
+    "num_virtual_tokens": {"prefix"},
 }
 
-DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4}
+# Learning rates from practice: full fine-tuning moves every weight and wants a small step;
+# adapters start from zero and want a larger one; prefix tuning larger still.
+DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4, "qlora": 2e-4, "prefix": 3e-3}
 
 
 class TrainSpec(_Strict):
@@ -100,8 +118,20 @@ class TrainSpec(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8)
     seed: int = 42
-    early_stopping_patience: int | None = Field(2, ge=1)
+    early_stopping_patience: int | None = Field(2, ge=1)  # evaluations without improvement
     logging_steps: int = Field(5, ge=1)
+    eval_every: Literal["epoch"] | int = "epoch"  # or a number of optimizer steps
+    gradient_checkpointing: bool = False  # trades compute for memory on long sequences
+    max_oom_retries: int = Field(3, ge=0, le=8)  # halvings of the micro-batch on out-of-memory
+
+    @model_validator(mode="after")
+    def _micro_divides(self) -> TrainSpec:
+        micro = self.micro_batch_size
+        if micro != "auto" and self.batch_size % int(micro):
+            raise ValueError(f"micro_batch_size {micro} must divide batch_size {self.batch_size}")
+        if isinstance(self.eval_every, int) and self.eval_every < 1:
+            raise ValueError("eval_every must be \"epoch\" or a number of steps >= 1")
+        return self
 
 
 class RangeSpec(_Strict):
@@ -126,12 +156,14 @@ class PrunerSpec(_Strict):
 
 
 class SearchSpec(_Strict):
-    trials: int = Field(8, ge=1)
+    trials: int = Field(8, ge=1)  # finished (complete or pruned) trials to reach
+    timeout: float | None = Field(None, gt=0)  # seconds; no new trial starts after it
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "none"] | PrunerSpec = "median"
-    objective: Literal["eval_loss"] = "eval_loss"
+    objective: str = "eval_loss"  # eval_loss, or a metric of [eval] metrics (on validation)
     direction: Literal["minimize", "maximize"] = "minimize"
     seed: int = 0
+    workers: int = Field(1, ge=1)
     space: dict[str, RangeSpec | list[Any]] = {}
 
     @property
@@ -139,8 +171,27 @@ class SearchSpec(_Strict):
         return self.pruner if isinstance(self.pruner, PrunerSpec) else PrunerSpec(kind=self.pruner)
 
 
+GENERATION_METRICS = ("exact_match", "accuracy", "macro_f1", "bleu", "chrf", "rouge_l", "contains")
+LOSS_METRICS = ("loss", "perplexity")
+
+
 class EvalSpec(_Strict):
-    baseline: bool = True
+    baseline: bool = True  # evaluate the base model once, before the trials
+    metrics: list[Literal["perplexity", "exact_match", "accuracy", "macro_f1", "bleu", "chrf",
+                          "rouge_l", "contains"]] = ["perplexity"]
+    samples: int = Field(20, ge=0)  # generated outputs kept per model, for review
+    max_new_tokens: int = Field(64, ge=1)
+    max_examples: int | None = Field(200, ge=1)  # test rows generated for metrics (None: all)
+    general: str | None = None  # held-out general text (JSONL with "text"): forgetting check
+
+
+CONDITION = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+class ResourcesSpec(_Strict):
+    devices: Literal["auto"] | list[int] = "auto"
+    gpus_per_trial: int = Field(1, ge=1)
+    price_per_hour: float = Field(0.0, ge=0)  # per device: the estimated cost of each trial
 
 
 class Experiment(_Strict):
@@ -152,6 +203,24 @@ class Experiment(_Strict):
     train: TrainSpec = TrainSpec()
     search: SearchSpec = SearchSpec()
     eval: EvalSpec = EvalSpec()
+    success: dict[str, str] = {}  # metric -> condition, e.g. exact_match = ">= 0.9" (on test)
+    resources: ResourcesSpec = ResourcesSpec()
+
+    @model_validator(mode="after")
+    def _objective_and_success_are_computed(self) -> Experiment:
+        computed = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
+        if self.search.objective not in computed:
+            raise ValueError(
+                f"search.objective {self.search.objective!r} is never computed; use eval_loss "
+                f"or add it to eval.metrics (computed: {', '.join(sorted(computed))})")
+        for metric, condition in self.success.items():
+            if metric not in computed:
+                raise ValueError(f"success.{metric}: {metric!r} is never computed; add it to "
+                                 f"eval.metrics (computed: {', '.join(sorted(computed))})")
+            if not CONDITION.match(condition):
+                raise ValueError(f"success.{metric}: {condition!r} is not a condition; "
+                                 "write e.g. \">= 0.9\" or \"< 1.5\"")
+        return self
 
     @property
     def learning_rate(self) -> float:
@@ -173,8 +242,39 @@ class LoadedSpec(_Strict):
         p = Path(self.experiment.data.train).expanduser()
         return p if p.is_absolute() else self.folder / p
 
+    def renamed(self, name: str) -> LoadedSpec:
+        raw = set_path(self.raw, "name", name)
+        return LoadedSpec(experiment=Experiment.model_validate(raw), path=self.path, raw=raw)
+
+    def smoke(self) -> LoadedSpec:
+        """The same pipeline in under a minute on a CPU: a tiny model of the same family, one
+        short epoch, two trials, a separate study (`NAME-smoke`) so the real one stays clean."""
+        raw = self.raw
+        model = raw.get("model", {})
+        if "base" in model:
+            tiny: dict[str, Any] = {"arch": "auto", "like": model["base"], "hidden_size": 64,
+                                    "layers": 2, "heads": 4}
+        else:
+            tiny = {**model.get("scratch", {}), "hidden_size": 32, "layers": 1, "heads": 2}
+        changes = {"name": f"{self.experiment.name}-smoke"[:64], "model.scratch": tiny,
+                   "train.epochs": 1, "train.batch_size": 8, "train.micro_batch_size": "auto",
+                   "train.logging_steps": 1, "search.trials": 2, "search.timeout": None,
+                   "search.pruner": "none", "eval.samples": 4, "eval.max_examples": 8,
+                   "eval.max_new_tokens": 16}
+        for key, value in changes.items():
+            raw = set_path(raw, key, value)
+        raw["model"].pop("base", None)
+        raw["search"].pop("timeout", None)
+        return LoadedSpec(experiment=Experiment.model_validate(raw), path=self.path, raw=raw)
+
     def spec_hash(self) -> str:
-        text = json.dumps(self.experiment.model_dump(mode="json"), sort_keys=True)
+        """What makes trials comparable: everything but the budget, the text and the hardware."""
+        plain = self.experiment.model_dump(mode="json")
+        plain.pop("description", None)
+        plain.pop("resources", None)
+        for key in ("trials", "timeout", "workers"):
+            plain["search"].pop(key, None)
+        text = json.dumps(plain, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

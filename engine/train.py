@@ -1,19 +1,28 @@
 """One supervised fine-tuning trial, top to bottom: setup, train, evaluate, save.
 
-Runs inside a fresh trial process (see runner.py). Every logged number goes to
-the store through this process's spool; each evaluation is reported to Optuna,
-which may prune the trial; the best checkpoint by validation loss is kept.
+Runs inside a fresh trial process (see runner.py). Every logged number goes to the store
+through this process's spool; each evaluation is reported to Optuna, which may prune the
+trial; the best checkpoint by validation loss is kept. On CUDA out-of-memory the trial starts
+over with half the micro-batch and twice the accumulation: the same effective batch, so the
+comparison with other trials stays fair.
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import math
+import os
+import platform
+import resource
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from tunelab.engine import model as models
+from tunelab.engine.evaluate import evaluate_model, evaluation_events, objective_value, sample_events
 from tunelab.engine.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.store import Spool
@@ -21,34 +30,79 @@ from tunelab.store import Spool
 # Keys of the trainer's log that are bookkeeping, not metrics
 _SKIP = {"epoch", "total_flos", "num_input_tokens_seen", "train_tokens_per_second"}
 
+# Tests set this to make the first N attempts of a trial fail as if CUDA ran out of memory.
+FAULT_OOM = "TUNELAB_FAULT_OOM_ATTEMPTS"
 
-def micro_batch(exp: Experiment) -> tuple[int, int]:
-    """(micro-batch, accumulation) whose product is exactly the effective batch size."""
+
+class OutOfMemory(Exception):
+    pass
+
+
+def _is_oom(error: BaseException) -> bool:
+    return isinstance(error, OutOfMemory) or type(error).__name__ == "OutOfMemoryError" or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def first_micro_batch(exp: Experiment, device: str) -> int:
+    """The micro-batch to try first: the file's, or for `auto` the largest divisor of the
+    effective batch up to 32 (64 on a GPU); out-of-memory halves it from there."""
     effective = exp.train.batch_size
     if exp.train.micro_batch_size != "auto":
-        micro = min(int(exp.train.micro_batch_size), effective)
-    else:
-        micro = max(d for d in range(1, min(effective, 16) + 1) if effective % d == 0)
-    return micro, math.ceil(effective / micro)
+        return int(exp.train.micro_batch_size)
+    top = 64 if device == "cuda" else 32
+    return max(d for d in range(1, min(effective, top) + 1) if effective % d == 0)
+
+
+def load_for_method(ref: str, exp: Experiment) -> Any:
+    """The base model, 4-bit quantised for QLoRA."""
+    if exp.method.kind != "qlora":
+        return models.load_model(ref, exp)
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    _, dtype = models.device_and_dtype(exp)
+    compute = dtype if exp.method.compute_dtype == "auto" else getattr(torch, exp.method.compute_dtype)
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=exp.method.quant_type,
+                               bnb_4bit_use_double_quant=exp.method.double_quant,
+                               bnb_4bit_compute_dtype=compute)
+    model = AutoModelForCausalLM.from_pretrained(ref, quantization_config=quant, dtype=compute,
+                                                 trust_remote_code=exp.model.trust_remote_code)
+    return prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=exp.train.gradient_checkpointing)
+
+
+def peft_config(exp: Experiment) -> Any:
+    from peft import LoraConfig, PrefixTuningConfig
+
+    method = exp.method
+    if method.kind in {"lora", "qlora"}:
+        return LoraConfig(r=method.r, lora_alpha=int(round(method.r * method.alpha_ratio)),
+                          lora_dropout=method.dropout, target_modules=method.target_modules,
+                          use_dora=method.use_dora, task_type="CAUSAL_LM")
+    if method.kind == "prefix":
+        return PrefixTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM")
+    return None
 
 
 def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
                   callbacks: list[Any], train_rows: list[dict[str, Any]],
-                  eval_rows: list[dict[str, Any]]) -> Any:
+                  eval_rows: list[dict[str, Any]], micro: int) -> Any:
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
     device, dtype = models.device_and_dtype(exp)
-    micro, accumulation = micro_batch(exp)
+    accumulation = max(1, exp.train.batch_size // micro)
     steps_per_epoch = math.ceil(len(train_rows) / (micro * accumulation))
     total_steps = steps_per_epoch * exp.train.epochs
+    by_steps = isinstance(exp.train.eval_every, int)
+    optim = "paged_adamw_8bit" if exp.method.kind == "qlora" and device == "cuda" else "adamw_torch"
     args = SFTConfig(
         output_dir=str(Path(job.out_dir) / "checkpoints"),
         num_train_epochs=exp.train.epochs,
         per_device_train_batch_size=micro,
-        per_device_eval_batch_size=micro * 2,
+        per_device_eval_batch_size=micro,
         gradient_accumulation_steps=accumulation,
         learning_rate=exp.learning_rate,
         lr_scheduler_type=exp.train.scheduler,
@@ -57,31 +111,27 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
         max_length=exp.train.max_length,
         seed=exp.train.seed,
         logging_steps=exp.train.logging_steps,
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        eval_strategy="steps" if by_steps else "epoch",
+        save_strategy="steps" if by_steps else "epoch",
+        eval_steps=exp.train.eval_every if by_steps else None,
+        save_steps=exp.train.eval_every if by_steps else None,
         save_total_limit=2,  # the best and the latest; the rest are deleted as it goes
         save_only_model=True,
         load_best_model_at_end=True,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         completion_only_loss=True,
+        # TRL turns this on by default; it costs a second forward pass and breaks prefix tuning
+        gradient_checkpointing=exp.train.gradient_checkpointing and exp.method.kind != "prefix",
+        optim=optim,
         include_num_input_tokens_seen=True,
         report_to=[],
         disable_tqdm=True,
         use_cpu=device == "cpu",
-        bf16=dtype is not None and str(dtype) == "torch.bfloat16",
-        fp16=dtype is not None and str(dtype) == "torch.float16",
+        bf16=str(dtype) == "torch.bfloat16",
+        fp16=str(dtype) == "torch.float16",
         dataloader_num_workers=0,
     )
-    peft_config = None
-    if exp.method.kind == "lora":
-        peft_config = LoraConfig(
-            r=exp.method.r,
-            lora_alpha=int(round(exp.method.r * exp.method.alpha_ratio)),
-            lora_dropout=exp.method.dropout,
-            target_modules=exp.method.target_modules,
-            task_type="CAUSAL_LM",
-        )
     if exp.train.early_stopping_patience:
         callbacks = [*callbacks, EarlyStoppingCallback(exp.train.early_stopping_patience)]
     return SFTTrainer(
@@ -90,7 +140,7 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
         train_dataset=Dataset.from_list(models.render(train_rows, tokenizer)),
         eval_dataset=Dataset.from_list(models.render(eval_rows, tokenizer)),
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=peft_config(exp),
         callbacks=callbacks,
     )
 
@@ -116,7 +166,8 @@ def _metric_events(experiment: str, trial: int, state: Any, logs: dict[str, Any]
     return events
 
 
-def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any) -> tuple[list, dict]:
+def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, attempt: int,
+               ) -> tuple[list, dict]:
     import optuna
     from transformers import TrainerCallback
 
@@ -129,8 +180,14 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any) -> t
                                   pruner=build_pruner(exp))
         trial = optuna.trial.Trial(study, job.trial_id)
     number = job.number if job.number is not None else -1
+    prunes = exp.search.objective == "eval_loss"  # intermediate values are validation losses
+    faults = int(os.environ.get(FAULT_OOM, "0"))
 
     class Record(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            if attempt < faults:
+                raise OutOfMemory(f"CUDA out of memory (injected by {FAULT_OOM})")
+
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             logs = logs or {}
             spool.write(_metric_events(exp.name, number, state, logs))
@@ -146,12 +203,12 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any) -> t
             if value is None:
                 return
             outcome["evaluations"] += 1
-            progress("eval", {"epoch": state.epoch, "eval_loss": value})
+            progress("eval", {"epoch": state.epoch, "step": state.global_step, "eval_loss": value})
             if not math.isfinite(value):
                 outcome["nan"] = True
                 control.should_training_stop = True
                 return
-            if trial is not None:
+            if trial is not None and prunes:
                 trial.report(value, step=outcome["evaluations"])
                 if trial.should_prune():
                     outcome["pruned"] = True
@@ -160,56 +217,130 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any) -> t
     return [Record()], outcome
 
 
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def _peak_memory(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def _git_commit(folder: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def write_manifest(job: TrialJob, exp: Experiment, out: Path, device: str) -> None:
+    """The resolved experiment and what it ran with, so the trial can be re-run exactly."""
+    import importlib.metadata as meta
+
+    versions = {}
+    for package in ("torch", "transformers", "peft", "trl", "datasets", "optuna", "bitsandbytes",
+                    "tunelab"):
+        try:
+            versions[package] = meta.version(package)
+        except meta.PackageNotFoundError:
+            continue
+    spec_path = job.spec_path
+    manifest = {
+        "experiment": exp.name, "trial": job.number, "seed": exp.train.seed, "base": job.base,
+        "data_fingerprint": Path(job.data["train"]).parent.name, "data": job.data,
+        "device": device, "python": platform.python_version(), "packages": versions,
+        "git_commit": _git_commit(Path(spec_path).parent) if spec_path else None,
+        "created": time.time(),
+    }
+    (out / "experiment.json").write_text(json.dumps(exp.model_dump(mode="json"), indent=1))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool: Spool,
+                progress: Any, rows: tuple[list, list, list]) -> TrialResult:
+    out = Path(job.out_dir)
+    train_rows, val_rows, test_rows = rows
+    device, _ = models.device_and_dtype(exp)
+    tokenizer = models.load_tokenizer(job.base, exp)
+    model = load_for_method(job.base, exp)
+    callbacks, outcome = _callbacks(job, exp, spool, progress, attempt)
+    trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows, micro)
+    total, trainable = models.count_parameters(trainer.model)
+    progress("start", {"params": total, "trainable": trainable, "micro_batch": micro,
+                       "accumulation": exp.train.batch_size // micro})
+
+    # train
+    trainer.train()
+    state = trainer.state
+    info = {"steps": state.global_step, "tokens": int(state.num_input_tokens_seen or 0),
+            "params": total, "trainable": trainable, "micro_batch": micro,
+            "accumulation": exp.train.batch_size // micro, "device": device}
+    if outcome["nan"]:
+        return TrialResult("failed", fail_reason="nan", info=info,
+                           error="the loss became NaN or infinite; lower the learning rate")
+    best = state.best_metric
+    if outcome["pruned"]:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        return TrialResult("pruned", value=best, info=info)
+
+    # evaluate the best checkpoint (the trainer loaded it back) on validation and test
+    progress("evaluate", {})
+    values, samples = evaluate_model(trainer, trainer.model, tokenizer, exp, val_rows, test_rows,
+                                     val_loss=best)
+    ref = f"trial:{job.number}"
+    spool.write(evaluation_events(exp, ref, values) + sample_events(exp, ref, samples))
+
+    # save the best checkpoint (the adapter alone for LoRA, QLoRA and prefix) and drop the rest
+    trainer.save_model(str(out / "best"))
+    tokenizer.save_pretrained(str(out / "best"))
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    info["values"] = values
+    return TrialResult("complete", value=objective_value(exp, values), info=info)
+
+
 def run_trial(job: TrialJob, progress: Any) -> TrialResult:
+    from tunelab.engine.data import read_rows
+
     exp = Experiment.model_validate(job.experiment)
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-
-    # setup
-    from tunelab.engine.data import read_rows
-
-    train_rows, val_rows, test_rows = (read_rows(job.data[s]) for s in ("train", "validation", "test"))
-    tokenizer = models.load_tokenizer(job.base, exp)
-    model = models.load_model(job.base, exp)
+    device, _ = models.device_and_dtype(exp)
+    write_manifest(job, exp, out, device)
+    rows = tuple(read_rows(job.data[s]) for s in ("train", "validation", "test"))
+    started = time.time()
+    micro = first_micro_batch(exp, device)
     spool = Spool(job.store, tag=f"trial{job.number}")
     try:
-        callbacks, outcome = _callbacks(job, exp, spool, progress)
-        trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows)
-        total, trainable = models.count_parameters(trainer.model)
-        progress("start", {"params": total, "trainable": trainable})
+        for attempt in range(exp.train.max_oom_retries + 1):
+            try:
+                result = _train_once(job, exp, micro, attempt, spool, progress, rows)  # type: ignore[arg-type]
+                break
+            except Exception as error:
+                if not _is_oom(error):
+                    raise
+                shutil.rmtree(out / "checkpoints", ignore_errors=True)
+                gc.collect()
+                if device == "cuda":
+                    import torch
 
-        # train
-        trainer.train()
-        state = trainer.state
-        if outcome["nan"]:
-            return TrialResult("failed", fail_reason="nan",
-                               error="the loss became NaN or infinite; lower the learning rate")
-        best = state.best_metric
-        if outcome["pruned"]:
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-            return TrialResult("pruned", value=best, info={"steps": state.global_step})
-
-        # evaluate the best checkpoint (loaded back by the trainer) on the test split
-        now = time.time()
-        ref = f"trial:{job.number}"
-        rows = [("validation", "loss", best)]
-        if test_rows:
-            from datasets import Dataset
-
-            test = Dataset.from_list(models.render(test_rows, tokenizer))
-            metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix="test")
-            rows.append(("test", "loss", metrics["test_loss"]))
-        rows += [(split, "perplexity", math.exp(min(v, 50))) for split, name, v in list(rows)]
-        spool.write([{"table": "evaluations", "row": {
-            "experiment": exp.name, "model_ref": ref, "split": s, "name": n, "value": v,
-            "time": now}} for s, n, v in rows])
-
-        # save the best checkpoint (the adapter alone for LoRA) and drop the rest
-        trainer.save_model(str(out / "best"))
-        tokenizer.save_pretrained(str(out / "best"))
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        return TrialResult("complete", value=best, info={
-            "steps": state.global_step, "tokens": int(state.num_input_tokens_seen or 0),
-            "params": total, "trainable": trainable})
+                    torch.cuda.empty_cache()
+                if micro == 1 or attempt == exp.train.max_oom_retries:
+                    result = TrialResult("failed", fail_reason="oom", info={"micro_batch": micro},
+                                         error=f"out of memory at micro-batch {micro} after "
+                                               f"{attempt + 1} attempts: {error}")
+                    break
+                progress("oom", {"micro_batch": micro, "next": micro // 2})
+                micro //= 2  # same effective batch: accumulation doubles
+        hours = (time.time() - started) / 3600
+        devices = exp.resources.gpus_per_trial if device == "cuda" else 1
+        result.info.update({
+            "peak_memory": _peak_memory(device), "disk_bytes": _folder_bytes(out / "best"),
+            "cost": hours * devices * exp.resources.price_per_hour, "device": device})
+        return result
     finally:
         spool.close()

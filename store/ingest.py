@@ -31,8 +31,10 @@ RULES: dict[str, TableRule] = {
     "experiments": TableRule(("name",), order="updated_at", keep_on_update=("created_at",)),
     "trials": TableRule(("experiment", "number"), order="updated_at"),
     "trial_params": TableRule(("experiment", "number", "name")),
-    "metrics": TableRule(("experiment", "trial", "split", "name", "step")),
+    # a trial retried after out-of-memory logs the same steps again: the newer value wins
+    "metrics": TableRule(("experiment", "trial", "split", "name", "step"), order="time"),
     "evaluations": TableRule(("experiment", "model_ref", "split", "name"), order="time"),
+    "samples": TableRule(("experiment", "model_ref", "prompt_id"), order="time"),
 }
 
 

@@ -101,3 +101,17 @@ def query(store: str | Path, sql: str, wait: float = 10.0) -> QueryResult:
         types = [str(d[1]) for d in cursor.description]
         rows = cursor.fetchall()
     return QueryResult(columns, types, rows)
+
+
+def experiment_spec(store: str | Path, name: str) -> dict[str, Any]:
+    """The resolved experiment an experiment was last run with (empty if unknown)."""
+    with connection.reading(store) as con:
+        row = con.execute("SELECT spec FROM experiments WHERE name = ?", [name]).fetchone()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+def experiment_source(store: str | Path, name: str) -> str | None:
+    """The experiment file an experiment was last run from."""
+    with connection.reading(store) as con:
+        row = con.execute("SELECT spec_path FROM experiments WHERE name = ?", [name]).fetchone()
+    return row[0] if row else None

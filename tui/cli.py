@@ -109,6 +109,11 @@ class ConsoleReporter:
             self.current = {"number": data["number"], "params": data["params"],
                             "epochs": data["epochs"], "epoch": 0, "eval": None}
             self._status(self._trial_text(data["number"], data["params"], "starting…"))
+        elif name == "trial_progress" and data["kind"] == "oom":
+            self._stop_live()
+            console.print(f"trial {data['number']}: out of memory at micro-batch "
+                          f"{data['micro_batch']}; retrying at {data['next']} with twice the "
+                          "gradient accumulation (same effective batch)")
         elif name == "trial_progress":
             kind = data["kind"]
             if kind == "eval":
@@ -144,6 +149,11 @@ def run(
     storage: Annotated[str | None, typer.Option(
         help="Optuna storage: an RDB URL (postgresql://…) or a journal file. "
              "Default: a journal file beside the store.")] = None,
+    smoke: Annotated[bool, typer.Option(
+        "--smoke", help="The whole pipeline on a tiny model of the same family, a few dozen "
+                        "examples and two short trials, in a separate study NAME-smoke.")] = False,
+    new_study: Annotated[bool, typer.Option(
+        "--new-study", help="The file changed since its study ran: start NAME-v2 beside it.")] = False,
 ) -> None:
     """Run an experiment: prepare the data, evaluate the baseline, run the sweep.
 
@@ -153,9 +163,12 @@ def run(
     from tunelab.engine.spec import load_spec
 
     spec = load_spec(file, set_ or [])
-    name = spec.experiment.name
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    runner = Runner(spec, store, ConsoleReporter(name), storage=storage)
+    reporter = ConsoleReporter(spec.experiment.name)
+    runner = Runner(spec, store, reporter, storage=storage, new_study=new_study, smoke=smoke)
+    name = reporter.name = runner.exp.name
+    if new_study and name != spec.experiment.name:
+        console.print(f"[bold]{name}[/]: a new study beside {spec.experiment.name!r}")
     try:
         runner.run()
     except KeyboardInterrupt:
@@ -164,8 +177,78 @@ def run(
         raise typer.Exit(130) from None
     console.print()
     _print_trials(store, name)
+    if smoke:
+        console.print(f"smoke run passed: every stage ran. Next: tunelab run {file}")
+        return
     console.print(f"next: tunelab trials {name} · "
                   f"tunelab sql \"select state, count(*) from trials group by 1\"")
+
+
+# ---------------------------------------------------------------- check, schema
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="The experiment file (TOML).")],
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Print every resolved key, defaults marked.")] = False,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a key, as with `tunelab run` (repeatable).")] = None,
+) -> None:
+    """Check an experiment file without running it: every mistake, or the resolved plan."""
+    from tunelab.engine import explain as ex
+    from tunelab.engine.spec import load_spec
+
+    spec = load_spec(file, set_ or [])
+    exp = spec.experiment
+    console.print(f"[bold]{exp.name}[/] ({file}) [green]✓ valid[/]")
+    if exp.description:
+        console.print(exp.description)
+    for line in ex.summary(exp):
+        console.print("  " + line, markup=False)
+    if exp.search.space:
+        console.print(f"search space ({len(exp.search.space)} keys):")
+        width = max(len(k) for k in exp.search.space)
+        for key, what, when in ex.space(exp):
+            console.print(f"  {key:<{width}}  {what}" + (f"  ({when})" if when else ""),
+                          markup=False)
+    unused_by_kind = ex.method_keys_unused(exp)
+    unused = unused_by_kind & {
+        f"method.{k}" for k in spec.raw.get("method", {}) if k != "kind"}
+    for key in sorted(unused):
+        console.print(f"[yellow]note:[/] {key} is set but method.kind = "
+                      f"{exp.method.kind!r} does not use it")
+    if explain:
+        table = Table(title="resolved experiment", title_justify="left", box=None)
+        table.add_column("key")
+        table.add_column("value")
+        table.add_column("")
+        for dotted, value, default in ex.resolved(exp):
+            shown = (value if isinstance(value, str) else f"{value:g}"
+                     if isinstance(value, float) else json.dumps(value))
+            note = "[dim]default[/]" if default else ""
+            if dotted in unused_by_kind:
+                note = f"[dim]unused by {exp.method.kind}[/]"
+            table.add_row(dotted, shown, note)
+        console.print(table)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """The JSON Schema of the experiment file, for editor completion and checking.
+
+    With Taplo / Even Better TOML, put `#:schema ./tunelab.schema.json` on the file's first line.
+    """
+    from tunelab.engine.spec import Experiment
+
+    text = json.dumps(Experiment.model_json_schema(), indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")
 
 
 # ---------------------------------------------------------------- trials
@@ -187,29 +270,41 @@ def _print_trials(store: Path, name: str) -> None:
         raise TunelabError(f"no experiment {name!r} in {store} (experiments: {known})",
                            "unknown experiment")
     trials = st.list_trials(store, name)
-    baseline = st.evaluations(store, name).get("base", {})
+    evaluations = st.evaluations(store, name)
+    baseline = evaluations.get("base", {})
+    success: dict[str, str] = st.experiment_spec(store, name).get("success") or {}
     keys: list[str] = []
     for t in trials:
         keys += [k for k in t.params if k not in keys]
     objective = experiment.objective or "objective"
-    table = Table(title=f"{name} · {len(trials)} trials", title_justify="left")
+    table = Table(title=f"{name} · {len(trials)} trials (★ best)", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("state")
     for key in keys:
         table.add_column(fmt.param_name(key), justify="right")
     table.add_column(objective, justify="right")
+    for metric in success:
+        table.add_column(f"test {metric}", justify="right")
+    if success:
+        table.add_column("success")
     table.add_column("duration", justify="right")
-    table.add_column("note")
     best = _best(trials, experiment.direction)
     for t in trials:
         state = {"complete": "[green]complete[/]", "pruned": "[yellow]pruned[/]",
                  "failed": "[red]failed[/]", "running": "[cyan]running[/]"}.get(t.state, t.state)
-        note = "★ best" if best is not None and t.number == best.number else (t.fail_reason or "")
-        table.add_row(str(t.number), state, *[fmt.number(t.params.get(k)) for k in keys],
-                      fmt.number(t.value), fmt.duration(t.duration_s), note)
+        if t.state == "failed" and t.fail_reason:
+            state += f" ({t.fail_reason})"
+        star = "★" if best is not None and t.number == best.number else ""
+        values = evaluations.get(f"trial:{t.number}", {})
+        judged = [fmt.number(values.get(f"test/{m}")) for m in success]
+        if success:
+            judged.append("" if t.state != "complete" else _verdict_mark(success, values))
+        table.add_row(f"{star}{t.number}", state, *[fmt.number(t.params.get(k)) for k in keys],
+                      fmt.number(t.value), *judged, fmt.duration(t.duration_s))
     console.print(table)
     if baseline:
-        console.print(f"baseline: eval_loss {fmt.number(baseline.get('validation/loss'))}")
+        extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in success)
+        console.print(f"baseline: eval_loss {fmt.number(baseline.get('validation/loss'))}{extra}")
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
@@ -217,6 +312,19 @@ def _print_trials(store: Path, name: str) -> None:
             gain = f" vs baseline {fmt.number(baseline['validation/loss'])}"
         console.print(f"[bold]best:[/] trial {best.number} ({shown}) {objective} "
                       f"{fmt.number(best.value)}{gain}")
+        if success:
+            from tunelab.engine.evaluate import verdict
+
+            judged = verdict(success, evaluations.get(f"trial:{best.number}", {}))
+            needs = " and ".join(f"{m} {c}" for m, c in success.items())
+            word = "[green]yes[/]" if all(judged.values()) else "[red]no[/]"
+            console.print(f"success: {word} (needs {needs} on the test split)")
+
+
+def _verdict_mark(success: dict[str, str], values: dict[str, float]) -> str:
+    from tunelab.engine.evaluate import verdict
+
+    return "[green]✓ pass[/]" if all(verdict(success, values).values()) else "[red]✗ fail[/]"
 
 
 @app.command()
@@ -226,6 +334,74 @@ def trials(
 ) -> None:
     """List the trials of an experiment with their parameters, objective and state."""
     _print_trials(store, experiment)
+
+
+def _trial_ref(store: Path, experiment: str, ref: str) -> st.TrialRecord:
+    """`best`, `trial:7` or `7` → the trial."""
+    st.flush_orphans(store)
+    record = st.get_experiment(store, experiment)
+    if record is None:
+        raise TunelabError(f"no experiment {experiment!r} in {store}", "unknown experiment")
+    trials = st.list_trials(store, experiment)
+    if ref == "best":
+        found = _best(trials, record.direction)
+        if found is None:
+            raise TunelabError(f"{experiment} has no complete trial yet", "no best trial")
+        return found
+    number = ref.removeprefix("trial:")
+    if not number.isdigit():
+        raise TunelabError(f"{ref!r}: expected best, trial:N or N", "bad trial")
+    for t in trials:
+        if t.number == int(number):
+            return t
+    raise TunelabError(f"{experiment} has no trial {number}", "unknown trial")
+
+
+@app.command()
+def export(
+    experiment: Annotated[str, typer.Argument(help="The experiment's name.")],
+    trial: Annotated[str, typer.Argument(help="best, trial:N or N.")],
+    out: Annotated[Path, typer.Option("--out", help="The folder to write (new or empty).")],
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="Fold a LoRA/QLoRA adapter into the base weights.")] = False,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """Export a trial's best checkpoint (adapter or merged weights) with a model card."""
+    from tunelab.engine.export import export_trial
+
+    record = _trial_ref(store, experiment, trial)
+    values = st.evaluations(store, experiment).get(f"trial:{record.number}", {})
+    with console.status(f"exporting trial {record.number}…"):
+        folder = export_trial(record, values, out, merge)
+    console.print(f"exported trial {record.number} of {experiment} to {folder}")
+
+
+@app.command()
+def rerun(
+    experiment: Annotated[str, typer.Argument(help="The experiment's name.")],
+    trial: Annotated[str, typer.Argument(help="best, trial:N or N.")],
+    seed: Annotated[int | None, typer.Option(help="Another seed (default: the same).")] = None,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+    storage: Annotated[str | None, typer.Option(help="Optuna storage, as for run.")] = None,
+) -> None:
+    """Run a trial again with the same parameters (and another seed), as a new trial."""
+    from tunelab.engine.runner import Runner
+    from tunelab.engine.spec import load_spec
+
+    record = _trial_ref(store, experiment, trial)
+    source = st.experiment_source(store, experiment)
+    if source is None or not Path(source).exists():
+        raise TunelabError(f"the experiment file of {experiment} ({source}) is gone; "
+                           "rerun needs it", "experiment file missing")
+    spec = load_spec(source)
+    reporter = ConsoleReporter(experiment)
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    runner = Runner(spec, store, reporter, storage=storage)
+    outcome = runner.rerun(record.number, seed)
+    console.print(f"trial {outcome.number} re-ran trial {record.number}"
+                  + (f" with seed {seed}" if seed is not None else "")
+                  + f": {outcome.result.state}, {fmt.number(outcome.result.value)} "
+                    f"(was {fmt.number(record.value)})")
 
 
 # ---------------------------------------------------------------- sql

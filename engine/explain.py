@@ -1,0 +1,86 @@
+"""The experiment as a person reads it: every resolved key with its source, and the search
+space in words. Used by `tunelab check`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from tunelab.engine.spec import DEFAULT_LEARNING_RATE, METHOD_KEYS_OF_KIND, Experiment, RangeSpec
+
+
+def resolved(exp: Experiment) -> list[tuple[str, Any, bool]]:
+    """(dotted key, value, is_default) for every leaf of the resolved experiment."""
+    rows: list[tuple[str, Any, bool]] = []
+
+    def walk(model: BaseModel, prefix: str, parent_default: bool) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            dotted = f"{prefix}{name}"
+            default = parent_default or name not in model.model_fields_set
+            if isinstance(value, BaseModel):
+                walk(value, dotted + ".", default)
+            elif dotted == "train.learning_rate" and value is None:
+                rows.append((dotted, exp.learning_rate, True))
+            elif name == "space":
+                continue
+            else:
+                rows.append((dotted, value, default))
+
+    walk(exp, "", False)
+    return rows
+
+
+def method_keys_unused(exp: Experiment) -> set[str]:
+    kind = exp.method.kind
+    searched = "method.kind" in exp.search.space
+    return {f"method.{key}" for key, kinds in METHOD_KEYS_OF_KIND.items()
+            if kind not in kinds and not searched}
+
+
+def describe_dimension(name: str, dimension: RangeSpec | list[Any]) -> str:
+    if isinstance(dimension, list):
+        return "one of " + ", ".join(str(v) for v in dimension)
+    scale = "log-uniform" if dimension.log else "uniform"
+    step = f" in steps of {dimension.step:g}" if dimension.step else ""
+    return f"{scale} {dimension.low:g} … {dimension.high:g}{step}"
+
+
+def space(exp: Experiment) -> list[tuple[str, str, str]]:
+    """(key, what is sampled, when) for each searched key."""
+    rows = []
+    kinds_searched = "method.kind" in exp.search.space
+    for name, dimension in exp.search.space.items():
+        when = ""
+        section, _, key = name.partition(".")
+        if section == "method" and key in METHOD_KEYS_OF_KIND and kinds_searched:
+            when = "in " + ", ".join(sorted(METHOD_KEYS_OF_KIND[key])) + " trials only"
+        rows.append((name, describe_dimension(name, dimension), when))
+    return rows
+
+
+def summary(exp: Experiment) -> list[str]:
+    s = exp.search
+    pruner = s.pruner_spec
+    prune = ("no pruner" if pruner.kind == "none" else
+             f"{pruner.kind} pruner (after {pruner.startup_trials} finished trials)")
+    model = exp.model.base or (
+        f"scratch {exp.model.scratch.arch} (hidden {exp.model.scratch.hidden_size}, "
+        f"{exp.model.scratch.layers} layers)" if exp.model.scratch else "?")
+    lr = exp.train.learning_rate
+    defaults = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATE.items())
+    lr_text = f"{lr:g}" if lr else f"{exp.learning_rate:g} (the {exp.method.kind} default; {defaults})"
+    lines = [
+        f"model   {model}",
+        f"data    {exp.data.train} (split {exp.data.split.train:g}/{exp.data.split.validation:g}/"
+        f"{exp.data.split.test:g})",
+        f"method  {exp.method.kind}",
+        f"train   {exp.train.epochs} epochs · batch {exp.train.batch_size} · lr {lr_text} · "
+        f"warmup {exp.train.warmup_ratio:g} · {exp.train.scheduler}",
+        f"search  {s.trials} trials · {s.sampler} (seed {s.seed}) · {prune} · "
+        f"{s.direction} {s.objective}" + (f" · timeout {s.timeout:g}s" if s.timeout else ""),
+    ]
+    if exp.success:
+        lines.append("success " + " and ".join(f"{k} {v}" for k, v in exp.success.items()))
+    return lines

@@ -1,0 +1,85 @@
+"""`tunelab export`: a trial's best checkpoint as something to ship.
+
+An adapter (LoRA, QLoRA, prefix) is written as is, loadable with `PeftModel.from_pretrained`;
+with `merge` it is folded into the base weights (loaded in full precision, also for QLoRA) and
+written as a plain model, loadable with `AutoModelForCausalLM.from_pretrained`. A model card
+(README.md) lists the experiment, the parameters, the data fingerprint and the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tunelab.engine.errors import TrainError
+from tunelab.engine.spec import Experiment
+from tunelab.store import TrialRecord
+
+
+def _card(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],
+          merged: bool, adapter: bool) -> str:
+    loader = ("from transformers import AutoModelForCausalLM\n"
+              "model = AutoModelForCausalLM.from_pretrained(\"PATH\")") if merged or not adapter else (
+        "from peft import AutoPeftModelForCausalLM\n"
+        "model = AutoPeftModelForCausalLM.from_pretrained(\"PATH\")")
+    params = "\n".join(f"| `{k}` | {v} |" for k, v in trial.params.items()) or "| — | — |"
+    metrics = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(values.items())) or "| — | — |"
+    return f"""# {exp.name} · trial {trial.number}
+
+Fine-tuned with [tunelab](https://github.com/) from `{manifest.get('base', '?')}`
+({exp.method.kind}{', merged into the base weights' if merged else ''}).
+
+{exp.description}
+
+| parameter | value |
+|---|---|
+{params}
+
+| metric | value |
+|---|---|
+{metrics}
+
+- data fingerprint: `{manifest.get('data_fingerprint', '?')}`
+- seed: {manifest.get('seed', '?')}
+- packages: {', '.join(f'{k} {v}' for k, v in manifest.get('packages', {}).items())}
+
+```python
+{loader}
+```
+"""
+
+
+def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge: bool) -> Path:
+    folder = Path(trial.artifact_dir or "")
+    best = folder / "best"
+    if not best.is_dir():
+        raise TrainError(f"trial {trial.number} has no kept checkpoint at {best} "
+                         f"(state: {trial.state}; only complete trials keep one)")
+    exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    adapter = (best / "adapter_config.json").exists()
+    if out.exists() and any(out.iterdir()):
+        raise TrainError(f"{out} exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if merge and adapter:
+        if exp.method.kind == "prefix":
+            raise TrainError("a prefix-tuning adapter cannot be merged into the weights; "
+                             "export it without --merge")
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        base = AutoModelForCausalLM.from_pretrained(
+            manifest["base"], dtype=torch.float32, trust_remote_code=exp.model.trust_remote_code)
+        model = PeftModel.from_pretrained(base, str(best)).merge_and_unload()
+        model.save_pretrained(str(out))
+        AutoTokenizer.from_pretrained(str(best)).save_pretrained(str(out))
+    else:
+        for item in best.iterdir():
+            if item.name == "training_args.bin":
+                continue  # a pickle of trainer settings: not part of a model to ship
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, out / item.name)
+    (out / "README.md").write_text(_card(exp, trial, manifest, values, merge and adapter, adapter))
+    return out
