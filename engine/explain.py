@@ -3,10 +3,12 @@ space in words. Used by `tunelab check`."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
 
+from tunelab.engine.format import number
 from tunelab.engine.spec import DEFAULT_LEARNING_RATE, METHOD_KEYS_OF_KIND, Experiment, RangeSpec
 
 
@@ -41,10 +43,10 @@ def method_keys_unused(exp: Experiment) -> set[str]:
 
 def describe_dimension(name: str, dimension: RangeSpec | list[Any]) -> str:
     if isinstance(dimension, list):
-        return "one of " + ", ".join(str(v) for v in dimension)
+        return "one of " + ", ".join(v if isinstance(v, str) else json.dumps(v) for v in dimension)
     scale = "log-uniform" if dimension.log else "uniform"
-    step = f" in steps of {dimension.step:g}" if dimension.step else ""
-    return f"{scale} {dimension.low:g} … {dimension.high:g}{step}"
+    step = f" in steps of {number(dimension.step)}" if dimension.step else ""
+    return f"{scale} {number(dimension.low)} … {number(dimension.high)}{step}"
 
 
 def space(exp: Experiment) -> list[tuple[str, str, str]]:
@@ -69,8 +71,8 @@ def summary(exp: Experiment) -> list[str]:
         f"scratch {exp.model.scratch.arch} (hidden {exp.model.scratch.hidden_size}, "
         f"{exp.model.scratch.layers} layers)" if exp.model.scratch else "?")
     lr = exp.train.learning_rate
-    defaults = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATE.items())
-    lr_text = f"{lr:g}" if lr else f"{exp.learning_rate:g} (the {exp.method.kind} default; {defaults})"
+    defaults = ", ".join(f"{k} {number(v)}" for k, v in DEFAULT_LEARNING_RATE.items())
+    lr_text = number(lr) if lr else f"{number(exp.learning_rate)} (the {exp.method.kind} default; {defaults})"
     lines = [
         f"model   {model}",
         f"data    {exp.data.train} (split {exp.data.split.train:g}/{exp.data.split.validation:g}/"

@@ -482,9 +482,16 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
         if not data.exists():
             errors.append(f"{file}:{_line_of(lines, 'data.train') or '?'}: data.train: "
                           f"no file at {data}")
+        general = experiment.eval.general
+        if general and not (file.parent / Path(general).expanduser()).exists():
+            errors.append(f"{file}:{_line_of(lines, 'eval.general') or '?'}: eval.general: "
+                          f"no file at {file.parent / general}")
     if errors or experiment is None:
         count = f"{len(errors)} mistake{'s' if len(errors) != 1 else ''}"
         raise SpecError("\n".join(errors), f"{file}: {count}")
+    if experiment.eval.general:  # trials run elsewhere: paths become absolute here
+        raw = set_path(raw, "eval.general", str((file.parent / experiment.eval.general).resolve()))
+        experiment = Experiment.model_validate(raw)
     return LoadedSpec(experiment=experiment, path=file.resolve(), raw=raw)
 
 

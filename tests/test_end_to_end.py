@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tunelab import store as st
 
-from conftest import tunelab_command
+from conftest import EXPERIMENTS, tunelab_command
 
 SWEEP = """
 [method]
@@ -91,6 +91,30 @@ def test_a_tiny_sweep_trains_prunes_and_lands_in_the_store(tmp_path: Path, small
     assert again.returncode == 0, again.stderr
     assert "0 trials to run" in again.stdout
     assert len(st.list_trials(store, "tiny")) == len(trials)
+
+    # a changed file is refused against the old study, and --new-study starts one beside it
+    changed = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store),
+                              "--set", "train.epochs=1"], capture_output=True, text=True)
+    assert changed.returncode == 2 and "--new-study" in changed.stderr
+    assert "Traceback" not in changed.stderr
+    sibling = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store),
+                              "--set", "train.epochs=1", "--set", "search.trials=1",
+                              "--new-study"], capture_output=True, text=True)
+    assert sibling.returncode == 0, sibling.stderr
+    assert len(st.list_trials(store, "tiny-v2")) == 1
+    assert len(st.list_trials(store, "tiny")) == len(trials)
+
+
+def test_smoke_runs_every_stage_in_a_separate_study(tmp_path: Path) -> None:
+    store = tmp_path / "tunelab.duckdb"
+    done = subprocess.run([*tunelab_command(), "run", str(EXPERIMENTS / "quickstart.toml"),
+                           "--smoke", "--store", str(store)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "smoke run passed" in done.stdout
+    assert [e.name for e in st.list_experiments(store)] == ["quickstart-smoke"]
+    trials = st.list_trials(store, "quickstart-smoke")
+    assert len(trials) == 2 and all(t.state == "complete" for t in trials)
+    assert "trial:0" in st.evaluations(store, "quickstart-smoke")
 
 
 def test_a_bad_query_exits_nonzero_with_duckdbs_message(tmp_path: Path) -> None:

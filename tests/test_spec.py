@@ -117,3 +117,89 @@ def test_cli_reports_spec_errors_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "did you mean 'train'" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_an_objective_that_is_never_computed(tmp_path: Path) -> None:
+    message = _errors(tmp_path, HEAD + '[search]\nobjective = "bleu"\n')
+    assert "'bleu' is never computed" in message and "eval.metrics" in message
+
+
+def test_a_success_criterion_on_a_metric_that_is_never_computed(tmp_path: Path) -> None:
+    message = _errors(tmp_path, HEAD + '[success]\nexact_match = ">= 0.9"\n')
+    assert "success.exact_match" in message and "never computed" in message
+
+
+def test_a_success_condition_that_is_not_a_comparison(tmp_path: Path) -> None:
+    text = HEAD + '[eval]\nmetrics = ["exact_match"]\n[success]\nexact_match = "high"\n'
+    assert "'high' is not a condition" in _errors(tmp_path, text)
+
+
+def test_micro_batch_must_divide_the_effective_batch(tmp_path: Path) -> None:
+    text = HEAD + "[train]\nbatch_size = 16\nmicro_batch_size = 5\n"
+    assert "micro_batch_size 5 must divide batch_size 16" in _errors(tmp_path, text)
+
+
+def test_method_keys_are_sampled_only_in_trials_of_their_kind(tmp_path: Path) -> None:
+    import optuna
+
+    from tunelab.engine.search import sample
+
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    path = tmp_path / "x.toml"
+    path.write_text(HEAD + '[search.space]\n"method.kind" = ["full", "lora", "prefix"]\n'
+                    '"method.r" = [4, 8]\n"method.num_virtual_tokens" = [8, 16]\n')
+    exp = load_spec(path).experiment
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        params = sample(trial, exp)
+        kind = params["method.kind"]
+        seen.add(kind)
+        assert ("method.r" in params) == (kind == "lora")
+        assert ("method.num_virtual_tokens" in params) == (kind == "prefix")
+        study.tell(trial, 1.0)
+    assert seen == {"full", "lora", "prefix"}
+
+
+def test_smoke_is_a_small_separate_study_of_the_same_pipeline() -> None:
+    spec = load_spec(EXPERIMENTS / "quickstart.toml")
+    smoke = spec.smoke().experiment
+    assert smoke.name == "quickstart-smoke"
+    assert smoke.search.trials == 2 and smoke.train.epochs == 1
+    assert smoke.model.scratch is not None and smoke.model.scratch.hidden_size < 128
+    assert smoke.search.space == spec.experiment.search.space
+    hub = load_spec(EXPERIMENTS / "dates-lora.toml").smoke().experiment
+    assert hub.model.base is None and hub.model.scratch is not None
+    assert hub.model.scratch.like == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_the_budget_may_change_but_the_search_may_not() -> None:
+    spec = load_spec(EXPERIMENTS / "quickstart.toml")
+    more = load_spec(EXPERIMENTS / "quickstart.toml", ["search.trials=20"])
+    other = load_spec(EXPERIMENTS / "quickstart.toml", ["train.epochs=5"])
+    assert spec.spec_hash() == more.spec_hash()
+    assert spec.spec_hash() != other.spec_hash()
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.name)
+def test_check_prints_the_plan_as_a_person_reads_it(path: Path) -> None:
+    done = subprocess.run([*tunelab_command(), "check", str(path), "--explain"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    exp = load_spec(path).experiment
+    assert "✓ valid" in done.stdout
+    assert f"{exp.search.trials} trials" in done.stdout
+    for key in exp.search.space:
+        assert key in done.stdout
+    assert "default" in done.stdout  # --explain marks what the file left to the defaults
+
+
+def test_schema_describes_every_section() -> None:
+    import json
+
+    done = subprocess.run([*tunelab_command(), "schema"], capture_output=True, text=True)
+    schema = json.loads(done.stdout)
+    assert {"model", "data", "method", "train", "search", "eval", "success",
+            "resources"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False

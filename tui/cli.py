@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tunelab import store as st
+from tunelab.engine import format as fmt
 from tunelab.store.errors import TunelabError
-from tunelab.tui import format as fmt
 
 app = typer.Typer(
     name="tunelab",

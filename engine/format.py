@@ -1,4 +1,4 @@
-"""Numbers as people read them: 3.2e-4, 1.8 GiB, 4m12s, 0.8M."""
+"""Numbers as people read them: 3.2e-4, 4m12s, 0.8M. Used by the CLI, the TUI and `check`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def number(value: Any) -> str:
         if math.isnan(value) or math.isinf(value):
             return str(value)
         if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
-            return f"{value:.1e}".replace("e-0", "e-").replace("e+0", "e+")
+            return f"{value:.1e}".replace(".0e", "e").replace("e-0", "e-").replace("e+0", "e+")
         return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
     return str(value)
 
