@@ -410,6 +410,11 @@ def _describe(error: dict[str, Any], file: Path, lines: dict[str, int]) -> str:
         return f"{where}: {dotted}: required key is missing"
     found = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
+    named = re.match(r"^([a-z_]+(?:\.[A-Za-z0-9_]+)+)[: ]", message)
+    if not loc and named:  # a check across sections names its own key: point at its line
+        line = _line_of(lines, named.group(1))
+        where = f"{file}:{line}" if line else f"{file}"
+        return f"{where}: {message}"
     shown = json.dumps(found) if isinstance(found, (str, int, float, bool)) else None
     return f"{where}: {dotted}: {message}" + (f" (found {shown})" if shown is not None else "")
 

@@ -275,9 +275,10 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
                        "accumulation": exp.train.batch_size // micro})
 
     # train
-    trainer.train()
+    output = trainer.train()
     state = trainer.state
-    info = {"steps": state.global_step, "tokens": int(state.num_input_tokens_seen or 0),
+    info = {"train_seconds": output.metrics.get("train_runtime"), "steps": state.global_step,
+            "tokens": int(state.num_input_tokens_seen or 0),
             "params": total, "trainable": trainable, "micro_batch": micro,
             "accumulation": exp.train.batch_size // micro, "device": device}
     if outcome["nan"]:
