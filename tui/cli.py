@@ -46,10 +46,26 @@ def _default_store() -> Path:
 class ConsoleReporter:
     """Shows a sweep as it goes: a live line while a trial trains, a line per finished trial."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, direction: str = "minimize") -> None:
         self.name = name
+        self.direction = direction
         self.live: Any = None
         self.current: dict[str, Any] = {}
+        self.target = 0
+        self.finished = 0
+        self.counts = {"complete": 0, "pruned": 0, "failed": 0}
+        self.durations: list[float] = []
+        self.best: tuple[float, int] | None = None
+
+    def _progress(self) -> str:
+        """`3/8 · best 0.652 (trial 1) · ETA 2m10s`"""
+        parts = [f"{self.finished}/{self.target}"]
+        if self.best is not None:
+            parts.append(f"best {fmt.number(self.best[0])} (trial {self.best[1]})")
+        if self.durations and self.finished < self.target:
+            mean = sum(self.durations) / len(self.durations)
+            parts.append(f"ETA {fmt.duration(mean * (self.target - self.finished))}")
+        return " · ".join(parts)
 
     def _trial_text(self, number: int, params: dict[str, Any], tail: str) -> str:
         parts = [f"trial {number:<3}"]
@@ -102,6 +118,7 @@ class ConsoleReporter:
             self._stop_live()
             errors.print(f"the baseline evaluation failed: {data['error']}")
         elif name == "sweep":
+            self.target, self.finished = data["trials"], data["finished"]
             left = data["trials"] - data["finished"]
             resumed = f", resuming after {data['finished']} finished" if data["finished"] else ""
             console.print(f"{left} trial{'s' if left != 1 else ''} to run{resumed}")
@@ -123,17 +140,28 @@ class ConsoleReporter:
                 c = self.current
                 loss = f"  loss {fmt.number(data['loss'])}" if kind == "log" else ""
                 ev = f"  eval_loss {fmt.number(c['eval'])}" if c["eval"] is not None else ""
+                step = f"  step {data['step']}" if "step" in data else ""
                 self._status(self._trial_text(
-                    c["number"], c["params"], f"epoch {c['epoch']}/{c['epochs']}{ev}{loss}"))
+                    c["number"], c["params"], f"epoch {c['epoch']}/{c['epochs']}{step}{ev}{loss}")
+                    + f"   [dim]{self._progress()}[/]")
         elif name == "trial_end":
             self._stop_live()
             outcome = data["outcome"]
             result = outcome.result
+            self.counts[result.state] = self.counts.get(result.state, 0) + 1
+            self.durations.append(outcome.duration_s)
+            if result.state in {"complete", "pruned"}:
+                self.finished += 1
+            if result.state == "complete" and result.value is not None:
+                better = (self.best is None or (result.value > self.best[0]
+                          if self.direction == "maximize" else result.value < self.best[0]))
+                if better:
+                    self.best = (result.value, outcome.number)
             mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]"}.get(
                 result.state, f"[red]✗ failed ({result.fail_reason})[/]")
             c = self.current
             tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(result.value)}  "
-                    f"{mark}  {fmt.duration(outcome.duration_s)}")
+                    f"{mark}  {fmt.duration(outcome.duration_s)}   [dim]{self._progress()}[/]")
             console.print(self._trial_text(outcome.number, outcome.params, tail))
             if result.state == "failed" and result.error:
                 last = result.error.strip().splitlines()[-1]
@@ -164,7 +192,7 @@ def run(
 
     spec = load_spec(file, set_ or [])
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    reporter = ConsoleReporter(spec.experiment.name)
+    reporter = ConsoleReporter(spec.experiment.name, spec.experiment.search.direction)
     runner = Runner(spec, store, reporter, storage=storage, new_study=new_study, smoke=smoke)
     name = reporter.name = runner.exp.name
     if new_study and name != spec.experiment.name:
