@@ -162,6 +162,7 @@ class Runner:
         summary = RunSummary(exp.name)
         prepared = data_prep.prepare(self.spec, self.runs / "data")
         self.reporter.event("data", report=prepared.report, fingerprint=prepared.fingerprint)
+        self.spool.write([data_prep.report_event(exp.name, prepared)])
         self._record_experiment()
 
         base = models.base_ref(exp, prepared.fingerprint, self.runs)

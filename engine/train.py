@@ -72,6 +72,8 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
         bf16=dtype is not None and str(dtype) == "torch.bfloat16",
         fp16=dtype is not None and str(dtype) == "torch.float16",
         dataloader_num_workers=0,
+        # a curriculum (data.order = length | difficulty) is read in the prepared order
+        train_sampling_strategy="random" if exp.data.order == "shuffle" else "sequential",
     )
     peft_config = None
     if exp.method.kind == "lora":

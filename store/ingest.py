@@ -33,6 +33,7 @@ RULES: dict[str, TableRule] = {
     "trial_params": TableRule(("experiment", "number", "name")),
     "metrics": TableRule(("experiment", "trial", "split", "name", "step")),
     "evaluations": TableRule(("experiment", "model_ref", "split", "name"), order="time"),
+    "data_reports": TableRule(("experiment", "fingerprint")),
 }
 
 
