@@ -23,7 +23,14 @@ from typing import Any
 
 from tunelab.engine import chat_render, data_sources
 from tunelab.engine import data_formats as formats
-from tunelab.engine.data_checks import Finding, Findings, RowRules, inconsistent_prefix, percentiles, size_checks
+from tunelab.engine.data_checks import (
+    Finding,
+    Findings,
+    RowRules,
+    inconsistent_prefix,
+    percentiles,
+    size_checks,
+)
 from tunelab.engine.dedupe import dedupe, leaks
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import ColumnsSpec, DataSpec, LoadedSpec

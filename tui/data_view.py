@@ -68,7 +68,7 @@ def print_examples(console: Console, rows: list[dict[str, Any]], tokenizer: Any,
         text = Text()
         # runs of trained / untrained tokens, shown as the exact characters they cover
         runs: list[list[int]] = []  # [mask, start, end]
-        for (start, end), mask in zip(rendered.offsets, rendered.trained, strict=True):
+        for (_start, end), mask in zip(rendered.offsets, rendered.trained, strict=True):
             if runs and runs[-1][0] == mask:
                 runs[-1][2] = max(runs[-1][2], end)
             else:
