@@ -12,7 +12,9 @@ beginning. A plain-text example is its text and the end-of-sequence token, all t
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from tunelab.engine.errors import DataError
@@ -69,19 +71,44 @@ def _messages(row: dict[str, Any]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
 
 
+@lru_cache(maxsize=16)
+def _compiled(template: str) -> Any:
+    """The template compiled once, in transformers' own sandboxed Jinja environment."""
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+    except ImportError:  # pragma: no cover - a transformers without it: apply_chat_template below
+        return None
+    return _compile_jinja_template(template)
+
+
+_PER_TOKENIZER: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _facts(tokenizer: Any) -> dict[str, Any]:
+    """What rendering needs from a tokenizer, looked up once (this is the hot loop of prepare)."""
+    found = _PER_TOKENIZER.get(tokenizer)
+    if found is None:
+        bos = getattr(tokenizer, "bos_token", None) or ""
+        ids = tokenizer("x")["input_ids"] if bos else []
+        found = {"specials": {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)},
+                 # the BOS text when the tokenizer adds one by itself (here it tokenizes without)
+                 "bos": bos if ids and ids[0] == tokenizer.bos_token_id else ""}
+        _PER_TOKENIZER[tokenizer] = found
+    return found
+
+
 def _render(tokenizer: Any, template: str, messages: list[dict[str, str]], generation: bool) -> str:
+    compiled = _compiled(template)
+    if compiled is not None:
+        return str(compiled.render(messages=messages, add_generation_prompt=generation,
+                                   **_facts(tokenizer)["specials"]))
     text = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
                                          add_generation_prompt=generation)
     return text if isinstance(text, str) else str(text)
 
 
 def _bos(tokenizer: Any) -> str:
-    """The BOS text when the tokenizer adds one by itself (tokenized without special tokens here)."""
-    bos = getattr(tokenizer, "bos_token", None)
-    if not bos:
-        return ""
-    ids = tokenizer("x")["input_ids"]
-    return bos if ids and ids[0] == tokenizer.bos_token_id else ""
+    return str(_facts(tokenizer)["bos"])
 
 
 def render_text(row: dict[str, Any], tokenizer: Any, template: str) -> str:

@@ -31,7 +31,7 @@ from tunelab.engine.data_checks import (
     percentiles,
     size_checks,
 )
-from tunelab.engine.dedupe import dedupe, leaks
+from tunelab.engine.dedupe import dedupe, leaks, signatures
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import ColumnsSpec, DataSpec, LoadedSpec
 
@@ -296,15 +296,18 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     # de-duplicate within each split, first occurrence kept
     duplicates = 0
     train_index = None
+    sigs: dict[str, list[Any]] = {}
     for split in SPLITS:
         texts = [formats.content_text(e.row) for e in parts[split]]
-        kept, removed, index = dedupe(texts, data.dedupe, data.near_threshold)
+        sigs[split] = signatures(texts) if data.dedupe == "near" else [None] * len(texts)
+        kept, removed, index = dedupe(texts, data.dedupe, data.near_threshold, sigs=sigs[split])
         for m in removed:
             kind = "exact duplicate" if m.kind == "exact" else f"near duplicate (≥ {data.near_threshold:g})"
             findings.add(f"duplicate_{m.kind}", "note", f"{kind} within {split}",
                          f"{parts[split][m.index].origin} ~ {parts[split][m.of].origin}", removed=True)
         duplicates += len(removed)
         parts[split] = [parts[split][i] for i in kept]
+        sigs[split] = [sigs[split][i] for i in kept]
         if split == "train":
             train_index = index
 
@@ -339,7 +342,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     if data.dedupe != "none" and train_index is not None:
         for split in ("validation", "test"):
             texts = [formats.content_text(e.row) for e in parts[split]]
-            found = leaks(train_index, texts, range(len(texts)))
+            found = leaks(train_index, texts, range(len(texts)), sigs[split])
             drop = {m.index for m in found}
             for m in found:
                 findings.add("leakage", "warning", f"{split} row duplicates a training row ({m.kind})",

@@ -99,14 +99,16 @@ class DuplicateIndex:
             self.lsh.insert(index, signature, check_duplication=False)
 
 
-def dedupe(texts: Sequence[str], mode: str, threshold: float,
-           ids: Sequence[int] | None = None) -> tuple[list[int], list[Match], DuplicateIndex]:
+def dedupe(texts: Sequence[str], mode: str, threshold: float, ids: Sequence[int] | None = None,
+           sigs: Sequence[Any] | None = None) -> tuple[list[int], list[Match], DuplicateIndex]:
     """(positions kept, duplicates removed, an index of the kept rows) for texts in order.
 
-    `ids` name the rows in the matches and the index (default: their positions)."""
+    `ids` name the rows in the matches and the index (default: their positions); `sigs` are
+    their MinHash signatures when already computed."""
     ids = list(range(len(texts))) if ids is None else list(ids)
     index = DuplicateIndex(near=mode == "near", threshold=threshold)
-    sigs = signatures(texts) if mode == "near" else [None] * len(texts)
+    if sigs is None:
+        sigs = signatures(texts) if mode == "near" else [None] * len(texts)
     kept: list[int] = []
     removed: list[Match] = []
     for position, (text, sig) in enumerate(zip(texts, sigs, strict=True)):
@@ -123,9 +125,11 @@ def dedupe(texts: Sequence[str], mode: str, threshold: float,
     return kept, removed, index
 
 
-def leaks(index: DuplicateIndex, texts: Sequence[str], ids: Sequence[int]) -> list[Match]:
+def leaks(index: DuplicateIndex, texts: Sequence[str], ids: Sequence[int],
+          sigs: Sequence[Any] | None = None) -> list[Match]:
     """The texts (of validation or test) that duplicate a row of the index (of train)."""
-    sigs = signatures(texts) if index.near else [None] * len(texts)
+    if sigs is None:
+        sigs = signatures(texts) if index.near else [None] * len(texts)
     found = []
     for row_id, text, sig in zip(ids, texts, sigs, strict=True):
         hit = index.match(exact_key(text), sig)
