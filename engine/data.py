@@ -148,7 +148,7 @@ def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, sp
     examples: list[_Example] = []
     read = 0
     for source in sources:
-        got = data_sources.read_source(source, split)
+        got = data_sources.read_source(source, "train" if split == "mix" else split)
         read += len(got.records) + len(got.problems)
         for reason, where in got.problems:
             findings.add("unreadable", "warning", f"row not readable: {reason}", where, removed=True)

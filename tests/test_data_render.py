@@ -122,3 +122,24 @@ def test_a_template_that_drops_eos_is_reported(tmp_path: Path) -> None:
 
     eos = finding(prepare(load_spec(spec), tmp_path / "cache").report, "eos")
     assert "missing" in eos.message and "endless" in eos.message and eos.count == 20
+
+
+def test_the_trainer_computes_the_loss_on_the_assistant_turns_only(tokenizer, tmp_path: Path) -> None:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, LlamaConfig
+    from trl import SFTConfig, SFTTrainer
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = AutoModelForCausalLM.from_config(config)
+    rows = render([{"messages": CHAT}], tokenizer)
+    args = SFTConfig(output_dir=str(tmp_path), completion_only_loss=True, max_length=512,
+                     report_to=[], use_cpu=True, dataloader_num_workers=0)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer)
+    labels = trainer.train_dataset[0]["labels"]
+    ids = rows[0]["input_ids"]
+    trained = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+    assert trained == [i for i, m in zip(ids, rows[0]["completion_mask"], strict=True) if m]
+    assert tokenizer.decode(trained).replace(" ", "") == "4</s>6</s>"

@@ -85,6 +85,10 @@ class ConsoleReporter:
                 f"{counts['train']}/{counts['validation']}/{counts['test']} (train/validation/test)"
                 f" · {report.duplicates_removed} duplicates removed · {rejected} rows rejected"
             )
+            warned = [f for f in getattr(report, "findings", []) if f.level == "warning"]
+            if warned:
+                console.print(f"[yellow]{len(warned)} data warning{'s' if len(warned) != 1 else ''}[/]"
+                              f" (first: {warned[0].message}); `tunelab data FILE` shows the report")
         elif name == "building_base":
             console.print("building the scratch model and training its tokenizer on the data…")
         elif name == "stale":
