@@ -113,7 +113,7 @@ def _json_line(out: SourceRead, raw: bytes, origin: str) -> None:
     if not raw.strip():
         return
     try:
-        record = json.loads(raw.decode("utf-8"))
+        record = json.loads(raw.decode("utf-8").removeprefix("\ufeff"))  # a BOM on the first line
     except UnicodeDecodeError:
         out.problems.append(("not UTF-8", origin))
         return
@@ -133,7 +133,7 @@ def _read_json(path: Path) -> SourceRead:
     one bad record costs that record, not the file."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         return _read_jsonl(path)  # line by line, so the bad lines are named
     stripped = text.lstrip()

@@ -152,3 +152,20 @@ def test_the_report_counts_every_split_and_token_percentiles(tmp_path: Path) -> 
         assert stats["min"] <= stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
     assert r.template.startswith("plain") and r.max_length == 512
     assert not r.findings
+
+
+def test_a_csv_row_that_is_not_utf8_or_has_the_wrong_width_is_named(tmp_path: Path) -> None:
+    lines = ["prompt,completion"] + [f'"{r["prompt"]}","{r["completion"]}"' for r in pc_rows(110)]
+    data = [line.encode() for line in lines]
+    data[20] = "caf\u00e9 au lait,fine".encode("latin-1")
+    data[30] = b"one,two,three"
+    p = prepared(tmp_path, 'train = "d.csv"', {"d.csv": b"\r\n".join(data) + b"\r\n"})
+    places = {f.message: f.examples for f in p.report.findings}
+    assert places["row not readable: not UTF-8"] == ["d.csv:21"]
+    assert places["row not readable: 3 columns where the header has 2"] == ["d.csv:31"]
+    assert sum(p.report.counts.values()) == 108
+
+
+def test_a_byte_order_mark_does_not_cost_the_first_row(tmp_path: Path) -> None:
+    p = prepared(tmp_path, 'train = "d.jsonl"', {"d.jsonl": b"\xef\xbb\xbf" + jsonl(pc_rows(110)).encode()})
+    assert p.report.rows_rejected == 0 and sum(p.report.counts.values()) == 110
