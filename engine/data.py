@@ -27,6 +27,7 @@ from tunelab.engine.data_checks import (
     Finding,
     Findings,
     RowRules,
+    conflicting_answers,
     inconsistent_prefix,
     percentiles,
     size_checks,
@@ -291,7 +292,9 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
         parts[split], n = _read(sources[split], data.format, data.columns, data, split, findings,
                                 formats_seen, rules)
         rows_read += n
-    inconsistent_prefix([(e.origin, e.row) for s in SPLITS for e in parts[s]], findings)
+    everything = [(e.origin, e.row) for s in SPLITS for e in parts[s]]
+    inconsistent_prefix(everything, findings)
+    conflicting_answers(everything, findings)
 
     # de-duplicate within each split, first occurrence kept
     duplicates = 0

@@ -123,6 +123,23 @@ def inconsistent_prefix(rows: list[tuple[str, dict[str, Any]]], findings: Findin
                              where)
 
 
+def conflicting_answers(rows: list[tuple[str, dict[str, Any]]], findings: Findings) -> None:
+    """Notes prompts that appear with different answers: fine for open tasks, a labelling error
+    for tasks with one right answer (the model learns to hedge between them)."""
+    from tunelab.engine.data_formats import flat
+
+    first: dict[str, tuple[str, str]] = {}
+    for where, row in rows:
+        if "text" in row:
+            continue
+        prompt, answer = flat(row)
+        key = " ".join(prompt.casefold().split())
+        seen = first.setdefault(key, (where, answer))
+        if seen[1].strip() != answer.strip():
+            findings.add("conflicting_answers", "note", "the same prompt with a different answer",
+                         f"{where} ~ {seen[0]}")
+
+
 def size_checks(usable: int, minimum: int, forced: bool, findings: Findings) -> None:
     if usable < minimum:
         level = "warning" if forced else "error"

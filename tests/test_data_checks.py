@@ -169,3 +169,12 @@ def test_a_csv_row_that_is_not_utf8_or_has_the_wrong_width_is_named(tmp_path: Pa
 def test_a_byte_order_mark_does_not_cost_the_first_row(tmp_path: Path) -> None:
     p = prepared(tmp_path, 'train = "d.jsonl"', {"d.jsonl": b"\xef\xbb\xbf" + jsonl(pc_rows(110)).encode()})
     assert p.report.rows_rejected == 0 and sum(p.report.counts.values()) == 110
+
+
+def test_the_same_prompt_with_different_answers_gets_a_note(tmp_path: Path) -> None:
+    rows = pc_rows(120)
+    rows.append({"prompt": rows[4]["prompt"], "completion": "another answer entirely"})
+    p = prepared(tmp_path, 'train = "d.jsonl"', {"d.jsonl": jsonl(rows)})
+    note = finding(p.report, "conflicting_answers")
+    assert note.level == "note" and note.examples == ["d.jsonl:121 ~ d.jsonl:5"]
+    assert sum(p.report.counts.values()) == 121  # noted, not removed
