@@ -17,14 +17,13 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunelab.engine import chat_render, data_sources
 from tunelab.engine import data_formats as formats
 from tunelab.engine.data_checks import (
-    Finding,
     Findings,
     RowRules,
     conflicting_answers,
@@ -32,55 +31,17 @@ from tunelab.engine.data_checks import (
     percentiles,
     size_checks,
 )
+from tunelab.engine.data_report import DataRejected, DataReport, report_event
 from tunelab.engine.dedupe import dedupe, leaks, signatures
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import ColumnsSpec, DataSpec, LoadedSpec
 
+__all__ = ["DataRejected", "DataReport", "PreparedData", "fingerprint", "prepare", "read_rows",
+           "report_event", "tokenizer_for"]
+
 SPLITS = ("train", "validation", "test")
 VERSION = 2  # of the preparation itself: a change here invalidates every cache
 EOS_SAMPLE = 20  # training examples rendered to check the end-of-sequence token
-
-
-@dataclass(frozen=True)
-class DataReport:
-    source: str  # the first training source (kept for older readers)
-    rows_read: int
-    counts: dict[str, int]
-    duplicates_removed: int  # within splits
-    leaked_removed: int = 0  # validation/test rows that duplicated a training row
-    rows_rejected: int = 0  # unreadable rows and rows that broke a rule
-    sources: list[str] = field(default_factory=list)
-    formats: dict[str, str] = field(default_factory=dict)  # source -> format
-    template: str = ""
-    tokenizer: str = ""
-    max_length: int = 0
-    tokens: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> percentiles
-    mixed: dict[str, int] = field(default_factory=dict)  # mixed-in source -> rows in train
-    order: str = "shuffle"
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def rejected(self) -> dict[str, list[str]]:
-        """Reason -> the first places of the rows removed for it (duplicates not included)."""
-        return {f.message: f.examples for f in self.findings
-                if f.removed and not f.check.startswith(("duplicate", "leakage"))}
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> DataReport:
-        raw = json.loads(text)
-        raw["findings"] = [Finding(**f) for f in raw.get("findings", [])]
-        return cls(**raw)
-
-
-class DataRejected(DataError):
-    """The data failed a check that stops the preparation; carries the report to show."""
-
-    def __init__(self, message: str, report: DataReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass(frozen=True)
@@ -442,20 +403,3 @@ def _check_eos(sample: list[_Example], tokenizer: Any, template: str, findings: 
             findings.add("eos", "warning",
                          f"the end-of-sequence token {eos!r} is not trained: the model will not "
                          "learn to stop (endless generations)", e.origin)
-
-
-def report_event(experiment: str, prepared: PreparedData) -> dict[str, Any]:
-    """The data_reports row of a preparation, as a spool event."""
-    r = prepared.report
-    return {"table": "data_reports", "row": {
-        "experiment": experiment, "fingerprint": prepared.fingerprint, "created_at": time.time(),
-        "sources": json.dumps(r.sources), "formats": json.dumps(r.formats),
-        "template": r.template, "tokenizer": r.tokenizer, "rows_read": r.rows_read,
-        "rows_rejected": r.rows_rejected, "duplicates_removed": r.duplicates_removed,
-        "leaked_removed": r.leaked_removed, "train_rows": r.counts.get("train"),
-        "validation_rows": r.counts.get("validation"), "test_rows": r.counts.get("test"),
-        "tokens_p50": r.tokens.get("train", {}).get("p50"),
-        "tokens_p99": r.tokens.get("train", {}).get("p99"),
-        "tokens_max": r.tokens.get("train", {}).get("max"),
-        "findings": json.dumps([asdict(f) for f in r.findings], ensure_ascii=False),
-        "report": r.to_json()}}
