@@ -176,10 +176,16 @@ def eos_trained(rendered: Rendered, tokenizer: Any) -> tuple[bool, bool]:
     return bool(places), any(rendered.trained[i] for i in places)
 
 
-def token_lengths(rows: list[dict[str, Any]], tokenizer: Any, template: str) -> list[int]:
-    """The length in tokens of each example, counted in one batch."""
-    if not rows:
-        return []
-    texts = [render_text(r, tokenizer, template) for r in rows]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return [len(ids) for ids in encoded]
+def token_lengths(rows: list[dict[str, Any]], tokenizer: Any, template: str) -> list[int | str]:
+    """The length in tokens of each example, counted in one batch; for an example the template
+    cannot render (many templates refuse some role orders), the template's message instead."""
+    texts: list[str] = []
+    failed: dict[int, str] = {}
+    for i, row in enumerate(rows):
+        try:
+            texts.append(render_text(row, tokenizer, template))
+        except Exception as error:  # noqa: BLE001 - jinja's own errors and raise_exception()
+            failed[i] = str(error) or type(error).__name__
+            texts.append("")
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    return [failed.get(i, len(ids)) for i, ids in enumerate(encoded)]

@@ -220,6 +220,8 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> Prepared
             for row in rows[split]:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
+    if folder.exists() and not report_file.exists():
+        shutil.rmtree(folder, ignore_errors=True)  # a half folder from another tunelab version
     try:
         tmp.replace(folder)  # whole or absent: a killed preparation leaves no half cache
     except OSError:  # another process finished the same preparation first
@@ -323,6 +325,10 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
         counted = chat_render.token_lengths([e.row for e in parts[split]], tokenizer, template)
         keep = []
         for e, n in zip(parts[split], counted, strict=True):
+            if isinstance(n, str):
+                findings.add("template_error", "warning", f"the chat template fails on it: {n}", e.origin,
+                             removed=True)
+                continue
             if n > exp.train.max_length:
                 if data.too_long == "drop":
                     findings.add("too_long", "warning",

@@ -9,6 +9,7 @@ Each source also has a digest of its content, so that a changed file changes the
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ def expand(text: str, folder: Path) -> list[str]:
     path = Path(text).expanduser()
     path = path if path.is_absolute() else folder / path
     if any(c in text for c in "*?["):
-        found = sorted(str(p) for p in path.parent.glob(path.name))
+        found = sorted(glob.glob(str(path), recursive=True))
         if not found:
             raise DataError(f"{text}: no file matches this pattern")
         return found

@@ -8,6 +8,7 @@ a file are collected in one pass.
 from __future__ import annotations
 
 import difflib
+import glob
 import hashlib
 import json
 import re
@@ -138,7 +139,7 @@ class DataSpec(_Strict):
                 continue
             path = Path(text).expanduser()
             path = path if path.is_absolute() else folder / path
-            found = any(path.parent.glob(path.name)) if any(c in text for c in "*?[") else path.exists()
+            found = bool(glob.glob(str(path))) if any(c in text for c in "*?[") else path.exists()
             if not found:
                 missing.append((key, path))
         return missing

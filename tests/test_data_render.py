@@ -143,3 +143,23 @@ def test_the_trainer_computes_the_loss_on_the_assistant_turns_only(tokenizer, tm
     trained = [i for i, label in zip(ids, labels, strict=True) if label != -100]
     assert trained == [i for i, m in zip(ids, rows[0]["completion_mask"], strict=True) if m]
     assert tokenizer.decode(trained).replace(" ", "") == "4</s>6</s>"
+
+
+def test_rows_the_models_template_refuses_are_dropped_and_reported(tmp_path: Path) -> None:
+    folder = _tokenizer_folder(tmp_path, "{% for m in messages %}{% if m.role == 'system' %}"
+                                         "{{ raise_exception('no system turns here') }}{% endif %}"
+                                         "{{ m.content }}{% if m.role == 'assistant' %}{{ eos_token }}"
+                                         "{% endif %}{% endfor %}")
+    rows = [{"messages": [{"role": "user", "content": r["prompt"]},
+                          {"role": "assistant", "content": r["completion"]}]} for r in pc_rows(120)]
+    rows[7]["messages"].insert(0, {"role": "system", "content": "Be nice."})
+    (tmp_path / "d.jsonl").write_text(jsonl(rows))
+    spec = tmp_path / "m.toml"
+    spec.write_text(f'name = "m"\n[model]\nbase = "{folder}"\n[data]\ntrain = "d.jsonl"\n')
+    from tunelab.engine.data import prepare
+    from tunelab.engine.spec import load_spec
+
+    p = prepare(load_spec(spec), tmp_path / "cache")
+    failed = finding(p.report, "template_error")
+    assert failed.examples == ["d.jsonl:8"] and "no system turns here" in failed.message
+    assert sum(p.report.counts.values()) == 119
