@@ -118,3 +118,27 @@ def test_curriculum_by_difficulty_column(tmp_path: Path) -> None:
     seen = [level[r["prompt"]] for r in p.rows("train")]
     assert seen == sorted(seen)
     assert finding(p.report, "no_difficulty").examples == ["d.jsonl:4"]
+
+
+def test_the_trainer_reads_a_curriculum_in_order_and_shuffles_otherwise(tmp_path: Path) -> None:
+    from torch.utils.data import RandomSampler, SequentialSampler
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from tunelab.engine.jobs import TrialJob
+    from tunelab.engine.model import train_tokenizer
+    from tunelab.engine.train import build_trainer
+
+    rows = pc_rows(120)
+    tokenizer = train_tokenizer([r["prompt"] + "\n" + r["completion"] for r in rows], 300)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+    samplers = {}
+    for order in ("length", "shuffle"):
+        spec = experiment(tmp_path, f'train = "d.jsonl"\norder = "{order}"', {"d.jsonl": jsonl(rows)},
+                          name=order)
+        job = TrialJob(store=str(tmp_path / "s.duckdb"), experiment={}, number=0, trial_id=None,
+                       study_name="x", storage="", base="", data={}, out_dir=str(tmp_path / order))
+        trainer = build_trainer(job, spec.experiment, AutoModelForCausalLM.from_config(config),
+                                tokenizer, [], rows[:8], rows[8:12])
+        samplers[order] = type(trainer._get_train_sampler())
+    assert samplers == {"length": SequentialSampler, "shuffle": RandomSampler}
