@@ -2,8 +2,9 @@
 
     python bench/bench_data.py [--rows 100000]
 
-Prints rows per second for the whole preparation, and, on the same texts, the time of the plain
-hashing and datasketch MinHash LSH work alone, so the pipeline's own overhead is visible. The
+Prints rows per second for the whole preparation, and, on the same rows, the time of its main
+parts alone: the plain hashing and datasketch MinHash LSH work, the scratch tokenizer's training,
+and rendering plus counting tokens, so the pipeline's own overhead is visible. The
 rows are synthetic prompt/completion pairs with 2 % exact and 2 % near duplicates.
 """
 
@@ -60,7 +61,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
+    from tunelab.engine.chat_render import template_text, token_lengths
     from tunelab.engine.data import prepare
+    from tunelab.engine.model import train_tokenizer
     from tunelab.engine.spec import load_spec
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,9 +90,20 @@ def main() -> None:
               f"leaked {r.leaked_removed:,}", file=sys.stderr)
         texts = [row["prompt"] + "\n" + row["completion"] for row in rows]
         core = plain_work(texts)
+        train = prepared.rows("train")
+        start = time.perf_counter()
+        tokenizer = train_tokenizer([r["prompt"] + "\n" + r["completion"] for r in train], 2000)
+        tok_train = time.perf_counter() - start
+        start = time.perf_counter()
+        token_lengths([r for s in ("train", "validation", "test") for r in prepared.rows(s)],
+                      tokenizer, template_text("plain", tokenizer))
+        counting = time.perf_counter() - start
         print(f"prepare (cold, dedupe near): {cold:.1f}s = {args.rows / cold:,.0f} rows/s")
         print(f"prepare (cached):            {warm:.2f}s")
-        print(f"hashing + MinHash LSH alone: {core:.1f}s = {args.rows / core:,.0f} rows/s")
+        print("parts of it, timed alone:")
+        print(f"  hashing + MinHash LSH:     {core:.1f}s = {args.rows / core:,.0f} rows/s")
+        print(f"  scratch tokenizer training: {tok_train:.1f}s (on the {len(train):,} training rows)")
+        print(f"  render + count tokens:     {counting:.1f}s")
 
 
 if __name__ == "__main__":
