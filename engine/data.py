@@ -1,32 +1,47 @@
-"""Data preparation: load -> normalise -> check -> de-duplicate -> split -> fingerprint.
+"""Data preparation: load -> normalise -> check -> split -> de-duplicate -> mix -> count tokens ->
+order -> write, with a report of every row removed and why.
 
-The prepared splits are cached by a fingerprint of the input bytes and the
-settings that shape them, so trials never redo the work and a changed file is
-never served stale. The split is by hash of each example's content: the same
-file and seed always give the same split, and adding rows does not move
-existing rows between splits.
+The prepared splits are cached by a fingerprint of the input bytes and of every setting that
+shapes them, so trials never redo the work and a changed file is never served stale. The split
+is by a seeded hash of each example's content: the same file and seed always give the same
+split, and adding rows does not move existing rows between splits.
+
+A prepared split is JSON lines of examples in the internal form (see data_formats): `messages`
+(or `text`), plus `prompt` and `completion` as plain text (everything before the last trained
+turn, and that turn) and `origin` (the file and line the example came from).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from tunelab.engine import chat_render, data_sources
+from tunelab.engine import data_formats as formats
+from tunelab.engine.data_checks import (
+    Findings,
+    RowRules,
+    conflicting_answers,
+    inconsistent_prefix,
+    percentiles,
+    size_checks,
+)
+from tunelab.engine.data_report import DataRejected, DataReport, report_event
+from tunelab.engine.dedupe import dedupe, leaks, signatures
 from tunelab.engine.errors import DataError
-from tunelab.engine.spec import LoadedSpec
+from tunelab.engine.spec import ColumnsSpec, DataSpec, LoadedSpec
+
+__all__ = ["DataRejected", "DataReport", "PreparedData", "fingerprint", "prepare", "read_rows",
+           "report_event", "tokenizer_for"]
 
 SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class DataReport:
-    source: str
-    rows_read: int
-    rejected: dict[str, list[int]]  # reason -> line numbers (first few)
-    duplicates_removed: int
-    counts: dict[str, int]
+VERSION = 2  # of the preparation itself: a change here invalidates every cache
+EOS_SAMPLE = 20  # training examples rendered to check the end-of-sequence token
 
 
 @dataclass(frozen=True)
@@ -36,116 +51,361 @@ class PreparedData:
     report: DataReport
     files: dict[str, Path] = field(default_factory=dict)
 
-    def rows(self, split: str) -> list[dict[str, str]]:
+    def rows(self, split: str) -> list[dict[str, Any]]:
         return read_rows(self.files[split])
 
 
-def read_rows(path: str | Path) -> list[dict[str, str]]:
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a prepared split (JSON lines written by prepare)."""
     with Path(path).open(encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
 
-def _read_prompt_completion(path: Path) -> tuple[list[tuple[int, dict[str, str]]], dict[str, list[int]]]:
-    rows: list[tuple[int, dict[str, str]]] = []
-    rejected: dict[str, list[int]] = {}
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                rejected.setdefault("not UTF-8", []).append(number)
-                continue
-            except json.JSONDecodeError:
-                rejected.setdefault("not valid JSON", []).append(number)
-                continue
-            if not isinstance(record, dict) or not {"prompt", "completion"} <= record.keys():
-                rejected.setdefault("no prompt/completion keys", []).append(number)
-                continue
-            prompt, completion = record["prompt"], record["completion"]
-            if not isinstance(prompt, str) or not isinstance(completion, str):
-                rejected.setdefault("prompt or completion is not text", []).append(number)
-                continue
-            if not completion.strip():
-                rejected.setdefault("empty completion", []).append(number)
-                continue
-            rows.append((number, {"prompt": prompt, "completion": completion}))
-    return rows, rejected
+# ---------------------------------------------------------------- fingerprint
 
 
-def _bucket(row: dict[str, str], seed: int) -> float:
-    """A stable position in [0, 1) from the example's content."""
-    digest = hashlib.sha256(f"{seed}\x00{row['prompt']}\x00{row['completion']}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+def _all_sources(spec: LoadedSpec) -> dict[str, list[str]]:
+    data = spec.experiment.data
+    named = {s: [p for t in data.sources(s) for p in data_sources.expand(t, spec.folder)] for s in SPLITS}
+    for i, m in enumerate(data.mix):
+        texts = [m.source] if isinstance(m.source, str) else m.source
+        named[f"mix{i}"] = [p for t in texts for p in data_sources.expand(t, spec.folder)]
+    return named
 
 
 def fingerprint(spec: LoadedSpec) -> str:
-    data = spec.experiment.data
+    """A hash of the input bytes and of every setting that shapes the prepared splits."""
+    exp = spec.experiment
     h = hashlib.sha256()
-    h.update(spec.data_path().read_bytes())
-    settings = {"format": data.format, "split": data.split.model_dump(), "dedupe": data.dedupe,
-                "seed": spec.experiment.train.seed, "version": 1}
-    h.update(json.dumps(settings, sort_keys=True).encode())
+    for key, sources in _all_sources(spec).items():
+        for source in sources:
+            h.update(f"{key}|{Path(source).name}|{data_sources.digest(source)}\n".encode())
+    data = exp.data.model_dump(mode="json")
+    data.pop("force", None)  # decides whether few examples stop the run, not what is prepared
+    settings = {"data": data, "seed": exp.train.seed, "max_length": exp.train.max_length,
+                "model": exp.model.scratch.model_dump() if exp.model.scratch else exp.model.base,
+                "version": VERSION}
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
-def prepare(spec: LoadedSpec, cache_root: Path) -> PreparedData:
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class _Example:
+    row: dict[str, Any]
+    origin: str
+    key: str = ""  # content hash: split bucket and stable order
+    difficulty: float | None = None
+
+
+def _content_key(row: dict[str, Any]) -> str:
+    content = row.get("text") if "text" in row else [(m["role"], m["content"]) for m in row["messages"]]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+
+def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, split: str,
+          findings: Findings, formats_seen: dict[str, str], rules: RowRules) -> tuple[list[_Example], int]:
+    examples: list[_Example] = []
+    read = 0
+    for source in sources:
+        got = data_sources.read_source(source, "train" if split == "mix" else split)
+        read += len(got.records) + len(got.problems)
+        for reason, where in got.problems:
+            findings.add("unreadable", "warning", f"row not readable: {reason}", where, removed=True)
+        use = fmt if fmt != "auto" else formats.detect(got.records, columns)
+        if use is None and got.records:
+            keys = ", ".join(sorted(got.records[0].data)[:8])
+            raise DataError(f"{source}: cannot tell the format of this data (fields: {keys}); set "
+                            "data.format (prompt_completion, messages, alpaca, sharegpt, text) and, "
+                            "if the fields are named otherwise, data.columns")
+        if use is None:
+            continue
+        formats_seen[got.name] = use
+        for record in got.records:
+            try:
+                row = formats.normalise(record.data, use, columns)
+            except formats.RowProblem as problem:
+                findings.add("bad_row", "warning", f"not a {use} example: {problem}", record.origin,
+                             removed=True)
+                continue
+            broken = rules.problem(row)
+            if broken is not None:
+                findings.add(broken[0], "warning", broken[1], record.origin, removed=True)
+                continue
+            example = _Example(row, record.origin, _content_key(row))
+            if data.order == "difficulty" and split != "mix":
+                value = record.data.get(data.difficulty_column or "")
+                try:
+                    example.difficulty = float(value)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    findings.add("no_difficulty", "warning",
+                                 f"no number in the difficulty column {data.difficulty_column!r}",
+                                 record.origin, removed=True)
+                    continue
+            examples.append(example)
+    return examples, read
+
+
+def _bucket(key: str, seed: int, salt: str = "split") -> float:
+    """A stable position in [0, 1) from an example's content and the seed."""
+    digest = hashlib.sha256(f"{seed}\x00{salt}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _assign(examples: list[_Example], data: DataSpec, seed: int, explicit: set[str]) -> dict[str, list]:
+    """Hash-based split among the splits that have no explicit files, fractions renormalised."""
+    fractions = {s: getattr(data.split, s) for s in SPLITS if s not in explicit}
+    total = sum(fractions.values())
+    cuts, running = [], 0.0
+    for split, share in fractions.items():
+        running += share / total
+        cuts.append((running, split))
+    parts: dict[str, list[_Example]] = {s: [] for s in SPLITS}
+    for example in examples:
+        b = _bucket(example.key, seed)
+        parts[next((s for cut, s in cuts if b < cut), cuts[-1][1])].append(example)
+    return parts
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def tokenizer_for(spec: LoadedSpec, train_rows: list[dict[str, Any]], runs: Path | None = None) -> Any:
+    """The tokenizer the trials will use: the base model's, or for a scratch model the one trained
+    on the training split (the same function and texts as model.build_scratch_base)."""
+    from tunelab.engine import model as models
+
+    exp = spec.experiment
+    if exp.model.scratch is not None:
+        if runs is not None:
+            folder = models.base_folder(exp, fingerprint(spec), runs)
+            if folder is not None and (folder / "tokenizer.json").exists():
+                return models.load_tokenizer(str(folder), exp)
+        texts = [r["prompt"] + "\n" + r["completion"] for r in train_rows]
+        return models.train_tokenizer(texts, exp.model.scratch.vocab_size)
+    assert exp.model.base is not None
+    base = Path(exp.model.base).expanduser()
+    if not base.is_absolute() and (spec.folder / base).exists():
+        base = spec.folder / base
+    ref = str(base) if base.exists() else exp.model.base
+    try:
+        return models.load_tokenizer(ref, exp)
+    except Exception as error:  # noqa: BLE001 - offline, missing, gated: all user-facing
+        raise DataError(f"cannot load the tokenizer of {ref} to count tokens: {error}") from None
+
+
+# ---------------------------------------------------------------- prepare
+
+
+def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> PreparedData:
     """Prepares (or reuses) the splits of an experiment's data under cache_root/<fingerprint>/."""
-    source = spec.data_path()
-    if source.suffix not in {".jsonl", ".json"}:
-        raise DataError(f"{source}: only JSON lines with prompt/completion are read for now")
     key = fingerprint(spec)
     folder = cache_root / key
     files = {s: folder / f"{s}.jsonl" for s in SPLITS}
     report_file = folder / "report.json"
+    forced = force or spec.experiment.data.force
     if report_file.exists() and all(f.exists() for f in files.values()):
-        report = DataReport(**json.loads(report_file.read_text()))
+        report = DataReport.from_json(report_file.read_text(encoding="utf-8"))
+        _stop_if_too_few(report, forced)
         return PreparedData(key, folder, report, files)
 
-    data = spec.experiment.data
-    rows, rejected = _read_prompt_completion(source)
-    read = len(rows) + sum(len(v) for v in rejected.values())
-    if data.dedupe == "exact":
-        seen: set[tuple[str, str]] = set()
-        unique = []
-        for _, row in rows:
-            k = (row["prompt"].strip(), row["completion"].strip())
-            if k not in seen:
-                seen.add(k)
-                unique.append(row)
-    else:
-        unique = [row for _, row in rows]
-    removed = len(rows) - len(unique)
-    if len(unique) < data.min_examples:
-        raise DataError(
-            f"{source}: {len(unique)} usable examples, fewer than {data.min_examples}; "
-            "fine-tuning on so little data overfits. Add data or set data.min_examples lower."
-        )
-    seed = spec.experiment.train.seed
-    cut_train = data.split.train
-    cut_val = data.split.train + data.split.validation
-    parts: dict[str, list[dict[str, str]]] = {s: [] for s in SPLITS}
-    for row in unique:
-        b = _bucket(row, seed)
-        parts["train" if b < cut_train else "validation" if b < cut_val else "test"].append(row)
-    if not parts["validation"]:
-        raise DataError(f"{source}: the validation split is empty; add data or enlarge it")
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, part in parts.items():
-        tmp = files[split].with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in part:
+    rows, report = _prepare_rows(spec, forced)
+    _stop_if_too_few(report, forced)
+    tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
+    tmp.mkdir(parents=True)
+    for split in SPLITS:
+        with (tmp / f"{split}.jsonl").open("w", encoding="utf-8") as f:
+            for row in rows[split]:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(files[split])
-    report = DataReport(
-        source=str(source),
-        rows_read=read,
-        rejected={k: v[:20] for k, v in rejected.items()},
-        duplicates_removed=removed,
-        counts={s: len(p) for s, p in parts.items()},
-    )
-    report_file.write_text(json.dumps(report.__dict__, indent=1))
+    (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
+    if folder.exists() and not report_file.exists():
+        shutil.rmtree(folder, ignore_errors=True)  # a half folder from another tunelab version
+    try:
+        tmp.replace(folder)  # whole or absent: a killed preparation leaves no half cache
+    except OSError:  # another process finished the same preparation first
+        shutil.rmtree(tmp, ignore_errors=True)
     return PreparedData(key, folder, report, files)
+
+
+def _stop_if_too_few(report: DataReport, forced: bool) -> None:
+    for f in report.findings:
+        if f.check == "few_examples" and not forced:
+            raise DataRejected(f.message, report)
+        if f.level == "error" and f.check != "few_examples":
+            raise DataRejected(f.message, report)
+
+
+def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:
+    exp = spec.experiment
+    data = exp.data
+    seed = exp.train.seed
+    findings = Findings()
+    formats_seen: dict[str, str] = {}
+    rules = RowRules(data.rules)
+    sources = _all_sources(spec)
+
+    # read and normalise; explicit validation/test files override the split
+    explicit = {s for s in ("validation", "test") if sources[s]}
+    main, rows_read = _read(sources["train"], data.format, data.columns, data, "train", findings,
+                            formats_seen, rules)
+    parts = _assign(main, data, seed, explicit)
+    for split in explicit:
+        parts[split], n = _read(sources[split], data.format, data.columns, data, split, findings,
+                                formats_seen, rules)
+        rows_read += n
+    everything = [(e.origin, e.row) for s in SPLITS for e in parts[s]]
+    inconsistent_prefix(everything, findings)
+    conflicting_answers(everything, findings)
+
+    # de-duplicate within each split, first occurrence kept
+    duplicates = 0
+    train_index = None
+    sigs: dict[str, list[Any]] = {}
+    for split in SPLITS:
+        texts = [formats.content_text(e.row) for e in parts[split]]
+        sigs[split] = signatures(texts) if data.dedupe == "near" else [None] * len(texts)
+        kept, removed, index = dedupe(texts, data.dedupe, data.near_threshold, sigs=sigs[split])
+        for m in removed:
+            kind = "exact duplicate" if m.kind == "exact" else f"near duplicate (≥ {data.near_threshold:g})"
+            findings.add(f"duplicate_{m.kind}", "note", f"{kind} within {split}",
+                         f"{parts[split][m.index].origin} ~ {parts[split][m.of].origin}", removed=True)
+        duplicates += len(removed)
+        parts[split] = [parts[split][i] for i in kept]
+        sigs[split] = [sigs[split][i] for i in kept]
+        if split == "train":
+            train_index = index
+
+    # mix other sources into train, each to its fraction of the final training split
+    mixed: dict[str, int] = {}
+    n_main = len(parts["train"])
+    share_left = 1 - sum(m.fraction for m in data.mix)
+    for i, mix in enumerate(data.mix):
+        extra, n = _read(sources[f"mix{i}"], mix.format, mix.columns, data, "mix", findings,
+                         formats_seen, rules)
+        rows_read += n
+        want = round(mix.fraction / share_left * n_main)
+        extra.sort(key=lambda e: _bucket(e.key, seed, f"mix{i}"))
+        taken = 0
+        assert train_index is not None
+        for e in extra:
+            if taken >= want:
+                break
+            if data.dedupe != "none" and train_index.offer(-1, formats.content_text(e.row)):
+                continue  # already in train (the mixed-in copy would only double its weight)
+            parts["train"].append(e)
+            taken += 1
+        label = ", ".join(Path(s).name for s in sources[f"mix{i}"])
+        mixed[label] = taken
+        if taken < want:
+            findings.once("mix_short", "warning",
+                          f"{label}: {taken:,} usable rows, {want:,} wanted for a fraction of "
+                          f"{mix.fraction:g}; all of them are used")
+
+    # leakage: validation and test rows that duplicate a training row are removed from their split
+    leaked = 0
+    if data.dedupe != "none" and train_index is not None:
+        for split in ("validation", "test"):
+            texts = [formats.content_text(e.row) for e in parts[split]]
+            found = leaks(train_index, texts, range(len(texts)), sigs[split])
+            drop = {m.index for m in found}
+            for m in found:
+                findings.add("leakage", "warning", f"{split} row duplicates a training row ({m.kind})",
+                             parts[split][m.index].origin, removed=True)
+            parts[split] = [e for j, e in enumerate(parts[split]) if j not in drop]
+            leaked += len(drop)
+
+    # tokens, in the real tokenizer and template
+    train_rows = [_output_row(e, data) for e in parts["train"]]
+    tokenizer = tokenizer_for(spec, train_rows)
+    template = chat_render.template_text(data.template, tokenizer)
+    lengths: dict[str, list[int]] = {}
+    for split in SPLITS:
+        counted = chat_render.token_lengths([e.row for e in parts[split]], tokenizer, template)
+        keep = []
+        for e, n in zip(parts[split], counted, strict=True):
+            if isinstance(n, str):
+                findings.add("template_error", "warning", f"the chat template fails on it: {n}", e.origin,
+                             removed=True)
+                continue
+            if n > exp.train.max_length:
+                if data.too_long == "drop":
+                    findings.add("too_long", "warning",
+                                 f"longer than train.max_length ({exp.train.max_length:,} tokens): dropped",
+                                 e.origin, removed=True)
+                    continue
+                findings.add("too_long", "warning",
+                             f"longer than train.max_length ({exp.train.max_length:,} tokens): "
+                             "the trainer cuts the end off", e.origin)
+            keep.append((e, n))
+        parts[split] = [e for e, _ in keep]
+        lengths[split] = [n for _, n in keep]
+    _check_eos(parts["train"][:EOS_SAMPLE], tokenizer, template, findings)
+
+    # order: a stable shuffle, or a curriculum (the trainer then reads the rows in order)
+    for split in SPLITS:
+        pairs = list(zip(parts[split], lengths[split], strict=True))
+        if split == "train" and data.order == "length":
+            pairs.sort(key=lambda p: (p[1], _bucket(p[0].key, seed, "order")))
+        elif split == "train" and data.order == "difficulty":
+            pairs.sort(key=lambda p: (p[0].difficulty if p[0].difficulty is not None else float("inf"),
+                                      _bucket(p[0].key, seed, "order")))
+        else:
+            pairs.sort(key=lambda p: _bucket(p[0].key, seed, "order"))
+        parts[split] = [e for e, _ in pairs]
+        lengths[split] = [n for _, n in pairs]
+
+    usable = sum(len(parts[s]) for s in SPLITS) - sum(mixed.values())
+    size_checks(usable, data.min_examples, forced, findings)
+    if not parts["validation"]:
+        findings.once("no_validation", "error",
+                      "the validation split is empty: add data, enlarge split.validation, or give "
+                      "data.validation files")
+    all_findings = findings.all()
+    report = DataReport(
+        source=sources["train"][0] if sources["train"] else "",
+        rows_read=rows_read,
+        counts={s: len(parts[s]) for s in SPLITS},
+        duplicates_removed=duplicates,
+        leaked_removed=leaked,
+        rows_rejected=sum(f.removed for f in all_findings
+                          if not f.check.startswith(("duplicate", "leakage"))),
+        sources=[s for k in sources for s in sources[k]],
+        formats=formats_seen,
+        template=chat_render.template_label(data.template, tokenizer),
+        tokenizer=getattr(tokenizer, "name_or_path", "") or "scratch (trained on the training split)",
+        max_length=exp.train.max_length,
+        tokens={s: percentiles(lengths[s]) for s in SPLITS},
+        mixed=mixed,
+        order=data.order,
+        findings=all_findings,
+    )
+    rows = {s: [_output_row(e, data) for e in parts[s]] for s in SPLITS}
+    return rows, report
+
+
+def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
+    row = dict(example.row)
+    row["prompt"], row["completion"] = formats.flat(example.row)
+    row["origin"] = example.origin
+    if data.template != "auto":
+        row["template"] = data.template  # model.render reads it: the trainer renders as prepared
+    return row
+
+
+def _check_eos(sample: list[_Example], tokenizer: Any, template: str, findings: Findings) -> None:
+    eos = tokenizer.eos_token
+    if not sample:
+        return
+    for e in sample:
+        rendered = chat_render.render_tokens(e.row, tokenizer, template)
+        present, trained = chat_render.eos_trained(rendered, tokenizer)
+        if not present:
+            findings.add("eos", "warning",
+                         f"the end-of-sequence token {eos!r} is missing from the rendered example: "
+                         "the model will not learn to stop (endless generations)", e.origin)
+        elif not trained:
+            findings.add("eos", "warning",
+                         f"the end-of-sequence token {eos!r} is not trained: the model will not "
+                         "learn to stop (endless generations)", e.origin)

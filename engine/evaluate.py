@@ -69,23 +69,27 @@ def general_perplexity(model: Any, tokenizer: Any, path: str, max_length: int) -
 
 def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[dict[str, Any]],
                        ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Generates for the rows and scores the outputs; returns metrics and (prompt, output,
-    reference) samples in row order."""
+    """Generates for the rows (their last assistant turn is the reference) and scores the
+    outputs; returns metrics and (prompt, output, reference) samples in row order."""
+    from tunelab.engine import chat_render
     from tunelab.engine.generate import generate
     from tunelab.engine.metrics import GENERATION
 
     wanted = [m for m in exp.eval.metrics if m in GENERATION]
-    limit = exp.eval.max_examples
-    scored = rows[:limit] if limit else rows
     keep = max(exp.eval.samples, 0)
-    todo = scored if wanted else rows[:keep]
-    if not todo:
+    limit = exp.eval.max_examples
+    todo = (rows[:limit] if limit else rows) if wanted else rows[:keep]
+    name = todo[0].get("template", exp.data.template) if todo else "auto"
+    template = chat_render.template_text(name, tokenizer)
+    pairs = [(row, found) for row in todo
+             if (found := chat_render.generation_prompt(row, tokenizer, template)) is not None]
+    if not pairs:
         return {}, []
-    outputs = generate(model, tokenizer, [r["prompt"] for r in todo], exp.eval.max_new_tokens)
-    references = [r["completion"] for r in todo]
+    outputs = generate(model, tokenizer, [p for _, (p, _) in pairs], exp.eval.max_new_tokens)
+    references = [ref for _, (_, ref) in pairs]
     values = {m: GENERATION[m](outputs, references) for m in wanted}
-    samples = [{"prompt": r["prompt"], "output": o, "reference": r["completion"]}
-               for r, o in zip(todo[:keep], outputs[:keep], strict=True)]
+    samples = [{"prompt": row.get("prompt") or prompt, "output": out, "reference": ref}
+               for (row, (prompt, ref)), out in zip(pairs[:keep], outputs[:keep], strict=False)]
     return values, samples
 
 

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunelab.engine.model import prompt_text
-
 
 def generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int,
              batch_size: int = 16) -> list[str]:
+    """Continues each rendered prompt (see chat_render.generation_prompt); special tokens are
+    already in the text, so none are added."""
     import torch
 
-    texts = [prompt_text(p, tokenizer) for p in prompts]
-    templated = bool(getattr(tokenizer, "chat_template", None))
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right end of each row
     outputs: list[str] = []
     device = next(model.parameters()).device
     model.eval()
     try:
-        for start in range(0, len(texts), batch_size):
-            # a chat template writes its own special tokens; plain prompts get them as in training
-            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                              add_special_tokens=not templated).to(device)
+        for start in range(0, len(prompts), batch_size):
+            batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(device)
             with torch.no_grad():
                 out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=tokenizer.pad_token_id,

@@ -47,7 +47,8 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
         [pre_tokenizers.Metaspace(), pre_tokenizers.Digits(individual_digits=True)]
     )
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK],
+                                  show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK
@@ -142,24 +143,25 @@ def load_model(ref: str, exp: Experiment) -> Any:
     )
 
 
-def render(rows: list[dict[str, str]], tokenizer: Any) -> list[dict[str, Any]]:
-    """Rows as the trainer reads them: chat messages when the model has a chat template,
-    else the prompt and a newline, then the completion (the loss is on the completion only)."""
-    if getattr(tokenizer, "chat_template", None):
-        return [
-            {"prompt": [{"role": "user", "content": r["prompt"]}],
-             "completion": [{"role": "assistant", "content": r["completion"]}]}
-            for r in rows
-        ]
-    return [{"prompt": r["prompt"] + "\n", "completion": r["completion"]} for r in rows]
+def render(rows: list[dict[str, Any]], tokenizer: Any, template: str | None = None) -> list[dict[str, Any]]:
+    """Rows as the trainer reads them: token ids and a mask of the trained tokens (the assistant
+    turns, their end-of-turn and end-of-sequence tokens; all of a plain text).
 
+    The text comes from the template named in the rows (data.template) or, by default, the
+    model's chat template, else the plain one: the prompt, a newline, the answer and the
+    end-of-sequence token. See chat_render; `tunelab data FILE --show N` prints the result."""
+    from tunelab.engine import chat_render
 
-def prompt_text(prompt: str, tokenizer: Any) -> str:
-    """The prompt as the model sees it at inference, exactly as `render` shows it in training."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                             add_generation_prompt=True, tokenize=False)
-    return prompt + "\n"
+    name = template or (rows[0].get("template", "auto") if rows else "auto")
+    text = chat_render.template_text(name, tokenizer)
+    out = []
+    for row in rows:
+        if "messages" not in row and "text" not in row:  # a bare prompt/completion row
+            row = {"messages": [{"role": "user", "content": row["prompt"]},
+                                {"role": "assistant", "content": row["completion"]}]}
+        rendered = chat_render.render_tokens(row, tokenizer, text)
+        out.append({"input_ids": rendered.input_ids, "completion_mask": rendered.trained})
+    return out
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

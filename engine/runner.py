@@ -197,6 +197,7 @@ class Runner:
         prepared = data_prep.prepare(self.spec, self.runs / "data")
         self.reporter.event("data", report=prepared.report, fingerprint=prepared.fingerprint,
                             smoke=self.smoke)
+        self.spool.write([data_prep.report_event(exp.name, prepared)])
         if self.smoke:
             prepared = _smoke_data(prepared, self.runs / "data-smoke")
         self._record_experiment()

@@ -8,6 +8,7 @@ a file are collected in one pass.
 from __future__ import annotations
 
 import difflib
+import glob
 import hashlib
 import json
 import re
@@ -64,12 +65,86 @@ class SplitSpec(_Strict):
         return self
 
 
+class ColumnsSpec(_Strict):
+    """Where the fields of a format are in the source, when its columns are named otherwise."""
+
+    prompt: str | None = None  # prompt_completion
+    completion: str | None = None
+    messages: str | None = None  # messages and sharegpt: the list of turns
+    instruction: str | None = None  # alpaca
+    input: str | None = None
+    output: str | None = None
+    text: str | None = None  # text
+    system: str | None = None  # any format: a column holding a system prompt
+
+
+class RulesSpec(_Strict):
+    """The file's own rules; a row that breaks one is dropped and reported."""
+
+    min_prompt_chars: int = Field(0, ge=0)
+    max_prompt_chars: int | None = Field(None, ge=1)
+    min_completion_chars: int = Field(1, ge=0)
+    max_completion_chars: int | None = Field(None, ge=1)
+    prompt_prefix: str | None = None  # every prompt must start with this (a consistent template)
+    completion_prefix: str | None = None
+    banned_words: list[str] = []  # case-insensitive, whole words or phrases, in any turn
+
+
+class MixSpec(_Strict):
+    """Another source mixed into the training split (general data against forgetting, other tasks)."""
+
+    source: str | list[str]  # files (relative to the experiment file) or "hub:owner/name"
+    fraction: float = Field(gt=0, lt=1)  # its share of the final training split
+    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text"] = "auto"
+    columns: ColumnsSpec = ColumnsSpec()
+
+
 class DataSpec(_Strict):
-    train: str
-    format: Literal["auto", "prompt_completion"] = "auto"
+    train: str | list[str]  # files (relative to the experiment file) or "hub:owner/name[?split=…]"
+    validation: str | list[str] | None = None  # explicit files override the split
+    test: str | list[str] | None = None
+    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text"] = "auto"
+    columns: ColumnsSpec = ColumnsSpec()
+    template: Literal["auto", "model", "plain", "chatml", "alpaca"] = "auto"
     split: SplitSpec = SplitSpec()
-    dedupe: Literal["none", "exact"] = "exact"
+    dedupe: Literal["none", "exact", "near"] = "near"
+    near_threshold: float = Field(0.85, gt=0, le=1)  # estimated Jaccard of word 3-grams
     min_examples: int = Field(100, ge=1)
+    force: bool = False  # go on with fewer than min_examples
+    too_long: Literal["drop", "truncate"] = "drop"  # rows over train.max_length tokens
+    rules: RulesSpec = RulesSpec()
+    mix: list[MixSpec] = []
+    order: Literal["shuffle", "length", "difficulty"] = "shuffle"  # curriculum: easy first
+    difficulty_column: str | None = None  # for order = "difficulty"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataSpec:
+        if sum(m.fraction for m in self.mix) >= 1:
+            raise ValueError("the fractions of data.mix must sum to less than 1")
+        if self.order == "difficulty" and not self.difficulty_column:
+            raise ValueError('order = "difficulty" needs data.difficulty_column')
+        return self
+
+    def sources(self, split: str = "train") -> list[str]:
+        value = getattr(self, split)
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+    def missing_files(self, folder: Path) -> list[tuple[str, Path]]:
+        """(dotted key, path) of each local source that matches no file; hub ids are not checked."""
+        named = [(f"data.{s}", t) for s in ("train", "validation", "test") for t in self.sources(s)]
+        for i, m in enumerate(self.mix):
+            named += [(f"data.mix.{i}.source", t) for t in ([m.source] if isinstance(m.source, str)
+                                                              else m.source)]
+        missing = []
+        for key, text in named:
+            if text.startswith("hub:"):
+                continue
+            path = Path(text).expanduser()
+            path = path if path.is_absolute() else folder / path
+            found = bool(glob.glob(str(path))) if any(c in text for c in "*?[") else path.exists()
+            if not found:
+                missing.append((key, path))
+        return missing
 
 
 class MethodSpec(_Strict):
@@ -239,7 +314,8 @@ class LoadedSpec(_Strict):
         return self.path.parent
 
     def data_path(self) -> Path:
-        p = Path(self.experiment.data.train).expanduser()
+        """The first training source (a file or folder; see data.sources for all of them)."""
+        p = Path(self.experiment.data.sources("train")[0]).expanduser()
         return p if p.is_absolute() else self.folder / p
 
     def renamed(self, name: str) -> LoadedSpec:
@@ -482,11 +558,8 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
     experiment, errors = _validate(raw, file, lines)
     if experiment is not None:
         errors += _check_space(experiment, raw, file, lines)
-        data = Path(experiment.data.train).expanduser()
-        data = data if data.is_absolute() else file.parent / data
-        if not data.exists():
-            errors.append(f"{file}:{_line_of(lines, 'data.train') or '?'}: data.train: "
-                          f"no file at {data}")
+        for key, data in experiment.data.missing_files(file.parent):
+            errors.append(f"{file}:{_line_of(lines, key) or '?'}: {key}: no file at {data}")
         general = experiment.eval.general
         if general and not (file.parent / Path(general).expanduser()).exists():
             errors.append(f"{file}:{_line_of(lines, 'eval.general') or '?'}: eval.general: "

@@ -131,6 +131,8 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
         bf16=str(dtype) == "torch.bfloat16",
         fp16=str(dtype) == "torch.float16",
         dataloader_num_workers=0,
+        # a curriculum (data.order = length | difficulty) is read in the prepared order
+        train_sampling_strategy="random" if exp.data.order == "shuffle" else "sequential",
     )
     if exp.train.early_stopping_patience:
         callbacks = [*callbacks, EarlyStoppingCallback(exp.train.early_stopping_patience)]

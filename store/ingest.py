@@ -35,6 +35,7 @@ RULES: dict[str, TableRule] = {
     "metrics": TableRule(("experiment", "trial", "split", "name", "step"), order="time"),
     "evaluations": TableRule(("experiment", "model_ref", "split", "name"), order="time"),
     "samples": TableRule(("experiment", "model_ref", "prompt_id"), order="time"),
+    "data_reports": TableRule(("experiment", "fingerprint")),
 }
 
 

@@ -95,12 +95,16 @@ class ConsoleReporter:
         if name == "data":
             report = data["report"]
             counts = report.counts
-            rejected = sum(len(v) for v in report.rejected.values())
+            rejected = report.rows_rejected
             console.print(
                 f"[bold]{self.name}[/] · {report.rows_read:,} examples → "
                 f"{counts['train']}/{counts['validation']}/{counts['test']} (train/validation/test)"
                 f" · {report.duplicates_removed} duplicates removed · {rejected} rows rejected"
             )
+            warned = [f for f in getattr(report, "findings", []) if f.level == "warning"]
+            if warned:
+                console.print(f"[yellow]{len(warned)} data warning{'s' if len(warned) != 1 else ''}[/]"
+                              f" (first: {warned[0].message}); `tunelab data FILE` shows the report")
         elif name == "building_base":
             console.print("building the scratch model and training its tokenizer on the data…")
         elif name == "stale":
@@ -277,6 +281,50 @@ def schema(
     else:
         out.write_text(text)
         console.print(f"wrote {out}")
+
+
+# ---------------------------------------------------------------- data
+
+
+@app.command()
+def data(
+    file: Annotated[Path, typer.Argument(help="The experiment file (TOML).")],
+    show: Annotated[int, typer.Option(
+        help="Print this many training examples exactly as the model sees them.")] = 0,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+    force: Annotated[bool, typer.Option(
+        help="Go on with fewer examples than data.min_examples.")] = False,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a key, e.g. --set data.dedupe=exact (repeatable).")] = None,
+) -> None:
+    """Prepare the data and print the report: counts per split, lengths in tokens, duplicates and
+    rows removed and why. The prepared splits are cached for `tunelab run`.
+    """
+    from tunelab.engine import chat_render
+    from tunelab.engine import data as data_prep
+    from tunelab.engine.runner import paths
+    from tunelab.engine.spec import load_spec
+    from tunelab.tui import data_view
+
+    spec = load_spec(file, set_ or [])
+    name = spec.experiment.name
+    runs, _ = paths(store, name)
+    try:
+        prepared = data_prep.prepare(spec, runs / "data", force=force)
+    except data_prep.DataRejected as rejected:
+        data_view.print_report(console, name, data_prep.fingerprint(spec), rejected.report)
+        raise
+    data_view.print_report(console, name, prepared.fingerprint, prepared.report)
+    with st.Spool(store, tag="data") as spool:
+        spool.write([data_prep.report_event(name, prepared)])
+    if show > 0:
+        train = prepared.rows("train")
+        tokenizer = data_prep.tokenizer_for(spec, train, runs)
+        template = chat_render.template_text(spec.experiment.data.template, tokenizer)
+        console.print()
+        data_view.print_examples(console, train[:show], tokenizer, template)
+    console.print(f"next: tunelab run {file} · "
+                  f"tunelab sql \"select * from data_reports where experiment = '{name}'\"")
 
 
 # ---------------------------------------------------------------- trials
@@ -464,7 +512,7 @@ def sql(
 ) -> None:
     """Query the store with SQL (read-only).
 
-    Tables: experiments, trials, trial_params, metrics, evaluations (see the README).
+    Tables: experiments, trials, trial_params, metrics, evaluations, data_reports (see the README).
     """
     import duckdb
 

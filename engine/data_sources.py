@@ -1,0 +1,251 @@
+"""Reading the records of a data source: JSON lines, a JSON array, CSV, Parquet, a folder saved by
+`datasets` (`save_to_disk`), or a hub data set (`hub:owner/name?split=train&config=…&revision=…`).
+
+A record that cannot be read (not UTF-8, not JSON, not an object, a CSV row of the wrong width)
+is reported by its place in the file, `file.jsonl:17`, and the rest of the file is still read.
+Each source also has a digest of its content, so that a changed file changes the fingerprint.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tunelab.engine.errors import DataError
+
+FILE_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
+              ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Record:
+    origin: str  # where the record is: "train.jsonl:17", "data.parquet#3", "hub:x/y#12"
+    data: dict[str, Any]
+
+
+@dataclass
+class SourceRead:
+    name: str
+    records: list[Record] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (reason, origin)
+
+
+def expand(text: str, folder: Path) -> list[str]:
+    """A source as written in the file -> hub ids and absolute paths (glob patterns expanded)."""
+    if text.startswith("hub:"):
+        return [text]
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else folder / path
+    if any(c in text for c in "*?["):
+        found = sorted(glob.glob(str(path), recursive=True))
+        if not found:
+            raise DataError(f"{text}: no file matches this pattern")
+        return found
+    return [str(path)]
+
+
+def _hub_parts(text: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(text.removeprefix("hub:"))
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(options) - {"split", "config", "revision"}
+    if unknown:
+        raise DataError(f"{text}: unknown option(s) {sorted(unknown)}; expected split, config, revision")
+    return parts.path, options
+
+
+def digest(source: str) -> str:
+    """A digest of a source's content: the bytes of a file or a folder's files, a hub revision."""
+    h = hashlib.sha256()
+    if source.startswith("hub:"):
+        name, options = _hub_parts(source)
+        # the hub data set's own fingerprint (datasets hashes the downloaded files)
+        h.update(f"{name}|{json.dumps(options, sort_keys=True)}|{_load_hub(source)._fingerprint}".encode())
+        return h.hexdigest()
+    path = Path(source)
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(file.relative_to(path)).encode() + b"\0")
+            _hash_file(h, file)
+    else:
+        _hash_file(h, path)
+    return h.hexdigest()
+
+
+def _hash_file(h: Any, path: Path) -> None:
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+
+
+def read_source(source: str, split: str = "train") -> SourceRead:
+    """Every readable record of one source; unreadable ones are listed in `problems`."""
+    if source.startswith("hub:"):
+        dataset = _load_hub(source)
+        return SourceRead(source, [Record(f"{source}#{i}", dict(r)) for i, r in enumerate(dataset)])
+    path = Path(source)
+    if path.is_dir():
+        return _read_saved_folder(path, split)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    kind = FILE_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unknown kind of file; expected one of "
+                        f"{', '.join(sorted(FILE_KINDS))} or a folder saved by datasets")
+    reader = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_csv,
+              "parquet": _read_parquet}[kind]
+    return reader(path)
+
+
+def _read_jsonl(path: Path) -> SourceRead:
+    out = SourceRead(path.name)
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            _json_line(out, raw, f"{path.name}:{number}")
+    return out
+
+
+def _json_line(out: SourceRead, raw: bytes, origin: str) -> None:
+    if not raw.strip():
+        return
+    try:
+        record = json.loads(raw.decode("utf-8").removeprefix("\ufeff"))  # a BOM on the first line
+    except UnicodeDecodeError:
+        out.problems.append(("not UTF-8", origin))
+        return
+    except json.JSONDecodeError:
+        out.problems.append(("not valid JSON", origin))
+        return
+    if not isinstance(record, dict):
+        out.problems.append(("not a JSON object", origin))
+        return
+    out.records.append(Record(origin, record))
+
+
+def _read_json(path: Path) -> SourceRead:
+    """A JSON array of objects (or {"data": [...]}); JSON lines saved as .json are read as such.
+
+    A broken element of an array is skipped up to the next line that opens an object, so
+    one bad record costs that record, not the file."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return _read_jsonl(path)  # line by line, so the bad lines are named
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            return _read_jsonl(path)
+        lists = [v for v in whole.values() if isinstance(v, list)] if isinstance(whole, dict) else []
+        if len(lists) == 1:
+            text = json.dumps(lists[0])
+        else:
+            return _read_jsonl(path)
+    if not text.lstrip().startswith("["):
+        raise DataError(f"{path}: expected a JSON array of objects or JSON lines")
+    out = SourceRead(path.name)
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    index = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text) or text[pos] == "]":
+            break
+        line = text.count("\n", 0, pos) + 1
+        origin = f"{path.name}:{line}"
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            out.problems.append(("not valid JSON", origin))
+            nxt = text.find("\n", pos)
+            while nxt != -1 and not text[nxt + 1:].lstrip(" \t").startswith("{"):
+                nxt = text.find("\n", nxt + 1)
+            if nxt == -1:
+                break
+            pos = nxt + 1
+            index += 1
+            continue
+        if isinstance(value, dict):
+            out.records.append(Record(origin, value))
+        else:
+            out.problems.append(("not a JSON object", origin))
+        index += 1
+    return out
+
+
+def _read_csv(path: Path) -> SourceRead:
+    out = SourceRead(path.name)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    # surrogateescape keeps undecodable bytes as markers, so the row they sit in can be named
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return out
+        header = [h.lstrip("\ufeff").strip() for h in header]
+        line = reader.line_num
+        for row in reader:
+            origin = f"{path.name}:{line + 1}"
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if any(_has_surrogates(cell) for cell in row):
+                out.problems.append(("not UTF-8", origin))
+            elif len(row) != len(header):
+                out.problems.append((f"{len(row)} columns where the header has {len(header)}", origin))
+            else:
+                out.records.append(Record(origin, dict(zip(header, row, strict=True))))
+    return out
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _read_parquet(path: Path) -> SourceRead:
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+        raise DataError(f"{path}: cannot read this Parquet file: {error}") from None
+    return SourceRead(path.name, [Record(f"{path.name}#{i + 1}", r) for i, r in enumerate(rows)])
+
+
+def _read_saved_folder(path: Path, split: str) -> SourceRead:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        loaded = load_from_disk(str(path))
+    except FileNotFoundError as error:
+        raise DataError(f"{path}: not a folder saved by datasets (save_to_disk): {error}") from None
+    if isinstance(loaded, DatasetDict):
+        if split not in loaded:
+            raise DataError(f"{path}: no {split!r} split; it has {', '.join(loaded)}")
+        loaded = loaded[split]
+    return SourceRead(path.name, [Record(f"{path.name}#{i + 1}", dict(r)) for i, r in enumerate(loaded)])
+
+
+def _load_hub(source: str) -> Any:
+    from datasets import load_dataset
+
+    name, options = _hub_parts(source)
+    try:
+        return load_dataset(name, options.get("config"), split=options.get("split", "train"),
+                            revision=options.get("revision"))
+    except Exception as error:  # noqa: BLE001 - network, missing data set, bad split: all user-facing
+        raise DataError(f"{source}: cannot load this hub data set: {error}") from None
+

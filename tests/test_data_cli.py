@@ -1,0 +1,72 @@
+"""`tunelab data FILE`: the report, the preflight render, the stored report; the real Alpaca sample."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from data_helpers import finding, jsonl, pc_rows, prepared
+
+from conftest import EXPERIMENTS, SHARED_DATA, tunelab_command
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120", "NO_COLOR": "1"}
+
+
+def _tunelab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*tunelab_command(), *args], capture_output=True, text=True, cwd=cwd,
+                          env=ENV, timeout=300)
+
+
+def test_tunelab_data_prints_the_report_shows_examples_and_stores_the_report(tmp_path: Path) -> None:
+    shutil.copytree(EXPERIMENTS, tmp_path / "experiments")
+    store = tmp_path / "s.duckdb"
+    done = _tunelab("data", "experiments/quickstart.toml", "--show", "2", "--store", str(store),
+                    cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "1,200 read" in out and "(train / validation / test)" in out
+    assert "p50" in out and "no problems found" in out
+    assert out.count("EOS present and trained") == 2
+    assert "⟦" in out and "</s>⟧" in out  # the answer and the EOS are marked as trained
+    stored = _tunelab("sql", "--store", str(store), "--format", "json",
+                      "select experiment, rows_read, train_rows, findings from data_reports",
+                      cwd=tmp_path)
+    rows = json.loads(stored.stdout)
+    assert rows[0]["experiment"] == "quickstart" and rows[0]["rows_read"] == 1200
+    # the prepared splits are where `tunelab run` looks for them
+    assert list((tmp_path / "s-runs" / "quickstart" / "data").glob("*/train.jsonl"))
+
+
+def test_tunelab_data_with_too_few_rows_exits_1_with_the_report_unless_forced(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl").write_text(jsonl(pc_rows(40)))
+    (tmp_path / "x.toml").write_text('name = "x"\n[model]\nscratch = { vocab_size = 200 }\n'
+                                     '[data]\ntrain = "d.jsonl"\n')
+    store = str(tmp_path / "s.duckdb")
+    refused = _tunelab("data", "x.toml", "--store", store, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "40 usable examples, fewer than 100" in refused.stderr
+    assert "40 read" in refused.stdout  # the report is shown before the refusal
+    forced = _tunelab("data", "x.toml", "--store", store, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "warning" in forced.stdout and "fewer than 100" in forced.stdout
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "alpaca-102.json").exists(), reason="needs ../shared/data")
+def test_the_real_alpaca_sample_is_read_and_checked(tmp_path: Path) -> None:
+    shutil.copy(SHARED_DATA / "alpaca-102.json", tmp_path / "alpaca.json")
+    p = prepared(tmp_path, 'train = "alpaca.json"', force=True)
+    r = p.report
+    assert r.formats == {"alpaca.json": "alpaca"} and r.rows_read == 102
+    kept = sum(r.counts.values())
+    assert kept + r.rows_rejected + r.duplicates_removed + r.leaked_removed == 102
+    rows = [row for s in ("train", "validation", "test") for row in p.rows(s)]
+    original = json.loads((tmp_path / "alpaca.json").read_text(encoding="utf-8"))
+    with_input = next(o for o in original if o["input"].strip())
+    match = next(row for row in rows if row["messages"][1]["content"] == with_input["output"])
+    assert match["messages"][0]["content"] == with_input["instruction"] + "\n\n" + with_input["input"]
+    if kept < 100:  # just above the floor: whatever the checks removed decides it
+        assert finding(r, "few_examples").level == "warning"

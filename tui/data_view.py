@@ -1,0 +1,85 @@
+"""The data report and the preflight render, as `tunelab data` prints them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tunelab.engine.data import DataReport
+
+LEVEL_MARK = {"error": "[bold red]✗ error[/]", "warning": "[yellow]! warning[/]", "note": "[cyan]· note[/]"}
+TRAINED_OPEN, TRAINED_CLOSE = "⟦", "⟧"
+
+
+def print_report(console: Console, name: str, fingerprint: str, report: DataReport) -> None:
+    c = report.counts
+    console.print(f"[bold]{name}[/] · data report · fingerprint {fingerprint}")
+    formats = ", ".join(f"{s} ({f})" for s, f in report.formats.items()) or "—"
+    console.print(f"sources   {formats}")
+    if report.mixed:
+        console.print("mixed in  " + ", ".join(f"{s}: {n:,} rows" for s, n in report.mixed.items()))
+    console.print(f"template  {report.template} · tokens of {report.tokenizer} · "
+                  f"max_length {report.max_length:,}" + (f" · order {report.order}"
+                                                         if report.order != "shuffle" else ""))
+    console.print(f"rows      {report.rows_read:,} read → {c.get('train', 0):,} / "
+                  f"{c.get('validation', 0):,} / {c.get('test', 0):,} (train / validation / test) · "
+                  f"{report.rows_rejected:,} rejected · {report.duplicates_removed:,} duplicates · "
+                  f"{report.leaked_removed:,} leaked")
+    table = Table(title="length in tokens", title_justify="left", box=None, padding=(0, 1))
+    table.add_column("split")
+    for column in ("rows", "min", "p50", "p90", "p99", "max"):
+        table.add_column(column, justify="right")
+    for split, stats in report.tokens.items():
+        if stats:
+            table.add_row(split, f"{c.get(split, 0):,}",
+                          *[f"{stats[k]:,.0f}" for k in ("min", "p50", "p90", "p99", "max")])
+    console.print(table)
+    if not report.findings:
+        console.print("[green]✓ no problems found[/]")
+        return
+    console.print("[bold]findings[/]")
+    for f in report.findings:
+        count = f" ({f.count:,}{', removed' if f.removed else ''})" if f.count else ""
+        console.print(f"  {LEVEL_MARK.get(f.level, f.level)}  ", end="")
+        console.print(Text(f"{f.message}{count}"))
+        if f.examples:
+            more = " …" if f.count > len(f.examples) else ""
+            console.print(Text("      at " + ", ".join(f.examples) + more, style="dim"))
+
+
+def print_examples(console: Console, rows: list[dict[str, Any]], tokenizer: Any, template: str) -> None:
+    """Examples exactly as the model sees them; trained tokens between ⟦ ⟧ (and in green)."""
+    from tunelab.engine import chat_render
+
+    for number, row in enumerate(rows, start=1):
+        rendered = chat_render.render_tokens(row, tokenizer, template)
+        present, trained = chat_render.eos_trained(rendered, tokenizer)
+        eos = tokenizer.eos_token
+        check = ("[green]✓ EOS " if present and trained else "[bold red]✗ EOS ") + (
+            "present and trained[/]" if present and trained
+            else "trained nowhere: the model will not learn to stop[/]" if present
+            else "missing: the model will not learn to stop[/]")
+        console.rule(f"example {number} of {len(rows)} · {row.get('origin', '')}", align="left")
+        console.print(f"{len(rendered.input_ids):,} tokens, {sum(rendered.trained):,} trained · "
+                      f"{check} [dim]({eos})[/]")
+        text = Text()
+        # runs of trained / untrained tokens, shown as the exact characters they cover
+        runs: list[list[int]] = []  # [mask, start, end]
+        for (_start, end), mask in zip(rendered.offsets, rendered.trained, strict=True):
+            if runs and runs[-1][0] == mask:
+                runs[-1][2] = max(runs[-1][2], end)
+            else:
+                runs.append([mask, runs[-1][2] if runs else 0, end])
+        for mask, start, end in runs:
+            piece = rendered.text[start:end].replace("\n", "↵\n")
+            if mask:
+                text.append(TRAINED_OPEN + piece + TRAINED_CLOSE, style="bold green")
+            else:
+                text.append(piece, style="dim")
+        console.print(text)
+    if rows:
+        console.print(Text(f"{TRAINED_OPEN} {TRAINED_CLOSE} marks the trained tokens (the loss is "
+                           "computed on them only); ↵ is a newline.", style="dim"))
