@@ -16,9 +16,27 @@ from tunelab.store.read import (
     list_trials,
     query,
 )
+from tunelab.store.reviews import (
+    ReviewItem,
+    ReviewRecord,
+    VoteRecord,
+    find_review,
+    list_reviews,
+    review_items,
+    review_votes,
+    vote_event,
+)
 from tunelab.store.spool import Spool, flush_orphans, spool_dir
 
 __all__ = [
+    "ReviewItem",
+    "ReviewRecord",
+    "VoteRecord",
+    "find_review",
+    "list_reviews",
+    "review_items",
+    "review_votes",
+    "vote_event",
     "DEFAULT_STORE",
     "SCHEMA_VERSION",
     "ExperimentRecord",

@@ -43,3 +43,29 @@ def small_experiment(tmp_path: Path):
 
 def read_json_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Quiet:
+    """A runner reporter that keeps nothing (the tests read the store)."""
+
+    def event(self, name: str, **data: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with one trained tiny model ('tiny', trial 0) and its baseline."""
+    from tunelab.engine.runner import Runner
+    from tunelab.engine.spec import load_spec
+
+    folder = tmp_path_factory.mktemp("trained")
+    source = EXPERIMENTS / "data" / "arithmetic.jsonl"
+    (folder / "data.jsonl").write_text("\n".join(source.read_text().splitlines()[:240]) + "\n")
+    (folder / "tiny.toml").write_text(
+        'name = "tiny"\n[model]\nscratch = { hidden_size = 64, layers = 2, heads = 4, '
+        'vocab_size = 256 }\n[data]\ntrain = "data.jsonl"\n'
+        '[method]\nkind = "full"\n[train]\nepochs = 1\nbatch_size = 16\nlearning_rate = 3e-3\n'
+        '[search]\ntrials = 1\n[eval]\nsamples = 0\n')
+    store = folder / "tunelab.duckdb"
+    Runner(load_spec(folder / "tiny.toml"), store, Quiet()).run()
+    return store

@@ -547,6 +547,13 @@ def sql(
         console.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}")
 
 
+from tunelab.tui.chat_cli import chat as _chat  # noqa: E402
+from tunelab.tui.review_cli import review_app  # noqa: E402 - registered after the commands above
+
+app.add_typer(review_app, name="review")
+app.command("chat")(_chat)
+
+
 def main() -> None:
     try:
         app()

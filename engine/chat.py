@@ -1,0 +1,74 @@
+"""Streaming replies for the chat screen: the conversation rendered with the template the
+model was trained with, tokens handed out as they are generated, stoppable at any time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    seed: int | None = None
+
+    def describe(self) -> str:
+        seed = f" · seed {self.seed}" if self.seed is not None else ""
+        return (f"temperature {self.temperature:g} · top-p {self.top_p:g} · "
+                f"max {self.max_new_tokens} tokens{seed}")
+
+
+def prompt_for(messages: list[dict[str, str]], tokenizer: Any, template_name: str = "auto") -> str:
+    """The conversation so far, opened for the assistant's next turn, as in training."""
+    from tunelab.engine import chat_render
+
+    template = chat_render.template_text(template_name, tokenizer)
+    found = chat_render.generation_prompt(
+        {"messages": [*messages, {"role": "assistant", "content": ""}]}, tokenizer, template)
+    assert found is not None
+    return found[0]
+
+
+def stream_reply(model: Any, tokenizer: Any, messages: list[dict[str, str]], settings: Settings,
+                 stop: threading.Event, template_name: str = "auto") -> Iterator[str]:
+    """Yields pieces of the reply as the model writes them; `stop.set()` ends it early."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    class Stop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            return stop.is_set()
+
+    text = prompt_for(messages, tokenizer, template_name)
+    device = next(model.parameters()).device
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    if settings.seed is not None:
+        torch.manual_seed(settings.seed)
+    sample = settings.temperature > 0
+    kwargs = {**inputs, "streamer": streamer, "max_new_tokens": settings.max_new_tokens,
+              "do_sample": sample, "pad_token_id": tokenizer.pad_token_id,
+              "eos_token_id": tokenizer.eos_token_id,
+              "stopping_criteria": StoppingCriteriaList([Stop()])}
+    if sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.no_grad():
+                model.generate(**kwargs)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(error)
+            streamer.end()
+
+    worker = threading.Thread(target=run, daemon=True, name="tunelab-generate")
+    worker.start()
+    yield from streamer
+    worker.join()
+    if errors:
+        raise errors[0]

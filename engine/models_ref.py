@@ -1,0 +1,105 @@
+"""Model refs (`base`, `best`, `trial:N`) → a loaded model and tokenizer, ready to generate.
+
+A trial's best checkpoint is full weights or an adapter on the base model (its manifest names
+the base); adapters of several trials that share a base can be loaded onto one copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunelab.engine.errors import TrainError
+from tunelab.engine.spec import Experiment
+from tunelab.store import TrialRecord, experiment_spec, get_experiment, list_trials
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    ref: str  # base | trial:N
+    base: str  # hub id or folder of the base model
+    weights: str | None  # a trial's best/ folder (None for the base)
+    adapter: bool
+    experiment: Experiment
+
+
+def _best(trials: list[TrialRecord], direction: str | None) -> TrialRecord | None:
+    done = [t for t in trials if t.state == "complete" and t.value is not None]
+    if not done:
+        return None
+    pick = max if direction == "maximize" else min
+    return pick(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+
+
+def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
+    record = get_experiment(store, experiment)
+    if record is None:
+        raise TrainError(f"no experiment {experiment!r} in {store}")
+    trials = list_trials(store, experiment)
+    if ref == "best":
+        found = _best(trials, record.direction)
+        if found is None:
+            raise TrainError(f"{experiment} has no complete trial yet")
+        ref = f"trial:{found.number}"
+    spec = Experiment.model_validate(experiment_spec(store, experiment))
+    if ref == "base":
+        for t in trials:  # any trial's manifest names the base the trials started from
+            manifest = Path(t.artifact_dir or "") / "manifest.json"
+            if manifest.exists():
+                return ModelSource("base", json.loads(manifest.read_text())["base"], None,
+                                   False, spec)
+        if spec.model.base:
+            return ModelSource("base", spec.model.base, None, False, spec)
+        raise TrainError(f"{experiment}: the scratch base model is only known from a trial's "
+                         "manifest; run a trial first")
+    number = ref.removeprefix("trial:")
+    if not number.isdigit():
+        raise TrainError(f"{ref!r}: a model is base, best or trial:N")
+    trial = next((t for t in trials if t.number == int(number)), None)
+    if trial is None or trial.state != "complete":
+        raise TrainError(f"{experiment} has no complete trial {number}")
+    folder = Path(trial.artifact_dir or "")
+    best = folder / "best"
+    if not best.is_dir():
+        raise TrainError(f"trial {number} kept no checkpoint (was it removed by `tunelab gc`?)")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
+    return ModelSource(f"trial:{number}", manifest["base"], str(best),
+                       (best / "adapter_config.json").exists(), exp)
+
+
+class ModelPool:
+    """Loads each base once; adapters of trials on the same base are added to it by name
+    (peft multi-adapter) and switched, instead of loading a full model per trial."""
+
+    def __init__(self) -> None:
+        self._bases: dict[str, Any] = {}
+        self._full: dict[str, Any] = {}
+        self._tokenizers: dict[str, Any] = {}
+
+    def get(self, source: ModelSource) -> tuple[Any, Any]:
+        from tunelab.engine import model as models
+
+        exp = source.experiment
+        if source.weights is None or not source.adapter:
+            key = source.weights or source.base
+            if key not in self._full:
+                self._full[key] = models.load_model(key, exp)
+                self._tokenizers[key] = models.load_tokenizer(key, exp)
+            return self._full[key], self._tokenizers[key]
+        from peft import PeftModel
+
+        name = source.ref.replace(":", "_")
+        holder = self._bases.get(source.base)
+        if holder is None:
+            base = models.load_model(source.base, exp)
+            holder = PeftModel.from_pretrained(base, source.weights, adapter_name=name)
+            self._bases[source.base] = holder
+            self._tokenizers[source.weights] = models.load_tokenizer(source.weights, exp)
+        elif name not in holder.peft_config:
+            holder.load_adapter(source.weights, adapter_name=name)
+            self._tokenizers[source.weights] = models.load_tokenizer(source.weights, exp)
+        holder.set_adapter(name)
+        return holder, self._tokenizers[source.weights]

@@ -1,0 +1,203 @@
+"""Blind A/B reviews: create one (outputs generated ahead, sides random per item and
+recorded), hand out items to a rater, record votes, compute the statistics, export DPO pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunelab.engine import review_stats as rs
+from tunelab.engine.errors import TrainError
+from tunelab.store import (
+    ReviewItem,
+    ReviewRecord,
+    Spool,
+    VoteRecord,
+    find_review,
+    review_items,
+    review_votes,
+)
+
+REPEAT_SHARE = 0.1  # items shown again later with sides swapped, to measure consistency
+
+
+@dataclass(frozen=True)
+class Prompt:
+    prompt_id: str
+    prompt: str  # as shown to the rater
+    rendered: str  # as the model sees it (the training template)
+    reference: str | None
+
+
+def _id(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
+    """The first n rows of the experiment's prepared test split."""
+    from tunelab.engine.data import read_rows
+    from tunelab.engine.runner import paths
+
+    runs, _ = paths(store, experiment)
+    files = sorted((runs / "data").glob("*/test.jsonl"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise TrainError(f"no prepared test split for {experiment}; run the experiment first")
+    return read_rows(files[-1])[:n]
+
+
+def file_prompts(path: Path, n: int) -> list[dict[str, Any]]:
+    """Prompts from a JSON-lines file: {"prompt": …} rows (or chat `messages`)."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rows.append(_conversation(json.loads(line)))
+    return rows[:n]
+
+
+def _conversation(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as a conversation that ends in the assistant turn to generate."""
+    messages = list(row.get("messages") or [{"role": "user", "content": row["prompt"]}])
+    if messages[-1]["role"] != "assistant":
+        messages.append({"role": "assistant", "content": ""})
+    return {**row, "messages": messages}
+
+
+def schedule(models: list[str], prompts: int, seed: int) -> list[tuple[int, str, str]]:
+    """(prompt index, left, right) per item: the model pairs take turns over the prompts so each
+    pair gets about as many items; the left side is a coin flip per item; ~10 % of items come
+    back later with sides swapped."""
+    rng = random.Random(seed)
+    pairs = list(itertools.combinations(models, 2))
+    items = []
+    for k in range(prompts):
+        a, b = pairs[k % len(pairs)]
+        items.append((k, a, b) if rng.random() < 0.5 else (k, b, a))
+    rng.shuffle(items)
+    return items
+
+
+def create(store: Path, experiment: str, name: str, models: list[str], prompts: list[dict],
+           prompt_set: str, max_new_tokens: int = 128,
+           progress: Callable[[int, int], None] | None = None) -> ReviewRecord:
+    """Generates every model's outputs (greedy, the training template), then writes the review
+    and its items. Generation runs here, once, before anyone votes."""
+    from tunelab.engine import chat_render
+    from tunelab.engine.generate import generate
+    from tunelab.engine.models_ref import ModelPool, resolve
+
+    if len(set(models)) < 2:
+        raise TrainError("a review compares at least two different models")
+    sources = [resolve(store, experiment, ref) for ref in models]
+    refs = [s.ref for s in sources]  # best resolved to trial:N
+    pool = ModelPool()
+    outputs: dict[str, list[str]] = {}
+    shown: list[str] = []
+    for k, source in enumerate(sources):
+        model, tokenizer = pool.get(source)
+        template = chat_render.template_text(prompts[0].get("template", "auto"), tokenizer)
+        rendered = [chat_render.generation_prompt(_conversation(r), tokenizer, template)
+                    for r in prompts]
+        texts = [p[0] for p in rendered if p is not None]
+        if not shown:
+            shown = [r.get("prompt") or p[0] for r, p in zip(prompts, rendered, strict=True) if p]
+        outputs[source.ref] = generate(model, tokenizer, texts, max_new_tokens)
+        if progress:
+            progress(k + 1, len(sources))
+    review_id = uuid.uuid4().hex
+    now = time.time()
+    plan = schedule(refs, len(shown), seed=int(review_id[:8], 16))
+    rng = random.Random(review_id)
+    repeats = [x for x in plan if rng.random() < REPEAT_SHARE] or plan[:1]
+    events: list[dict] = [{"table": "reviews", "row": {
+        "id": review_id, "experiment": experiment, "name": name, "models": json.dumps(refs),
+        "prompt_set": prompt_set, "status": "open", "created_at": now, "updated_at": now}}]
+    rows = [(k, a, b, None) for k, a, b in plan]
+    rows += [(k, b, a, plan.index((k, a, b))) for k, a, b in repeats]  # swapped, at the end
+    for item, (k, left, right, repeat_of) in enumerate(rows):
+        events.append({"table": "review_items", "row": {
+            "review_id": review_id, "item": item, "prompt_id": _id(shown[k]), "prompt": shown[k],
+            "model_a": left, "model_b": right, "output_a": outputs[left][k],
+            "output_b": outputs[right][k], "repeat_of": repeat_of, "created_at": now}})
+    with Spool(store, tag="review") as spool:
+        spool.write(events)
+    found = find_review(store, review_id)
+    assert found is not None
+    return found
+
+
+def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str) -> ReviewItem | None:
+    """The first item this rater has not voted on: a rater never gets the same item twice."""
+    done = {v.item for v in votes if v.rater == rater}
+    return next((i for i in items if i.item not in done), None)
+
+
+def flagged(item: ReviewItem, models: list[str]) -> bool:
+    """An output that names a model or trial would break the blindness: flag it to the rater."""
+    words = {m.lower() for m in models} | {m.split(":")[-1] for m in models if ":" in m and
+                                           len(m.split(":")[-1]) > 2}
+    text = f"{item.output_a}\n{item.output_b}".lower()
+    return any(w in text for w in words if w not in {"base"})
+
+
+def as_votes(items: list[ReviewItem], votes: list[VoteRecord]) -> list[rs.Vote]:
+    by_item = {i.item: i for i in items}
+    return [rs.Vote(v.item, v.rater, v.choice, by_item[v.item].model_a, by_item[v.item].model_b,
+                    by_item[v.item].repeat_of) for v in votes if v.item in by_item]
+
+
+@dataclass(frozen=True)
+class ReviewStats:
+    review: ReviewRecord
+    items: int
+    votes: int
+    pairs: list[rs.PairRecord]
+    ratings: list[rs.Rating]
+    bias: rs.PositionBias
+    agreement: dict[tuple[str, str], tuple[int, float]]
+    consistency: dict[str, tuple[int, float]]
+    per_rater: dict[str, int]
+
+
+def stats(store: Path, name: str, bootstrap: int = 1000) -> ReviewStats:
+    review = find_review(store, name)
+    if review is None:
+        raise TrainError(f"no review {name!r} in {store}")
+    items = review_items(store, review.id)
+    votes = as_votes(items, review_votes(store, review.id))
+    per_rater: dict[str, int] = {}
+    for v in votes:
+        per_rater[v.rater] = per_rater.get(v.rater, 0) + 1
+    return ReviewStats(review, len(items), len(votes), rs.pairwise(votes),
+                       rs.ratings(votes, bootstrap=bootstrap), rs.position_bias(votes),
+                       rs.agreement(votes), rs.self_consistency(votes), per_rater)
+
+
+def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """prompt/chosen/rejected rows from decisive votes; ties, both-bad and skips are counted
+    and left out."""
+    review = find_review(store, name)
+    if review is None:
+        raise TrainError(f"no review {name!r} in {store}")
+    by_item = {i.item: i for i in review_items(store, review.id)}
+    rows, left_out = [], {"tie": 0, "both_bad": 0, "skip": 0}
+    for v in review_votes(store, review.id):
+        item = by_item.get(v.item)
+        if item is None:
+            continue
+        if v.choice in left_out:
+            left_out[v.choice] += 1
+            continue
+        chosen, rejected = ((item.output_a, item.output_b) if v.choice == "a"
+                            else (item.output_b, item.output_a))
+        rows.append({"prompt": item.prompt, "chosen": chosen, "rejected": rejected,
+                     "rater": v.rater, "review": review.name})
+    return rows, left_out

@@ -1,0 +1,90 @@
+"""Reviews in the store: typed reads of reviews, their items and votes, and the events that
+write them (votes are spooled first, like everything else: a vote survives a killed app)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunelab.store import connection
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    id: str
+    experiment: str
+    name: str
+    models: list[str]
+    prompt_set: str | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    review_id: str
+    item: int
+    prompt_id: str | None
+    prompt: str
+    model_a: str  # left, hidden from the rater until the vote is in
+    model_b: str
+    output_a: str
+    output_b: str
+    repeat_of: int | None
+
+
+@dataclass(frozen=True)
+class VoteRecord:
+    id: str
+    review_id: str
+    item: int
+    rater: str
+    choice: str
+    seconds: float | None
+    undone: bool
+
+
+def find_review(store: str | Path, name: str) -> ReviewRecord | None:
+    """A review by its name or id (the newest of that name)."""
+    with connection.reading(store) as con:
+        row = con.execute(
+            "SELECT id, experiment, name, models, prompt_set, status FROM reviews "
+            "WHERE name = ? OR id = ? ORDER BY created_at DESC LIMIT 1", [name, name]).fetchone()
+    if row is None:
+        return None
+    return ReviewRecord(row[0], row[1], row[2], json.loads(row[3] or "[]"), row[4], row[5])
+
+
+def list_reviews(store: str | Path) -> list[ReviewRecord]:
+    with connection.reading(store) as con:
+        rows = con.execute("SELECT id, experiment, name, models, prompt_set, status FROM reviews "
+                           "ORDER BY created_at DESC").fetchall()
+    return [ReviewRecord(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4], r[5]) for r in rows]
+
+
+def review_items(store: str | Path, review_id: str) -> list[ReviewItem]:
+    with connection.reading(store) as con:
+        rows = con.execute(
+            "SELECT review_id, item, prompt_id, prompt, model_a, model_b, output_a, output_b, "
+            "repeat_of FROM review_items WHERE review_id = ? ORDER BY item", [review_id]).fetchall()
+    return [ReviewItem(*r) for r in rows]
+
+
+def review_votes(store: str | Path, review_id: str, include_undone: bool = False) -> list[VoteRecord]:
+    with connection.reading(store) as con:
+        rows = con.execute(
+            "SELECT id, review_id, item, rater, choice, seconds, coalesce(undone, false) FROM votes "
+            "WHERE review_id = ? ORDER BY created_at", [review_id]).fetchall()
+    votes = [VoteRecord(*r) for r in rows]
+    return votes if include_undone else [v for v in votes if not v.undone]
+
+
+def vote_event(review_id: str, item: int, rater: str, choice: str, seconds: float | None,
+               vote_id: str | None = None, undone: bool = False) -> dict:
+    now = time.time()
+    return {"table": "votes", "row": {
+        "id": vote_id or uuid.uuid4().hex, "review_id": review_id, "item": item, "rater": rater,
+        "choice": choice, "seconds": seconds, "undone": undone, "created_at": now,
+        "updated_at": now}}

@@ -1,0 +1,65 @@
+"""Chat with a trained tiny model: streamed in pieces, responsive while it writes, stored."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from tunelab import store as st
+from tunelab.engine.chat import Settings, stream_reply
+from tunelab.engine.models_ref import ModelPool, resolve
+
+
+def test_a_reply_streams_in_pieces_and_stops_when_asked(trained_store: Path) -> None:
+    model, tokenizer = ModelPool().get(resolve(trained_store, "tiny", "best"))
+    messages = [{"role": "user", "content": "What is 3 plus 4?"}]
+    pieces = list(stream_reply(model, tokenizer, messages, Settings(temperature=0, max_new_tokens=12),
+                               threading.Event()))
+    assert len([p for p in pieces if p]) > 1
+    stop = threading.Event()
+    stop.set()  # asked to stop before it starts: at most the first token comes
+    stopped = list(stream_reply(model, tokenizer, messages,
+                                Settings(temperature=1.0, max_new_tokens=200, seed=1), stop))
+    assert len([p for p in stopped if p]) <= 1  # the stop is checked after every token
+
+
+def test_adapters_on_one_base_share_it(trained_store: Path) -> None:
+    pool = ModelPool()
+    base, _ = pool.get(resolve(trained_store, "tiny", "base"))
+    again, _ = pool.get(resolve(trained_store, "tiny", "base"))
+    assert base is again  # loaded once per session
+
+
+async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Path,
+                                                               tmp_path: Path) -> None:
+    from textual.widgets import Input, Markdown
+
+    from tunelab.tui.chat_screen import ChatApp
+
+    app = ChatApp(trained_store, "tiny", "best", tmp_path / "probes.json")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()  # the model is loaded
+        screen = app.screen
+        box = screen.query_one("#message", Input)
+        assert not box.disabled
+        for command in ("/temp 1.5", "/max 200", "/seed 3"):  # a long reply, sampled
+            box.value = command
+            await pilot.press("enter")
+        for turn, text in enumerate(["What is 3 plus 4?", "What is 9 minus 2?"]):
+            box.value = text
+            await pilot.press("enter")
+            if turn == 0:
+                # mid-stream the app still handles keys: typing lands in the input
+                await pilot.press("h", "i")
+                assert screen.generating and box.value == "hi"
+                box.value = ""
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        replies = [w for w in screen.query(Markdown) if "assistant" in w.classes]
+        assert len(replies) == 2
+    assert len(screen.messages) == 4
+    st.flush_orphans(trained_store)
+    rows = st.query(trained_store, "select model_ref, messages from chats").rows
+    assert rows and rows[-1][0].startswith("trial:")
+    assert len(json.loads(rows[-1][1])) == 4

@@ -1,0 +1,157 @@
+"""`tunelab review …`: create a blind review, vote in the terminal, see the statistics, export
+the votes as DPO preference pairs."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from tunelab import store as st
+from tunelab.engine import format as fmt
+from tunelab.store.errors import TunelabError
+
+console = Console(highlight=False)
+StoreOption = Annotated[Path, typer.Option("--store", envvar="TUNELAB_STORE",
+                                           help="The DuckDB store file.")]
+
+
+class _VoteByDefault(TyperGroup):
+    """`tunelab review NAME` is `tunelab review vote NAME`."""
+
+    def resolve_command(self, ctx, args):  # noqa: ANN001, ANN201 - click's signature
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args.insert(0, "vote")
+        return super().resolve_command(ctx, args)
+
+
+review_app = typer.Typer(cls=_VoteByDefault, no_args_is_help=True,
+                         help="Blind A/B review: new, vote (the default), stats, export.")
+
+
+def _rater(rater: str | None) -> str:
+    return rater or os.environ.get("TUNELAB_RATER") or getpass.getuser()
+
+
+@review_app.command("new")
+def new(
+    experiment: Annotated[str, typer.Argument(help="The experiment whose models to compare.")],
+    models: Annotated[str, typer.Option(help="Model refs, comma-separated: base, best, trial:N.")]
+    = "base,best",
+    n: Annotated[int, typer.Option("--n", help="Prompts to compare on.")] = 50,
+    prompts: Annotated[str, typer.Option(
+        help="test (the experiment's test split) or a JSON-lines file of {\"prompt\": …}.")] = "test",
+    name: Annotated[str | None, typer.Option(help="The review's name (default: the experiment's).")]
+    = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest output generated.")] = 128,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """Generate every model's outputs and create the review."""
+    from tunelab.engine import review
+
+    st.flush_orphans(store)
+    rows = (review.test_prompts(store, experiment, n) if prompts == "test"
+            else review.file_prompts(Path(prompts), n))
+    if not rows:
+        raise TunelabError(f"no prompts found in {prompts}", "no prompts")
+    refs = [m.strip() for m in models.split(",") if m.strip()]
+    label = name or experiment
+    with console.status(f"generating {len(rows)} outputs for {len(refs)} models…") as status:
+        found = review.create(store, experiment, label, refs, rows, prompts, max_new_tokens,
+                              progress=lambda k, total: status.update(
+                                  f"generated for {k} of {total} models…"))
+    items = st.review_items(store, found.id)
+    console.print(f"review [bold]{label}[/]: {len(items)} items comparing "
+                  f"{', '.join(found.models)} (sides random per item)")
+    console.print(f"next: tunelab review {label} · tunelab review stats {label}")
+
+
+@review_app.command("vote")
+def vote(
+    name: Annotated[str, typer.Argument(help="The review's name.")],
+    rater: Annotated[str | None, typer.Option(help="Who votes (default: $TUNELAB_RATER or your login).")]
+    = None,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment."""
+    from tunelab.tui.review_screen import ReviewApp
+
+    st.flush_orphans(store)
+    found = st.find_review(store, name)
+    if found is None:
+        raise TunelabError(f"no review {name!r} in {store}; create one with "
+                           f"`tunelab review new EXPERIMENT`", "unknown review")
+    ReviewApp(store, found, _rater(rater)).run()
+
+
+@review_app.command("stats")
+def stats(
+    name: Annotated[str, typer.Argument(help="The review's name.")],
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """Win rates, Bradley–Terry ratings with intervals, position bias, agreement."""
+    from tunelab.engine import review
+
+    st.flush_orphans(store)
+    s = review.stats(store, name)
+    console.print(f"[bold]{s.review.name}[/] · {s.votes} votes on {s.items} items · "
+                  + ", ".join(f"{r} {k}" for r, k in sorted(s.per_rater.items())))
+    if not s.votes:
+        console.print(f"no votes yet: tunelab review {name}")
+        return
+    table = Table(title="ratings (Bradley–Terry, ties half, bootstrap 95 % interval)",
+                  title_justify="left")
+    for column in ("rank", "model", "rating", "95 % interval", "votes"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in s.ratings:
+        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", f"{r.low:.0f} … {r.high:.0f}",
+                      str(r.votes))
+    console.print(table)
+    pairs = Table(title="pairs (win rate counts ties half; Wilson 95 % interval)",
+                  title_justify="left")
+    for column in ("model", "vs", "win", "tie", "loss", "win rate", "95 % interval"):
+        pairs.add_column(column, justify="left" if column in {"model", "vs"} else "right")
+    for p in s.pairs:
+        pairs.add_row(p.model, p.other, str(p.wins), str(p.ties), str(p.losses),
+                      f"{p.win_rate:.2f}", f"{p.low:.2f} … {p.high:.2f}")
+    console.print(pairs)
+    b = s.bias
+    console.print(f"left position: won {b.left_wins} of {b.decisive} decisive votes "
+                  f"({b.share_left:.0%}), binomial test p = {fmt.number(b.p_value)}"
+                  + (" [yellow]— a side bias[/]" if b.p_value < 0.05 else ""))
+    for (r1, r2), (k, kappa) in s.agreement.items():
+        console.print(f"agreement {r1} × {r2}: Cohen's κ {kappa:.2f} on {k} shared items")
+    for r, (k, share) in s.consistency.items():
+        console.print(f"self-consistency {r}: {share:.0%} of {k} repeated items judged alike")
+
+
+@review_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="The review's name.")],
+    format_: Annotated[str, typer.Option("--format", help="dpo: prompt/chosen/rejected JSONL.")]
+    = "dpo",
+    out: Annotated[Path | None, typer.Option(help="The file to write (default: stdout).")] = None,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """The votes as a preference data set (ties, both-bad and skips are left out and counted)."""
+    from tunelab.engine import review
+
+    if format_ != "dpo":
+        raise TunelabError(f"--format {format_!r}: only dpo is supported", "bad option")
+    st.flush_orphans(store)
+    rows, left_out = review.dpo_pairs(store, name)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+    counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in left_out.items())
+    Console(stderr=True).print(f"{len(rows)} preference pairs ({counts} left out)")

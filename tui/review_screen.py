@@ -1,0 +1,201 @@
+"""The blind A/B voting screen: one prompt, two outputs labelled A and B, a key per verdict.
+
+Nothing on screen tells which model wrote which output: the labels are A and B, the items come
+in the review's own shuffled order, and identities are shown only after a vote, on request.
+A vote is fsynced to this process's spool before the next item appears, so a vote survives
+the app being killed right after the key press.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from tunelab import store as st
+from tunelab.engine.review import flagged, next_item
+
+CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
+           "skip": "skipped"}
+
+
+class CommentDialog(ModalScreen[str]):
+    BINDINGS = [Binding("escape", "dismiss('')", "cancel")]
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="a comment on this item (Enter to save, Esc to cancel)",
+                    id="comment")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+
+class ReviewScreen(Screen):
+    BINDINGS = [
+        Binding("a", "vote('a')", "A better"),
+        Binding("b", "vote('b')", "B better"),
+        Binding("t", "vote('tie')", "tie"),
+        Binding("x", "vote('both_bad')", "both bad"),
+        Binding("s", "vote('skip')", "skip"),
+        Binding("u", "undo", "undo"),
+        Binding("r", "reveal", "reveal last"),
+        Binding("c", "comment", "comment"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    @dataclass
+    class Loaded(Message):
+        items: list[st.ReviewItem]
+        votes: list[st.VoteRecord]
+
+    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
+        super().__init__()
+        self.store_path = store_path
+        self.review = review
+        self.rater = rater
+        self.items: list[st.ReviewItem] = []
+        self.done: set[int] = set()
+        self.current: st.ReviewItem | None = None
+        self.shown_at = time.monotonic()
+        self.history: list[tuple[str, st.ReviewItem, str]] = []  # (vote id, item, choice)
+        self.spool = st.Spool(store_path, tag=f"review-{rater}")
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static(id="progress")
+        with VerticalScroll(id="prompt-box"):
+            yield Static(id="prompt")
+        with Horizontal(id="outputs"):
+            with VerticalScroll(id="side-a", classes="side"):
+                yield Static("A", classes="label")
+                yield Static(id="output-a")
+            with VerticalScroll(id="side-b", classes="side"):
+                yield Static("B", classes="label")
+                yield Static(id="output-b")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"review {self.review.name}"
+        self.sub_title = f"rater {self.rater}"
+        self._load()
+
+    def on_resize(self) -> None:
+        self.query_one("#outputs").set_class(self.size.width < 100, "stacked")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def _load(self) -> None:
+        items = st.review_items(self.store_path, self.review.id)
+        votes = st.review_votes(self.store_path, self.review.id)
+        self.post_message(self.Loaded(items, votes))
+
+    def on_review_screen_loaded(self, message: Loaded) -> None:
+        self.items = message.items
+        self.done = {v.item for v in message.votes if v.rater == self.rater}
+        self._show_next()
+
+    def _show_next(self) -> None:
+        votes = [st.VoteRecord("", self.review.id, i, self.rater, "", None, False)
+                 for i in self.done]
+        self.current = next_item(self.items, votes, self.rater)
+        total = len(self.items)
+        self.query_one("#progress", Static).update(
+            f"item {min(len(self.done) + 1, total)} of {total}" if self.current else
+            f"all {total} items voted · press q to quit, then `tunelab review stats "
+            f"{self.review.name}`")
+        item = self.current
+        self.query_one("#prompt", Static).update(item.prompt if item else "")
+        self.query_one("#output-a", Static).update(item.output_a if item else "")
+        self.query_one("#output-b", Static).update(item.output_b if item else "")
+        warn = item is not None and flagged(item, self.review.models)
+        self.query_one("#status", Static).update(
+            "⚠ an output may name a model: judge the content only" if warn else "")
+        self.shown_at = time.monotonic()
+
+    def action_vote(self, choice: str) -> None:
+        item = self.current
+        if item is None:
+            return
+        event = st.vote_event(self.review.id, item.item, self.rater, choice,
+                              round(time.monotonic() - self.shown_at, 2))
+        self.spool.write([event], ingest=False)  # on disk before the next item shows
+        self.history.append((event["row"]["id"], item, choice))
+        self.done.add(item.item)
+        self._ingest()
+        self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
+        self._show_next()
+
+    def action_undo(self) -> None:
+        if not self.history:
+            self.notify("nothing to undo", timeout=1.5)
+            return
+        vote_id, item, choice = self.history.pop()
+        self.spool.write([st.vote_event(self.review.id, item.item, self.rater, choice, None,
+                                        vote_id=vote_id, undone=True)], ingest=False)
+        self.done.discard(item.item)
+        self._ingest()
+        self.notify(f"undone: {CHOICES[choice]} on item {item.item}", timeout=1.5)
+        self._show_next()
+
+    def action_reveal(self) -> None:
+        if not self.history:
+            self.notify("vote first: identities are shown only after the vote", timeout=2)
+            return
+        _, item, choice = self.history[-1]
+        self.notify(f"last item: A was {item.model_a}, B was {item.model_b} "
+                    f"(you voted {CHOICES[choice]})", timeout=5)
+
+    def action_comment(self) -> None:
+        if not self.history:
+            self.notify("vote first, then comment on that vote", timeout=2)
+            return
+
+        def save(text: str | None) -> None:
+            if not text:
+                return
+            vote_id, item, choice = self.history[-1]
+            event = st.vote_event(self.review.id, item.item, self.rater, choice, None,
+                                  vote_id=vote_id)
+            event["row"]["comment"] = text
+            self.spool.write([event], ingest=False)
+            self._ingest()
+            self.notify("comment saved", timeout=1.5)
+
+        self.app.push_screen(CommentDialog(), save)
+
+    @work(thread=True, exit_on_error=False, group="ingest")
+    def _ingest(self) -> None:
+        self.spool.ingest(wait=2)
+
+    def on_unmount(self) -> None:
+        self.spool.close(wait=5)
+
+
+class ReviewApp(App):
+    CSS = """
+    #progress { height: 1; color: $text-muted; padding: 0 1; }
+    #prompt-box { height: auto; max-height: 35%; border: round $primary; padding: 0 1; }
+    #outputs { height: 1fr; }
+    #outputs.stacked { layout: vertical; }
+    .side { width: 1fr; border: round $secondary; padding: 0 1; }
+    #outputs.stacked .side { width: 100%; height: 1fr; }
+    .label { text-style: bold; }
+    #status { height: 1; color: $warning; padding: 0 1; }
+    CommentDialog { align: center middle; }
+    CommentDialog Input { width: 70%; }
+    """
+
+    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
+        super().__init__()
+        self.store_path, self.review, self.rater = store_path, review, rater
+
+    def on_mount(self) -> None:
+        self.push_screen(ReviewScreen(self.store_path, self.review, self.rater))
