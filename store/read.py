@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from tunelab.store import connection
+from tunelab.store.errors import StoreError
+
+StorePaths = str | Path | Sequence[str | Path]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,32 @@ class TrialRecord:
     fail_reason: str | None
     error: str | None
     artifact_dir: str | None
+    # The objective so far: `value` once the trial has finished, the best validation value
+    # logged yet while it runs (None before its first evaluation).
+    best_value: float | None = None
+
+
+@dataclass(frozen=True)
+class CurveSeries:
+    """One logged quantity of a trial over training, at most `max_points` points."""
+
+    split: str                      # train | validation
+    name: str                       # loss, learning_rate, grad_norm, ...
+    steps: tuple[int, ...]
+    tokens: tuple[int | None, ...]
+    epochs: tuple[float | None, ...]
+    values: tuple[float | None, ...]
+    total_points: int               # how many rows the store holds (more than shown if downsampled)
+
+
+@dataclass(frozen=True)
+class TrialCurve:
+    experiment: str
+    trial: int
+    series: tuple[CurveSeries, ...]
+
+    def get(self, split: str, name: str) -> CurveSeries | None:
+        return next((s for s in self.series if s.split == split and s.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -47,11 +79,12 @@ class QueryResult:
 
 def get_experiment(store: str | Path, name: str) -> ExperimentRecord | None:
     with connection.reading(store) as con:
-        row = con.execute(
+        rows = con.execute(
             "SELECT name, description, objective, direction, spec_hash, created_at, updated_at "
             "FROM experiments WHERE name = ?",
             [name],
-        ).fetchone()
+        ).fetchall()
+    row = rows[0] if rows else None
     return ExperimentRecord(*row) if row else None
 
 
@@ -64,18 +97,78 @@ def list_experiments(store: str | Path) -> list[ExperimentRecord]:
     return [ExperimentRecord(*r) for r in rows]
 
 
+def _objective_metric(objective: str | None) -> tuple[str, str]:
+    """The metrics row an objective is read from: eval_loss → (validation, loss)."""
+    objective = objective or "eval_loss"
+    return ("validation", objective[5:]) if objective.startswith("eval_") else ("train", objective)
+
+
 def list_trials(store: str | Path, experiment: str) -> list[TrialRecord]:
+    """The trials of an experiment by number, each with its objective so far (`best_value`)."""
     with connection.reading(store) as con:
+        found = con.execute("SELECT objective, direction FROM experiments WHERE name = ?",
+                            [experiment]).fetchall()
+        row = found[0] if found else None
+        split, name = _objective_metric(row[0] if row else None)
+        best = "max" if row and row[1] == "maximize" else "min"
+        # Only running trials need the metrics: finished ones carry their value. The join on a
+        # few recent trial numbers lets DuckDB skip the row groups of older trials.
         rows = con.execute(
-            "SELECT experiment, number, state, method_kind, params, value, started_at, "
-            "finished_at, duration_s, fail_reason, error, artifact_dir "
-            "FROM trials WHERE experiment = ? ORDER BY number",
-            [experiment],
+            f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1),
+                live AS (SELECT trial, {best}(value) AS best FROM metrics
+                         WHERE experiment = $1 AND split = $2 AND name = $3
+                           AND trial IN (SELECT number FROM t WHERE state = 'running')
+                         GROUP BY trial)
+            SELECT t.experiment, t.number, t.state, t.method_kind, t.params, t.value,
+                   t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
+                   t.artifact_dir, coalesce(t.value, live.best)
+            FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""",
+            [experiment, split, name],
         ).fetchall()
     return [
         TrialRecord(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:])  # type: ignore[arg-type]
         for r in rows
     ]
+
+
+def trial_curve(store: str | Path, experiment: str, trial: int, max_points: int = 2000,
+                names: Sequence[str] | None = None) -> TrialCurve:
+    """A trial's logged series (all, or those `names`), each downsampled to ≤ max_points.
+
+    A series longer than `max_points` is cut into `max_points` consecutive buckets of steps;
+    each bucket shows its last step and tokens and its mean value, so a curve keeps its shape
+    and its end point.
+    """
+    max_points = max(1, int(max_points))
+    name_filter = ""
+    args: list[Any] = [experiment, trial, max_points]
+    if names:
+        name_filter = "AND name IN (SELECT unnest($4::VARCHAR[]))"
+        args.append(list(names))
+    with connection.reading(store) as con:
+        rows = con.execute(
+            f"""WITH m AS (
+                SELECT split, name, step, tokens, epoch, value,
+                       row_number() OVER (PARTITION BY split, name ORDER BY step) - 1 AS i,
+                       count(*) OVER (PARTITION BY split, name) AS n
+                FROM metrics WHERE experiment = $1 AND trial = $2 {name_filter})
+            SELECT split, name, max(step) AS step, max(tokens), max(epoch), avg(value), any_value(n)
+            FROM m GROUP BY split, name, CASE WHEN n <= $3 THEN i ELSE i * $3 // n END
+            ORDER BY split, name, step""",
+            args,
+        ).fetchall()
+    series: list[CurveSeries] = []
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or rows[end][:2] != rows[start][:2]:
+            chunk = rows[start:end]
+            series.append(CurveSeries(
+                split=chunk[0][0], name=chunk[0][1],
+                steps=tuple(r[2] for r in chunk), tokens=tuple(r[3] for r in chunk),
+                epochs=tuple(r[4] for r in chunk), values=tuple(r[5] for r in chunk),
+                total_points=chunk[0][6]))
+            start = end
+    return TrialCurve(experiment, trial, tuple(series))
 
 
 def evaluations(store: str | Path, experiment: str) -> dict[str, dict[str, float]]:
@@ -91,13 +184,102 @@ def evaluations(store: str | Path, experiment: str) -> dict[str, dict[str, float
     return found
 
 
-def query(store: str | Path, sql: str, wait: float = 10.0) -> QueryResult:
-    """Runs one statement on a read-only connection; DuckDB's own errors propagate."""
+READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"}
+
+
+def check_read_only(sql: str) -> None:
+    """Refuses statements that would change something (a store, a setting, a file)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return  # a syntax error: DuckDB's own message comes when it runs
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in READ_STATEMENTS:
+            raise StoreError(
+                f"the store is read-only here: a {kind} statement is refused. tunelab sql runs "
+                "queries (SELECT, DESCRIBE, SHOW, EXPLAIN, PRAGMA). To change the file, use a "
+                "duckdb shell while no sweep runs.",
+                "read-only",
+            )
+
+
+def _paths(stores: StorePaths) -> list[Path]:
+    if isinstance(stores, (str, Path)):
+        return [Path(stores)]
+    return [Path(s) for s in stores]
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str) -> QueryResult:
+    cursor = con.execute(sql)
+    if cursor.description is None:
+        return QueryResult([], [], [])
+    columns = [d[0] for d in cursor.description]
+    types = [str(d[1]) for d in cursor.description]
+    return QueryResult(columns, types, cursor.fetchall())
+
+
+def query(store: StorePaths, sql: str, wait: float = 10.0) -> QueryResult:
+    """Runs read-only SQL on one store or several attached as one; DuckDB's errors propagate.
+
+    Only reading statements run (see `check_read_only`); the last statement's rows come back.
+    """
+    check_read_only(sql)
+    paths = _paths(store)
+    if len(paths) == 1:
+        with connection.reading(paths[0], wait=wait) as con:
+            if connection._version(con) == connection.SCHEMA_VERSION:
+                return _run(con, sql)
+    with connection.reading_many(paths, wait=wait) as con:
+        return _run(con, sql)
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The result as a pyarrow Table (the method's name changed in DuckDB 2)."""
+    relation = con.sql(sql)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
+
+
+def query_to_parquet(store: StorePaths, sql: str, out: str | Path, wait: float = 10.0) -> int:
+    """Writes the rows of a read-only query to a Parquet file; returns the row count."""
+    import pyarrow.parquet as pq
+
+    check_read_only(sql)
+    paths = _paths(store)
+    table = None
+    if len(paths) == 1:
+        with connection.reading(paths[0], wait=wait) as con:
+            if connection._version(con) == connection.SCHEMA_VERSION:
+                table = _arrow(con, sql)
+    if table is None:
+        with connection.reading_many(paths, wait=wait) as con:
+            table = _arrow(con, sql)
+    pq.write_table(table, str(out))
+    return table.num_rows
+
+
+@dataclass(frozen=True)
+class ExportedTable:
+    table: str
+    rows: int
+    path: Path
+    bytes: int
+
+
+def export_store(store: str | Path, folder: str | Path, wait: float = 10.0) -> list[ExportedTable]:
+    """Every table of the store to `folder/TABLE.parquet` (zstd), from one read-only snapshot."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = []
     with connection.reading(store, wait=wait) as con:
-        cursor = con.execute(sql)
-        if cursor.description is None:
-            return QueryResult([], [], [])
-        columns = [d[0] for d in cursor.description]
-        types = [str(d[1]) for d in cursor.description]
-        rows = cursor.fetchall()
-    return QueryResult(columns, types, rows)
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' ORDER BY table_name").fetchall()]
+        for table in tables:
+            out = folder / f"{table}.parquet"
+            literal = str(out).replace("'", "''")
+            con.execute(f'COPY "{table}" TO \'{literal}\' (FORMAT parquet, COMPRESSION zstd)')
+            count = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0]
+            done.append(ExportedTable(table, count[0] if count else 0, out, out.stat().st_size))
+    return done

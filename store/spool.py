@@ -24,7 +24,7 @@ from typing import Any
 
 from tunelab.store import connection
 from tunelab.store.errors import StoreLocked
-from tunelab.store.ingest import ingest_events
+from tunelab.store.ingest import ingest_file, read_events
 
 
 def spool_dir(store: str | Path) -> Path:
@@ -32,18 +32,7 @@ def spool_dir(store: str | Path) -> Path:
     return store.with_name(store.name + ".spool")
 
 
-def _read_events(path: Path) -> list[dict[str, Any]]:
-    """Every complete line of a spool; a torn last line (killed mid-write) was never acknowledged."""
-    events = []
-    with path.open("rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return events
+_read_events = read_events  # the name earlier code used
 
 
 def ingest_orphans(con: Any, store: str | Path, skip: Path | None = None) -> int:
@@ -66,7 +55,7 @@ def ingest_orphans(con: Any, store: str | Path, skip: Path | None = None) -> int
                 continue  # its owner is alive and will ingest it
             if not path.exists():
                 continue  # another ingester took it between our open and our lock
-            moved += ingest_events(con, _read_events(path))
+            moved += ingest_file(con, path)
             path.unlink(missing_ok=True)
     return moved
 
@@ -125,7 +114,7 @@ class Spool:
                 return True
             try:
                 with connection.writing(self.store, wait=wait) as con:
-                    ingest_events(con, _read_events(self.path))
+                    ingest_file(con, self.path)
                     ingest_orphans(con, self.store, skip=self.path)
             except StoreLocked as error:
                 now = time.monotonic()
