@@ -7,9 +7,11 @@ another process holds the lock, and every caller closes as soon as it is done.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,76 +126,52 @@ def _migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise
 
 
-def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + wait
-    delay = 0.01
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as error:
-            if not _is_lock_error(error):
-                raise StoreError(f"cannot open {path}: {error}") from error
-            if time.monotonic() >= deadline:
-                holder = lock_holder(error)
-                raise StoreLocked(
-                    f"{path} is held by {holder}; waited {wait:g}s. "
-                    "Close that program (a duckdb shell keeps the file open) and try again.",
-                    holder=holder,
-                ) from error
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+# Opening a DuckDB file the plain way (`duckdb.connect(path)`) builds a whole database instance,
+# with its catalog of built-in functions: about 20 ms of CPU before the first query. tunelab
+# instead keeps one in-memory instance per process, which holds no file, and ATTACHes the store
+# for the length of one read or one write batch, then DETACHes it (which releases the file lock,
+# after a checkpoint for a write). Same rule, nobody keeps the file open; a few ms per open.
+_host: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_host_guard = threading.Lock()
+_path_locks: dict[str, threading.RLock] = {}
+_aliases: set[str] = set()
 
 
-@contextmanager
-def writing(path: str | Path, wait: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A write connection to the store, created and migrated if needed, closed on exit."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only=False, wait=wait)
-    try:
-        _migrate(con, path)
-        yield con
-    finally:
-        con.close()
+def _host_connection() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory instance; a forked child makes its own (threads don't fork)."""
+    global _host
+    with _host_guard:
+        if _host is None or _host[0] != os.getpid():
+            _host = (os.getpid(), duckdb.connect(":memory:"))
+            _path_locks.clear()
+            _aliases.clear()
+        return _host[1]
 
 
-@contextmanager
-def reading(path: str | Path, wait: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to an existing store, closed on exit."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(
-            f"no store at {path}. Run an experiment first (tunelab run FILE) "
-            "or point at one with --store PATH.",
-            "no store",
-        )
-    con = _open(path, read_only=True, wait=wait)
-    try:
-        version = _version(con)
-        if version > SCHEMA_VERSION:
-            raise _too_new(path, version)
-        yield con
-    finally:
-        con.close()
+def _path_lock(path: Path) -> threading.RLock:
+    """One attachment of a file at a time in this process (DuckDB refuses a second)."""
+    key = str(path.resolve())
+    with _host_guard:
+        return _path_locks.setdefault(key, threading.RLock())
 
 
-def _alias(path: Path, taken: set[str]) -> str:
-    base = re.sub(r"[^0-9a-zA-Z_]", "_", path.stem) or "store"
-    if base[0].isdigit() or base in {"main", "memory", "system", "temp"}:
-        base = "store_" + base
-    alias, n = base, 2
-    while alias in taken:
-        alias, n = f"{base}_{n}", n + 1
-    return alias
+def _take_alias(path: Path) -> str:
+    with _host_guard:
+        alias = _alias(path, _aliases)
+        _aliases.add(alias)
+        return alias
 
 
-def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float) -> None:
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
+            read_only: bool = True) -> None:
+    """ATTACH a store, retrying while another process holds it, up to `wait` seconds."""
     literal = str(path).replace("'", "''")
+    mode = " (READ_ONLY)" if read_only else ""
     deadline = time.monotonic() + wait
     delay = 0.01
     while True:
         try:
-            con.execute(f"ATTACH '{literal}' AS \"{alias}\" (READ_ONLY)")
+            con.execute(f"ATTACH '{literal}' AS \"{alias}\"{mode}")
             return
         except duckdb.IOException as error:
             if not _is_lock_error(error):
@@ -207,6 +185,67 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float)
                 ) from error
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+
+@contextmanager
+def _attached(path: Path, read_only: bool, wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection whose default database is the store, attached for the block only."""
+    with _path_lock(path):
+        con = _host_connection().cursor()
+        alias = _take_alias(path)
+        try:
+            _attach(con, path, alias, wait, read_only)
+            try:
+                con.execute(f'USE "{alias}"')
+                yield con
+            finally:
+                try:
+                    con.execute("ROLLBACK")  # a transaction a failed statement left open
+                except duckdb.Error:
+                    pass
+                con.execute("USE memory")
+                con.execute(f'DETACH "{alias}"')
+        finally:
+            con.close()
+            with _host_guard:
+                _aliases.discard(alias)
+
+
+@contextmanager
+def writing(path: str | Path, wait: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write connection to the store, created and migrated if needed, closed on exit."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _attached(path, read_only=False, wait=wait) as con:
+        _migrate(con, path)
+        yield con
+
+
+@contextmanager
+def reading(path: str | Path, wait: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to an existing store, closed on exit."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(
+            f"no store at {path}. Run an experiment first (tunelab run FILE) "
+            "or point at one with --store PATH.",
+            "no store",
+        )
+    with _attached(path, read_only=True, wait=wait) as con:
+        version = _version(con)
+        if version > SCHEMA_VERSION:
+            raise _too_new(path, version)
+        yield con
+
+
+def _alias(path: Path, taken: set[str]) -> str:
+    base = re.sub(r"[^0-9a-zA-Z_]", "_", path.stem) or "store"
+    if base[0].isdigit() or base in {"main", "memory", "system", "temp"}:
+        base = "store_" + base
+    alias, n = base, 2
+    while alias in taken:
+        alias, n = f"{base}_{n}", n + 1
+    return alias
 
 
 @contextmanager

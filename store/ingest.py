@@ -18,7 +18,7 @@ are not JSON and names the table and column that is wrong.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,14 @@ def _row_struct(con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, dict[str
     A column name with different types in different tables travels as JSON and is cast per
     table. Returns the STRUCT type and each table's {column: type}.
     """
-    tables = {t: _columns(con, t) for t in RULES}
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main' "
+        "ORDER BY table_name, column_index").fetchall()
+    tables: dict[str, dict[str, str]] = {t: {} for t in RULES}
+    for table, column, kind in rows:
+        if table in tables:
+            tables[table][column] = kind
     union: dict[str, str] = {}
     for types in tables.values():
         for column, kind in types.items():
@@ -117,12 +124,15 @@ def _cast(column: str, kind: str, carried: str) -> str:
     return ref
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Ingests one spool file in one transaction; returns the events read. Safe to repeat.
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path,
+                tables: Collection[str] | None = None) -> int:
+    """Ingests one spool file in one transaction; returns the rows written. Safe to repeat.
 
-    The caller owns the file (its writer, or the holder of its flock), so nobody appends
-    meanwhile. A torn last line (its writer was killed mid-write) was never acknowledged and is
-    left out. Falls back to the per-row path when DuckDB's reader refuses the file.
+    `tables`, when the caller knows it (a Spool knows what it wrote), names the tables the file
+    has events for; otherwise the file is read once more to find out. The caller owns the file
+    (its writer, or the holder of its flock), so nobody appends meanwhile. A torn last line (its
+    writer was killed mid-write) was never acknowledged and is left out. Falls back to the
+    per-row path when DuckDB's reader refuses the file.
     """
     size = path.stat().st_size if path.exists() else 0
     if size == 0:
@@ -134,7 +144,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         return ingest_events(con, read_events(path))
     con.execute("BEGIN")
     try:
-        count = _ingest_file_sql(con, path)
+        count = _ingest_file_sql(con, path, tables)
         con.execute("COMMIT")
         return count
     except StoreError:
@@ -145,55 +155,60 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return ingest_events(con, read_events(path))
 
 
-def _ingest_file_sql(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+def _ingest_file_sql(con: duckdb.DuckDBPyConnection, path: Path,
+                     tables: Collection[str] | None) -> int:
     literal = "'" + str(path).replace("'", "''") + "'"
-    struct, tables = _row_struct(con)
-    # A value of the wrong type, an unknown column kept aside, a line that is not JSON: the
-    # reader raises and the caller takes the per-row path (nothing is skipped silently here).
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _spool AS "
-        "SELECT row_number() OVER () AS _line, \"table\" AS _table, \"row\" AS _row "
-        f"FROM read_json({literal}, format = 'newline_delimited', "
-        f"columns = {{'table': 'VARCHAR', 'row': '{struct}'}}, maximum_object_size = 268435456)"
-    )
-    try:
-        found = dict(con.execute("SELECT _table, count(*) FROM _spool GROUP BY 1").fetchall())
-        unknown = [t for t in found if t not in RULES]
-        if unknown:
-            raise StoreError(f"unknown table in event: {unknown[0]!r} (in {path})")
-        for table in RULES:  # parents before children
-            if table in found:
-                _insert_from_spool(con, table, tables[table], tables["__union__"])
-        if "trial_params" in found:
-            refresh_trial_summary(con)
-        return sum(found.values())
-    finally:
-        con.execute("DROP TABLE IF EXISTS _spool")
+    if tables is None:
+        found = con.execute(
+            f"SELECT DISTINCT \"table\" FROM read_json({literal}, format = 'newline_delimited', "
+            "columns = {'table': 'VARCHAR'}, maximum_object_size = 268435456)").fetchall()
+        tables = [t for (t,) in found]
+    unknown = [t for t in tables if t not in RULES]
+    if unknown:
+        raise StoreError(f"unknown table in event: {unknown[0]!r} (in {path})")
+    struct, types = _row_struct(con)
+    # Each table's rows straight from DuckDB's reader into the table: one pass over the file per
+    # table present (a trainer's spool holds metrics, and evaluations at the end). A value of the
+    # wrong type or a line that is not JSON makes the reader raise, and the caller takes the
+    # per-row path: nothing is skipped silently here.
+    reader = (f"read_json({literal}, format = 'newline_delimited', "
+              f"columns = {{'table': 'VARCHAR', 'row': '{struct}'}}, "
+              "maximum_object_size = 268435456)")
+    count = 0
+    for table in RULES:  # parents before children
+        if table in tables:
+            source = f"(SELECT \"row\" AS _row FROM {reader} WHERE \"table\" = '{table}')"
+            count += _insert_from_reader(con, table, source, types[table], types["__union__"])
+    if "trial_params" in tables:
+        refresh_trial_summary(con)
+    return count
 
 
-def _insert_from_spool(con: duckdb.DuckDBPyConnection, table: str, types: dict[str, str],
-                       union: dict[str, str]) -> None:
+def _insert_from_reader(con: duckdb.DuckDBPyConnection, table: str, source: str,
+                        types: dict[str, str], union: dict[str, str]) -> int:
     rule = RULES[table]
-    if rule.order:
-        # Upserted tables are small (a row per trial, per experiment). Update only the columns
-        # the events carry (a value in at least one of this file's rows for the table, as the
-        # per-row path does), so an event that leaves a column out does not blank it.
-        counts = con.execute(
-            "SELECT " + ", ".join(f"count(_row.{_q(c)})" for c in types)
-            + " FROM _spool WHERE _table = ?", [table]).fetchall()[0] or ()
-        columns = [c for c, n in zip(types, counts, strict=True) if n]
-    else:
-        columns = list(types)
+    select = [_cast(c, types[c], union[c]) for c in types]
+    if not rule.order:
+        # Append-only: ON CONFLICT DO NOTHING also drops duplicates within the file.
+        done = con.execute(_upsert_sql(table, source, list(types), select)).fetchall()
+        return int(done[0][0]) if done else 0
+    # Upserted tables are small (a row per trial, per experiment). Update only the columns the
+    # events carry (a value in at least one of this file's rows for the table, as the per-row
+    # path does), so an event that leaves a column out does not blank it.
+    counts = con.execute(
+        "SELECT count(*), " + ", ".join(f"count(_row.{_q(c)})" for c in types)
+        + f" FROM {source}").fetchall()[0]
+    columns = [c for c, n in zip(types, counts[1:], strict=True) if n]
     missing = [k for k in rule.key if k not in columns]
     if missing:
         raise StoreError(f"event for {table} lacks key column(s) {missing}")
-    # One row per key within the file: the newest for upserted tables, the first otherwise.
+    # One row per key within the file: the newest.
     keys = ", ".join(f"_row.{_q(k)}" for k in rule.key)
-    order = f"_row.{_q(rule.order)} DESC NULLS LAST, _line DESC" if rule.order else "_line"
-    source = (f"(SELECT _row FROM _spool WHERE _table = '{table}' "
-              f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1)")
-    select = [_cast(c, types[c], union[c]) for c in columns]
-    con.execute(_upsert_sql(table, source, columns, select))
+    newest = (f"(SELECT * FROM {source} QUALIFY row_number() OVER "
+              f"(PARTITION BY {keys} ORDER BY _row.{_q(rule.order)} DESC NULLS LAST) = 1)")
+    done = con.execute(_upsert_sql(table, newest, columns,
+                                   [_cast(c, types[c], union[c]) for c in columns])).fetchall()
+    return int(done[0][0]) if done else 0
 
 
 # ---------------------------------------------------------------- the per-row path

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.store import connection
-from tunelab.store.errors import StoreLocked
-from tunelab.store.ingest import ingest_file, read_events
+from tunelab.store.errors import StoreError, StoreLocked
+from tunelab.store.ingest import RULES, ingest_file, read_events
 
 
 def spool_dir(store: str | Path) -> Path:
@@ -86,14 +86,21 @@ class Spool:
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock = threading.Lock()
         self._pending = 0
+        self._tables: set[str] = set()  # what the spool holds now: one reader pass per table
         self._said_locked = False
         self._locked_since: float | None = None
 
     def write(self, events: Iterable[Mapping[str, Any]], ingest: bool = True) -> None:
+        events = list(events)
+        tables = {e.get("table") for e in events}
+        unknown = [t for t in tables if t not in RULES]
+        if unknown:  # refused here, where the bad event is made, not later in every ingest
+            raise StoreError(f"unknown table in event: {unknown[0]!r}")
         data = b"".join(
             json.dumps(e, separators=(",", ":"), default=str).encode() + b"\n" for e in events
         )
         with self._lock:
+            self._tables |= tables  # type: ignore[arg-type]
             self._file.write(data)
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -114,7 +121,7 @@ class Spool:
                 return True
             try:
                 with connection.writing(self.store, wait=wait) as con:
-                    ingest_file(con, self.path)
+                    ingest_file(con, self.path, self._tables)
                     ingest_orphans(con, self.store, skip=self.path)
             except StoreLocked as error:
                 now = time.monotonic()
@@ -128,6 +135,7 @@ class Spool:
             self._file.truncate(0)
             self._file.seek(0)
             self._pending = 0
+            self._tables = set()
             return True
 
     def close(self, wait: float = 30.0) -> bool:
