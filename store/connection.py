@@ -42,7 +42,7 @@ def lock_holder(error: Exception) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
         words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
         words[0] = Path(words[0]).name
-        command = " ".join(words)
+        command = " ".join(" ".join(w.split()) for w in words)  # one line, whatever it ran
     except (OSError, IndexError):
         command = Path(program).name
     if len(command) > 60:

@@ -76,7 +76,7 @@ def flush_orphans(store: str | Path, wait: float = 0.5) -> bool:
 class Spool:
     """One process's spool. `write()` returns once the events are on disk."""
 
-    def __init__(self, store: str | Path, tag: str = "") -> None:
+    def __init__(self, store: str | Path, tag: str = "", say_locked_after: float = 5.0) -> None:
         self.store = Path(store)
         folder = spool_dir(self.store)
         folder.mkdir(parents=True, exist_ok=True)
@@ -89,6 +89,9 @@ class Spool:
         self._tables: set[str] = set()  # what the spool holds now: one reader pass per table
         self._said_locked = False
         self._locked_since: float | None = None
+        self.say_locked_after = say_locked_after  # seconds of lock before the user is told
+        self._backoff = 0.0  # while the store is locked, ingest is tried at growing intervals
+        self._retry_at: float | None = None
 
     def write(self, events: Iterable[Mapping[str, Any]], ingest: bool = True) -> None:
         events = list(events)
@@ -119,6 +122,9 @@ class Spool:
                 p != self.path for p in spool_dir(self.store).glob("*.jsonl")
             ):
                 return True
+            now = time.monotonic()
+            if not final and self._retry_at is not None and now < self._retry_at:
+                return False  # locked a moment ago: don't slow the writer down with another wait
             try:
                 with connection.writing(self.store, wait=wait) as con:
                     ingest_file(con, self.path, self._tables)
@@ -126,12 +132,20 @@ class Spool:
             except StoreLocked as error:
                 now = time.monotonic()
                 self._locked_since = self._locked_since or now
-                if not self._said_locked and (final or now - self._locked_since > 5):
-                    print(f"tunelab: {error.message} Results are kept in {self.path.parent} "
-                          "and moved in when it is free.", file=sys.stderr)
+                self._backoff = min(self._backoff * 2, 10.0) if self._backoff else 0.5
+                self._retry_at = now + self._backoff
+                if not self._said_locked and (
+                        final or now - self._locked_since > self.say_locked_after):
+                    print(f"tunelab: {self.store} is held by {error.holder}. Results are kept in "
+                          f"{self.path.parent} and moved in when it is free.", file=sys.stderr)
                     self._said_locked = True
                 return False
+            if self._said_locked and self._locked_since is not None:
+                print(f"tunelab: {self.store} is free again; the kept results are in it.",
+                      file=sys.stderr)
             self._locked_since = None
+            self._backoff = 0.0
+            self._retry_at = None
             self._file.truncate(0)
             self._file.seek(0)
             self._pending = 0
