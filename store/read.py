@@ -126,7 +126,11 @@ def list_trials(store: str | Path, experiment: str) -> list[TrialRecord]:
             [experiment, split, name],
         ).fetchall()
     return [
-        TrialRecord(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:])  # type: ignore[arg-type]
+        TrialRecord(
+            experiment=r[0], number=r[1], state=r[2], method_kind=r[3],
+            params=json.loads(r[4]) if r[4] else {}, value=r[5], started_at=r[6],
+            finished_at=r[7], duration_s=r[8], fail_reason=r[9], error=r[10],
+            artifact_dir=r[11], best_value=r[12])
         for r in rows
     ]
 
@@ -159,8 +163,10 @@ def trial_curve(store: str | Path, experiment: str, trial: int, max_points: int 
     tokens, epoch = np.ma.asarray(found["tokens"]), np.ma.asarray(found["epoch"])
     value = np.ma.asarray(found["value"], dtype=np.float64).filled(np.nan)
     n = len(step)
-    cuts = np.flatnonzero((split[1:] != split[:-1]) | (name[1:] != name[:-1])) + 1 if n else []
-    bounds = [0, *[int(c) for c in cuts], n] if n else []
+    bounds: list[int] = []
+    if n:
+        cuts = np.flatnonzero((split[1:] != split[:-1]) | (name[1:] != name[:-1])) + 1
+        bounds = [0, *[int(c) for c in cuts], n]
     series = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
         s_step, s_value = step[lo:hi], value[lo:hi]
