@@ -13,6 +13,7 @@ trial's curve downsampled to ≤ 2,000 points per series < 50 ms, each as open +
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -228,7 +229,9 @@ def main() -> None:
             rows = build_store(big, args.trials)
             print(f"built a synthetic store: {args.trials:,} trials, {rows:,} metric rows "
                   f"in {time.perf_counter() - start:.1f}s")
-        print(f"duckdb {duckdb.__version__}, python {sys.version.split()[0]}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"duckdb {duckdb.__version__}, python {sys.version.split()[0]}, "
+              f"{os.cpu_count()} cores, load average {load} (other work slows every number)")
         bench_reads(big, args.trials, args.repeat)
         bench_ingest(folder, args.ingest_rows, big)
     finally:

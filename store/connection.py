@@ -7,10 +7,10 @@ another process holds the lock, and every caller closes as soon as it is done.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +23,10 @@ import duckdb
 from tunelab.store.errors import StoreError, StoreLocked
 
 DEFAULT_STORE = "tunelab.duckdb"
+
+# What the store has to tell a person (a migration, a held file) goes to this logger. With no
+# logging set up, Python prints warnings to stderr; the TUI routes them to a notification.
+log = logging.getLogger("tunelab.store")
 
 _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
 
@@ -105,8 +109,8 @@ def _migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         con.execute("CHECKPOINT")
         backup = backup_path(path, current)
         shutil.copy2(path, backup)
-        print(f"tunelab: {path} is from an older tunelab (schema {current}); migrating it to "
-              f"schema {SCHEMA_VERSION}. The old file is kept as {backup}.", file=sys.stderr)
+        log.warning("tunelab: %s is from an older tunelab (schema %d); migrating it to schema %d. "
+                    "The old file is kept as %s.", path, current, SCHEMA_VERSION, backup)
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version "
         "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())"

@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.store import connection
+from tunelab.store.connection import log
 from tunelab.store.errors import StoreError, StoreLocked
 from tunelab.store.ingest import RULES, ingest_file, read_events
 
@@ -136,13 +136,12 @@ class Spool:
                 self._retry_at = now + self._backoff
                 if not self._said_locked and (
                         final or now - self._locked_since > self.say_locked_after):
-                    print(f"tunelab: {self.store} is held by {error.holder}. Results are kept in "
-                          f"{self.path.parent} and moved in when it is free.", file=sys.stderr)
+                    log.warning("tunelab: %s is held by %s. Results are kept in %s and moved in "
+                                "when it is free.", self.store, error.holder, self.path.parent)
                     self._said_locked = True
                 return False
             if self._said_locked and self._locked_since is not None:
-                print(f"tunelab: {self.store} is free again; the kept results are in it.",
-                      file=sys.stderr)
+                log.warning("tunelab: %s is free again; the kept results are in it.", self.store)
             self._locked_since = None
             self._backoff = 0.0
             self._retry_at = None

@@ -86,7 +86,7 @@ def _v1_store(path: Path) -> None:
 
 
 def test_an_older_store_is_migrated_on_first_write_and_a_backup_kept(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "s.duckdb"
     _v1_store(path)
     # before any write, the new views already answer over the old file (read-only, in memory)
@@ -95,7 +95,7 @@ def test_an_older_store_is_migrated_on_first_write_and_a_backup_kept(
 
     _write(path, [_metric(0, 1, 1.0)])
 
-    assert "migrating it to schema" in capsys.readouterr().err
+    assert "migrating it to schema" in caplog.text
     backup = tmp_path / "s.duckdb.v1.bak"
     old = duckdb.connect(str(backup), read_only=True)
     assert old.execute("select max(version) from schema_version").fetchall() == [(1,)]
