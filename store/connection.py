@@ -194,25 +194,35 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
 @contextmanager
 def _attached(path: Path, read_only: bool, wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection whose default database is the store, attached for the block only."""
-    with _path_lock(path):
-        con = _host_connection().cursor()
+    lock = _path_lock(path)
+    if not lock.acquire(timeout=max(wait, 0.001)):  # another thread here has it attached
+        raise StoreLocked(f"{path} is busy in this process (another thread is writing or "
+                          f"reading it); waited {wait:g}s.", holder="this process")
+    try:
+        host = _host_connection()
         alias = _take_alias(path)
+        con = host.cursor()
         try:
             _attach(con, path, alias, wait, read_only)
             try:
                 con.execute(f'USE "{alias}"')
                 yield con
             finally:
+                # Closing the cursor drops what the caller left behind (an unfinished result,
+                # an open transaction: rolled back); then a fresh cursor detaches the file,
+                # which checkpoints a written store and releases its lock.
+                con.close()
+                detach = host.cursor()
                 try:
-                    con.execute("ROLLBACK")  # a transaction a failed statement left open
-                except duckdb.Error:
-                    pass
-                con.execute("USE memory")
-                con.execute(f'DETACH "{alias}"')
+                    detach.execute(f'DETACH "{alias}"')
+                finally:
+                    detach.close()
         finally:
             con.close()
             with _host_guard:
                 _aliases.discard(alias)
+    finally:
+        lock.release()
 
 
 @contextmanager
