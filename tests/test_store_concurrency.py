@@ -165,3 +165,39 @@ def test_a_reader_can_read_while_a_duckdb_shell_reads(tmp_path: Path) -> None:
         assert st.query(path, "select count(*) from trials").rows == [(0,)]
     finally:
         other.close()
+
+
+def test_threads_of_one_process_read_and_write_the_same_store(tmp_path: Path) -> None:
+    """The TUI's case: workers reading while another records a vote, all in one process."""
+    import threading
+
+    path = tmp_path / "s.duckdb"
+    with st.writing(path):
+        pass
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                st.query(path, "select count(*) from metrics")
+                st.list_trials(path, "e")
+        except BaseException as error:  # reported below, in the test thread
+            failures.append(error)
+
+    def write() -> None:
+        try:
+            with st.Spool(path, tag="thread") as spool:
+                for step in range(0, 200, 10):
+                    spool.write([{"table": "metrics", "row": {
+                        "experiment": "e", "trial": 0, "step": s, "split": "train",
+                        "name": "loss", "value": 1.0}} for s in range(step, step + 10)])
+        except BaseException as error:  # reported below, in the test thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=read) for _ in range(3)] + [threading.Thread(target=write)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert st.query(path, "select count(*) from metrics").rows == [(200,)]
