@@ -62,7 +62,8 @@ LEFT JOIN (SELECT experiment, model_ref,
                   max(value) FILTER (WHERE split = 'test' AND name = 'perplexity') AS test_perplexity
            FROM evaluations GROUP BY experiment, model_ref) ev
        ON ev.experiment = t.experiment AND ev.model_ref = 'trial:' || t.number
-{param_join}"""
+{param_join}
+ORDER BY t.experiment, t.number"""
 
 
 def refresh_trial_summary(con: duckdb.DuckDBPyConnection) -> None:

@@ -67,7 +67,8 @@ SELECT r.experiment, r.number, r.method_kind, r.objective, r.direction, r.value,
 FROM ranked r
 LEFT JOIN ev trial_ev ON trial_ev.experiment = r.experiment AND trial_ev.model_ref = 'trial:' || r.number
 LEFT JOIN ev base_ev ON base_ev.experiment = r.experiment AND base_ev.model_ref = 'base'
-WHERE r.rank = 1;
+WHERE r.rank = 1
+ORDER BY r.experiment;
 
 -- One row per logged step of a trial: the training and validation loss side by side.
 CREATE VIEW curves AS
@@ -118,4 +119,5 @@ SELECT experiment, model_ref, votes, wins, losses, ties, both_bad, win_rate,
            (win_rate + 1.9208 / decided + 1.96 * sqrt(win_rate * (1 - win_rate) / decided
                + 0.9604 / (decided * decided))) / (1 + 3.8416 / decided) END AS win_rate_high,
        rank() OVER (PARTITION BY experiment ORDER BY win_rate DESC NULLS LAST) AS rank
-FROM counted;
+FROM counted
+ORDER BY experiment, rank, model_ref;
