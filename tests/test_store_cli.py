@@ -129,6 +129,9 @@ def test_sql_reads_stdin_and_writes_csv_json_and_parquet_files(swept: Path,
                 "--out", str(as_json)).returncode == 0
     assert [r["number"] for r in json.loads(as_json.read_text())] == [0, 1, 2]
 
+    commented = _cli("sql", "-- the trials\n" + query, "--store", str(swept), "--format", "csv")
+    assert commented.returncode == 0 and commented.stdout == piped.stdout  # a comment first is fine
+
     missing = _cli("sql", query, "--store", str(swept), "--format", "parquet")
     assert missing.returncode == 1 and "--out" in missing.stderr
 

@@ -269,7 +269,8 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-@app.command()
+# A query may start with a comment ("-- the best trial…"): not an option, the query itself.
+@app.command(context_settings={"ignore_unknown_options": True})
 def sql(
     query: Annotated[str | None, typer.Argument(
         help="The SQL query; read from standard input when absent or '-'.")] = None,
