@@ -332,9 +332,15 @@ def sql(
         table.add_column(column, justify="right" if numeric else "left")
     for row in result.rows:
         table.add_row(*[_cell(v) for v in row])
-    target = Console(file=out.open("w", encoding="utf-8"), width=200) if out else console
-    target.print(table)
-    target.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}")
+    count = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
+    if out is None:
+        console.print(table)
+        console.print(count)
+        return
+    with out.open("w", encoding="utf-8") as f:
+        target = Console(file=f, width=200, highlight=False)
+        target.print(table)
+        target.print(count)
 
 
 # ---------------------------------------------------------------- export-store
