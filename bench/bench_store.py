@@ -133,12 +133,13 @@ def bench_ingest(folder: Path, rows: int, big: Path | None) -> None:
     ours = report("tunelab Spool.ingest", time.perf_counter() - start)
     spool.close()
 
-    def file_ingest(target: Path) -> float:
+    def file_ingest(target: Path, tables: set[str] | None = None) -> float:
+        """A spool file whose tables are unknown (a dead writer's) is read once more for them."""
         copy = folder / "copy.jsonl"
         shutil.copy(saved, copy)
         start = time.perf_counter()
         with st.writing(target) as con:
-            ingest_file(con, copy)
+            ingest_file(con, copy, tables)
         return time.perf_counter() - start
 
     report("tunelab, a dead writer's spool", file_ingest(fresh("b.duckdb")))
@@ -146,7 +147,7 @@ def bench_ingest(folder: Path, rows: int, big: Path | None) -> None:
     if big is not None:
         copy = folder / "big-copy.duckdb"
         shutil.copy(big, copy)
-        report("tunelab, into the big store", file_ingest(copy))
+        report("tunelab, into the 5M-row store", file_ingest(copy, {"metrics"}))
         copy.unlink()
 
     start = time.perf_counter()
