@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from tunelab.store.connection import DEFAULT_STORE, SCHEMA_VERSION, reading, writing
+from tunelab.store.connection import (
+    DEFAULT_STORE,
+    SCHEMA_VERSION,
+    reading,
+    reading_many,
+    writing,
+)
 from tunelab.store.errors import StoreError, StoreLocked, TunelabError
 from tunelab.store.read import (
+    CurveSeries,
     ExperimentRecord,
+    ExportedTable,
     QueryResult,
+    TrialCurve,
     TrialRecord,
+    check_read_only,
     evaluations,
     experiment_source,
     experiment_spec,
+    export_store,
     get_experiment,
     list_experiments,
     list_trials,
     query,
+    query_to_parquet,
+    trial_curve,
 )
+from tunelab.store.retention import GcPlan, apply_gc, plan_gc
 from tunelab.store.reviews import (
     ReviewItem,
     ReviewRecord,
@@ -39,22 +53,33 @@ __all__ = [
     "vote_event",
     "DEFAULT_STORE",
     "SCHEMA_VERSION",
+    "CurveSeries",
     "ExperimentRecord",
+    "ExportedTable",
+    "GcPlan",
     "QueryResult",
     "Spool",
     "StoreError",
     "StoreLocked",
+    "TrialCurve",
     "TrialRecord",
     "TunelabError",
+    "apply_gc",
+    "check_read_only",
     "evaluations",
     "experiment_source",
     "experiment_spec",
+    "export_store",
     "flush_orphans",
     "get_experiment",
     "list_experiments",
     "list_trials",
+    "plan_gc",
     "query",
+    "query_to_parquet",
     "reading",
+    "reading_many",
     "spool_dir",
+    "trial_curve",
     "writing",
 ]

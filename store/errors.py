@@ -24,6 +24,15 @@ class StoreError(TunelabError):
 
 
 class StoreLocked(StoreError):
-    """The DuckDB file stayed locked by another process for longer than we waited."""
+    """The DuckDB file stayed locked by another process for longer than we waited.
+
+    `holder` says who holds it ("process 1234 (duckdb runs.duckdb)"), for a screen that keeps
+    showing the data it last had and says why it is not updating.
+    """
 
     title = "store locked"
+
+    def __init__(self, message: str, title: str | None = None, holder: str = "another process"
+                 ) -> None:
+        super().__init__(message, title)
+        self.holder = holder

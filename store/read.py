@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from tunelab.store import connection
+from tunelab.store.errors import StoreError
+
+StorePaths = str | Path | Sequence[str | Path]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,32 @@ class TrialRecord:
     fail_reason: str | None
     error: str | None
     artifact_dir: str | None
+    # The objective so far: `value` once the trial has finished, the best validation value
+    # logged yet while it runs (None before its first evaluation).
+    best_value: float | None = None
+
+
+@dataclass(frozen=True)
+class CurveSeries:
+    """One logged quantity of a trial over training, at most `max_points` points."""
+
+    split: str                      # train | validation
+    name: str                       # loss, learning_rate, grad_norm, ...
+    steps: tuple[int, ...]
+    tokens: tuple[int | None, ...]
+    epochs: tuple[float | None, ...]
+    values: tuple[float | None, ...]
+    total_points: int               # how many rows the store holds (more than shown if downsampled)
+
+
+@dataclass(frozen=True)
+class TrialCurve:
+    experiment: str
+    trial: int
+    series: tuple[CurveSeries, ...]
+
+    def get(self, split: str, name: str) -> CurveSeries | None:
+        return next((s for s in self.series if s.split == split and s.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -47,11 +79,12 @@ class QueryResult:
 
 def get_experiment(store: str | Path, name: str) -> ExperimentRecord | None:
     with connection.reading(store) as con:
-        row = con.execute(
+        rows = con.execute(
             "SELECT name, description, objective, direction, spec_hash, created_at, updated_at "
             "FROM experiments WHERE name = ?",
             [name],
-        ).fetchone()
+        ).fetchall()
+    row = rows[0] if rows else None
     return ExperimentRecord(*row) if row else None
 
 
@@ -64,18 +97,99 @@ def list_experiments(store: str | Path) -> list[ExperimentRecord]:
     return [ExperimentRecord(*r) for r in rows]
 
 
+def _objective_metric(objective: str | None) -> tuple[str, str]:
+    """The metrics row an objective is read from: eval_loss → (validation, loss)."""
+    objective = objective or "eval_loss"
+    return ("validation", objective[5:]) if objective.startswith("eval_") else ("train", objective)
+
+
 def list_trials(store: str | Path, experiment: str) -> list[TrialRecord]:
+    """The trials of an experiment by number, each with its objective so far (`best_value`)."""
     with connection.reading(store) as con:
+        found = con.execute("SELECT objective, direction FROM experiments WHERE name = ?",
+                            [experiment]).fetchall()
+        row = found[0] if found else None
+        split, name = _objective_metric(row[0] if row else None)
+        best = "max" if row and row[1] == "maximize" else "min"
+        # Only running trials need the metrics: finished ones carry their value. The join on a
+        # few recent trial numbers lets DuckDB skip the row groups of older trials.
         rows = con.execute(
-            "SELECT experiment, number, state, method_kind, params, value, started_at, "
-            "finished_at, duration_s, fail_reason, error, artifact_dir "
-            "FROM trials WHERE experiment = ? ORDER BY number",
-            [experiment],
+            f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1),
+                live AS (SELECT trial, {best}(value) AS best FROM metrics
+                         WHERE experiment = $1 AND split = $2 AND name = $3
+                           AND trial IN (SELECT number FROM t WHERE state = 'running')
+                         GROUP BY trial)
+            SELECT t.experiment, t.number, t.state, t.method_kind, t.params, t.value,
+                   t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
+                   t.artifact_dir, coalesce(t.value, live.best)
+            FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""",
+            [experiment, split, name],
         ).fetchall()
     return [
-        TrialRecord(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:])  # type: ignore[arg-type]
+        TrialRecord(
+            experiment=r[0], number=r[1], state=r[2], method_kind=r[3],
+            params=json.loads(r[4]) if r[4] else {}, value=r[5], started_at=r[6],
+            finished_at=r[7], duration_s=r[8], fail_reason=r[9], error=r[10],
+            artifact_dir=r[11], best_value=r[12])
         for r in rows
     ]
+
+
+def trial_curve(store: str | Path, experiment: str, trial: int, max_points: int = 2000,
+                names: Sequence[str] | None = None) -> TrialCurve:
+    """A trial's logged series (all, or those `names`), each downsampled to ≤ max_points.
+
+    A series longer than `max_points` is cut into `max_points` equal ranges of steps; each
+    shows its last step, tokens and epoch and the mean of its values, so a curve keeps its shape
+    and its end point. The scan touches only the row groups holding the trial (zone maps on
+    `trial`: a trial's rows arrive together, so they sit together in the file).
+    """
+    import numpy as np
+
+    max_points = max(1, int(max_points))
+    name_filter = ""
+    args: list[Any] = [experiment, trial]
+    if names:
+        name_filter = "AND name IN (SELECT unnest($3::VARCHAR[]))"
+        args.append(list(names))
+    with connection.reading(store) as con:
+        # Columns as arrays, not a Python tuple per point: the conversion is what costs here.
+        found = con.execute(
+            "SELECT split, name, step, tokens, epoch, value FROM metrics "
+            f"WHERE experiment = $1 AND trial = $2 {name_filter} ORDER BY split, name, step",
+            args,
+        ).fetchnumpy()
+    split, name, step = found["split"], found["name"], np.asarray(found["step"], dtype=np.int64)
+    tokens, epoch = np.ma.asarray(found["tokens"]), np.ma.asarray(found["epoch"])
+    value = np.ma.asarray(found["value"], dtype=np.float64).filled(np.nan)
+    n = len(step)
+    bounds: list[int] = []
+    if n:
+        cuts = np.flatnonzero((split[1:] != split[:-1]) | (name[1:] != name[:-1])) + 1
+        bounds = [0, *[int(c) for c in cuts], n]
+    series = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+        s_step, s_value = step[lo:hi], value[lo:hi]
+        s_tokens, s_epoch = tokens[lo:hi], epoch[lo:hi]
+        total = hi - lo
+        if total > max_points:
+            first, last = int(s_step[0]), int(s_step[-1])
+            bucket = (s_step - first) * max_points // (last - first + 1)
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(bucket)) + 1))
+            ends = np.concatenate((starts[1:], [total])) - 1
+            valid = ~np.isnan(s_value)
+            sums = np.add.reduceat(np.where(valid, s_value, 0.0), starts)
+            counts = np.add.reduceat(valid.astype(np.int64), starts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s_value = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            s_step, s_tokens, s_epoch = s_step[ends], s_tokens[ends], s_epoch[ends]
+        series.append(CurveSeries(
+            split=str(split[lo]), name=str(name[lo]), steps=tuple(s_step.tolist()),
+            tokens=tuple(np.ma.asarray(s_tokens).tolist()),
+            epochs=tuple(np.ma.asarray(s_epoch).tolist()),
+            values=tuple(None if v != v else v for v in s_value.tolist()),
+            total_points=total))
+    return TrialCurve(experiment, trial, tuple(series))
 
 
 def evaluations(store: str | Path, experiment: str) -> dict[str, dict[str, float]]:
@@ -91,16 +205,105 @@ def evaluations(store: str | Path, experiment: str) -> dict[str, dict[str, float
     return found
 
 
-def query(store: str | Path, sql: str, wait: float = 10.0) -> QueryResult:
-    """Runs one statement on a read-only connection; DuckDB's own errors propagate."""
+READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"}
+
+
+def check_read_only(sql: str) -> None:
+    """Refuses statements that would change something (a store, a setting, a file)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return  # a syntax error: DuckDB's own message comes when it runs
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in READ_STATEMENTS:
+            raise StoreError(
+                f"the store is read-only here: a {kind} statement is refused. tunelab sql runs "
+                "queries (SELECT, DESCRIBE, SHOW, EXPLAIN, PRAGMA). To change the file, use a "
+                "duckdb shell while no sweep runs.",
+                "read-only",
+            )
+
+
+def _paths(stores: StorePaths) -> list[Path]:
+    if isinstance(stores, (str, Path)):
+        return [Path(stores)]
+    return [Path(s) for s in stores]
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str) -> QueryResult:
+    cursor = con.execute(sql)
+    if cursor.description is None:
+        return QueryResult([], [], [])
+    columns = [d[0] for d in cursor.description]
+    types = [str(d[1]) for d in cursor.description]
+    return QueryResult(columns, types, cursor.fetchall())
+
+
+def query(store: StorePaths, sql: str, wait: float = 10.0) -> QueryResult:
+    """Runs read-only SQL on one store or several attached as one; DuckDB's errors propagate.
+
+    Only reading statements run (see `check_read_only`); the last statement's rows come back.
+    """
+    check_read_only(sql)
+    paths = _paths(store)
+    if len(paths) == 1:
+        with connection.reading(paths[0], wait=wait) as con:
+            if connection._version(con) == connection.SCHEMA_VERSION:
+                return _run(con, sql)
+    with connection.reading_many(paths, wait=wait) as con:
+        return _run(con, sql)
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The result as a pyarrow Table (the method's name changed in DuckDB 2)."""
+    relation = con.sql(sql)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
+
+
+def query_to_parquet(store: StorePaths, sql: str, out: str | Path, wait: float = 10.0) -> int:
+    """Writes the rows of a read-only query to a Parquet file; returns the row count."""
+    import pyarrow.parquet as pq
+
+    check_read_only(sql)
+    paths = _paths(store)
+    table = None
+    if len(paths) == 1:
+        with connection.reading(paths[0], wait=wait) as con:
+            if connection._version(con) == connection.SCHEMA_VERSION:
+                table = _arrow(con, sql)
+    if table is None:
+        with connection.reading_many(paths, wait=wait) as con:
+            table = _arrow(con, sql)
+    pq.write_table(table, str(out))
+    return table.num_rows
+
+
+@dataclass(frozen=True)
+class ExportedTable:
+    table: str
+    rows: int
+    path: Path
+    bytes: int
+
+
+def export_store(store: str | Path, folder: str | Path, wait: float = 10.0) -> list[ExportedTable]:
+    """Every table of the store to `folder/TABLE.parquet` (zstd), from one read-only snapshot."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = []
     with connection.reading(store, wait=wait) as con:
-        cursor = con.execute(sql)
-        if cursor.description is None:
-            return QueryResult([], [], [])
-        columns = [d[0] for d in cursor.description]
-        types = [str(d[1]) for d in cursor.description]
-        rows = cursor.fetchall()
-    return QueryResult(columns, types, rows)
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' ORDER BY table_name").fetchall()]
+        for table in tables:
+            out = folder / f"{table}.parquet"
+            literal = str(out).replace("'", "''")
+            con.execute(f'COPY "{table}" TO \'{literal}\' (FORMAT parquet, COMPRESSION zstd)')
+            count = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0]
+            done.append(ExportedTable(table, count[0] if count else 0, out, out.stat().st_size))
+    return done
 
 
 def experiment_spec(store: str | Path, name: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -23,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.store import connection
-from tunelab.store.errors import StoreLocked
-from tunelab.store.ingest import ingest_events
+from tunelab.store.connection import log
+from tunelab.store.errors import StoreError, StoreLocked
+from tunelab.store.ingest import RULES, ingest_file, read_events
 
 
 def spool_dir(store: str | Path) -> Path:
@@ -32,18 +32,7 @@ def spool_dir(store: str | Path) -> Path:
     return store.with_name(store.name + ".spool")
 
 
-def _read_events(path: Path) -> list[dict[str, Any]]:
-    """Every complete line of a spool; a torn last line (killed mid-write) was never acknowledged."""
-    events = []
-    with path.open("rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return events
+_read_events = read_events  # the name earlier code used
 
 
 def ingest_orphans(con: Any, store: str | Path, skip: Path | None = None) -> int:
@@ -66,7 +55,7 @@ def ingest_orphans(con: Any, store: str | Path, skip: Path | None = None) -> int
                 continue  # its owner is alive and will ingest it
             if not path.exists():
                 continue  # another ingester took it between our open and our lock
-            moved += ingest_events(con, _read_events(path))
+            moved += ingest_file(con, path)
             path.unlink(missing_ok=True)
     return moved
 
@@ -87,7 +76,7 @@ def flush_orphans(store: str | Path, wait: float = 0.5) -> bool:
 class Spool:
     """One process's spool. `write()` returns once the events are on disk."""
 
-    def __init__(self, store: str | Path, tag: str = "") -> None:
+    def __init__(self, store: str | Path, tag: str = "", say_locked_after: float = 5.0) -> None:
         self.store = Path(store)
         folder = spool_dir(self.store)
         folder.mkdir(parents=True, exist_ok=True)
@@ -97,14 +86,24 @@ class Spool:
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock = threading.Lock()
         self._pending = 0
+        self._tables: set[str] = set()  # what the spool holds now: one reader pass per table
         self._said_locked = False
         self._locked_since: float | None = None
+        self.say_locked_after = say_locked_after  # seconds of lock before the user is told
+        self._backoff = 0.0  # while the store is locked, ingest is tried at growing intervals
+        self._retry_at: float | None = None
 
     def write(self, events: Iterable[Mapping[str, Any]], ingest: bool = True) -> None:
+        events = list(events)
+        tables = {e.get("table") for e in events}
+        unknown = [t for t in tables if t not in RULES]
+        if unknown:  # refused here, where the bad event is made, not later in every ingest
+            raise StoreError(f"unknown table in event: {unknown[0]!r}")
         data = b"".join(
             json.dumps(e, separators=(",", ":"), default=str).encode() + b"\n" for e in events
         )
         with self._lock:
+            self._tables |= tables  # type: ignore[arg-type]
             self._file.write(data)
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -123,22 +122,33 @@ class Spool:
                 p != self.path for p in spool_dir(self.store).glob("*.jsonl")
             ):
                 return True
+            now = time.monotonic()
+            if not final and self._retry_at is not None and now < self._retry_at:
+                return False  # locked a moment ago: don't slow the writer down with another wait
             try:
                 with connection.writing(self.store, wait=wait) as con:
-                    ingest_events(con, _read_events(self.path))
+                    ingest_file(con, self.path, self._tables)
                     ingest_orphans(con, self.store, skip=self.path)
             except StoreLocked as error:
                 now = time.monotonic()
                 self._locked_since = self._locked_since or now
-                if not self._said_locked and (final or now - self._locked_since > 5):
-                    print(f"tunelab: {error.message} Results are kept in {self.path.parent} "
-                          "and moved in when it is free.", file=sys.stderr)
+                self._backoff = min(self._backoff * 2, 10.0) if self._backoff else 0.5
+                self._retry_at = now + self._backoff
+                if not self._said_locked and (
+                        final or now - self._locked_since > self.say_locked_after):
+                    log.warning("tunelab: %s is held by %s. Results are kept in %s and moved in "
+                                "when it is free.", self.store, error.holder, self.path.parent)
                     self._said_locked = True
                 return False
+            if self._said_locked and self._locked_since is not None:
+                log.warning("tunelab: %s is free again; the kept results are in it.", self.store)
             self._locked_since = None
+            self._backoff = 0.0
+            self._retry_at = None
             self._file.truncate(0)
             self._file.seek(0)
             self._pending = 0
+            self._tables = set()
             return True
 
     def close(self, wait: float = 30.0) -> bool:

@@ -502,49 +502,165 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-@app.command()
+StoresOption = Annotated[
+    list[Path] | None,
+    typer.Option("--store", envvar="TUNELAB_STORE",
+                 help="A store file; repeat it to query several files as one."),
+]
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 812 B, 3.4 MiB, 1.8 GiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+# A query may start with a comment ("-- the best trial…"): not an option, the query itself.
+@app.command(context_settings={"ignore_unknown_options": True})
 def sql(
     query: Annotated[str | None, typer.Argument(
         help="The SQL query; read from standard input when absent or '-'.")] = None,
-    store: StoreOption = Path(st.DEFAULT_STORE),
+    stores: StoresOption = None,
     format_: Annotated[str, typer.Option(
-        "--format", help="table (for people), csv or json (for scripts).")] = "table",
+        "--format", help="table (for people); csv, json or parquet (for scripts).")] = "table",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the result to this file (needed for parquet).")] = None,
 ) -> None:
     """Query the store with SQL (read-only).
 
-    Tables: experiments, trials, trial_params, metrics, evaluations, data_reports (see the README).
+    Tables: experiments, trials, trial_params, metrics, evaluations, samples, data_reports,
+    reviews, review_items,
+    votes. Views: best_trials, curves, trial_summary, leaderboard (see the README). With several
+    --store files, each table is the union of the files' and each file is also reachable by its
+    name (box1.duckdb → box1.trials).
     """
     import duckdb
 
-    if format_ not in {"table", "csv", "json"}:
-        raise TunelabError(f"--format {format_!r}: expected table, csv or json", "bad option")
+    if format_ not in FORMATS:
+        raise TunelabError(f"--format {format_!r}: expected one of {', '.join(FORMATS)}",
+                           "bad option")
+    if format_ == "parquet" and out is None:
+        raise TunelabError("--format parquet writes a file: add --out FILE.parquet", "bad option")
+    paths = stores or [_default_store()]
     text = sys.stdin.read() if query in (None, "-") else query
     if not text or not text.strip():
         raise TunelabError("no query given", "bad query")
-    st.flush_orphans(store)
+    st.check_read_only(text)
+    for path in paths:
+        if path.exists():
+            st.flush_orphans(path)
     try:
-        result = st.query(store, text)
+        if format_ == "parquet":
+            assert out is not None
+            count = st.query_to_parquet(paths, text, out)
+            errors.print(f"{count:,} row{'s' if count != 1 else ''} → {out}")
+            return
+        result = st.query(paths, text)
     except duckdb.Error as error:
         raise TunelabError(str(error), "query failed") from None
-    if format_ == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(result.columns)
-        writer.writerows([[_plain(v) for v in row] for row in result.rows])
-        sys.stdout.write(out.getvalue())
-    elif format_ == "json":
-        rows = [{c: _plain(v) for c, v in zip(result.columns, row, strict=True)}
-                for row in result.rows]
-        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
-    else:
-        table = Table()
-        for column, kind in zip(result.columns, result.types, strict=True):
-            numeric = any(k in kind.upper() for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL"))
-            table.add_column(column, justify="right" if numeric else "left")
-        for row in result.rows:
-            table.add_row(*[_cell(v) for v in row])
+    if format_ in {"csv", "json"}:
+        buffer = io.StringIO()
+        if format_ == "csv":
+            writer = csv.writer(buffer)
+            writer.writerow(result.columns)
+            writer.writerows([[_plain(v) for v in row] for row in result.rows])
+        else:
+            rows = [{c: _plain(v) for c, v in zip(result.columns, row, strict=True)}
+                    for row in result.rows]
+            buffer.write(json.dumps(rows, indent=1) + "\n")
+        if out is not None:
+            out.write_text(buffer.getvalue(), encoding="utf-8")
+        else:
+            sys.stdout.write(buffer.getvalue())
+        return
+    table = Table()
+    for column, kind in zip(result.columns, result.types, strict=True):
+        numeric = any(k in kind.upper() for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL"))
+        table.add_column(column, justify="right" if numeric else "left")
+    for row in result.rows:
+        table.add_row(*[_cell(v) for v in row])
+    count = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
+    if out is None:
         console.print(table)
-        console.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}")
+        console.print(count)
+        return
+    with out.open("w", encoding="utf-8") as f:
+        target = Console(file=f, width=200, highlight=False)
+        target.print(table)
+        target.print(count)
+
+
+# ---------------------------------------------------------------- export-store
+
+
+@app.command("export-store")
+def export_store(
+    folder: Annotated[Path, typer.Argument(help="The folder to write TABLE.parquet files into.")],
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """Write every table of the store to Parquet, for a data warehouse or a notebook."""
+    st.flush_orphans(store)
+    done = st.export_store(store, folder)
+    table = Table(title=f"{store} → {folder}", title_justify="left")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    for item in done:
+        table.add_row(item.table, f"{item.rows:,}", item.path.name, _size(item.bytes))
+    console.print(table)
+
+
+# ---------------------------------------------------------------- gc
+
+
+@app.command()
+def gc(
+    experiment: Annotated[str, typer.Argument(help="The experiment's name.")],
+    keep: Annotated[int, typer.Option(
+        help="Keep the checkpoints of this many best complete trials.")] = 3,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+) -> None:
+    """Delete the checkpoints of trials that are not among the best N; their rows stay.
+
+    Shows what goes and the disk it frees first, then asks (or goes ahead with --yes).
+    """
+    st.flush_orphans(store)
+    plan = st.plan_gc(store, experiment, keep)
+    kept = ", ".join(str(t.number) for t in plan.kept) or "none"
+    console.print(f"{experiment}: keeping the checkpoints of the best {keep} complete "
+                  f"trial{'s' if keep != 1 else ''} ({kept})")
+    if not plan.remove:
+        console.print("nothing to delete")
+        return
+    table = Table(title="checkpoints to delete", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("state")
+    table.add_column("objective", justify="right")
+    table.add_column("folders")
+    table.add_column("size", justify="right")
+    for t in plan.remove:
+        table.add_row(str(t.number), t.state, fmt.number(t.value),
+                      ", ".join(str(f) for f in t.folders), _size(t.bytes))
+    console.print(table)
+    console.print(f"frees {_size(plan.bytes_freed)} · the trials' rows stay in the store")
+    if not yes:
+        if not sys.stdin.isatty():
+            console.print("nothing deleted: run again with --yes to delete")
+            return
+        if not typer.confirm("delete these checkpoints?", default=False):
+            console.print("nothing deleted")
+            return
+    freed = st.apply_gc(plan)
+    console.print(f"deleted {sum(len(t.folders) for t in plan.remove)} folders, "
+                  f"freed {_size(freed)}")
 
 
 from tunelab.tui.chat_cli import chat as _chat  # noqa: E402

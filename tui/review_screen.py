@@ -65,7 +65,7 @@ class ReviewScreen(Screen):
         self.done: set[int] = set()
         self.current: st.ReviewItem | None = None
         self.shown_at = time.monotonic()
-        self.history: list[tuple[str, st.ReviewItem, str]] = []  # (vote id, item, choice)
+        self.history: list[tuple[str, st.ReviewItem, str, float]] = []  # id, item, choice, s
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
 
     def compose(self) -> ComposeResult:
@@ -124,10 +124,10 @@ class ReviewScreen(Screen):
         item = self.current
         if item is None:
             return
-        event = st.vote_event(self.review.id, item.item, self.rater, choice,
-                              round(time.monotonic() - self.shown_at, 2))
+        seconds = round(time.monotonic() - self.shown_at, 2)
+        event = st.vote_event(self.review.id, item.item, self.rater, choice, seconds)
         self.spool.write([event], ingest=False)  # on disk before the next item shows
-        self.history.append((event["row"]["id"], item, choice))
+        self.history.append((event["row"]["id"], item, choice, seconds))
         self.done.add(item.item)
         self._ingest()
         self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
@@ -137,8 +137,8 @@ class ReviewScreen(Screen):
         if not self.history:
             self.notify("nothing to undo", timeout=1.5)
             return
-        vote_id, item, choice = self.history.pop()
-        self.spool.write([st.vote_event(self.review.id, item.item, self.rater, choice, None,
+        vote_id, item, choice, seconds = self.history.pop()
+        self.spool.write([st.vote_event(self.review.id, item.item, self.rater, choice, seconds,
                                         vote_id=vote_id, undone=True)], ingest=False)
         self.done.discard(item.item)
         self._ingest()
@@ -149,7 +149,7 @@ class ReviewScreen(Screen):
         if not self.history:
             self.notify("vote first: identities are shown only after the vote", timeout=2)
             return
-        _, item, choice = self.history[-1]
+        _, item, choice, _ = self.history[-1]
         self.notify(f"last item: A was {item.model_a}, B was {item.model_b} "
                     f"(you voted {CHOICES[choice]})", timeout=5)
 
@@ -161,8 +161,8 @@ class ReviewScreen(Screen):
         def save(text: str | None) -> None:
             if not text:
                 return
-            vote_id, item, choice = self.history[-1]
-            event = st.vote_event(self.review.id, item.item, self.rater, choice, None,
+            vote_id, item, choice, seconds = self.history[-1]
+            event = st.vote_event(self.review.id, item.item, self.rater, choice, seconds,
                                   vote_id=vote_id)
             event["row"]["comment"] = text
             self.spool.write([event], ingest=False)
