@@ -14,6 +14,7 @@ class Settings:
     temperature: float = 0.7
     top_p: float = 0.95
     max_new_tokens: int = 256
+    min_new_tokens: int = 0  # the end-of-sequence token is held back until this many
     seed: int | None = None
 
     def describe(self) -> str:
@@ -51,6 +52,7 @@ def stream_reply(model: Any, tokenizer: Any, messages: list[dict[str, str]], set
         torch.manual_seed(settings.seed)
     sample = settings.temperature > 0
     kwargs = {**inputs, "streamer": streamer, "max_new_tokens": settings.max_new_tokens,
+              "min_new_tokens": settings.min_new_tokens,
               "do_sample": sample, "pad_token_id": tokenizer.pad_token_id,
               "eos_token_id": tokenizer.eos_token_id,
               "stopping_criteria": StoppingCriteriaList([Stop()])}

@@ -43,7 +43,7 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
         screen = app.screen
         box = screen.query_one("#message", Input)
         assert not box.disabled
-        for command in ("/temp 1.5", "/max 200", "/seed 3"):  # a long reply, sampled
+        for command in ("/temp 1.0", "/max 300", "/min 300", "/seed 3"):  # a long reply
             box.value = command
             await pilot.press("enter")
         for turn, text in enumerate(["What is 3 plus 4?", "What is 9 minus 2?"]):
@@ -53,7 +53,10 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
                 # mid-stream the app still handles keys: typing lands in the input
                 await pilot.press("h", "i")
                 assert screen.generating and box.value == "hi"
-                box.value = ""
+                box.value = "/min 0"
+                await pilot.press("escape")  # and Esc stops the reply
+                await app.workers.wait_for_complete()
+                await pilot.press("enter")
             await app.workers.wait_for_complete()
             await pilot.pause()
         replies = [w for w in screen.query(Markdown) if "assistant" in w.classes]

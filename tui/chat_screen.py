@@ -2,8 +2,8 @@
 
 The model loads in a worker (the screen says so meanwhile); each reply streams in from a
 thread worker that hands every piece to the screen with `call_from_thread`, so keys work while
-the model writes. Commands in the input: /system TEXT, /temp X, /top_p X, /max N, /seed N,
-/clear, /save (keep the last message as a probe), /probe N (send a saved probe), /probes.
+the model writes. Commands in the input: /system TEXT, /temp X, /top_p X, /max N, /min N,
+/seed N, /clear, /save (keep the last message as a probe), /probe N (send a saved probe), /probes.
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ class ChatScreen(Screen):
                 self.settings = replace(self.settings, top_p=float(arg))
             elif name == "max":
                 self.settings = replace(self.settings, max_new_tokens=int(arg))
+            elif name == "min":
+                self.settings = replace(self.settings, min_new_tokens=int(arg))
             elif name == "seed":
                 self.settings = replace(self.settings, seed=int(arg) if arg else None)
             elif name == "clear":
@@ -137,7 +139,7 @@ class ChatScreen(Screen):
             elif name == "probe":
                 self._send(self._probes()[int(arg) - 1])
             else:
-                self.notify("commands: /system TEXT, /temp X, /top_p X, /max N, /seed N, "
+                self.notify("commands: /system TEXT, /temp X, /top_p X, /max N, /min N, /seed N, "
                             "/clear, /save, /probes, /probe N", timeout=8)
         except (ValueError, IndexError):
             self.notify(f"cannot read {text!r}", severity="warning")
