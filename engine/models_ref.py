@@ -13,7 +13,7 @@ from typing import Any
 
 from tunelab.engine.errors import TrainError
 from tunelab.engine.spec import Experiment
-from tunelab.store import TrialRecord, experiment_spec, get_experiment, list_trials
+from tunelab.store import best_trial, experiment_spec, list_trials, require_experiment
 
 
 @dataclass(frozen=True)
@@ -25,21 +25,11 @@ class ModelSource:
     experiment: Experiment
 
 
-def _best(trials: list[TrialRecord], direction: str | None) -> TrialRecord | None:
-    done = [t for t in trials if t.state == "complete" and t.value is not None]
-    if not done:
-        return None
-    pick = max if direction == "maximize" else min
-    return pick(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
-
-
 def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
-    record = get_experiment(store, experiment)
-    if record is None:
-        raise TrainError(f"no experiment {experiment!r} in {store}")
+    record = require_experiment(store, experiment)
     trials = list_trials(store, experiment)
     if ref == "best":
-        found = _best(trials, record.direction)
+        found = best_trial(trials, record.direction)
         if found is None:
             raise TrainError(f"{experiment} has no complete trial yet")
         ref = f"trial:{found.number}"

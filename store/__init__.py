@@ -17,6 +17,7 @@ from tunelab.store.read import (
     QueryResult,
     TrialCurve,
     TrialRecord,
+    best_trial,
     check_read_only,
     evaluations,
     experiment_source,
@@ -27,6 +28,7 @@ from tunelab.store.read import (
     list_trials,
     query,
     query_to_parquet,
+    require_experiment,
     trial_curve,
 )
 from tunelab.store.retention import GcPlan, apply_gc, plan_gc
@@ -43,6 +45,8 @@ from tunelab.store.reviews import (
 from tunelab.store.spool import Spool, flush_orphans, spool_dir
 
 __all__ = [
+    "best_trial",
+    "require_experiment",
     "ReviewItem",
     "ReviewRecord",
     "VoteRecord",

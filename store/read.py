@@ -318,3 +318,22 @@ def experiment_source(store: str | Path, name: str) -> str | None:
     with connection.reading(store) as con:
         row = con.execute("SELECT spec_path FROM experiments WHERE name = ?", [name]).fetchone()
     return row[0] if row else None
+
+
+def best_trial(trials: Sequence[TrialRecord], direction: str | None) -> TrialRecord | None:
+    """The complete trial with the best objective (ties: the lower number)."""
+    done = [t for t in trials if t.state == "complete" and t.value is not None]
+    if not done:
+        return None
+    sign = -1.0 if direction == "maximize" else 1.0
+    return min(done, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+
+
+def require_experiment(store: str | Path, name: str) -> ExperimentRecord:
+    """The experiment, or a StoreError that lists the experiments the store has."""
+    found = get_experiment(store, name)
+    if found is None:
+        known = ", ".join(e.name for e in list_experiments(store)) or "none yet"
+        raise StoreError(f"no experiment {name!r} in {store} (experiments: {known})",
+                         "unknown experiment")
+    return found

@@ -67,11 +67,7 @@ def plan_gc(store: str | Path, experiment: str, keep: int) -> GcPlan:
     """What `apply_gc` would delete to keep the checkpoints of the best `keep` trials only."""
     if keep < 0:
         raise StoreError(f"--keep {keep}: expected 0 or more", "bad option")
-    found = read.get_experiment(store, experiment)
-    if found is None:
-        known = ", ".join(e.name for e in read.list_experiments(store)) or "none yet"
-        raise StoreError(f"no experiment {experiment!r} in {store} (experiments: {known})",
-                         "unknown experiment")
+    found = read.require_experiment(store, experiment)
     trials = read.list_trials(store, experiment)
     done = [t for t in trials if t.state == "complete" and t.value is not None]
     sign = -1.0 if found.direction == "maximize" else 1.0

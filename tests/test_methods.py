@@ -52,7 +52,13 @@ RATES = {"full": 3e-3, "lora": 1e-2, "qlora": 1e-2, "prefix": 1e-2}
 @pytest.mark.parametrize("kind", ["full", "lora", "qlora", "prefix"])
 def test_each_method_trains_keeps_its_best_checkpoint_and_is_evaluated(
         kind: str, tmp_path: Path, small_experiment) -> None:
-    path = small_experiment(BODY.format(kind=kind, lr=RATES[kind]), rows=240, name=f"m-{kind}")
+    body = BODY.format(kind=kind, lr=RATES[kind])
+    if kind == "full":
+        (tmp_path / "general.jsonl").write_text(
+            '{"text": "A sentence of general text, held out from training."}\n'
+            '{"text": "Another one: the weather was mild and the trains ran on time."}\n')
+        body = body.replace("max_new_tokens = 12", 'max_new_tokens = 12\ngeneral = "general.jsonl"')
+    path = small_experiment(body, rows=240, name=f"m-{kind}")
     store = tmp_path / "tunelab.duckdb"
     Runner(load_spec(path), store, Collect()).run()
     name = f"m-{kind}"
@@ -99,6 +105,35 @@ def test_each_method_trains_keeps_its_best_checkpoint_and_is_evaluated(
     ids = tokenizer("What is 3 plus 4?\n", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=4, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
+
+    if kind == "full":  # the forgetting check ran on the held-out general text
+        assert evaluations["trial:0"]["general/perplexity"] > 1
+        assert evaluations["base"]["general/perplexity"] > 1
+    if kind in {"lora", "full"}:
+        _check_export(store, name, tmp_path, adapter=kind == "lora")
+
+
+def _check_export(store: Path, name: str, tmp_path: Path, adapter: bool) -> None:
+    from transformers import AutoModelForCausalLM
+
+    shipped = tmp_path / "ship"
+    done = subprocess.run([*tunelab_command(), "export", name, "best", "--out", str(shipped),
+                           "--store", str(store)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    card = (shipped / "README.md").read_text()
+    assert name in card and "data fingerprint" in card and "test/loss" in card
+    if adapter:
+        from peft import AutoPeftModelForCausalLM
+
+        assert AutoPeftModelForCausalLM.from_pretrained(shipped) is not None
+        merged = tmp_path / "merged"
+        done = subprocess.run([*tunelab_command(), "export", name, "0", "--out", str(merged),
+                               "--merge", "--store", str(store)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert not (merged / "adapter_config.json").exists()
+        shipped = merged
+    model = AutoModelForCausalLM.from_pretrained(shipped)
+    assert sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_out_of_memory_retries_at_half_the_micro_batch_with_the_same_effective_batch(

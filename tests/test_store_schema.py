@@ -223,7 +223,7 @@ EVENTS = [
     *_trial(1, "complete", 0.6, {"train.learning_rate": 1e-4}, at=150.0),
     *_trial(1, "running", None, {"train.learning_rate": 1e-4}, at=120.0),  # older, arrives later
     *[_metric(t, s, 1.0 / (s + 1)) for t in (0, 1) for s in range(20)],
-    _metric(0, 3, 99.0),  # a duplicate key: the first one stays
+    _metric(0, 3, 99.0),  # the same key again (a retry after out-of-memory): the later one wins
     {"table": "evaluations", "row": {"experiment": "e", "model_ref": "trial:0", "split": "test",
                                      "name": "loss", "value": 0.41, "time": 1.0}},
 ]
@@ -245,7 +245,7 @@ def test_the_fast_and_the_per_row_ingest_paths_agree(tmp_path: Path) -> None:
         assert _rows(fast, sql) == _rows(slow, sql), sql
     assert _rows(fast, "select number, state from trials order by 1") == [
         (0, "complete"), (1, "complete")]
-    assert _rows(fast, "select value from metrics where trial = 0 and step = 3") == [(0.25,)]
+    assert _rows(fast, "select value from metrics where trial = 0 and step = 3") == [(99.0,)]
     with st.writing(fast) as con:  # again: nothing changes
         ingest_file(con, spool)
     for sql in SNAPSHOT:

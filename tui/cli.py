@@ -330,21 +330,9 @@ def data(
 # ---------------------------------------------------------------- trials
 
 
-def _best(trials: list[st.TrialRecord], direction: str | None) -> st.TrialRecord | None:
-    done = [t for t in trials if t.state == "complete" and t.value is not None]
-    if not done:
-        return None
-    pick = max if direction == "maximize" else min
-    return pick(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
-
-
 def _print_trials(store: Path, name: str) -> None:
     st.flush_orphans(store)
-    experiment = st.get_experiment(store, name)
-    if experiment is None:
-        known = ", ".join(e.name for e in st.list_experiments(store)) or "none yet"
-        raise TunelabError(f"no experiment {name!r} in {store} (experiments: {known})",
-                           "unknown experiment")
+    experiment = st.require_experiment(store, name)
     trials = st.list_trials(store, name)
     evaluations = st.evaluations(store, name)
     baseline = evaluations.get("base", {})
@@ -364,7 +352,7 @@ def _print_trials(store: Path, name: str) -> None:
     if success:
         table.add_column("success")
     table.add_column("duration", justify="right")
-    best = _best(trials, experiment.direction)
+    best = st.best_trial(trials, experiment.direction)
     for t in trials:
         state = {"complete": "[green]complete[/]", "pruned": "[yellow]pruned[/]",
                  "failed": "[red]failed[/]", "running": "[cyan]running[/]"}.get(t.state, t.state)
@@ -415,12 +403,10 @@ def trials(
 def _trial_ref(store: Path, experiment: str, ref: str) -> st.TrialRecord:
     """`best`, `trial:7` or `7` → the trial."""
     st.flush_orphans(store)
-    record = st.get_experiment(store, experiment)
-    if record is None:
-        raise TunelabError(f"no experiment {experiment!r} in {store}", "unknown experiment")
+    record = st.require_experiment(store, experiment)
     trials = st.list_trials(store, experiment)
     if ref == "best":
-        found = _best(trials, record.direction)
+        found = st.best_trial(trials, record.direction)
         if found is None:
             raise TunelabError(f"{experiment} has no complete trial yet", "no best trial")
         return found
