@@ -136,6 +136,9 @@ def load_tokenizer(ref: str, exp: Experiment) -> Any:
 
 def load_model(ref: str, exp: Experiment) -> Any:
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # "Loading weights" bars are noise in a terminal UI and logs
 
     _, dtype = device_and_dtype(exp)
     return AutoModelForCausalLM.from_pretrained(
