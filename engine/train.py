@@ -23,7 +23,7 @@ from typing import Any
 
 from tunelab.engine import model as models
 from tunelab.engine.evaluate import evaluate_model, evaluation_events, objective_value, sample_events
-from tunelab.engine.jobs import TrialJob, TrialResult
+from tunelab.engine.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.store import Spool
 
@@ -175,14 +175,15 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
 
     from tunelab.engine.search import build_pruner, open_storage
 
-    outcome: dict[str, Any] = {"pruned": False, "nan": False, "evaluations": 0}
+    outcome: dict[str, Any] = {"pruned": False, "nan": False, "evaluations": 0, "interrupted": False}
     trial = None
     if job.trial_id is not None:
         study = optuna.load_study(study_name=job.study_name, storage=open_storage(job.storage),
                                   pruner=build_pruner(exp))
         trial = optuna.trial.Trial(study, job.trial_id)
     number = job.number if job.number is not None else -1
-    prunes = exp.search.objective == "eval_loss"  # intermediate values are validation losses
+    # intermediate values are validation losses; Optuna prunes no study of several objectives
+    prunes = exp.search.objective == "eval_loss" and len(exp.search.all_objectives) == 1
     faults = int(os.environ.get(FAULT_OOM, "0"))
 
     class Record(TrainerCallback):
@@ -215,6 +216,9 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
                 if trial.should_prune():
                     outcome["pruned"] = True
                     control.should_training_stop = True
+            if STOP_AFTER_EVALUATION.is_set():  # Ctrl-C: this evaluation is recorded; stop here
+                outcome["interrupted"] = True
+                control.should_training_stop = True
 
     return [Record()], outcome
 
@@ -287,6 +291,10 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
         return TrialResult("failed", fail_reason="nan", info=info,
                            error="the loss became NaN or infinite; lower the learning rate")
     best = state.best_metric
+    if outcome["interrupted"] and not outcome["pruned"]:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        return TrialResult("failed", value=best, fail_reason="interrupted", info=info,
+                           error=f"stopped by Ctrl-C after {outcome['evaluations']} evaluations")
     if outcome["pruned"]:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         return TrialResult("pruned", value=best, info=info)
