@@ -25,9 +25,28 @@ def open_storage(url: str) -> Any:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if "://" in url:
-        return optuna.storages.RDBStorage(rdb_url(url), heartbeat_interval=None)
+        return _rdb(rdb_url(url))
     Path(url).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(url))
+
+
+def _rdb(url: str) -> Any:
+    """Optuna's RDB storage. Workers started together on an empty database race to create its
+    tables (`type "studydirection" already exists`): the loser tries again and finds them."""
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
 
 
 def is_multi(exp: Experiment) -> bool:
