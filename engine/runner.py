@@ -425,8 +425,9 @@ class Runner:
         presses = 0
         while any(t.is_alive() for t in threads):
             try:
-                for thread in threads:
-                    thread.join(0.2)
+                # not join(): a join interrupted by Ctrl-C can leave a live thread looking dead
+                # (Python < 3.13), and the trial it runs would go unrecorded
+                time.sleep(0.2)
             except KeyboardInterrupt:
                 presses += 1
                 self._stopping.set()
