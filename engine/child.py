@@ -85,6 +85,10 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             from tunelab.engine.evaluate import run_baseline
 
             result = run_baseline(job, progress)
+        elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)
+            import tunelab.engine.preload  # noqa: F401 - what a trial needs before it trains
+
+            result = TrialResult("complete", info={"ready_at": time.time()})
         elif kind == "base":
             from pathlib import Path
 

@@ -69,11 +69,12 @@ def _context() -> Any:
 
 
 def run_child(kind: str, job: TrialJob, on_progress: Any = None,
-              on_start: Any = None) -> TrialResult:
-    """Runs one job in a fresh process; a process that dies becomes a failed result."""
+              on_start: Any = None, context: Any = None) -> TrialResult:
+    """Runs one job in a fresh process; a process that dies becomes a failed result. The
+    process is forked from the preloaded server unless another `context` is given."""
     from tunelab.engine import child
 
-    ctx = _context()
+    ctx = context or _context()
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     log = str(Path(job.out_dir) / f"{kind}.log")
     receive, send = ctx.Pipe(duplex=False)
@@ -413,6 +414,8 @@ class Runner:
             thread.start()
             time.sleep(0.2)  # the first asks of a sampler are not made at the same instant
         self._wait(threads)
+        for thread in threads:
+            thread.join()
         if state["error"] is not None:
             raise state["error"]
         if self._stopping.is_set():

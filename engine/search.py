@@ -21,7 +21,6 @@ def rdb_url(url: str) -> str:
 
 def open_storage(url: str) -> Any:
     """An RDB URL (postgresql://, sqlite://) as is; anything else is a journal file path."""
-    import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if "://" in url:
