@@ -77,7 +77,12 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             os._exit(3)
 
     try:
-        if kind == "trial":
+        processes = int(job.experiment.get("resources", {}).get("gpus_per_trial", 1) or 1)
+        if kind == "trial" and processes > 1:
+            from tunelab.engine.distributed import launch
+
+            result = launch(job, progress, processes)
+        elif kind == "trial":
             from tunelab.engine.train import run_trial
 
             result = run_trial(job, progress)
