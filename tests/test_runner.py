@@ -166,6 +166,16 @@ def test_two_objectives_then_confirm(tmp_path: Path, small_experiment) -> None:
     assert all(len(t.values) == 2 for t in study.trials)
     assert study.best_trials  # the Pareto front
 
+    shown = subprocess.run([*tunelab_command(), "trials", "tiny", "--store", str(store)],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "◆ Pareto front" in shown.stdout and "duration_s" in shown.stdout
+    front = {t.number for t in study.best_trials}
+    for line in shown.stdout.splitlines():  # the rows marked ◆ are the study's front
+        cells = line.replace("│", " ").split()
+        if cells and cells[0].lstrip("◆").isdigit():
+            assert cells[0].startswith("◆") == (int(cells[0].lstrip("◆")) in front)
+
     confirm = subprocess.run([*tunelab_command(), "confirm", "tiny", "--top", "1", "--seeds", "1",
                               "--store", str(store)], capture_output=True, text=True, timeout=900)
     assert confirm.returncode == 0, confirm.stderr

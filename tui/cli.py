@@ -567,17 +567,22 @@ def _print_trials(store: Path, name: str) -> None:
     trials = st.list_trials(store, name)
     evaluations = st.evaluations(store, name)
     baseline = evaluations.get("base", {})
-    success: dict[str, str] = st.experiment_spec(store, name).get("success") or {}
+    plain_spec = st.experiment_spec(store, name)
+    success: dict[str, str] = plain_spec.get("success") or {}
+    front, others = _pareto(store, name, plain_spec.get("search") or {}, trials, evaluations)
     keys: list[str] = []
     for t in trials:
         keys += [k for k in t.params if k not in keys]
     objective = experiment.objective or "objective"
-    table = Table(title=f"{name} · {len(trials)} trials (★ best)", title_justify="left")
+    marks = "◆ Pareto front" if others else "★ best"
+    table = Table(title=f"{name} · {len(trials)} trials ({marks})", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("state")
     for key in keys:
         table.add_column(fmt.param_name(key), justify="right")
     table.add_column(objective, justify="right")
+    for other in others:
+        table.add_column(other, justify="right")
     for metric in success:
         table.add_column(f"test {metric}", justify="right")
     if success:
@@ -589,13 +594,15 @@ def _print_trials(store: Path, name: str) -> None:
                  "failed": "[red]failed[/]", "running": "[cyan]running[/]"}.get(t.state, t.state)
         if t.state == "failed" and t.fail_reason:
             state += f" ({t.fail_reason})"
-        star = "★" if best is not None and t.number == best.number else ""
+        star = "★" if best is not None and t.number == best.number and not others else ""
+        star = "◆" if t.number in front else star
         values = evaluations.get(f"trial:{t.number}", {})
         judged = [fmt.number(values.get(f"test/{m}")) for m in success]
         if success:
             judged.append("" if t.state != "complete" else _verdict_mark(success, values))
         table.add_row(f"{star}{t.number}", state, *[fmt.number(t.params.get(k)) for k in keys],
-                      fmt.number(t.value), *judged, fmt.duration(t.duration_s))
+                      fmt.number(t.value), *[fmt.number(others[o].get(t.number)) for o in others],
+                      *judged, fmt.duration(t.duration_s))
     console.print(table)
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in success)
@@ -614,6 +621,39 @@ def _print_trials(store: Path, name: str) -> None:
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(judged.values()) else "[red]no[/]"
             console.print(f"success: {word} (needs {needs} on the test split)")
+
+
+def _pareto(store: Path, name: str, search: dict[str, Any], trials: list[st.TrialRecord],
+            evaluations: dict[str, dict[str, float]]) -> tuple[set[int], dict[str, dict]]:
+    """For a study of several objectives: the numbers of the trials on the Pareto front and,
+    per objective after the first, each trial's value."""
+    objectives = search.get("objectives") or []
+    directions = search.get("directions") or []
+    if len(objectives) < 2:
+        return set(), {}
+    quoted = name.replace("'", "''")
+    extra = {int(r[0]): (r[1], r[2]) for r in st.query(
+        store, f"select number, cost, duration_s from trials where experiment = '{quoted}'").rows}
+    others: dict[str, dict[int, float | None]] = {}
+    for objective in objectives[1:]:
+        values: dict[int, float | None] = {}
+        for t in trials:
+            if objective in ("cost", "duration_s"):
+                values[t.number] = extra.get(t.number, (None, None))[0 if objective == "cost" else 1]
+            else:
+                key = "validation/loss" if objective == "eval_loss" else f"validation/{objective}"
+                values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
+        others[objective] = values
+    points = {}
+    for t in trials:
+        row = [t.value, *(others[o].get(t.number) for o in objectives[1:])]
+        if t.state == "complete" and all(v is not None for v in row):
+            points[t.number] = [v if d == "minimize" else -v for v, d in zip(row, directions, strict=False)]
+
+    def dominated(p: list[float]) -> bool:
+        return any(all(a <= b for a, b in zip(q, p, strict=False)) and q != p for q in points.values())
+
+    return {n for n, p in points.items() if not dominated(p)}, others
 
 
 def _verdict_mark(success: dict[str, str], values: dict[str, float]) -> str:
