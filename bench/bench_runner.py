@@ -1,7 +1,8 @@
 """The sweep runner: trial start-up with and without the preloaded fork server, and what the
 pruner saves on the quickstart.
 
-Run: python bench/bench_runner.py [--starts 5] [--trials 6] [--epochs 3] [--skip-pruning]
+Run: python bench/bench_runner.py [--starts 5] [--trials 6] [--epochs 3] [--rows N] [--small-model]
+                                  [--skip-pruning]
 
 1. Start-up: the time from asking for a trial process to the process being ready to train
    (torch, transformers, peft, TRL and tunelab's trainer imported), forked from the server that
@@ -50,14 +51,15 @@ def startup(starts: int) -> dict[str, list[float]]:
     return out
 
 
-def sweep(pruner: str, trials: int, epochs: int, tmp: Path) -> tuple[int, float | None, int, int]:
+def sweep(pruner: str, trials: int, epochs: int, tmp: Path, extra: list[str]
+          ) -> tuple[int, float | None, int, int]:
     from tunelab import store as st
     from tunelab.engine.runner import Runner
     from tunelab.engine.spec import load_spec
 
     sets = [f"search.trials={trials}", f"train.epochs={epochs}", 'search.sampler="random"',
             f"search.pruner={pruner}", "eval.baseline=false", 'eval.metrics=["perplexity"]',
-            "eval.samples=0", "success={}", "train.early_stopping_patience=10"]
+            "eval.samples=0", "success={}", "train.early_stopping_patience=10", *extra]
     spec = load_spec(ROOT / "experiments" / "quickstart.toml", sets)
     store = tmp / f"{'none' if 'none' in pruner else 'pruned'}.duckdb"
     Runner(spec, store, Quiet()).run()
@@ -73,6 +75,10 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=None,
+                        help="only the first N examples of the quickstart's data (a faster sweep)")
+    parser.add_argument("--small-model", action="store_true",
+                        help="a smaller scratch model (hidden 64, 2 layers) than the quickstart's")
     parser.add_argument("--skip-pruning", action="store_true")
     args = parser.parse_args()
 
@@ -86,13 +92,24 @@ def main() -> None:
     print()
     print(f"pruning on the quickstart: {args.trials} trials of {args.epochs} epochs, random "
           "sampler, the same seed")
-    print(f"{'':28}{'train steps':>12}{'pruned':>8}{'best eval_loss':>16}{'wall s':>8}")
+    header = f"{'':28}{'train steps':>12}{'pruned':>8}{'best eval_loss':>16}{'wall s':>8}"
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        extra = []
+        if args.rows:
+            rows = (ROOT / "experiments" / "data" / "arithmetic.jsonl").read_text().splitlines()
+            data = Path(tmp) / "arithmetic.jsonl"
+            data.write_text("\n".join(rows[: args.rows]) + "\n")
+            extra.append(f'data.train="{data}"')
+        if args.small_model:
+            extra.append('model.scratch={arch="llama",hidden_size=64,layers=2,heads=4,vocab_size=256}')
+        if extra:
+            print("changed from the quickstart: " + " ".join(extra))
+        print(header)
         for name, pruner in (("median pruner (startup 2)",
                               '{kind="median",startup_trials=2}'), ("no pruner", '"none"')):
             started = time.time()
-            steps, best, pruned, _ = sweep(pruner, args.trials, args.epochs, Path(tmp))
+            steps, best, pruned, _ = sweep(pruner, args.trials, args.epochs, Path(tmp), extra)
             results[name] = steps
             best_text = f"{best:.4f}" if best is not None else "—"
             print(f"{name:28}{steps:>12}{pruned:>8}{best_text:>16}{time.time() - started:>8.0f}")
