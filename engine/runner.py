@@ -378,6 +378,7 @@ class Runner:
                         self._event("timeout", seconds=exp.search.timeout)
                     return False
                 with self._lock:
+                    search.fail_dead_trials(study)  # a machine that died (RDB storage)
                     trials = study.get_trials(deepcopy=False)
                 done = sum(t.state in done_states for t in trials)
                 running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
@@ -500,6 +501,7 @@ class Runner:
             with self._lock:
                 self._children[number] = process
 
+        beat = search.heartbeat(study, trial._trial_id)
         try:
             result = run_child("trial", job, lambda e, p: self._event(
                 "trial_progress", number=number, kind=e, **p), started_process)
@@ -510,6 +512,7 @@ class Runner:
             self.spool.write([self._trial_row(number, "failed", params, started, result)])
             raise
         finally:
+            beat.join()
             with self._lock:
                 self._children.pop(number, None)
                 self._jobs.pop(number, None)

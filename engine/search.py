@@ -29,6 +29,26 @@ def open_storage(url: str) -> Any:
     return JournalStorage(JournalFileBackend(url))
 
 
+HEARTBEAT_S = 60  # an RDB study's running trial without a heartbeat for 3 minutes has failed
+
+
+def heartbeat(study: Any, trial_id: int) -> Any:
+    """Started: records that the trial is alive (an RDB storage; nothing for a journal) until
+    `.join()`. A machine that dies stops beating, and the other workers fail its trial."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    thread = get_heartbeat_thread(trial_id, study._storage)
+    thread.start()
+    return thread
+
+
+def fail_dead_trials(study: Any) -> None:
+    """Trials of workers (any machine) whose heartbeat stopped are marked failed."""
+    import optuna
+
+    optuna.storages.fail_stale_trials(study)
+
+
 def _rdb(url: str) -> Any:
     """Optuna's RDB storage. Workers started together on an empty database race to create its
     tables (`type "studydirection" already exists`): the loser tries again and finds them."""
@@ -40,7 +60,8 @@ def _rdb(url: str) -> Any:
 
     for attempt in range(6):
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=3 * HEARTBEAT_S)
         except SQLAlchemyError:
             if attempt == 5:
                 raise
