@@ -124,7 +124,7 @@ def interrupted(job: TrialJob) -> bool:
 
 def visible_devices() -> list[str]:
     """The GPUs this machine shows, without importing torch: CUDA_VISIBLE_DEVICES if set, else
-    the NVIDIA driver's list. None on a CPU machine."""
+    the NVIDIA driver's list. Empty on a CPU machine."""
     pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
     if pinned is not None:
         return [d for d in pinned.split(",") if d.strip() and d.strip() != "-1"]
@@ -139,6 +139,9 @@ def worker_slots(exp: Any, workers: int | None) -> list[str | None]:
     devices = [str(d) for d in res.devices] if isinstance(res.devices, list) else visible_devices()
     per = res.gpus_per_trial
     groups = [",".join(devices[i:i + per]) for i in range(0, len(devices) - per + 1, per)]
+    if devices and not groups:
+        raise SpecError(f"resources.gpus_per_trial is {per} but only {len(devices)} device(s) "
+                        f"are available ({','.join(devices)})", "not enough devices")
     count = workers or exp.search.workers or max(1, len(groups))
     if not groups:
         return [None] * count
