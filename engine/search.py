@@ -44,9 +44,13 @@ def heartbeat(study: Any, trial_id: int) -> Any:
 
 def fail_dead_trials(study: Any) -> None:
     """Trials of workers (any machine) whose heartbeat stopped are marked failed."""
+    import warnings
+
     import optuna
 
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def _rdb(url: str) -> Any:
