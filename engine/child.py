@@ -8,6 +8,7 @@ runner is gone (a killed `tunelab run` leaves no training behind).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -27,10 +28,36 @@ def _watch_runner(runner_pid: int) -> None:
 
 
 def _classify(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
     text = f"{type(error).__name__}: {error}"
     if "out of memory" in text.lower() or type(error).__name__ == "OutOfMemoryError":
         return "oom"
     return "exception"
+
+
+def _pin(job: TrialJob) -> None:
+    """The worker's device(s), before anything touches CUDA; a share of the CPU cores."""
+    if job.devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = job.devices
+    if job.threads:
+        import torch
+
+        torch.set_num_threads(job.threads)
+
+
+def _stop_on_ctrl_c() -> None:
+    """Ctrl-C once (the terminal sends it to the whole process group), or SIGUSR1 from the
+    runner: finish the current evaluation, then stop. Ctrl-C twice: stop now."""
+    from tunelab.engine.jobs import STOP_AFTER_EVALUATION
+
+    def once(signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and STOP_AFTER_EVALUATION.is_set():
+            raise KeyboardInterrupt
+        STOP_AFTER_EVALUATION.set()
+
+    signal.signal(signal.SIGINT, once)
+    signal.signal(signal.SIGUSR1, once)
 
 
 def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) -> None:
@@ -40,6 +67,8 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
     threading.Thread(target=_watch_runner, args=(runner_pid,), daemon=True).start()
+    _pin(job)
+    _stop_on_ctrl_c()
 
     def progress(event: str, data: dict[str, Any]) -> None:
         try:
@@ -48,7 +77,12 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             os._exit(3)
 
     try:
-        if kind == "trial":
+        processes = int(job.experiment.get("resources", {}).get("gpus_per_trial", 1) or 1)
+        if kind == "trial" and processes > 1:
+            from tunelab.engine.distributed import launch
+
+            result = launch(job, progress, processes)
+        elif kind == "trial":
             from tunelab.engine.train import run_trial
 
             result = run_trial(job, progress)
@@ -56,6 +90,10 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             from tunelab.engine.evaluate import run_baseline
 
             result = run_baseline(job, progress)
+        elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)
+            import tunelab.engine.preload  # noqa: F401 - what a trial needs before it trains
+
+            result = TrialResult("complete", info={"ready_at": time.time()})
         elif kind == "base":
             from pathlib import Path
 
@@ -69,6 +107,7 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
         else:
             raise ValueError(f"unknown job kind {kind!r}")
     except BaseException as error:  # noqa: BLE001 - every failure becomes a recorded reason
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not lose the result
         traceback.print_exc()
         tail = "".join(traceback.format_exception(error)[-6:])
         result = TrialResult("failed", fail_reason=_classify(error), error=tail[-4000:])

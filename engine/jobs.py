@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+# Set in a trial process by the first Ctrl-C: the trial stops after its current evaluation.
+STOP_AFTER_EVALUATION = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,8 @@ class TrialJob:
     data: dict[str, str]  # split -> prepared JSONL file
     out_dir: str
     spec_path: str | None = None  # the experiment file, for the manifest's git commit
+    devices: str | None = None  # CUDA_VISIBLE_DEVICES of the trial process (None: as inherited)
+    threads: int | None = None  # torch CPU threads (several trials at once share the cores)
 
 
 @dataclass(frozen=True)

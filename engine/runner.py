@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +68,13 @@ def _context() -> Any:
     return _CONTEXT
 
 
-def run_child(kind: str, job: TrialJob, on_progress: Any = None) -> TrialResult:
-    """Runs one job in a fresh process; a process that dies becomes a failed result."""
+def run_child(kind: str, job: TrialJob, on_progress: Any = None,
+              on_start: Any = None, context: Any = None) -> TrialResult:
+    """Runs one job in a fresh process; a process that dies becomes a failed result. The
+    process is forked from the preloaded server unless another `context` is given."""
     from tunelab.engine import child
 
-    ctx = _context()
+    ctx = context or _context()
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     log = str(Path(job.out_dir) / f"{kind}.log")
     receive, send = ctx.Pipe(duplex=False)
@@ -77,6 +82,8 @@ def run_child(kind: str, job: TrialJob, on_progress: Any = None) -> TrialResult:
                           name=f"tunelab-{kind}")
     process.start()
     send.close()
+    if on_start is not None:
+        on_start(process)
     result: TrialResult | None = None
     try:
         while True:
@@ -102,15 +109,49 @@ def run_child(kind: str, job: TrialJob, on_progress: Any = None) -> TrialResult:
     if result is None:
         code = process.exitcode
         how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
-        reason = "oom" if code == -9 else "killed"
+        reason = "oom" if code == -9 and not interrupted(job) else "killed"
         return TrialResult("failed", fail_reason=reason,
                            error=f"the trial process {how}; see {log}")
     return result
 
 
+_INTERRUPTED: set[str] = set()  # out_dirs of trials stopped on purpose (second Ctrl-C)
+
+
+def interrupted(job: TrialJob) -> bool:
+    return job.out_dir in _INTERRUPTED
+
+
+def visible_devices() -> list[str]:
+    """The GPUs this machine shows, without importing torch: CUDA_VISIBLE_DEVICES if set, else
+    the NVIDIA driver's list. Empty on a CPU machine."""
+    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if pinned is not None:
+        return [d for d in pinned.split(",") if d.strip() and d.strip() != "-1"]
+    folder = Path("/proc/driver/nvidia/gpus")
+    return [str(i) for i in range(len(list(folder.iterdir())))] if folder.is_dir() else []
+
+
+def worker_slots(exp: Any, workers: int | None) -> list[str | None]:
+    """One entry per worker: the CUDA_VISIBLE_DEVICES it is pinned to (None on a CPU machine).
+    By default one worker per group of `gpus_per_trial` devices; `workers` overrides."""
+    res = exp.resources
+    devices = [str(d) for d in res.devices] if isinstance(res.devices, list) else visible_devices()
+    per = res.gpus_per_trial
+    groups = [",".join(devices[i:i + per]) for i in range(0, len(devices) - per + 1, per)]
+    if devices and not groups:
+        raise SpecError(f"resources.gpus_per_trial is {per} but only {len(devices)} device(s) "
+                        f"are available ({','.join(devices)})", "not enough devices")
+    count = workers or exp.search.workers or max(1, len(groups))
+    if not groups:
+        return [None] * count
+    return [groups[i % len(groups)] for i in range(count)]
+
+
 class Runner:
     def __init__(self, spec: LoadedSpec, store: Path, reporter: Reporter,
-                 storage: str | None = None, new_study: bool = False, smoke: bool = False) -> None:
+                 storage: str | None = None, new_study: bool = False, smoke: bool = False,
+                 workers: int | None = None, retry_failed: bool = False) -> None:
         self.store = Path(store)
         if smoke:
             spec = spec.smoke()
@@ -122,6 +163,26 @@ class Runner:
         self.runs, journal = paths(self.store, self.exp.name)
         self.storage = storage or str(journal)
         self.spool = Spool(self.store, tag="run")
+        self.slots = worker_slots(self.exp, workers)
+        self.retry_failed = retry_failed
+        self._lock = threading.RLock()  # the study, the reporter, the shared counters
+        self._stopping = threading.Event()  # Ctrl-C once: no new trial
+        self._children: dict[int, Any] = {}  # trial number -> its process
+        self._jobs: dict[int, TrialJob] = {}
+        self._check_objectives()
+
+    def _check_objectives(self) -> None:
+        from tunelab.engine.spec import EXTRA_OBJECTIVES, LOSS_METRICS
+
+        computed = {"eval_loss", *LOSS_METRICS, *self.exp.eval.metrics, *EXTRA_OBJECTIVES}
+        for name in self.exp.search.all_objectives:
+            if name not in computed:
+                raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "
+                                f"cost, duration_s or a metric of eval.metrics", "unknown objective")
+
+    def _event(self, name: str, **data: Any) -> None:
+        with self._lock:
+            self.reporter.event(name, **data)
 
     def _checked_identity(self, spec: LoadedSpec, new_study: bool) -> LoadedSpec:
         """Refuses to mix trials of a changed file into an existing study (the comparison
@@ -178,11 +239,15 @@ class Runner:
             "created_at": now, "updated_at": now}}])
 
     def _job(self, number: int | None, trial_id: int | None, exp_dict: dict[str, Any],
-             base: str, prepared: data_prep.PreparedData, out: Path) -> TrialJob:
+             base: str, prepared: data_prep.PreparedData, out: Path, slot: int = 0) -> TrialJob:
+        threads = None
+        if len(self.slots) > 1:  # trials at once share the cores instead of fighting for them
+            threads = max(1, (os.cpu_count() or 1) // len(self.slots))
         return TrialJob(store=str(self.store), experiment=exp_dict, number=number,
                         trial_id=trial_id, study_name=self.exp.name, storage=self.storage,
                         base=base, data={k: str(v) for k, v in prepared.files.items()},
-                        out_dir=str(out), spec_path=str(self.spec.path))
+                        out_dir=str(out), spec_path=str(self.spec.path),
+                        devices=self.slots[slot % len(self.slots)], threads=threads)
 
     # -- the sweep
     def run(self) -> RunSummary:
@@ -195,7 +260,7 @@ class Runner:
         """The data splits and the base model, made once and reused by every trial."""
         exp = self.exp
         prepared = data_prep.prepare(self.spec, self.runs / "data")
-        self.reporter.event("data", report=prepared.report, fingerprint=prepared.fingerprint,
+        self._event("data", report=prepared.report, fingerprint=prepared.fingerprint,
                             smoke=self.smoke)
         self.spool.write([data_prep.report_event(exp.name, prepared)])
         if self.smoke:
@@ -204,7 +269,7 @@ class Runner:
         base = models.base_ref(exp, prepared.fingerprint, self.runs)
         folder = models.base_folder(exp, prepared.fingerprint, self.runs)
         if folder is not None and not (folder / "config.json").exists():
-            self.reporter.event("building_base")
+            self._event("building_base")
             result = run_child("base", self._job(None, None, exp.model_dump(mode="json"), base,
                                                  prepared, self.runs / "base"))
             if result.state != "complete":
@@ -226,6 +291,62 @@ class Runner:
         finally:
             self.spool.close()
 
+    def confirm(self, plan: list[tuple[int, int]]) -> list[tuple[int, TrialOutcome]]:
+        """Each (trial, seed) of the plan re-run as a new trial of the study."""
+        try:
+            prepared, base = self._prepare()
+            study = search.open_study(self.exp, self.storage)
+            by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+            outcomes = []
+            for number, seed in plan:
+                if number not in by_number:
+                    raise TrainError(f"{self.exp.name} has no trial {number} in {self.storage}")
+                study.enqueue_trial(by_number[number].params,
+                                    user_attrs={"rerun_of": number, "seed": seed})
+                outcomes.append((number, self._one_trial(study, base, prepared,
+                                                         {"train.seed": seed})))
+            return outcomes
+        finally:
+            self.spool.close()
+
+    def enqueue(self, params: dict[str, Any]) -> None:
+        """Queues a known configuration: the next trial of the study takes it."""
+        study = search.open_study(self.exp, self.storage)
+        study.enqueue_trial(params, user_attrs={"enqueued": True}, skip_if_exists=True)
+        self.spool.close()
+
+    # -- the sweep
+    def _fail_stale(self, study: Any) -> None:
+        """Trials left RUNNING by a stopped run of this machine (its process is gone) are marked
+        failed; trials of other machines (an RDB storage) are theirs to finish."""
+        import optuna
+
+        host = socket.gethostname()
+        for stale in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
+            attrs = stale.user_attrs
+            if "host" in attrs:
+                if attrs["host"] != host or _alive(attrs.get("pid", -1)):
+                    continue
+            elif "://" in self.storage:
+                continue  # no owner recorded, shared storage: not ours to judge
+            study.tell(stale.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            started = stale.datetime_start.timestamp() if stale.datetime_start else time.time()
+            self.spool.write([self._trial_row(stale.number, "failed", stale.params, started,
+                              TrialResult("failed", fail_reason="killed",
+                                          error="the run was stopped while this trial ran"))])
+            self._event("stale", number=stale.number)
+
+    def _requeue_failed(self, study: Any) -> None:
+        """--retry-failed: each failed trial not retried yet is queued again, same parameters."""
+        import optuna
+
+        trials = study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        for t in trials:
+            if t.state == optuna.trial.TrialState.FAIL and t.number not in retried and t.params:
+                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+                self._event("retry", number=t.number)
+
     def _run(self) -> RunSummary:
         import optuna
 
@@ -235,36 +356,105 @@ class Runner:
         plain = exp.model_dump(mode="json")
 
         study = search.open_study(exp, self.storage)
-        for stale in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
-            # a run that was killed left it RUNNING; `tunelab run` owns this study on this machine
-            study.tell(stale.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            started = stale.datetime_start.timestamp() if stale.datetime_start else time.time()
-            self.spool.write([self._trial_row(stale.number, "failed", stale.params, started,
-                              TrialResult("failed", fail_reason="killed",
-                                          error="the run was stopped while this trial ran"))])
-            self.reporter.event("stale", number=stale.number)
+        self._fail_stale(study)
+        if self.retry_failed:
+            self._requeue_failed(study)
 
         if exp.eval.baseline:
             summary.baseline = self._baseline(base, prepared, plain)
 
         done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        failures = 0
+        target = exp.search.trials
+        if exp.search.sampler == "grid":
+            target = min(target, search.grid_size(exp))
+        self._event("sweep", trials=target, workers=len(self.slots),
+                    finished=len(study.get_trials(deepcopy=False, states=done_states)))
+        state = {"failures": 0, "error": None}
         started = time.monotonic()
-        self.reporter.event("sweep", trials=exp.search.trials,
-                            finished=len(study.get_trials(deepcopy=False, states=done_states)))
-        while len(study.get_trials(deepcopy=False, states=done_states)) < exp.search.trials:
-            if exp.search.timeout and time.monotonic() - started > exp.search.timeout:
-                self.reporter.event("timeout", seconds=exp.search.timeout)
-                break
-            outcome = self._one_trial(study, base, prepared)
-            summary.trials.append(outcome)
-            failures = failures + 1 if outcome.result.state == "failed" else 0
-            if failures >= MAX_FAILURES_IN_A_ROW:
-                raise TrainError(
-                    f"{failures} trials in a row failed; the last: {outcome.result.fail_reason}: "
-                    f"{(outcome.result.error or '').strip().splitlines()[-1:]}. "
-                    f"Fix the cause and run again: finished trials are kept.")
+
+        def next_trial() -> bool:
+            """Whether this worker should start another trial (waits while the last ones run)."""
+            while not self._stopping.is_set():
+                if exp.search.timeout and time.monotonic() - started > exp.search.timeout:
+                    if not state.get("timed_out"):
+                        state["timed_out"] = True
+                        self._event("timeout", seconds=exp.search.timeout)
+                    return False
+                with self._lock:
+                    search.fail_dead_trials(study)  # a machine that died (RDB storage)
+                    trials = study.get_trials(deepcopy=False)
+                done = sum(t.state in done_states for t in trials)
+                running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+                if done >= target:
+                    return False
+                if done + running < target:
+                    return True
+                time.sleep(1.0)  # the trials still running may finish the study, or fail
+            return False
+
+        def worker(slot: int) -> None:
+            try:
+                while state["error"] is None and next_trial():
+                    outcome = self._one_trial(study, base, prepared, slot=slot)
+                    with self._lock:
+                        summary.trials.append(outcome)
+                        failed = outcome.result.state == "failed"
+                        state["failures"] = state["failures"] + 1 if failed else 0
+                        if failed and outcome.result.fail_reason == "interrupted":
+                            self._stopping.set()
+                        if state["failures"] >= MAX_FAILURES_IN_A_ROW and state["error"] is None:
+                            last = outcome.result
+                            state["error"] = TrainError(
+                                f"{state['failures']} trials in a row failed; the last: "
+                                f"{last.fail_reason}: {(last.error or '').strip().splitlines()[-1:]}. "
+                                f"Fix the cause and run again: finished trials are kept.")
+            except BaseException as error:  # noqa: BLE001 - handed to the main thread
+                with self._lock:
+                    state["error"] = state["error"] or error
+
+        threads = [threading.Thread(target=worker, args=(i,), name=f"tunelab-worker-{i}", daemon=True)
+                   for i in range(len(self.slots))]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.2)  # the first asks of a sampler are not made at the same instant
+        self._wait(threads)
+        for thread in threads:
+            thread.join()
+        if state["error"] is not None:
+            raise state["error"]
+        if self._stopping.is_set():
+            raise KeyboardInterrupt
         return summary
+
+    def _wait(self, threads: list[threading.Thread]) -> None:
+        """Waits for the workers. Ctrl-C once: no new trial, each running trial stops after its
+        current evaluation and is recorded as interrupted. Twice: the trials stop now."""
+        presses = 0
+        while any(t.is_alive() for t in threads):
+            try:
+                # not join(): a join interrupted by Ctrl-C can leave a live thread looking dead
+                # (Python < 3.13), and the trial it runs would go unrecorded
+                time.sleep(0.2)
+            except KeyboardInterrupt:
+                presses += 1
+                self._stopping.set()
+                with self._lock:
+                    children = dict(self._children)
+                if presses == 1:
+                    self._event("stopping", running=sorted(children))
+                    how = signal.SIGUSR1
+                else:
+                    self._event("stopping_now", running=sorted(children))
+                    how = signal.SIGINT
+                    _INTERRUPTED.update(j.out_dir for j in self._jobs.values())
+                for process in children.values():
+                    try:
+                        os.kill(process.pid, how)
+                    except (ProcessLookupError, TypeError):
+                        pass
+                if presses >= 3:  # the trial processes do not answer: end them
+                    for process in children.values():
+                        process.kill()
 
     def _baseline(self, base: str, prepared: data_prep.PreparedData,
                   plain: dict[str, Any]) -> dict[str, float]:
@@ -273,25 +463,28 @@ class Runner:
             self.spool.ingest(wait=5)
             known = evaluations(self.store, self.exp.name).get("base", {})
         if known:
-            self.reporter.event("baseline", values=known, cached=True)
+            self._event("baseline", values=known, cached=True)
             return known
-        self.reporter.event("baseline_start")
+        self._event("baseline_start")
         result = run_child("baseline", self._job(None, None, plain, base, prepared,
                                                  self.runs / "baseline"))
         if result.state != "complete":
-            self.reporter.event("baseline_failed", error=result.error)
+            self._event("baseline_failed", error=result.error)
             return {}
         self.spool.ingest(wait=5)
         values = evaluations(self.store, self.exp.name).get("base", {})
-        self.reporter.event("baseline", values=values, cached=False)
+        self._event("baseline", values=values, cached=False)
         return values
 
     def _one_trial(self, study: Any, base: str, prepared: data_prep.PreparedData,
-                   extra: dict[str, Any] | None = None) -> TrialOutcome:
+                   extra: dict[str, Any] | None = None, slot: int = 0) -> TrialOutcome:
         import optuna
 
-        trial = study.ask()
-        params = {**search.sample(trial, self.exp), **(extra or {})}
+        with self._lock:
+            trial = study.ask()
+            trial.set_user_attr("host", socket.gethostname())
+            trial.set_user_attr("pid", os.getpid())
+            params = {**search.sample(trial, self.exp), **(extra or {})}
         trial_exp = with_overrides(self.spec, params)
         started = time.time()
         number = trial.number
@@ -300,28 +493,62 @@ class Runner:
                 "experiment": self.exp.name, "number": number, "name": k,
                 "value_num": float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
                 else None, "value_text": str(v)}} for k, v in params.items()])
-        self.reporter.event("trial_start", number=number, params=params,
-                            epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
+        self._event("trial_start", number=number, params=params, worker=slot,
+                    epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,
-                        prepared, self.runs / f"trial-{number:04d}")
+                        prepared, self.runs / f"trial-{number:04d}", slot)
+        with self._lock:
+            self._jobs[number] = job
+
+        def started_process(process: Any) -> None:
+            with self._lock:
+                self._children[number] = process
+
+        beat = search.heartbeat(study, trial._trial_id)
         try:
-            result = run_child("trial", job, lambda e, p: self.reporter.event(
-                "trial_progress", number=number, kind=e, **p))
+            result = run_child("trial", job, lambda e, p: self._event(
+                "trial_progress", number=number, kind=e, **p), started_process)
         except KeyboardInterrupt:
             result = TrialResult("failed", fail_reason="interrupted", error="stopped by Ctrl-C")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            with self._lock:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
             self.spool.write([self._trial_row(number, "failed", params, started, result)])
             raise
-        if result.state == "complete":
-            study.tell(trial, result.value)
-        elif result.state == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        finally:
+            beat.join()
+            with self._lock:
+                self._children.pop(number, None)
+                self._jobs.pop(number, None)
+        if result.state == "failed" and result.fail_reason == "killed" and interrupted(job):
+            result = TrialResult("failed", fail_reason="interrupted", info=result.info,
+                                 error="stopped by Ctrl-C (twice)")
+        result.info["duration_s"] = time.time() - started
+        values = search.objective_values(self.exp, result.value, result.info)
+        if result.state == "complete" and values is None:
+            result = TrialResult("failed", fail_reason="exception", info=result.info,
+                                 error="an objective was not computed: "
+                                       f"{', '.join(self.exp.search.all_objectives)}")
+        with self._lock:
+            if result.state == "complete":
+                study.tell(trial, values if len(values or []) > 1 else result.value)
+            elif result.state == "pruned":
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.spool.write([self._trial_row(number, result.state, params, started, result)])
         outcome = TrialOutcome(number, params, result, time.time() - started)
-        self.reporter.event("trial_end", outcome=outcome)
+        self._event("trial_end", outcome=outcome)
         return outcome
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _smoke_data(prepared: data_prep.PreparedData, folder: Path) -> data_prep.PreparedData:

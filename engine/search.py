@@ -8,34 +8,136 @@ from typing import Any
 from tunelab.engine.spec import METHOD_KEYS_OF_KIND, Experiment, RangeSpec, field_is_int
 
 
+def rdb_url(url: str) -> str:
+    """`postgresql://…` through psycopg 3 when psycopg2 is not installed (SQLAlchemy's default
+    driver for the plain scheme is psycopg2)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 def open_storage(url: str) -> Any:
     """An RDB URL (postgresql://, sqlite://) as is; anything else is a journal file path."""
-    import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if "://" in url:
-        return optuna.storages.RDBStorage(url)
+        return _rdb(rdb_url(url))
     Path(url).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(url))
 
 
+HEARTBEAT_S = 60  # an RDB study's running trial without a heartbeat for 3 minutes has failed
+
+
+def heartbeat(study: Any, trial_id: int) -> Any:
+    """Started: records that the trial is alive (an RDB storage; nothing for a journal) until
+    `.join()`. A machine that dies stops beating, and the other workers fail its trial."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    thread = get_heartbeat_thread(trial_id, study._storage)
+    thread.start()
+    return thread
+
+
+def fail_dead_trials(study: Any) -> None:
+    """Trials of workers (any machine) whose heartbeat stopped are marked failed."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _rdb(url: str) -> Any:
+    """Optuna's RDB storage. Workers started together on an empty database race to create its
+    tables (`type "studydirection" already exists`): the loser tries again and finds them."""
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=3 * HEARTBEAT_S)
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
+def is_multi(exp: Experiment) -> bool:
+    return len(exp.search.all_objectives) > 1
+
+
 def build_pruner(exp: Experiment) -> Any:
+    """Decides on the validation loss reported at each evaluation. A sweep of several
+    objectives is never pruned (Optuna has no pruning for a Pareto front)."""
     import optuna
 
     spec = exp.search.pruner_spec
-    if spec.kind == "none":
+    if spec.kind == "none" or is_multi(exp):
         return optuna.pruners.NopPruner()
+    if spec.kind == "percentile":
+        return optuna.pruners.PercentilePruner(spec.percentile, n_startup_trials=spec.startup_trials,
+                                               n_warmup_steps=spec.warmup_epochs)
+    if spec.kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=spec.min_resource,
+                                                      reduction_factor=spec.reduction_factor)
+    if spec.kind == "hyperband":
+        low = 1 if spec.min_resource == "auto" else spec.min_resource
+        return optuna.pruners.HyperbandPruner(min_resource=low, max_resource=spec.max_resource,
+                                              reduction_factor=spec.reduction_factor)
     return optuna.pruners.MedianPruner(
         n_startup_trials=spec.startup_trials, n_warmup_steps=spec.warmup_epochs
     )
 
 
+def grid(exp: Experiment) -> dict[str, list[Any]]:
+    """The grid of the file's space: lists as they are, stepped ranges as their values."""
+    out: dict[str, list[Any]] = {}
+    for name, dim in exp.search.space.items():
+        if isinstance(dim, list):
+            out[name] = list(dim)
+            continue
+        if dim.step is None:
+            raise ValueError(f"the grid sampler needs a list or a step for {name}")
+        count = int(round((dim.high - dim.low) / dim.step)) + 1
+        values = [dim.low + i * dim.step for i in range(count) if dim.low + i * dim.step <= dim.high + 1e-12]
+        out[name] = [int(round(v)) for v in values] if field_is_int(name) else [round(v, 12) for v in values]
+    return out
+
+
+def grid_size(exp: Experiment) -> int:
+    size = 1
+    for values in grid(exp).values():
+        size *= len(values)
+    return size
+
+
 def build_sampler(exp: Experiment) -> Any:
     import optuna
 
-    if exp.search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=exp.search.seed)
-    return optuna.samplers.TPESampler(seed=exp.search.seed, multivariate=True, group=True)
+    kind, seed = exp.search.sampler, exp.search.seed
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "grid":
+        return optuna.samplers.GridSampler(grid(exp), seed=seed)
+    if kind == "cmaes":
+        # CMA-ES handles the numeric ranges; categorical keys are sampled at random
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
 
 
 def open_study(exp: Experiment, storage: str) -> Any:
@@ -47,9 +149,27 @@ def open_study(exp: Experiment, storage: str) -> Any:
         storage=open_storage(storage),
         sampler=build_sampler(exp),
         pruner=build_pruner(exp),
-        direction=exp.search.direction,
+        directions=exp.search.all_directions,
         load_if_exists=True,
     )
+
+
+def objective_values(exp: Experiment, value: float | None, info: dict[str, Any]) -> list[float] | None:
+    """The values told to Optuna for a complete trial: the objective, then any others (`cost`,
+    `duration_s` measured by the runner, validation metrics). None when one is missing."""
+    out: list[float] = []
+    metrics = info.get("values") or {}
+    for name in exp.search.all_objectives:
+        if name == exp.search.objective:
+            found = value
+        elif name in ("cost", "duration_s"):
+            found = info.get(name)
+        else:
+            found = metrics.get("validation/loss" if name == "eval_loss" else f"validation/{name}")
+        if found is None:
+            return None
+        out.append(float(found))
+    return out
 
 
 def _suggest(trial: Any, name: str, dimension: RangeSpec | list[Any]) -> Any:

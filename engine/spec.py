@@ -225,25 +225,80 @@ class RangeSpec(_Strict):
 
 
 class PrunerSpec(_Strict):
-    kind: Literal["median", "none"] = "median"
-    startup_trials: int = Field(5, ge=0)  # trials that finish before any is pruned
-    warmup_epochs: int = Field(0, ge=0)  # evaluations of a trial before it may be pruned
+    """`[search.pruner]`: when a trial whose validation loss lags is stopped early. Steps are
+    evaluations (one per epoch by default)."""
+
+    kind: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
+    startup_trials: int = Field(5, ge=0)  # median/percentile: trials that finish before any is pruned
+    warmup_epochs: int = Field(0, ge=0)  # median/percentile: evaluations before a trial may be pruned
+    percentile: float = Field(25.0, gt=0, lt=100)  # percentile: kept if in the best PERCENTILE %
+    min_resource: int | Literal["auto"] = "auto"  # halving/hyperband: evaluations before the first rung
+    max_resource: int | Literal["auto"] = "auto"  # hyperband: evaluations of a full trial
+    reduction_factor: int = Field(3, ge=2)  # halving/hyperband: 1/FACTOR of trials go up a rung
+
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
+MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "tpe", "gp")
+EXTRA_OBJECTIVES = ("cost", "duration_s")  # measured by the runner, not evaluated
 
 
 class SearchSpec(_Strict):
     trials: int = Field(8, ge=1)  # finished (complete or pruned) trials to reach
     timeout: float | None = Field(None, gt=0)  # seconds; no new trial starts after it
-    sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["median", "none"] | PrunerSpec = "median"
+    sampler: Literal["tpe", "random", "grid", "cmaes", "gp", "nsga2"] = "tpe"
+    pruner: Literal["median", "percentile", "successive_halving", "hyperband", "none"] | PrunerSpec = "median"
     objective: str = "eval_loss"  # eval_loss, or a metric of [eval] metrics (on validation)
     direction: Literal["minimize", "maximize"] = "minimize"
+    # several objectives (a Pareto front): e.g. ["eval_loss", "cost"]; the first is `objective`
+    objectives: list[str] = []
+    directions: list[Literal["minimize", "maximize"]] = []  # one per objective
     seed: int = 0
-    workers: int = Field(1, ge=1)
+    workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
     space: dict[str, RangeSpec | list[Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_objective_is_the_objective(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("objectives"):
+            return data
+        objectives = list(data["objectives"])
+        directions = list(data.get("directions") or [
+            "minimize" if o in ("eval_loss", *LOSS_METRICS, *EXTRA_OBJECTIVES) else "maximize"
+            for o in objectives])
+        if len(directions) != len(objectives):
+            raise ValueError(f"search.directions has {len(directions)} entries for "
+                             f"{len(objectives)} objectives")
+        if len(set(objectives)) != len(objectives):
+            raise ValueError("search.objectives names an objective twice")
+        for key, first in (("objective", objectives[0]), ("direction", directions[0])):
+            if key in data and data[key] != first:
+                raise ValueError(f"search.{key} is {data[key]!r} but search.{key}s starts with "
+                                 f"{first!r}; give only search.{key}s")
+        return {**data, "objectives": objectives, "directions": directions,
+                "objective": objectives[0], "direction": directions[0]}
+
+    @model_validator(mode="after")
+    def _sampler_fits(self) -> SearchSpec:
+        if len(self.objectives) > 1 and self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+            raise ValueError(f"the {self.sampler} sampler takes one objective; for several use "
+                             f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+        if self.sampler == "grid":
+            for name, dim in self.space.items():
+                if not isinstance(dim, list) and dim.step is None:
+                    raise ValueError(f"the grid sampler needs a list or a step for {name}")
+        return self
 
     @property
     def pruner_spec(self) -> PrunerSpec:
         return self.pruner if isinstance(self.pruner, PrunerSpec) else PrunerSpec(kind=self.pruner)
+
+    @property
+    def all_objectives(self) -> list[str]:
+        return self.objectives or [self.objective]
+
+    @property
+    def all_directions(self) -> list[str]:
+        return self.directions or [self.direction]
 
 
 GENERATION_METRICS = ("exact_match", "accuracy", "macro_f1", "bleu", "chrf", "rouge_l", "contains")
@@ -264,7 +319,10 @@ CONDITION = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)
 
 
 class ResourcesSpec(_Strict):
+    # the devices trials may use; "auto": every visible GPU (none on a CPU machine)
     devices: Literal["auto"] | list[int] = "auto"
+    # devices per trial; > 1 launches the trial with torchrun (DDP). On a CPU machine it is the
+    # number of processes of the trial (gloo backend).
     gpus_per_trial: int = Field(1, ge=1)
     price_per_hour: float = Field(0.0, ge=0)  # per device: the estimated cost of each trial
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from tunelab.engine import model as models
 from tunelab.engine.evaluate import evaluate_model, evaluation_events, objective_value, sample_events
-from tunelab.engine.jobs import TrialJob, TrialResult
+from tunelab.engine.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.store import Spool
 
@@ -36,6 +36,38 @@ FAULT_OOM = "TUNELAB_FAULT_OOM_ATTEMPTS"
 
 class OutOfMemory(Exception):
     pass
+
+
+def rank() -> int:
+    """This process's rank in a trial launched with torchrun (0 otherwise)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _barrier() -> None:
+    if _world() > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+
+
+class _NoSpool:
+    """What ranks other than 0 of a distributed trial write to: nothing (rank 0 records)."""
+
+    def write(self, events: Any, ingest: bool = True) -> None:
+        pass
+
+    def close(self) -> bool:
+        return True
+
+
+def _stop_requested(job: TrialJob) -> bool:
+    """Ctrl-C once: the trial process's flag, or the file a distributed trial's launcher writes."""
+    return STOP_AFTER_EVALUATION.is_set() or (Path(job.out_dir) / "stop").exists()
 
 
 def _is_oom(error: BaseException) -> bool:
@@ -175,14 +207,15 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
 
     from tunelab.engine.search import build_pruner, open_storage
 
-    outcome: dict[str, Any] = {"pruned": False, "nan": False, "evaluations": 0}
+    outcome: dict[str, Any] = {"pruned": False, "nan": False, "evaluations": 0, "interrupted": False}
     trial = None
-    if job.trial_id is not None:
+    if job.trial_id is not None and rank() == 0:  # rank 0 reports; the others follow its decision
         study = optuna.load_study(study_name=job.study_name, storage=open_storage(job.storage),
                                   pruner=build_pruner(exp))
         trial = optuna.trial.Trial(study, job.trial_id)
     number = job.number if job.number is not None else -1
-    prunes = exp.search.objective == "eval_loss"  # intermediate values are validation losses
+    # intermediate values are validation losses; Optuna prunes no study of several objectives
+    prunes = exp.search.objective == "eval_loss" and len(exp.search.all_objectives) == 1
     faults = int(os.environ.get(FAULT_OOM, "0"))
 
     class Record(TrainerCallback):
@@ -210,11 +243,24 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
                 outcome["nan"] = True
                 control.should_training_stop = True
                 return
+            pruned = interrupted = False
             if trial is not None and prunes:
                 trial.report(value, step=outcome["evaluations"])
-                if trial.should_prune():
-                    outcome["pruned"] = True
-                    control.should_training_stop = True
+                pruned = trial.should_prune()
+            if rank() == 0:
+                interrupted = _stop_requested(job)  # Ctrl-C: this evaluation is recorded; stop
+            if _world() > 1:  # every rank stops together, as rank 0 decided
+                import torch.distributed as dist
+
+                decision = [pruned, interrupted]
+                dist.broadcast_object_list(decision, src=0)
+                pruned, interrupted = decision
+            if pruned:
+                outcome["pruned"] = True
+                control.should_training_stop = True
+            if interrupted:
+                outcome["interrupted"] = True
+                control.should_training_stop = True
 
     return [Record()], outcome
 
@@ -287,8 +333,16 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
         return TrialResult("failed", fail_reason="nan", info=info,
                            error="the loss became NaN or infinite; lower the learning rate")
     best = state.best_metric
+    _barrier()  # every rank is done with the checkpoints before rank 0 removes them
+    first = rank() == 0
+    if outcome["interrupted"] and not outcome["pruned"]:
+        if first:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        return TrialResult("failed", value=best, fail_reason="interrupted", info=info,
+                           error=f"stopped by Ctrl-C after {outcome['evaluations']} evaluations")
     if outcome["pruned"]:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        if first:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
         return TrialResult("pruned", value=best, info=info)
 
     # evaluate the best checkpoint (the trainer loaded it back) on validation and test
@@ -299,9 +353,11 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     spool.write(evaluation_events(exp, ref, values) + sample_events(exp, ref, samples))
 
     # save the best checkpoint (the adapter alone for LoRA, QLoRA and prefix) and drop the rest
-    trainer.save_model(str(out / "best"))
-    tokenizer.save_pretrained(str(out / "best"))
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    trainer.save_model(str(out / "best"))  # every rank calls it; the main process writes
+    _barrier()
+    if first:
+        tokenizer.save_pretrained(str(out / "best"))
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     info["values"] = values
     return TrialResult("complete", value=objective_value(exp, values), info=info)
 
@@ -313,11 +369,12 @@ def run_trial(job: TrialJob, progress: Any) -> TrialResult:
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device, _ = models.device_and_dtype(exp)
-    write_manifest(job, exp, out, device)
+    if rank() == 0:
+        write_manifest(job, exp, out, device)
     rows = tuple(read_rows(job.data[s]) for s in ("train", "validation", "test"))
     started = time.time()
     micro = first_micro_batch(exp, device)
-    spool = Spool(job.store, tag=f"trial{job.number}")
+    spool: Any = Spool(job.store, tag=f"trial{job.number}") if rank() == 0 else _NoSpool()
     try:
         for attempt in range(exp.train.max_oom_retries + 1):
             try:
@@ -340,7 +397,7 @@ def run_trial(job: TrialJob, progress: Any) -> TrialResult:
                 progress("oom", {"micro_batch": micro, "next": micro // 2})
                 micro //= 2  # same effective batch: accumulation doubles
         hours = (time.time() - started) / 3600
-        devices = exp.resources.gpus_per_trial if device == "cuda" else 1
+        devices = _world() if device == "cuda" else 1
         result.info.update({
             "peak_memory": _peak_memory(device), "disk_bytes": _folder_bytes(out / "best"),
             "cost": hours * devices * exp.resources.price_per_hour, "device": device})

@@ -44,27 +44,43 @@ def _default_store() -> Path:
 
 
 class ConsoleReporter:
-    """Shows a sweep as it goes: a live line while a trial trains, a line per finished trial."""
+    """Shows a sweep as it goes. On a terminal: a live block (done/running/pruned/failed, best so
+    far, ETA, then one line per running trial with its step and loss) above which a line per
+    finished trial is printed. Otherwise (nohup, CI, logs): plain lines, one per evaluation and
+    one per finished trial."""
 
     def __init__(self, name: str, direction: str = "minimize") -> None:
         self.name = name
         self.direction = direction
         self.live: Any = None
-        self.current: dict[str, Any] = {}
+        self.running: dict[int, dict[str, Any]] = {}  # trial number -> what it shows
         self.target = 0
         self.finished = 0
+        self.workers = 1
         self.counts = {"complete": 0, "pruned": 0, "failed": 0}
         self.durations: list[float] = []
         self.best: tuple[float, int] | None = None
+        self.note = ""  # shown in the live block (the baseline, stopping…)
+
+    @property
+    def current(self) -> dict[str, Any]:
+        """The trial shown last (one worker: the trial)."""
+        return next(reversed(self.running.values()), {})
 
     def _progress(self) -> str:
-        """`3/8 · best 0.652 (trial 1) · ETA 2m10s`"""
+        """`3/8 · 2 running · 1 pruned · best 0.652 (trial 1) · ETA 2m10s`"""
         parts = [f"{self.finished}/{self.target}"]
+        if len(self.running) > 1 or self.workers > 1:
+            parts.append(f"{len(self.running)} running")
+        for state in ("pruned", "failed"):
+            if self.counts.get(state):
+                parts.append(f"{self.counts[state]} {state}")
         if self.best is not None:
             parts.append(f"best {fmt.number(self.best[0])} (trial {self.best[1]})")
         if self.durations and self.finished < self.target:
             mean = sum(self.durations) / len(self.durations)
-            parts.append(f"ETA {fmt.duration(mean * (self.target - self.finished))}")
+            left = self.target - self.finished
+            parts.append(f"ETA {fmt.duration(mean * left / max(1, self.workers))}")
         return " · ".join(parts)
 
     def _trial_text(self, number: int, params: dict[str, Any], tail: str) -> str:
@@ -74,15 +90,39 @@ class ConsoleReporter:
             parts.append(shown if key == "method.kind" else f"{fmt.param_name(key)} {shown}")
         return "  ".join(parts) + "  " + tail
 
+    def _running_text(self, c: dict[str, Any]) -> str:
+        step = f"  step {c['step']}" if c.get("step") is not None else ""
+        ev = f"  eval_loss {fmt.number(c['eval'])}" if c.get("eval") is not None else ""
+        loss = f"  loss {fmt.number(c['loss'])}" if c.get("loss") is not None else ""
+        where = f"epoch {c['epoch']}/{c['epochs']}" if c.get("started") else "starting…"
+        return self._trial_text(c["number"], c["params"], f"{where}{step}{ev}{loss}")
+
+    def _render(self) -> str:
+        if not self.running:
+            return self.note
+        lines = [self._running_text(c) for c in self.running.values()]
+        if len(lines) == 1 and self.workers == 1:
+            return lines[0] + f"   [dim]{self._progress()}[/]"
+        head = f"[bold]{self.name}[/] · {self._progress()}" + (f" · {self.note}" if self.note else "")
+        return "\n".join([head, *("  " + line for line in lines)])
+
+    def _refresh(self) -> None:
+        if not console.is_terminal:
+            return
+        from rich.live import Live
+        from rich.text import Text
+
+        text = Text.from_markup(self._render())
+        if self.live is None:
+            self.live = Live(text, console=console, transient=True, refresh_per_second=4)
+            self.live.start()
+        else:
+            self.live.update(text)
+
     def _status(self, text: str) -> None:
         if console.is_terminal:
-            from rich.live import Live
-
-            if self.live is None:
-                self.live = Live(text, console=console, transient=True, refresh_per_second=4)
-                self.live.start()
-            else:
-                self.live.update(text)
+            self.note = text
+            self._refresh()
         else:
             console.print(text)
 
@@ -90,6 +130,10 @@ class ConsoleReporter:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+    def _print(self, text: str, err: bool = False) -> None:
+        """A line above the live block (which stays)."""
+        (self.live.console if self.live is not None and not err else errors if err else console).print(text)
 
     def event(self, name: str, **data: Any) -> None:
         if name == "data":
@@ -110,48 +154,74 @@ class ConsoleReporter:
         elif name == "stale":
             console.print(f"trial {data['number']} was left running by a stopped run: "
                           "marked failed")
+        elif name == "retry":
+            console.print(f"trial {data['number']} failed: queued again with the same parameters")
         elif name == "baseline_start":
             self._status("evaluating the base model (the baseline)…")
         elif name == "baseline":
+            self.note = ""
             self._stop_live()
             v = data["values"]
             cached = " (from an earlier run)" if data["cached"] else ""
             console.print(f"baseline    eval_loss {fmt.number(v.get('validation/loss'))}"
                           f"   test loss {fmt.number(v.get('test/loss'))}{cached}")
         elif name == "baseline_failed":
+            self.note = ""
             self._stop_live()
             errors.print(f"the baseline evaluation failed: {data['error']}")
         elif name == "sweep":
             self.target, self.finished = data["trials"], data["finished"]
+            self.workers = data.get("workers", 1)
             left = data["trials"] - data["finished"]
             resumed = f", resuming after {data['finished']} finished" if data["finished"] else ""
-            console.print(f"{left} trial{'s' if left != 1 else ''} to run{resumed}")
+            at_once = f", {self.workers} at a time" if self.workers > 1 else ""
+            console.print(f"{left} trial{'s' if left != 1 else ''} to run{at_once}{resumed}")
+        elif name == "timeout":
+            self._print(f"search.timeout ({fmt.duration(data['seconds'])}) reached: "
+                        "no new trial starts")
+        elif name in ("stopping", "stopping_now"):
+            now = name == "stopping_now"
+            running = ", ".join(str(n) for n in data["running"]) or "none"
+            self.note = "stopping now…" if now else "stopping after the current evaluation…"
+            self._print(f"[yellow]Ctrl-C: {'stopping now' if now else 'no new trial; trials '}"
+                        f"{'' if now else running + ' stop after their current evaluation'}"
+                        f"{'' if now else ' (Ctrl-C again to stop now)'}[/]")
+            self._refresh()
         elif name == "trial_start":
-            self.current = {"number": data["number"], "params": data["params"],
-                            "epochs": data["epochs"], "epoch": 0, "eval": None}
-            self._status(self._trial_text(data["number"], data["params"], "starting…"))
+            self.running[data["number"]] = {
+                "number": data["number"], "params": data["params"], "epochs": data["epochs"],
+                "epoch": 0, "eval": None, "loss": None, "step": None, "started": False}
+            if console.is_terminal:
+                self._refresh()
+            elif self.workers > 1:
+                console.print(self._trial_text(data["number"], data["params"], "started"))
         elif name == "trial_progress" and data["kind"] == "oom":
-            self._stop_live()
-            console.print(f"trial {data['number']}: out of memory at micro-batch "
-                          f"{data['micro_batch']}; retrying at {data['next']} with twice the "
-                          "gradient accumulation (same effective batch)")
+            self._print(f"trial {data['number']}: out of memory at micro-batch "
+                        f"{data['micro_batch']}; retrying at {data['next']} with twice the "
+                        "gradient accumulation (same effective batch)")
         elif name == "trial_progress":
             kind = data["kind"]
+            c = self.running.get(data["number"])
+            if c is None:
+                return
+            if kind in ("start", "log", "eval"):
+                c["started"] = True
+            if "step" in data:
+                c["step"] = data["step"]
             if kind == "eval":
-                self.current["epoch"] = round(data["epoch"])
-                self.current["eval"] = data["eval_loss"]
-            if kind in {"eval", "log"} and (console.is_terminal or kind == "eval"):
-                c = self.current
-                loss = f"  loss {fmt.number(data['loss'])}" if kind == "log" else ""
-                ev = f"  eval_loss {fmt.number(c['eval'])}" if c["eval"] is not None else ""
-                step = f"  step {data['step']}" if "step" in data else ""
-                self._status(self._trial_text(
-                    c["number"], c["params"], f"epoch {c['epoch']}/{c['epochs']}{step}{ev}{loss}")
-                    + f"   [dim]{self._progress()}[/]")
+                c["epoch"] = round(data["epoch"])
+                c["eval"] = data["eval_loss"]
+            if kind == "log":
+                c["loss"] = data["loss"]
+            if console.is_terminal:
+                self._refresh()
+            elif kind == "eval":
+                console.print(self._running_text({**c, "loss": None})
+                              + f"   {self._progress()}")
         elif name == "trial_end":
-            self._stop_live()
             outcome = data["outcome"]
             result = outcome.result
+            c = self.running.pop(outcome.number, None) or {"epoch": 0, "epochs": "?"}
             self.counts[result.state] = self.counts.get(result.state, 0) + 1
             self.durations.append(outcome.duration_s)
             if result.state in {"complete", "pruned"}:
@@ -163,13 +233,52 @@ class ConsoleReporter:
                     self.best = (result.value, outcome.number)
             mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]"}.get(
                 result.state, f"[red]✗ failed ({result.fail_reason})[/]")
-            c = self.current
             tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(result.value)}  "
                     f"{mark}  {fmt.duration(outcome.duration_s)}   [dim]{self._progress()}[/]")
-            console.print(self._trial_text(outcome.number, outcome.params, tail))
+            self._print(self._trial_text(outcome.number, outcome.params, tail))
             if result.state == "failed" and result.error:
                 last = result.error.strip().splitlines()[-1]
                 errors.print(f"            {last}")
+            if not self.running:
+                self._stop_live()
+            else:
+                self._refresh()
+
+
+WorkersOption = Annotated[int | None, typer.Option(
+    "--workers", help="Trials at once on this machine (default: one per GPU, pinned to it; 1 on "
+                      "a CPU machine).")]
+RetryOption = Annotated[bool, typer.Option(
+    "--retry-failed", help="Queue the failed trials again with the same parameters.")]
+
+
+def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None, smoke: bool,
+           new_study: bool, workers: int | None, retry_failed: bool, command: str) -> None:
+    from tunelab.engine.runner import Runner
+    from tunelab.engine.spec import load_spec
+
+    spec = load_spec(file, set_ or [])
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    reporter = ConsoleReporter(spec.experiment.name, spec.experiment.search.direction)
+    runner = Runner(spec, store, reporter, storage=storage, new_study=new_study, smoke=smoke,
+                    workers=workers, retry_failed=retry_failed)
+    name = reporter.name = runner.exp.name
+    if new_study and name != spec.experiment.name:
+        console.print(f"[bold]{name}[/]: a new study beside {spec.experiment.name!r}")
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        reporter._stop_live()
+        errors.print("stopped by Ctrl-C; finished trials are kept. "
+                     f"Run `tunelab {command} {file}` again to resume.")
+        raise typer.Exit(130) from None
+    console.print()
+    _print_trials(store, name)
+    if smoke:
+        console.print(f"smoke run passed: every stage ran. Next: tunelab run {file}")
+        return
+    console.print(f"next: tunelab trials {name} · "
+                  f"tunelab sql \"select state, count(*) from trials group by 1\"")
 
 
 @app.command()
@@ -186,34 +295,144 @@ def run(
                         "examples and two short trials, in a separate study NAME-smoke.")] = False,
     new_study: Annotated[bool, typer.Option(
         "--new-study", help="The file changed since its study ran: start NAME-v2 beside it.")] = False,
+    workers: WorkersOption = None,
+    retry_failed: RetryOption = False,
 ) -> None:
     """Run an experiment: prepare the data, evaluate the baseline, run the sweep.
 
-    Running it again resumes a stopped sweep; finished trials are kept.
+    Running it again resumes a stopped sweep; finished trials are kept. Ctrl-C once: the
+    running trials stop after their current evaluation; twice: they stop now.
     """
-    from tunelab.engine.runner import Runner
+    _sweep(file, store, set_, storage, smoke, new_study, workers, retry_failed, "run")
+
+
+@app.command()
+def worker(
+    file: Annotated[Path, typer.Argument(help="The experiment file (TOML), the same on every machine.")],
+    storage: Annotated[str, typer.Option(
+        help="The study's shared Optuna storage, e.g. postgresql://user:pw@host/tunelab.")],
+    store: StoreOption = Path(st.DEFAULT_STORE),
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a key, as for run (use the same on every machine).")] = None,
+    workers: WorkersOption = None,
+    retry_failed: RetryOption = False,
+) -> None:
+    """Join a study shared by several machines: take trials from it until it has enough.
+
+    Each machine writes its own store file; `tunelab sql --store a.duckdb --store b.duckdb`
+    queries them as one.
+    """
+    _sweep(file, store, set_, storage, False, False, workers, retry_failed, "worker")
+
+
+def _spec_of(experiment: str, store: Path, set_: list[str] | None = None) -> Any:
+    """An experiment file, or the name of an experiment of the store (its file is read)."""
     from tunelab.engine.spec import load_spec
 
-    spec = load_spec(file, set_ or [])
-    warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    reporter = ConsoleReporter(spec.experiment.name, spec.experiment.search.direction)
-    runner = Runner(spec, store, reporter, storage=storage, new_study=new_study, smoke=smoke)
-    name = reporter.name = runner.exp.name
-    if new_study and name != spec.experiment.name:
-        console.print(f"[bold]{name}[/]: a new study beside {spec.experiment.name!r}")
+    path = Path(experiment)
+    if not (path.suffix == ".toml" and path.exists()):
+        source = st.experiment_source(store, experiment) if store.exists() else None
+        if source is None or not Path(source).exists():
+            raise TunelabError(f"{experiment!r} is neither an experiment file nor an experiment "
+                               f"of {store} whose file is still there", "unknown experiment")
+        path = Path(source)
+    return load_spec(path, set_ or [])
+
+
+def _toml_value(text: str) -> Any:
+    import tomllib
+
     try:
-        runner.run()
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+@app.command()
+def enqueue(
+    experiment: Annotated[str, typer.Argument(help="The experiment file, or its name in the store.")],
+    set_: Annotated[list[str], typer.Option(
+        "--set", help="A parameter of the search space, e.g. --set train.learning_rate=2e-4 "
+                      "(repeatable; those not given are sampled).")],
+    store: StoreOption = Path(st.DEFAULT_STORE),
+    storage: Annotated[str | None, typer.Option(help="Optuna storage, as for run.")] = None,
+) -> None:
+    """Queue a known configuration: the sweep tries it before sampling new ones."""
+    from tunelab.engine.runner import Runner
+
+    spec = _spec_of(experiment, store)
+    space = spec.experiment.search.space
+    params: dict[str, Any] = {}
+    for item in set_:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise TunelabError(f"--set {item!r}: expected KEY=VALUE", "bad --set")
+        if key not in space:
+            raise TunelabError(f"{key} is not in search.space of {spec.experiment.name} "
+                               f"(searched: {', '.join(space) or 'nothing'})", "not searched")
+        params[key] = _toml_value(value.strip())
+    runner = Runner(spec, store, ConsoleReporter(spec.experiment.name), storage=storage)
+    runner.enqueue(params)
+    shown = ", ".join(f"{fmt.param_name(k)} {v}" for k, v in params.items())
+    console.print(f"queued for {runner.exp.name}: {shown}. "
+                  f"The next trial of `tunelab run {spec.path}` takes it.")
+
+
+@app.command()
+def confirm(
+    experiment: Annotated[str, typer.Argument(help="The experiment's name.")],
+    top: Annotated[int, typer.Option(help="How many of the best trials to re-check.", min=1)] = 3,
+    seeds: Annotated[int, typer.Option(help="Runs of each with another seed.", min=1)] = 3,
+    store: StoreOption = Path(st.DEFAULT_STORE),
+    storage: Annotated[str | None, typer.Option(help="Optuna storage, as for run.")] = None,
+) -> None:
+    """Re-run the best trials with other seeds and show mean and spread, so that a winner is
+    not picked by seed noise."""
+    import statistics
+
+    from tunelab.engine.runner import Runner
+
+    st.flush_orphans(store)
+    record = st.get_experiment(store, experiment)
+    if record is None:
+        raise TunelabError(f"no experiment {experiment!r} in {store}", "unknown experiment")
+    done = [t for t in st.list_trials(store, experiment)
+            if t.state == "complete" and t.value is not None and "train.seed" not in t.params]
+    if not done:
+        raise TunelabError(f"{experiment} has no complete trial yet", "no best trial")
+    done.sort(key=lambda t: t.value, reverse=record.direction == "maximize")  # type: ignore[arg-type, return-value]
+    best = done[:top]
+    spec = _spec_of(experiment, store)
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    reporter = ConsoleReporter(experiment, record.direction or "minimize")
+    runner = Runner(spec, store, reporter, storage=storage)
+    base_seed = spec.experiment.train.seed
+    plan = [(t.number, base_seed + k + 1) for t in best for k in range(seeds)]
+    console.print(f"re-running trials {', '.join(str(t.number) for t in best)} with seeds "
+                  f"{', '.join(str(base_seed + k + 1) for k in range(seeds))} "
+                  f"({len(plan)} trials)")
+    try:
+        outcomes = runner.confirm(plan)
     except KeyboardInterrupt:
-        errors.print("stopped by Ctrl-C; finished trials are kept. "
-                     f"Run `tunelab run {file}` again to resume.")
+        reporter._stop_live()
+        errors.print("stopped by Ctrl-C; the re-runs that finished are kept as trials.")
         raise typer.Exit(130) from None
-    console.print()
-    _print_trials(store, name)
-    if smoke:
-        console.print(f"smoke run passed: every stage ran. Next: tunelab run {file}")
-        return
-    console.print(f"next: tunelab trials {name} · "
-                  f"tunelab sql \"select state, count(*) from trials group by 1\"")
+    table = Table(title=f"{experiment} · the best {len(best)} trials with {seeds} more seeds",
+                  title_justify="left")
+    for column in ("trial", "first run", "seeds", "mean", "spread (sd)", "min", "max"):
+        table.add_column(column, justify="right")
+    for t in best:
+        values = [o.result.value for n, o in outcomes if n == t.number
+                  and o.result.state == "complete" and o.result.value is not None]
+        runs = [t.value, *values]
+        sd = statistics.stdev(runs) if len(runs) > 1 else None
+        table.add_row(str(t.number), fmt.number(t.value), str(len(values)),
+                      fmt.number(statistics.fmean(runs)), fmt.number(sd), fmt.number(min(runs)),
+                      fmt.number(max(runs)))
+    console.print(table)
+    console.print("mean and spread over the first run and the re-runs; a lead smaller than the "
+                  "spread is seed noise.")
 
 
 # ---------------------------------------------------------------- check, schema
@@ -336,17 +555,22 @@ def _print_trials(store: Path, name: str) -> None:
     trials = st.list_trials(store, name)
     evaluations = st.evaluations(store, name)
     baseline = evaluations.get("base", {})
-    success: dict[str, str] = st.experiment_spec(store, name).get("success") or {}
+    plain_spec = st.experiment_spec(store, name)
+    success: dict[str, str] = plain_spec.get("success") or {}
+    front, others = _pareto(store, name, plain_spec.get("search") or {}, trials, evaluations)
     keys: list[str] = []
     for t in trials:
         keys += [k for k in t.params if k not in keys]
     objective = experiment.objective or "objective"
-    table = Table(title=f"{name} · {len(trials)} trials (★ best)", title_justify="left")
+    marks = "◆ Pareto front" if others else "★ best"
+    table = Table(title=f"{name} · {len(trials)} trials ({marks})", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("state")
     for key in keys:
         table.add_column(fmt.param_name(key), justify="right")
     table.add_column(objective, justify="right")
+    for other in others:
+        table.add_column(other, justify="right")
     for metric in success:
         table.add_column(f"test {metric}", justify="right")
     if success:
@@ -358,13 +582,15 @@ def _print_trials(store: Path, name: str) -> None:
                  "failed": "[red]failed[/]", "running": "[cyan]running[/]"}.get(t.state, t.state)
         if t.state == "failed" and t.fail_reason:
             state += f" ({t.fail_reason})"
-        star = "★" if best is not None and t.number == best.number else ""
+        star = "★" if best is not None and t.number == best.number and not others else ""
+        star = "◆" if t.number in front else star
         values = evaluations.get(f"trial:{t.number}", {})
         judged = [fmt.number(values.get(f"test/{m}")) for m in success]
         if success:
             judged.append("" if t.state != "complete" else _verdict_mark(success, values))
         table.add_row(f"{star}{t.number}", state, *[fmt.number(t.params.get(k)) for k in keys],
-                      fmt.number(t.value), *judged, fmt.duration(t.duration_s))
+                      fmt.number(t.value), *[fmt.number(others[o].get(t.number)) for o in others],
+                      *judged, fmt.duration(t.duration_s))
     console.print(table)
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in success)
@@ -383,6 +609,39 @@ def _print_trials(store: Path, name: str) -> None:
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(judged.values()) else "[red]no[/]"
             console.print(f"success: {word} (needs {needs} on the test split)")
+
+
+def _pareto(store: Path, name: str, search: dict[str, Any], trials: list[st.TrialRecord],
+            evaluations: dict[str, dict[str, float]]) -> tuple[set[int], dict[str, dict]]:
+    """For a study of several objectives: the numbers of the trials on the Pareto front and,
+    per objective after the first, each trial's value."""
+    objectives = search.get("objectives") or []
+    directions = search.get("directions") or []
+    if len(objectives) < 2:
+        return set(), {}
+    quoted = name.replace("'", "''")
+    extra = {int(r[0]): (r[1], r[2]) for r in st.query(
+        store, f"select number, cost, duration_s from trials where experiment = '{quoted}'").rows}
+    others: dict[str, dict[int, float | None]] = {}
+    for objective in objectives[1:]:
+        values: dict[int, float | None] = {}
+        for t in trials:
+            if objective in ("cost", "duration_s"):
+                values[t.number] = extra.get(t.number, (None, None))[0 if objective == "cost" else 1]
+            else:
+                key = "validation/loss" if objective == "eval_loss" else f"validation/{objective}"
+                values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
+        others[objective] = values
+    points = {}
+    for t in trials:
+        row = [t.value, *(others[o].get(t.number) for o in objectives[1:])]
+        if t.state == "complete" and all(v is not None for v in row):
+            points[t.number] = [v if d == "minimize" else -v for v, d in zip(row, directions, strict=False)]
+
+    def dominated(p: list[float]) -> bool:
+        return any(all(a <= b for a, b in zip(q, p, strict=False)) and q != p for q in points.values())
+
+    return {n for n, p in points.items() if not dominated(p)}, others
 
 
 def _verdict_mark(success: dict[str, str], values: dict[str, float]) -> str:

@@ -1,0 +1,187 @@
+"""The sweep runner: samplers, pruners, several objectives, workers pinned to devices, enqueued
+trials, Ctrl-C, --retry-failed, confirm."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tunelab import store as st
+from tunelab.engine import search
+from tunelab.engine.errors import SpecError
+from tunelab.engine.runner import worker_slots
+from tunelab.engine.spec import load_spec
+
+from conftest import tunelab_command
+
+SPACE = """
+[search.space]
+"train.learning_rate" = { low = 1e-3, high = 3e-3, step = 1e-3 }
+"method.kind" = ["full", "lora"]
+"""
+
+
+def _exp(small_experiment, search: str, space: str = SPACE, extra: str = ""):
+    return load_spec(small_experiment(f"[search]\n{search}\n{extra}{space}")).experiment
+
+
+@pytest.mark.parametrize("kind", ["tpe", "random", "grid", "cmaes", "gp", "nsga2"])
+def test_every_sampler_samples_the_space_seeded(small_experiment, kind: str) -> None:
+    exp = _exp(small_experiment, f'sampler = "{kind}"\nseed = 7')
+    drawn = []
+    for _ in range(2):
+        study = optuna.create_study(sampler=search.build_sampler(exp))
+        drawn.append([search.sample(study.ask(), exp) for _ in range(3)])
+    assert drawn[0] == drawn[1]  # seeded: the same parameters again
+    for params in drawn[0]:
+        assert round(params["train.learning_rate"], 6) in (1e-3, 2e-3, 3e-3)
+        assert params["method.kind"] in ("full", "lora")
+
+
+def test_the_grid_is_the_files_lists_and_steps(small_experiment) -> None:
+    exp = _exp(small_experiment, 'sampler = "grid"')
+    assert search.grid(exp) == {"train.learning_rate": [0.001, 0.002, 0.003],
+                                "method.kind": ["full", "lora"]}
+    assert search.grid_size(exp) == 6
+    with pytest.raises(SpecError, match="grid sampler needs a list or a step"):
+        _exp(small_experiment, 'sampler = "grid"',
+             '[search.space]\n"train.learning_rate" = { low = 1e-3, high = 3e-3 }\n')
+
+
+@pytest.mark.parametrize(("table", "kind"), [
+    ('pruner = "median"', optuna.pruners.MedianPruner),
+    ('pruner = { kind = "percentile", percentile = 40, startup_trials = 2 }',
+     optuna.pruners.PercentilePruner),
+    ('pruner = { kind = "successive_halving", min_resource = 1, reduction_factor = 2 }',
+     optuna.pruners.SuccessiveHalvingPruner),
+    ('pruner = { kind = "hyperband", max_resource = 4 }', optuna.pruners.HyperbandPruner),
+    ('pruner = "none"', optuna.pruners.NopPruner),
+])
+def test_every_pruner_with_its_parameters(small_experiment, table: str, kind: type) -> None:
+    assert isinstance(search.build_pruner(_exp(small_experiment, table)), kind)
+
+
+def test_several_objectives(small_experiment) -> None:
+    exp = _exp(small_experiment, 'sampler = "nsga2"\nobjectives = ["eval_loss", "cost"]')
+    assert exp.search.objective == "eval_loss"
+    assert exp.search.all_directions == ["minimize", "minimize"]
+    # a front cannot be pruned
+    assert isinstance(search.build_pruner(exp), optuna.pruners.NopPruner)
+    assert search.objective_values(exp, 0.5, {"cost": 0.25}) == [0.5, 0.25]
+    assert search.objective_values(exp, 0.5, {}) is None
+    with pytest.raises(SpecError, match="takes one objective"):
+        _exp(small_experiment, 'sampler = "cmaes"\nobjectives = ["eval_loss", "cost"]')
+    with pytest.raises(SpecError, match="directions has 1 entries for 2 objectives"):
+        _exp(small_experiment, 'objectives = ["eval_loss", "cost"]\ndirections = ["minimize"]')
+
+
+def test_workers_are_pinned_one_per_device_group(small_experiment) -> None:
+    exp = _exp(small_experiment, "", extra="[resources]\ndevices = [0, 1, 2, 3]\ngpus_per_trial = 2\n")
+    assert worker_slots(exp, None) == ["0,1", "2,3"]
+    assert worker_slots(exp, 3) == ["0,1", "2,3", "0,1"]
+    exp = _exp(small_experiment, "", extra="[resources]\ndevices = [5, 6]\n")
+    assert worker_slots(exp, None) == ["5", "6"]
+
+
+SWEEP = """
+[method]
+kind = "full"
+[train]
+epochs = 3
+batch_size = 16
+learning_rate = 3e-3
+logging_steps = 2
+[eval]
+baseline = false
+[search]
+trials = 2
+sampler = "random"
+pruner = "none"
+[search.space]
+"train.learning_rate" = [1e-3, 2e-3, 3e-3]
+"""
+
+
+def _validation_rows(store: Path, trial: int) -> int:
+    try:
+        return st.query(store, "select count(*) from metrics where split = 'validation' and "
+                               f"name = 'loss' and trial = {trial}").rows[0][0]
+    except st.StoreError:
+        return 0
+
+
+def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> None:
+    experiment = small_experiment(SWEEP, rows=200)
+    store = tmp_path / "tunelab.duckdb"
+    base = [*tunelab_command()]
+    queued = subprocess.run([*base, "enqueue", str(experiment), "--store", str(store),
+                             "--set", "train.learning_rate=2e-3"], capture_output=True, text=True)
+    assert queued.returncode == 0, queued.stderr
+    refused = subprocess.run([*base, "enqueue", str(experiment), "--store", str(store),
+                              "--set", "train.epochs=2"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "not in search.space" in refused.stderr
+
+    # Ctrl-C once, after the first evaluation: the trial stops after its next one
+    command = [*base, "run", str(experiment), "--store", str(store)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in run.stdout:  # not a terminal: a line per evaluation, as the runner receives it
+        seen.append(line)
+        if line.startswith("trial 0") and "eval_loss" in line:
+            break
+    else:
+        raise AssertionError("the run ended before trial 0's first evaluation:\n" + "".join(seen))
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 130, err
+    assert "stopped by Ctrl-C" in err
+    (first,) = st.list_trials(store, "tiny")
+    assert first.params == {"train.learning_rate": 2e-3}  # the enqueued configuration came first
+    assert (first.state, first.fail_reason) == ("failed", "interrupted")
+    evaluations = _validation_rows(store, 0)
+    assert evaluations >= 1  # what it evaluated before it stopped is kept
+
+    again = subprocess.run([*command, "--retry-failed"], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert "trial 0 failed: queued again with the same parameters" in again.stdout
+    trials = {t.number: t for t in st.list_trials(store, "tiny")}
+    assert trials[0].state == "failed" and _validation_rows(store, 0) == evaluations
+    assert trials[1].params == trials[0].params and trials[1].state == "complete"
+    assert sum(t.state == "complete" for t in trials.values()) == 2
+
+
+def test_two_objectives_then_confirm(tmp_path: Path, small_experiment) -> None:
+    body = SWEEP.replace("epochs = 3", "epochs = 1").replace(
+        'sampler = "random"', 'sampler = "nsga2"\nobjectives = ["eval_loss", "duration_s"]')
+    experiment = small_experiment(body, rows=160)
+    store = tmp_path / "tunelab.duckdb"
+    done = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="tiny", storage=search.open_storage(
+        str(tmp_path / "tunelab.optuna.journal")))
+    assert len(study.directions) == 2
+    assert all(len(t.values) == 2 for t in study.trials)
+    assert study.best_trials  # the Pareto front
+
+    shown = subprocess.run([*tunelab_command(), "trials", "tiny", "--store", str(store)],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "◆ Pareto front" in shown.stdout and "duration_s" in shown.stdout
+    front = {t.number for t in study.best_trials}
+    for line in shown.stdout.splitlines():  # the rows marked ◆ are the study's front
+        cells = line.replace("│", " ").split()
+        if cells and cells[0].lstrip("◆").isdigit():
+            assert cells[0].startswith("◆") == (int(cells[0].lstrip("◆")) in front)
+
+    confirm = subprocess.run([*tunelab_command(), "confirm", "tiny", "--top", "1", "--seeds", "1",
+                              "--store", str(store)], capture_output=True, text=True, timeout=900)
+    assert confirm.returncode == 0, confirm.stderr
+    assert "spread (sd)" in confirm.stdout
+    trials = st.list_trials(store, "tiny")
+    rerun = [t for t in trials if "train.seed" in t.params]
+    assert len(rerun) == 1 and rerun[0].state == "complete"
