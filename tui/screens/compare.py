@@ -39,7 +39,7 @@ class CompareScreen(StoreScreen):
         Binding("question_mark", "app.help", "Help", key_display="?"),
     ]
 
-    METHODS = ("fanova", "ped-anova", "mean-decrease-impurity")
+    METHODS = ("ped-anova", "fanova", "mean-decrease-impurity")
 
     @dataclass
     class CurvesLoaded(Message):
@@ -59,7 +59,7 @@ class CompareScreen(StoreScreen):
         self.curves: dict[int, Curves] = {}
         self.x_axis = "step"
         self.param_index = 0
-        self.method = "fanova"
+        self.method = "ped-anova"
         self.importance: Any = None
 
     def compose(self) -> ComposeResult:
@@ -198,7 +198,7 @@ class CompareScreen(StoreScreen):
 
     def commands(self):  # noqa: ANN201
         yield ("Next parameter for the scatter", "objective vs parameter", self.action_param)
-        yield ("Another importance evaluator", "fanova, ped-anova, mean decrease impurity",
+        yield ("Another importance evaluator", "ped-anova, fanova, mean decrease impurity",
                self.action_method)
         yield ("Switch the x axis", "step, epoch, tokens", self.action_x_axis)
 

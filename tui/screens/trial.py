@@ -146,7 +146,7 @@ class TrialScreen(StoreScreen):
         super().__init__()
         self.experiment = experiment
         self.trial = trial
-        self.siblings = trials or [trial]
+        self.neighbours = trials or [trial]
         self.curves = Curves()
         self.x_axis = "step"
         self.log_y = False
@@ -374,12 +374,12 @@ class TrialScreen(StoreScreen):
         self.query_one(TabbedContent).active = tab
 
     def action_step(self, by: int) -> None:
-        numbers = [t.number for t in self.siblings]
+        numbers = [t.number for t in self.neighbours]
         if self.trial.number not in numbers:
             return
         i = numbers.index(self.trial.number) + by
         if 0 <= i < len(numbers):
-            self.trial = self.siblings[i]
+            self.trial = self.neighbours[i]
             self.curves = Curves()
             self.query_one("#resolved", VimTable).clear()
             self._title()
