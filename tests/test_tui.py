@@ -78,7 +78,7 @@ async def test_experiments_screen_shows_counts_best_baseline_and_verdict(demo_st
         assert isinstance(app.screen, ExperimentsScreen)
         rows = cells(app.screen.query_one(VimTable))
         assert rows == [["demo", "2", "1", "1", "1", "0.652 #1", "4.57", "-86%", "✓ yes", rows[0][-1]]]
-        assert rows[0][-1].endswith("ago")
+        assert rows[0][-1].endswith("ago")  # within a day: relative
         assert app.screen.live  # a trial runs: the screen keeps refreshing
 
 
@@ -153,10 +153,10 @@ async def test_trial_screen_shows_curves_evaluation_config_samples_and_log(demo_
 
         await pilot.press("3")
         config = {r[0]: r for r in cells(trial.query_one("#resolved", VimTable))}
-        assert config["train.learning_rate"][1:] == ["2e-3", "searched"]
-        assert config["method.kind"][1:] == ["full", "searched"]
-        assert config["train.scheduler"][2] == "default"
-        assert config["data.format"][1:] == ["prompt_completion", ""]  # set in the file
+        assert config["train.learning_rate"][1:] == ["searched", "2e-3"]
+        assert config["method.kind"][1:] == ["searched", "full"]
+        assert config["train.scheduler"][1] == "default"
+        assert config["data.format"][1:] == ["", "prompt_completion"]  # set in the file
 
         sample = str(trial.query_one("#sample-text").render())
         assert "What is 12 plus 7?" in sample and "differs from the reference" in sample

@@ -40,8 +40,9 @@ def spec() -> dict[str, Any]:
     return exp.model_dump(mode="json")
 
 
-def metric_rows(number: int, start: float, end: float, steps: range, epochs: int = 3) -> list[dict]:
-    now = time.time()
+def metric_rows(number: int, start: float, end: float, steps: range, epochs: int = 3,
+                now: float | None = None) -> list[dict]:
+    now = now or time.time()
     total = STEPS_PER_EPOCH * epochs
     rows = []
     for step in steps:
@@ -57,8 +58,9 @@ def metric_rows(number: int, start: float, end: float, steps: range, epochs: int
     return rows
 
 
-def trial_event(t: dict[str, Any], runs: Path, state: str | None = None) -> dict:
-    now = time.time()
+def trial_event(t: dict[str, Any], runs: Path, state: str | None = None, now: float | None = None
+                ) -> dict:
+    now = now or time.time()
     state = state or t["state"]
     done = state != "running"
     return {"table": "trials", "row": {
@@ -72,11 +74,12 @@ def trial_event(t: dict[str, Any], runs: Path, state: str | None = None) -> dict
         "tokens": 57600 if state == "complete" else None}}
 
 
-def build(folder: Path) -> Path:
-    """Writes the store (and journal, logs) under `folder`; returns the store's path."""
+def build(folder: Path, now: float | None = None) -> Path:
+    """Writes the store (and journal, logs) under `folder`; returns the store's path. `now`
+    fixes every time in it (for snapshots)."""
     path = folder / "tunelab.duckdb"
     runs = folder / "tunelab-runs" / NAME
-    now = time.time()
+    now = now or time.time()
     events: list[dict] = [{"table": "experiments", "row": {
         "name": NAME, "description": "Arithmetic on a scratch Llama: full vs LoRA, learning rate",
         "spec_path": str(EXPERIMENTS / "quickstart.toml"), "spec_hash": "x", "spec": json.dumps(spec()),
@@ -87,13 +90,13 @@ def build(folder: Path) -> Path:
                                                        "split": split, "name": name, "value": value,
                                                        "time": now}})
     for t in TRIALS:
-        events.append(trial_event(t, runs))
+        events.append(trial_event(t, runs, now=now))
         for k, v in t["params"].items():
             events.append({"table": "trial_params", "row": {
                 "experiment": NAME, "number": t["number"], "name": k,
                 "value_num": v if isinstance(v, float) else None, "value_text": str(v)}})
         last = {"pruned": 70, "failed": 30, "running": 100}.get(t["state"], 180)
-        events += metric_rows(t["number"], t["start"], t["end"], range(5, last + 1))
+        events += metric_rows(t["number"], t["start"], t["end"], range(5, last + 1), now=now)
         if t["state"] == "complete":
             for split, name, value in (("validation", "loss", t["value"]),
                                        ("test", "loss", t["value"] + 0.01),

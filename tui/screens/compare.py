@@ -125,8 +125,9 @@ class CompareScreen(StoreScreen):
             note.update(Text(f"no importance yet: {imp.note}", style="dim"))
             table.fill([("param", "parameter"), ("share", "importance"), ("bar", "")], [])
             return
-        note.update(f"{imp.method} over {imp.trials} complete trials (m: another evaluator); "
-                    "shares of the objective's variance, summing to 1")
+        few = " (few trials: a hint, not a finding)" if imp.trials < 10 else ""
+        note.update(f"{imp.method} over {imp.trials} complete trials{few}; shares summing to 1 "
+                    "(m: another evaluator)")
         table.fill([("param", "parameter"), ("share", "importance"), ("bar", "")],
                    [(k, [k, f"{v:.2f}", bar(v)]) for k, v in imp.values])
 

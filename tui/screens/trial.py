@@ -153,6 +153,7 @@ class TrialScreen(StoreScreen):
         self.evaluations: dict[str, dict[str, float]] = {}
         self.spec: dict[str, Any] = {}
         self._fresh = True
+        self._log_shown = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title", classes="title")
@@ -316,10 +317,10 @@ class TrialScreen(StoreScreen):
         for key, value, note in resolved_rows(self.spec, self.trial.overview.params):
             shown = fmt.number(value) if isinstance(value, float) else str(value)
             style = "bold" if note == "searched" else ("dim" if note == "default" else "")
-            rows.append((key, [Text(key, style=style), Text(shown, style=style),
-                               Text(note, style="italic")]))
+            rows.append((key, [Text(key, style=style), Text(note, style="italic"),
+                               Text(shown, style=style)]))
         self.query_one("#resolved", VimTable).fill(
-            [("key", "key"), ("value", "value"), ("note", "")], rows)
+            [("key", "key"), ("note", ""), ("value", "value")], rows)
 
     def _samples(self, samples: list[st.Sample]) -> None:
         if not samples:
@@ -357,7 +358,8 @@ class TrialScreen(StoreScreen):
                         style="dim")
         self.query_one("#log-text", Static).update(text)
         scroll = self.query_one("#log-scroll", VerticalScroll)
-        if self.live:
+        if self.live or not self._log_shown:  # a tail: open at its end, follow it while it grows
+            self._log_shown = True
             scroll.scroll_end(animate=False)
 
     # -- actions

@@ -183,7 +183,7 @@ class TrialsScreen(StoreScreen):
                      "state": Text("baseline", style="magenta"), "method": "—",
                      **{f"p:{k}": "" for k in params}, "objective": fmt.number(value),
                      **{f"m:{m}": fmt.number(base.get(f"test/{m}")) for m in metrics},
-                     "success": "", "progress": "the base model, untrained", "duration": "",
+                     "success": "", "progress": "untrained", "duration": "",
                      "cost": ""}
             rows.append(Row(BASE, cells, {"state": "baseline", "objective": value}))
         for t in self.trials:
