@@ -56,7 +56,8 @@ def build_store(path: Path, trials: int) -> int:
         con.execute("INSERT INTO experiments (name, objective, direction, created_at, updated_at) "
                     "VALUES ('bench', 'eval_loss', 'minimize', now(), now())")
         # The last CONCURRENT trials are still running; a few failed, a third were pruned.
-        con.execute(f"""INSERT INTO trials
+        con.execute(f"""INSERT INTO trials (experiment, number, state, method_kind, params, value,
+                started_at, finished_at, duration_s, fail_reason, error, artifact_dir, updated_at)
             SELECT 'bench', n,
                    CASE WHEN n >= {trials - CONCURRENT} THEN 'running' WHEN n % 17 = 0 THEN 'failed'
                         WHEN n % 3 = 0 THEN 'pruned' ELSE 'complete' END,

@@ -19,12 +19,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from tunelab.tui.screens import source
-from tunelab.tui.screens.compare import CompareScreen
 from tunelab.tui.screens.experiments import ExperimentsScreen
 from tunelab.tui.screens.help import HelpScreen
 from tunelab.tui.screens.sql import SqlScreen
-from tunelab.tui.screens.trial import TrialScreen
 from tunelab.tui.screens.trials import TrialsScreen
+
+# The trial and compare screens (and the plotting library under them) are imported when first
+# opened: the first screen does not wait for them.
 
 
 class _NotifyHandler(logging.Handler):
@@ -69,6 +70,8 @@ class TunelabApp(App):
 
     def open_trial(self, experiment: source.Experiment, trial: source.Trial,
                    trials: list[source.Trial] | None = None) -> None:
+        from tunelab.tui.screens.trial import TrialScreen
+
         if trials is None and isinstance(self.screen, TrialsScreen):
             trials = self.screen.trials
         self.push_screen(TrialScreen(experiment, trial, trials))
@@ -78,6 +81,8 @@ class TunelabApp(App):
         if not chosen:
             self.notify("no finished trial to compare yet; select trials with space", timeout=3)
             return
+        from tunelab.tui.screens.compare import CompareScreen
+
         self.push_screen(CompareScreen(experiment, chosen, trials))
 
     def action_sql(self) -> None:
