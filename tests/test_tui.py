@@ -352,3 +352,21 @@ def test_log_tail_keeps_the_last_lines_and_the_last_redraw_of_a_progress_bar(tmp
     tail = st.log_tail(log, 3)
     assert tail == ["line 498", "line 499", "100%"]
     assert st.log_tail(tmp_path / "missing.log") == []
+
+
+@aio
+async def test_several_stores_are_browsed_as_one(tmp_path: Path, demo_store: Path) -> None:
+    other = tmp_path / "box2"
+    shutil.copytree(demo_store.parent, other)
+    app = TunelabApp([demo_store, other / "tunelab.duckdb"])
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        row = cells(app.screen.query_one(VimTable))[0]
+        assert row[:5] == ["demo", "4", "2", "2", "2"]  # the counts of both files
+        assert row[-1] == f"{demo_store.parent.name}/tunelab.duckdb, box2/tunelab.duckdb"
+        screen = await open_trials(pilot)
+        assert len(screen.trials) == 10
+        await pilot.press("colon")
+        await pilot.press(*"select count(*) from trials", "enter")
+        await settle(pilot)
+        assert cells(app.screen.query_one("#results", VimTable)) == [["10"]]

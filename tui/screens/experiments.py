@@ -95,6 +95,10 @@ class ExperimentsScreen(StoreScreen):
                    ("activity", "active")]
         if many:
             columns.append(("store", "store"))
+        # a store by its file name, or folder/name where two files share a name
+        names = [p.name for p in self.stores.paths]
+        short = {p: p.name if names.count(p.name) == 1 else f"{p.parent.name}/{p.name}"
+                 for p in self.stores.paths}
         rows = []
         for e in event.experiments:
             s = e.summary
@@ -106,7 +110,7 @@ class ExperimentsScreen(StoreScreen):
                 best, fmt.number(s.baseline_value), versus(s.best_value, s.baseline_value, s.direction),
                 verdict(s.best_success), ago(s.last_activity)]
             if many:
-                cells.append(", ".join(p.name for p in e.stores))
+                cells.append(", ".join(short[p] for p in e.stores))
             rows.append((s.name, cells))
         table.fill(columns, rows)
         self._show_detail()

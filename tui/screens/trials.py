@@ -116,6 +116,7 @@ class TrialsScreen(StoreScreen):
         self.filter_terms: list[str] = []
         self.titles: dict[str, str] = {}
         self.best: int | None = None
+        self.keys: dict[str, source.Trial] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(f"tunelab · {self.name_} · trials", id="title", classes="title")
@@ -175,6 +176,12 @@ class TrialsScreen(StoreScreen):
         best = pick(done, key=lambda t: t.overview.value) if done else None
         self.best = best.number if best else None
         rows: list[Row] = []
+        # a trial's row key is its number, with its store where two files share a number
+        numbers = [t.number for t in self.trials]
+        self.keys = {(str(t.number) if numbers.count(t.number) == 1
+                      else f"{t.number}@{self.experiment.stores.index(t.store)}"): t
+                     for t in self.trials}
+        key_of = {id(t): k for k, t in self.keys.items()}
         base = self.evaluations.get("base")
         if base:
             split = "validation" if objective.startswith("eval_") else "train"
@@ -223,7 +230,7 @@ class TrialsScreen(StoreScreen):
                       **{f"m:{m}": ev.get(f"test/{m}") for m in metrics},
                       "success": o.success, "progress": o.last_step, "duration": o.duration_s,
                       "cost": o.cost}
-            rows.append(Row(str(o.number), cells, values))
+            rows.append(Row(key_of[id(t)], cells, values))
         return columns, rows
 
     def _show(self) -> None:
@@ -266,7 +273,7 @@ class TrialsScreen(StoreScreen):
     # -- actions
     def _current_trial(self) -> source.Trial | None:
         key = self.query_one(VimTable).current_key
-        return next((t for t in self.trials if str(t.number) == key), None)
+        return self.keys.get(key) if key is not None else None
 
     def on_data_table_row_selected(self, _: VimTable.RowSelected) -> None:
         self.action_open()
