@@ -303,7 +303,7 @@ async def test_live_a_writer_adds_trials_and_metrics_and_the_screens_follow(tmp_
         assert writer.stdout.readline().strip() == "ok"
 
     async def until(condition, pilot) -> None:  # noqa: ANN001 - the refresh timer does the work
-        for _ in range(150):
+        for _ in range(600):  # up to a minute on a loaded machine
             if condition():
                 return
             await pilot.pause(0.1)

@@ -115,6 +115,28 @@ def resolved_rows(spec: dict[str, Any], params: dict[str, Any]) -> list[tuple[st
     return found
 
 
+def exact_rows(store: Path, experiment: str, params: dict[str, Any]
+               ) -> list[tuple[str, Any, str]] | None:
+    """The rows of `tunelab check --explain` for the trial, defaults known exactly, when the
+    experiment file is still there and unchanged since the run (its spec hash matches)."""
+    from tunelab.engine import explain
+    from tunelab.engine.spec import load_spec, with_overrides
+
+    record = st.get_experiment(store, experiment)
+    path = st.experiment_source(store, experiment)
+    if record is None or not path or not Path(path).is_file():
+        return None
+    try:
+        spec = load_spec(path)
+    except Exception:  # noqa: BLE001 - a file edited since: fall back to the stored spec
+        return None
+    if spec.spec_hash() != record.spec_hash or spec.experiment.name != experiment:
+        return None
+    exp = with_overrides(spec, params)
+    return [(key, value, "searched" if key in params else "default" if default else "")
+            for key, value, default in explain.resolved(exp)]
+
+
 class TrialScreen(StoreScreen):
     BINDINGS = [
         Binding("x", "x_axis", "x: step/epoch/tokens"),
@@ -140,6 +162,7 @@ class TrialScreen(StoreScreen):
         spec: dict[str, Any]
         samples: list[st.Sample]
         log: list[str]
+        config: list[tuple[str, Any, str]] | None = None  # exact rows, when the file allows
 
     def __init__(self, experiment: source.Experiment, trial: source.Trial,
                  trials: list[source.Trial] | None = None) -> None:
@@ -204,7 +227,13 @@ class TrialScreen(StoreScreen):
             samples = st.samples(path, name, f"trial:{number}", limit=20)
             log = st.log_tail(Path(found.overview.artifact_dir or "") / "trial.log", 400) \
                 if found.overview.artifact_dir else []
-            self.post_message(self.Loaded(found, curve, fresh, evaluations, spec, samples, log))
+            config = None
+            if fresh:
+                try:
+                    config = exact_rows(path, name, found.overview.params)
+                except Exception:  # noqa: BLE001 - the stored spec is shown instead
+                    config = None
+            self.post_message(self.Loaded(found, curve, fresh, evaluations, spec, samples, log, config))
         except Exception as error:  # noqa: BLE001
             self.report(error)
 
@@ -223,8 +252,8 @@ class TrialScreen(StoreScreen):
         self._summary()
         self._plot()
         self._evaluation()
-        if not self.query_one("#resolved", VimTable).row_count:
-            self._config()
+        if event.config is not None or not self.query_one("#resolved", VimTable).row_count:
+            self._config(event.config)
         self._samples(event.samples)
         self._log(event.log)
 
@@ -310,11 +339,11 @@ class TrialScreen(StoreScreen):
             verdict.append("not evaluated (the trial did not complete)", style="dim")
         self.query_one("#verdict", Static).update(verdict)
 
-    def _config(self) -> None:
-        if not self.spec:
+    def _config(self, exact: list[tuple[str, Any, str]] | None = None) -> None:
+        if not self.spec and exact is None:
             return
         rows = []
-        for key, value, note in resolved_rows(self.spec, self.trial.overview.params):
+        for key, value, note in exact or resolved_rows(self.spec, self.trial.overview.params):
             shown = fmt.number(value) if isinstance(value, float) else str(value)
             style = "bold" if note == "searched" else ("dim" if note == "default" else "")
             rows.append((key, [Text(key, style=style), Text(note, style="italic"),
