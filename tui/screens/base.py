@@ -76,14 +76,16 @@ class StoreScreen(Screen):
 
 
 def ago(when: datetime | None) -> str:
-    """`12s ago`, `4m ago`, `3h ago`, `2d ago`."""
+    """`12s ago`, `4m ago`, `3h ago` within a day; the local date before that."""
     if when is None:
         return "—"
     now = datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     seconds = max(0, int((now - when).total_seconds()))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+    if seconds >= 86400:
+        return when.astimezone().strftime("%Y-%m-%d")
+    for size, unit in ((3600, "h"), (60, "m")):
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return f"{seconds}s ago"

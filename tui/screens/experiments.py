@@ -87,6 +87,8 @@ class ExperimentsScreen(StoreScreen):
         self.live = any(e.summary.running for e in event.experiments)
         table = self.query_one(VimTable)
         table.loading = False
+        if self.focused is None:  # the loading indicator may have kept the focus away
+            table.focus()
         many = self.stores.many
         # short titles: the whole row fits 80 columns
         columns = [("name", "experiment"), ("done", "done"), ("running", "run"),

@@ -243,6 +243,8 @@ class TrialsScreen(StoreScreen):
         shown = pinned + body
         table = self.query_one(VimTable)
         table.loading = False
+        if self.focused is None:  # the loading indicator may have kept the focus away
+            table.focus()
         table.fill(columns, [(r.key, [r.cells[k] for k, _ in columns]) for r in shown])
         self._show_detail(len(body))
 
