@@ -337,3 +337,211 @@ def require_experiment(store: str | Path, name: str) -> ExperimentRecord:
         raise StoreError(f"no experiment {name!r} in {store} (experiments: {known})",
                          "unknown experiment")
     return found
+
+
+# ---------------------------------------------------------------- reads for the terminal UI
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    """One line of the TUI's experiments screen."""
+
+    name: str
+    description: str | None
+    objective: str | None
+    direction: str | None
+    complete: int
+    running: int
+    pruned: int
+    failed: int
+    best_trial: int | None
+    best_value: float | None
+    baseline_value: float | None    # the base model on the objective's split and metric
+    best_success: bool | None       # the [success] verdict of the best trial (None: not judged)
+    last_activity: datetime | None  # the newest experiment, trial or metric row time
+
+    @property
+    def trials(self) -> int:
+        return self.complete + self.running + self.pruned + self.failed
+
+
+def experiment_summaries(store: str | Path) -> list[ExperimentSummary]:
+    """Every experiment with its trials counted by state, best trial, baseline and last activity."""
+    with connection.reading(store) as con:
+        rows = con.execute(
+            """WITH e AS (SELECT * FROM experiments),
+            counts AS (
+                SELECT experiment,
+                       count(*) FILTER (WHERE state = 'complete') AS complete,
+                       count(*) FILTER (WHERE state = 'running') AS running,
+                       count(*) FILTER (WHERE state = 'pruned') AS pruned,
+                       count(*) FILTER (WHERE state = 'failed') AS failed,
+                       max(updated_at) AS updated
+                FROM trials GROUP BY experiment),
+            ranked AS (
+                SELECT t.experiment, t.number, t.value, t.success, row_number() OVER (
+                    PARTITION BY t.experiment ORDER BY
+                    CASE WHEN e.direction = 'maximize' THEN -t.value ELSE t.value END, t.number) AS r
+                FROM trials t JOIN e ON e.name = t.experiment
+                WHERE t.state = 'complete' AND t.value IS NOT NULL),
+            live AS (
+                SELECT m.experiment, max(m.time) AS time FROM metrics m
+                WHERE (m.experiment, m.trial) IN (
+                    SELECT (experiment, number) FROM trials WHERE state = 'running')
+                GROUP BY m.experiment),
+            base AS (
+                SELECT experiment, split, name, value FROM evaluations WHERE model_ref = 'base')
+            SELECT e.name, e.description, e.objective, e.direction,
+                   coalesce(c.complete, 0), coalesce(c.running, 0), coalesce(c.pruned, 0),
+                   coalesce(c.failed, 0), b.number, b.value,
+                   (SELECT value FROM base WHERE base.experiment = e.name
+                      AND base.split = CASE WHEN coalesce(e.objective, 'eval_loss') LIKE 'eval_%'
+                                            THEN 'validation' ELSE 'train' END
+                      AND base.name = regexp_replace(coalesce(e.objective, 'eval_loss'), '^eval_', '')
+                    LIMIT 1),
+                   b.success, greatest(e.updated_at, c.updated, l.time)
+            FROM e LEFT JOIN counts c ON c.experiment = e.name
+            LEFT JOIN ranked b ON b.experiment = e.name AND b.r = 1
+            LEFT JOIN live l ON l.experiment = e.name
+            ORDER BY greatest(e.updated_at, c.updated, l.time) DESC NULLS LAST, e.name"""
+        ).fetchall()
+    return [ExperimentSummary(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class TrialOverview(TrialRecord):
+    """A trial as the trials screen shows it: the record, its cost and shape, and, while it runs,
+    where it is (the last logged step and training loss)."""
+
+    device: str | None = None
+    steps: int | None = None
+    tokens: int | None = None
+    cost: float | None = None
+    success: bool | None = None
+    peak_memory_bytes: int | None = None
+    params_trainable: int | None = None
+    updated_at: datetime | None = None
+    last_step: int | None = None          # running trials: the newest logged step …
+    last_epoch: float | None = None
+    last_train_loss: float | None = None  # … and the training loss there
+
+
+def trial_overviews(store: str | Path, experiment: str) -> list[TrialOverview]:
+    """`list_trials` with the cost/shape columns and the live position of running trials."""
+    records = list_trials(store, experiment)
+    with connection.reading(store) as con:
+        extra = {r[0]: r[1:] for r in con.execute(
+            "SELECT number, device, steps, tokens, cost, success, peak_memory_bytes, "
+            "params_trainable, updated_at FROM trials WHERE experiment = ?", [experiment]
+        ).fetchall()}
+        running = [t.number for t in records if t.state == "running"]
+        live: dict[int, tuple[Any, ...]] = {}
+        if running:
+            live = {r[0]: r[1:] for r in con.execute(
+                """SELECT trial, max(step), arg_max(epoch, step),
+                          arg_max(value, step) FILTER (WHERE split = 'train' AND name = 'loss')
+                   FROM metrics WHERE experiment = $1 AND trial IN (SELECT unnest($2::INTEGER[]))
+                   GROUP BY trial""", [experiment, running]).fetchall()}
+    found = []
+    for t in records:
+        e = extra.get(t.number, (None,) * 8)
+        position = live.get(t.number, (None, None, None))
+        found.append(TrialOverview(**{f: getattr(t, f) for f in TrialRecord.__dataclass_fields__},
+                                   device=e[0], steps=e[1], tokens=e[2], cost=e[3], success=e[4],
+                                   peak_memory_bytes=e[5], params_trainable=e[6], updated_at=e[7],
+                                   last_step=position[0], last_epoch=position[1],
+                                   last_train_loss=position[2]))
+    return found
+
+
+def curve_since(store: str | Path, experiment: str, trial: int,
+                after: dict[tuple[str, str], int]) -> TrialCurve:
+    """Only the metric rows newer than what a screen already has: for each (split, name) the
+    rows with a step above `after[(split, name)]` (all rows of a series not in `after`)."""
+    keys = list(after.items())
+    with connection.reading(store) as con:
+        rows = con.execute(
+            """WITH k AS (SELECT unnest($3::VARCHAR[]) AS split, unnest($4::VARCHAR[]) AS name,
+                                 unnest($5::INTEGER[]) AS step)
+               SELECT m.split, m.name, m.step, m.tokens, m.epoch, m.value
+               FROM metrics m LEFT JOIN k ON k.split = m.split AND k.name = m.name
+               WHERE m.experiment = $1 AND m.trial = $2 AND m.step > coalesce(k.step, -1)
+               ORDER BY m.split, m.name, m.step""",
+            [experiment, trial, [k[0][0] for k in keys], [k[0][1] for k in keys],
+             [k[1] for k in keys]]).fetchall()
+    grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for split, name, *rest in rows:
+        grouped.setdefault((split, name), []).append(tuple(rest))
+    series = tuple(
+        CurveSeries(split=split, name=name, steps=tuple(r[0] for r in points),
+                    tokens=tuple(r[1] for r in points), epochs=tuple(r[2] for r in points),
+                    values=tuple(None if r[3] is None or r[3] != r[3] else r[3] for r in points),
+                    total_points=len(points))
+        for (split, name), points in grouped.items())
+    return TrialCurve(experiment, trial, series)
+
+
+@dataclass(frozen=True)
+class Sample:
+    model_ref: str
+    position: int | None
+    prompt: str | None
+    output: str | None
+    reference: str | None
+
+
+def samples(store: str | Path, experiment: str, model_ref: str, limit: int = 50) -> list[Sample]:
+    """The generated test outputs kept for a model (`base`, `trial:N`), in test-split order."""
+    with connection.reading(store) as con:
+        rows = con.execute(
+            "SELECT model_ref, position, prompt, output, reference FROM samples "
+            "WHERE experiment = ? AND model_ref = ? ORDER BY position NULLS LAST LIMIT ?",
+            [experiment, model_ref, limit]).fetchall()
+    return [Sample(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class QueryPage(QueryResult):
+    truncated: bool = False  # more rows than `max_rows` came back
+
+
+def query_page(store: StorePaths, sql: str, max_rows: int = 1000, wait: float = 10.0) -> QueryPage:
+    """`query`, keeping at most `max_rows` rows (a screen never holds a whole metrics table)."""
+    check_read_only(sql)
+    paths = _paths(store)
+
+    def run(con: duckdb.DuckDBPyConnection) -> QueryPage:
+        cursor = con.execute(sql)
+        if cursor.description is None:
+            return QueryPage([], [], [])
+        rows = cursor.fetchmany(max_rows + 1)
+        return QueryPage([d[0] for d in cursor.description], [str(d[1]) for d in cursor.description],
+                         rows[:max_rows], len(rows) > max_rows)
+
+    if len(paths) == 1:
+        with connection.reading(paths[0], wait=wait) as con:
+            if connection._version(con) == connection.SCHEMA_VERSION:
+                return run(con)
+    with connection.reading_many(paths, wait=wait) as con:
+        return run(con)
+
+
+def log_tail(path: str | Path, lines: int = 200, max_bytes: int = 256 * 1024) -> list[str]:
+    """The last `lines` lines of a text file such as a trial's `trial.log` (empty if missing)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    # progress bars redraw with \r: keep what a terminal would show last on each line
+    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    if size > max_bytes:
+        shown = shown[1:]  # the first line was cut
+    while shown and not shown[-1]:
+        shown.pop()
+    return shown[-lines:]

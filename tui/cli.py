@@ -908,6 +908,21 @@ def gc(
                   f"freed {_size(freed)}")
 
 
+# ---------------------------------------------------------------- tui
+
+
+@app.command()
+def tui(stores: StoresOption = None) -> None:
+    """Open the terminal UI: experiments, live trials, loss curves, compare, SQL (read-only).
+
+    `tunelab` with no arguments, in a terminal, opens it too. Repeat --store to browse several
+    store files as one.
+    """
+    from tunelab.tui.app import run as run_tui
+
+    run_tui(stores or [_default_store()])
+
+
 from tunelab.tui.chat_cli import chat as _chat  # noqa: E402
 from tunelab.tui.review_cli import review_app  # noqa: E402 - registered after the commands above
 
@@ -916,6 +931,8 @@ app.command("chat")(_chat)
 
 
 def main() -> None:
+    if len(sys.argv) == 1 and sys.stdin.isatty() and sys.stdout.isatty():
+        sys.argv.append("tui")  # `tunelab` alone in a terminal opens the UI
     try:
         app()
     except TunelabError as error:

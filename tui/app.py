@@ -1,0 +1,117 @@
+"""The tunelab terminal UI: experiments → trials → trial → compare; the SQL console.
+
+One App, one stylesheet (app.tcss). Screens read the store in named thread workers and get
+their data back as messages; nothing here imports torch, so the first screen shows fast.
+
+Navigation: the experiments screen is the root; Enter goes deeper, escape goes back, `:` opens
+the SQL console from anywhere, ctrl+p the command palette. The review (issue 9) and chat
+(issue 10) screens will hang off the trials and trial screens the same way (`open_*` below).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tunelab.tui.screens import source
+from tunelab.tui.screens.experiments import ExperimentsScreen
+from tunelab.tui.screens.help import HelpScreen
+from tunelab.tui.screens.sql import SqlScreen
+from tunelab.tui.screens.trials import TrialsScreen
+
+# The trial and compare screens (and the plotting library under them) are imported when first
+# opened: the first screen does not wait for them.
+
+
+class _NotifyHandler(logging.Handler):
+    """The store's warnings (a held file, a migration) become notifications, not stderr text
+    that would tear the screen."""
+
+    def __init__(self, app: App) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.app.call_from_thread(self.app.notify, record.getMessage(), severity="warning")
+        except RuntimeError:  # from the app's own thread
+            self.app.notify(record.getMessage(), severity="warning")
+
+
+class TunelabApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "tunelab"
+    BINDINGS = [
+        Binding("colon", "sql", "SQL", show=False),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, stores: Sequence[str | Path]) -> None:
+        super().__init__()
+        self.stores = source.Stores(tuple(Path(s) for s in stores))
+        self._log_handler = _NotifyHandler(self)
+
+    def on_mount(self) -> None:
+        logging.getLogger("tunelab.store").addHandler(self._log_handler)
+        self.push_screen(ExperimentsScreen())
+
+    def on_unmount(self) -> None:
+        logging.getLogger("tunelab.store").removeHandler(self._log_handler)
+
+    # -- navigation (the screens call these)
+    def open_experiment(self, experiment: source.Experiment) -> None:
+        self.push_screen(TrialsScreen(experiment))
+
+    def open_trial(self, experiment: source.Experiment, trial: source.Trial,
+                   trials: list[source.Trial] | None = None) -> None:
+        from tunelab.tui.screens.trial import TrialScreen
+
+        if trials is None and isinstance(self.screen, TrialsScreen):
+            trials = self.screen.trials
+        self.push_screen(TrialScreen(experiment, trial, trials))
+
+    def open_compare(self, experiment: source.Experiment, chosen: list[source.Trial],
+                     trials: list[source.Trial]) -> None:
+        if not chosen:
+            self.notify("no finished trial to compare yet; select trials with space", timeout=3)
+            return
+        from tunelab.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(experiment, chosen, trials))
+
+    def action_sql(self) -> None:
+        if not isinstance(self.screen, SqlScreen):
+            self.push_screen(SqlScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_pop_screen(self) -> None:
+        if len(self.screen_stack) > 2:  # the default screen, then the experiments screen
+            self.pop_screen()
+
+    # -- the command palette: the app's actions, then those of the screen underneath
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("SQL console", "query the store (read-only)", self.action_sql)
+        yield SystemCommand("Help", "the keys of this screen", self.action_help)
+        yield SystemCommand("Experiments", "back to the list of experiments", self._home)
+        commands = getattr(screen, "commands", None)
+        if commands is not None:
+            for title, help_text, callback in commands():
+                yield SystemCommand(title, help_text, callback)
+        yield from super().get_system_commands(screen)
+
+    def _home(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+
+def run(stores: Sequence[str | Path]) -> None:
+    TunelabApp(stores).run()

@@ -1,0 +1,206 @@
+"""Several trials side by side: their validation curves overlaid, which parameters mattered
+(Optuna's importance evaluators), and the objective against each parameter."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from tunelab import store as st
+from tunelab.tui.screens import source
+from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui.screens.trial import X_AXES, Curves
+from tunelab.tui.widgets.plot import LinePlot, Series
+from tunelab.tui.widgets.table import VimTable
+
+
+def bar(share: float, width: int = 20) -> str:
+    full = share * width
+    return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
+
+
+class CompareScreen(StoreScreen):
+    BINDINGS = [
+        Binding("x", "x_axis", "x: step/epoch/tokens"),
+        Binding("p", "param", "Next param"),
+        Binding("m", "method", "Importance method"),
+        Binding("1", "tab('overlay')", "Curves", show=False),
+        Binding("2", "tab('importance')", "Importance", show=False),
+        Binding("3", "tab('scatter')", "Scatter", show=False),
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+    ]
+
+    METHODS = ("ped-anova", "fanova", "mean-decrease-impurity")
+
+    @dataclass
+    class CurvesLoaded(Message):
+        curves: dict[int, st.TrialCurve]
+        trials: list[source.Trial]
+
+    @dataclass
+    class ImportanceLoaded(Message):
+        importance: Any  # tunelab.engine.importance.Importance
+
+    def __init__(self, experiment: source.Experiment, chosen: list[source.Trial],
+                 trials: list[source.Trial]) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.chosen = [t.number for t in chosen]
+        self.trials = trials
+        self.curves: dict[int, Curves] = {}
+        self.x_axis = "step"
+        self.param_index = 0
+        self.method = "ped-anova"
+        self.importance: Any = None
+
+    def compose(self) -> ComposeResult:
+        numbers = ", ".join(f"#{n}" for n in self.chosen) or "no trials"
+        yield Static(f"tunelab · {self.experiment.summary.name} · compare {numbers}",
+                     id="title", classes="title")
+        with TabbedContent(id="tabs", initial="overlay"):
+            with TabPane("1 Validation curves", id="overlay"):
+                yield LinePlot(id="overlay-plot")
+            with TabPane("2 Parameter importance", id="importance"):
+                yield Static("computing…", id="importance-note")
+                yield VimTable(id="importance-table")
+            with TabPane("3 Objective vs parameter", id="scatter"):
+                yield LinePlot(id="scatter-plot")
+        yield Footer()
+
+    def reload(self) -> None:
+        self._load_curves()
+        if self.importance is None or self.live:
+            self._load_importance(self.method)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-curves")
+    def _load_curves(self) -> None:
+        try:
+            name = self.experiment.summary.name
+            trials = source.trials(self.experiment.stores, name)
+            by_number = {t.number: t for t in trials}
+            curves = {n: st.trial_curve(by_number[n].store, name, n, max_points=1000,
+                                        names=["loss"])
+                      for n in self.chosen if n in by_number}
+            self.post_message(self.CurvesLoaded(curves, trials))
+        except Exception as error:  # noqa: BLE001
+            self.report(error)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-importance")
+    def _load_importance(self, method: str) -> None:
+        from tunelab.engine.importance import journal_for, parameter_importance
+
+        try:
+            store = self.experiment.stores[0]
+            found = parameter_importance(journal_for(store), self.experiment.summary.name, method)
+            self.post_message(self.ImportanceLoaded(found))
+        except Exception as error:  # noqa: BLE001
+            self.report(error)
+
+    def on_compare_screen_curves_loaded(self, event: CurvesLoaded) -> None:
+        self.loaded_once = True
+        self.trials = event.trials
+        self.live = any(t.overview.state == "running" for t in event.trials)
+        self.curves = {}
+        for n, curve in event.curves.items():
+            self.curves[n] = Curves()
+            self.curves[n].add(curve)
+        self._overlay()
+        self._scatter()
+
+    def on_compare_screen_importance_loaded(self, event: ImportanceLoaded) -> None:
+        self.importance = event.importance
+        imp = event.importance
+        note = self.query_one("#importance-note", Static)
+        table = self.query_one("#importance-table", VimTable)
+        if not imp.values:
+            note.update(Text(f"no importance yet: {imp.note}", style="dim"))
+            table.fill([("param", "parameter"), ("share", "importance"), ("bar", "")], [])
+            return
+        few = " (few trials: a hint, not a finding)" if imp.trials < 10 else ""
+        note.update(f"{imp.method} over {imp.trials} complete trials{few}; shares summing to 1 "
+                    "(m: another evaluator)")
+        table.fill([("param", "parameter"), ("share", "importance"), ("bar", "")],
+                   [(k, [k, f"{v:.2f}", bar(v)]) for k, v in imp.values])
+
+    def _overlay(self) -> None:
+        series = []
+        for n in self.chosen:
+            xs, ys = self.curves.get(n, Curves()).series("validation", "loss", self.x_axis)
+            if xs:
+                series.append(Series(f"#{n}", xs, ys))
+        self.query_one("#overlay-plot", LinePlot).show(
+            series, title=f"validation loss by {self.x_axis}", xlabel=self.x_axis)
+
+    def _params(self) -> list[str]:
+        names: list[str] = []
+        for t in self.trials:
+            names += [k for k in t.overview.params if k not in names]
+        return names
+
+    def _scatter(self) -> None:
+        plot = self.query_one("#scatter-plot", LinePlot)
+        params = self._params()
+        objective = self.experiment.summary.objective or "eval_loss"
+        if not params:
+            plot.show([], title="no searched parameters")
+            return
+        name = params[self.param_index % len(params)]
+        done = [t for t in self.trials if t.overview.value is not None
+                and t.overview.params.get(name) is not None]
+        values = [t.overview.params[name] for t in done]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ticks = None
+        if numeric:
+            xs = [float(v) for v in values]
+            log = bool(xs) and min(xs) > 0 and max(xs) / min(xs) >= 100
+            shown = [math.log10(x) for x in xs] if log else xs
+            label = f"log10 {name}" if log else name
+        else:
+            cats = sorted({str(v) for v in values})
+            shown = [float(cats.index(str(v))) for v in values]
+            ticks = (list(range(len(cats))), cats)
+            label = name
+        series = []
+        for state, marker in (("complete", "o"), ("pruned", "x")):
+            pts = [(x, t.overview.value) for x, t in zip(shown, done, strict=False)
+                   if t.overview.state == state]
+            if pts:
+                series.append(Series(state, [p[0] for p in pts], [p[1] for p in pts], marker=marker,
+                                     lines=False))
+        plot.show(series, title=f"{objective} vs {name} ({len(done)} trials; p: next parameter)",
+                  xlabel=label, xticks=ticks)
+
+    def action_x_axis(self) -> None:
+        self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
+        self._overlay()
+
+    def action_param(self) -> None:
+        self.param_index += 1
+        self.query_one(TabbedContent).active = "scatter"
+        self._scatter()
+
+    def action_method(self) -> None:
+        self.method = self.METHODS[(self.METHODS.index(self.method) + 1) % len(self.METHODS)]
+        self.query_one("#importance-note", Static).update(f"computing {self.method}…")
+        self.query_one(TabbedContent).active = "importance"
+        self._load_importance(self.method)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def commands(self):  # noqa: ANN201
+        yield ("Next parameter for the scatter", "objective vs parameter", self.action_param)
+        yield ("Another importance evaluator", "ped-anova, fanova, mean decrease impurity",
+               self.action_method)
+        yield ("Switch the x axis", "step, epoch, tokens", self.action_x_axis)
+
+

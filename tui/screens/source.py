@@ -1,0 +1,111 @@
+"""The stores a session looks at (`--store`, repeatable) and the reads the screens make.
+
+Each function runs in a worker thread and returns frozen values. With several stores an
+experiment is the union of its rows in every file that has it (machines sharing one Optuna
+study each write their own store); a trial remembers the file it came from. Nothing here
+touches a widget.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tunelab import store as st
+
+
+@dataclass(frozen=True)
+class Stores:
+    paths: tuple[Path, ...]
+
+    @property
+    def many(self) -> bool:
+        return len(self.paths) > 1
+
+    def existing(self) -> list[Path]:
+        return [p for p in self.paths if p.exists()]
+
+    def stamp(self) -> tuple[float, ...]:
+        """Cheap change detection without opening DuckDB: the files' and spools' mtimes."""
+        found = []
+        for p in self.paths:
+            for q in (p, st.spool_dir(p)):
+                try:
+                    found.append(os.stat(q).st_mtime)
+                except OSError:
+                    found.append(0.0)
+        return tuple(found)
+
+    def flush(self) -> None:
+        """Moves spools left by finished processes in (best effort, as `tunelab trials` does)."""
+        for p in self.existing():
+            st.flush_orphans(p, wait=0.2)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    summary: st.ExperimentSummary
+    stores: tuple[Path, ...]
+
+
+def experiments(stores: Stores) -> list[Experiment]:
+    merged: dict[str, Experiment] = {}
+    paths = stores.existing()
+    if not paths:
+        raise st.StoreError(
+            "no store at " + ", ".join(str(p) for p in stores.paths)
+            + ". Run an experiment first (tunelab run FILE) or point at one with --store PATH.",
+            "no store")
+    for path in paths:
+        for s in st.experiment_summaries(path):
+            old = merged.get(s.name)
+            if old is None:
+                merged[s.name] = Experiment(s, (path,))
+                continue
+            a = old.summary
+            better = a.best_value is None or (s.best_value is not None and (
+                s.best_value > a.best_value if (a.direction == "maximize") else s.best_value < a.best_value))
+            best = s if better else a
+            merged[s.name] = Experiment(replace(
+                a, complete=a.complete + s.complete, running=a.running + s.running,
+                pruned=a.pruned + s.pruned, failed=a.failed + s.failed,
+                best_trial=best.best_trial, best_value=best.best_value,
+                best_success=best.best_success,
+                baseline_value=a.baseline_value if a.baseline_value is not None else s.baseline_value,
+                last_activity=max((t for t in (a.last_activity, s.last_activity) if t), default=None),
+            ), (*old.stores, path))
+    return sorted(merged.values(), key=lambda e: (e.summary.last_activity is None,
+                                                  -(e.summary.last_activity.timestamp()
+                                                    if e.summary.last_activity else 0)))
+
+
+@dataclass(frozen=True)
+class Trial:
+    overview: st.TrialOverview
+    store: Path
+
+    @property
+    def number(self) -> int:
+        return self.overview.number
+
+
+def trials(paths: tuple[Path, ...], experiment: str) -> list[Trial]:
+    found = [Trial(t, p) for p in paths for t in st.trial_overviews(p, experiment)]
+    return sorted(found, key=lambda t: t.number)
+
+
+def evaluations(paths: tuple[Path, ...], experiment: str) -> dict[str, dict[str, float]]:
+    merged: dict[str, dict[str, float]] = {}
+    for p in paths:
+        for ref, values in st.evaluations(p, experiment).items():
+            merged.setdefault(ref, {}).update(values)
+    return merged
+
+
+def spec(paths: tuple[Path, ...], experiment: str) -> dict:
+    for p in paths:
+        found = st.experiment_spec(p, experiment)
+        if found:
+            return found
+    return {}

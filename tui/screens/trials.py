@@ -1,0 +1,358 @@
+"""The trials of one experiment: a live, sortable, filterable table; the best and the baseline
+marked; several trials selected for comparison."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Footer, Input, Static
+
+from tunelab.engine import format as fmt
+from tunelab.tui.screens import source
+from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui.widgets.table import VimTable
+
+STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "bold red", "running": "bold cyan"}
+BASE = "base"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: what is shown and what it sorts and filters by."""
+
+    key: str
+    cells: dict[str, Any]   # column key -> shown cell
+    values: dict[str, Any]  # column key -> value to sort and filter by
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
+    "=": operator.eq, "~": lambda a, b: str(b).lower() in str(a).lower()}
+TERM = re.compile(r"^([\w.#]+)(>=|<=|!=|>|<|=|~)(.+)$")
+
+
+def matches(row: Row, terms: list[str], titles: dict[str, str]) -> bool:
+    """`state=complete lr<1e-3 lora` keeps rows where every term holds.
+
+    A term is COLUMN OP VALUE (OP one of = != < <= > >= ~, ~ meaning "contains"; COLUMN is a
+    column title or key) or a bare word that some cell must contain.
+    """
+    by_name = {**{k: k for k in titles}, **{t.lower(): k for k, t in titles.items()}}
+    for term in terms:
+        found = TERM.match(term)
+        if found and found.group(1).lower() in by_name:
+            column = by_name[found.group(1).lower()]
+            op, wanted = OPS[found.group(2)], found.group(3)
+            have = row.values.get(column)
+            try:
+                if _num(have) is not None and found.group(2) != "~":
+                    ok = op(float(have), float(wanted))
+                else:
+                    ok = op(str(have).lower(), wanted.lower()) if found.group(2) in ("=", "!=", "~") \
+                        else False
+            except ValueError:
+                ok = False
+            if not ok:
+                return False
+        elif not any(term.lower() in str(v).lower() for v in row.values.values() if v is not None):
+            return False
+    return True
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    number = _num(value)
+    if number is not None and not math.isnan(number):
+        return (0, number)
+    if value is None:
+        return (2, "")
+    return (1, str(value))
+
+
+class TrialsScreen(StoreScreen):
+    AUTO_FOCUS = "VimTable"
+    BINDINGS = [
+        Binding("enter", "open", "Open"),
+        Binding("space", "select", "Select"),
+        Binding("c", "compare", "Compare"),
+        Binding("s", "sort", "Sort"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "back", "Back"),
+        Binding("y", "copy", "Copy", show=False),
+        Binding("r", "reload", "Reload", show=False),
+        Binding("colon", "app.sql", "SQL", key_display=":"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+    ]
+
+    @dataclass
+    class Loaded(Message):
+        trials: list[source.Trial]
+        evaluations: dict[str, dict[str, float]]
+        spec: dict[str, Any]
+
+    def __init__(self, experiment: source.Experiment) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.name_ = experiment.summary.name
+        self.trials: list[source.Trial] = []
+        self.evaluations: dict[str, dict[str, float]] = {}
+        self.spec: dict[str, Any] = {}
+        self.selected: set[int] = set()
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.filter_terms: list[str] = []
+        self.titles: dict[str, str] = {}
+        self.best: int | None = None
+        self.keys: dict[str, source.Trial] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"tunelab · {self.name_} · trials", id="title", classes="title")
+        box = Input(placeholder="filter: state=complete lr<1e-3 lora   (Enter applies, Esc clears)",
+                    id="filter")
+        box.display = False
+        yield box
+        yield VimTable(id="trials")
+        yield Static("", id="detail", classes="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VimTable).loading = True
+        super().on_mount()
+
+    def reload(self) -> None:
+        self._load()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="trials")
+    def _load(self) -> None:
+        try:
+            paths = self.experiment.stores
+            trials = source.trials(paths, self.name_)
+            evaluations = source.evaluations(paths, self.name_)
+            spec = self.spec or source.spec(paths, self.name_)
+            self.post_message(self.Loaded(trials, evaluations, spec))
+        except Exception as error:  # noqa: BLE001
+            self.report(error)
+
+    # -- building the table
+    def _metrics(self) -> list[str]:
+        wanted = ["loss"] + [m for m in (self.spec.get("eval", {}).get("metrics") or []) if m != "loss"]
+        for m in (self.spec.get("success") or {}):
+            if m not in wanted:
+                wanted.append(m)
+        present = {k for values in self.evaluations.values() for k in values}
+        return [m for m in wanted if f"test/{m}" in present]
+
+    def rows(self) -> tuple[list[tuple[str, str]], list[Row]]:
+        s = self.experiment.summary
+        direction = s.direction or "minimize"
+        objective = s.objective or "eval_loss"
+        params: list[str] = []
+        for t in self.trials:
+            params += [k for k in t.overview.params if k not in params and k != "method.kind"]
+        metrics = self._metrics()
+        columns = [("mark", " "), ("number", "#"), ("state", "state"), ("method", "method")]
+        columns += [(f"p:{k}", fmt.param_name(k)) for k in params]
+        columns += [("objective", objective), ("progress", "progress")]
+        columns += [(f"m:{m}", f"test {m}") for m in metrics]
+        columns += [("success", "success"), ("duration", "duration"), ("cost", "cost")]
+        done = [t for t in self.trials if t.overview.state == "complete" and t.overview.value is not None]
+        pick = max if direction == "maximize" else min
+        best = pick(done, key=lambda t: t.overview.value) if done else None
+        self.best = best.number if best else None
+        rows: list[Row] = []
+        # a trial's row key is its number, with its store where two files share a number
+        numbers = [t.number for t in self.trials]
+        self.keys = {(str(t.number) if numbers.count(t.number) == 1
+                      else f"{t.number}@{self.experiment.stores.index(t.store)}"): t
+                     for t in self.trials}
+        key_of = {id(t): k for k, t in self.keys.items()}
+        base = self.evaluations.get("base")
+        if base:
+            split = "validation" if objective.startswith("eval_") else "train"
+            value = base.get(f"{split}/{objective.removeprefix('eval_')}")
+            cells = {"mark": Text("base", style="bold magenta"), "number": "—",
+                     "state": Text("baseline", style="magenta"), "method": "—",
+                     **{f"p:{k}": "" for k in params}, "objective": fmt.number(value),
+                     **{f"m:{m}": fmt.number(base.get(f"test/{m}")) for m in metrics},
+                     "success": "", "progress": "untrained", "duration": "",
+                     "cost": ""}
+            rows.append(Row(BASE, cells, {"state": "baseline", "objective": value}))
+        for t in self.trials:
+            o = t.overview
+            ev = self.evaluations.get(f"trial:{o.number}", {})
+            mark = Text()
+            if o.number in self.selected:
+                mark.append("●", style="bold")
+            if best is not None and o.number == best.number:
+                mark.append("★", style="bold yellow")
+            state = Text(o.state, style=STATE_STYLE.get(o.state, ""))
+            if o.state == "failed" and o.fail_reason:
+                state.append(f" ({o.fail_reason})")
+            if o.state == "running":
+                value = Text("~" + fmt.number(o.best_value), style="italic") if o.best_value is not None \
+                    else Text("…", style="dim")
+                progress = " · ".join(x for x in (
+                    f"step {o.last_step}" if o.last_step is not None else "starting",
+                    f"ep {o.last_epoch:.2f}" if o.last_epoch is not None else "",
+                    f"loss {fmt.number(o.last_train_loss)}" if o.last_train_loss is not None else "") if x)
+            else:
+                value = Text(fmt.number(o.value), style="bold" if best and o.number == best.number else "")
+                progress = f"{o.steps} steps" if o.steps else ""
+            success = Text("—", style="dim") if o.success is None else (
+                Text("✓", style="green") if o.success else Text("✗", style="red"))
+            cells = {"mark": mark, "number": str(o.number), "state": state,
+                     "method": o.method_kind or "—",
+                     **{f"p:{k}": fmt.number(o.params.get(k)) for k in params},
+                     "objective": value,
+                     **{f"m:{m}": fmt.number(ev.get(f"test/{m}")) for m in metrics},
+                     "success": success, "progress": progress, "duration": fmt.duration(o.duration_s),
+                     "cost": f"${o.cost:.2f}" if o.cost else "—"}
+            values = {"mark": "★" if best and o.number == best.number else "", "number": o.number,
+                      "state": o.state, "method": o.method_kind,
+                      **{f"p:{k}": o.params.get(k) for k in params},
+                      "objective": o.value if o.value is not None else o.best_value,
+                      **{f"m:{m}": ev.get(f"test/{m}") for m in metrics},
+                      "success": o.success, "progress": o.last_step, "duration": o.duration_s,
+                      "cost": o.cost}
+            rows.append(Row(key_of[id(t)], cells, values))
+        return columns, rows
+
+    def _show(self) -> None:
+        columns, rows = self.rows()
+        self.titles = dict(columns)
+        pinned = [r for r in rows if r.key == BASE]
+        body = [r for r in rows if r.key != BASE and matches(r, self.filter_terms, self.titles)]
+        if self.sort_column:
+            body.sort(key=lambda r: sort_key(r.values.get(self.sort_column)), reverse=self.sort_reverse)
+        shown = pinned + body
+        table = self.query_one(VimTable)
+        table.loading = False
+        if self.focused is None:  # the loading indicator may have kept the focus away
+            table.focus()
+        table.fill(columns, [(r.key, [r.cells[k] for k, _ in columns]) for r in shown])
+        self._show_detail(len(body))
+
+    def _show_detail(self, shown: int | None = None) -> None:
+        counts: dict[str, int] = {}
+        for t in self.trials:
+            counts[t.overview.state] = counts.get(t.overview.state, 0) + 1
+        parts = [f"{len(self.trials)} trials"] + [f"{n} {s}" for s, n in sorted(counts.items())]
+        if self.best is not None:
+            parts.append(f"★ best #{self.best}")
+        if self.selected:
+            parts.append(f"● {len(self.selected)} selected (c compares)")
+        if self.filter_terms:
+            parts.append(f"filter: {' '.join(self.filter_terms)} ({shown} shown)")
+        if self.sort_column:
+            parts.append(f"sorted by {self.titles.get(self.sort_column, self.sort_column)}"
+                         + (" ↓" if self.sort_reverse else " ↑"))
+        if self.live:
+            parts.append("live")
+        self.query_one("#detail", Static).update(" · ".join(parts))
+
+    def on_trials_screen_loaded(self, event: Loaded) -> None:
+        self.loaded_once = True
+        self.trials, self.evaluations, self.spec = event.trials, event.evaluations, event.spec
+        self.live = any(t.overview.state == "running" for t in event.trials)
+        self._show()
+
+    # -- actions
+    def _current_trial(self) -> source.Trial | None:
+        key = self.query_one(VimTable).current_key
+        return self.keys.get(key) if key is not None else None
+
+    def on_data_table_row_selected(self, _: VimTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        trial = self._current_trial()
+        if trial is not None:
+            self.app.open_trial(self.experiment, trial)  # type: ignore[attr-defined]
+
+    def action_select(self) -> None:
+        trial = self._current_trial()
+        if trial is None:
+            return
+        self.selected ^= {trial.number}
+        self._show()
+        self.query_one(VimTable).action_cursor_down()
+
+    def action_compare(self) -> None:
+        chosen = [t for t in self.trials if t.number in self.selected]
+        if not chosen:  # nothing selected: the five best finished trials
+            done = [t for t in self.trials if t.overview.value is not None]
+            reverse = self.experiment.summary.direction == "maximize"
+            chosen = sorted(done, key=lambda t: t.overview.value, reverse=reverse)[:5]  # type: ignore[arg-type, return-value]
+        self.app.open_compare(self.experiment, chosen, self.trials)  # type: ignore[attr-defined]
+
+    def action_sort(self) -> None:
+        table = self.query_one(VimTable)
+        if not table.columns:
+            return
+        column = list(table.columns)[table.cursor_column].value
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._show()
+
+    def on_data_table_header_selected(self, event: VimTable.HeaderSelected) -> None:
+        table = self.query_one(VimTable)
+        table.move_cursor(column=event.column_index)
+        self.action_sort()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.filter_terms = event.value.split()
+        box = self.query_one("#filter", Input)
+        box.display = bool(self.filter_terms)
+        self.query_one(VimTable).focus()
+        self._show()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus or self.filter_terms:
+            box.value = ""
+            self.filter_terms = []
+            box.display = False
+            self.query_one(VimTable).focus()
+            self._show()
+            return
+        self.app.pop_screen()
+
+    def action_copy(self) -> None:
+        table = self.query_one(VimTable)
+        if table.row_count:
+            cell = table.get_cell_at(table.cursor_coordinate)
+            text = cell.plain if isinstance(cell, Text) else str(cell)
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {text!r} (OSC 52)", timeout=2)
+
+    def commands(self):  # noqa: ANN201
+        yield ("Compare selected trials", "overlaid curves, importance, objective vs parameter",
+               self.action_compare)
+        yield ("Filter trials", "state=complete lr<1e-3 …", self.action_filter)
+        yield ("Sort by the cursor's column", "again to reverse", self.action_sort)
+        for t in self.trials:
+            yield (f"Open trial {t.number}", f"{t.overview.state} {fmt.number(t.overview.value)}",
+                   lambda t=t: self.app.open_trial(self.experiment, t))  # type: ignore[attr-defined]

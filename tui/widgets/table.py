@@ -1,0 +1,81 @@
+"""A DataTable with vim movement and a way to refill it without losing the cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+
+class VimTable(DataTable):
+    """j/k/h/l, g/G, ctrl+d/ctrl+u on top of the arrows, page keys and the mouse."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("h", "cursor_left", "Left", show=False),
+        Binding("l", "cursor_right", "Right", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+        Binding("enter", "select_cursor", "Open"),
+        Binding("ctrl+d", "page_down", "Page down", show=False),
+        Binding("ctrl+u", "page_up", "Page up", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cursor_type", "row")
+        kwargs.setdefault("zebra_stripes", True)
+        super().__init__(**kwargs)
+        self._shape: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+    def action_scroll_top(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_scroll_bottom(self) -> None:
+        self.move_cursor(row=max(self.row_count - 1, 0))
+
+    @property
+    def current_key(self) -> str | None:
+        """The key of the row under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - an empty or shrinking table
+            return None
+
+    def fill(self, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Shows `rows` ((key, cells)) under `columns` ((key, title)).
+
+        When the columns and the row keys are those already shown, only the cells that changed
+        are updated (a running trial's step and loss): the cursor and scroll stay put and a
+        refresh costs little. Otherwise the table is rebuilt and the cursor kept on its row.
+        """
+        column_keys = tuple(k for k, _ in columns)
+        row_keys = tuple(k for k, _ in rows)
+        if (column_keys, row_keys) == self._shape and self.row_count == len(rows):
+            for key, cells in rows:
+                old = self.get_row(key)
+                for column, new, was in zip(column_keys, cells, old, strict=False):
+                    if _plain(new) != _plain(was):
+                        self.update_cell(key, column, new, update_width=True)
+            return
+        keep = self.current_key
+        column = self.cursor_column
+        self.clear(columns=column_keys != self._shape[0])
+        if not self.columns:
+            for key, title in columns:
+                self.add_column(title, key=key)
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        self._shape = (column_keys, row_keys)
+        if keep is not None and keep in row_keys:
+            self.move_cursor(row=row_keys.index(keep), column=column, animate=False)
+
+
+def _plain(cell: Any) -> Any:
+    return (cell.plain, str(cell.style), tuple(str(s) for s in cell.spans)) if isinstance(cell, Text) \
+        else cell
