@@ -28,8 +28,15 @@ from tunelab.engine.chat import Settings
 
 
 class ChatScreen(Screen):
+    DEFAULT_CSS = """
+    #state { height: 1; padding: 0 1; }
+    #log { height: 1fr; padding: 0 1; }
+    .user { color: $text-muted; }
+    .assistant { margin-bottom: 1; }
+    """
+
     BINDINGS = [
-        Binding("escape", "stop", "stop"),
+        Binding("escape", "stop", "stop / back"),
         Binding("ctrl+r", "regenerate", "regenerate"),
         Binding("ctrl+q", "app.quit", "quit"),
     ]
@@ -192,8 +199,11 @@ class ChatScreen(Screen):
                 "updated_at": time.time()}}])
 
     def action_stop(self) -> None:
+        """Esc stops a reply; with no reply under way it goes back (inside `tunelab tui`)."""
         if self.generating:
             self.stop_event.set()
+        elif len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
 
     def action_regenerate(self) -> None:
         if self.generating or not self.messages or self.messages[-1]["role"] != "assistant":
@@ -206,12 +216,7 @@ class ChatScreen(Screen):
 
 
 class ChatApp(App):
-    CSS = """
-    #state { height: 1; padding: 0 1; }
-    #log { height: 1fr; padding: 0 1; }
-    .user { color: $text-muted; }
-    .assistant { margin-bottom: 1; }
-    """
+    """The screen on its own, for `tunelab chat`."""
 
     def __init__(self, store_path: Path, experiment: str, ref: str, probes: Path) -> None:
         super().__init__()

@@ -28,6 +28,10 @@ CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "bo
 
 
 class CommentDialog(ModalScreen[str]):
+    DEFAULT_CSS = """
+    CommentDialog { align: center middle; }
+    CommentDialog Input { width: 70%; }
+    """
     BINDINGS = [Binding("escape", "dismiss('')", "cancel")]
 
     def compose(self) -> ComposeResult:
@@ -39,6 +43,17 @@ class CommentDialog(ModalScreen[str]):
 
 
 class ReviewScreen(Screen):
+    DEFAULT_CSS = """
+    #progress { height: 1; color: $text-muted; padding: 0 1; }
+    #prompt-box { height: auto; max-height: 35%; border: round $primary; padding: 0 1; }
+    #outputs { height: 1fr; }
+    #outputs.stacked { layout: vertical; }
+    .side { width: 1fr; border: round $secondary; padding: 0 1; }
+    #outputs.stacked .side { width: 100%; height: 1fr; }
+    .label { text-style: bold; }
+    #status { height: 1; color: $warning; padding: 0 1; }
+    """
+
     BINDINGS = [
         Binding("a", "vote('a')", "A better"),
         Binding("b", "vote('b')", "B better"),
@@ -48,7 +63,7 @@ class ReviewScreen(Screen):
         Binding("u", "undo", "undo"),
         Binding("r", "reveal", "reveal last"),
         Binding("c", "comment", "comment"),
-        Binding("q", "app.quit", "quit"),
+        Binding("q", "leave", "quit / back"),
     ]
 
     @dataclass
@@ -171,6 +186,12 @@ class ReviewScreen(Screen):
 
         self.app.push_screen(CommentDialog(), save)
 
+    def action_leave(self) -> None:
+        if len(self.app.screen_stack) > 2:  # pushed from the trials screen of `tunelab tui`
+            self.app.pop_screen()
+        else:
+            self.app.exit()
+
     @work(thread=True, exit_on_error=False, group="ingest")
     def _ingest(self) -> None:
         self.spool.ingest(wait=2)
@@ -180,18 +201,7 @@ class ReviewScreen(Screen):
 
 
 class ReviewApp(App):
-    CSS = """
-    #progress { height: 1; color: $text-muted; padding: 0 1; }
-    #prompt-box { height: auto; max-height: 35%; border: round $primary; padding: 0 1; }
-    #outputs { height: 1fr; }
-    #outputs.stacked { layout: vertical; }
-    .side { width: 1fr; border: round $secondary; padding: 0 1; }
-    #outputs.stacked .side { width: 100%; height: 1fr; }
-    .label { text-style: bold; }
-    #status { height: 1; color: $warning; padding: 0 1; }
-    CommentDialog { align: center middle; }
-    CommentDialog Input { width: 70%; }
-    """
+    """The screen on its own, for `tunelab review`."""
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
         super().__init__()

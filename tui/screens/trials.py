@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
+from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.tui.screens import source
 from tunelab.tui.screens.base import StoreScreen
@@ -88,6 +89,8 @@ class TrialsScreen(StoreScreen):
         Binding("enter", "open", "Open"),
         Binding("space", "select", "Select"),
         Binding("c", "compare", "Compare"),
+        Binding("t", "chat", "Chat"),
+        Binding("v", "review", "Review"),
         Binding("s", "sort", "Sort"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "back", "Back"),
@@ -284,6 +287,39 @@ class TrialsScreen(StoreScreen):
         trial = self._current_trial()
         if trial is not None:
             self.app.open_trial(self.experiment, trial)  # type: ignore[attr-defined]
+
+    def action_chat(self) -> None:
+        """Talk to the trial under the cursor (a complete one keeps a checkpoint)."""
+        from tunelab.engine.runner import paths
+        from tunelab.tui.chat_screen import ChatScreen
+
+        trial = self._current_trial()
+        if trial is None or trial.overview.state != "complete":
+            self.notify("chat needs a complete trial (it keeps a checkpoint)", timeout=3)
+            return
+        runs, _ = paths(trial.store, self.name_)
+        self.app.push_screen(ChatScreen(trial.store, self.name_, f"trial:{trial.number}",
+                                        runs / "probes.json"))
+
+    def action_review(self) -> None:
+        self._open_review()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="review")
+    def _open_review(self) -> None:
+        import getpass
+        import os
+
+        from tunelab.tui.review_screen import ReviewScreen
+
+        store = self.experiment.stores[0]
+        found = st.find_review(store, self.name_)
+        if found is None:
+            self.app.call_from_thread(
+                self.notify, f"no review yet: tunelab review new {self.name_} --models base,best",
+                timeout=5)
+            return
+        rater = os.environ.get("TUNELAB_RATER") or getpass.getuser()
+        self.app.call_from_thread(self.app.push_screen, ReviewScreen(store, found, rater))
 
     def action_select(self) -> None:
         trial = self._current_trial()
