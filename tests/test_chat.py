@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from pathlib import Path
@@ -33,6 +34,7 @@ def test_adapters_on_one_base_share_it(trained_store: Path) -> None:
 
 async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Path,
                                                                tmp_path: Path) -> None:
+    from textual import events
     from textual.widgets import Input, Markdown
 
     from tunelab.tui.chat_screen import ChatApp
@@ -50,9 +52,16 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
             box.value = text
             await pilot.press("enter")
             if turn == 0:
-                # mid-stream the app still handles keys: typing lands in the input
-                await pilot.press("h", "i")
-                assert screen.generating and box.value == "hi"
+                # Mid-stream the app still handles keys: typing lands in the input while the
+                # reply is being written. (pilot.press waits for an idle app, which a stream
+                # never is, so the keys are posted as events and the test waits for them.)
+                for key in "hi":
+                    app.post_message(events.Key(key, key))
+                for _ in range(1000):  # at most 10 s
+                    if box.value == "hi":
+                        break
+                    await asyncio.sleep(0.01)
+                assert box.value == "hi" and screen.generating
                 box.value = "/min 0"
                 await pilot.press("escape")  # and Esc stops the reply
                 await app.workers.wait_for_complete()
