@@ -35,7 +35,8 @@ def versus(best: float | None, baseline: float | None, direction: str | None) ->
 class ExperimentsScreen(StoreScreen):
     AUTO_FOCUS = "VimTable"
     BINDINGS = [
-        Binding("enter", "open", "Trials"),
+        # the same label as the table's own Enter, so the footer does not depend on focus
+        Binding("enter", "open", "Open"),
         Binding("r", "reload", "Reload"),
         Binding("colon", "app.sql", "SQL", key_display=":"),
         Binding("question_mark", "app.help", "Help", key_display="?"),
