@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunelab import store as st
+from tunelab.engine import review
 from tunelab.tui.app import TunelabApp
 from tunelab.tui.chat_screen import ChatScreen
+from tunelab.tui.review_screen import ReviewScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 
@@ -15,15 +18,21 @@ async def _settle(pilot) -> None:  # noqa: ANN001
         await pilot.pause()
 
 
-async def test_t_opens_a_chat_with_the_trial_and_esc_comes_back(trained_store: Path) -> None:
+async def test_v_opens_the_review_and_t_a_chat_and_both_come_back(trained_store: Path) -> None:
+    if st.find_review(trained_store, "tiny") is None:
+        review.create(trained_store, "tiny", "tiny", ["base", "best"],
+                      review.test_prompts(trained_store, "tiny", 4), "test", max_new_tokens=4)
     app = TunelabApp([trained_store])
     async with app.run_test(size=(100, 30)) as pilot:
         await _settle(pilot)
         await pilot.press("enter")
         await _settle(pilot)
         assert isinstance(app.screen, TrialsScreen)
-        await pilot.press("v")  # no review yet: it says how to make one
+        await pilot.press("v")  # the experiment's review (made above): vote, then back
         await _settle(pilot)
+        assert isinstance(app.screen, ReviewScreen)
+        await pilot.press("q")
+        await pilot.pause()
         assert isinstance(app.screen, TrialsScreen)
         await pilot.press("j", "t")  # the row under the baseline: trial 0
         await _settle(pilot)
