@@ -60,6 +60,9 @@ class StoreScreen(Screen):
     def reload(self) -> None:  # pragma: no cover - every screen has its own
         raise NotImplementedError
 
+    def action_reload(self) -> None:
+        self.reload()
+
     def report(self, error: Exception) -> None:
         """From a worker thread: tells the screen why it could not read."""
         if isinstance(error, StoreLocked):

@@ -64,9 +64,6 @@ class ExperimentsScreen(StoreScreen):
     def reload(self) -> None:
         self._load()
 
-    def action_reload(self) -> None:
-        self.reload()
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="experiments")
     def _load(self) -> None:
         try:

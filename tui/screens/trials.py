@@ -138,9 +138,6 @@ class TrialsScreen(StoreScreen):
     def reload(self) -> None:
         self._load()
 
-    def action_reload(self) -> None:
-        self.reload()
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="trials")
     def _load(self) -> None:
         try:
