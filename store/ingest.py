@@ -51,6 +51,7 @@ RULES: dict[str, TableRule] = {
     "review_items": TableRule(("review_id", "item")),
     "votes": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
     "chats": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
+    "review_ratings": TableRule(("experiment", "scope", "model_ref"), order="fitted_at"),
 }
 
 
