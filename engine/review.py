@@ -119,7 +119,8 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     repeats = [x for x in plan if rng.random() < REPEAT_SHARE] or plan[:1]
     events: list[dict] = [{"table": "reviews", "row": {
         "id": review_id, "experiment": experiment, "name": name, "models": json.dumps(refs),
-        "prompt_set": prompt_set, "status": "open", "created_at": now, "updated_at": now}}]
+        "prompt_set": prompt_set, "status": "open", "kind": "review", "created_at": now,
+        "updated_at": now}}]
     rows = [(k, a, b, None) for k, a, b in plan]
     rows += [(k, b, a, plan.index((k, a, b))) for k, a, b in repeats]  # swapped, at the end
     for item, (k, left, right, repeat_of) in enumerate(rows):

@@ -20,6 +20,7 @@ class ReviewRecord:
     models: list[str]
     prompt_set: str | None
     status: str | None
+    kind: str = "review"  # review | arena (votes given turn by turn in an arena chat)
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,27 @@ class VoteRecord:
     undone: bool
 
 
+_REVIEW_COLUMNS = "id, experiment, name, models, prompt_set, status, coalesce(kind, 'review')"
+
+
+def _review(row: tuple) -> ReviewRecord:
+    return ReviewRecord(row[0], row[1], row[2], json.loads(row[3] or "[]"), row[4], row[5], row[6])
+
+
 def find_review(store: str | Path, name: str) -> ReviewRecord | None:
     """A review by its name or id (the newest of that name)."""
     with connection.reading(store) as con:
         row = con.execute(
-            "SELECT id, experiment, name, models, prompt_set, status FROM reviews "
+            f"SELECT {_REVIEW_COLUMNS} FROM reviews "
             "WHERE name = ? OR id = ? ORDER BY created_at DESC LIMIT 1", [name, name]).fetchone()
-    if row is None:
-        return None
-    return ReviewRecord(row[0], row[1], row[2], json.loads(row[3] or "[]"), row[4], row[5])
+    return None if row is None else _review(row)
 
 
 def list_reviews(store: str | Path) -> list[ReviewRecord]:
     with connection.reading(store) as con:
-        rows = con.execute("SELECT id, experiment, name, models, prompt_set, status FROM reviews "
+        rows = con.execute(f"SELECT {_REVIEW_COLUMNS} FROM reviews "
                            "ORDER BY created_at DESC").fetchall()
-    return [ReviewRecord(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4], r[5]) for r in rows]
+    return [_review(r) for r in rows]
 
 
 def review_items(store: str | Path, review_id: str) -> list[ReviewItem]:
