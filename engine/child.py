@@ -78,14 +78,23 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
 
     try:
         processes = int(job.experiment.get("resources", {}).get("gpus_per_trial", 1) or 1)
+        dpo = job.experiment.get("method", {}).get("stage") == "dpo"
         if kind == "trial" and processes > 1:
             from tunelab.engine.distributed import launch
 
             result = launch(job, progress, processes)
+        elif kind == "trial" and dpo:
+            from tunelab.engine import train_dpo
+
+            result = train_dpo.run_trial(job, progress)
         elif kind == "trial":
             from tunelab.engine.train import run_trial
 
             result = run_trial(job, progress)
+        elif kind == "baseline" and dpo:
+            from tunelab.engine import train_dpo
+
+            result = train_dpo.run_baseline(job, progress)
         elif kind == "baseline":
             from tunelab.engine.evaluate import run_baseline
 

@@ -65,7 +65,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _all_sources(spec: LoadedSpec) -> dict[str, list[str]]:
-    data = spec.experiment.data
+    data = spec.experiment.dataset
     named = {s: [p for t in data.sources(s) for p in data_sources.expand(t, spec.folder)] for s in SPLITS}
     for i, m in enumerate(data.mix):
         texts = [m.source] if isinstance(m.source, str) else m.source
@@ -80,10 +80,11 @@ def fingerprint(spec: LoadedSpec) -> str:
     for key, sources in _all_sources(spec).items():
         for source in sources:
             h.update(f"{key}|{Path(source).name}|{data_sources.digest(source)}\n".encode())
-    data = exp.data.model_dump(mode="json")
+    data = exp.dataset.model_dump(mode="json")
     data.pop("force", None)  # decides whether few examples stop the run, not what is prepared
+    model = exp.base_model
     settings = {"data": data, "seed": exp.train.seed, "max_length": exp.train.max_length,
-                "model": exp.model.scratch.model_dump() if exp.model.scratch else exp.model.base,
+                "model": model.scratch.model_dump() if model.scratch else model.base,
                 "version": VERSION}
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
@@ -178,18 +179,18 @@ def tokenizer_for(spec: LoadedSpec, train_rows: list[dict[str, Any]], runs: Path
     from tunelab.engine import model as models
 
     exp = spec.experiment
-    if exp.model.scratch is not None:
+    if exp.base_model.scratch is not None:
         if runs is not None:
             folder = models.base_folder(exp, fingerprint(spec), runs)
             if folder is not None and (folder / "tokenizer.json").exists():
                 return models.load_tokenizer(str(folder), exp)
         texts = [r["prompt"] + "\n" + r["completion"] for r in train_rows]
-        return models.train_tokenizer(texts, exp.model.scratch.vocab_size)
-    assert exp.model.base is not None
-    base = Path(exp.model.base).expanduser()
+        return models.train_tokenizer(texts, exp.base_model.scratch.vocab_size)
+    assert exp.base_model.base is not None
+    base = Path(exp.base_model.base).expanduser()
     if not base.is_absolute() and (spec.folder / base).exists():
         base = spec.folder / base
-    ref = str(base) if base.exists() else exp.model.base
+    ref = str(base) if base.exists() else exp.base_model.base
     try:
         return models.load_tokenizer(ref, exp)
     except Exception as error:  # noqa: BLE001 - offline, missing, gated: all user-facing
@@ -205,7 +206,7 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> Prepared
     folder = cache_root / key
     files = {s: folder / f"{s}.jsonl" for s in SPLITS}
     report_file = folder / "report.json"
-    forced = force or spec.experiment.data.force
+    forced = force or spec.experiment.dataset.force
     if report_file.exists() and all(f.exists() for f in files.values()):
         report = DataReport.from_json(report_file.read_text(encoding="utf-8"))
         _stop_if_too_few(report, forced)
@@ -239,7 +240,7 @@ def _stop_if_too_few(report: DataReport, forced: bool) -> None:
 
 def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:
     exp = spec.experiment
-    data = exp.data
+    data = exp.dataset
     seed = exp.train.seed
     findings = Findings()
     formats_seen: dict[str, str] = {}

@@ -100,7 +100,10 @@ def main() -> None:
         if events is not None:
             events.write(json.dumps([event, data], default=float) + "\n")
 
-    from tunelab.engine.train import run_trial
+    if job.experiment.get("method", {}).get("stage") == "dpo":
+        from tunelab.engine.train_dpo import run_trial
+    else:
+        from tunelab.engine.train import run_trial
 
     print(f"tunelab: rank {rank} of {os.environ.get('WORLD_SIZE')}", flush=True)
     try:

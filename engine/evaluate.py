@@ -17,7 +17,7 @@ from typing import Any
 from tunelab.engine import model as models
 from tunelab.engine.data import read_rows
 from tunelab.engine.jobs import TrialJob, TrialResult
-from tunelab.engine.spec import CONDITION, Experiment
+from tunelab.engine.spec import CONDITION, PREFERENCE_METRICS, Experiment
 from tunelab.store import Spool
 
 
@@ -32,8 +32,10 @@ def passes(condition: str, value: float | None) -> bool:
 
 
 def verdict(success: dict[str, str], values: dict[str, float]) -> dict[str, bool]:
-    """Each success criterion judged on the test split's values ("test/exact_match")."""
-    return {metric: passes(cond, values.get(f"test/{metric}")) for metric, cond in success.items()}
+    """Each success criterion judged on the test split's values ("test/exact_match"); a
+    preference metric of a dpo stage, on its held-out pairs ("preferences/reward_accuracy")."""
+    return {metric: passes(cond, values.get(f"test/{metric}", values.get(f"preferences/{metric}")))
+            for metric, cond in success.items()}
 
 
 def prompt_id(prompt: str) -> str:
@@ -79,7 +81,7 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
     keep = max(exp.eval.samples, 0)
     limit = exp.eval.max_examples
     todo = (rows[:limit] if limit else rows) if wanted else rows[:keep]
-    name = todo[0].get("template", exp.data.template) if todo else "auto"
+    name = todo[0].get("template", exp.dataset.template) if todo else "auto"
     template = chat_render.template_text(name, tokenizer)
     pairs = [(row, found) for row in todo
              if (found := chat_render.generation_prompt(row, tokenizer, template)) is not None]
@@ -136,7 +138,11 @@ def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
 
 
 def objective_value(exp: Experiment, values: dict[str, float]) -> float | None:
+    """The objective from a model's values. A dpo stage's eval_loss is its DPO loss on the
+    held-out pairs (what it reported to the pruner and picked its checkpoint by)."""
     name = exp.search.objective
+    if exp.method.stage == "dpo" and name in {"eval_loss", *PREFERENCE_METRICS}:
+        return values.get("preferences/" + ("loss" if name == "eval_loss" else name))
     return values.get("validation/loss" if name == "eval_loss" else f"validation/{name}")
 
 

@@ -9,7 +9,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from tunelab.engine.format import number
-from tunelab.engine.spec import DEFAULT_LEARNING_RATE, METHOD_KEYS_OF_KIND, Experiment, RangeSpec
+from tunelab.engine.spec import (
+    DEFAULT_LEARNING_RATE,
+    DPO_LEARNING_RATE,
+    METHOD_KEYS_OF_KIND,
+    Experiment,
+    RangeSpec,
+)
 
 
 def resolved(exp: Experiment) -> list[tuple[str, Any, bool]]:
@@ -17,9 +23,9 @@ def resolved(exp: Experiment) -> list[tuple[str, Any, bool]]:
     rows: list[tuple[str, Any, bool]] = []
 
     def walk(model: BaseModel, prefix: str, parent_default: bool) -> None:
-        for name in type(model).model_fields:
+        for name, info in type(model).model_fields.items():
             value = getattr(model, name)
-            dotted = f"{prefix}{name}"
+            dotted = f"{prefix}{info.alias or name}"  # method.from, not from_
             default = parent_default or name not in model.model_fields_set
             if isinstance(value, BaseModel):
                 walk(value, dotted + ".", default)
@@ -67,17 +73,27 @@ def summary(exp: Experiment) -> list[str]:
     pruner = s.pruner_spec
     prune = ("no pruner" if pruner.kind == "none" else
              f"{pruner.kind} pruner (after {pruner.startup_trials} finished trials)")
-    model = exp.model.base or (
-        f"scratch {exp.model.scratch.arch} (hidden {exp.model.scratch.hidden_size}, "
-        f"{exp.model.scratch.layers} layers)" if exp.model.scratch else "?")
+    m = exp.model
+    model = "?" if m is None else m.base or (
+        f"scratch {m.scratch.arch} (hidden {m.scratch.hidden_size}, {m.scratch.layers} layers)"
+        if m.scratch else "?")
+    method = exp.method
     lr = exp.train.learning_rate
-    defaults = ", ".join(f"{k} {number(v)}" for k, v in DEFAULT_LEARNING_RATE.items())
-    lr_text = number(lr) if lr else f"{number(exp.learning_rate)} (the {exp.method.kind} default; {defaults})"
+    rates = DPO_LEARNING_RATE if method.stage == "dpo" else DEFAULT_LEARNING_RATE
+    defaults = ", ".join(f"{k} {number(v)}" for k, v in rates.items())
+    lr_text = number(lr) if lr else f"{number(exp.learning_rate)} (the {method.kind} default; {defaults})"
+    if method.stage == "dpo":
+        head = [f"model   {model}, trial {method.from_} (the parent: dpo starts from it)",
+                f"data    {method.preferences} ({method.heldout:g} held out by prompt; at least "
+                f"{method.min_pairs} pairs)",
+                f"method  dpo on a {method.kind} · beta {method.beta:g} · {method.loss_type} loss"]
+    else:
+        d = exp.dataset
+        head = [f"model   {model}",
+                f"data    {d.train} (split {d.split.train:g}/{d.split.validation:g}/{d.split.test:g})",
+                f"method  {method.kind}"]
     lines = [
-        f"model   {model}",
-        f"data    {exp.data.train} (split {exp.data.split.train:g}/{exp.data.split.validation:g}/"
-        f"{exp.data.split.test:g})",
-        f"method  {exp.method.kind}",
+        *head,
         f"train   {exp.train.epochs} epochs · batch {exp.train.batch_size} · lr {lr_text} · "
         f"warmup {exp.train.warmup_ratio:g} · {exp.train.scheduler}",
         f"search  {s.trials} trials · {s.sampler} (seed {s.seed}) · {prune} · "

@@ -72,7 +72,7 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         base = AutoModelForCausalLM.from_pretrained(
-            manifest["base"], dtype=torch.float32, trust_remote_code=exp.model.trust_remote_code)
+            manifest["base"], dtype=torch.float32, trust_remote_code=exp.base_model.trust_remote_code)
         model = PeftModel.from_pretrained(base, str(best)).merge_and_unload()
         model.save_pretrained(str(out))
         AutoTokenizer.from_pretrained(str(best)).save_pretrained(str(out))

@@ -22,6 +22,11 @@ def number(value: Any) -> str:
     return str(value)
 
 
+def percent(share: float | None) -> str:
+    """0.834 -> 83 %."""
+    return "—" if share is None else f"{share:.0%}".replace("%", " %")
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"

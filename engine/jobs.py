@@ -24,6 +24,7 @@ class TrialJob:
     spec_path: str | None = None  # the experiment file, for the manifest's git commit
     devices: str | None = None  # CUDA_VISIBLE_DEVICES of the trial process (None: as inherited)
     threads: int | None = None  # torch CPU threads (several trials at once share the cores)
+    parent: str | None = None  # a dpo stage on an adapter parent: the adapter it goes on training
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 
 def base_folder(exp: Experiment, fingerprint: str, runs: Path) -> Path | None:
     """Where a scratch base model is kept; None for hub models (they load by id)."""
-    if exp.model.scratch is None:
+    if exp.base_model.scratch is None:
         return None
-    shape = json.dumps(exp.model.scratch.model_dump(), sort_keys=True) + f"|{exp.train.seed}"
+    shape = json.dumps(exp.base_model.scratch.model_dump(), sort_keys=True) + f"|{exp.train.seed}"
     key = hashlib.sha256(shape.encode()).hexdigest()[:10]
     return runs / "base" / f"scratch-{fingerprint}-{key}"
 
@@ -32,9 +32,9 @@ def base_ref(exp: Experiment, fingerprint: str, runs: Path) -> str:
     folder = base_folder(exp, fingerprint, runs)
     if folder is not None:
         return str(folder)
-    assert exp.model.base is not None
-    base = Path(exp.model.base).expanduser()
-    return str(base) if base.exists() else exp.model.base
+    assert exp.base_model.base is not None
+    base = Path(exp.base_model.base).expanduser()
+    return str(base) if base.exists() else exp.base_model.base
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
@@ -78,12 +78,12 @@ def build_scratch_base(exp: Experiment, train_rows: list[dict[str, str]], folder
 
     if (folder / "config.json").exists():
         return folder
-    scratch = exp.model.scratch
+    scratch = exp.base_model.scratch
     assert scratch is not None
     if scratch.like:
         tokenizer = AutoTokenizer.from_pretrained(scratch.like,
-                                                  trust_remote_code=exp.model.trust_remote_code)
-        config = _shrunk_config(scratch.like, scratch, exp.model.trust_remote_code)
+                                                  trust_remote_code=exp.base_model.trust_remote_code)
+        config = _shrunk_config(scratch.like, scratch, exp.base_model.trust_remote_code)
     else:
         texts = [r["prompt"] + "\n" + r["completion"] for r in train_rows]
         tokenizer = train_tokenizer(texts, scratch.vocab_size)
@@ -114,20 +114,20 @@ def device_and_dtype(exp: Experiment) -> tuple[str, Any]:
     import torch
 
     if torch.cuda.is_available():
-        if exp.model.dtype == "auto":
+        if exp.base_model.dtype == "auto":
             return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return "cuda", getattr(torch, exp.model.dtype)
+        return "cuda", getattr(torch, exp.base_model.dtype)
     # CPU: fp32 unless the file insists; half precision on CPU is slow and lossy
-    return "cpu", torch.float32 if exp.model.dtype == "auto" else getattr(torch, exp.model.dtype)
+    return "cpu", torch.float32 if exp.base_model.dtype == "auto" else getattr(torch, exp.base_model.dtype)
 
 
 def load_tokenizer(ref: str, exp: Experiment) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=exp.model.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=exp.base_model.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    template = exp.model.chat_template
+    template = exp.base_model.chat_template
     if template:
         path = Path(template).expanduser()
         tokenizer.chat_template = path.read_text() if "{" not in template and path.exists() else template
@@ -142,7 +142,7 @@ def load_model(ref: str, exp: Experiment) -> Any:
 
     _, dtype = device_and_dtype(exp)
     return AutoModelForCausalLM.from_pretrained(
-        ref, dtype=dtype, trust_remote_code=exp.model.trust_remote_code
+        ref, dtype=dtype, trust_remote_code=exp.base_model.trust_remote_code
     )
 
 

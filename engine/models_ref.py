@@ -1,4 +1,5 @@
 """Model refs (`base`, `best`, `trial:N`) → a loaded model and tokenizer, ready to generate.
+The `base` of a dpo stage is the trial it started from.
 
 A trial's best checkpoint is full weights or an adapter on the base model (its manifest names
 the base); adapters of several trials that share a base can be loaded onto one copy of it.
@@ -7,7 +8,7 @@ the base); adapters of several trials that share a base can be loaded onto one c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,17 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
             raise TrainError(f"{experiment} has no complete trial yet")
         ref = f"trial:{found.number}"
     spec = Experiment.model_validate(experiment_spec(store, experiment))
+    if ref == "base" and spec.method.stage == "dpo":  # a dpo stage starts from its parent
+        name, number = spec.method.parent
+        return replace(resolve(store, name, f"trial:{number}"), ref="base")
     if ref == "base":
         for t in trials:  # any trial's manifest names the base the trials started from
             manifest = Path(t.artifact_dir or "") / "manifest.json"
             if manifest.exists():
                 return ModelSource("base", json.loads(manifest.read_text())["base"], None,
                                    False, spec)
-        if spec.model.base:
-            return ModelSource("base", spec.model.base, None, False, spec)
+        if spec.base_model.base:
+            return ModelSource("base", spec.base_model.base, None, False, spec)
         raise TrainError(f"{experiment}: the scratch base model is only known from a trial's "
                          "manifest; run a trial first")
     number = ref.removeprefix("trial:")

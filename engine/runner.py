@@ -6,6 +6,7 @@ trials and a trial starts fast. Everything recorded goes through this process's 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -15,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from tunelab.engine import data as data_prep
 from tunelab.engine import model as models
@@ -25,6 +26,12 @@ from tunelab.engine.evaluate import verdict
 from tunelab.engine.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.store import Spool, evaluations, get_experiment, list_experiments
+
+if TYPE_CHECKING:
+    from tunelab.engine.preferences import PreferenceData
+
+# what trials read: a supervised stage's splits, or a dpo stage's pairs and its parent's splits
+Prepared = Union[data_prep.PreparedData, "PreferenceData"]
 
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -169,12 +176,15 @@ class Runner:
         self._stopping = threading.Event()  # Ctrl-C once: no new trial
         self._children: dict[int, Any] = {}  # trial number -> its process
         self._jobs: dict[int, TrialJob] = {}
+        self._parent: str | None = None  # a dpo stage's parent adapter (see _prepare)
         self._check_objectives()
 
     def _check_objectives(self) -> None:
-        from tunelab.engine.spec import EXTRA_OBJECTIVES, LOSS_METRICS
+        from tunelab.engine.spec import EXTRA_OBJECTIVES, LOSS_METRICS, PREFERENCE_METRICS
 
         computed = {"eval_loss", *LOSS_METRICS, *self.exp.eval.metrics, *EXTRA_OBJECTIVES}
+        if self.exp.method.stage == "dpo":
+            computed |= set(PREFERENCE_METRICS)
         for name in self.exp.search.all_objectives:
             if name not in computed:
                 raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "
@@ -239,7 +249,7 @@ class Runner:
             "created_at": now, "updated_at": now}}])
 
     def _job(self, number: int | None, trial_id: int | None, exp_dict: dict[str, Any],
-             base: str, prepared: data_prep.PreparedData, out: Path, slot: int = 0) -> TrialJob:
+             base: str, prepared: Prepared, out: Path, slot: int = 0) -> TrialJob:
         threads = None
         if len(self.slots) > 1:  # trials at once share the cores instead of fighting for them
             threads = max(1, (os.cpu_count() or 1) // len(self.slots))
@@ -247,7 +257,8 @@ class Runner:
                         trial_id=trial_id, study_name=self.exp.name, storage=self.storage,
                         base=base, data={k: str(v) for k, v in prepared.files.items()},
                         out_dir=str(out), spec_path=str(self.spec.path),
-                        devices=self.slots[slot % len(self.slots)], threads=threads)
+                        devices=self.slots[slot % len(self.slots)], threads=threads,
+                        parent=self._parent)
 
     # -- the sweep
     def run(self) -> RunSummary:
@@ -256,9 +267,11 @@ class Runner:
         finally:
             self.spool.close()
 
-    def _prepare(self) -> tuple[data_prep.PreparedData, str]:
+    def _prepare(self) -> tuple[Prepared, str]:
         """The data splits and the base model, made once and reused by every trial."""
         exp = self.exp
+        if exp.method.stage == "dpo":
+            return self._prepare_preferences()
         prepared = data_prep.prepare(self.spec, self.runs / "data")
         self._event("data", report=prepared.report, fingerprint=prepared.fingerprint,
                             smoke=self.smoke)
@@ -275,6 +288,20 @@ class Runner:
             if result.state != "complete":
                 raise TrainError(f"could not build the scratch model: {result.error}")
         return prepared, base
+
+    def _prepare_preferences(self) -> tuple[Prepared, str]:
+        """A dpo stage: the checked pairs and the parent's splits; the parent is its base."""
+        from tunelab.engine import preferences
+
+        prepared = preferences.prepare(self.spec, self.store, self.runs / "data")
+        self._event("preferences", report=prepared.report, parent=self.exp.method.from_,
+                    smoke=self.smoke)
+        self.spool.write([preferences.report_event(self.exp.name, prepared)])
+        if self.smoke:
+            prepared = _smoke_data(prepared, self.runs / "data-smoke")
+        self._record_experiment()
+        self._parent = prepared.parent_adapter
+        return prepared, prepared.base
 
     def rerun(self, number: int, seed: int | None) -> TrialOutcome:
         """Runs trial `number` again with its parameters (and another seed, if given), as a new
@@ -456,7 +483,7 @@ class Runner:
                     for process in children.values():
                         process.kill()
 
-    def _baseline(self, base: str, prepared: data_prep.PreparedData,
+    def _baseline(self, base: str, prepared: Prepared,
                   plain: dict[str, Any]) -> dict[str, float]:
         known = {}
         if self.store.exists():
@@ -476,7 +503,7 @@ class Runner:
         self._event("baseline", values=values, cached=False)
         return values
 
-    def _one_trial(self, study: Any, base: str, prepared: data_prep.PreparedData,
+    def _one_trial(self, study: Any, base: str, prepared: Prepared,
                    extra: dict[str, Any] | None = None, slot: int = 0) -> TrialOutcome:
         import optuna
 
@@ -551,13 +578,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _smoke_data(prepared: data_prep.PreparedData, folder: Path) -> data_prep.PreparedData:
+def _smoke_data(prepared: Prepared, folder: Path) -> Prepared:
     """A few dozen rows of each split: enough to run every stage once, in seconds."""
     folder.mkdir(parents=True, exist_ok=True)
-    limits = {"train": 48, "validation": 16, "test": 16}
+    limits = {"train": 48, "validation": 16, "test": 16, "heldout": 16}
     files = {}
     for split, path in prepared.files.items():
         rows = data_prep.read_rows(path)[: limits.get(split, 16)]
         files[split] = folder / f"{split}.jsonl"
         files[split].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return data_prep.PreparedData(prepared.fingerprint, folder, prepared.report, files)
+    return dataclasses.replace(prepared, folder=folder, files=files)

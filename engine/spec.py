@@ -147,7 +147,17 @@ class DataSpec(_Strict):
         return missing
 
 
+PARENT = re.compile(r"^([a-z0-9][a-z0-9_-]*):(best|[0-9]+)$")  # method.from: EXPERIMENT:best|N
+DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair",
+              "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm")
+
+
 class MethodSpec(_Strict):
+    # `from` is a Python keyword: the field is from_, the key in the file (and in dumps) is from
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
+
+    stage: Literal["sft", "dpo"] = "sft"  # dpo: preference tuning of an SFT trial (train_dpo.py)
     kind: Literal["full", "lora", "qlora", "prefix"] = "lora"
     # LoRA and QLoRA
     r: int = Field(16, ge=1, le=1024)
@@ -161,6 +171,41 @@ class MethodSpec(_Strict):
     compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # prefix tuning
     num_virtual_tokens: int = Field(20, ge=1, le=512)
+    # stage = "dpo": where it starts, what it learns from, how (TRL's DPOTrainer)
+    from_: str | None = Field(None, alias="from")  # "EXPERIMENT:best" or "EXPERIMENT:N"
+    preferences: str | None = None  # "review:NAME" (a review or an arena) or a JSONL file
+    beta: float = Field(0.1, gt=0)  # how far from the parent: higher stays closer
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair",
+                       "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm"] = "sigmoid"
+    heldout: float = Field(0.2, gt=0, lt=1)  # share of the pairs kept out to measure accuracy
+    min_pairs: int = Field(32, ge=2)  # usable pairs (decisive votes) below which a run refuses
+
+    @model_validator(mode="after")
+    def _stage_keys(self) -> MethodSpec:
+        if self.stage == "sft":
+            for key in ("from_", "preferences"):
+                if getattr(self, key) is not None:
+                    name = key.rstrip("_")
+                    raise ValueError(f"method.{name} is read only by a preference stage: add "
+                                     f"stage = \"dpo\" to [method], or remove {name}")
+            return self
+        if self.from_ is None:
+            raise ValueError('method.from: a dpo stage starts from a trial of a supervised '
+                             'experiment: from = "EXPERIMENT:best" or "EXPERIMENT:N"')
+        if not PARENT.match(self.from_):
+            raise ValueError(f'method.from: {self.from_!r} is not EXPERIMENT:best or '
+                             'EXPERIMENT:N (e.g. "quickstart:best", "quickstart:7")')
+        if self.preferences is None:
+            raise ValueError('method.preferences: a dpo stage learns from preference pairs: '
+                             'preferences = "review:NAME" or a JSONL file of prompt/chosen/rejected')
+        return self
+
+    @property
+    def parent(self) -> tuple[str, str]:
+        """(experiment, "best" or the trial number) of method.from."""
+        found = PARENT.match(self.from_ or "")
+        assert found is not None, "only a dpo stage has a parent"
+        return found.group(1), found.group(2)
 
 
 # Keys of [method] that only some kinds read; when method.kind is searched they are
@@ -181,6 +226,11 @@ METHOD_KEYS_OF_KIND: dict[str, set[str]] = {
 # Learning rates from practice: full fine-tuning moves every weight and wants a small step;
 # adapters start from zero and want a larger one; prefix tuning larger still.
 DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4, "qlora": 2e-4, "prefix": 3e-3}
+# Preference tuning moves a model that already answers well, and DPO's loss is steep: steps
+# an order of magnitude or two below supervised ones (TRL's default is 1e-6 for full weights).
+DPO_LEARNING_RATE = {"full": 1e-6, "lora": 5e-6, "qlora": 5e-6, "prefix": 1e-4}
+# What a dpo stage computes besides the losses: on the held-out pairs (split "preferences")
+PREFERENCE_METRICS = ("reward_accuracy", "reward_margin", "preference_accuracy")
 
 
 class TrainSpec(_Strict):
@@ -330,8 +380,9 @@ class ResourcesSpec(_Strict):
 class Experiment(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
     description: str = ""
-    model: ModelSpec
-    data: DataSpec
+    # a dpo stage's file has neither: they are its parent's, filled in when it is resolved
+    model: ModelSpec | None = None
+    data: DataSpec | None = None
     method: MethodSpec = MethodSpec()
     train: TrainSpec = TrainSpec()
     search: SearchSpec = SearchSpec()
@@ -341,7 +392,15 @@ class Experiment(_Strict):
 
     @model_validator(mode="after")
     def _objective_and_success_are_computed(self) -> Experiment:
+        if self.method.stage == "sft":
+            if self.model is None:
+                raise ValueError("model.base or model.scratch: required: the experiment has no "
+                                 "[model] section")
+            if self.data is None:
+                raise ValueError("data.train: required: the experiment has no [data] section")
         computed = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
+        if self.method.stage == "dpo":
+            computed |= set(PREFERENCE_METRICS)
         if self.search.objective not in computed:
             raise ValueError(
                 f"search.objective {self.search.objective!r} is never computed; use eval_loss "
@@ -357,7 +416,24 @@ class Experiment(_Strict):
 
     @property
     def learning_rate(self) -> float:
-        return self.train.learning_rate or DEFAULT_LEARNING_RATE[self.method.kind]
+        defaults = DPO_LEARNING_RATE if self.method.stage == "dpo" else DEFAULT_LEARNING_RATE
+        return self.train.learning_rate or defaults[self.method.kind]
+
+    @property
+    def base_model(self) -> ModelSpec:
+        """[model]: the file's, or for a dpo stage its parent's (once resolved)."""
+        if self.model is None:
+            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
+                            "model comes from method.from)")
+        return self.model
+
+    @property
+    def dataset(self) -> DataSpec:
+        """[data]: the file's, or for a dpo stage its parent's (once resolved)."""
+        if self.data is None:
+            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
+                            "data comes from method.from)")
+        return self.data
 
 
 class LoadedSpec(_Strict):
@@ -373,7 +449,7 @@ class LoadedSpec(_Strict):
 
     def data_path(self) -> Path:
         """The first training source (a file or folder; see data.sources for all of them)."""
-        p = Path(self.experiment.data.sources("train")[0]).expanduser()
+        p = Path(self.experiment.dataset.sources("train")[0]).expanduser()
         return p if p.is_absolute() else self.folder / p
 
     def renamed(self, name: str) -> LoadedSpec:
@@ -384,6 +460,15 @@ class LoadedSpec(_Strict):
         """The same pipeline in under a minute on a CPU: a tiny model of the same family, one
         short epoch, two trials, a separate study (`NAME-smoke`) so the real one stays clean."""
         raw = self.raw
+        if self.experiment.method.stage == "dpo":  # the parent's model: only do less of it
+            changes: dict[str, Any] = {
+                "name": f"{self.experiment.name}-smoke"[:64], "train.epochs": 1,
+                "train.logging_steps": 1, "search.trials": 2, "search.pruner": "none",
+                "eval.samples": 4, "eval.max_examples": 8, "eval.max_new_tokens": 16}
+            for key, value in changes.items():
+                raw = set_path(raw, key, value)
+            raw["search"].pop("timeout", None)
+            return LoadedSpec(experiment=Experiment.model_validate(raw), path=self.path, raw=raw)
         model = raw.get("model", {})
         if "base" in model:
             tiny: dict[str, Any] = {"arch": "auto", "like": model["base"], "hidden_size": 64,
@@ -599,8 +684,36 @@ def _check_space(exp: Experiment, raw: dict[str, Any], file: Path, lines: dict[s
     return errors
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
-    """Reads, validates and resolves an experiment file. Raises SpecError listing every mistake."""
+def _dpo_sections(raw: dict[str, Any], file: Path, lines: dict[str, int],
+                  store: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """A dpo stage's file names its parent instead of [model] and [data]: with a store, the
+    parent's sections are filled in and `best` is pinned to its trial number (so a later, better
+    parent makes a new study, not a silent mix); the preference file becomes absolute."""
+    errors = [f"{file}:{_line_of(lines, section) or '?'}: [{section}]: a dpo stage uses its "
+              f"parent's {section} (method.from); remove this section"
+              for section in ("model", "data") if section in raw]
+    method = raw.get("method", {})
+    preferences = method.get("preferences")
+    if isinstance(preferences, str) and not preferences.startswith(("review:", "arena:")):
+        found = (file.parent / Path(preferences).expanduser()).resolve()
+        if not found.is_file():
+            errors.append(f"{file}:{_line_of(lines, 'method.preferences') or '?'}: "
+                          f"method.preferences: no file at {found} (or write \"review:NAME\")")
+        raw = set_path(raw, "method.preferences", str(found))
+    if errors or store is None or not isinstance(method.get("from"), str):
+        return raw, errors
+    from tunelab.engine.preferences import resolve_parent
+
+    try:
+        return resolve_parent(raw, store), []
+    except SpecError as error:
+        return raw, [f"{file}:{_line_of(lines, 'method.from') or '?'}: method.from: {error}"]
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None,
+              store: str | Path | None = None) -> LoadedSpec:
+    """Reads, validates and resolves an experiment file. Raises SpecError listing every mistake.
+    A dpo stage is resolved against its parent in `store`; without one it is only checked."""
     file = Path(path)
     if not file.is_file():
         raise SpecError(f"{file}: no such experiment file")
@@ -613,10 +726,15 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
         key, value = parse_override(item)
         raw = set_path(raw, key, value)
     lines = _key_lines(text)
+    early: list[str] = []
+    if isinstance(raw.get("method"), dict) and raw["method"].get("stage") == "dpo":
+        raw, early = _dpo_sections(raw, file, lines, Path(store) if store else None)
     experiment, errors = _validate(raw, file, lines)
+    errors = early + errors
     if experiment is not None:
         errors += _check_space(experiment, raw, file, lines)
-        for key, data in experiment.data.missing_files(file.parent):
+        sources = experiment.data if experiment.method.stage == "sft" else None
+        for key, data in sources.missing_files(file.parent) if sources else []:
             errors.append(f"{file}:{_line_of(lines, key) or '?'}: {key}: no file at {data}")
         general = experiment.eval.general
         if general and not (file.parent / Path(general).expanduser()).exists():

@@ -99,7 +99,7 @@ def load_for_method(ref: str, exp: Experiment) -> Any:
                                bnb_4bit_use_double_quant=exp.method.double_quant,
                                bnb_4bit_compute_dtype=compute)
     model = AutoModelForCausalLM.from_pretrained(ref, quantization_config=quant, dtype=compute,
-                                                 trust_remote_code=exp.model.trust_remote_code)
+                                                 trust_remote_code=exp.base_model.trust_remote_code)
     return prepare_model_for_kbit_training(
         model, use_gradient_checkpointing=exp.train.gradient_checkpointing)
 
@@ -117,20 +117,14 @@ def peft_config(exp: Experiment) -> Any:
     return None
 
 
-def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
-                  callbacks: list[Any], train_rows: list[dict[str, Any]],
-                  eval_rows: list[dict[str, Any]], micro: int) -> Any:
-    from datasets import Dataset
-    from transformers import EarlyStoppingCallback
-    from trl import SFTConfig, SFTTrainer
-
+def trainer_arguments(job: TrialJob, exp: Experiment, examples: int, micro: int) -> dict[str, Any]:
+    """The arguments every stage's trainer shares: the effective batch as micro-batch x
+    accumulation, warmup, evaluation and a checkpoint per evaluation, the best one kept."""
     device, dtype = models.device_and_dtype(exp)
     accumulation = max(1, exp.train.batch_size // micro)
-    steps_per_epoch = math.ceil(len(train_rows) / (micro * accumulation))
-    total_steps = steps_per_epoch * exp.train.epochs
+    total_steps = math.ceil(examples / (micro * accumulation)) * exp.train.epochs
     by_steps = isinstance(exp.train.eval_every, int)
-    optim = "paged_adamw_8bit" if exp.method.kind == "qlora" and device == "cuda" else "adamw_torch"
-    args = SFTConfig(
+    return dict(
         output_dir=str(Path(job.out_dir) / "checkpoints"),
         num_train_epochs=exp.train.epochs,
         per_device_train_batch_size=micro,
@@ -152,19 +146,31 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
         load_best_model_at_end=True,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
-        completion_only_loss=True,
         # TRL turns this on by default; it costs a second forward pass and breaks prefix tuning
         gradient_checkpointing=exp.train.gradient_checkpointing and exp.method.kind != "prefix",
-        optim=optim,
-        include_num_input_tokens_seen=True,
+        optim="paged_adamw_8bit" if exp.method.kind == "qlora" and device == "cuda" else "adamw_torch",
         report_to=[],
         disable_tqdm=True,
         use_cpu=device == "cpu",
         bf16=str(dtype) == "torch.bfloat16",
         fp16=str(dtype) == "torch.float16",
         dataloader_num_workers=0,
+    )
+
+
+def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
+                  callbacks: list[Any], train_rows: list[dict[str, Any]],
+                  eval_rows: list[dict[str, Any]], micro: int) -> Any:
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        **trainer_arguments(job, exp, len(train_rows), micro),
+        completion_only_loss=True,
+        include_num_input_tokens_seen=True,
         # a curriculum (data.order = length | difficulty) is read in the prepared order
-        train_sampling_strategy="random" if exp.data.order == "shuffle" else "sequential",
+        train_sampling_strategy="random" if exp.dataset.order == "shuffle" else "sequential",
     )
     if exp.train.early_stopping_patience:
         callbacks = [*callbacks, EarlyStoppingCallback(exp.train.early_stopping_patience)]
@@ -301,6 +307,8 @@ def write_manifest(job: TrialJob, exp: Experiment, out: Path, device: str) -> No
     manifest = {
         "experiment": exp.name, "trial": job.number, "seed": exp.train.seed, "base": job.base,
         "data_fingerprint": Path(job.data["train"]).parent.name, "data": job.data,
+        # a dpo stage: the trial it started from (its adapter, when it goes on training one)
+        "parent": {"trial": exp.method.from_, "adapter": job.parent} if exp.method.from_ else None,
         "device": device, "python": platform.python_version(), "packages": versions,
         "git_commit": _git_commit(Path(spec_path).parent) if spec_path else None,
         "created": time.time(),
@@ -362,23 +370,28 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     return TrialResult("complete", value=objective_value(exp, values), info=info)
 
 
-def run_trial(job: TrialJob, progress: Any) -> TrialResult:
+def run_trial(job: TrialJob, progress: Any, once: Any = None) -> TrialResult:
+    """A trial with its bookkeeping: the manifest, the retries at half the micro-batch after
+    out-of-memory, the cost. `once` is one attempt of the stage (`_train_once`: supervised;
+    train_dpo.py passes its own)."""
     from tunelab.engine.data import read_rows
 
+    once = once or _train_once
     exp = Experiment.model_validate(job.experiment)
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device, _ = models.device_and_dtype(exp)
     if rank() == 0:
         write_manifest(job, exp, out, device)
-    rows = tuple(read_rows(job.data[s]) for s in ("train", "validation", "test"))
+    rows = tuple(read_rows(job.data[s]) if s in job.data else []
+                 for s in ("train", "validation", "test"))
     started = time.time()
     micro = first_micro_batch(exp, device)
     spool: Any = Spool(job.store, tag=f"trial{job.number}") if rank() == 0 else _NoSpool()
     try:
         for attempt in range(exp.train.max_oom_retries + 1):
             try:
-                result = _train_once(job, exp, micro, attempt, spool, progress, rows)  # type: ignore[arg-type]
+                result = once(job, exp, micro, attempt, spool, progress, rows)
                 break
             except Exception as error:
                 if not _is_oom(error):

@@ -149,6 +149,10 @@ class ConsoleReporter:
             if warned:
                 console.print(f"[yellow]{len(warned)} data warning{'s' if len(warned) != 1 else ''}[/]"
                               f" (first: {warned[0].message}); `tunelab data FILE` shows the report")
+        elif name == "preferences":
+            from tunelab.tui import data_view
+
+            data_view.print_preferences(console, self.name, data["parent"], data["report"])
         elif name == "building_base":
             console.print("building the scratch model and training its tokenizer on the data…")
         elif name == "stale":
@@ -165,6 +169,11 @@ class ConsoleReporter:
             cached = " (from an earlier run)" if data["cached"] else ""
             console.print(f"baseline    eval_loss {fmt.number(v.get('validation/loss'))}"
                           f"   test loss {fmt.number(v.get('test/loss'))}{cached}")
+            if "preferences/preference_accuracy" in v:  # a dpo stage: the parent is the baseline
+                console.print(
+                    "            the parent prefers the chosen answer in "
+                    f"{fmt.percent(v['preferences/preference_accuracy'])} of held-out pairs, "
+                    f"{fmt.percent(v.get('preferences_train/preference_accuracy'))} of training pairs")
         elif name == "baseline_failed":
             self.note = ""
             self._stop_live()
@@ -257,7 +266,7 @@ def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None,
     from tunelab.engine.runner import Runner
     from tunelab.engine.spec import load_spec
 
-    spec = load_spec(file, set_ or [])
+    spec = load_spec(file, set_ or [], store)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
     reporter = ConsoleReporter(spec.experiment.name, spec.experiment.search.direction)
     runner = Runner(spec, store, reporter, storage=storage, new_study=new_study, smoke=smoke,
@@ -336,7 +345,7 @@ def _spec_of(experiment: str, store: Path, set_: list[str] | None = None) -> Any
             raise TunelabError(f"{experiment!r} is neither an experiment file nor an experiment "
                                f"of {store} whose file is still there", "unknown experiment")
         path = Path(source)
-    return load_spec(path, set_ or [])
+    return load_spec(path, set_ or [], store)
 
 
 def _toml_value(text: str) -> Any:
@@ -438,6 +447,21 @@ def confirm(
 # ---------------------------------------------------------------- check, schema
 
 
+def _check_preferences(spec: Any, store: Path) -> None:
+    """A dpo stage's pairs: how many are usable, and whether that is enough to run."""
+    from tunelab.engine import preferences
+    from tunelab.tui import data_view
+
+    method = spec.experiment.method
+    pairs, report = preferences.load_pairs(str(method.preferences), store)
+    train, held = preferences.split_pairs(pairs, method.heldout, spec.experiment.train.seed)
+    report.train, report.heldout = len(train), len(held)
+    data_view.print_preferences(console, spec.experiment.name, method.from_, report)
+    if report.usable < method.min_pairs or not train or not held:
+        raise TunelabError(preferences.too_few(report, max(method.min_pairs, 2)),
+                           "too few preference pairs")
+
+
 @app.command()
 def check(
     file: Annotated[Path, typer.Argument(help="The experiment file (TOML).")],
@@ -445,14 +469,18 @@ def check(
         "--explain", help="Print every resolved key, defaults marked.")] = False,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a key, as with `tunelab run` (repeatable).")] = None,
+    store: StoreOption = Path(st.DEFAULT_STORE),
 ) -> None:
-    """Check an experiment file without running it: every mistake, or the resolved plan."""
+    """Check an experiment file without running it: every mistake, or the resolved plan.
+    A dpo stage is checked against its parent and its preference pairs in the store."""
     from tunelab.engine import explain as ex
     from tunelab.engine.spec import load_spec
 
-    spec = load_spec(file, set_ or [])
+    spec = load_spec(file, set_ or [], store)
     exp = spec.experiment
     console.print(f"[bold]{exp.name}[/] ({file}) [green]✓ valid[/]")
+    if exp.method.stage == "dpo":
+        _check_preferences(spec, store)
     if exp.description:
         console.print(exp.description)
     for line in ex.summary(exp):
@@ -525,8 +553,11 @@ def data(
     from tunelab.engine.spec import load_spec
     from tunelab.tui import data_view
 
-    spec = load_spec(file, set_ or [])
+    spec = load_spec(file, set_ or [], store)
     name = spec.experiment.name
+    if spec.experiment.method.stage == "dpo":  # its data are preference pairs
+        _check_preferences(spec, store)
+        return
     runs, _ = paths(store, name)
     try:
         prepared = data_prep.prepare(spec, runs / "data", force=force)
@@ -539,7 +570,7 @@ def data(
     if show > 0:
         train = prepared.rows("train")
         tokenizer = data_prep.tokenizer_for(spec, train, runs)
-        template = chat_render.template_text(spec.experiment.data.template, tokenizer)
+        template = chat_render.template_text(spec.experiment.dataset.template, tokenizer)
         console.print()
         data_view.print_examples(console, train[:show], tokenizer, template)
     console.print(f"next: tunelab run {file} · "
@@ -592,14 +623,23 @@ def _print_trials(store: Path, name: str) -> None:
                       fmt.number(t.value), *[fmt.number(others[o].get(t.number)) for o in others],
                       *judged, fmt.duration(t.duration_s))
     console.print(table)
+    # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
+    dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
+    key = f"validation/{objective}"
+    if objective == "eval_loss":
+        key = "preferences/loss" if dpo else "validation/loss"
+    elif dpo and not baseline.get(key):
+        key = f"preferences/{objective}"
+    start = baseline.get(key)
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in success)
-        console.print(f"baseline: eval_loss {fmt.number(baseline.get('validation/loss'))}{extra}")
+        what = "the parent" if dpo else "the base model"
+        console.print(f"baseline ({what}): {objective} {fmt.number(start)}{extra}")
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
-        if baseline.get("validation/loss") is not None and best.value is not None:
-            gain = f" vs baseline {fmt.number(baseline['validation/loss'])}"
+        if start is not None and best.value is not None:
+            gain = f" vs baseline {fmt.number(start)}"
         console.print(f"[bold]best:[/] trial {best.number} ({shown}) {objective} "
                       f"{fmt.number(best.value)}{gain}")
         if success:
@@ -714,7 +754,7 @@ def rerun(
     if source is None or not Path(source).exists():
         raise TunelabError(f"the experiment file of {experiment} ({source}) is gone; "
                            "rerun needs it", "experiment file missing")
-    spec = load_spec(source)
+    spec = load_spec(source, store=store)
     reporter = ConsoleReporter(experiment)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
     runner = Runner(spec, store, reporter, storage=storage)

@@ -127,7 +127,7 @@ def exact_rows(store: Path, experiment: str, params: dict[str, Any]
     if record is None or not path or not Path(path).is_file():
         return None
     try:
-        spec = load_spec(path)
+        spec = load_spec(path, store=store)
     except Exception:  # noqa: BLE001 - a file edited since: fall back to the stored spec
         return None
     if spec.spec_hash() != record.spec_hash or spec.experiment.name != experiment:

@@ -1,0 +1,288 @@
+"""The data of a dpo stage: its parent trial, and preference pairs from a review or a file.
+
+A dpo stage starts from a trial of a supervised experiment (`method.from`). Its model and data
+sections are that trial's, and `EXPERIMENT:best` is pinned to a trial number when the file is
+loaded, so a later, better parent starts a new study instead of mixing into this one.
+
+The pairs come from the votes of a blind review or an arena (`review:NAME`: a decisive vote is
+one pair; ties, "both bad" and skips are not) or from a JSON-lines file of prompt, chosen and
+rejected. They are checked like any data: broken rows are reported by line and left out, an
+identical chosen and rejected is dropped, duplicates are kept once, and a pair that another
+vote contradicts is dropped with its contradiction. The held-out share is chosen by a hash of
+the prompt, so a pair never changes side as votes are added and a prompt is never on both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunelab.engine.errors import SpecError
+from tunelab.engine.spec import METHOD_KEYS_OF_KIND, PARENT, LoadedSpec, set_path
+
+
+def _parent_trial(store: Path, name: str, which: str) -> tuple[Any, Path]:
+    from tunelab.store import best_trial, get_experiment, list_trials
+
+    record = get_experiment(store, name) if store.exists() else None
+    if record is None:
+        raise SpecError(f"no experiment {name!r} in {store}; run it first (or pass --store)")
+    trials = list_trials(store, name)
+    if which == "best":
+        trial = best_trial(trials, record.direction)
+        if trial is None:
+            raise SpecError(f"{name} has no complete trial yet")
+    else:
+        trial = next((t for t in trials if t.number == int(which)), None)
+        if trial is None or trial.state != "complete":
+            raise SpecError(f"{name} has no complete trial {which}")
+    folder = Path(trial.artifact_dir or "")
+    if not (folder / "best").is_dir() or not (folder / "experiment.json").exists():
+        raise SpecError(f"trial {trial.number} of {name} kept no checkpoint (removed by "
+                        "`tunelab gc`?); start from another trial")
+    return trial, folder
+
+
+def resolve_parent(raw: dict[str, Any], store: Path) -> dict[str, Any]:
+    """The dpo file's values with its parent's [model] and [data], its trial number pinned, and
+    for an adapter parent the adapter's own settings (the stage goes on training that adapter)."""
+    method = raw.get("method", {})
+    found = PARENT.match(str(method.get("from", "")))
+    if found is None:
+        return raw  # the validator names the mistake
+    name, which = found.groups()
+    trial, folder = _parent_trial(store, name, which)
+    parent = json.loads((folder / "experiment.json").read_text())
+    raw = set_path(raw, "model", parent["model"])
+    raw = set_path(raw, "data", parent["data"])
+    raw = set_path(raw, "method.from", f"{name}:{trial.number}")
+    kind = parent["method"]["kind"]
+    if not (folder / "best" / "adapter_config.json").exists():
+        return raw  # full weights: the stage trains them, or a new adapter on them
+    if method.get("kind", kind) != kind:
+        raise SpecError(f"trial {trial.number} of {name} is a {kind} adapter and a dpo stage goes "
+                        f"on training it: set method.kind = {kind!r} or leave it out")
+    fixed = sorted(k for k, kinds in METHOD_KEYS_OF_KIND.items() if kind in kinds)
+    searched = {k.removeprefix("method.") for k in raw.get("search", {}).get("space", {})}
+    clash = sorted((set(method) | searched) & set(fixed))
+    if clash:
+        raise SpecError(f"method.{clash[0]} is the parent adapter's ({kind}, trial {trial.number} "
+                        f"of {name}); a dpo stage goes on training that adapter, so remove it")
+    raw = set_path(raw, "method.kind", kind)
+    for key in fixed:
+        raw = set_path(raw, f"method.{key}", parent["method"][key])
+    return raw
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt: str  # as a person reads it
+    chosen: str
+    rejected: str
+    messages: list[dict[str, str]] | None = None  # the turns before the answer, when known
+    origin: str = ""  # where it came from: "review qs, item 4 (ana)" or "pairs.jsonl:12"
+
+
+@dataclass
+class PreferenceReport:
+    source: str
+    rows_read: int = 0  # votes or file rows
+    left_out: dict[str, int] = field(default_factory=dict)  # tie / both_bad / skip: not pairs
+    broken: list[str] = field(default_factory=list)  # "pairs.jsonl:7: no 'rejected'"
+    identical: int = 0  # chosen and rejected the same text
+    duplicates: int = 0
+    conflicting: int = 0  # pairs dropped because another vote said the opposite
+    train: int = 0
+    heldout: int = 0
+
+    @property
+    def usable(self) -> int:
+        return self.train + self.heldout
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "usable": self.usable}, ensure_ascii=False)
+
+
+def _text(value: Any) -> str | None:
+    """A completion as text: a string, or TRL's conversational [{"role": "assistant", …}]."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        content = value[0].get("content")
+        return content if isinstance(content, str) else None
+    return None
+
+
+def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        report.rows_read += 1
+        where = f"{path.name}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            report.broken.append(f"{where}: not JSON ({error.msg})")
+            continue
+        if not isinstance(row, dict):
+            report.broken.append(f"{where}: not an object")
+            continue
+        prompt, messages = row.get("prompt"), None
+        if isinstance(prompt, list):  # conversational: the turns before the answer
+            messages = [m for m in prompt if isinstance(m, dict) and "role" in m]
+            prompt = next((m.get("content") for m in reversed(messages)
+                           if m["role"] == "user"), None)
+        chosen, rejected = _text(row.get("chosen")), _text(row.get("rejected"))
+        # an empty answer can be the one a rater picked (or rejected); an empty prompt is broken
+        missing = [k for k, v in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected))
+                   if not isinstance(v, str) or (k == "prompt" and not v.strip())]
+        if missing:
+            report.broken.append(f"{where}: no {', '.join(repr(m) for m in missing)}")
+            continue
+        pairs.append(Pair(str(prompt), str(chosen), str(rejected), messages, where))
+    return pairs
+
+
+def _review_pairs(store: Path, name: str, report: PreferenceReport) -> list[Pair]:
+    from tunelab.engine.errors import TrainError
+    from tunelab.engine.review import dpo_pairs
+
+    try:
+        rows, left_out = dpo_pairs(store, name)
+    except TrainError as error:
+        raise SpecError(f"method.preferences: {error}") from error
+    report.left_out = left_out
+    report.rows_read = len(rows) + sum(left_out.values())
+    return [Pair(r["prompt"], r["chosen"], r["rejected"], None,
+                 f"review {r['review']} ({r['rater']})") for r in rows]
+
+
+def load_pairs(source: str, store: Path) -> tuple[list[Pair], PreferenceReport]:
+    """Every pair of `review:NAME` (or `arena:NAME`) or a JSON-lines file, checked."""
+    report = PreferenceReport(source)
+    if source.startswith(("review:", "arena:")):
+        pairs = _review_pairs(store, source.split(":", 1)[1], report)
+    else:
+        pairs = _file_pairs(Path(source), report)
+    kept: dict[tuple[str, str, str], Pair] = {}
+    for pair in pairs:
+        if pair.chosen.strip() == pair.rejected.strip():
+            report.identical += 1
+        elif (pair.prompt, pair.chosen, pair.rejected) in kept:
+            report.duplicates += 1
+        else:
+            kept[(pair.prompt, pair.chosen, pair.rejected)] = pair
+    contradicted = {k for k in kept if (k[0], k[2], k[1]) in kept}
+    report.conflicting = len(contradicted)
+    return [p for k, p in kept.items() if k not in contradicted], report
+
+
+def _position(prompt: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}\x00preferences\x00{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_pairs(pairs: list[Pair], heldout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """(train, held out) by a hash of each prompt; at least one prompt is held out."""
+    held = [p for p in pairs if _position(p.prompt, seed) < heldout]
+    if not held and len({p.prompt for p in pairs}) > 1:
+        first = min(pairs, key=lambda p: _position(p.prompt, seed)).prompt
+        held = [p for p in pairs if p.prompt == first]
+    return [p for p in pairs if p not in held], held
+
+
+def too_few(report: PreferenceReport, needed: int) -> str:
+    """Why a run refuses, and what to do: how many more decisive votes (or rows) it takes."""
+    dropped = {"tie": "ties", "both_bad": "both bad", "skip": "skips"}
+    parts = [f"{n} {dropped[k]}" for k, n in report.left_out.items() if n]
+    if report.identical:
+        parts.append(f"{report.identical} with chosen = rejected")
+    if report.conflicting:
+        parts.append(f"{report.conflicting} contradicted by another vote")
+    if report.broken:
+        parts.append(f"{len(report.broken)} broken rows (first: {report.broken[0]})")
+    why = f" ({', '.join(parts)} do not count)" if parts else ""
+    more = needed - report.usable
+    if report.source.startswith(("review:", "arena:")):
+        name = report.source.split(":", 1)[1]
+        todo = (f"vote on at least {more} more items with a clear winner "
+                f"(`tunelab review {name}`)")
+    else:
+        todo = f"add at least {more} more pairs to the file"
+    return (f"{report.source} gives {report.usable} usable preference pairs{why}; a dpo stage "
+            f"needs at least {needed} (method.min_pairs): {todo}, or lower method.min_pairs")
+
+
+@dataclass(frozen=True)
+class PreferenceData:
+    """What every trial of a dpo stage reads: the pairs, the parent's validation and test
+    splits, the base model and the parent's adapter (None when the parent is full weights)."""
+
+    fingerprint: str
+    folder: Path
+    report: PreferenceReport
+    files: dict[str, Path]
+    base: str
+    parent_adapter: str | None
+
+
+def _pair_row(pair: Pair) -> dict[str, Any]:
+    return {"prompt": pair.prompt, "messages": pair.messages, "chosen": pair.chosen,
+            "rejected": pair.rejected, "origin": pair.origin}
+
+
+def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
+    """Checks and splits the pairs, writes them beside the parent's splits; refuses with too few."""
+    exp = spec.experiment
+    method = exp.method
+    pairs, report = load_pairs(str(method.preferences), store)
+    train, held = split_pairs(pairs, method.heldout, exp.train.seed)
+    report.train, report.heldout = len(train), len(held)
+    if report.usable < method.min_pairs or not train or not held:
+        raise SpecError(too_few(report, max(method.min_pairs, 2)), "too few preference pairs")
+    name, number = method.parent
+    _, parent_folder = _parent_trial(store, name, number)
+    manifest = json.loads((parent_folder / "manifest.json").read_text())
+    best = parent_folder / "best"
+    adapter = (best / "adapter_config.json").exists()
+    content = json.dumps([[_pair_row(p) for p in train], [_pair_row(p) for p in held],
+                          method.from_, manifest["data"]], sort_keys=True, ensure_ascii=False)
+    fingerprint = "prefs-" + hashlib.sha256(content.encode()).hexdigest()[:12]
+    out = folder / fingerprint
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"train": out / "train.jsonl", "heldout": out / "heldout.jsonl"}
+    for split, rows in (("train", train), ("heldout", held)):
+        text = "".join(json.dumps(_pair_row(p), ensure_ascii=False) + "\n" for p in rows)
+        files[split].write_text(text, encoding="utf-8")
+    for split in ("validation", "test"):  # the parent's: does preference tuning cost accuracy?
+        if manifest["data"].get(split) and Path(manifest["data"][split]).exists():
+            files[split] = Path(manifest["data"][split])
+    return PreferenceData(fingerprint, out, report, files,
+                          base=manifest["base"] if adapter else str(best),
+                          parent_adapter=str(best) if adapter else None)
+
+
+def report_event(experiment: str, data: PreferenceData) -> dict[str, Any]:
+    """The data_reports row of the pairs: read, left out, kept for training and held out."""
+    import time
+
+    r = data.report
+    findings = [{"check": "broken", "level": "warning", "message": b, "count": 1, "removed": 1,
+                 "examples": []} for b in r.broken[:20]]
+    for check, count in (("identical", r.identical), ("conflicting", r.conflicting)):
+        if count:
+            findings.append({"check": check, "level": "info", "count": count, "removed": count,
+                             "message": f"{count} pairs dropped ({check})", "examples": []})
+    return {"table": "data_reports", "row": {
+        "experiment": experiment, "fingerprint": data.fingerprint, "created_at": time.time(),
+        "sources": json.dumps([r.source]), "formats": json.dumps({r.source: "preferences"}),
+        "template": None, "tokenizer": None, "rows_read": r.rows_read,
+        "rows_rejected": len(r.broken) + sum(r.left_out.values()),
+        "duplicates_removed": r.duplicates, "leaked_removed": 0, "train_rows": r.train,
+        "validation_rows": r.heldout, "test_rows": None, "tokens_p50": None, "tokens_p99": None,
+        "tokens_max": None, "findings": json.dumps(findings, ensure_ascii=False),
+        "report": r.to_json()}}
