@@ -58,10 +58,7 @@ def new(
     from tunelab.engine import review
 
     st.flush_orphans(store)
-    rows = (review.test_prompts(store, experiment, n) if prompts == "test"
-            else review.file_prompts(Path(prompts), n))
-    if not rows:
-        raise TunelabError(f"no prompts found in {prompts}", "no prompts")
+    rows = review.prompts_for(store, experiment, prompts, n)
     refs = [m.strip() for m in models.split(",") if m.strip()]
     label = name or experiment
     with console.status(f"generating {len(rows)} outputs for {len(refs)} models…") as status:
