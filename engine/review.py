@@ -4,9 +4,11 @@ recorded), hand out items to a rater, record votes, compute the statistics, expo
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import itertools
 import json
+import os
 import random
 import time
 import uuid
@@ -164,6 +166,11 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     found = find_review(store, review_id)
     assert found is not None
     return found
+
+
+def rater_name(given: str | None = None) -> str:
+    """Who votes: `--rater`, else $TUNELAB_RATER, else the login name."""
+    return given or os.environ.get("TUNELAB_RATER") or getpass.getuser()
 
 
 def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str) -> ReviewItem | None:

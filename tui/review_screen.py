@@ -21,7 +21,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from tunelab import store as st
-from tunelab.engine.review import flagged, next_item
+from tunelab.engine.review import fit_ratings, flagged, next_item
+from tunelab.store.errors import TunelabError
+from tunelab.tui.review_stats_screen import ReviewStatsScreen, back_or_exit
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
            "skip": "skipped"}
@@ -63,13 +65,19 @@ class ReviewScreen(Screen):
         Binding("u", "undo", "undo"),
         Binding("r", "reveal", "reveal last"),
         Binding("c", "comment", "comment"),
+        Binding("i", "stats", "stats"),
         Binding("q", "leave", "quit / back"),
     ]
+    LEAVE_BOOTSTRAP = 300  # resamples for the ratings fitted on the way out (well under a second)
 
     @dataclass
     class Loaded(Message):
         items: list[st.ReviewItem]
         votes: list[st.VoteRecord]
+
+    @dataclass
+    class Fitted(Message):
+        error: str | None  # why the ratings could not be saved, if they could not
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
         super().__init__()
@@ -82,6 +90,7 @@ class ReviewScreen(Screen):
         self.shown_at = time.monotonic()
         self.history: list[tuple[str, st.ReviewItem, str, float]] = []  # id, item, choice, s
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
+        self.leaving = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -124,8 +133,7 @@ class ReviewScreen(Screen):
         total = len(self.items)
         self.query_one("#progress", Static).update(
             f"item {min(len(self.done) + 1, total)} of {total}" if self.current else
-            f"all {total} items voted · press q to quit, then `tunelab review stats "
-            f"{self.review.name}`")
+            f"all {total} items voted · i shows the statistics, q quits")
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
         self.query_one("#output-a", Static).update(item.output_a if item else "")
@@ -186,11 +194,37 @@ class ReviewScreen(Screen):
 
         self.app.push_screen(CommentDialog(), save)
 
+    def action_stats(self) -> None:
+        self.app.push_screen(ReviewStatsScreen(self.store_path, self.review,
+                                               before=lambda: self.spool.ingest(wait=2)))
+
     def action_leave(self) -> None:
-        if len(self.app.screen_stack) > 2:  # pushed from the trials screen of `tunelab tui`
-            self.app.pop_screen()
-        else:
-            self.app.exit()
+        """The session ends: the votes go into the store and the ratings are fitted again (in
+        a worker), so the `leaderboard` view is current; then back, or out of the app."""
+        if self.leaving:
+            return
+        self.leaving = True
+        self.query_one("#status", Static).update("saving the votes and fitting the ratings…")
+        self._fit_and_leave()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="leave")
+    def _fit_and_leave(self) -> None:
+        error = None
+        try:
+            self.spool.ingest(wait=2)
+            fit_ratings(self.store_path, self.review.experiment, self.LEAVE_BOOTSTRAP,
+                        review_id=self.review.id)
+        except TunelabError as failed:
+            error = failed.message
+        except Exception as failed:  # noqa: BLE001 - the votes are safe in the spool
+            error = f"{type(failed).__name__}: {failed}"
+        self.post_message(self.Fitted(error))
+
+    def on_review_screen_fitted(self, message: Fitted) -> None:
+        if message.error:
+            self.app.notify(f"votes kept; ratings not saved: {message.error}",
+                            severity="warning", timeout=6)
+        back_or_exit(self.app)
 
     @work(thread=True, exit_on_error=False, group="ingest")
     def _ingest(self) -> None:
@@ -201,11 +235,16 @@ class ReviewScreen(Screen):
 
 
 class ReviewApp(App):
-    """The screen on its own, for `tunelab review`."""
+    """The screen on its own, for `tunelab review` (or the statistics, for `review stats
+    --tui`)."""
 
-    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
+    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
+                 stats: bool = False) -> None:
         super().__init__()
-        self.store_path, self.review, self.rater = store_path, review, rater
+        self.store_path, self.review, self.rater, self.stats = store_path, review, rater, stats
 
     def on_mount(self) -> None:
-        self.push_screen(ReviewScreen(self.store_path, self.review, self.rater))
+        if self.stats:
+            self.push_screen(ReviewStatsScreen(self.store_path, self.review))
+        else:
+            self.push_screen(ReviewScreen(self.store_path, self.review, self.rater))
