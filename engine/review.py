@@ -31,6 +31,7 @@ from tunelab.store import (
 )
 
 REPEAT_SHARE = 0.1  # items shown again later with sides swapped, to measure consistency
+GENERATE_BATCH = 16  # prompts per generate() call; progress is reported after each
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
            prompt_set: str, max_new_tokens: int = 128,
            progress: Callable[[int, int], None] | None = None) -> ReviewRecord:
     """Generates every model's outputs (greedy, the training template), then writes the review
-    and its items. Generation runs here, once, before anyone votes."""
+    and its items. Generation runs here, once, before anyone votes. `progress(done, total)` is
+    called with the outputs generated so far."""
     from tunelab.engine import chat_render
     from tunelab.engine.generate import generate
     from tunelab.engine.models_ref import ModelPool, resolve
@@ -134,7 +136,8 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     pool = ModelPool()
     outputs: dict[str, list[str]] = {}
     shown: list[str] = []
-    for k, source in enumerate(sources.values()):
+    done = 0
+    for source in sources.values():
         model, tokenizer = pool.get(source)
         template = chat_render.template_text(prompts[0].get("template", "auto"), tokenizer)
         rendered = [chat_render.generation_prompt(_conversation(r), tokenizer, template)
@@ -142,9 +145,14 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
         texts = [p[0] for p in rendered if p is not None]
         if not shown:
             shown = [r.get("prompt") or p[0] for r, p in zip(prompts, rendered, strict=True) if p]
-        outputs[source.ref] = generate(model, tokenizer, texts, max_new_tokens)
-        if progress:
-            progress(k + 1, len(sources))
+        outputs[source.ref] = []
+        for start in range(0, len(texts), GENERATE_BATCH):  # a batch at a time, to say how far
+            batch = texts[start:start + GENERATE_BATCH]
+            outputs[source.ref] += generate(model, tokenizer, batch, max_new_tokens,
+                                            batch_size=GENERATE_BATCH)
+            done += len(batch)
+            if progress:
+                progress(done, len(sources) * len(texts))
     review_id = uuid.uuid4().hex
     now = time.time()
     plan = schedule(refs, len(shown), seed=int(review_id[:8], 16))

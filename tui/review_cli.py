@@ -58,7 +58,7 @@ def new(
     with console.status(f"generating {len(rows)} outputs for {len(refs)} models…") as status:
         found = review.create(store, experiment, label, refs, rows, prompts, max_new_tokens,
                               progress=lambda k, total: status.update(
-                                  f"generated for {k} of {total} models…"))
+                                  f"generated {k} of {total} outputs…"))
     items = st.review_items(store, found.id)
     console.print(f"review [bold]{label}[/]: {len(items)} items comparing "
                   f"{', '.join(found.models)} (sides random per item)")

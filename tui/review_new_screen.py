@@ -27,6 +27,12 @@ from tunelab.tui.review_stats_screen import ReviewStatsScreen
 from tunelab.tui.screens.source import Trial
 
 
+class ModelList(SelectionList[str]):
+    """Space ticks a model; Enter creates the review, as in the boxes below."""
+
+    BINDINGS = [Binding("enter", "screen.create", "create", show=False)]
+
+
 class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
     """Models, prompts, how many, a name; Enter in a box (or Create) generates the outputs."""
 
@@ -81,8 +87,8 @@ class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
             name, k = f"{self.experiment}-{k}", k + 1
         with Vertical(id="new-box") as box:
             box.border_title = f"New blind review · {self.experiment}"
-            yield Static("Models to compare (space toggles; two or more):")
-            yield SelectionList[str](*[(label, ref, ref in self.chosen)
+            yield Static(id="new-chosen")
+            yield ModelList(*[(label, ref, ref in self.chosen)
                                        for ref, label in self.choices], id="new-models")
             with Horizontal(classes="row"):
                 yield Label("Prompts")
@@ -93,17 +99,31 @@ class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
                 yield Input("50", type="integer", id="new-n")
                 yield Label(" Name")
                 yield Input(name, id="new-name")
-            yield Static("Prompts: `test` is the experiment's test split, or give a file of "
-                         '{"prompt": …} lines. Enter creates, Esc cancels.', id="new-status")
+            yield Static("Prompts: test (the experiment's test split) or a file of "
+                         '{"prompt": …} lines. Tab moves, Enter creates, Esc cancels.',
+                         id="new-status")
             yield ProgressBar(show_eta=False, id="new-progress")
             with Horizontal(id="new-buttons"):
                 yield Button("Create", variant="primary", id="new-create")
                 yield Button("Cancel", id="new-cancel")
 
     def on_mount(self) -> None:
+        models = self.query_one(ModelList)
+        models.highlighted = 0
+        models.focus()
+        self._say_chosen()
         if len(self.choices) < 2:
             self._say(f"{self.experiment} has no complete trial yet, so there is nothing to "
                       "compare the base with: run the experiment first.", error=True)
+
+    def on_selection_list_selected_changed(self) -> None:
+        self._say_chosen()
+
+    def _say_chosen(self) -> None:
+        """The ticks differ by colour only: the chosen models are also said in words."""
+        chosen = self.query_one(ModelList).selected
+        self.query_one("#new-chosen", Static).update(
+            "Models (space ticks; two or more) · chosen: " + (", ".join(chosen) or "none"))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "new-create":
@@ -145,7 +165,7 @@ class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
         for widget in self.query("Input, SelectionList, #new-create"):
             widget.disabled = True
         bar = self.query_one(ProgressBar)
-        bar.update(total=len(refs), progress=0)
+        bar.update(total=None, progress=0)  # until the first outputs say how many there are
         bar.add_class("running")
         self._tick()
         self.set_interval(1, self._tick, name="elapsed")
@@ -154,9 +174,10 @@ class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
     def _tick(self) -> None:
         if self.started is None:
             return
-        bar = self.query_one(ProgressBar)
-        self._say(f"Generating the outputs: {self.done} of {fmt.number(int(bar.total or 0))} "
-                  f"models done · {fmt.duration(time.monotonic() - self.started)}")
+        total = self.query_one(ProgressBar).total
+        done = (f"{self.done} of {fmt.number(int(total))} outputs done" if self.done and total
+                else "loading the first model")
+        self._say(f"Generating: {done} · {fmt.duration(time.monotonic() - self.started)}")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="create")
     def _create(self, refs: list[str], prompts: str, n: int, name: str) -> None:

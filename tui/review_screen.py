@@ -63,12 +63,12 @@ class ReviewScreen(Screen):
         Binding("x", "vote('both_bad')", "both bad"),
         Binding("s", "vote('skip')", "skip"),
         Binding("u", "undo", "undo"),
-        Binding("r", "reveal", "reveal last"),
-        Binding("c", "comment", "comment"),
-        Binding("i", "stats", "stats"),
-        Binding("q", "leave", "quit / back"),
+        Binding("q", "leave", "done"),
+        # named on the progress line, so that every key shows in 80 columns
+        Binding("r", "reveal", "reveal", show=False),
+        Binding("c", "comment", "comment", show=False),
+        Binding("i", "stats", "stats", show=False),
     ]
-    LEAVE_BOOTSTRAP = 300  # resamples for the ratings fitted on the way out (well under a second)
 
     @dataclass
     class Loaded(Message):
@@ -105,7 +105,8 @@ class ReviewScreen(Screen):
                 yield Static("B", classes="label")
                 yield Static(id="output-b")
         yield Static(id="status")
-        yield Footer()
+        # every key in 80 columns: no padding, and ctrl+p (which still works) left unsaid
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = f"review {self.review.name}"
@@ -132,7 +133,8 @@ class ReviewScreen(Screen):
         self.current = next_item(self.items, votes, self.rater)
         total = len(self.items)
         self.query_one("#progress", Static).update(
-            f"item {min(len(self.done) + 1, total)} of {total}" if self.current else
+            f"item {min(len(self.done) + 1, total)} of {total} · r reveal last · c comment · "
+            "i stats" if self.current else
             f"all {total} items voted · i shows the statistics, q quits")
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
@@ -212,8 +214,9 @@ class ReviewScreen(Screen):
         error = None
         try:
             self.spool.ingest(wait=2)
-            fit_ratings(self.store_path, self.review.experiment, self.LEAVE_BOOTSTRAP,
-                        review_id=self.review.id)
+            # the same fit as the statistics screen's (same resamples, same seed): the same
+            # votes give the same numbers everywhere
+            fit_ratings(self.store_path, self.review.experiment, review_id=self.review.id)
         except TunelabError as failed:
             error = failed.message
         except Exception as failed:  # noqa: BLE001 - the votes are safe in the spool

@@ -108,7 +108,7 @@ def pairs_view(pairs: list[rs.PairRecord]) -> Group | Text:
         seen.add(frozenset((p.model, p.other)))
         table.add_row(p.model, p.other, str(p.wins), str(p.ties), str(p.losses),
                       percent(p.win_rate), f"{percent(p.low)}–{percent(p.high)}")
-    return Group(heading("Pairs", "win rate with ties half; Wilson 95 % interval"), table)
+    return Group(heading("Pairs", "tie: tie or both bad, half a win; Wilson 95 % interval"), table)
 
 
 def bias_view(b: rs.PositionBias) -> Text:
@@ -157,7 +157,7 @@ class ReviewStatsScreen(Screen):
     #stats-body Static { margin-bottom: 1; }
     """
     BINDINGS = [
-        Binding("r", "refit", "refit"),
+        Binding("r", "refit", "recount"),
         Binding("escape,q", "leave", "back"),
     ]
 
@@ -191,7 +191,7 @@ class ReviewStatsScreen(Screen):
         self._compute()
 
     def action_refit(self) -> None:
-        self.query_one("#stats-status", Static).update("fitting the ratings again…")
+        self.query_one("#stats-status", Static).update("counting the votes again…")
         self._compute()
 
     def action_leave(self) -> None:
