@@ -4,9 +4,11 @@ recorded), hand out items to a rater, record votes, compute the statistics, expo
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import itertools
 import json
+import os
 import random
 import time
 import uuid
@@ -16,18 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine import review_stats as rs
-from tunelab.engine.errors import TrainError
+from tunelab.engine.errors import DataError, TrainError
 from tunelab.store import (
     ReviewItem,
     ReviewRecord,
     Spool,
     VoteRecord,
     find_review,
+    list_reviews,
     review_items,
     review_votes,
 )
 
 REPEAT_SHARE = 0.1  # items shown again later with sides swapped, to measure consistency
+GENERATE_BATCH = 16  # prompts per generate() call; progress is reported after each
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,35 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
 
 def file_prompts(path: Path, n: int) -> list[dict[str, Any]]:
     """Prompts from a JSON-lines file: {"prompt": …} rows (or chat `messages`)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror or error}", "no prompts") from None
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(_conversation(json.loads(line)))
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise DataError(f"{path}:{number}: not JSON; each line is {{\"prompt\": …}}",
+                            "no prompts") from None
+        if not isinstance(row, dict) or not (row.get("prompt") or row.get("messages")):
+            raise DataError(f"{path}:{number}: no \"prompt\" (or \"messages\") in this line",
+                            "no prompts")
+        rows.append(_conversation(row))
     return rows[:n]
+
+
+def prompts_for(store: Path, experiment: str, prompt_set: str, n: int) -> list[dict[str, Any]]:
+    """`test` (the experiment's test split) or a JSON-lines file: the first n prompts."""
+    if n < 1:
+        raise DataError(f"compare on at least one prompt (got {n})", "no prompts")
+    rows = (test_prompts(store, experiment, n) if prompt_set == "test"
+            else file_prompts(Path(prompt_set).expanduser(), n))
+    if not rows:
+        raise DataError(f"no prompts found in {prompt_set}", "no prompts")
+    return rows
 
 
 def _conversation(row: dict[str, Any]) -> dict[str, Any]:
@@ -89,19 +117,27 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
            prompt_set: str, max_new_tokens: int = 128,
            progress: Callable[[int, int], None] | None = None) -> ReviewRecord:
     """Generates every model's outputs (greedy, the training template), then writes the review
-    and its items. Generation runs here, once, before anyone votes."""
+    and its items. Generation runs here, once, before anyone votes. `progress(done, total)` is
+    called with the outputs generated so far."""
     from tunelab.engine import chat_render
     from tunelab.engine.generate import generate
     from tunelab.engine.models_ref import ModelPool, resolve
 
-    if len(set(models)) < 2:
-        raise TrainError("a review compares at least two different models")
-    sources = [resolve(store, experiment, ref) for ref in models]
-    refs = [s.ref for s in sources]  # best resolved to trial:N
+    if not prompts:
+        raise DataError("a review needs at least one prompt", "no prompts")
+    sources: dict[str, Any] = {}
+    for ref in models:  # best resolved to trial:N; best and that trial are one model
+        source = resolve(store, experiment, ref)
+        sources.setdefault(source.ref, source)
+    if len(sources) < 2:
+        raise TrainError(f"a review compares at least two different models; got {len(sources)}"
+                         f" ({', '.join(models) or 'none chosen'})", "fewer than two models")
+    refs = list(sources)
     pool = ModelPool()
     outputs: dict[str, list[str]] = {}
     shown: list[str] = []
-    for k, source in enumerate(sources):
+    done = 0
+    for source in sources.values():
         model, tokenizer = pool.get(source)
         template = chat_render.template_text(prompts[0].get("template", "auto"), tokenizer)
         rendered = [chat_render.generation_prompt(_conversation(r), tokenizer, template)
@@ -109,9 +145,14 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
         texts = [p[0] for p in rendered if p is not None]
         if not shown:
             shown = [r.get("prompt") or p[0] for r, p in zip(prompts, rendered, strict=True) if p]
-        outputs[source.ref] = generate(model, tokenizer, texts, max_new_tokens)
-        if progress:
-            progress(k + 1, len(sources))
+        outputs[source.ref] = []
+        for start in range(0, len(texts), GENERATE_BATCH):  # a batch at a time, to say how far
+            batch = texts[start:start + GENERATE_BATCH]
+            outputs[source.ref] += generate(model, tokenizer, batch, max_new_tokens,
+                                            batch_size=GENERATE_BATCH)
+            done += len(batch)
+            if progress:
+                progress(done, len(sources) * len(texts))
     review_id = uuid.uuid4().hex
     now = time.time()
     plan = schedule(refs, len(shown), seed=int(review_id[:8], 16))
@@ -133,6 +174,11 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     found = find_review(store, review_id)
     assert found is not None
     return found
+
+
+def rater_name(given: str | None = None) -> str:
+    """Who votes: `--rater`, else $TUNELAB_RATER, else the login name."""
+    return given or os.environ.get("TUNELAB_RATER") or getpass.getuser()
 
 
 def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str) -> ReviewItem | None:
@@ -169,17 +215,47 @@ class ReviewStats:
 
 
 def stats(store: Path, name: str, bootstrap: int = 1000) -> ReviewStats:
+    """Everything the stats screen and `review stats` show. The ratings are fitted by
+    `fit_ratings`, so they are also written to the store (the `leaderboard` view)."""
     review = find_review(store, name)
     if review is None:
-        raise TrainError(f"no review {name!r} in {store}")
+        raise TrainError(f"no review {name!r} in {store}", "unknown review")
     items = review_items(store, review.id)
     votes = as_votes(items, review_votes(store, review.id))
     per_rater: dict[str, int] = {}
     for v in votes:
         per_rater[v.rater] = per_rater.get(v.rater, 0) + 1
-    return ReviewStats(review, len(items), len(votes), rs.pairwise(votes),
-                       rs.ratings(votes, bootstrap=bootstrap), rs.position_bias(votes),
-                       rs.agreement(votes), rs.self_consistency(votes), per_rater)
+    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id)
+    return ReviewStats(review, len(items), len(votes), rs.pairwise(votes), fitted[review.id],
+                       rs.position_bias(votes), rs.agreement(votes), rs.self_consistency(votes),
+                       per_rater)
+
+
+def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
+                review_id: str | None = None) -> dict[str, list[rs.Rating]]:
+    """Bradley–Terry ratings per review (scope: the review's id) and over every review and arena
+    of the experiment pooled (scope 'all'), written to `review_ratings` through a spool, so the
+    `leaderboard` view shows them. With `review_id`, only that review and the pool are refitted.
+
+    A model left without counted votes (all undone) gets no new row: its last one stays in
+    `review_ratings` (a spooled NULL cannot blank a column), and the leaderboard, which lists
+    models by their live votes, no longer shows it."""
+    reviews = [r for r in list_reviews(store) if r.experiment == experiment]
+    votes = {r.id: as_votes(review_items(store, r.id), review_votes(store, r.id))
+             for r in reviews}
+    scopes = {r.id: votes[r.id] for r in reviews if review_id in (None, r.id)}
+    scopes["all"] = [v for vs in votes.values() for v in vs]
+    fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap)
+              for scope, scope_votes in scopes.items()}
+    now = time.time()
+    events = [{"table": "review_ratings", "row": {
+        "experiment": experiment, "scope": scope, "model_ref": r.model, "rating": r.rating,
+        "rating_low": r.low, "rating_high": r.high, "rank": r.rank, "votes": r.votes,
+        "fitted_at": now}} for scope, found in fitted.items() for r in found]
+    if events:
+        with Spool(store, tag="ratings") as spool:
+            spool.write(events)
+    return fitted
 
 
 def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, int]]:

@@ -126,6 +126,10 @@ def test_stats_and_dpo_export_from_the_command_line(reviewed) -> None:
     assert stats.returncode == 0, stats.stderr
     assert "Bradley–Terry" in stats.stdout and "Cohen's κ" in stats.stdout
     assert "left position" in stats.stdout
+    board = st.query(store, "SELECT model_ref, rating, votes, votes_at_fit FROM leaderboard "
+                            "WHERE experiment = 'tiny'").rows
+    assert board and all(rating is not None and votes == at_fit  # stats saved a current fit
+                         for _, rating, votes, at_fit in board)
     out = store.parent / "prefs.jsonl"
     export = subprocess.run([*tunelab_command(), "review", "export", found.name, "--format", "dpo",
                              "--out", str(out), "--store", str(store)],

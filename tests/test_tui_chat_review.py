@@ -31,8 +31,8 @@ async def test_v_opens_the_review_and_t_a_chat_and_both_come_back(trained_store:
         await pilot.press("v")  # the experiment's review (made above): vote, then back
         await _settle(pilot)
         assert isinstance(app.screen, ReviewScreen)
-        await pilot.press("q")
-        await pilot.pause()
+        await pilot.press("q")  # back once the ratings are fitted (in a worker)
+        await _settle(pilot)
         assert isinstance(app.screen, TrialsScreen)
         await pilot.press("j", "t")  # the row under the baseline: trial 0
         await _settle(pilot)

@@ -3,9 +3,7 @@ the votes as DPO preference pairs."""
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -37,10 +35,6 @@ review_app = typer.Typer(cls=_VoteByDefault, no_args_is_help=True,
                          help="Blind A/B review: new, vote (the default), stats, export.")
 
 
-def _rater(rater: str | None) -> str:
-    return rater or os.environ.get("TUNELAB_RATER") or getpass.getuser()
-
-
 @review_app.command("new")
 def new(
     experiment: Annotated[str, typer.Argument(help="The experiment whose models to compare.")],
@@ -58,16 +52,13 @@ def new(
     from tunelab.engine import review
 
     st.flush_orphans(store)
-    rows = (review.test_prompts(store, experiment, n) if prompts == "test"
-            else review.file_prompts(Path(prompts), n))
-    if not rows:
-        raise TunelabError(f"no prompts found in {prompts}", "no prompts")
+    rows = review.prompts_for(store, experiment, prompts, n)
     refs = [m.strip() for m in models.split(",") if m.strip()]
     label = name or experiment
     with console.status(f"generating {len(rows)} outputs for {len(refs)} models…") as status:
         found = review.create(store, experiment, label, refs, rows, prompts, max_new_tokens,
                               progress=lambda k, total: status.update(
-                                  f"generated for {k} of {total} models…"))
+                                  f"generated {k} of {total} outputs…"))
     items = st.review_items(store, found.id)
     console.print(f"review [bold]{label}[/]: {len(items)} items comparing "
                   f"{', '.join(found.models)} (sides random per item)")
@@ -81,26 +72,40 @@ def vote(
     = None,
     store: StoreOption = Path(st.DEFAULT_STORE),
 ) -> None:
-    """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment."""
+    """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment,
+    i statistics."""
+    from tunelab.engine import review
     from tunelab.tui.review_screen import ReviewApp
 
     st.flush_orphans(store)
+    ReviewApp(store, _found(store, name), review.rater_name(rater)).run()
+
+
+def _found(store: Path, name: str) -> st.ReviewRecord:
     found = st.find_review(store, name)
     if found is None:
         raise TunelabError(f"no review {name!r} in {store}; create one with "
                            f"`tunelab review new EXPERIMENT`", "unknown review")
-    ReviewApp(store, found, _rater(rater)).run()
+    return found
 
 
 @review_app.command("stats")
 def stats(
     name: Annotated[str, typer.Argument(help="The review's name.")],
+    tui: Annotated[bool, typer.Option("--tui", help="The statistics screen (with interval "
+                                      "bars) instead of text.")] = False,
     store: StoreOption = Path(st.DEFAULT_STORE),
 ) -> None:
-    """Win rates, Bradley–Terry ratings with intervals, position bias, agreement."""
+    """Win rates, Bradley–Terry ratings with intervals, position bias, agreement. The ratings
+    are saved to the store (the leaderboard view)."""
     from tunelab.engine import review
 
     st.flush_orphans(store)
+    if tui:
+        from tunelab.tui.review_screen import ReviewApp
+
+        ReviewApp(store, _found(store, name), review.rater_name(None), stats=True).run()
+        return
     s = review.stats(store, name)
     console.print(f"[bold]{s.review.name}[/] · {s.votes} votes on {s.items} items · "
                   + ", ".join(f"{r} {k}" for r, k in sorted(s.per_rater.items())))

@@ -21,7 +21,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from tunelab import store as st
-from tunelab.engine.review import flagged, next_item
+from tunelab.engine.review import fit_ratings, flagged, next_item
+from tunelab.store.errors import TunelabError
+from tunelab.tui.review_stats_screen import ReviewStatsScreen, back_or_exit
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
            "skip": "skipped"}
@@ -61,15 +63,21 @@ class ReviewScreen(Screen):
         Binding("x", "vote('both_bad')", "both bad"),
         Binding("s", "vote('skip')", "skip"),
         Binding("u", "undo", "undo"),
-        Binding("r", "reveal", "reveal last"),
-        Binding("c", "comment", "comment"),
-        Binding("q", "leave", "quit / back"),
+        Binding("q", "leave", "done"),
+        # named on the progress line, so that every key shows in 80 columns
+        Binding("r", "reveal", "reveal", show=False),
+        Binding("c", "comment", "comment", show=False),
+        Binding("i", "stats", "stats", show=False),
     ]
 
     @dataclass
     class Loaded(Message):
         items: list[st.ReviewItem]
         votes: list[st.VoteRecord]
+
+    @dataclass
+    class Fitted(Message):
+        error: str | None  # why the ratings could not be saved, if they could not
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
         super().__init__()
@@ -82,6 +90,7 @@ class ReviewScreen(Screen):
         self.shown_at = time.monotonic()
         self.history: list[tuple[str, st.ReviewItem, str, float]] = []  # id, item, choice, s
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
+        self.leaving = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -96,7 +105,8 @@ class ReviewScreen(Screen):
                 yield Static("B", classes="label")
                 yield Static(id="output-b")
         yield Static(id="status")
-        yield Footer()
+        # every key in 80 columns: no padding, and ctrl+p (which still works) left unsaid
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = f"review {self.review.name}"
@@ -123,9 +133,9 @@ class ReviewScreen(Screen):
         self.current = next_item(self.items, votes, self.rater)
         total = len(self.items)
         self.query_one("#progress", Static).update(
-            f"item {min(len(self.done) + 1, total)} of {total}" if self.current else
-            f"all {total} items voted · press q to quit, then `tunelab review stats "
-            f"{self.review.name}`")
+            f"item {min(len(self.done) + 1, total)} of {total} · r reveal last · c comment · "
+            "i stats" if self.current else
+            f"all {total} items voted · i shows the statistics, q quits")
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
         self.query_one("#output-a", Static).update(item.output_a if item else "")
@@ -186,11 +196,38 @@ class ReviewScreen(Screen):
 
         self.app.push_screen(CommentDialog(), save)
 
+    def action_stats(self) -> None:
+        self.app.push_screen(ReviewStatsScreen(self.store_path, self.review,
+                                               before=lambda: self.spool.ingest(wait=2)))
+
     def action_leave(self) -> None:
-        if len(self.app.screen_stack) > 2:  # pushed from the trials screen of `tunelab tui`
-            self.app.pop_screen()
-        else:
-            self.app.exit()
+        """The session ends: the votes go into the store and the ratings are fitted again (in
+        a worker), so the `leaderboard` view is current; then back, or out of the app."""
+        if self.leaving:
+            return
+        self.leaving = True
+        self.query_one("#status", Static).update("saving the votes and fitting the ratings…")
+        self._fit_and_leave()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="leave")
+    def _fit_and_leave(self) -> None:
+        error = None
+        try:
+            self.spool.ingest(wait=2)
+            # the same fit as the statistics screen's (same resamples, same seed): the same
+            # votes give the same numbers everywhere
+            fit_ratings(self.store_path, self.review.experiment, review_id=self.review.id)
+        except TunelabError as failed:
+            error = failed.message
+        except Exception as failed:  # noqa: BLE001 - the votes are safe in the spool
+            error = f"{type(failed).__name__}: {failed}"
+        self.post_message(self.Fitted(error))
+
+    def on_review_screen_fitted(self, message: Fitted) -> None:
+        if message.error:
+            self.app.notify(f"votes kept; ratings not saved: {message.error}",
+                            severity="warning", timeout=6)
+        back_or_exit(self.app)
 
     @work(thread=True, exit_on_error=False, group="ingest")
     def _ingest(self) -> None:
@@ -201,11 +238,16 @@ class ReviewScreen(Screen):
 
 
 class ReviewApp(App):
-    """The screen on its own, for `tunelab review`."""
+    """The screen on its own, for `tunelab review` (or the statistics, for `review stats
+    --tui`)."""
 
-    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
+    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
+                 stats: bool = False) -> None:
         super().__init__()
-        self.store_path, self.review, self.rater = store_path, review, rater
+        self.store_path, self.review, self.rater, self.stats = store_path, review, rater, stats
 
     def on_mount(self) -> None:
-        self.push_screen(ReviewScreen(self.store_path, self.review, self.rater))
+        if self.stats:
+            self.push_screen(ReviewStatsScreen(self.store_path, self.review))
+        else:
+            self.push_screen(ReviewScreen(self.store_path, self.review, self.rater))

@@ -17,7 +17,6 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
-from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.tui.screens import source
 from tunelab.tui.screens.base import StoreScreen
@@ -91,6 +90,8 @@ class TrialsScreen(StoreScreen):
         Binding("c", "compare", "Compare"),
         Binding("t", "chat", "Chat"),
         Binding("v", "review", "Review"),
+        Binding("n", "review('new')", "New review", show=False),
+        Binding("V", "review('stats')", "Review stats", show=False),
         Binding("s", "sort", "Sort"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "back", "Back"),
@@ -298,25 +299,20 @@ class TrialsScreen(StoreScreen):
         self.app.push_screen(ChatScreen(trial.store, self.name_, f"trial:{trial.number}",
                                         runs / "probes.json"))
 
-    def action_review(self) -> None:
-        self._open_review()
+    def action_review(self, what: str = "vote") -> None:
+        """v votes in the experiment's newest review (or makes one), n makes a new one, V shows
+        the statistics."""
+        self._open_review(what)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="review")
-    def _open_review(self) -> None:
-        import getpass
-        import os
+    def _open_review(self, what: str) -> None:
+        from tunelab.tui.review_new_screen import open_review
 
-        from tunelab.tui.review_screen import ReviewScreen
-
-        store = self.experiment.stores[0]
-        found = st.find_review(store, self.name_)
-        if found is None:
-            self.app.call_from_thread(
-                self.notify, f"no review yet: tunelab review new {self.name_} --models base,best",
-                timeout=5)
-            return
-        rater = os.environ.get("TUNELAB_RATER") or getpass.getuser()
-        self.app.call_from_thread(self.app.push_screen, ReviewScreen(store, found, rater))
+        try:
+            open_review(self.app, self.experiment.stores[0], self.name_, what, self.trials,
+                        self.best, self.experiment.summary.objective or "eval_loss")
+        except Exception as error:  # noqa: BLE001
+            self.report(error)
 
     def action_select(self) -> None:
         trial = self._current_trial()
@@ -385,6 +381,10 @@ class TrialsScreen(StoreScreen):
         yield ("Compare selected trials", "overlaid curves, importance, objective vs parameter",
                self.action_compare)
         yield ("Filter trials", "state=complete lr<1e-3 …", self.action_filter)
+        yield ("New blind review", "pick models and prompts; outputs are generated",
+               lambda: self.action_review("new"))
+        yield ("Review statistics", "ratings, win rates, side bias, agreement",
+               lambda: self.action_review("stats"))
         yield ("Sort by the cursor's column", "again to reverse", self.action_sort)
         for t in self.trials:
             yield (f"Open trial {t.number}", f"{t.overview.state} {fmt.number(t.overview.value)}",

@@ -1,0 +1,150 @@
+"""The review's statistics screen and the new-review dialog, driven with Textual's Pilot at
+80×24 on real stores (the dialog generates with the tiny trained model)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+from review_helpers import leaderboard, vote_for, write_review
+from rich.console import Console
+from textual.widgets import Input, SelectionList, Static
+
+from tunelab import store as st
+from tunelab.tui.app import TunelabApp
+from tunelab.tui.review_new_screen import NewReviewDialog
+from tunelab.tui.review_screen import ReviewApp, ReviewScreen
+from tunelab.tui.review_stats_screen import ReviewStatsScreen
+from tunelab.tui.screens.trials import TrialsScreen
+
+
+async def _settle(pilot) -> None:  # noqa: ANN001
+    for _ in range(2):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def screen_text(screen) -> str:  # noqa: ANN001
+    """What the Statics of a screen show, as plain text."""
+    console = Console(width=78, file=io.StringIO(), record=True)
+    for widget in screen.query(Static):
+        console.print(widget.content)
+    return console.export_text()
+
+
+async def test_the_stats_screen_shows_ratings_with_bars_pairs_and_raters(tmp_path: Path) -> None:
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 24)
+    vote_for(store, "r1", "x", range(0, 18))
+    vote_for(store, "r1", "y", range(18, 24))
+    vote_for(store, "r1", "x", range(0, 10), rater="ben")
+    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        assert isinstance(app.screen, ReviewStatsScreen)
+        text = screen_text(app.screen)
+        assert "34 votes on 24 items by ana, ben" in text
+        rating_rows = [line for line in text.splitlines() if line.split()[:2] in (["1", "x"],
+                                                                                 ["2", "y"])]
+        assert len(rating_rows) == 2 and all("●" in row and "├" in row for row in rating_rows)
+        assert ["x", "y", "28", "0", "6", "82%", "66%–92%"] in [line.split() for line in
+                                                              text.splitlines()]  # the pair
+        assert "ana × ben: Cohen's κ" in text and "on 10 shared items" in text
+        assert "Side bias: the left output (A) won" in text and "⚠" not in text
+        await pilot.press("q")
+    board = leaderboard(store)  # opening the screen saved the ratings
+    assert board["x"]["rating_low"] < board["x"]["rating"] < board["x"]["rating_high"]
+    assert board["x"]["votes_at_fit"] == board["x"]["votes"] == 34
+
+
+async def test_a_side_bias_is_said_in_plain_words(tmp_path: Path) -> None:
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 20)
+    with st.Spool(store, tag="left") as spool:
+        spool.write([st.vote_event("r1", i, "ana", "a", 1.0) for i in range(20)])
+    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        text = " ".join(screen_text(app.screen).split())
+        assert "won 20 of 20 decisive votes (100%)" in text
+        assert "⚠ More left (A) wins than chance allows" in text
+
+
+async def test_votes_then_i_shows_them_and_leaving_saves_the_ratings(tmp_path: Path) -> None:
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 6)
+    app = ReviewApp(store, st.find_review(store, "r1"), "pilot")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        await pilot.press("a", "b", "t")
+        await pilot.press("i")  # the votes just cast are counted
+        await _settle(pilot)
+        assert isinstance(app.screen, ReviewStatsScreen)
+        assert "3 votes on 6 items by pilot" in screen_text(app.screen)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ReviewScreen)
+        await pilot.press("x")  # a fourth vote, after the last fit
+        await pilot.press("q")
+        await _settle(pilot)
+    board = leaderboard(store)
+    assert board["x"]["votes"] == board["x"]["votes_at_fit"] == 4
+
+
+async def _open_dialog(pilot) -> NewReviewDialog:  # noqa: ANN001
+    await _settle(pilot)
+    await pilot.press("enter")
+    await _settle(pilot)
+    assert isinstance(pilot.app.screen, TrialsScreen)
+    await pilot.press("n")
+    await _settle(pilot)
+    assert isinstance(pilot.app.screen, NewReviewDialog)
+    return pilot.app.screen
+
+
+async def test_a_review_made_in_the_tui_is_generated_then_opens_for_votes(
+        trained_store: Path) -> None:
+    name = f"tui-{uuid.uuid4().hex[:6]}"
+    app = TunelabApp([trained_store])
+    async with app.run_test(size=(80, 24)) as pilot:
+        dialog = await _open_dialog(pilot)
+        assert sorted(dialog.query_one(SelectionList).selected) == ["base", "trial:0"]
+        dialog.query_one("#new-n", Input).value = "2"
+        dialog.query_one("#new-name", Input).value = name
+        await pilot.click("#new-create")  # on screen at 80×24
+        await _settle(pilot)
+        assert isinstance(app.screen, ReviewScreen), screen_text(app.screen)
+        assert app.screen.review.name == name
+        assert "item 1 of" in screen_text(app.screen)
+    found = st.find_review(trained_store, name)
+    assert found is not None and found.models == ["base", "trial:0"]
+    items = st.review_items(trained_store, found.id)
+    assert {i.prompt for i in items} and len({i.prompt for i in items}) == 2
+    assert all(i.output_a is not None and i.output_b is not None for i in items)
+
+
+async def test_bad_input_in_the_dialog_is_said_and_nothing_typed_is_lost(
+        trained_store: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "questions.jsonl"
+    empty.write_text('{"question": "2+2="}\n')
+    app = TunelabApp([trained_store])
+    async with app.run_test(size=(80, 24)) as pilot:
+        dialog = await _open_dialog(pilot)
+        status = dialog.query_one("#new-status", Static)
+        dialog.query_one(SelectionList).deselect("base")
+        await pilot.click("#new-create")
+        assert "at least two models" in str(status.content)
+        dialog.query_one(SelectionList).select("base")
+        prompts = dialog.query_one("#new-prompts", Input)
+        prompts.value = str(empty)
+        prompts.focus()
+        await pilot.press("enter")  # Enter in a box creates too
+        await _settle(pilot)
+        assert app.screen is dialog
+        assert "no prompts" in str(status.content) and 'no "prompt"' in str(status.content)
+        assert dialog.query_one("#new-prompts", Input).value == str(empty)
+        assert not dialog.query_one("#new-create").disabled  # can be corrected and tried again
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, TrialsScreen)

@@ -1,0 +1,224 @@
+"""The statistics of one blind review, as a screen: who beats whom, by how much, and how far
+the votes themselves can be trusted (side bias, agreement between raters, self-consistency).
+
+The numbers are `engine.review.stats`, computed in a thread worker; computing them also fits
+the Bradley–Terry ratings and writes them to the store, so the `leaderboard` view is current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from tunelab import store as st
+from tunelab.engine import format as fmt
+from tunelab.engine import review
+from tunelab.engine import review_stats as rs
+from tunelab.store.errors import TunelabError
+
+BAR = 24  # characters of the interval plot
+
+
+def back_or_exit(app: App) -> None:
+    """Back to the screen underneath, or out of `tunelab review` when this is its only screen."""
+    if len(app.screen_stack) > 2:
+        app.pop_screen()
+    else:
+        app.exit()
+
+
+def heading(title: str, note: str) -> Text:
+    return Text.assemble((title, "bold"), (f" · {note}", "dim"))
+
+
+def percent(share: float) -> str:
+    return f"{share:.0%}"
+
+
+def forest(ratings: list[rs.Rating], width: int = BAR) -> tuple[str, list[Text]]:
+    """Each rating's 95 % interval as a bar on one shared scale (├──●──┤): bars that overlap
+    are models the votes do not yet tell apart. Returns the scale line and one bar per rating."""
+    low = min(r.low for r in ratings)
+    high = max(r.high for r in ratings)
+    span = (high - low) or 1.0
+
+    def at(x: float) -> int:
+        return round((x - low) / span * (width - 1))
+
+    bars = []
+    for r in ratings:
+        cells = [" "] * width
+        a, b = at(r.low), at(r.high)
+        for k in range(a, b + 1):
+            cells[k] = "─"
+        cells[a], cells[b] = "├", "┤"
+        cells[at(r.rating)] = "●"
+        bars.append(Text("".join(cells), style="bold" if r.rank == 1 else ""))
+    left, right = f"{low:.0f}", f"{high:.0f}"
+    return left + right.rjust(width - len(left)), bars
+
+
+def ratings_view(ratings: list[rs.Rating]) -> Group:
+    if not ratings:
+        return Group(Text("Ratings: no counted votes yet (skips count for no one).", style="bold"))
+    scale, bars = forest(ratings)
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for column, justify in (("rank", "right"), ("model", "left"), ("rating", "right"),
+                            ("interval", "right"), (scale, "left"), ("votes", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for r, bar in zip(ratings, bars, strict=True):
+        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", f"{r.low:.0f}–{r.high:.0f}", bar,
+                      fmt.number(r.votes))
+    if len(ratings) < 2:
+        note = ""
+    elif len({r.rank for r in ratings}) == 1:
+        note = ("The intervals overlap: the votes do not yet tell these models apart. More votes "
+                "narrow the intervals.")
+    else:
+        note = ("A model ranks below another only when its whole interval lies below that "
+                "model's interval.")
+    return Group(heading("Ratings", "Bradley–Terry, ties half; bars: 95 % intervals"), table,
+                 Text(note, style="dim"))
+
+
+def pairs_view(pairs: list[rs.PairRecord]) -> Group | Text:
+    """One row per pair of models, from the side of the one that won more."""
+    if not pairs:
+        return Text("Pairs: no counted votes yet.")
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for column in ("model", "vs", "won", "tie", "lost", "win rate", "interval"):
+        table.add_column(column, justify="left" if column in {"model", "vs"} else "right",
+                         no_wrap=True)
+    seen = set()
+    for p in sorted(pairs, key=lambda p: -p.win_rate):
+        if frozenset((p.model, p.other)) in seen:
+            continue
+        seen.add(frozenset((p.model, p.other)))
+        table.add_row(p.model, p.other, str(p.wins), str(p.ties), str(p.losses),
+                      percent(p.win_rate), f"{percent(p.low)}–{percent(p.high)}")
+    return Group(heading("Pairs", "tie: tie or both bad, half a win; Wilson 95 % interval"), table)
+
+
+def bias_view(b: rs.PositionBias) -> Text:
+    if not b.decisive:
+        return Text("Side bias: no decisive votes yet.")
+    text = Text(f"Side bias: the left output (A) won {b.left_wins} of {b.decisive} decisive votes "
+                f"({percent(b.share_left)}); binomial test p = {fmt.number(b.p_value)}.")
+    if b.p_value < 0.05:
+        side = "left (A)" if b.share_left > 0.5 else "right (B)"
+        text.append(f"\n⚠ More {side} wins than chance allows. Sides are random per item, so this "
+                    "comes from how the votes were cast, not from the models: judge the content, "
+                    "not the order you read it in.", style="bold yellow")
+    return text
+
+
+def kappa_words(kappa: float) -> str:
+    """Landis and Koch's plain words for a kappa."""
+    for bound, words in ((0.0, "no better than chance"), (0.2, "slight"), (0.4, "fair"),
+                         (0.6, "moderate"), (0.8, "substantial")):
+        if kappa <= bound:
+            return words
+    return "almost perfect"
+
+
+def raters_view(s: review.ReviewStats) -> Group:
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for column in ("rater", "votes", "repeats judged alike"):
+        table.add_column(column, justify="left" if column == "rater" else "right", no_wrap=True)
+    for rater, n in sorted(s.per_rater.items()):
+        judged = s.consistency.get(rater)
+        table.add_row(rater, fmt.number(n),
+                      f"{percent(judged[1])} of {judged[0]}" if judged else "none repeated yet")
+    lines = [f"{r1} × {r2}: Cohen's κ {kappa:.2f} on {k} shared items ({kappa_words(kappa)})"
+             for (r1, r2), (k, kappa) in s.agreement.items()]
+    if not lines:
+        lines = ["Agreement needs a second rater on the same items (`tunelab review "
+                 f"{s.review.name} --rater NAME`)."]
+    return Group(heading("Raters", "a repeat shows an item again with the sides swapped"),
+                 table, Text("\n".join(lines)))
+
+
+class ReviewStatsScreen(Screen):
+    DEFAULT_CSS = """
+    #stats-status { height: 1; padding: 0 1; color: $text-muted; }
+    #stats-body { height: 1fr; padding: 0 1; }
+    #stats-body Static { margin-bottom: 1; }
+    """
+    BINDINGS = [
+        Binding("r", "refit", "recount"),
+        Binding("escape,q", "leave", "back"),
+    ]
+
+    @dataclass
+    class Loaded(Message):
+        stats: review.ReviewStats
+
+    @dataclass
+    class Failed(Message):
+        title: str
+        message: str
+
+    def __init__(self, store_path: Path, found: st.ReviewRecord,
+                 before: Callable[[], object] | None = None) -> None:
+        super().__init__()
+        self.store_path = store_path
+        self.review = found
+        self.before = before  # e.g. the voting screen moving its last votes into the store
+        self.stats: review.ReviewStats | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static("counting the votes and fitting the ratings…", id="stats-status")
+        with VerticalScroll(id="stats-body"):
+            for part in ("ratings", "pairs", "bias", "raters"):
+                yield Static(id=part)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"review {self.review.name} · statistics"
+        self._compute()
+
+    def action_refit(self) -> None:
+        self.query_one("#stats-status", Static).update("counting the votes again…")
+        self._compute()
+
+    def action_leave(self) -> None:
+        back_or_exit(self.app)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stats")
+    def _compute(self) -> None:
+        try:
+            if self.before is not None:
+                self.before()
+            self.post_message(self.Loaded(review.stats(self.store_path, self.review.id)))
+        except TunelabError as error:
+            self.post_message(self.Failed(error.title, error.message))
+        except Exception as error:  # noqa: BLE001 - shown, not a traceback
+            self.post_message(self.Failed(type(error).__name__, str(error)))
+
+    def on_review_stats_screen_loaded(self, message: Loaded) -> None:
+        s = self.stats = message.stats
+        raters = ", ".join(sorted(s.per_rater)) or "no one yet"
+        self.query_one("#stats-status", Static).update(
+            f"{fmt.number(s.votes)} votes on {fmt.number(s.items)} items by {raters} · "
+            "ratings saved to the leaderboard")
+        self.query_one("#ratings", Static).update(ratings_view(s.ratings))
+        self.query_one("#pairs", Static).update(pairs_view(s.pairs))
+        self.query_one("#bias", Static).update(bias_view(s.bias))
+        self.query_one("#raters", Static).update(raters_view(s))
+
+    def on_review_stats_screen_failed(self, message: Failed) -> None:
+        self.query_one("#stats-status", Static).update(f"{message.title}: {message.message}")
+        self.notify(message.message, title=message.title, severity="error", timeout=8)
