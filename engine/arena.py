@@ -92,10 +92,11 @@ def record_turn(spool: Spool, arena: Arena, turn: int, prompt: str, output_a: st
 
 
 def record_vote(spool: Spool, arena: Arena, turn: int, rater: str, choice: str,
-                seconds: float | None) -> str:
-    """Stores the verdict on a turn; returns the vote's id."""
+                seconds: float | None, vote_id: str | None = None, undone: bool = False) -> str:
+    """Stores the verdict on a turn; returns the vote's id. With the id of an earlier vote and
+    `undone`, takes that vote back (the row stays, marked undone, as in the review)."""
     if choice not in CHOICES:
         raise TrainError(f"{choice!r}: a vote is one of {', '.join(CHOICES)}", "arena")
-    event = vote_event(arena.id, turn, rater, choice, seconds)
+    event = vote_event(arena.id, turn, rater, choice, seconds, vote_id=vote_id, undone=undone)
     spool.write([event], ingest=False)
     return str(event["row"]["id"])

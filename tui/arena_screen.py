@@ -53,6 +53,7 @@ class ArenaScreen(Screen):
         Binding("x", "vote('both_bad')", "both bad"),
         Binding("s", "vote('skip')", "skip"),
         Binding("escape", "stop", "stop / back"),
+        Binding("ctrl+z", "undo", "undo vote"),
         Binding("ctrl+r", "reveal", "reveal"),
         Binding("ctrl+n", "new_arena", "new arena"),
         Binding("ctrl+q", "app.quit", "quit"),
@@ -80,6 +81,8 @@ class ArenaScreen(Screen):
         self.turn = 0  # turns recorded in this arena
         self.voting = False  # a turn waits for its vote
         self.voted: str | None = None  # the vote on the last turn
+        self.vote_id: str | None = None  # while it may be undone: until the next message
+        self.vote_seconds: float | None = None
         self.revealed = False
         self.generating = False
         self.stop_event = threading.Event()
@@ -95,13 +98,14 @@ class ArenaScreen(Screen):
                 box.border_title = side.upper()
                 yield box
         yield Static(id="vote")
-        yield Input(placeholder="loading the two models…", id="message", disabled=True)
+        yield Input(placeholder="loading the two models… (you can type already)", id="message")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = f"arena · {self.experiment}"
         self.sub_title = f"rater {self.rater}"
         self._state("loading the two models…")
+        self.query_one("#message", Input).focus()  # typing ahead: nothing typed gets lost
         self._load()
 
     def on_resize(self) -> None:
@@ -138,6 +142,7 @@ class ArenaScreen(Screen):
         assert self.models is not None
         self.arena = ar.new(self.experiment, self.models)
         self.histories, self.turn, self.voting, self.voted = ([], []), 0, False, None
+        self.vote_id = None
         self.revealed = False
         for side in ("a", "b"):
             box = self.query_one(f"#side-{side}", VerticalScroll)
@@ -166,9 +171,14 @@ class ArenaScreen(Screen):
     # -- a turn
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        event.input.value = ""
-        if not text or self.pair is None or self.generating or self.voting:
+        if not text or self.voting:
             return
+        if self.pair is None or self.generating:  # the text stays in the box meanwhile
+            self.notify("the models are still loading" if self.pair is None else
+                        "A and B are still writing: Esc stops them", timeout=2)
+            return
+        event.input.value = ""
+        self.vote_id = None  # a vote is final once the conversation goes on
         for history in self.histories:
             history.append({"role": "user", "content": text})
         replies = []
@@ -177,8 +187,6 @@ class ArenaScreen(Screen):
             reply = Markdown("…")
             box.mount(Static(f"you: {text}", classes="user", markup=False), reply)
             replies.append(reply)
-        event.input.disabled = True
-        event.input.placeholder = "A and B are writing…"
         self.generating = True
         self.stop_event.clear()
         self._state("A and B are writing… (Esc stops both)")
@@ -221,7 +229,9 @@ class ArenaScreen(Screen):
                        texts[0], texts[1])
         self._ingest()
         self.voting, self.voted = True, None
-        self.query_one("#message", Input).placeholder = "vote first (keys above)"
+        box = self.query_one("#message", Input)
+        box.disabled = True  # what was typed ahead stays in it
+        box.placeholder = "vote first (keys above)"
         self.set_focus(None)  # the vote keys reach the screen, not the input
         self._state(f"turn {self.turn + 1}: which answer is better?")
         self._say(VOTE_KEYS)
@@ -232,6 +242,8 @@ class ArenaScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "vote":
             return self.voting
+        if action == "undo":
+            return self.vote_id is not None and not self.revealed
         if action == "reveal":
             return self.arena is not None and not self.revealed and not self.generating
         return True
@@ -240,13 +252,32 @@ class ArenaScreen(Screen):
         if not self.voting or self.arena is None:
             return
         seconds = round(time.monotonic() - self.shown_at, 2)
-        ar.record_vote(self.spool, self.arena, self.turn, self.rater, choice, seconds)
+        self.vote_id = ar.record_vote(self.spool, self.arena, self.turn, self.rater, choice,
+                                      seconds)
+        self.vote_seconds = seconds
         self._ingest()
         self.voting, self.voted = False, choice
         self.turn += 1
-        self._say(f"voted: {VOTES[choice]} · Ctrl+R reveals the models (and ends the votes "
-                  "of this arena), or write the next message")
+        self._say(f"voted: {VOTES[choice]} · Ctrl+Z undoes it · Ctrl+R reveals the models "
+                  "(and ends the votes of this arena) · or write the next message")
         self._ready()
+
+    def action_undo(self) -> None:
+        """Takes back the vote on the last turn (until the next message is sent)."""
+        if self.vote_id is None or self.arena is None or self.voted is None or self.revealed:
+            return
+        self.turn -= 1
+        ar.record_vote(self.spool, self.arena, self.turn, self.rater, self.voted,
+                       self.vote_seconds, vote_id=self.vote_id, undone=True)
+        self._ingest()
+        self.vote_id = None
+        self.voting, self.voted = True, None
+        box = self.query_one("#message", Input)
+        box.disabled = True
+        self.set_focus(None)
+        self._state(f"turn {self.turn + 1}: which answer is better? (vote undone)")
+        self._say(VOTE_KEYS)
+        self.refresh_bindings()
 
     def action_reveal(self) -> None:
         if self.arena is None or self.revealed or self.generating:
