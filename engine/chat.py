@@ -4,7 +4,7 @@ model was trained with, tokens handed out as they are generated, stoppable at an
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,43 +34,64 @@ def prompt_for(messages: list[dict[str, str]], tokenizer: Any, template_name: st
     return found[0]
 
 
-def stream_reply(model: Any, tokenizer: Any, messages: list[dict[str, str]], settings: Settings,
-                 stop: threading.Event, template_name: str = "auto") -> Iterator[str]:
-    """Yields pieces of the reply as the model writes them; `stop.set()` ends it early."""
+def generation_kwargs(tokenizer: Any, settings: Settings, stop: threading.Event) -> dict[str, Any]:
+    """The `generate` arguments for these settings; generation ends early once `stop` is set."""
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     class Stop(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
             return stop.is_set()
 
-    text = prompt_for(messages, tokenizer, template_name)
-    device = next(model.parameters()).device
-    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(device)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     if settings.seed is not None:
         torch.manual_seed(settings.seed)
     sample = settings.temperature > 0
-    kwargs = {**inputs, "streamer": streamer, "max_new_tokens": settings.max_new_tokens,
+    kwargs = {"max_new_tokens": settings.max_new_tokens,
               "min_new_tokens": settings.min_new_tokens,
               "do_sample": sample, "pad_token_id": tokenizer.pad_token_id,
               "eos_token_id": tokenizer.eos_token_id,
               "stopping_criteria": StoppingCriteriaList([Stop()])}
     if sample:
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    return kwargs
+
+
+def generate_in_thread(model: Any, kwargs: dict[str, Any], streamer: Any) -> Callable[[], None]:
+    """Starts `model.generate` in a thread that feeds `streamer`; returns a function that waits
+    for the thread and re-raises its error, if any, in the caller's thread."""
+    import torch
+
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
             with torch.no_grad():
-                model.generate(**kwargs)
+                model.generate(**kwargs, streamer=streamer)
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(error)
             streamer.end()
 
     worker = threading.Thread(target=run, daemon=True, name="tunelab-generate")
     worker.start()
+
+    def finish() -> None:
+        worker.join()
+        if errors:
+            raise errors[0]
+
+    return finish
+
+
+def stream_reply(model: Any, tokenizer: Any, messages: list[dict[str, str]], settings: Settings,
+                 stop: threading.Event, template_name: str = "auto") -> Iterator[str]:
+    """Yields pieces of the reply as the model writes them; `stop.set()` ends it early."""
+    from transformers import TextIteratorStreamer
+
+    text = prompt_for(messages, tokenizer, template_name)
+    device = next(model.parameters()).device
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    finish = generate_in_thread(model, {**inputs, **generation_kwargs(tokenizer, settings, stop)},
+                                streamer)
     yield from streamer
-    worker.join()
-    if errors:
-        raise errors[0]
+    finish()

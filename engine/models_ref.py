@@ -64,6 +64,11 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
                        (best / "adapter_config.json").exists(), exp)
 
 
+def adapter_name(source: ModelSource) -> str:
+    """The name a trial's adapter gets on the shared base (peft adapter names take no colon)."""
+    return source.ref.replace(":", "_")
+
+
 class ModelPool:
     """Loads each base once; adapters of trials on the same base are added to it by name
     (peft multi-adapter) and switched, instead of loading a full model per trial."""
@@ -85,7 +90,7 @@ class ModelPool:
             return self._full[key], self._tokenizers[key]
         from peft import PeftModel
 
-        name = source.ref.replace(":", "_")
+        name = adapter_name(source)
         holder = self._bases.get(source.base)
         if holder is None:
             base = models.load_model(source.base, exp)

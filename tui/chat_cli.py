@@ -1,4 +1,5 @@
-"""`tunelab chat EXPERIMENT [MODEL]`: talk to a trained model in the terminal."""
+"""`tunelab chat EXPERIMENT [MODEL]`: talk to a trained model in the terminal; with
+`--arena A,B`, two hidden models answer side by side and you vote after each turn."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from tunelab.store.errors import TunelabError
 def chat(
     experiment: Annotated[str, typer.Argument(help="The experiment.")],
     model: Annotated[str, typer.Argument(help="base, best or trial:N (or N).")] = "best",
+    arena: Annotated[str | None, typer.Option(
+        help="Two models, e.g. best,base or 3,7: a blind arena, A and B side by side.")] = None,
+    rater: Annotated[str | None, typer.Option(
+        help="Who votes in the arena (default: $TUNELAB_RATER or your login).")] = None,
     store: Annotated[Path, typer.Option("--store", envvar="TUNELAB_STORE",
                                         help="The DuckDB store file.")] = Path(st.DEFAULT_STORE),
 ) -> None:
@@ -21,13 +26,26 @@ def chat(
 
     Enter sends, Esc stops a reply, Ctrl+R regenerates it; /help in the input lists the
     commands (system prompt, temperature, top-p, max tokens, seed, saved probes).
+
+    With --arena A,B: both models answer each message as A and B (which is which is drawn at
+    random); after each turn vote a, b, t (tie), x (both bad) or s (skip); Ctrl+R then reveals
+    the models. The votes go to a review of kind arena (`tunelab review stats NAME`).
     """
     from tunelab.engine.runner import paths
-    from tunelab.tui.chat_screen import ChatApp
 
     st.flush_orphans(store)
     if st.get_experiment(store, experiment) is None:
         raise TunelabError(f"no experiment {experiment!r} in {store}", "unknown experiment")
+    if arena is not None:
+        from tunelab.engine.arena import refs_of, resolve_pair
+        from tunelab.tui.arena_screen import ArenaApp
+        from tunelab.tui.review_cli import _rater
+
+        refs = resolve_pair(store, experiment, refs_of(arena))  # a mistake is told here, not later
+        ArenaApp(store, experiment, refs, _rater(rater)).run()
+        return
+    from tunelab.tui.chat_screen import ChatApp
+
     ref = f"trial:{model}" if model.isdigit() else model
     runs, _ = paths(store, experiment)
     ChatApp(store, experiment, ref, runs / "probes.json").run()

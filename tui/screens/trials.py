@@ -92,6 +92,7 @@ class TrialsScreen(StoreScreen):
         Binding("v", "review", "Review"),
         Binding("n", "review('new')", "New review", show=False),
         Binding("V", "review('stats')", "Review stats", show=False),
+        Binding("a", "arena", "Arena: this trial vs the best, blind (the best vs the base)", show=False),
         Binding("s", "sort", "Sort"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "back", "Back"),
@@ -299,6 +300,26 @@ class TrialsScreen(StoreScreen):
         self.app.push_screen(ChatScreen(trial.store, self.name_, f"trial:{trial.number}",
                                         runs / "probes.json"))
 
+    def action_arena(self) -> None:
+        """A blind arena chat: the trial under the cursor against the best trial (the best
+        against the baseline; the baseline row against the best)."""
+        import getpass
+        import os
+
+        from tunelab.tui.arena_screen import ArenaScreen
+
+        key = self.query_one(VimTable).current_key
+        trial = self._current_trial()
+        if key == BASE or (trial is not None and trial.number == self.best):
+            refs = ("base", "best")
+        elif trial is not None and trial.overview.state == "complete":
+            refs = (f"trial:{trial.number}", "best")
+        else:
+            self.notify("an arena needs a complete trial (it keeps a checkpoint)", timeout=3)
+            return
+        rater = os.environ.get("TUNELAB_RATER") or getpass.getuser()
+        self.app.push_screen(ArenaScreen(self.experiment.stores[0], self.name_, refs, rater))
+
     def action_review(self, what: str = "vote") -> None:
         """v votes in the experiment's newest review (or makes one), n makes a new one, V shows
         the statistics."""
@@ -380,6 +401,7 @@ class TrialsScreen(StoreScreen):
     def commands(self):  # noqa: ANN201
         yield ("Compare selected trials", "overlaid curves, importance, objective vs parameter",
                self.action_compare)
+        yield ("Arena", "blind chat: the trial under the cursor vs the best", self.action_arena)
         yield ("Filter trials", "state=complete lr<1e-3 …", self.action_filter)
         yield ("New blind review", "pick models and prompts; outputs are generated",
                lambda: self.action_review("new"))
