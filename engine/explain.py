@@ -83,10 +83,12 @@ def summary(exp: Experiment) -> list[str]:
     defaults = ", ".join(f"{k} {number(v)}" for k, v in rates.items())
     lr_text = number(lr) if lr else f"{number(exp.learning_rate)} (the {method.kind} default; {defaults})"
     if method.stage == "dpo":
-        head = [f"model   {model}, trial {method.from_} (the parent: dpo starts from it)",
+        where = f"{model}, " if m is not None else "the parent's: "
+        on = f"a {method.kind}" if m is not None else "the parent's adapter or weights"
+        head = [f"model   {where}trial {method.from_} (dpo starts from it)",
                 f"data    {method.preferences} ({method.heldout:g} held out by prompt; at least "
                 f"{method.min_pairs} pairs)",
-                f"method  dpo on a {method.kind} · beta {method.beta:g} · {method.loss_type} loss"]
+                f"method  dpo on {on} · beta {method.beta:g} · {method.loss_type} loss"]
     else:
         d = exp.dataset
         head = [f"model   {model}",

@@ -171,7 +171,7 @@ def _vote(vid: str, item: int, choice: str, undone: bool = False, rater: str = "
                                       "updated_at": 2.0 if undone else 1.0}}
 
 
-def test_leaderboard_counts_wins_with_ties_as_half_and_ignores_undone_votes(
+def test_leaderboard_counts_ties_and_both_bad_as_half_and_ignores_undone_votes(
         tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     items = [{"table": "review_items", "row": {
@@ -188,11 +188,12 @@ def test_leaderboard_counts_wins_with_ties_as_half_and_ignores_undone_votes(
     _write(path, [_vote("v4", 0, "a", undone=True)])  # undo, later: the newer row wins
     rows = _rows(path, "select model_ref, votes, wins, losses, ties, both_bad, win_rate, rank "
                        "from leaderboard order by rank")
-    assert rows == [("trial:1", 4, 2, 0, 1, 1, pytest.approx(5 / 6), 1),
-                    ("base", 4, 0, 2, 1, 1, pytest.approx(1 / 6), 2)]
+    # a tie and "both bad" count half, as in the Bradley-Terry fit
+    assert rows == [("trial:1", 4, 2, 0, 1, 1, pytest.approx(3 / 4), 1),
+                    ("base", 4, 0, 2, 1, 1, pytest.approx(1 / 4), 2)]
     low, high = _rows(path, "select win_rate_low, win_rate_high from leaderboard "
                             "where model_ref = 'trial:1'")[0]
-    assert 0 < low < 5 / 6 < high < 1
+    assert 0 < low < 3 / 4 < high < 1
 
 
 # ---------------------------------------------------------------- several stores as one

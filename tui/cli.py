@@ -476,11 +476,20 @@ def check(
     from tunelab.engine import explain as ex
     from tunelab.engine.spec import load_spec
 
-    spec = load_spec(file, set_ or [], store)
+    spec = load_spec(file, set_ or [])
+    parent_known = False
+    if spec.experiment.method.stage == "dpo":  # resolved against its parent, once it exists
+        parent = spec.experiment.method.parent[0]
+        parent_known = store.exists() and st.get_experiment(store, parent) is not None
+        if parent_known:
+            spec = load_spec(file, set_ or [], store)
     exp = spec.experiment
     console.print(f"[bold]{exp.name}[/] ({file}) [green]✓ valid[/]")
-    if exp.method.stage == "dpo":
+    if exp.method.stage == "dpo" and parent_known:
         _check_preferences(spec, store)
+    elif exp.method.stage == "dpo":
+        console.print(f"[yellow]note:[/] its parent {exp.method.from_} is not in {store} yet: "
+                      "run it first; its model, data and the preference pairs are checked then")
     if exp.description:
         console.print(exp.description)
     for line in ex.summary(exp):

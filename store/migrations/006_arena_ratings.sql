@@ -12,13 +12,13 @@ CREATE TABLE review_ratings (
     rating_low   DOUBLE,                -- bootstrap 95 % interval
     rating_high  DOUBLE,
     rank         INTEGER,               -- 1 + the models whose interval lies wholly above
-    votes        INTEGER,               -- the votes the fit used (ties count, both bad and skip do not)
+    votes        INTEGER,               -- the votes the fit used: a, b, tie and both bad (skips do not count)
     fitted_at    TIMESTAMPTZ,
     PRIMARY KEY (experiment, scope, model_ref)
 );
 
 -- Per model: win rate with Wilson's 95 % interval from the live votes of every review and arena
--- of the experiment (a tie counts half; "both bad" and "skip" for neither side), and the
+-- of the experiment (a tie or "both bad" counts half, as in the ratings; "skip" not at all), and the
 -- Bradley–Terry rating last fitted on the same votes. `votes_at_fit` below `votes` means the
 -- rating is older than the newest votes: `tunelab review stats` refits it.
 DROP VIEW leaderboard;
@@ -31,11 +31,11 @@ WITH live AS (
     WHERE NOT coalesce(v.undone, false) AND v.choice IN ('a', 'b', 'tie', 'both_bad')
 ), sides AS (
     SELECT experiment, model_a AS model_ref, choice,
-           CASE choice WHEN 'a' THEN 1.0 WHEN 'b' THEN 0.0 WHEN 'tie' THEN 0.5 END AS score
+           CASE choice WHEN 'a' THEN 1.0 WHEN 'b' THEN 0.0 ELSE 0.5 END AS score
     FROM live
     UNION ALL
     SELECT experiment, model_b, choice,
-           CASE choice WHEN 'b' THEN 1.0 WHEN 'a' THEN 0.0 WHEN 'tie' THEN 0.5 END
+           CASE choice WHEN 'b' THEN 1.0 WHEN 'a' THEN 0.0 ELSE 0.5 END
     FROM live
 ), counted AS (
     SELECT experiment, model_ref,
