@@ -49,6 +49,16 @@ class Rating:
     high: float
     rank: int  # 1 + the number of models whose interval lies wholly above this one's
     votes: int
+    # "above" when the model won every vote it was in, "below" when it won none (no ties):
+    # the likelihood then has no maximum on that side, and the rating and its interval are
+    # where the tiny ridge stops them. Only the other bound means something.
+    open_side: str | None = None
+
+    def interval(self, sep: str = "–") -> str:
+        """The 95 % interval as text ("940–1060"), or why there is none."""
+        if self.open_side is not None:
+            return "won every vote" if self.open_side == "above" else "lost every vote"
+        return f"{self.low:.0f}{sep}{self.high:.0f}"
 
 
 @dataclass(frozen=True)
@@ -168,15 +178,20 @@ def ratings(votes: Sequence[Vote], bootstrap: int = 1000, seed: int = 0) -> list
         counts = rng.multinomial(len(outcomes), share).astype(float)
         draws[k] = elo(_newton(i, j, s, counts, len(models)))
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-    counts = defaultdict(int)
-    for a, b, _ in outcomes:
+    counts: dict[str, int] = defaultdict(int)
+    scored: dict[str, float] = defaultdict(float)
+    for a, b, score in outcomes:
         counts[a] += 1
         counts[b] += 1
+        scored[a] += score
+        scored[b] += 1 - score
     out = []
     for k, model in enumerate(models):
         rank = 1 + sum(1 for x in range(len(models)) if x != k and low[x] > high[k])
+        side = ("above" if scored[model] == counts[model] else
+                "below" if scored[model] == 0 else None)
         out.append(Rating(model, float(point[k]), float(low[k]), float(high[k]), rank,
-                          counts[model]))
+                          counts[model], side))
     return sorted(out, key=lambda r: -r.rating)
 
 

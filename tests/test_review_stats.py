@@ -118,3 +118,15 @@ def test_self_consistency_maps_sides_on_swapped_repeats() -> None:
              Vote(2, "ana", "b", "y", "x", repeat_of=0),   # x again: consistent
              Vote(3, "ana", "a", "y", "x", repeat_of=1)]   # a tie became a win: not
     assert self_consistency(votes) == {"ana": (2, 0.5)}
+
+
+def test_a_model_that_won_every_vote_has_no_interval_to_show() -> None:
+    from tunelab.engine.review_stats import Vote, ratings
+
+    votes = [Vote(i, "r", "a" if i % 2 else "b", "x" if i % 2 else "y", "y" if i % 2 else "x")
+             for i in range(20)]  # x wins all 20, on either side
+    found = {r.model: r for r in ratings(votes, bootstrap=50)}
+    assert (found["x"].open_side, found["y"].open_side) == ("above", "below")
+    assert found["x"].interval() == "won every vote"
+    votes.append(Vote(20, "r", "tie", "x", "y"))  # a tie is half a win: the fit is finite
+    assert all(r.open_side is None for r in ratings(votes, bootstrap=50))

@@ -117,9 +117,12 @@ def stats(
     for column in ("rank", "model", "rating", "95 % interval", "votes"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in s.ratings:
-        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", f"{r.low:.0f} … {r.high:.0f}",
-                      str(r.votes))
+        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", r.interval(" … "), str(r.votes))
     console.print(table)
+    if any(r.open_side for r in s.ratings):
+        console.print("a model that won or lost every vote has no finite rating (the fit stops "
+                      "where a tiny ridge holds it); the pairs' Wilson interval says how sure "
+                      "the win rate is")
     pairs = Table(title="pairs (win rate counts ties half; Wilson 95 % interval)",
                   title_justify="left")
     for column in ("model", "vs", "win", "tie", "loss", "win rate", "95 % interval"):

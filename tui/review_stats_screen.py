@@ -64,6 +64,10 @@ def forest(ratings: list[rs.Rating], width: int = BAR) -> tuple[str, list[Text]]
         for k in range(a, b + 1):
             cells[k] = "─"
         cells[a], cells[b] = "├", "┤"
+        if r.open_side == "above":  # unbounded above: the bar runs off the scale
+            cells[b] = "→"
+        elif r.open_side == "below":
+            cells[a] = "←"
         cells[at(r.rating)] = "●"
         bars.append(Text("".join(cells), style="bold" if r.rank == 1 else ""))
     left, right = f"{low:.0f}", f"{high:.0f}"
@@ -79,9 +83,12 @@ def ratings_view(ratings: list[rs.Rating]) -> Group:
                             ("interval", "right"), (scale, "left"), ("votes", "right")):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r, bar in zip(ratings, bars, strict=True):
-        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", f"{r.low:.0f}–{r.high:.0f}", bar,
+        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", r.interval(), bar,
                       fmt.number(r.votes))
-    if len(ratings) < 2:
+    if any(r.open_side for r in ratings):
+        note = ("A model that won or lost every vote has no finite rating: the fit stops where "
+                "a tiny ridge holds it. The pairs' Wilson intervals say how sure the win rate is.")
+    elif len(ratings) < 2:
         note = ""
     elif len({r.rank for r in ratings}) == 1:
         note = ("The intervals overlap: the votes do not yet tell these models apart. More votes "
