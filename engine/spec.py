@@ -401,6 +401,13 @@ class Experiment(_Strict):
         computed = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
         if self.method.stage == "dpo":
             computed |= set(PREFERENCE_METRICS)
+            searched = [k for k in ("method.beta", "method.loss_type") if k in self.search.space]
+            if searched and self.search.objective in ("eval_loss", "loss"):
+                raise ValueError(
+                    f"search.objective: the DPO loss is not comparable across {searched[0]} "
+                    "values (each beta or loss type scales it differently), so eval_loss cannot "
+                    'choose between them: use objective = "reward_accuracy" with direction = '
+                    '"maximize", or search neither')
         if self.search.objective not in computed:
             raise ValueError(
                 f"search.objective {self.search.objective!r} is never computed; use eval_loss "

@@ -142,7 +142,8 @@ def test_a_dpo_file_names_its_parent_and_its_pairs_or_is_told_what_is_missing(tm
     (tmp_path / "pairs.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
     ok = tmp_path / "ok.toml"
     ok.write_text('name = "ok"\n[method]\nstage = "dpo"\nfrom = "sft:best"\n'
-                  'preferences = "pairs.jsonl"\n[search.space]\n"method.beta" = [0.1, 0.3]\n'
+                  'preferences = "pairs.jsonl"\n[search]\nobjective = "reward_accuracy"\n'
+                  'direction = "maximize"\n[search.space]\n"method.beta" = [0.1, 0.3]\n'
                   '"method.loss_type" = ["sigmoid", "ipo"]\n')
     exp = load_spec(ok).experiment  # without a store it is only checked
     assert exp.method.from_ == "sft:best" and exp.model is None
@@ -190,3 +191,16 @@ def test_pairs_are_checked_deduplicated_and_split_by_prompt(tmp_path: Path) -> N
     # a pair never changes side when more come in
     _, more = preferences.split_pairs(pairs + [preferences.Pair("new", "a", "b")], 0.2, seed=42)
     assert {p.prompt for p in held} <= {p.prompt for p in more}
+
+
+def test_searching_beta_or_the_loss_type_needs_an_objective_they_do_not_scale(tmp_path: Path) -> None:
+    (tmp_path / "pairs.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    path = tmp_path / "x.toml"
+    head = ('name = "x"\n[method]\nstage = "dpo"\nfrom = "sft:best"\npreferences = "pairs.jsonl"\n'
+            '[search]\n')
+    path.write_text(head + '[search.space]\n"method.beta" = [0.1, 0.3]\n')
+    with pytest.raises(SpecError, match="the DPO loss is not comparable across method.beta"):
+        load_spec(path)
+    path.write_text(head + 'objective = "reward_accuracy"\ndirection = "maximize"\n'
+                    '[search.space]\n"method.beta" = [0.1, 0.3]\n')
+    assert load_spec(path).experiment.search.objective == "reward_accuracy"
