@@ -58,6 +58,8 @@ def resolve_parent(raw: dict[str, Any], store: Path) -> dict[str, Any]:
     parent = json.loads((folder / "experiment.json").read_text())
     raw = set_path(raw, "model", parent["model"])
     raw = set_path(raw, "data", parent["data"])
+    # measured as the parent was (its metrics, limits), except what the dpo file sets itself
+    raw = set_path(raw, "eval", {**parent.get("eval", {}), **raw.get("eval", {})})
     raw = set_path(raw, "method.from", f"{name}:{trial.number}")
     kind = parent["method"]["kind"]
     if not (folder / "best" / "adapter_config.json").exists():

@@ -24,6 +24,7 @@ from tunelab.store import (
     ReviewRecord,
     Spool,
     VoteRecord,
+    experiment_spec,
     find_review,
     list_reviews,
     review_items,
@@ -51,6 +52,9 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     from tunelab.engine.data import read_rows
     from tunelab.engine.runner import paths
 
+    method = experiment_spec(store, experiment).get("method") or {}
+    if method.get("stage") == "dpo":  # its test split is its parent's
+        experiment = str(method.get("from", "")).split(":")[0]
     runs, _ = paths(store, experiment)
     files = sorted((runs / "data").glob("*/test.jsonl"), key=lambda p: p.stat().st_mtime)
     if not files:

@@ -65,6 +65,7 @@ def test_a_dpo_trial_on_exported_votes_ranks_the_chosen_answers_above_the_parent
     spec = load_spec(_dpo_file(store.parent, pairs.name), store=store)
     assert spec.experiment.method.from_ == "sft:0"  # best is pinned to the trial
     assert spec.experiment.method.kind == "lora" and spec.experiment.method.r == 8  # the parent's
+    assert spec.experiment.eval.samples == 2 and spec.experiment.eval.baseline  # file, parent
     Runner(spec, store, Quiet()).run()
 
     trials = list_trials(store, "tiny-dpo")
@@ -101,6 +102,8 @@ def test_a_dpo_trial_on_exported_votes_ranks_the_chosen_answers_above_the_parent
     pool.get(base)
     model, _ = pool.get(best)
     assert set(model.peft_config) == {"base", "trial_0"}  # one copy of the base model
+    # and it can be reviewed blind against its parent, on the parent's test prompts
+    assert review.test_prompts(store, "tiny-dpo", 3) == review.test_prompts(store, "sft", 3)
 
 
 def test_a_dpo_stage_reads_the_votes_of_a_review_directly(voted) -> None:
