@@ -249,10 +249,14 @@ def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     progress("eval", {"what": "baseline"})
     pairs = _pair_sets(job, exp, tokenizer)
-    # the DPO loss where every trial starts: the parent is its own reference (all margins 0)
+    # the DPO loss where every trial starts: the parent is its own reference (all margins 0).
+    # Each beta and loss type gives it another value: with either searched there is no one
+    # baseline loss to compare trials with, so none is recorded.
     dpo = build_dpo_trainer(job, exp, model, tokenizer, new_adapter, [], pairs["train"],
                             pairs["heldout"], micro=8)
-    values = {"preferences/loss": float(dpo.evaluate()["eval_loss"])}
+    values: dict[str, float] = {}
+    if not {"method.beta", "method.loss_type"} & set(exp.search.space):
+        values["preferences/loss"] = float(dpo.evaluate()["eval_loss"])
     for split, name in (("heldout", "preferences"), ("train", "preferences_train")):
         logps = sequence_logps(dpo.model, pairs[split], pad)
         values.update(_named(name, preference_metrics(logps, logps, exp.method.beta)))

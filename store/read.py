@@ -394,9 +394,14 @@ def experiment_summaries(store: str | Path) -> list[ExperimentSummary]:
             SELECT e.name, e.description, e.objective, e.direction,
                    coalesce(c.complete, 0), coalesce(c.running, 0), coalesce(c.pruned, 0),
                    coalesce(c.failed, 0), b.number, b.value,
+                   -- the baseline's objective, where evaluation put it: validation, or for
+                   -- a dpo stage the held-out preference pairs
                    (SELECT value FROM base WHERE base.experiment = e.name
-                      AND base.split = CASE WHEN coalesce(e.objective, 'eval_loss') LIKE 'eval_%'
-                                            THEN 'validation' ELSE 'train' END
+                      AND base.split = CASE WHEN json_extract_string(e.spec, '$.method.stage') = 'dpo'
+                                             AND coalesce(e.objective, 'eval_loss') IN (
+                                                 'eval_loss', 'reward_accuracy', 'reward_margin',
+                                                 'preference_accuracy')
+                                            THEN 'preferences' ELSE 'validation' END
                       AND base.name = regexp_replace(coalesce(e.objective, 'eval_loss'), '^eval_', '')
                     LIMIT 1),
                    b.success, greatest(e.updated_at, c.updated, l.time)
