@@ -290,7 +290,8 @@ class ArenaScreen(Screen):
         for side, ref in (("a", self.arena.left), ("b", self.arena.right)):
             self.query_one(f"#side-{side}", VerticalScroll).border_title = (
                 f"{side.upper()} · {ref}")
-        votes = (f"{self.turn} votes stored: tunelab review stats {self.arena.name}"
+        plural = "s" if self.turn != 1 else ""
+        votes = (f"{self.turn} turn{plural} stored: tunelab review stats {self.arena.name}"
                  if self.turn else "no votes were given")
         self._say(f"A was {self.arena.left}, B was {self.arena.right} · {votes} · "
                   "Ctrl+N starts a new blind arena")

@@ -38,11 +38,11 @@ def chat(
         raise TunelabError(f"no experiment {experiment!r} in {store}", "unknown experiment")
     if arena is not None:
         from tunelab.engine.arena import refs_of, resolve_pair
+        from tunelab.engine.review import rater_name
         from tunelab.tui.arena_screen import ArenaApp
-        from tunelab.tui.review_cli import _rater
 
         refs = resolve_pair(store, experiment, refs_of(arena))  # a mistake is told here, not later
-        ArenaApp(store, experiment, refs, _rater(rater)).run()
+        ArenaApp(store, experiment, refs, rater_name(rater)).run()
         return
     from tunelab.tui.chat_screen import ChatApp
 

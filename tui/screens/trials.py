@@ -303,9 +303,7 @@ class TrialsScreen(StoreScreen):
     def action_arena(self) -> None:
         """A blind arena chat: the trial under the cursor against the best trial (the best
         against the baseline; the baseline row against the best)."""
-        import getpass
-        import os
-
+        from tunelab.engine.review import rater_name
         from tunelab.tui.arena_screen import ArenaScreen
 
         key = self.query_one(VimTable).current_key
@@ -317,8 +315,8 @@ class TrialsScreen(StoreScreen):
         else:
             self.notify("an arena needs a complete trial (it keeps a checkpoint)", timeout=3)
             return
-        rater = os.environ.get("TUNELAB_RATER") or getpass.getuser()
-        self.app.push_screen(ArenaScreen(self.experiment.stores[0], self.name_, refs, rater))
+        self.app.push_screen(ArenaScreen(self.experiment.stores[0], self.name_, refs,
+                                         rater_name()))
 
     def action_review(self, what: str = "vote") -> None:
         """v votes in the experiment's newest review (or makes one), n makes a new one, V shows
