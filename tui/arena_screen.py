@@ -28,6 +28,7 @@ from textual.widgets import Footer, Header, Input, Markdown, Static
 from tunelab import store as st
 from tunelab.engine import arena as ar
 from tunelab.engine.chat import Settings
+from tunelab.tui.review_screen import VOTE_BINDINGS
 
 VOTES = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad",
          "skip": "skipped"}
@@ -47,11 +48,7 @@ class ArenaScreen(Screen):
     """
 
     BINDINGS = [
-        Binding("a", "vote('a')", "A better"),
-        Binding("b", "vote('b')", "B better"),
-        Binding("t", "vote('tie')", "tie"),
-        Binding("x", "vote('both_bad')", "both bad"),
-        Binding("s", "vote('skip')", "skip"),
+        *VOTE_BINDINGS,
         Binding("escape", "stop", "stop / back"),
         Binding("ctrl+z", "undo", "undo vote"),
         Binding("ctrl+r", "reveal", "reveal"),

@@ -44,6 +44,16 @@ class CommentDialog(ModalScreen[str]):
         self.dismiss(event.value)
 
 
+# The verdict keys, the same wherever a person votes (the review and the arena)
+VOTE_BINDINGS = [
+    Binding("a", "vote('a')", "A better"),
+    Binding("b", "vote('b')", "B better"),
+    Binding("t", "vote('tie')", "tie"),
+    Binding("x", "vote('both_bad')", "both bad"),
+    Binding("s", "vote('skip')", "skip"),
+]
+
+
 class ReviewScreen(Screen):
     DEFAULT_CSS = """
     #progress { height: 1; color: $text-muted; padding: 0 1; }
@@ -57,11 +67,7 @@ class ReviewScreen(Screen):
     """
 
     BINDINGS = [
-        Binding("a", "vote('a')", "A better"),
-        Binding("b", "vote('b')", "B better"),
-        Binding("t", "vote('tie')", "tie"),
-        Binding("x", "vote('both_bad')", "both bad"),
-        Binding("s", "vote('skip')", "skip"),
+        *VOTE_BINDINGS,
         Binding("u", "undo", "undo"),
         Binding("q", "leave", "done"),
         # named on the progress line, so that every key shows in 80 columns
