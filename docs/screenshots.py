@@ -25,6 +25,7 @@ SHOTS = [  # (file, keys from the previous shot)
     ("compare-scatter", ["p"]),
     ("sql", ["escape", "colon", *"select number, state, method_kind, value from trials", "enter"]),
     ("help", ["escape", "enter", "question_mark"]),
+    ("review-stats", ["escape", "escape", "V"]),  # needs a review with votes in the store
 ]
 
 
