@@ -209,3 +209,15 @@ def test_gc_deletes_checkpoints_outside_the_best_n_after_showing_them(tmp_path: 
 
     again = _cli("gc", "x", "--keep", "2", "--yes", "--store", str(store))
     assert "nothing to delete" in again.stdout
+
+
+@pytest.mark.slow
+def test_sql_shows_a_result_too_wide_for_the_terminal_one_row_per_block(swept: Path) -> None:
+    narrow = _cli("sql", "select number, state from trials order by number", "--store",
+                  str(swept))  # 80 columns when not a terminal
+    assert narrow.returncode == 0 and "┃ number ┃ state" in narrow.stdout
+    wide = _cli("sql", "select * from trials order by number", "--store", str(swept))
+    assert wide.returncode == 0, wide.stderr
+    assert "── row 1 ──" in wide.stdout and "── row 3 ──" in wide.stdout
+    assert re.search(r"^ *artifact_dir +\S", wide.stdout, re.M)  # a column, then its value
+    assert wide.stdout.rstrip().endswith("3 rows")

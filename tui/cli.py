@@ -881,7 +881,23 @@ def sql(
         table.add_row(*[_cell(v) for v in row])
     count = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
     if out is None:
-        console.print(table)
+        # each column needs its title and a few characters of its values, plus the borders
+        cells = [[_cell(v) for v in column] for column in zip(*result.rows, strict=True)]
+        needed = sum(max(len(name), min(max((len(c) for c in column), default=0), 12)) + 3
+                     for name, column in zip(result.columns, cells or [[]] * len(result.columns),
+                                             strict=True)) + 1
+        if needed > console.width:
+            # too wide to read squeezed: one block per row, a column a line (psql's \x)
+            for number, row in enumerate(result.rows, start=1):
+                record = Table(show_header=False, box=None, padding=(0, 1), title_justify="left",
+                               title=f"── row {number} ──")
+                record.add_column(style="bold", no_wrap=True)
+                record.add_column()
+                for column, value in zip(result.columns, row, strict=True):
+                    record.add_row(column, _cell(value))
+                console.print(record)
+        else:
+            console.print(table)
         console.print(count)
         return
     with out.open("w", encoding="utf-8") as f:
