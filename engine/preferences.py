@@ -133,7 +133,7 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
         if not isinstance(row, dict):
             report.broken.append(f"{where}: not an object")
             continue
-        prompt, messages = row.get("prompt"), None
+        prompt, messages = row.get("prompt"), row.get("messages")
         if isinstance(prompt, list):  # conversational: the turns before the answer
             messages = [m for m in prompt if isinstance(m, dict) and "role" in m]
             prompt = next((m.get("content") for m in reversed(messages)
@@ -144,6 +144,10 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
                    if not isinstance(v, str) or (k == "prompt" and not v.strip())]
         if missing:
             report.broken.append(f"{where}: no {', '.join(repr(m) for m in missing)}")
+            continue
+        if messages is not None and not (isinstance(messages, list) and all(
+                isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
+            report.broken.append(f"{where}: 'messages' is not a list of role/content turns")
             continue
         pairs.append(Pair(str(prompt), str(chosen), str(rejected), messages, where))
     return pairs
@@ -159,7 +163,7 @@ def _review_pairs(store: Path, name: str, report: PreferenceReport) -> list[Pair
         raise SpecError(f"method.preferences: {error}") from error
     report.left_out = left_out
     report.rows_read = len(rows) + sum(left_out.values())
-    return [Pair(r["prompt"], r["chosen"], r["rejected"], None,
+    return [Pair(r["prompt"], r["chosen"], r["rejected"], r.get("messages"),
                  f"review {r['review']} ({r['rater']})") for r in rows]
 
 

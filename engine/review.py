@@ -95,6 +95,14 @@ def prompts_for(store: Path, experiment: str, prompt_set: str, n: int) -> list[d
     return rows
 
 
+def readable(turns: list[dict[str, Any]]) -> str:
+    """A conversation as a person reads it (no template markup): one turn per paragraph, the
+    roles named except for a single user message."""
+    if len(turns) == 1 and turns[0]["role"] == "user":
+        return str(turns[0]["content"])
+    return "\n\n".join(f"{t['role']}: {t['content']}" for t in turns)
+
+
 def _conversation(row: dict[str, Any]) -> dict[str, Any]:
     """A row as a conversation that ends in the assistant turn to generate."""
     messages = list(row.get("messages") or [{"role": "user", "content": row["prompt"]}])
@@ -148,7 +156,12 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
                     for r in prompts]
         texts = [p[0] for p in rendered if p is not None]
         if not shown:
-            shown = [r.get("prompt") or p[0] for r, p in zip(prompts, rendered, strict=True) if p]
+            kept = [r for r, p in zip(prompts, rendered, strict=True) if p]
+            turns = [_conversation(r)["messages"][:-1] for r in kept]
+            shown = [r.get("prompt") or readable(t) for r, t in zip(kept, turns, strict=True)]
+            # a conversation is kept whole: what the models saw, for a dpo stage to render
+            context = [None if r.get("prompt") else json.dumps(t) for r, t in
+                       zip(kept, turns, strict=True)]
         outputs[source.ref] = []
         for start in range(0, len(texts), GENERATE_BATCH):  # a batch at a time, to say how far
             batch = texts[start:start + GENERATE_BATCH]
@@ -171,6 +184,7 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     for item, (k, left, right, repeat_of) in enumerate(rows):
         events.append({"table": "review_items", "row": {
             "review_id": review_id, "item": item, "prompt_id": _id(shown[k]), "prompt": shown[k],
+            "messages": context[k],
             "model_a": left, "model_b": right, "output_a": outputs[left][k],
             "output_b": outputs[right][k], "repeat_of": repeat_of, "created_at": now}})
     with Spool(store, tag="review") as spool:
@@ -280,5 +294,6 @@ def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, i
         chosen, rejected = ((item.output_a, item.output_b) if v.choice == "a"
                             else (item.output_b, item.output_a))
         rows.append({"prompt": item.prompt, "chosen": chosen, "rejected": rejected,
-                     "rater": v.rater, "review": review.name})
+                     "rater": v.rater, "review": review.name,
+                     **({"messages": item.messages} if item.messages else {})})
     return rows, left_out

@@ -67,7 +67,9 @@ def tokenize_pairs(pairs: list[dict[str, Any]], tokenizer: Any, template: str,
     out = []
     for pair in pairs:
         turns = pair.get("messages") or [{"role": "user", "content": pair["prompt"]}]
-        turns = [m for m in turns if m["role"] != "assistant" or m.get("content")]
+        # earlier answers are context (weight 0): only the last answer is compared
+        turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
+                 if m["role"] != "assistant" or m.get("content")]
         ids = []
         for answer in (pair["chosen"], pair["rejected"]):
             row = {"messages": [*turns, {"role": "assistant", "content": answer}]}

@@ -34,6 +34,7 @@ class ReviewItem:
     output_a: str
     output_b: str
     repeat_of: int | None
+    messages: list[dict] | None = None  # the turns before the answers, for a conversation
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,9 @@ def review_items(store: str | Path, review_id: str) -> list[ReviewItem]:
     with connection.reading(store) as con:
         rows = con.execute(
             "SELECT review_id, item, prompt_id, prompt, model_a, model_b, output_a, output_b, "
-            "repeat_of FROM review_items WHERE review_id = ? ORDER BY item", [review_id]).fetchall()
-    return [ReviewItem(*r) for r in rows]
+            "repeat_of, messages FROM review_items WHERE review_id = ? ORDER BY item",
+            [review_id]).fetchall()
+    return [ReviewItem(*r[:9], json.loads(r[9]) if r[9] else None) for r in rows]
 
 
 def review_votes(store: str | Path, review_id: str, include_undone: bool = False) -> list[VoteRecord]:

@@ -29,9 +29,14 @@ ASK_MORE = [{"role": "user", "content": "What is 9 minus 2?"},
 def store(trained_store: Path, tmp_path: Path) -> Path:
     """A copy of the trained store (the checkpoints stay where they are): votes counted here
     are this test's only."""
+    import duckdb
+
     st.flush_orphans(trained_store)
     copy = tmp_path / "tunelab.duckdb"
     shutil.copy(trained_store, copy)
+    with duckdb.connect(str(copy)) as con:  # other tests' reviews of the shared store: not ours
+        for table in ("votes", "review_items", "reviews", "review_ratings"):
+            con.execute(f"DELETE FROM {table}")
     return copy
 
 

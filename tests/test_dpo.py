@@ -207,3 +207,44 @@ def test_searching_beta_or_the_loss_type_needs_an_objective_they_do_not_scale(tm
     path.write_text(head + 'objective = "reward_accuracy"\ndirection = "maximize"\n'
                     '[search.space]\n"method.beta" = [0.1, 0.3]\n')
     assert load_spec(path).experiment.search.objective == "reward_accuracy"
+
+
+def test_a_conversation_is_shown_plainly_and_kept_whole_for_the_dpo_stage(voted) -> None:
+    store, _ = voted
+    from tunelab.engine import chat_render, train_dpo
+    from tunelab.engine import model as models
+    from tunelab.engine.models_ref import resolve
+
+    turns = [{"role": "user", "content": "Add 2 and 3."},
+             {"role": "assistant", "content": "2 + 3 = 5"},
+             {"role": "user", "content": "Now add 4."}]
+    prompts_file = store.parent / "conversations.jsonl"
+    prompts_file.write_text(json.dumps({"messages": turns}) + "\n" +
+                            json.dumps({"prompt": "Add 1 and 1."}) + "\n")
+    made = review.create(store, "sft", "conversations", ["base", "best"],
+                         review.file_prompts(prompts_file, 5), str(prompts_file),
+                         max_new_tokens=4)
+    items = review_items(store, made.id)
+    first = next(i for i in items if i.messages)
+    assert first.messages == turns
+    assert first.prompt == "user: Add 2 and 3.\n\nassistant: 2 + 3 = 5\n\nuser: Now add 4."
+    assert "<" not in first.prompt  # no template markup in front of a rater
+    assert any(i.prompt == "Add 1 and 1." and i.messages is None for i in items)
+
+    with Spool(store, tag="conversation-votes") as spool:
+        spool.write([vote_event(made.id, i.item, "ana", "a" if i.model_a == "base" else "b", 1.0)
+                     for i in items])  # the same verdict on a repeat with sides swapped
+    pairs, _ = preferences.load_pairs("review:conversations", store)
+    pair = next(p for p in pairs if p.messages)
+    assert pair.messages == turns
+
+    # the dpo stage renders the pair's prompt exactly as the models were prompted
+    source = resolve(store, "sft", "best")
+    tokenizer = models.load_tokenizer(source.base, source.experiment)
+    template = chat_render.template_text("auto", tokenizer)
+    row = {"prompt": pair.prompt, "messages": pair.messages, "chosen": pair.chosen,
+           "rejected": pair.rejected + " no"}
+    tokens = train_dpo.tokenize_pairs([row], tokenizer, template, 512)[0]
+    prompt, _ = chat_render.generation_prompt(
+        {"messages": [*turns, {"role": "assistant", "content": ""}]}, tokenizer, template)
+    assert tokens["prompt_ids"] == tokenizer(prompt, add_special_tokens=False)["input_ids"]

@@ -3,6 +3,9 @@
 -- so the `leaderboard` view can show them beside the win rates.
 
 ALTER TABLE reviews ADD COLUMN kind VARCHAR DEFAULT 'review';  -- review | arena
+-- the turns before the answers (JSON [{"role", "content"}]), when the prompt is a conversation:
+-- what the models saw, so that a dpo stage renders the pair exactly as in training
+ALTER TABLE review_items ADD COLUMN messages JSON;
 
 CREATE TABLE review_ratings (
     experiment   VARCHAR NOT NULL,
