@@ -78,12 +78,11 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
 
     try:
         processes = int(job.experiment.get("resources", {}).get("gpus_per_trial", 1) or 1)
-        dpo = job.experiment.get("method", {}).get("stage") == "dpo"
         if kind == "trial" and processes > 1:
             from tunelab.engine.distributed import launch
 
             result = launch(job, progress, processes)
-        elif kind == "trial" and dpo:
+        elif kind == "trial" and job.stage == "dpo":
             from tunelab.engine import train_dpo
 
             result = train_dpo.run_trial(job, progress)
@@ -91,7 +90,7 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             from tunelab.engine.train import run_trial
 
             result = run_trial(job, progress)
-        elif kind == "baseline" and dpo:
+        elif kind == "baseline" and job.stage == "dpo":
             from tunelab.engine import train_dpo
 
             result = train_dpo.run_baseline(job, progress)

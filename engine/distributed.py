@@ -100,7 +100,7 @@ def main() -> None:
         if events is not None:
             events.write(json.dumps([event, data], default=float) + "\n")
 
-    if job.experiment.get("method", {}).get("stage") == "dpo":
+    if job.stage == "dpo":
         from tunelab.engine.train_dpo import run_trial
     else:
         from tunelab.engine.train import run_trial

@@ -26,6 +26,11 @@ class TrialJob:
     threads: int | None = None  # torch CPU threads (several trials at once share the cores)
     parent: str | None = None  # a dpo stage on an adapter parent: the adapter it goes on training
 
+    @property
+    def stage(self) -> str:
+        """sft or dpo: which stage file runs the trial (and its baseline)."""
+        return str(self.experiment.get("method", {}).get("stage", "sft"))
+
 
 @dataclass(frozen=True)
 class TrialResult:

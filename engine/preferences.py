@@ -104,6 +104,15 @@ class PreferenceReport:
     def usable(self) -> int:
         return self.train + self.heldout
 
+    def dropped(self) -> list[str]:
+        """What did not become a pair, in words: "4 ties", "1 contradicted by another vote"."""
+        names = {"tie": "ties", "both_bad": "both bad", "skip": "skips"}
+        parts = [f"{n} {names[k]}" for k, n in self.left_out.items() if n]
+        return parts + [f"{n} {what}" for n, what in (
+            (self.identical, "with chosen = rejected"),
+            (self.conflicting, "contradicted by another vote"),
+            (len(self.broken), "broken rows")) if n]
+
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "usable": self.usable}, ensure_ascii=False)
 
@@ -203,14 +212,9 @@ def split_pairs(pairs: list[Pair], heldout: float, seed: int) -> tuple[list[Pair
 
 def too_few(report: PreferenceReport, needed: int) -> str:
     """Why a run refuses, and what to do: how many more decisive votes (or rows) it takes."""
-    dropped = {"tie": "ties", "both_bad": "both bad", "skip": "skips"}
-    parts = [f"{n} {dropped[k]}" for k, n in report.left_out.items() if n]
-    if report.identical:
-        parts.append(f"{report.identical} with chosen = rejected")
-    if report.conflicting:
-        parts.append(f"{report.conflicting} contradicted by another vote")
+    parts = report.dropped()
     if report.broken:
-        parts.append(f"{len(report.broken)} broken rows (first: {report.broken[0]})")
+        parts[-1] += f" (first: {report.broken[0]})"
     why = f" ({', '.join(parts)} do not count)" if parts else ""
     more = needed - report.usable
     if report.source.startswith(("review:", "arena:")):
@@ -241,15 +245,24 @@ def _pair_row(pair: Pair) -> dict[str, Any]:
             "rejected": pair.rejected, "origin": pair.origin}
 
 
-def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
-    """Checks and splits the pairs, writes them beside the parent's splits; refuses with too few."""
+def checked_pairs(spec: LoadedSpec, store: Path) -> tuple[list[Pair], list[Pair],
+                                                          PreferenceReport, str | None]:
+    """(training pairs, held-out pairs, the report, why a run must refuse or None)."""
     exp = spec.experiment
     method = exp.method
     pairs, report = load_pairs(str(method.preferences), store)
     train, held = split_pairs(pairs, method.heldout, exp.train.seed)
     report.train, report.heldout = len(train), len(held)
-    if report.usable < method.min_pairs or not train or not held:
-        raise SpecError(too_few(report, max(method.min_pairs, 2)), "too few preference pairs")
+    enough = report.usable >= method.min_pairs and train and held
+    return train, held, report, None if enough else too_few(report, max(method.min_pairs, 2))
+
+
+def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
+    """Checks and splits the pairs, writes them beside the parent's splits; refuses with too few."""
+    method = spec.experiment.method
+    train, held, report, refusal = checked_pairs(spec, store)
+    if refusal:
+        raise SpecError(refusal, "too few preference pairs")
     name, number = method.parent
     _, parent_folder = _parent_trial(store, name, number)
     manifest = json.loads((parent_folder / "manifest.json").read_text())

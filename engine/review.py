@@ -51,10 +51,12 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     """The first n rows of the experiment's prepared test split."""
     from tunelab.engine.data import read_rows
     from tunelab.engine.runner import paths
+    from tunelab.engine.spec import Experiment
 
-    method = experiment_spec(store, experiment).get("method") or {}
-    if method.get("stage") == "dpo":  # its test split is its parent's
-        experiment = str(method.get("from", "")).split(":")[0]
+    plain = experiment_spec(store, experiment)
+    spec = Experiment.model_validate(plain) if plain else None
+    if spec is not None and spec.method.stage == "dpo":  # its test split is its parent's
+        experiment = spec.method.parent[0]
     runs, _ = paths(store, experiment)
     files = sorted((runs / "data").glob("*/test.jsonl"), key=lambda p: p.stat().st_mtime)
     if not files:

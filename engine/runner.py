@@ -180,11 +180,9 @@ class Runner:
         self._check_objectives()
 
     def _check_objectives(self) -> None:
-        from tunelab.engine.spec import EXTRA_OBJECTIVES, LOSS_METRICS, PREFERENCE_METRICS
+        from tunelab.engine.spec import EXTRA_OBJECTIVES
 
-        computed = {"eval_loss", *LOSS_METRICS, *self.exp.eval.metrics, *EXTRA_OBJECTIVES}
-        if self.exp.method.stage == "dpo":
-            computed |= set(PREFERENCE_METRICS)
+        computed = self.exp.computed_metrics | set(EXTRA_OBJECTIVES)
         for name in self.exp.search.all_objectives:
             if name not in computed:
                 raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "

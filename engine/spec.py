@@ -398,9 +398,8 @@ class Experiment(_Strict):
                                  "[model] section")
             if self.data is None:
                 raise ValueError("data.train: required: the experiment has no [data] section")
-        computed = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
+        computed = self.computed_metrics
         if self.method.stage == "dpo":
-            computed |= set(PREFERENCE_METRICS)
             searched = [k for k in ("method.beta", "method.loss_type") if k in self.search.space]
             if searched and self.search.objective in ("eval_loss", "loss"):
                 raise ValueError(
@@ -420,6 +419,12 @@ class Experiment(_Strict):
                 raise ValueError(f"success.{metric}: {condition!r} is not a condition; "
                                  "write e.g. \">= 0.9\" or \"< 1.5\"")
         return self
+
+    @property
+    def computed_metrics(self) -> set[str]:
+        """What evaluation computes, so what an objective or a success criterion may name."""
+        found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
+        return found | set(PREFERENCE_METRICS) if self.method.stage == "dpo" else found
 
     @property
     def learning_rate(self) -> float:

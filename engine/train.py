@@ -317,20 +317,15 @@ def write_manifest(job: TrialJob, exp: Experiment, out: Path, device: str) -> No
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool: Spool,
-                progress: Any, rows: tuple[list, list, list]) -> TrialResult:
+def train_to_the_end(job: TrialJob, exp: Experiment, trainer: Any, outcome: dict[str, Any],
+                     micro: int, progress: Any) -> tuple[dict[str, Any], TrialResult | None]:
+    """Trains; returns what ran, and the result of a trial that ends here (a NaN loss, pruned,
+    Ctrl-C) with its checkpoints removed. Every stage stops by the same rules."""
     out = Path(job.out_dir)
-    train_rows, val_rows, test_rows = rows
     device, _ = models.device_and_dtype(exp)
-    tokenizer = models.load_tokenizer(job.base, exp)
-    model = load_for_method(job.base, exp)
-    callbacks, outcome = _callbacks(job, exp, spool, progress, attempt)
-    trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows, micro)
     total, trainable = models.count_parameters(trainer.model)
     progress("start", {"params": total, "trainable": trainable, "micro_batch": micro,
                        "accumulation": exp.train.batch_size // micro})
-
-    # train
     output = trainer.train()
     state = trainer.state
     info = {"train_seconds": output.metrics.get("train_runtime"), "steps": state.global_step,
@@ -338,34 +333,53 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
             "params": total, "trainable": trainable, "micro_batch": micro,
             "accumulation": exp.train.batch_size // micro, "device": device}
     if outcome["nan"]:
-        return TrialResult("failed", fail_reason="nan", info=info,
-                           error="the loss became NaN or infinite; lower the learning rate")
+        return info, TrialResult("failed", fail_reason="nan", info=info,
+                                 error="the loss became NaN or infinite; lower the learning rate")
     best = state.best_metric
     _barrier()  # every rank is done with the checkpoints before rank 0 removes them
-    first = rank() == 0
-    if outcome["interrupted"] and not outcome["pruned"]:
-        if first:
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        return TrialResult("failed", value=best, fail_reason="interrupted", info=info,
-                           error=f"stopped by Ctrl-C after {outcome['evaluations']} evaluations")
+    if not (outcome["interrupted"] or outcome["pruned"]):
+        return info, None
+    if rank() == 0:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     if outcome["pruned"]:
-        if first:
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        return TrialResult("pruned", value=best, info=info)
+        return info, TrialResult("pruned", value=best, info=info)
+    return info, TrialResult("failed", value=best, fail_reason="interrupted", info=info,
+                             error=f"stopped by Ctrl-C after {outcome['evaluations']} evaluations")
+
+
+def save_best(trainer: Any, tokenizer: Any, out: Path) -> None:
+    """The best checkpoint (the adapter alone for LoRA, QLoRA and prefix) with its tokenizer
+    in best/; the other checkpoints are dropped."""
+    trainer.save_model(str(out / "best"))  # every rank calls it; the main process writes
+    _barrier()
+    if rank() == 0:
+        tokenizer.save_pretrained(str(out / "best"))
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+
+
+def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool: Spool,
+                progress: Any, rows: tuple[list, list, list]) -> TrialResult:
+    out = Path(job.out_dir)
+    train_rows, val_rows, test_rows = rows
+    tokenizer = models.load_tokenizer(job.base, exp)
+    model = load_for_method(job.base, exp)
+    callbacks, outcome = _callbacks(job, exp, spool, progress, attempt)
+    trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows, micro)
+
+    # train
+    info, ended = train_to_the_end(job, exp, trainer, outcome, micro, progress)
+    if ended is not None:
+        return ended
 
     # evaluate the best checkpoint (the trainer loaded it back) on validation and test
     progress("evaluate", {})
     values, samples = evaluate_model(trainer, trainer.model, tokenizer, exp, val_rows, test_rows,
-                                     val_loss=best)
+                                     val_loss=trainer.state.best_metric)
     ref = f"trial:{job.number}"
     spool.write(evaluation_events(exp, ref, values) + sample_events(exp, ref, samples))
 
-    # save the best checkpoint (the adapter alone for LoRA, QLoRA and prefix) and drop the rest
-    trainer.save_model(str(out / "best"))  # every rank calls it; the main process writes
-    _barrier()
-    if first:
-        tokenizer.save_pretrained(str(out / "best"))
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    # save
+    save_best(trainer, tokenizer, out)
     info["values"] = values
     return TrialResult("complete", value=objective_value(exp, values), info=info)
 

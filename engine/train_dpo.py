@@ -33,12 +33,13 @@ from tunelab.engine.evaluate import (
 from tunelab.engine.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import (
-    _barrier,
     _callbacks,
     build_trainer,
     load_for_method,
     peft_config,
     rank,
+    save_best,
+    train_to_the_end,
     trainer_arguments,
 )
 from tunelab.store import Spool
@@ -181,7 +182,6 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
                 progress: Any, rows: tuple[list, list, list]) -> TrialResult:
     out = Path(job.out_dir)
     _, val_rows, test_rows = rows
-    device, _ = models.device_and_dtype(exp)
     model, tokenizer, new_adapter = load_policy(job, exp, trainable=True)
     pairs = _pair_sets(job, exp, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -190,30 +190,12 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     callbacks, outcome = _callbacks(job, exp, spool, progress, attempt)
     trainer = build_dpo_trainer(job, exp, model, tokenizer, new_adapter, callbacks,
                                 pairs["train"], pairs["heldout"], micro)
-    total, trainable = models.count_parameters(trainer.model)
-    progress("start", {"params": total, "trainable": trainable, "micro_batch": micro,
-                       "accumulation": exp.train.batch_size // micro})
 
     # train
-    output = trainer.train()
-    state = trainer.state
-    info = {"train_seconds": output.metrics.get("train_runtime"), "steps": state.global_step,
-            "tokens": int(state.num_input_tokens_seen or 0), "params": total,
-            "trainable": trainable, "micro_batch": micro,
-            "accumulation": exp.train.batch_size // micro, "device": device}
-    if outcome["nan"]:
-        return TrialResult("failed", fail_reason="nan", info=info,
-                           error="the loss became NaN or infinite; lower the learning rate")
-    best = state.best_metric
-    _barrier()
-    first = rank() == 0
-    if outcome["pruned"] or outcome["interrupted"]:
-        if first:
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        if outcome["pruned"]:
-            return TrialResult("pruned", value=best, info=info)
-        return TrialResult("failed", value=best, fail_reason="interrupted", info=info,
-                           error=f"stopped by Ctrl-C after {outcome['evaluations']} evaluations")
+    info, ended = train_to_the_end(job, exp, trainer, outcome, micro, progress)
+    if ended is not None:
+        return ended
+    best = trainer.state.best_metric
 
     # evaluate the best checkpoint (the trainer loaded it back): pairs, then the parent's splits
     progress("evaluate", {})
@@ -227,12 +209,9 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     spool.write(evaluation_events(exp, ref, values) + sample_events(exp, ref, samples))
 
     # save: an adapter on the same base as the parent's (TRL's frozen "ref" copy is dropped)
-    trainer.save_model(str(out / "best"))
-    _barrier()
-    if first:
+    save_best(trainer, tokenizer, out)
+    if rank() == 0:
         shutil.rmtree(out / "best" / "ref", ignore_errors=True)
-        tokenizer.save_pretrained(str(out / "best"))
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     info["values"] = values
     return TrialResult("complete", value=objective_value(exp, values), info=info)
 

@@ -52,20 +52,25 @@ class Quiet:
         pass
 
 
-@pytest.fixture(scope="session")
-def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with one trained tiny model ('tiny', trial 0) and its baseline."""
+def train_tiny(folder: Path, name: str, method: str) -> Path:
+    """One trial of a tiny scratch model on 240 arithmetic rows, one epoch, in folder's store
+    (returned); `method` is the [method] section's body, e.g. 'kind = "full"'."""
     from tunelab.engine.runner import Runner
     from tunelab.engine.spec import load_spec
 
-    folder = tmp_path_factory.mktemp("trained")
     source = EXPERIMENTS / "data" / "arithmetic.jsonl"
     (folder / "data.jsonl").write_text("\n".join(source.read_text().splitlines()[:240]) + "\n")
-    (folder / "tiny.toml").write_text(
-        'name = "tiny"\n[model]\nscratch = { hidden_size = 64, layers = 2, heads = 4, '
+    (folder / f"{name}.toml").write_text(
+        f'name = "{name}"\n[model]\nscratch = {{ hidden_size = 64, layers = 2, heads = 4, '
         'vocab_size = 256 }\n[data]\ntrain = "data.jsonl"\n'
-        '[method]\nkind = "full"\n[train]\nepochs = 1\nbatch_size = 16\nlearning_rate = 3e-3\n'
+        f'[method]\n{method}\n[train]\nepochs = 1\nbatch_size = 16\nlearning_rate = 3e-3\n'
         '[search]\ntrials = 1\n[eval]\nsamples = 0\n')
     store = folder / "tunelab.duckdb"
-    Runner(load_spec(folder / "tiny.toml"), store, Quiet()).run()
+    Runner(load_spec(folder / f"{name}.toml"), store, Quiet()).run()
     return store
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with one trained tiny model ('tiny', trial 0) and its baseline."""
+    return train_tiny(tmp_path_factory.mktemp("trained"), "tiny", 'kind = "full"')

@@ -15,7 +15,7 @@ from tunelab.engine.runner import Runner
 from tunelab.engine.spec import load_spec
 from tunelab.store import Spool, evaluations, list_trials, review_items, vote_event
 
-from conftest import EXPERIMENTS, Quiet, tunelab_command
+from conftest import Quiet, train_tiny, tunelab_command
 
 
 def _dpo_file(folder: Path, preferences_source: str, extra: str = "", name: str = "tiny-dpo") -> Path:
@@ -35,15 +35,7 @@ def voted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A LoRA SFT trial, a review of it against its base with a rater who always prefers the
     base's answer (the opposite of what the SFT model likes), and those votes exported."""
     folder = tmp_path_factory.mktemp("dpo")
-    source = EXPERIMENTS / "data" / "arithmetic.jsonl"
-    (folder / "data.jsonl").write_text("\n".join(source.read_text().splitlines()[:240]) + "\n")
-    (folder / "sft.toml").write_text(
-        'name = "sft"\n[model]\nscratch = { hidden_size = 64, layers = 2, heads = 4, '
-        'vocab_size = 256 }\n[data]\ntrain = "data.jsonl"\n'
-        '[method]\nkind = "lora"\nr = 8\n[train]\nepochs = 1\nbatch_size = 16\n'
-        'learning_rate = 3e-3\n[search]\ntrials = 1\n[eval]\nsamples = 0\n')
-    store = folder / "tunelab.duckdb"
-    Runner(load_spec(folder / "sft.toml"), store, Quiet()).run()
+    store = train_tiny(folder, "sft", 'kind = "lora"\nr = 8')
 
     prompts = review.test_prompts(store, "sft", 24)
     made = review.create(store, "sft", "sft-review", ["base", "best"], prompts, "test",

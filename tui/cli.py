@@ -452,14 +452,11 @@ def _check_preferences(spec: Any, store: Path) -> None:
     from tunelab.engine import preferences
     from tunelab.tui import data_view
 
-    method = spec.experiment.method
-    pairs, report = preferences.load_pairs(str(method.preferences), store)
-    train, held = preferences.split_pairs(pairs, method.heldout, spec.experiment.train.seed)
-    report.train, report.heldout = len(train), len(held)
-    data_view.print_preferences(console, spec.experiment.name, method.from_, report)
-    if report.usable < method.min_pairs or not train or not held:
-        raise TunelabError(preferences.too_few(report, max(method.min_pairs, 2)),
-                           "too few preference pairs")
+    _, _, report, refusal = preferences.checked_pairs(spec, store)
+    data_view.print_preferences(console, spec.experiment.name, spec.experiment.method.from_,
+                                report)
+    if refusal:
+        raise TunelabError(refusal, "too few preference pairs")
 
 
 @app.command()
@@ -633,13 +630,11 @@ def _print_trials(store: Path, name: str) -> None:
                       *judged, fmt.duration(t.duration_s))
     console.print(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
+    from tunelab.engine.evaluate import objective_value
+    from tunelab.engine.spec import Experiment
+
     dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
-    key = f"validation/{objective}"
-    if objective == "eval_loss":
-        key = "preferences/loss" if dpo else "validation/loss"
-    elif dpo and not baseline.get(key):
-        key = f"preferences/{objective}"
-    start = baseline.get(key)
+    start = objective_value(Experiment.model_validate(plain_spec), baseline) if plain_spec else None
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in success)
         what = "the parent" if dpo else "the base model"

@@ -88,12 +88,7 @@ def print_examples(console: Console, rows: list[dict[str, Any]], tokenizer: Any,
 def print_preferences(console: Console, name: str, parent: str | None, report: Any) -> None:
     """A dpo stage's pairs (engine.preferences.PreferenceReport): read, left out, kept."""
     console.print(f"[bold]{name}[/] · dpo from {parent} · pairs from {report.source}")
-    dropped = {"tie": "ties", "both_bad": "both bad", "skip": "skips"}
-    out = [f"{n} {dropped[k]}" for k, n in report.left_out.items() if n]
-    out += [f"{n} {what}" for n, what in ((report.identical, "chosen = rejected"),
-                                          (report.duplicates, "duplicates"),
-                                          (report.conflicting, "contradicted"),
-                                          (len(report.broken), "broken rows")) if n]
+    out = report.dropped() + ([f"{report.duplicates} duplicates"] if report.duplicates else [])
     console.print(f"{report.rows_read} read → {report.usable} usable pairs: {report.train} to "
                   f"train on, {report.heldout} held out" + (f" · left out: {', '.join(out)}"
                                                              if out else ""))
