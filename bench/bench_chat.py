@@ -47,7 +47,7 @@ def build(folder: Path, hidden: int, layers: int) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from tunelab.engine.model import train_tokenizer
+    from tunelab.engine.train.model import train_tokenizer
 
     rows = [json.loads(x) for x in (ROOT / "experiments/data/arithmetic.jsonl").open()]
     tokenizer = train_tokenizer([r["prompt"] + "\n" + r["completion"] for r in rows], 1024)
@@ -75,7 +75,7 @@ def experiment() -> Any:
 
 
 def sources(folder: Path) -> list[Any]:
-    from tunelab.engine.models_ref import ModelSource
+    from tunelab.engine.serve.refs import ModelSource
 
     exp = experiment()
     return [ModelSource(f"trial:{k}", str(folder / "base"), str(folder / f"adapter{k}"), True, exp)
@@ -98,9 +98,9 @@ class Clock:
 def speed(folder: Path, tokens: int, repeats: int) -> None:
     import torch
 
-    from tunelab.engine import model as models
-    from tunelab.engine.chat import Settings, prompt_for, stream_reply
-    from tunelab.engine.side_by_side import load_pair, stream_pair
+    from tunelab.engine.serve.chat import Settings, prompt_for, stream_reply
+    from tunelab.engine.serve.side_by_side import load_pair, stream_pair
+    from tunelab.engine.train import model as models
 
     exp = experiment()
     model = models.load_model(str(folder / "base"), exp).eval()
@@ -171,8 +171,8 @@ def memory_child(folder: Path, case: str) -> None:
     import transformers  # noqa: F401
     from peft import PeftModel  # noqa: F401
 
-    from tunelab.engine.chat import Settings, stream_reply
-    from tunelab.engine.models_ref import ModelPool
+    from tunelab.engine.serve.chat import Settings, stream_reply
+    from tunelab.engine.serve.refs import ModelPool
 
     found = sources(folder)
     before = _rss()

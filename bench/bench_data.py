@@ -43,7 +43,7 @@ def plain_work(texts: list[str]) -> float:
     """sha256 of every text, MinHash of its word 3-grams, LSH query-then-insert: the core alone."""
     from datasketch import MinHash, MinHashLSH
 
-    from tunelab.engine.dedupe import NUM_PERM, _hashfunc, shingles
+    from tunelab.engine.data.dedupe import NUM_PERM, _hashfunc, shingles
 
     start = time.perf_counter()
     for t in texts:
@@ -61,10 +61,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
-    from tunelab.engine.chat_render import template_text, token_lengths
-    from tunelab.engine.data import prepare
-    from tunelab.engine.model import train_tokenizer
+    from tunelab.engine.data.prepare import prepare
+    from tunelab.engine.data.render import template_text, token_lengths
     from tunelab.engine.spec import load_spec
+    from tunelab.engine.train.model import train_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

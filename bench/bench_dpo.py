@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--kind", default="worked", choices=["worked", "wrong"])
     args = parser.parse_args()
 
-    from tunelab.engine.runner import Runner, run_child
+    from tunelab.engine.run.runner import Runner, run_child
     from tunelab.engine.spec import load_spec
     from tunelab.store import evaluations
 
@@ -105,10 +105,10 @@ def main() -> None:
         from datasets import Dataset
         from trl import DPOConfig, DPOTrainer
 
-        from tunelab.engine import chat_render
-        from tunelab.engine.data import read_rows
-        from tunelab.engine.train import first_micro_batch, trainer_arguments
-        from tunelab.engine.train_dpo import load_policy
+        from tunelab.engine.data import render as chat_render
+        from tunelab.engine.data.prepare import read_rows
+        from tunelab.engine.train.dpo import load_policy
+        from tunelab.engine.train.sft import first_micro_batch, trainer_arguments
 
         def plain_run(name: str) -> tuple[float, float, int]:
             plain_job = runner._job(2, None, exp.model_dump(mode="json"), base, prepared,

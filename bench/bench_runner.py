@@ -30,8 +30,8 @@ class Quiet:
 
 
 def startup(starts: int) -> dict[str, list[float]]:
-    from tunelab.engine.jobs import TrialJob
-    from tunelab.engine.runner import _context, run_child
+    from tunelab.engine.run.jobs import TrialJob
+    from tunelab.engine.run.runner import _context, run_child
 
     out: dict[str, list[float]] = {"forked from the preloaded server": [],
                                    "fresh interpreter (no preload)": []}
@@ -54,7 +54,7 @@ def startup(starts: int) -> dict[str, list[float]]:
 def sweep(pruner: str, trials: int, epochs: int, tmp: Path, extra: list[str]
           ) -> tuple[int, float | None, int, int]:
     from tunelab import store as st
-    from tunelab.engine.runner import Runner
+    from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
     sets = [f"search.trials={trials}", f"train.epochs={epochs}", 'search.sampler="random"',

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--method", default="full", choices=["full", "lora"])
     args = parser.parse_args()
 
-    from tunelab.engine.runner import Runner, run_child
+    from tunelab.engine.run.runner import Runner, run_child
     from tunelab.engine.spec import load_spec
 
     sets = [f"train.epochs={args.epochs}", f"method.kind={args.method}", "search.trials=1",
@@ -52,9 +52,9 @@ def main() -> None:
         runner.spool.close()
         tokens = result.info["tokens"]
 
-        from tunelab.engine import model as models
-        from tunelab.engine.data import read_rows
-        from tunelab.engine.train import build_trainer, first_micro_batch
+        from tunelab.engine.data.prepare import read_rows
+        from tunelab.engine.train import model as models
+        from tunelab.engine.train.sft import build_trainer, first_micro_batch
 
         def plain_run(folder: str) -> tuple[float, float, int]:
             plain_job = runner._job(2, None, exp.model_dump(mode="json"), base, prepared,

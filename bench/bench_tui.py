@@ -80,8 +80,8 @@ def startup(store: Path, repeat: int) -> None:
 
 
 async def refresh(store: Path, repeat: int) -> None:
+    from tunelab.tui import source
     from tunelab.tui.app import TunelabApp
-    from tunelab.tui.screens import source
     from tunelab.tui.screens.trials import TrialsScreen
     from tunelab.tui.widgets.table import VimTable
 

@@ -55,7 +55,7 @@ class Quiet:
 def train_tiny(folder: Path, name: str, method: str) -> Path:
     """One trial of a tiny scratch model on 240 arithmetic rows, one epoch, in folder's store
     (returned); `method` is the [method] section's body, e.g. 'kind = "full"'."""
-    from tunelab.engine.runner import Runner
+    from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
     source = EXPERIMENTS / "data" / "arithmetic.jsonl"

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.data import PreparedData, prepare
+from tunelab.engine.data.prepare import PreparedData, prepare
 from tunelab.engine.spec import LoadedSpec, load_spec
 
 WORDS = ("apple river stone cloud lamp window garden music paper silver orange forest mountain "

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from tunelab import store as st
-from tunelab.engine import arena, review
-from tunelab.engine.chat import Settings, stream_reply
-from tunelab.engine.models_ref import ModelSource, resolve
-from tunelab.engine.side_by_side import load_pair, stream_pair
+from tunelab.engine.review import arena
+from tunelab.engine.review import reviews as review
+from tunelab.engine.serve.chat import Settings, stream_reply
+from tunelab.engine.serve.refs import ModelSource, resolve
+from tunelab.engine.serve.side_by_side import load_pair, stream_pair
 
 GREEDY = Settings(temperature=0, max_new_tokens=16)
 ASK = [{"role": "user", "content": "What is 3 plus 4?"}]
@@ -47,7 +48,7 @@ def adapters(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> l
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from tunelab.engine import model as models
+    from tunelab.engine.train import model as models
 
     base = resolve(trained_store, "tiny", "base")
     found = []
@@ -65,7 +66,7 @@ def adapters(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> l
 
 def _alone(source: ModelSource, messages: list[dict[str, str]]) -> str:
     """The reply of one model loaded on its own, through the plain chat path."""
-    from tunelab.engine.models_ref import ModelPool
+    from tunelab.engine.serve.refs import ModelPool
 
     model, tokenizer = ModelPool().get(source)
     return "".join(stream_reply(model, tokenizer, messages, GREEDY, threading.Event(),
@@ -169,7 +170,7 @@ async def _send(pilot, text: str) -> None:  # noqa: ANN001
 async def test_the_arena_screen_is_blind_until_the_reveal_and_stores_the_votes(store) -> None:
     from textual.widgets import Markdown
 
-    from tunelab.tui.arena_screen import ArenaApp
+    from tunelab.tui.screens.arena import ArenaApp
 
     app = ArenaApp(store, "tiny", ("base", "trial:0"), "pilot")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -219,7 +220,7 @@ async def test_the_arena_screen_is_blind_until_the_reveal_and_stores_the_votes(s
 
 async def test_a_on_the_trials_screen_opens_an_arena_and_escape_comes_back(store) -> None:
     from tunelab.tui.app import TunelabApp
-    from tunelab.tui.arena_screen import ArenaScreen
+    from tunelab.tui.screens.arena import ArenaScreen
     from tunelab.tui.screens.trials import TrialsScreen
 
     app = TunelabApp([store])

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 from tunelab import store as st
-from tunelab.engine.chat import Settings, stream_reply
-from tunelab.engine.models_ref import ModelPool, resolve
+from tunelab.engine.serve.chat import Settings, stream_reply
+from tunelab.engine.serve.refs import ModelPool, resolve
 
 
 def test_a_reply_streams_in_pieces_and_stops_when_asked(trained_store: Path) -> None:
@@ -37,7 +37,7 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
     from textual import events
     from textual.widgets import Input, Markdown
 
-    from tunelab.tui.chat_screen import ChatApp
+    from tunelab.tui.screens.chat import ChatApp
 
     app = ChatApp(trained_store, "tiny", "best", tmp_path / "probes.json")
     async with app.run_test(size=(80, 24)) as pilot:

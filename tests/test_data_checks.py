@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from data_helpers import finding, jsonl, pc_rows, prepared
 
-from tunelab.engine.data import DataRejected
+from tunelab.engine.data.prepare import DataRejected
 
 
 def test_a_messy_file_names_its_broken_lines_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from data_helpers import finding, jsonl, pc_rows, prepared
 
-from tunelab.engine import chat_render
-from tunelab.engine.model import render, train_tokenizer
+from tunelab.engine.data import render as chat_render
+from tunelab.engine.train.model import render, train_tokenizer
 
 CHAT = [{"role": "system", "content": "Be brief."},
         {"role": "user", "content": "What is 2 plus 2?"},
@@ -99,7 +99,7 @@ def test_the_models_own_chat_template_is_used(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text(jsonl(pc_rows(120)))
     spec = tmp_path / "m.toml"
     spec.write_text(f'name = "m"\n[model]\nbase = "{folder}"\n[data]\ntrain = "d.jsonl"\n')
-    from tunelab.engine.data import prepare, tokenizer_for
+    from tunelab.engine.data.prepare import prepare, tokenizer_for
     from tunelab.engine.spec import load_spec
 
     loaded = load_spec(spec)
@@ -117,7 +117,7 @@ def test_a_template_that_drops_eos_is_reported(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text(jsonl(pc_rows(120)))
     spec = tmp_path / "m.toml"
     spec.write_text(f'name = "m"\n[model]\nbase = "{folder}"\n[data]\ntrain = "d.jsonl"\n')
-    from tunelab.engine.data import prepare
+    from tunelab.engine.data.prepare import prepare
     from tunelab.engine.spec import load_spec
 
     eos = finding(prepare(load_spec(spec), tmp_path / "cache").report, "eos")
@@ -156,7 +156,7 @@ def test_rows_the_models_template_refuses_are_dropped_and_reported(tmp_path: Pat
     (tmp_path / "d.jsonl").write_text(jsonl(rows))
     spec = tmp_path / "m.toml"
     spec.write_text(f'name = "m"\n[model]\nbase = "{folder}"\n[data]\ntrain = "d.jsonl"\n')
-    from tunelab.engine.data import prepare
+    from tunelab.engine.data.prepare import prepare
     from tunelab.engine.spec import load_spec
 
     p = prepare(load_spec(spec), tmp_path / "cache")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from data_helpers import experiment, finding, jsonl, pc_rows, prepared
 
-from tunelab.engine.data import prepare
+from tunelab.engine.data.prepare import prepare
 
 
 def _where(p) -> dict[str, str]:
@@ -124,9 +124,9 @@ def test_the_trainer_reads_a_curriculum_in_order_and_shuffles_otherwise(tmp_path
     from torch.utils.data import RandomSampler, SequentialSampler
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from tunelab.engine.jobs import TrialJob
-    from tunelab.engine.model import train_tokenizer
-    from tunelab.engine.train import build_trainer
+    from tunelab.engine.run.jobs import TrialJob
+    from tunelab.engine.train.model import train_tokenizer
+    from tunelab.engine.train.sft import build_trainer
 
     rows = pc_rows(120)
     tokenizer = train_tokenizer([r["prompt"] + "\n" + r["completion"] for r in rows], 300)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.engine import preferences, review
+from tunelab.engine.data import preferences
 from tunelab.engine.errors import SpecError
-from tunelab.engine.runner import Runner
+from tunelab.engine.review import reviews as review
+from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 from tunelab.store import Spool, evaluations, list_trials, review_items, vote_event
 
@@ -85,7 +86,7 @@ def test_a_dpo_trial_on_exported_votes_ranks_the_chosen_answers_above_the_parent
     assert not (trial / "best" / "ref").exists()
     manifest = json.loads((trial / "manifest.json").read_text())
     assert manifest["parent"]["trial"] == "sft:0"
-    from tunelab.engine.models_ref import ModelPool, resolve
+    from tunelab.engine.serve.refs import ModelPool, resolve
 
     base = resolve(store, "tiny-dpo", "base")  # a dpo stage's base is its parent
     assert base.weights and base.weights.endswith("trial-0000/best") and base.adapter
@@ -203,9 +204,10 @@ def test_searching_beta_or_the_loss_type_needs_an_objective_they_do_not_scale(tm
 
 def test_a_conversation_is_shown_plainly_and_kept_whole_for_the_dpo_stage(voted) -> None:
     store, _ = voted
-    from tunelab.engine import chat_render, train_dpo
-    from tunelab.engine import model as models
-    from tunelab.engine.models_ref import resolve
+    from tunelab.engine.data import render as chat_render
+    from tunelab.engine.serve.refs import resolve
+    from tunelab.engine.train import dpo as train_dpo
+    from tunelab.engine.train import model as models
 
     turns = [{"role": "user", "content": "Add 2 and 3."},
              {"role": "assistant", "content": "2 + 3 = 5"},

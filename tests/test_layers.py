@@ -20,8 +20,8 @@ def test_store_imports_neither_engine_nor_ui() -> None:
 
 def test_engine_and_store_run_without_textual() -> None:
     loaded = _modules_after(
-        "import tunelab.engine, tunelab.engine.runner, tunelab.engine.train, "
-        "tunelab.engine.evaluate, tunelab.store"
+        "import tunelab.engine, tunelab.engine.run.runner, tunelab.engine.train.sft, "
+        "tunelab.engine.train.evaluate, tunelab.store"
     )
     assert "textual" not in loaded and "tunelab.tui" not in loaded
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tunelab import store as st
-from tunelab.engine.runner import Runner
+from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
 from conftest import tunelab_command

@@ -111,7 +111,7 @@ def test_two_workers_on_postgres_run_each_trial_once(tmp_path: Path, small_exper
 
     import optuna
 
-    from tunelab.engine.search import open_storage
+    from tunelab.engine.run.study import open_storage
 
     study = optuna.load_study(study_name="tiny", storage=open_storage(postgres))
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tunelab import store as st
-from tunelab.engine import review
+from tunelab.engine.review import reviews as review
 
 from conftest import tunelab_command
 
@@ -64,7 +64,7 @@ def _screen_text(app) -> str:
 
 
 async def test_the_screen_shows_no_model_identity_and_undo_leaves_one_vote(reviewed) -> None:
-    from tunelab.tui.review_screen import ReviewApp
+    from tunelab.tui.screens.review import ReviewApp
 
     store, found = reviewed
     app = ReviewApp(store, found, "pilot")
@@ -94,7 +94,7 @@ def test_a_vote_survives_killing_the_app_right_after_the_key_press(reviewed) -> 
         import asyncio, os, signal
         from pathlib import Path
         from tunelab import store as st
-        from tunelab.tui.review_screen import ReviewApp
+        from tunelab.tui.screens.review import ReviewApp
 
         async def main():
             found = st.find_review(Path({str(store)!r}), {found.name!r})

@@ -9,7 +9,7 @@ import pytest
 from review_helpers import leaderboard, vote_for, write_review
 
 from tunelab import store as st
-from tunelab.engine import review
+from tunelab.engine.review import reviews as review
 from tunelab.store.errors import TunelabError
 
 

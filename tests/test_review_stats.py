@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from tunelab.engine.review_stats import (
+from tunelab.engine.review.stats import (
     Vote,
     agreement,
     bradley_terry,
@@ -121,7 +121,7 @@ def test_self_consistency_maps_sides_on_swapped_repeats() -> None:
 
 
 def test_a_model_that_won_every_vote_has_no_interval_to_show() -> None:
-    from tunelab.engine.review_stats import Vote, ratings
+    from tunelab.engine.review.stats import Vote, ratings
 
     votes = [Vote(i, "r", "a" if i % 2 else "b", "x" if i % 2 else "y", "y" if i % 2 else "x")
              for i in range(20)]  # x wins all 20, on either side

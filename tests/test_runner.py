@@ -11,9 +11,9 @@ import optuna
 import pytest
 
 from tunelab import store as st
-from tunelab.engine import search
 from tunelab.engine.errors import SpecError
-from tunelab.engine.runner import worker_slots
+from tunelab.engine.run import study as search
+from tunelab.engine.run.runner import worker_slots
 from tunelab.engine.spec import load_spec
 
 from conftest import tunelab_command

@@ -142,7 +142,7 @@ def test_micro_batch_must_divide_the_effective_batch(tmp_path: Path) -> None:
 def test_method_keys_are_sampled_only_in_trials_of_their_kind(tmp_path: Path) -> None:
     import optuna
 
-    from tunelab.engine.search import sample
+    from tunelab.engine.run.study import sample
 
     (tmp_path / "d.jsonl").write_text("{}\n")
     path = tmp_path / "x.toml"

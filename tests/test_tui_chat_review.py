@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunelab import store as st
-from tunelab.engine import review
+from tunelab.engine.review import reviews as review
 from tunelab.tui.app import TunelabApp
-from tunelab.tui.chat_screen import ChatScreen
-from tunelab.tui.review_screen import ReviewScreen
+from tunelab.tui.screens.chat import ChatScreen
+from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 

@@ -13,9 +13,9 @@ from textual.widgets import Input, SelectionList, Static
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
-from tunelab.tui.review_new_screen import NewReviewDialog
-from tunelab.tui.review_screen import ReviewApp, ReviewScreen
-from tunelab.tui.review_stats_screen import ReviewStatsScreen
+from tunelab.tui.screens.review import ReviewApp, ReviewScreen
+from tunelab.tui.screens.review_new import NewReviewDialog
+from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 

@@ -126,7 +126,7 @@ def journal(folder: Path) -> None:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from tunelab.engine.search import open_storage
+    from tunelab.engine.run.study import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=NAME, storage=open_storage(str(folder / "tunelab.optuna.journal")),

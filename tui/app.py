@@ -18,7 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tunelab.tui.screens import source
+from tunelab.tui import source
 from tunelab.tui.screens.experiments import ExperimentsScreen
 from tunelab.tui.screens.help import HelpScreen
 from tunelab.tui.screens.sql import SqlScreen

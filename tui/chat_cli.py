@@ -31,20 +31,20 @@ def chat(
     random); after each turn vote a, b, t (tie), x (both bad) or s (skip); Ctrl+R then reveals
     the models. The votes go to a review of kind arena (`tunelab review stats NAME`).
     """
-    from tunelab.engine.runner import paths
+    from tunelab.engine.run.runner import paths
 
     st.flush_orphans(store)
     if st.get_experiment(store, experiment) is None:
         raise TunelabError(f"no experiment {experiment!r} in {store}", "unknown experiment")
     if arena is not None:
-        from tunelab.engine.arena import refs_of, resolve_pair
-        from tunelab.engine.review import rater_name
-        from tunelab.tui.arena_screen import ArenaApp
+        from tunelab.engine.review.arena import refs_of, resolve_pair
+        from tunelab.engine.review.reviews import rater_name
+        from tunelab.tui.screens.arena import ArenaApp
 
         refs = resolve_pair(store, experiment, refs_of(arena))  # a mistake is told here, not later
         ArenaApp(store, experiment, refs, rater_name(rater)).run()
         return
-    from tunelab.tui.chat_screen import ChatApp
+    from tunelab.tui.screens.chat import ChatApp
 
     ref = f"trial:{model}" if model.isdigit() else model
     runs, _ = paths(store, experiment)

@@ -263,7 +263,7 @@ RetryOption = Annotated[bool, typer.Option(
 
 def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None, smoke: bool,
            new_study: bool, workers: int | None, retry_failed: bool, command: str) -> None:
-    from tunelab.engine.runner import Runner
+    from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
     spec = load_spec(file, set_ or [], store)
@@ -367,7 +367,7 @@ def enqueue(
     storage: Annotated[str | None, typer.Option(help="Optuna storage, as for run.")] = None,
 ) -> None:
     """Queue a known configuration: the sweep tries it before sampling new ones."""
-    from tunelab.engine.runner import Runner
+    from tunelab.engine.run.runner import Runner
 
     spec = _spec_of(experiment, store)
     space = spec.experiment.search.space
@@ -400,7 +400,7 @@ def confirm(
     not picked by seed noise."""
     import statistics
 
-    from tunelab.engine.runner import Runner
+    from tunelab.engine.run.runner import Runner
 
     st.flush_orphans(store)
     record = st.get_experiment(store, experiment)
@@ -449,7 +449,7 @@ def confirm(
 
 def _check_preferences(spec: Any, store: Path) -> None:
     """A dpo stage's pairs: how many are usable, and whether that is enough to run."""
-    from tunelab.engine import preferences
+    from tunelab.engine.data import preferences
     from tunelab.tui import data_view
 
     _, _, report, refusal = preferences.checked_pairs(spec, store)
@@ -470,7 +470,7 @@ def check(
 ) -> None:
     """Check an experiment file without running it: every mistake, or the resolved plan.
     A dpo stage is checked against its parent and its preference pairs in the store."""
-    from tunelab.engine import explain as ex
+    from tunelab.engine.spec import explain as ex
     from tunelab.engine.spec import load_spec
 
     spec = load_spec(file, set_ or [])
@@ -553,9 +553,9 @@ def data(
     """Prepare the data and print the report: counts per split, lengths in tokens, duplicates and
     rows removed and why. The prepared splits are cached for `tunelab run`.
     """
-    from tunelab.engine import chat_render
-    from tunelab.engine import data as data_prep
-    from tunelab.engine.runner import paths
+    from tunelab.engine.data import prepare as data_prep
+    from tunelab.engine.data import render as chat_render
+    from tunelab.engine.run.runner import paths
     from tunelab.engine.spec import load_spec
     from tunelab.tui import data_view
 
@@ -630,8 +630,8 @@ def _print_trials(store: Path, name: str) -> None:
                       *judged, fmt.duration(t.duration_s))
     console.print(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
-    from tunelab.engine.evaluate import objective_value
     from tunelab.engine.spec import Experiment
+    from tunelab.engine.train.evaluate import objective_value
 
     dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
     start = objective_value(Experiment.model_validate(plain_spec), baseline) if plain_spec else None
@@ -647,7 +647,7 @@ def _print_trials(store: Path, name: str) -> None:
         console.print(f"[bold]best:[/] trial {best.number} ({shown}) {objective} "
                       f"{fmt.number(best.value)}{gain}")
         if success:
-            from tunelab.engine.evaluate import verdict
+            from tunelab.engine.train.evaluate import verdict
 
             judged = verdict(success, evaluations.get(f"trial:{best.number}", {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
@@ -689,7 +689,7 @@ def _pareto(store: Path, name: str, search: dict[str, Any], trials: list[st.Tria
 
 
 def _verdict_mark(success: dict[str, str], values: dict[str, float]) -> str:
-    from tunelab.engine.evaluate import verdict
+    from tunelab.engine.train.evaluate import verdict
 
     return "[green]✓ pass[/]" if all(verdict(success, values).values()) else "[red]✗ fail[/]"
 
@@ -732,7 +732,7 @@ def export(
     store: StoreOption = Path(st.DEFAULT_STORE),
 ) -> None:
     """Export a trial's best checkpoint (adapter or merged weights) with a model card."""
-    from tunelab.engine.export import export_trial
+    from tunelab.engine.serve.export import export_trial
 
     record = _trial_ref(store, experiment, trial)
     values = st.evaluations(store, experiment).get(f"trial:{record.number}", {})
@@ -750,7 +750,7 @@ def rerun(
     storage: Annotated[str | None, typer.Option(help="Optuna storage, as for run.")] = None,
 ) -> None:
     """Run a trial again with the same parameters (and another seed), as a new trial."""
-    from tunelab.engine.runner import Runner
+    from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
     record = _trial_ref(store, experiment, trial)

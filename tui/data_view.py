@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tunelab.engine.data import DataReport
+from tunelab.engine.data.prepare import DataReport
 
 LEVEL_MARK = {"error": "[bold red]✗ error[/]", "warning": "[yellow]! warning[/]", "note": "[cyan]· note[/]"}
 TRAINED_OPEN, TRAINED_CLOSE = "⟦", "⟧"
@@ -52,7 +52,7 @@ def print_report(console: Console, name: str, fingerprint: str, report: DataRepo
 
 def print_examples(console: Console, rows: list[dict[str, Any]], tokenizer: Any, template: str) -> None:
     """Examples exactly as the model sees them; trained tokens between ⟦ ⟧ (and in green)."""
-    from tunelab.engine import chat_render
+    from tunelab.engine.data import render as chat_render
 
     for number, row in enumerate(rows, start=1):
         rendered = chat_render.render_tokens(row, tokenizer, template)

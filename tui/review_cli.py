@@ -49,7 +49,7 @@ def new(
     store: StoreOption = Path(st.DEFAULT_STORE),
 ) -> None:
     """Generate every model's outputs and create the review."""
-    from tunelab.engine import review
+    from tunelab.engine.review import reviews as review
 
     st.flush_orphans(store)
     rows = review.prompts_for(store, experiment, prompts, n)
@@ -74,8 +74,8 @@ def vote(
 ) -> None:
     """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment,
     i statistics."""
-    from tunelab.engine import review
-    from tunelab.tui.review_screen import ReviewApp
+    from tunelab.engine.review import reviews as review
+    from tunelab.tui.screens.review import ReviewApp
 
     st.flush_orphans(store)
     ReviewApp(store, _found(store, name), review.rater_name(rater)).run()
@@ -98,11 +98,11 @@ def stats(
 ) -> None:
     """Win rates, Bradley–Terry ratings with intervals, position bias, agreement. The ratings
     are saved to the store (the leaderboard view)."""
-    from tunelab.engine import review
+    from tunelab.engine.review import reviews as review
 
     st.flush_orphans(store)
     if tui:
-        from tunelab.tui.review_screen import ReviewApp
+        from tunelab.tui.screens.review import ReviewApp
 
         ReviewApp(store, _found(store, name), review.rater_name(None), stats=True).run()
         return
@@ -150,7 +150,7 @@ def export(
     store: StoreOption = Path(st.DEFAULT_STORE),
 ) -> None:
     """The votes as a preference data set (ties, both-bad and skips are left out and counted)."""
-    from tunelab.engine import review
+    from tunelab.engine.review import reviews as review
 
     if format_ != "dpo":
         raise TunelabError(f"--format {format_!r}: only dpo is supported", "bad option")

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from tunelab.store.errors import StoreLocked, TunelabError
 
 if TYPE_CHECKING:
-    from tunelab.tui.screens.source import Stores
+    from tunelab.tui.source import Stores
 
 REFRESH_S = 2.0
 

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from tunelab import store as st
-from tunelab.tui.screens import source
+from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
 from tunelab.tui.screens.trial import X_AXES, Curves
 from tunelab.tui.widgets.plot import LinePlot, Series
@@ -48,7 +48,7 @@ class CompareScreen(StoreScreen):
 
     @dataclass
     class ImportanceLoaded(Message):
-        importance: Any  # tunelab.engine.importance.Importance
+        importance: Any  # tunelab.engine.run.importance.Importance
 
     def __init__(self, experiment: source.Experiment, chosen: list[source.Trial],
                  trials: list[source.Trial]) -> None:
@@ -96,7 +96,7 @@ class CompareScreen(StoreScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-importance")
     def _load_importance(self, method: str) -> None:
-        from tunelab.engine.importance import journal_for, parameter_importance
+        from tunelab.engine.run.importance import journal_for, parameter_importance
 
         try:
             store = self.experiment.stores[0]

@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 
 from tunelab.engine import format as fmt
-from tunelab.tui.screens import source
+from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen, ago
 from tunelab.tui.widgets.table import VimTable
 

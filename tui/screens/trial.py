@@ -17,7 +17,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
-from tunelab.tui.screens import source
+from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
 from tunelab.tui.widgets.plot import LinePlot, Series
 from tunelab.tui.widgets.table import VimTable
@@ -119,8 +119,7 @@ def exact_rows(store: Path, experiment: str, params: dict[str, Any]
                ) -> list[tuple[str, Any, str]] | None:
     """The rows of `tunelab check --explain` for the trial, defaults known exactly, when the
     experiment file is still there and unchanged since the run (its spec hash matches)."""
-    from tunelab.engine import explain
-    from tunelab.engine.spec import load_spec, with_overrides
+    from tunelab.engine.spec import explain, load_spec, with_overrides
 
     record = st.get_experiment(store, experiment)
     path = st.experiment_source(store, experiment)

@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from tunelab.engine import format as fmt
-from tunelab.tui.screens import source
+from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
 from tunelab.tui.widgets.table import VimTable
 
@@ -289,8 +289,8 @@ class TrialsScreen(StoreScreen):
 
     def action_chat(self) -> None:
         """Talk to the trial under the cursor (a complete one keeps a checkpoint)."""
-        from tunelab.engine.runner import paths
-        from tunelab.tui.chat_screen import ChatScreen
+        from tunelab.engine.run.runner import paths
+        from tunelab.tui.screens.chat import ChatScreen
 
         trial = self._current_trial()
         if trial is None or trial.overview.state != "complete":
@@ -303,8 +303,8 @@ class TrialsScreen(StoreScreen):
     def action_arena(self) -> None:
         """A blind arena chat: the trial under the cursor against the best trial (the best
         against the baseline; the baseline row against the best)."""
-        from tunelab.engine.review import rater_name
-        from tunelab.tui.arena_screen import ArenaScreen
+        from tunelab.engine.review.reviews import rater_name
+        from tunelab.tui.screens.arena import ArenaScreen
 
         key = self.query_one(VimTable).current_key
         trial = self._current_trial()
@@ -325,7 +325,7 @@ class TrialsScreen(StoreScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="review")
     def _open_review(self, what: str) -> None:
-        from tunelab.tui.review_new_screen import open_review
+        from tunelab.tui.screens.review_new import open_review
 
         try:
             open_review(self.app, self.experiment.stores[0], self.name_, what, self.trials,

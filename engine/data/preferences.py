@@ -164,7 +164,7 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
 
 def _review_pairs(store: Path, name: str, report: PreferenceReport) -> list[Pair]:
     from tunelab.engine.errors import TrainError
-    from tunelab.engine.review import dpo_pairs
+    from tunelab.engine.review.reviews import dpo_pairs
 
     try:
         rows, left_out = dpo_pairs(store, name)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine import review_stats as rs
 from tunelab.engine.errors import DataError, TrainError
+from tunelab.engine.review import stats as rs
 from tunelab.store import (
     ReviewItem,
     ReviewRecord,
@@ -49,8 +49,8 @@ def _id(text: str) -> str:
 
 def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     """The first n rows of the experiment's prepared test split."""
-    from tunelab.engine.data import read_rows
-    from tunelab.engine.runner import paths
+    from tunelab.engine.data.prepare import read_rows
+    from tunelab.engine.run.runner import paths
     from tunelab.engine.spec import Experiment
 
     plain = experiment_spec(store, experiment)
@@ -133,9 +133,9 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     """Generates every model's outputs (greedy, the training template), then writes the review
     and its items. Generation runs here, once, before anyone votes. `progress(done, total)` is
     called with the outputs generated so far."""
-    from tunelab.engine import chat_render
-    from tunelab.engine.generate import generate
-    from tunelab.engine.models_ref import ModelPool, resolve
+    from tunelab.engine.data import render as chat_render
+    from tunelab.engine.serve.refs import ModelPool, resolve
+    from tunelab.engine.train.generate import generate
 
     if not prompts:
         raise DataError("a review needs at least one prompt", "no prompts")

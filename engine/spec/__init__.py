@@ -714,7 +714,7 @@ def _dpo_sections(raw: dict[str, Any], file: Path, lines: dict[str, int],
         raw = set_path(raw, "method.preferences", str(found))
     if errors or store is None or not isinstance(method.get("from"), str):
         return raw, errors
-    from tunelab.engine.preferences import resolve_parent
+    from tunelab.engine.data.preferences import resolve_parent
 
     try:
         return resolve_parent(raw, store), []

@@ -25,7 +25,7 @@ class Settings:
 
 def prompt_for(messages: list[dict[str, str]], tokenizer: Any, template_name: str = "auto") -> str:
     """The conversation so far, opened for the assistant's next turn, as in training."""
-    from tunelab.engine import chat_render
+    from tunelab.engine.data import render as chat_render
 
     template = chat_render.template_text(template_name, tokenizer)
     found = chat_render.generation_prompt(

@@ -26,9 +26,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown, Static
 
 from tunelab import store as st
-from tunelab.engine import arena as ar
-from tunelab.engine.chat import Settings
-from tunelab.tui.review_screen import VOTE_BINDINGS
+from tunelab.engine.review import arena as ar
+from tunelab.engine.serve.chat import Settings
+from tunelab.tui.screens.review import VOTE_BINDINGS
 
 VOTES = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad",
          "skip": "skipped"}
@@ -117,8 +117,8 @@ class ArenaScreen(Screen):
     # -- loading
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def _load(self) -> None:
-        from tunelab.engine.models_ref import resolve
-        from tunelab.engine.side_by_side import load_pair
+        from tunelab.engine.serve.refs import resolve
+        from tunelab.engine.serve.side_by_side import load_pair
 
         try:
             models = ar.resolve_pair(self.store_path, self.experiment, self.refs)
@@ -150,7 +150,7 @@ class ArenaScreen(Screen):
 
     def _sides(self) -> Any:
         """The loaded pair in A, B order."""
-        from tunelab.engine.side_by_side import Pair
+        from tunelab.engine.serve.side_by_side import Pair
 
         assert self.arena is not None and self.models is not None
         if self.arena.left == self.models[0]:
@@ -193,7 +193,7 @@ class ArenaScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
     def _stream(self, reply_a: Markdown, reply_b: Markdown) -> None:
-        from tunelab.engine.side_by_side import stream_pair
+        from tunelab.engine.serve.side_by_side import stream_pair
 
         texts, error = ("", ""), ""
         try:

@@ -12,5 +12,5 @@ import torch  # noqa: F401
 import transformers  # noqa: F401
 import trl  # noqa: F401
 
-import tunelab.engine.evaluate  # noqa: F401
-import tunelab.engine.train  # noqa: F401
+import tunelab.engine.train.evaluate  # noqa: F401
+import tunelab.engine.train.sft  # noqa: F401

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine import chat_render, data_sources
-from tunelab.engine import data_formats as formats
-from tunelab.engine.data_checks import (
+from tunelab.engine.data import formats
+from tunelab.engine.data import render as chat_render
+from tunelab.engine.data import sources as data_sources
+from tunelab.engine.data.checks import (
     Findings,
     RowRules,
     conflicting_answers,
@@ -31,8 +32,8 @@ from tunelab.engine.data_checks import (
     percentiles,
     size_checks,
 )
-from tunelab.engine.data_report import DataRejected, DataReport, report_event
-from tunelab.engine.dedupe import dedupe, leaks, signatures
+from tunelab.engine.data.dedupe import dedupe, leaks, signatures
+from tunelab.engine.data.report import DataRejected, DataReport, report_event
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import ColumnsSpec, DataSpec, LoadedSpec
 
@@ -176,7 +177,7 @@ def _assign(examples: list[_Example], data: DataSpec, seed: int, explicit: set[s
 def tokenizer_for(spec: LoadedSpec, train_rows: list[dict[str, Any]], runs: Path | None = None) -> Any:
     """The tokenizer the trials will use: the base model's, or for a scratch model the one trained
     on the training split (the same function and texts as model.build_scratch_base)."""
-    from tunelab.engine import model as models
+    from tunelab.engine.train import model as models
 
     exp = spec.experiment
     if exp.base_model.scratch is not None:

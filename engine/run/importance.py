@@ -49,7 +49,7 @@ def parameter_importance(storage: str | Path, study_name: str, method: str = "pe
     """
     import optuna
 
-    from tunelab.engine.search import open_storage
+    from tunelab.engine.run.study import open_storage
 
     if method not in EVALUATORS:
         raise ValueError(f"unknown importance evaluator {method!r}; one of {', '.join(EVALUATORS)}")

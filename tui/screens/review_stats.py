@@ -24,8 +24,8 @@ from textual.widgets import Footer, Header, Static
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
-from tunelab.engine import review
-from tunelab.engine import review_stats as rs
+from tunelab.engine.review import reviews as review
+from tunelab.engine.review import stats as rs
 from tunelab.store.errors import TunelabError
 
 BAR = 24  # characters of the interval plot

@@ -6,7 +6,7 @@ Rank 0 records (spool, Optuna reports) and sends its progress as JSON lines to a
 trial process passes on to the runner; its result comes back as a pickle. The other ranks
 follow rank 0's pruning and stopping decisions (broadcast after each evaluation).
 
-    python -m torch.distributed.run --standalone --nproc_per_node N -m tunelab.engine.distributed JOB.pkl
+    python -m torch.distributed.run --standalone --nproc_per_node N -m tunelab.engine.run.distributed JOB.pkl
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
+from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 
 PARENT = "TUNELAB_TRIAL_PID"
 
@@ -36,7 +36,7 @@ def launch(job: TrialJob, progress: Any, processes: int) -> TrialResult:
         files[name].unlink(missing_ok=True)
     files["job.pkl"].write_bytes(pickle.dumps(job))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={processes}", "-m", "tunelab.engine.distributed",
+               f"--nproc_per_node={processes}", "-m", "tunelab.engine.run.distributed",
                str(files["job.pkl"])]
     env = {**os.environ, PARENT: str(os.getpid()), "OMP_NUM_THREADS": str(job.threads or 1)}
     ranks = subprocess.Popen(command, env=env)  # stdout/stderr: this trial's log
@@ -101,9 +101,9 @@ def main() -> None:
             events.write(json.dumps([event, data], default=float) + "\n")
 
     if job.stage == "dpo":
-        from tunelab.engine.train_dpo import run_trial
+        from tunelab.engine.train.dpo import run_trial
     else:
-        from tunelab.engine.train import run_trial
+        from tunelab.engine.train.sft import run_trial
 
     print(f"tunelab: rank {rank} of {os.environ.get('WORLD_SIZE')}", flush=True)
     try:

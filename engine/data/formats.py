@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tunelab.engine.data_sources import Record
+from tunelab.engine.data.sources import Record
 from tunelab.engine.spec import ColumnsSpec
 
 FORMATS = ("prompt_completion", "messages", "alpaca", "sharegpt", "text")

@@ -20,11 +20,11 @@ from textual.widgets import Button, Input, Label, ProgressBar, SelectionList, St
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
-from tunelab.engine import review
+from tunelab.engine.review import reviews as review
 from tunelab.store.errors import TunelabError
-from tunelab.tui.review_screen import ReviewScreen
-from tunelab.tui.review_stats_screen import ReviewStatsScreen
-from tunelab.tui.screens.source import Trial
+from tunelab.tui.screens.review import ReviewScreen
+from tunelab.tui.screens.review_stats import ReviewStatsScreen
+from tunelab.tui.source import Trial
 
 
 class ModelList(SelectionList[str]):

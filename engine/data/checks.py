@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.engine.data_formats import completions_of, prompt_of
+from tunelab.engine.data.formats import completions_of, prompt_of
 from tunelab.engine.spec import RulesSpec
 
 EXAMPLES_KEPT = 10  # places listed per finding
@@ -126,7 +126,7 @@ def inconsistent_prefix(rows: list[tuple[str, dict[str, Any]]], findings: Findin
 def conflicting_answers(rows: list[tuple[str, dict[str, Any]]], findings: Findings) -> None:
     """Notes prompts that appear with different answers: fine for open tasks, a labelling error
     for tasks with one right answer (the model learns to hedge between them)."""
-    from tunelab.engine.data_formats import flat
+    from tunelab.engine.data.formats import flat
 
     first: dict[str, tuple[str, str]] = {}
     for where, row in rows:

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown, Static
 
 from tunelab import store as st
-from tunelab.engine.chat import Settings
+from tunelab.engine.serve.chat import Settings
 
 
 class ChatScreen(Screen):
@@ -73,7 +73,7 @@ class ChatScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def _load(self) -> None:
-        from tunelab.engine.models_ref import ModelPool, resolve
+        from tunelab.engine.serve.refs import ModelPool, resolve
 
         try:
             source = resolve(self.store_path, self.experiment, self.ref)
@@ -167,7 +167,7 @@ class ChatScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
     def _stream(self, widget: Markdown) -> None:
-        from tunelab.engine.chat import stream_reply
+        from tunelab.engine.serve.chat import stream_reply
 
         conversation = ([{"role": "system", "content": self.system}] if self.system else [])
         conversation += self.messages

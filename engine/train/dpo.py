@@ -21,18 +21,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine import chat_render
-from tunelab.engine import model as models
-from tunelab.engine.data import read_rows
-from tunelab.engine.evaluate import (
+from tunelab.engine.data import render as chat_render
+from tunelab.engine.data.prepare import read_rows
+from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.spec import Experiment
+from tunelab.engine.train import model as models
+from tunelab.engine.train.evaluate import (
     evaluate_model,
     evaluation_events,
     objective_value,
     sample_events,
 )
-from tunelab.engine.jobs import TrialJob, TrialResult
-from tunelab.engine.spec import Experiment
-from tunelab.engine.train import (
+from tunelab.engine.train.sft import (
     _callbacks,
     build_trainer,
     load_for_method,
@@ -217,7 +217,7 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
 
 
 def run_trial(job: TrialJob, progress: Any) -> TrialResult:
-    from tunelab.engine.train import run_trial as with_bookkeeping
+    from tunelab.engine.train.sft import run_trial as with_bookkeeping
 
     return with_bookkeeping(job, progress, once=_train_once)
 

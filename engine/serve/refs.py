@@ -79,7 +79,7 @@ class ModelPool:
         self._tokenizers: dict[str, Any] = {}
 
     def get(self, source: ModelSource) -> tuple[Any, Any]:
-        from tunelab.engine import model as models
+        from tunelab.engine.train import model as models
 
         exp = source.experiment
         if source.weights is None or not source.adapter:

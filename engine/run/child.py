@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any
 
-from tunelab.engine.jobs import TrialJob, TrialResult
+from tunelab.engine.run.jobs import TrialJob, TrialResult
 
 
 def _watch_runner(runner_pid: int) -> None:
@@ -49,7 +49,7 @@ def _pin(job: TrialJob) -> None:
 def _stop_on_ctrl_c() -> None:
     """Ctrl-C once (the terminal sends it to the whole process group), or SIGUSR1 from the
     runner: finish the current evaluation, then stop. Ctrl-C twice: stop now."""
-    from tunelab.engine.jobs import STOP_AFTER_EVALUATION
+    from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION
 
     def once(signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and STOP_AFTER_EVALUATION.is_set():
@@ -79,35 +79,35 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
     try:
         processes = int(job.experiment.get("resources", {}).get("gpus_per_trial", 1) or 1)
         if kind == "trial" and processes > 1:
-            from tunelab.engine.distributed import launch
+            from tunelab.engine.run.distributed import launch
 
             result = launch(job, progress, processes)
         elif kind == "trial" and job.stage == "dpo":
-            from tunelab.engine import train_dpo
+            from tunelab.engine.train import dpo as train_dpo
 
             result = train_dpo.run_trial(job, progress)
         elif kind == "trial":
-            from tunelab.engine.train import run_trial
+            from tunelab.engine.train.sft import run_trial
 
             result = run_trial(job, progress)
         elif kind == "baseline" and job.stage == "dpo":
-            from tunelab.engine import train_dpo
+            from tunelab.engine.train import dpo as train_dpo
 
             result = train_dpo.run_baseline(job, progress)
         elif kind == "baseline":
-            from tunelab.engine.evaluate import run_baseline
+            from tunelab.engine.train.evaluate import run_baseline
 
             result = run_baseline(job, progress)
         elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)
-            import tunelab.engine.preload  # noqa: F401 - what a trial needs before it trains
+            import tunelab.engine.run.preload  # noqa: F401 - what a trial needs before it trains
 
             result = TrialResult("complete", info={"ready_at": time.time()})
         elif kind == "base":
             from pathlib import Path
 
-            from tunelab.engine.data import read_rows
-            from tunelab.engine.model import build_scratch_base
+            from tunelab.engine.data.prepare import read_rows
             from tunelab.engine.spec import Experiment
+            from tunelab.engine.train.model import build_scratch_base
 
             exp = Experiment.model_validate(job.experiment)
             build_scratch_base(exp, read_rows(job.data["train"]), Path(job.base))

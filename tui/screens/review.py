@@ -21,9 +21,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from tunelab import store as st
-from tunelab.engine.review import fit_ratings, flagged, next_item
+from tunelab.engine.review.reviews import fit_ratings, flagged, next_item
 from tunelab.store.errors import TunelabError
-from tunelab.tui.review_stats_screen import ReviewStatsScreen, back_or_exit
+from tunelab.tui.screens.review_stats import ReviewStatsScreen, back_or_exit
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
            "skip": "skipped"}

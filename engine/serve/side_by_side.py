@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.chat import Settings, generate_in_thread, generation_kwargs, prompt_for
-from tunelab.engine.models_ref import ModelPool, ModelSource, adapter_name
+from tunelab.engine.serve.chat import Settings, generate_in_thread, generation_kwargs, prompt_for
+from tunelab.engine.serve.refs import ModelPool, ModelSource, adapter_name
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 
@@ -57,7 +57,7 @@ def _mixable(source: ModelSource) -> bool:
 
 def load_pair(left: ModelSource, right: ModelSource) -> Pair:
     """Loads the two models: on one shared base when peft can batch them, else separately."""
-    from tunelab.engine import model as models
+    from tunelab.engine.train import model as models
 
     sources = (left, right)
     if (left.base == right.base and any(s.adapter for s in sources)
@@ -139,7 +139,7 @@ def stream_pair(pair: Pair, conversations: tuple[list[dict[str, str]], list[dict
     if pair.shared:
         yield from _stream_batch(pair, conversations, settings, stop, out)
         return
-    from tunelab.engine.chat import stream_reply
+    from tunelab.engine.serve.chat import stream_reply
 
     errors: list[BaseException] = []
 

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
-from tunelab.engine import data as data_prep
-from tunelab.engine import model as models
-from tunelab.engine import search
+from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
-from tunelab.engine.evaluate import verdict
-from tunelab.engine.jobs import TrialJob, TrialResult
+from tunelab.engine.run import study as search
+from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import LoadedSpec, with_overrides
+from tunelab.engine.train import model as models
+from tunelab.engine.train.evaluate import verdict
 from tunelab.store import Spool, evaluations, get_experiment, list_experiments
 
 if TYPE_CHECKING:
-    from tunelab.engine.preferences import PreferenceData
+    from tunelab.engine.data.preferences import PreferenceData
 
 # what trials read: a supervised stage's splits, or a dpo stage's pairs and its parent's splits
 Prepared = Union[data_prep.PreparedData, "PreferenceData"]
@@ -71,7 +71,7 @@ def _context() -> Any:
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["tunelab.engine.preload"])
+        _CONTEXT.set_forkserver_preload(["tunelab.engine.run.preload"])
     return _CONTEXT
 
 
@@ -79,7 +79,7 @@ def run_child(kind: str, job: TrialJob, on_progress: Any = None,
               on_start: Any = None, context: Any = None) -> TrialResult:
     """Runs one job in a fresh process; a process that dies becomes a failed result. The
     process is forked from the preloaded server unless another `context` is given."""
-    from tunelab.engine import child
+    from tunelab.engine.run import child
 
     ctx = context or _context()
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
@@ -289,7 +289,7 @@ class Runner:
 
     def _prepare_preferences(self) -> tuple[Prepared, str]:
         """A dpo stage: the checked pairs and the parent's splits; the parent is its base."""
-        from tunelab.engine import preferences
+        from tunelab.engine.data import preferences
 
         prepared = preferences.prepare(self.spec, self.store, self.runs / "data")
         self._event("preferences", report=prepared.report, parent=self.exp.method.from_,

@@ -14,10 +14,10 @@ import math
 import time
 from typing import Any
 
-from tunelab.engine import model as models
-from tunelab.engine.data import read_rows
-from tunelab.engine.jobs import TrialJob, TrialResult
+from tunelab.engine.data.prepare import read_rows
+from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import CONDITION, PREFERENCE_METRICS, Experiment
+from tunelab.engine.train import model as models
 from tunelab.store import Spool
 
 
@@ -73,9 +73,9 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
                        ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Generates for the rows (their last assistant turn is the reference) and scores the
     outputs; returns metrics and (prompt, output, reference) samples in row order."""
-    from tunelab.engine import chat_render
-    from tunelab.engine.generate import generate
-    from tunelab.engine.metrics import GENERATION
+    from tunelab.engine.data import render as chat_render
+    from tunelab.engine.train.generate import generate
+    from tunelab.engine.train.metrics import GENERATION
 
     wanted = [m for m in exp.eval.metrics if m in GENERATION]
     keep = max(exp.eval.samples, 0)
@@ -147,7 +147,7 @@ def objective_value(exp: Experiment, values: dict[str, float]) -> float | None:
 
 
 def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
-    from tunelab.engine.train import build_trainer, load_for_method
+    from tunelab.engine.train.sft import build_trainer, load_for_method
 
     exp = Experiment.model_validate(job.experiment)
     exp = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})

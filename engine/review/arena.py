@@ -53,7 +53,7 @@ def refs_of(text: str) -> tuple[str, str]:
 
 def resolve_pair(store: Path, experiment: str, refs: tuple[str, str]) -> tuple[str, str]:
     """The two refs with `best` resolved; refused when both name the same model."""
-    from tunelab.engine.models_ref import resolve
+    from tunelab.engine.serve.refs import resolve
 
     found = tuple(resolve(store, experiment, r).ref for r in refs)
     if found[0] == found[1]:

@@ -153,7 +153,7 @@ def render(rows: list[dict[str, Any]], tokenizer: Any, template: str | None = No
     The text comes from the template named in the rows (data.template) or, by default, the
     model's chat template, else the plain one: the prompt, a newline, the answer and the
     end-of-sequence token. See chat_render; `tunelab data FILE --show N` prints the result."""
-    from tunelab.engine import chat_render
+    from tunelab.engine.data import render as chat_render
 
     name = template or (rows[0].get("template", "auto") if rows else "auto")
     text = chat_render.template_text(name, tokenizer)

@@ -7,11 +7,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tunelab.engine.data_checks import Finding
+from tunelab.engine.data.checks import Finding
 from tunelab.engine.errors import DataError
 
 if TYPE_CHECKING:
-    from tunelab.engine.data import PreparedData
+    from tunelab.engine.data.prepare import PreparedData
 
 
 @dataclass(frozen=True)

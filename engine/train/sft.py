@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine import model as models
-from tunelab.engine.evaluate import evaluate_model, evaluation_events, objective_value, sample_events
-from tunelab.engine.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
+from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
+from tunelab.engine.train import model as models
+from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, objective_value, sample_events
 from tunelab.store import Spool
 
 # Keys of the trainer's log that are bookkeeping, not metrics
@@ -211,7 +211,7 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
     import optuna
     from transformers import TrainerCallback
 
-    from tunelab.engine.search import build_pruner, open_storage
+    from tunelab.engine.run.study import build_pruner, open_storage
 
     outcome: dict[str, Any] = {"pruned": False, "nan": False, "evaluations": 0, "interrupted": False}
     trial = None
@@ -388,7 +388,7 @@ def run_trial(job: TrialJob, progress: Any, once: Any = None) -> TrialResult:
     """A trial with its bookkeeping: the manifest, the retries at half the micro-batch after
     out-of-memory, the cost. `once` is one attempt of the stage (`_train_once`: supervised;
     train_dpo.py passes its own)."""
-    from tunelab.engine.data import read_rows
+    from tunelab.engine.data.prepare import read_rows
 
     once = once or _train_once
     exp = Experiment.model_validate(job.experiment)
