@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
+from tunelab.engine import objectives
 from tunelab.store.errors import TunelabError
 
 app = typer.Typer(
@@ -236,9 +237,7 @@ class ConsoleReporter:
             if result.state in {"complete", "pruned"}:
                 self.finished += 1
             if result.state == "complete" and result.value is not None:
-                better = (self.best is None or (result.value > self.best[0]
-                          if self.direction == "maximize" else result.value < self.best[0]))
-                if better:
+                if self.best is None or objectives.better(result.value, self.best[0], self.direction):
                     self.best = (result.value, outcome.number)
             mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]"}.get(
                 result.state, f"[red]✗ failed ({result.fail_reason})[/]")
@@ -410,8 +409,7 @@ def confirm(
             if t.state == "complete" and t.value is not None and "train.seed" not in t.params]
     if not done:
         raise TunelabError(f"{experiment} has no complete trial yet", "no best trial")
-    done.sort(key=lambda t: t.value, reverse=record.direction == "maximize")  # type: ignore[arg-type, return-value]
-    best = done[:top]
+    best = objectives.ranked(done, lambda t: t.value, record.direction)[:top]  # type: ignore[arg-type, return-value]
     spec = _spec_of(experiment, store)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
     reporter = ConsoleReporter(experiment, record.direction or "minimize")
@@ -630,11 +628,8 @@ def _print_trials(store: Path, name: str) -> None:
                       *judged, fmt.duration(t.duration_s))
     console.print(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
-    from tunelab.engine.spec import Experiment
-    from tunelab.engine.train.evaluate import objective_value
-
     dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
-    start = objective_value(Experiment.model_validate(plain_spec), baseline) if plain_spec else None
+    start = objectives.objective_value(objective, "dpo" if dpo else "sft", baseline) if plain_spec else None
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in success)
         what = "the parent" if dpo else "the base model"
@@ -647,9 +642,7 @@ def _print_trials(store: Path, name: str) -> None:
         console.print(f"[bold]best:[/] trial {best.number} ({shown}) {objective} "
                       f"{fmt.number(best.value)}{gain}")
         if success:
-            from tunelab.engine.train.evaluate import verdict
-
-            judged = verdict(success, evaluations.get(f"trial:{best.number}", {}))
+            judged = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(judged.values()) else "[red]no[/]"
             console.print(f"success: {word} (needs {needs} on the test split)")
@@ -659,28 +652,28 @@ def _pareto(store: Path, name: str, search: dict[str, Any], trials: list[st.Tria
             evaluations: dict[str, dict[str, float]]) -> tuple[set[int], dict[str, dict]]:
     """For a study of several objectives: the numbers of the trials on the Pareto front and,
     per objective after the first, each trial's value."""
-    objectives = search.get("objectives") or []
+    names = search.get("objectives") or []
     directions = search.get("directions") or []
-    if len(objectives) < 2:
+    if len(names) < 2:
         return set(), {}
     quoted = name.replace("'", "''")
     extra = {int(r[0]): (r[1], r[2]) for r in st.query(
         store, f"select number, cost, duration_s from trials where experiment = '{quoted}'").rows}
     others: dict[str, dict[int, float | None]] = {}
-    for objective in objectives[1:]:
+    for objective in names[1:]:
         values: dict[int, float | None] = {}
         for t in trials:
-            if objective in ("cost", "duration_s"):
+            if objective in objectives.EXTRA_OBJECTIVES:
                 values[t.number] = extra.get(t.number, (None, None))[0 if objective == "cost" else 1]
             else:
-                key = "validation/loss" if objective == "eval_loss" else f"validation/{objective}"
+                key = objectives.metric_key(objective)
                 values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
         others[objective] = values
     points = {}
     for t in trials:
-        row = [t.value, *(others[o].get(t.number) for o in objectives[1:])]
+        row = [t.value, *(others[o].get(t.number) for o in names[1:])]
         if t.state == "complete" and all(v is not None for v in row):
-            points[t.number] = [v if d == "minimize" else -v for v, d in zip(row, directions, strict=False)]
+            points[t.number] = [objectives.as_minimized(v, d) for v, d in zip(row, directions, strict=False)]
 
     def dominated(p: list[float]) -> bool:
         return any(all(a <= b for a, b in zip(q, p, strict=False)) and q != p for q in points.values())
@@ -689,9 +682,7 @@ def _pareto(store: Path, name: str, search: dict[str, Any], trials: list[st.Tria
 
 
 def _verdict_mark(success: dict[str, str], values: dict[str, float]) -> str:
-    from tunelab.engine.train.evaluate import verdict
-
-    return "[green]✓ pass[/]" if all(verdict(success, values).values()) else "[red]✗ fail[/]"
+    return "[green]✓ pass[/]" if objectives.succeeded(success, values) else "[red]✗ fail[/]"
 
 
 @app.command()

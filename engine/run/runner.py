@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
+from tunelab.engine.objectives import EXTRA_OBJECTIVES, succeeded
 from tunelab.engine.run import study as search
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
-from tunelab.engine.train.evaluate import verdict
 from tunelab.store import Spool, evaluations, get_experiment, list_experiments
 
 if TYPE_CHECKING:
@@ -180,8 +180,6 @@ class Runner:
         self._check_objectives()
 
     def _check_objectives(self) -> None:
-        from tunelab.engine.spec import EXTRA_OBJECTIVES
-
         computed = self.exp.computed_metrics | set(EXTRA_OBJECTIVES)
         for name in self.exp.search.all_objectives:
             if name not in computed:
@@ -221,9 +219,7 @@ class Runner:
         kind = params.get("method.kind", self.exp.method.kind)
         info = result.info if result else {}
         values = info.get("values") or {}
-        success = None
-        if self.exp.success and state == "complete":
-            success = all(verdict(self.exp.success, values).values())
+        success = succeeded(self.exp.success, values) if state == "complete" else None
         extra = {key: info.get(key) for key in (
             "device", "micro_batch", "accumulation", "steps", "tokens", "disk_bytes", "cost")}
         extra.update({"params_total": info.get("params"), "params_trainable": info.get("trainable"),

@@ -1,5 +1,5 @@
 """Evaluation: the loss of a model on a split, its generations and their metrics, the samples
-kept for review, the baseline, and the success verdict.
+kept for review, and the baseline. (Judging success is engine.objectives.)
 
 The baseline is the base model, untouched, evaluated once on the same validation and test
 splits as every trial, since the first question of any fine-tune is whether it beats the model
@@ -15,27 +15,11 @@ import time
 from typing import Any
 
 from tunelab.engine.data.prepare import read_rows
+from tunelab.engine.objectives import LOSS_METRICS, objective_value
 from tunelab.engine.run.jobs import TrialJob, TrialResult
-from tunelab.engine.spec import CONDITION, PREFERENCE_METRICS, Experiment
+from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
 from tunelab.store import Spool
-
-
-def passes(condition: str, value: float | None) -> bool:
-    """`passes(">= 0.9", 0.93)` is True. A missing value never passes."""
-    found = CONDITION.match(condition)
-    if value is None or found is None:
-        return False
-    op, bound = found.group(1), float(found.group(2))
-    return {">=": value >= bound, "<=": value <= bound, ">": value > bound,
-            "<": value < bound, "==": value == bound}[op]
-
-
-def verdict(success: dict[str, str], values: dict[str, float]) -> dict[str, bool]:
-    """Each success criterion judged on the test split's values ("test/exact_match"); a
-    preference metric of a dpo stage, on its held-out pairs ("preferences/reward_accuracy")."""
-    return {metric: passes(cond, values.get(f"test/{metric}", values.get(f"preferences/{metric}")))
-            for metric, cond in success.items()}
 
 
 def prompt_id(prompt: str) -> str:
@@ -127,8 +111,7 @@ def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
     if test_rows:
         found, samples = generation_metrics(model, tokenizer, exp, test_rows)
         values.update({f"test/{k}": v for k, v in found.items()})
-    objective = exp.search.objective
-    if objective not in {"eval_loss", "loss", "perplexity"}:
+    if exp.search.objective not in {"eval_loss", *LOSS_METRICS}:  # a generation metric
         found, _ = generation_metrics(model, tokenizer, exp, val_rows)
         values.update({f"validation/{k}": v for k, v in found.items()})
     if exp.eval.general:
@@ -136,14 +119,6 @@ def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
                                                           exp.train.max_length)
     return values, samples
 
-
-def objective_value(exp: Experiment, values: dict[str, float]) -> float | None:
-    """The objective from a model's values. A dpo stage's eval_loss is its DPO loss on the
-    held-out pairs (what it reported to the pruner and picked its checkpoint by)."""
-    name = exp.search.objective
-    if exp.method.stage == "dpo" and name in {"eval_loss", *PREFERENCE_METRICS}:
-        return values.get("preferences/" + ("loss" if name == "eval_loss" else name))
-    return values.get("validation/loss" if name == "eval_loss" else f"validation/{name}")
 
 
 def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
@@ -160,4 +135,5 @@ def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
     with Spool(job.store, tag="baseline") as spool:
         spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
     total, _ = models.count_parameters(model)
-    return TrialResult("complete", value=objective_value(exp, values), info={"params": total})
+    return TrialResult("complete", value=objective_value(exp.search.objective, exp.method.stage, values),
+                       info={"params": total})

@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.objectives import objective_value
 from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
-from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, objective_value, sample_events
+from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
 from tunelab.store import Spool
 
 # Keys of the trainer's log that are bookkeeping, not metrics
@@ -381,7 +382,8 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     # save
     save_best(trainer, tokenizer, out)
     info["values"] = values
-    return TrialResult("complete", value=objective_value(exp, values), info=info)
+    value = objective_value(exp.search.objective, exp.method.stage, values)
+    return TrialResult("complete", value=value, info=info)
 
 
 def run_trial(job: TrialJob, progress: Any, once: Any = None) -> TrialResult:
