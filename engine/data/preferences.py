@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.errors import SpecError
+from tunelab.engine.errors import SpecError, TrainError
 from tunelab.engine.spec import LoadedSpec
 from tunelab.engine.spec.parent import parent_trial
+from tunelab.store import find_review, review_items, review_votes
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,30 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
     return pairs
 
 
-def _review_pairs(store: Path, name: str, report: PreferenceReport) -> list[Pair]:
-    from tunelab.engine.errors import TrainError
-    from tunelab.engine.review.reviews import dpo_pairs
+def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """prompt/chosen/rejected rows from the decisive votes of a review or an arena; ties,
+    both-bad and skips are counted and left out."""
+    review = find_review(store, name)
+    if review is None:
+        raise TrainError(f"no review {name!r} in {store}")
+    by_item = {i.item: i for i in review_items(store, review.id)}
+    rows, left_out = [], {"tie": 0, "both_bad": 0, "skip": 0}
+    for v in review_votes(store, review.id):
+        item = by_item.get(v.item)
+        if item is None:
+            continue
+        if v.choice in left_out:
+            left_out[v.choice] += 1
+            continue
+        chosen, rejected = ((item.output_a, item.output_b) if v.choice == "a"
+                            else (item.output_b, item.output_a))
+        rows.append({"prompt": item.prompt, "chosen": chosen, "rejected": rejected,
+                     "rater": v.rater, "review": review.name,
+                     **({"messages": item.messages} if item.messages else {})})
+    return rows, left_out
 
+
+def _review_pairs(store: Path, name: str, report: PreferenceReport) -> list[Pair]:
     try:
         rows, left_out = dpo_pairs(store, name)
     except TrainError as error:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.data.preferences import dpo_pairs  # noqa: F401 - `tunelab review export`
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
 from tunelab.store import (
@@ -50,7 +51,7 @@ def _id(text: str) -> str:
 def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     """The first n rows of the experiment's prepared test split."""
     from tunelab.engine.data.prepare import read_rows
-    from tunelab.engine.run.runner import paths
+    from tunelab.engine.run.paths import paths
     from tunelab.engine.spec import Experiment
 
     plain = experiment_spec(store, experiment)
@@ -276,26 +277,3 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
         with Spool(store, tag="ratings") as spool:
             spool.write(events)
     return fitted
-
-
-def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """prompt/chosen/rejected rows from decisive votes; ties, both-bad and skips are counted
-    and left out."""
-    review = find_review(store, name)
-    if review is None:
-        raise TrainError(f"no review {name!r} in {store}")
-    by_item = {i.item: i for i in review_items(store, review.id)}
-    rows, left_out = [], {"tie": 0, "both_bad": 0, "skip": 0}
-    for v in review_votes(store, review.id):
-        item = by_item.get(v.item)
-        if item is None:
-            continue
-        if v.choice in left_out:
-            left_out[v.choice] += 1
-            continue
-        chosen, rejected = ((item.output_a, item.output_b) if v.choice == "a"
-                            else (item.output_b, item.output_a))
-        rows.append({"prompt": item.prompt, "chosen": chosen, "rejected": rejected,
-                     "rater": v.rater, "review": review.name,
-                     **({"messages": item.messages} if item.messages else {})})
-    return rows, left_out

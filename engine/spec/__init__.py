@@ -1,5 +1,6 @@
 """The experiment file: parsed with tomllib, validated once by strict pydantic models, then frozen.
-May import: tunelab.engine.errors, .objectives, .format and tunelab.store (a dpo stage's parent).
+May import: tunelab.engine.errors, tunelab.engine.objectives, tunelab.engine.format,
+tunelab.store (a dpo stage's parent is looked up there).
 
 Every mistake is reported with the file, the line, the dotted key, what was found and what is
 expected; misspelled keys get the closest valid key. All mistakes of a file are collected in

@@ -250,4 +250,4 @@ def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
         spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
     total, _ = models.count_parameters(model)
     value = objective_value(exp.search.objective, exp.method.stage, values)
-    return TrialResult("complete", value=value, info={"params": total})
+    return TrialResult("complete", value=value, info={"params": total, "values": values})

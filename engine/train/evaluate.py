@@ -1,9 +1,6 @@
-"""Evaluation: the loss of a model on a split, its generations and their metrics, the samples
-kept for review, and the baseline. (Judging success is engine.objectives.)
-
-The baseline is the base model, untouched, evaluated once on the same validation and test
-splits as every trial, since the first question of any fine-tune is whether it beats the model
-it started from. Losses come from the same trainer and completion-only masking as the trials.
+"""Evaluation: the loss of a model on a split, its generations and their metrics, and the
+samples kept for review; the same for every trial and for the baseline (engine.run.baseline).
+Judging an objective or a success criterion is engine.objectives.
 """
 
 from __future__ import annotations
@@ -15,11 +12,9 @@ import time
 from typing import Any
 
 from tunelab.engine.data.prepare import read_rows
-from tunelab.engine.objectives import LOSS_METRICS, objective_value
-from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.objectives import LOSS_METRICS
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
-from tunelab.store import Spool
 
 
 def prompt_id(prompt: str) -> str:
@@ -118,22 +113,3 @@ def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
         values["general/perplexity"] = general_perplexity(model, tokenizer, exp.eval.general,
                                                           exp.train.max_length)
     return values, samples
-
-
-
-def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
-    from tunelab.engine.train.sft import build_trainer, load_for_method
-
-    exp = Experiment.model_validate(job.experiment)
-    exp = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})
-    tokenizer = models.load_tokenizer(job.base, exp)
-    model = load_for_method(job.base, exp)
-    train_rows, val_rows, test_rows = (read_rows(job.data[s]) for s in ("train", "validation", "test"))
-    trainer = build_trainer(job, exp, model, tokenizer, [], train_rows[:1], val_rows, micro=8)
-    progress("eval", {"what": "baseline"})
-    values, samples = evaluate_model(trainer, model, tokenizer, exp, val_rows, test_rows)
-    with Spool(job.store, tag="baseline") as spool:
-        spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
-    total, _ = models.count_parameters(model)
-    return TrialResult("complete", value=objective_value(exp.search.objective, exp.method.stage, values),
-                       info={"params": total})
