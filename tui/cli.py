@@ -262,17 +262,19 @@ RetryOption = Annotated[bool, typer.Option(
 
 def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None, smoke: bool,
            new_study: bool, workers: int | None, retry_failed: bool, command: str) -> None:
+    from tunelab.engine.run.identity import settle_study
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
-    spec = load_spec(file, set_ or [], store)
+    loaded = load_spec(file, set_ or [], store)
+    spec = settle_study(loaded, store, new_study=new_study, smoke=smoke)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    reporter = ConsoleReporter(spec.experiment.name, spec.experiment.search.direction)
-    runner = Runner(spec, store, reporter, storage=storage, new_study=new_study, smoke=smoke,
-                    workers=workers, retry_failed=retry_failed)
-    name = reporter.name = runner.exp.name
-    if new_study and name != spec.experiment.name:
-        console.print(f"[bold]{name}[/]: a new study beside {spec.experiment.name!r}")
+    name = spec.experiment.name
+    reporter = ConsoleReporter(name, spec.experiment.search.direction)
+    runner = Runner(spec, store, reporter, storage=storage, smoke=smoke, workers=workers,
+                    retry_failed=retry_failed)
+    if new_study and name != loaded.experiment.name:
+        console.print(f"[bold]{name}[/]: a new study beside {loaded.experiment.name!r}")
     try:
         runner.run()
     except KeyboardInterrupt:
