@@ -27,6 +27,10 @@ from tunelab.engine.spec.sections import (
     TrainSpec,
 )
 
+# a supervised stage's required sections (a dpo stage takes both from its parent)
+NO_MODEL = "model.base or model.scratch: required: the experiment has no [model] section"
+NO_DATA = "data.train: required: the experiment has no [data] section"
+
 
 class Experiment(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
@@ -45,10 +49,9 @@ class Experiment(StrictModel):
     def _objective_and_success_are_computed(self) -> Experiment:
         if self.method.stage == "sft":
             if self.model is None:
-                raise ValueError("model.base or model.scratch: required: the experiment has no "
-                                 "[model] section")
+                raise ValueError(NO_MODEL)
             if self.data is None:
-                raise ValueError("data.train: required: the experiment has no [data] section")
+                raise ValueError(NO_DATA)
         computed = self.computed_metrics
         if self.method.stage == "dpo":
             searched = [k for k in ("method.beta", "method.loss_type") if k in self.search.space]

@@ -1,9 +1,12 @@
 """Where a dotted key is in a TOML text, so that every mistake can name its line. A light
-scan of the text (tomllib keeps no positions): tables, keys, dotted keys, inline tables."""
+scan of the text (tomllib keeps no positions): tables, keys, dotted keys, inline tables.
+A key set by `--set` is found at its argument instead: the file is not to blame for it."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def key_lines(text: str) -> dict[str, int]:
@@ -45,3 +48,25 @@ def line_of(lines: dict[str, int], dotted: str) -> int | None:
             return found
         parts.pop()
     return None
+
+
+def split_key(text: str) -> list[str]:
+    """`search.space."train.epochs"` -> ["search", "space", "train.epochs"]."""
+    return [_unquote(p) for p in _split_dotted(text)]
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where to send a person for a dotted key: the `--set` argument that set it (or a table
+    above it), else the key's line in the file, else the file."""
+
+    file: Path
+    lines: dict[str, int]
+    overrides: dict[str, str] = field(default_factory=dict)  # dotted key -> its --set argument
+
+    def __call__(self, dotted: str) -> str:
+        for key, argument in self.overrides.items():
+            if dotted == key or dotted.startswith(key + "."):
+                return f"--set {argument}"
+        line = line_of(self.lines, dotted)
+        return f"{self.file}:{line}" if line else str(self.file)

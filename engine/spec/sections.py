@@ -6,11 +6,11 @@ from __future__ import annotations
 import glob
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from tunelab.engine.objectives import default_direction
+from tunelab.engine.objectives import Direction, default_direction
 
 
 class StrictModel(BaseModel):
@@ -277,6 +277,22 @@ class PrunerSpec(StrictModel):
     reduction_factor: int = Field(3, ge=2)  # halving/hyperband: 1/FACTOR of trials go up a rung
 
 
+def _dimension_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "list[choices]"
+    return "RangeSpec" if isinstance(value, (dict, RangeSpec)) else None
+
+
+# A searched key: a list of choices or a range. Told apart by the value's shape, so that a bad
+# range is reported as a range only (not also as "Input should be a valid list").
+Dimension = Annotated[
+    Annotated[RangeSpec, Tag("RangeSpec")] | Annotated[list[Any], Tag("list[choices]")],
+    Discriminator(_dimension_kind, custom_error_type="dimension",
+                  custom_error_message="expected a list of choices or a range "
+                                       "{ low = …, high = … }"),
+]
+
+
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
 MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "tpe", "gp")
 
@@ -293,16 +309,19 @@ class SearchSpec(StrictModel):
     directions: list[Literal["minimize", "maximize"]] = []  # one per objective
     seed: int = 0
     workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
-    space: dict[str, RangeSpec | list[Any]] = {}
+    space: dict[str, Dimension] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _first_objective_is_the_objective(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not data.get("objectives"):
             return data
-        objectives = list(data["objectives"])
-        directions = list(data.get("directions") or [
-            default_direction(o) for o in objectives])
+        objectives, given = data["objectives"], data.get("directions")
+        if not (isinstance(objectives, list) and all(isinstance(o, str) for o in objectives)
+                and (given is None or isinstance(given, list))):
+            return data  # not lists of names: the fields' own validation says so
+        objectives = list(objectives)
+        directions = list(given or [default_direction(o) for o in objectives])
         if len(directions) != len(objectives):
             raise ValueError(f"search.directions has {len(directions)} entries for "
                              f"{len(objectives)} objectives")
@@ -335,7 +354,7 @@ class SearchSpec(StrictModel):
         return self.objectives or [self.objective]
 
     @property
-    def all_directions(self) -> list[str]:
+    def all_directions(self) -> list[Direction]:
         return self.directions or [self.direction]
 
 
