@@ -305,7 +305,7 @@ def reading_many(paths: list[str | Path] | list[Path], wait: float = 10.0
         for table in tables:
             having = [a for a in aliases if con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ? "
-                "AND schema_name = 'main'", [a, table]).fetchall()[0][0]]  # type: ignore[index]
+                "AND schema_name = 'main'", [a, table]).fetchall()[0][0]]
             if not having:
                 continue  # no file has it yet: the empty table stays
             # the empty table of the current schema first, so every current column is there

@@ -77,7 +77,8 @@ def review_items(store: str | Path, review_id: str) -> list[ReviewItem]:
             "SELECT review_id, item, prompt_id, prompt, model_a, model_b, output_a, output_b, "
             "repeat_of, messages FROM review_items WHERE review_id = ? ORDER BY item",
             [review_id]).fetchall()
-    return [ReviewItem(*r[:9], json.loads(r[9]) if r[9] else None) for r in rows]
+    return [ReviewItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                       json.loads(r[9]) if r[9] else None) for r in rows]
 
 
 def review_votes(store: str | Path, review_id: str, include_undone: bool = False) -> list[VoteRecord]:

@@ -109,14 +109,15 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
     return pairs
 
 
-def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, int]]:
+def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """prompt/chosen/rejected rows from the decisive votes of a review or an arena; ties,
     both-bad and skips are counted and left out."""
     review = find_review(store, name)
     if review is None:
         raise TrainError(f"no review {name!r} in {store}")
     by_item = {i.item: i for i in review_items(store, review.id)}
-    rows, left_out = [], {"tie": 0, "both_bad": 0, "skip": 0}
+    rows: list[dict[str, Any]] = []
+    left_out = {"tie": 0, "both_bad": 0, "skip": 0}
     for v in review_votes(store, review.id):
         item = by_item.get(v.item)
         if item is None:

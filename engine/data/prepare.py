@@ -326,12 +326,12 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     for split in SPLITS:
         counted = chat_render.token_lengths([e.row for e in parts[split]], tokenizer, template)
         keep = []
-        for e, n in zip(parts[split], counted, strict=True):
-            if isinstance(n, str):
-                findings.add("template_error", "warning", f"the chat template fails on it: {n}", e.origin,
-                             removed=True)
+        for e, tokens in zip(parts[split], counted, strict=True):
+            if isinstance(tokens, str):  # the template's error, not a length
+                findings.add("template_error", "warning", f"the chat template fails on it: {tokens}",
+                             e.origin, removed=True)
                 continue
-            if n > exp.train.max_length:
+            if tokens > exp.train.max_length:
                 if data.too_long == "drop":
                     findings.add("too_long", "warning",
                                  f"longer than train.max_length ({exp.train.max_length:,} tokens): dropped",
@@ -340,7 +340,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
                 findings.add("too_long", "warning",
                              f"longer than train.max_length ({exp.train.max_length:,} tokens): "
                              "the trainer cuts the end off", e.origin)
-            keep.append((e, n))
+            keep.append((e, tokens))
         parts[split] = [e for e, _ in keep]
         lengths[split] = [n for _, n in keep]
     _check_eos(parts["train"][:EOS_SAMPLE], tokenizer, template, findings)

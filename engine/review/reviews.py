@@ -182,7 +182,7 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
         "id": review_id, "experiment": experiment, "name": name, "models": json.dumps(refs),
         "prompt_set": prompt_set, "status": "open", "kind": "review", "created_at": now,
         "updated_at": now}}]
-    rows = [(k, a, b, None) for k, a, b in plan]
+    rows: list[tuple[int, str, str, int | None]] = [(k, a, b, None) for k, a, b in plan]
     rows += [(k, b, a, plan.index((k, a, b))) for k, a, b in repeats]  # swapped, at the end
     for item, (k, left, right, repeat_of) in enumerate(rows):
         events.append({"table": "review_items", "row": {

@@ -175,8 +175,8 @@ def ratings(votes: Sequence[Vote], bootstrap: int = 1000, seed: int = 0) -> list
     rng = np.random.default_rng(seed)
     draws = np.empty((bootstrap, len(models)))
     for k in range(bootstrap):
-        counts = rng.multinomial(len(outcomes), share).astype(float)
-        draws[k] = elo(_newton(i, j, s, counts, len(models)))
+        resampled = rng.multinomial(len(outcomes), share).astype(float)
+        draws[k] = elo(_newton(i, j, s, resampled, len(models)))
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     counts: dict[str, int] = defaultdict(int)
     scored: dict[str, float] = defaultdict(float)

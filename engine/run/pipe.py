@@ -37,7 +37,7 @@ def run_child(kind: str, job: TrialJob, on_progress: Progress | None = None,
     ctx = context or forkserver_context()
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     log = str(Path(job.out_dir) / f"{kind}.log")
-    receive, send = ctx.Pipe(duplex=False)  # type: ignore[attr-defined]
+    receive, send = ctx.Pipe(duplex=False)
     process = ctx.Process(target=child.main, args=(kind, job, send, os.getpid(), log),  # type: ignore[attr-defined]
                           name=f"tunelab-{kind}")
     process.start()

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
@@ -32,6 +32,7 @@ from tunelab.store import Spool, evaluations
 
 # what trials read: a supervised stage's splits, or a dpo stage's pairs and its parent's splits
 Prepared = data_prep.PreparedData | preferences.PreferenceData
+P = TypeVar("P", data_prep.PreparedData, preferences.PreferenceData)
 
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -481,7 +482,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _smoke_data(prepared: Prepared, folder: Path) -> Prepared:
+def _smoke_data(prepared: P, folder: Path) -> P:
     """A few dozen rows of each split: enough to run every stage once, in seconds."""
     folder.mkdir(parents=True, exist_ok=True)
     limits = {"train": 48, "validation": 16, "test": 16, "heldout": 16}

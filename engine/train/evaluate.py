@@ -68,7 +68,7 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
         return {}, []
     outputs = generate(model, tokenizer, [p for _, (p, _) in pairs], exp.eval.max_new_tokens)
     references = [ref for _, (_, ref) in pairs]
-    values = {m: GENERATION[m](outputs, references) for m in wanted}
+    values: dict[str, float] = {m: GENERATION[m](outputs, references) for m in wanted}
     samples = [{"prompt": row.get("prompt") or prompt, "output": out, "reference": ref}
                for (row, (prompt, ref)), out in zip(pairs[:keep], outputs[:keep], strict=False)]
     return values, samples
