@@ -25,6 +25,7 @@ from tunelab.store import connection
 from tunelab.store.connection import log
 from tunelab.store.errors import StoreError, StoreLocked
 from tunelab.store.ingest import RULES, ingest_file, read_events
+from tunelab.store.rows import Row
 
 
 def spool_dir(store: str | Path) -> Path:
@@ -93,8 +94,9 @@ class Spool:
         self._backoff = 0.0  # while the store is locked, ingest is tried at growing intervals
         self._retry_at: float | None = None
 
-    def write(self, events: Iterable[Mapping[str, Any]], ingest: bool = True) -> None:
-        events = list(events)
+    def write(self, events: Iterable[Row | Mapping[str, Any]], ingest: bool = True) -> None:
+        """Appends rows (or ready events) to the spool, fsynced; then tries to ingest."""
+        events = [e.event() if isinstance(e, Row) else e for e in events]
         tables = {e.get("table") for e in events}
         unknown = [t for t in tables if t not in RULES]
         if unknown:  # refused here, where the bad event is made, not later in every ingest
