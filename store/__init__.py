@@ -9,7 +9,7 @@ from tunelab.store.connection import (
     reading_many,
     writing,
 )
-from tunelab.store.errors import StoreError, StoreLocked, TunelabError
+from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked, TunelabError
 from tunelab.store.read import (
     CurveSeries,
     ExperimentRecord,
@@ -113,7 +113,9 @@ __all__ = [
     "GcPlan",
     "QueryResult",
     "Spool",
+    "StoreDamaged",
     "StoreError",
+    "StoreGone",
     "StoreLocked",
     "TrialCurve",
     "TrialRecord",
