@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
-import json
 import dataclasses
+import json
 import time
 from pathlib import Path
 
