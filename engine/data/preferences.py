@@ -23,7 +23,7 @@ from typing import Any
 from tunelab.engine.errors import SpecError, TrainError
 from tunelab.engine.spec import LoadedSpec
 from tunelab.engine.spec.parent import parent_trial
-from tunelab.store import find_review, review_items, review_votes
+from tunelab.store import DataReportRow, find_review, review_items, review_votes
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
                           parent_adapter=str(best) if adapter else None)
 
 
-def report_event(experiment: str, data: PreferenceData) -> dict[str, Any]:
+def report_event(experiment: str, data: PreferenceData) -> DataReportRow:
     """The data_reports row of the pairs: read, left out, kept for training and held out."""
     import time
 
@@ -264,12 +264,10 @@ def report_event(experiment: str, data: PreferenceData) -> dict[str, Any]:
         if count:
             findings.append({"check": check, "level": "info", "count": count, "removed": count,
                              "message": f"{count} pairs dropped ({check})", "examples": []})
-    return {"table": "data_reports", "row": {
-        "experiment": experiment, "fingerprint": data.fingerprint, "created_at": time.time(),
-        "sources": json.dumps([r.source]), "formats": json.dumps({r.source: "preferences"}),
-        "template": None, "tokenizer": None, "rows_read": r.rows_read,
-        "rows_rejected": len(r.broken) + sum(r.left_out.values()),
-        "duplicates_removed": r.duplicates, "leaked_removed": 0, "train_rows": r.train,
-        "validation_rows": r.heldout, "test_rows": None, "tokens_p50": None, "tokens_p99": None,
-        "tokens_max": None, "findings": json.dumps(findings, ensure_ascii=False),
-        "report": r.to_json()}}
+    return DataReportRow(
+        experiment=experiment, fingerprint=data.fingerprint, created_at=time.time(),
+        sources=json.dumps([r.source]), formats=json.dumps({r.source: "preferences"}),
+        rows_read=r.rows_read, rows_rejected=len(r.broken) + sum(r.left_out.values()),
+        duplicates_removed=r.duplicates, leaked_removed=0, train_rows=r.train,
+        validation_rows=r.heldout, findings=json.dumps(findings, ensure_ascii=False),
+        report=r.to_json())

@@ -21,8 +21,12 @@ from tunelab.engine.data.preferences import dpo_pairs  # noqa: F401 - `tunelab r
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
 from tunelab.store import (
+    RatingRow,
     ReviewItem,
+    ReviewItemRow,
     ReviewRecord,
+    ReviewRow,
+    Row,
     Spool,
     VoteRecord,
     experiment_spec,
@@ -178,18 +182,18 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     plan = schedule(refs, len(shown), seed=int(review_id[:8], 16))
     rng = random.Random(review_id)
     repeats = [x for x in plan if rng.random() < REPEAT_SHARE] or plan[:1]
-    events: list[dict] = [{"table": "reviews", "row": {
-        "id": review_id, "experiment": experiment, "name": name, "models": json.dumps(refs),
-        "prompt_set": prompt_set, "status": "open", "kind": "review", "created_at": now,
-        "updated_at": now}}]
+    events: list[Row] = [ReviewRow(
+        id=review_id, experiment=experiment, name=name, models=json.dumps(refs),
+        prompt_set=prompt_set, status="open", kind="review", created_at=now,
+        updated_at=now)]
     rows: list[tuple[int, str, str, int | None]] = [(k, a, b, None) for k, a, b in plan]
     rows += [(k, b, a, plan.index((k, a, b))) for k, a, b in repeats]  # swapped, at the end
     for item, (k, left, right, repeat_of) in enumerate(rows):
-        events.append({"table": "review_items", "row": {
-            "review_id": review_id, "item": item, "prompt_id": _id(shown[k]), "prompt": shown[k],
-            "messages": context[k],
-            "model_a": left, "model_b": right, "output_a": outputs[left][k],
-            "output_b": outputs[right][k], "repeat_of": repeat_of, "created_at": now}})
+        events.append(ReviewItemRow(
+            review_id=review_id, item=item, prompt_id=_id(shown[k]), prompt=shown[k],
+            messages=context[k],
+            model_a=left, model_b=right, output_a=outputs[left][k],
+            output_b=outputs[right][k], repeat_of=repeat_of, created_at=now))
     with Spool(store, tag="review") as spool:
         spool.write(events)
     found = find_review(store, review_id)
@@ -269,10 +273,10 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
     fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap)
               for scope, scope_votes in scopes.items()}
     now = time.time()
-    events = [{"table": "review_ratings", "row": {
-        "experiment": experiment, "scope": scope, "model_ref": r.model, "rating": r.rating,
-        "rating_low": r.low, "rating_high": r.high, "rank": r.rank, "votes": r.votes,
-        "fitted_at": now}} for scope, found in fitted.items() for r in found]
+    events = [RatingRow(
+        experiment=experiment, scope=scope, model_ref=r.model, rating=r.rating,
+        rating_low=r.low, rating_high=r.high, rank=r.rank, votes=r.votes,
+        fitted_at=now) for scope, found in fitted.items() for r in found]
     if events:
         with Spool(store, tag="ratings") as spool:
             spool.write(events)

@@ -28,7 +28,7 @@ from tunelab.engine.run.paths import paths
 from tunelab.engine.run.pipe import run_child
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
-from tunelab.store import Spool, evaluations
+from tunelab.store import ExperimentRow, Spool, TrialParamRow, TrialRow, evaluations
 
 # what trials read: a supervised stage's splits, or a dpo stage's pairs and its parent's splits
 Prepared = data_prep.PreparedData | preferences.PreferenceData
@@ -111,7 +111,7 @@ class Runner:
 
     # -- recording
     def _trial_row(self, number: int, state: str, params: dict[str, Any], started: float,
-                   result: TrialResult | None = None) -> dict[str, Any]:
+                   result: TrialResult | None = None) -> TrialRow:
         now = time.time()
         kind = params.get("method.kind", self.exp.method.kind)
         info = result.info if result else {}
@@ -121,23 +121,23 @@ class Runner:
             "device", "micro_batch", "accumulation", "steps", "tokens", "disk_bytes", "cost")}
         extra.update({"params_total": info.get("params"), "params_trainable": info.get("trainable"),
                       "peak_memory_bytes": info.get("peak_memory"), "success": success})
-        return {"table": "trials", "row": {**extra,
-            "experiment": self.exp.name, "number": number, "state": state, "method_kind": kind,
-            "params": json.dumps(params), "value": result.value if result else None,
-            "started_at": started, "finished_at": now if result else None,
-            "duration_s": now - started if result else None,
-            "fail_reason": result.fail_reason if result else None,
-            "error": result.error if result else None,
-            "artifact_dir": str(self.runs / f"trial-{number:04d}"), "updated_at": now}}
+        return TrialRow(**extra,
+            experiment=self.exp.name, number=number, state=state, method_kind=kind,
+            params=json.dumps(params), value=result.value if result else None,
+            started_at=started, finished_at=now if result else None,
+            duration_s=now - started if result else None,
+            fail_reason=result.fail_reason if result else None,
+            error=result.error if result else None,
+            artifact_dir=str(self.runs / f"trial-{number:04d}"), updated_at=now)
 
     def _record_experiment(self) -> None:
         now = time.time()
-        self.spool.write([{"table": "experiments", "row": {
-            "name": self.exp.name, "description": self.exp.description,
-            "spec_path": str(self.spec.path), "spec_hash": self.spec.spec_hash(),
-            "spec": json.dumps(self.exp.model_dump(mode="json")),
-            "objective": self.exp.search.objective, "direction": self.exp.search.direction,
-            "created_at": now, "updated_at": now}}])
+        self.spool.write([ExperimentRow(
+            name=self.exp.name, description=self.exp.description,
+            spec_path=str(self.spec.path), spec_hash=self.spec.spec_hash(),
+            spec=json.dumps(self.exp.model_dump(mode="json")),
+            objective=self.exp.search.objective, direction=self.exp.search.direction,
+            created_at=now, updated_at=now)])
 
     def _job(self, number: int | None, trial_id: int | None, exp_dict: dict[str, Any],
              base: str, prepared: Prepared, out: Path, slot: int = 0) -> TrialJob:
@@ -411,10 +411,10 @@ class Runner:
         started = time.time()
         number = trial.number
         self.spool.write([self._trial_row(number, "running", params, started)] + [
-            {"table": "trial_params", "row": {
-                "experiment": self.exp.name, "number": number, "name": k,
-                "value_num": float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                else None, "value_text": str(v)}} for k, v in params.items()])
+            TrialParamRow(
+                experiment=self.exp.name, number=number, name=k,
+                value_num=float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                else None, value_text=str(v)) for k, v in params.items()])
         self._event("trial_start", number=number, params=params, worker=slot,
                     epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,

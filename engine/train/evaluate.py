@@ -15,6 +15,7 @@ from tunelab.engine.data.prepare import read_rows
 from tunelab.engine.objectives import LOSS_METRICS
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
+from tunelab.store import EvaluationRow, Row, SampleRow
 
 
 def prompt_id(prompt: str) -> str:
@@ -74,20 +75,20 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
     return values, samples
 
 
-def evaluation_events(exp: Experiment, ref: str, values: dict[str, float]) -> list[dict]:
+def evaluation_events(exp: Experiment, ref: str, values: dict[str, float]) -> list[Row]:
     now = time.time()
-    return [{"table": "evaluations", "row": {
-        "experiment": exp.name, "model_ref": ref, "split": key.split("/")[0],
-        "name": key.split("/")[1], "value": value, "time": now}} for key, value in values.items()]
+    return [EvaluationRow(
+        experiment=exp.name, model_ref=ref, split=key.split("/")[0],
+        name=key.split("/")[1], value=value, time=now) for key, value in values.items()]
 
 
-def sample_events(exp: Experiment, ref: str, samples: list[dict[str, Any]]) -> list[dict]:
+def sample_events(exp: Experiment, ref: str, samples: list[dict[str, Any]]) -> list[Row]:
     now = time.time()
     settings = json.dumps({"do_sample": False, "max_new_tokens": exp.eval.max_new_tokens})
-    return [{"table": "samples", "row": {
-        "experiment": exp.name, "model_ref": ref, "prompt_id": prompt_id(s["prompt"]),
-        "position": i, "prompt": s["prompt"], "output": s["output"], "reference": s["reference"],
-        "settings": settings, "time": now}} for i, s in enumerate(samples)]
+    return [SampleRow(
+        experiment=exp.name, model_ref=ref, prompt_id=prompt_id(s["prompt"]),
+        position=i, prompt=s["prompt"], output=s["output"], reference=s["reference"],
+        settings=settings, time=now) for i, s in enumerate(samples)]
 
 
 def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,

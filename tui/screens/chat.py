@@ -192,11 +192,11 @@ class ChatScreen(Screen):
     @work(thread=True, exit_on_error=False, group="save")
     def _save(self) -> None:
         with st.Spool(self.store_path, tag="chat") as spool:
-            spool.write([{"table": "chats", "row": {
-                "id": self.chat_id, "experiment": self.experiment, "model_ref": self.ref,
-                "system": self.system, "messages": json.dumps(self.messages),
-                "settings": json.dumps(self.settings.__dict__), "created_at": self.created,
-                "updated_at": time.time()}}])
+            spool.write([st.ChatRow(
+                id=self.chat_id, experiment=self.experiment, model_ref=self.ref,
+                system=self.system, messages=json.dumps(self.messages),
+                settings=json.dumps(self.settings.__dict__), created_at=self.created,
+                updated_at=time.time())])
 
     def action_stop(self) -> None:
         """Esc stops a reply; with no reply under way it goes back (inside `tunelab tui`)."""

@@ -156,9 +156,9 @@ class ReviewScreen(Screen):
         if item is None:
             return
         seconds = round(time.monotonic() - self.shown_at, 2)
-        event = st.vote_event(self.review.id, item.item, self.rater, choice, seconds)
-        self.spool.write([event], ingest=False)  # on disk before the next item shows
-        self.history.append((event["row"]["id"], item, choice, seconds))
+        vote = st.vote_row(self.review.id, item.item, self.rater, choice, seconds)
+        self.spool.write([vote], ingest=False)  # on disk before the next item shows
+        self.history.append((vote.id, item, choice, seconds))
         self.done.add(item.item)
         self._ingest()
         self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
@@ -193,10 +193,8 @@ class ReviewScreen(Screen):
             if not text:
                 return
             vote_id, item, choice, seconds = self.history[-1]
-            event = st.vote_event(self.review.id, item.item, self.rater, choice, seconds,
-                                  vote_id=vote_id)
-            event["row"]["comment"] = text
-            self.spool.write([event], ingest=False)
+            self.spool.write([st.vote_row(self.review.id, item.item, self.rater, choice,
+                                          seconds, vote_id=vote_id, comment=text)], ingest=False)
             self._ingest()
             self.notify("comment saved", timeout=1.5)
 
