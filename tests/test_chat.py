@@ -37,9 +37,11 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
     from textual import events
     from textual.widgets import Input, Markdown
 
-    from tunelab.tui.screens.chat import ChatApp
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.chat import ChatScreen
 
-    app = ChatApp(trained_store, "tiny", "best", tmp_path / "probes.json")
+    app = TunelabApp([trained_store],
+                     lambda: ChatScreen(trained_store, "tiny", "best", tmp_path / "probes.json"))
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()  # the model is loaded
         screen = app.screen

@@ -32,6 +32,7 @@ def chat(
     the models. The votes go to a review of kind arena (`tunelab review stats NAME`).
     """
     from tunelab.engine.run.runner import paths
+    from tunelab.tui.app import run as run_tui
 
     st.flush_orphans(store)
     if st.get_experiment(store, experiment) is None:
@@ -39,13 +40,14 @@ def chat(
     if arena is not None:
         from tunelab.engine.review.arena import refs_of, resolve_pair
         from tunelab.engine.review.reviews import rater_name
-        from tunelab.tui.screens.arena import ArenaApp
+        from tunelab.tui.screens.arena import ArenaScreen
 
         refs = resolve_pair(store, experiment, refs_of(arena))  # a mistake is told here, not later
-        ArenaApp(store, experiment, refs, rater_name(rater)).run()
+        who = rater_name(rater)
+        run_tui([store], lambda: ArenaScreen(store, experiment, refs, who))
         return
-    from tunelab.tui.screens.chat import ChatApp
+    from tunelab.tui.screens.chat import ChatScreen
 
     ref = f"trial:{model}" if model.isdigit() else model
     runs, _ = paths(store, experiment)
-    ChatApp(store, experiment, ref, runs / "probes.json").run()
+    run_tui([store], lambda: ChatScreen(store, experiment, ref, runs / "probes.json"))

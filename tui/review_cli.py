@@ -75,10 +75,12 @@ def vote(
     """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment,
     i statistics."""
     from tunelab.engine.review import reviews as review
-    from tunelab.tui.screens.review import ReviewApp
+    from tunelab.tui.app import run as run_tui
+    from tunelab.tui.screens.review import ReviewScreen
 
     st.flush_orphans(store)
-    ReviewApp(store, _found(store, name), review.rater_name(rater)).run()
+    found, who = _found(store, name), review.rater_name(rater)
+    run_tui([store], lambda: ReviewScreen(store, found, who))
 
 
 def _found(store: Path, name: str) -> st.ReviewRecord:
@@ -102,9 +104,11 @@ def stats(
 
     st.flush_orphans(store)
     if tui:
-        from tunelab.tui.screens.review import ReviewApp
+        from tunelab.tui.app import run as run_tui
+        from tunelab.tui.screens.review_stats import ReviewStatsScreen
 
-        ReviewApp(store, _found(store, name), review.rater_name(None), stats=True).run()
+        found = _found(store, name)
+        run_tui([store], lambda: ReviewStatsScreen(store, found))
         return
     s = review.stats(store, name)
     console.print(f"[bold]{s.review.name}[/] · {s.votes} votes on {s.items} items · "
