@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tunelab import store as st
 from tunelab.store.errors import TunelabError
+from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
 
 
 def chat(
@@ -19,8 +19,7 @@ def chat(
         help="Two models, e.g. best,base or 3,7: a blind arena, A and B side by side.")] = None,
     rater: Annotated[str | None, typer.Option(
         help="Who votes in the arena (default: $TUNELAB_RATER or your login).")] = None,
-    store: Annotated[Path, typer.Option("--store", envvar="TUNELAB_STORE",
-                                        help="The DuckDB store file.")] = Path(st.DEFAULT_STORE),
+    store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """Chat with a model of an experiment: streamed, multi-turn, in the training template.
 
