@@ -28,6 +28,8 @@ def print_trials(store: Path, name: str) -> None:
     plain_spec = st.experiment_spec(store, name)
     success: dict[str, str] = plain_spec.get("success") or {}
     front, others = _objectives(store, name, plain_spec.get("search") or {}, trials, evaluations)
+    tested = _test_metrics(success, (plain_spec.get("eval") or {}).get("metrics") or [],
+                           evaluations)
     keys: list[str] = []
     for t in trials:
         keys += [k for k in t.params if k not in keys]
@@ -41,7 +43,7 @@ def print_trials(store: Path, name: str) -> None:
     table.add_column(objective, justify="right")
     for other in others:
         table.add_column(other, justify="right")
-    for metric in success:
+    for metric in tested:
         table.add_column(f"test {metric}", justify="right")
     if success:
         table.add_column("success")
@@ -55,7 +57,7 @@ def print_trials(store: Path, name: str) -> None:
         star = "★" if best is not None and t.number == best.number and not others else ""
         star = "◆" if t.number in front else star
         values = evaluations.get(f"trial:{t.number}", {})
-        judged = [fmt.number(values.get(f"test/{m}")) for m in success]
+        judged = [fmt.number(values.get(f"test/{m}")) for m in tested]
         if success:
             judged.append("" if t.state != "complete" else _verdict_mark(success, values))
         table.add_row(f"{star}{t.number}", state, *[fmt.number(t.params.get(k)) for k in keys],
@@ -69,7 +71,7 @@ def print_trials(store: Path, name: str) -> None:
     dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
     start = objective_value(Experiment.model_validate(plain_spec), baseline) if plain_spec else None
     if baseline:
-        extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in success)
+        extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in tested)
         what = "the parent" if dpo else "the base model"
         console.print(f"baseline ({what}): {objective} {fmt.number(start)}{extra}")
     if best is not None:
@@ -77,7 +79,8 @@ def print_trials(store: Path, name: str) -> None:
         gain = ""
         if start is not None and best.value is not None:
             gain = f" vs baseline {fmt.number(start)}"
-        console.print(f"[bold]best:[/] trial {best.number} ({shown}) {objective} "
+        shown = f" ({shown})" if shown else ""  # nothing searched: no empty brackets
+        console.print(f"[bold]best:[/] trial {best.number}{shown} {objective} "
                       f"{fmt.number(best.value)}{gain}")
         if success:
             from tunelab.engine.train.evaluate import verdict
@@ -86,6 +89,17 @@ def print_trials(store: Path, name: str) -> None:
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(judged.values()) else "[red]no[/]"
             console.print(f"success: {word} (needs {needs} on the test split)")
+
+
+def _test_metrics(success: dict[str, str], metrics: list[str],
+                  evaluations: dict[str, dict[str, float]]) -> list[str]:
+    """The test-split metrics the table shows: those [success] judges; without [success], the
+    test loss and the file's eval.metrics that the trials have."""
+    if success:
+        return list(success)
+    found = {k.removeprefix("test/") for ref, values in evaluations.items() if ref != "base"
+             for k in values if k.startswith("test/")}
+    return [m for m in ("loss", *metrics) if m in found]
 
 
 def _objectives(store: Path, name: str, search: dict[str, Any], trials: list[st.TrialRecord],

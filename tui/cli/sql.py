@@ -44,6 +44,17 @@ def _cell(value: Any) -> str:
 FORMATS = ("table", "csv", "json", "parquet")
 
 
+def _check_out(out: Path) -> None:
+    """Refused before the query runs: a folder that is not there is a typo more often than a
+    wish (no folder is made), and a folder is not a file."""
+    folder = out.parent
+    if not folder.is_dir():
+        raise TunelabError(f"--out {out}: the folder {folder} does not exist; create it first "
+                           "or choose another path", "bad option")
+    if out.is_dir():
+        raise TunelabError(f"--out {out} is a folder; give a file name", "bad option")
+
+
 # A query may start with a comment ("-- the best trial…"): not an option, the query itself.
 SETTINGS = {"ignore_unknown_options": True}
 
@@ -72,6 +83,8 @@ def sql(
                            "bad option")
     if format_ == "parquet" and out is None:
         raise TunelabError("--format parquet writes a file: add --out FILE.parquet", "bad option")
+    if out is not None:
+        _check_out(out)
     paths = stores or [default_store()]
     text = sys.stdin.read() if query in (None, "-") else query
     if not text or not text.strip():
@@ -92,7 +105,9 @@ def sql(
     if format_ in {"csv", "json"}:
         buffer = io.StringIO()
         if format_ == "csv":
-            writer = csv.writer(buffer)
+            # LF, as the DuckDB shell writes it: the csv module's default CRLF would carry a \r
+            # into every last value read by `$(tunelab sql --format csv …)`
+            writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(result.columns)
             writer.writerows([[_plain(v) for v in row] for row in result.rows])
         else:
