@@ -143,3 +143,33 @@ def test_the_summary_of_an_unsearched_run_has_no_empty_parameters_and_keeps_test
     row = next(line for line in out.splitlines() if "complete" in line)
     assert "0.71" in row and "0.62" in row
 
+
+def test_an_adapter_from_a_scratch_base_exports_loadable_from_anywhere_with_card_metadata(
+        tmp_path: Path, small_experiment) -> None:  # noqa: ANN001
+    # the sweep as a person runs it: in its folder, with a relative store (and so relative
+    # run folders, the scratch base among them)
+    small_experiment('[method]\nkind = "lora"\n[train]\nepochs = 1\nbatch_size = 16\n'
+                     'learning_rate = 3e-3\n[search]\ntrials = 1\n[eval]\nsamples = 0\n',
+                     rows=160)
+    done = _tunelab("run", "tiny.toml", "--store", "tunelab.duckdb", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = _tunelab("export", "tiny", "best", "--out", "ship", "--store", "tunelab.duckdb",
+                    cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "ship"
+    base = json.loads((shipped / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert Path(base).is_absolute() and Path(base).is_dir(), base
+    card = (shipped / "README.md").read_text()
+    assert "https://github.com/)" not in card  # no placeholder link
+    head, _, body = card.removeprefix("---\n").partition("\n---\n")
+    meta = dict(line.split(": ", 1) for line in head.splitlines())
+    assert json.loads(meta["base_model"]) == base
+    assert json.loads(meta["library_name"]) == "peft"
+    assert {"tunelab", "lora"} <= set(json.loads(meta["tags"]))
+    assert json.loads(meta["datasets"]) == ["data.jsonl"]
+    assert body.lstrip().startswith("# tiny · trial 0")
+
+    from peft import AutoPeftModelForCausalLM
+
+    assert Path.cwd() != tmp_path  # loaded from elsewhere than where the sweep ran
+    assert AutoPeftModelForCausalLM.from_pretrained(shipped) is not None
