@@ -594,3 +594,12 @@ def log_tail(path: str | Path, lines: int = 200, max_bytes: int = 256 * 1024) ->
     while shown and not shown[-1]:
         shown.pop()
     return shown[-lines:]
+
+
+def trial_costs(store: str | Path, experiment: str) -> dict[int, float | None]:
+    """Each trial's cost (hours × devices × resources.price_per_hour), by trial number: an
+    objective of a study that weighs quality against what it costs."""
+    with connection.reading(store) as con:
+        rows = con.execute("SELECT number, cost FROM trials WHERE experiment = ?",
+                           [experiment]).fetchall()
+    return {int(number): cost for number, cost in rows}

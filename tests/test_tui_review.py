@@ -13,7 +13,7 @@ from textual.widgets import Input, SelectionList, Static
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
-from tunelab.tui.screens.review import ReviewApp, ReviewScreen
+from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.review_new import NewReviewDialog
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
@@ -39,7 +39,7 @@ async def test_the_stats_screen_shows_ratings_with_bars_pairs_and_raters(tmp_pat
     vote_for(store, "r1", "x", range(0, 18))
     vote_for(store, "r1", "y", range(18, 24))
     vote_for(store, "r1", "x", range(0, 10), rater="ben")
-    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "r1")))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(pilot)
         assert isinstance(app.screen, ReviewStatsScreen)
@@ -63,7 +63,7 @@ async def test_a_side_bias_is_said_in_plain_words(tmp_path: Path) -> None:
     write_review(store, "r1", 20)
     with st.Spool(store, tag="left") as spool:
         spool.write([st.vote_event("r1", i, "ana", "a", 1.0) for i in range(20)])
-    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "r1")))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(pilot)
         text = " ".join(screen_text(app.screen).split())
@@ -74,7 +74,7 @@ async def test_a_side_bias_is_said_in_plain_words(tmp_path: Path) -> None:
 async def test_votes_then_i_shows_them_and_leaving_saves_the_ratings(tmp_path: Path) -> None:
     store = tmp_path / "t.duckdb"
     write_review(store, "r1", 6)
-    app = ReviewApp(store, st.find_review(store, "r1"), "pilot")
+    app = TunelabApp([store], lambda: ReviewScreen(store, st.find_review(store, "r1"), "pilot"))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(pilot)
         await pilot.press("a", "b", "t")

@@ -234,9 +234,20 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> Prepared
 def _stop_if_too_few(report: DataReport, forced: bool) -> None:
     for f in report.findings:
         if f.check == "few_examples" and not forced:
-            raise DataRejected(f.message, report)
+            raise DataRejected(_with_cause(f.message, report), report)
         if f.level == "error" and f.check != "few_examples":
-            raise DataRejected(f.message, report)
+            raise DataRejected(_with_cause(f.message, report), report)
+
+
+def _with_cause(message: str, report: DataReport) -> str:
+    """Too few examples because one rule removed most rows (a wrong data.format, say): that
+    rule is the news, so it leads, and the count follows."""
+    cause = max((f for f in report.findings if f.removed), key=lambda f: f.removed, default=None)
+    if cause is None or cause.removed * 2 < report.rows_read:
+        return message
+    where = f", first at {cause.examples[0]}" if cause.examples else ""
+    return (f"{cause.message}: {cause.removed:,} of {report.rows_read:,} rows removed{where}; "
+            f"so {message}")
 
 
 def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:

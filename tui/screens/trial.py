@@ -3,7 +3,7 @@ samples, and the log tail (the failure reason and traceback first, for a failed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,40 +20,9 @@ from tunelab.engine import format as fmt
 from tunelab.engine import objectives
 from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui.widgets.curves import X_AXES, Curves
 from tunelab.tui.widgets.plot import LinePlot, Series
 from tunelab.tui.widgets.table import VimTable
-
-X_AXES = ("step", "epoch", "tokens")
-
-
-@dataclass
-class Curves:
-    """The series of one trial as the screen holds them, grown by the rows read since."""
-
-    points: dict[tuple[str, str], dict[str, list]] = field(default_factory=dict)
-
-    def add(self, curve: st.TrialCurve) -> int:
-        added = 0
-        for s in curve.series:
-            have = self.points.setdefault((s.split, s.name),
-                                          {"step": [], "epoch": [], "tokens": [], "value": []})
-            have["step"] += s.steps
-            have["epoch"] += s.epochs
-            have["tokens"] += s.tokens
-            have["value"] += s.values
-            added += len(s.steps)
-        return added
-
-    def last_steps(self) -> dict[tuple[str, str], int]:
-        return {k: v["step"][-1] for k, v in self.points.items() if v["step"]}
-
-    def series(self, split: str, name: str, x: str) -> tuple[list[float], list[float]]:
-        have = self.points.get((split, name))
-        if not have:
-            return [], []
-        pairs = [(a, b) for a, b in zip(have[x], have["value"], strict=False)
-                 if a is not None and b is not None]
-        return [float(a) for a, _ in pairs], [float(b) for _, b in pairs]
 
 
 def resolved_rows(spec: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, Any, str]]:
