@@ -140,6 +140,7 @@ def test_the_summary_of_an_unsearched_run_has_no_empty_parameters_and_keeps_test
     assert best.startswith("best: trial 0 eval_loss 0.7"), best
     header = next(line for line in out.splitlines() if "state" in line)
     assert "test loss" in header and "test exact_match" in header, out
+    assert "…" not in out  # in a pipe the table keeps its natural width: no header is cut
     row = next(line for line in out.splitlines() if "complete" in line)
     assert "0.71" in row and "0.62" in row
 

@@ -8,7 +8,7 @@ printed (tests and `tunelab … > log` swap stdout after this module is imported
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 
 class _Console(Console):
@@ -27,6 +27,11 @@ console = _Console(highlight=False)
 errors = _Console(stderr=True, highlight=False)
 
 
-def plural(n: int, word: str) -> str:
-    """`1 row`, `3 rows`."""
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
+def print_wide(renderable: RenderableType) -> None:
+    """A table to stdout: fitted to the window on a terminal; in a pipe or a log at its natural
+    width (lines there are never wrapped), so no header is cut to `duratio…` at 80 columns."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        Console(file=console.file, width=1000, highlight=False).print(renderable)
+

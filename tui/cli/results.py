@@ -17,7 +17,7 @@ from tunelab.store.errors import TunelabError
 from tunelab.store.read import trial_costs
 from tunelab.tui.cli import pareto
 from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
-from tunelab.tui.cli.output import console
+from tunelab.tui.cli.output import console, print_wide
 
 
 def print_trials(store: Path, name: str) -> None:
@@ -64,7 +64,7 @@ def print_trials(store: Path, name: str) -> None:
         table.add_row(f"{star}{t.number}", state, *[fmt.number(t.params.get(k)) for k in keys],
                       fmt.number(t.value), *[fmt.number(others[o].get(t.number)) for o in others],
                       *judged, fmt.duration(t.duration_s))
-    console.print(table)
+    print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
     dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
     start = objectives.objective_value(objective, "dpo" if dpo else "sft", baseline) if plain_spec else None
