@@ -303,10 +303,10 @@ class SearchSpec(StrictModel):
     sampler: Literal["tpe", "random", "grid", "cmaes", "gp", "nsga2"] = "tpe"
     pruner: Literal["median", "percentile", "successive_halving", "hyperband", "none"] | PrunerSpec = "median"
     objective: str = "eval_loss"  # eval_loss, or a metric of [eval] metrics (on validation)
-    direction: Literal["minimize", "maximize"] = "minimize"
+    direction: Direction = "minimize"
     # several objectives (a Pareto front): e.g. ["eval_loss", "cost"]; the first is `objective`
     objectives: list[str] = []
-    directions: list[Literal["minimize", "maximize"]] = []  # one per objective
+    directions: list[Direction] = []  # one per objective
     seed: int = 0
     workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
     space: dict[str, Dimension] = {}
