@@ -22,11 +22,15 @@ class Curves:
         for s in curve.series:
             have = self.points.setdefault((s.split, s.name),
                                           {"step": [], "epoch": [], "tokens": [], "value": []})
-            have["step"] += s.steps
-            have["epoch"] += s.epochs
-            have["tokens"] += s.tokens
-            have["value"] += s.values
-            added += len(s.steps)
+            # Two refreshes can read from the same last step (the second starts before the
+            # first one's rows arrive): keep only the steps after those already held.
+            last = have["step"][-1] if have["step"] else None
+            keep = [i for i, step in enumerate(s.steps) if last is None or step > last]
+            have["step"] += [s.steps[i] for i in keep]
+            have["epoch"] += [s.epochs[i] for i in keep]
+            have["tokens"] += [s.tokens[i] for i in keep]
+            have["value"] += [s.values[i] for i in keep]
+            added += len(keep)
         return added
 
     def last_steps(self) -> dict[tuple[str, str], int]:
