@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.data.preferences import plain, readable
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
 from tunelab.store import (
@@ -97,14 +98,6 @@ def prompts_for(store: Path, experiment: str, prompt_set: str, n: int) -> list[d
     return rows
 
 
-def readable(turns: list[dict[str, Any]]) -> str:
-    """A conversation as a person reads it (no template markup): one turn per paragraph, the
-    roles named except for a single user message."""
-    if len(turns) == 1 and turns[0]["role"] == "user":
-        return str(turns[0]["content"])
-    return "\n\n".join(f"{t['role']}: {t['content']}" for t in turns)
-
-
 def _conversation(row: dict[str, Any]) -> dict[str, Any]:
     """A row as a conversation that ends in the assistant turn to generate."""
     messages = list(row.get("messages") or [{"role": "user", "content": row["prompt"]}])
@@ -160,10 +153,11 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
         if not shown:
             kept = [r for r, p in zip(prompts, rendered, strict=True) if p]
             turns = [_conversation(r)["messages"][:-1] for r in kept]
-            shown = [r.get("prompt") or readable(t) for r, t in zip(kept, turns, strict=True)]
-            # a conversation is kept whole: what the models saw, for a dpo stage to render
-            context = [None if r.get("prompt") else json.dumps(t) for r, t in
-                       zip(kept, turns, strict=True)]
+            # a conversation is kept whole (a prepared test row also carries a flattened
+            # `prompt`, which is not what the models saw): shown with its roles, and stored for
+            # a dpo stage to render as the models were prompted; a lone user turn is the prompt
+            shown = [readable(t) for t in turns]
+            context = [None if plain(t) else json.dumps(t) for t in turns]
         outputs[source.ref] = []
         for start in range(0, len(texts), GENERATE_BATCH):  # a batch at a time, to say how far
             batch = texts[start:start + GENERATE_BATCH]
