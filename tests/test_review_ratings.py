@@ -77,3 +77,15 @@ def test_best_and_its_own_trial_are_one_model_not_two(trained_store: Path) -> No
         review.create(trained_store, "tiny", "one-model", ["best", "trial:0"], rows, "test")
     with pytest.raises(TunelabError, match="no complete trial 7"):
         review.create(trained_store, "tiny", "no-trial", ["base", "trial:7"], rows, "test")
+
+
+def test_the_leaderboard_shows_no_point_where_the_votes_give_only_a_bound(tmp_path: Path) -> None:
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 12)
+    vote_for(store, "r1", "x", range(12))  # x won every vote: no finite rating either side
+    s = review.stats(store, "r1", bootstrap=100)
+    assert [r.interval() for r in s.ratings] == ["won every vote", "lost every vote"]
+    board = leaderboard(store)
+    for model in ("x", "y"):
+        assert (board[model]["rating"], board[model]["rating_low"],
+                board[model]["rating_high"], board[model]["rank"]) == (None, None, None, 1)

@@ -8,6 +8,7 @@ import getpass
 import hashlib
 import itertools
 import json
+import math
 import os
 import random
 import time
@@ -212,7 +213,7 @@ def flagged(item: ReviewItem, models: list[str]) -> bool:
 def as_votes(items: list[ReviewItem], votes: list[VoteRecord]) -> list[rs.Vote]:
     by_item = {i.item: i for i in items}
     return [rs.Vote(v.item, v.rater, v.choice, by_item[v.item].model_a, by_item[v.item].model_b,
-                    by_item[v.item].repeat_of) for v in votes if v.item in by_item]
+                    by_item[v.item].repeat_of, v.review_id) for v in votes if v.item in by_item]
 
 
 @dataclass(frozen=True)
@@ -226,9 +227,10 @@ class ReviewStats:
     agreement: dict[tuple[str, str], tuple[int, float]]
     consistency: dict[str, tuple[int, float]]
     per_rater: dict[str, int]
+    ties: str = "half"  # how ties and both-bad counted: half | ignore
 
 
-def stats(store: Path, name: str, bootstrap: int = 1000) -> ReviewStats:
+def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half") -> ReviewStats:
     """Everything the stats screen and `review stats` show. The ratings are fitted by
     `fit_ratings`, so they are also written to the store (the `leaderboard` view)."""
     review = find_review(store, name)
@@ -239,37 +241,44 @@ def stats(store: Path, name: str, bootstrap: int = 1000) -> ReviewStats:
     per_rater: dict[str, int] = {}
     for v in votes:
         per_rater[v.rater] = per_rater.get(v.rater, 0) + 1
-    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id)
-    return ReviewStats(review, len(items), len(votes), rs.pairwise(votes), fitted[review.id],
+    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id, ties=ties)
+    return ReviewStats(review, len(items), len(votes), rs.pairwise(votes, ties), fitted[review.id],
                        rs.position_bias(votes), rs.agreement(votes), rs.self_consistency(votes),
-                       per_rater)
+                       per_rater, ties)
 
 
 def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
-                review_id: str | None = None) -> dict[str, list[rs.Rating]]:
+                review_id: str | None = None, ties: str = "half") -> dict[str, list[rs.Rating]]:
     """Bradley–Terry ratings per review (scope: the review's id) and over every review and arena
     of the experiment pooled (scope 'all'), written to `review_ratings` through a spool, so the
     `leaderboard` view shows them. With `review_id`, only that review and the pool are refitted.
 
     A model left without counted votes (all undone) gets no new row: its last one stays in
     `review_ratings` (a spooled NULL cannot blank a column), and the leaderboard, which lists
-    models by their live votes, no longer shows it."""
+    models by their live votes, no longer shows it.
+
+    A model without a finite rating is written with `rating` as its bound (NULL when it has
+    none) and the open side of its interval NULL; ranks are within a comparison group."""
     reviews = [r for r in list_reviews(store) if r.experiment == experiment]
     votes = {r.id: as_votes(review_items(store, r.id), review_votes(store, r.id))
              for r in reviews}
     scopes = {r.id: votes[r.id] for r in reviews if review_id in (None, r.id)}
     scopes["all"] = [v for vs in votes.values() for v in vs]
-    fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap)
+    fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap, ties=ties)
               for scope, scope_votes in scopes.items()}
     now = time.time()
     events = [{"table": "review_ratings", "row": {
         "experiment": experiment, "scope": scope, "model_ref": r.model, "rating": r.rating,
-        "rating_low": r.low, "rating_high": r.high, "rank": r.rank, "votes": r.votes,
-        "fitted_at": now}} for scope, found in fitted.items() for r in found]
+        "rating_low": _finite(r.low), "rating_high": _finite(r.high), "rank": r.rank,
+        "votes": r.votes, "fitted_at": now}} for scope, found in fitted.items() for r in found]
     if events:
         with Spool(store, tag="ratings") as spool:
             spool.write(events)
     return fitted
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, int]]:
