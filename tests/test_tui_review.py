@@ -148,3 +148,26 @@ async def test_bad_input_in_the_dialog_is_said_and_nothing_typed_is_lost(
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, TrialsScreen)
+
+
+async def test_the_dialog_shows_ticks_in_the_glyph_not_the_colour_only(tmp_path: Path) -> None:
+    from textual.app import App
+
+    from tunelab.tui.screens.review_new import ModelList
+
+    choices = [("base", "base        the model before fine-tuning"),
+               ("trial:0", "trial:0     full"), ("trial:1", "trial:1     lora")]
+    app = App()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(NewReviewDialog(tmp_path / "t.duckdb", "ab", choices, {"base"}, set()))
+        await pilot.pause()
+        models = app.screen.query_one(ModelList)
+
+        def rows() -> list[str]:
+            return [models.render_line(y).text.rstrip() for y in range(3)]
+
+        assert [r[:11] for r in rows()] == ["[x] base   ", "[ ] trial:0", "[ ] trial:1"]
+        await pilot.press("down", "space")  # tick trial:0
+        await pilot.pause()
+        assert [r[:3] for r in rows()] == ["[x]", "[x]", "[ ]"]
+        assert "▐" not in "".join(rows())
