@@ -89,8 +89,10 @@ def test_a_chain_of_one_way_wins_is_bounds_on_both_sides_in_the_middle() -> None
 def test_one_vote_ranks_nobody_and_gives_no_point_interval() -> None:
     found = _by_model(_votes([("A", "B", "a")]))
     assert found["A"].rank == found["B"].rank == 1
-    for r in found.values():
-        assert (r.low, r.high) == (-math.inf, math.inf)
+    gap = 400 * math.log10(0.2065 / 0.7935)  # the Wilson bound of 1 in 1: a negative gap
+    assert (found["A"].low, found["A"].high) == (pytest.approx(1000 + gap / 2, abs=0.5), math.inf)
+    assert (found["B"].low, found["B"].high) == (-math.inf, pytest.approx(1000 - gap / 2, abs=0.5))
+    assert words.rating_text(found["A"]) == "≥ 883"
     assert found["A"].interval() == "won every vote"
     assert found["B"].interval() == "lost every vote"
 

@@ -85,7 +85,8 @@ def test_the_leaderboard_shows_no_point_where_the_votes_give_only_a_bound(tmp_pa
     vote_for(store, "r1", "x", range(12))  # x won every vote: no finite rating either side
     s = review.stats(store, "r1", bootstrap=100)
     assert [r.interval() for r in s.ratings] == ["won every vote", "lost every vote"]
-    board = leaderboard(store)
-    for model in ("x", "y"):
-        assert (board[model]["rating"], board[model]["rating_low"],
-                board[model]["rating_high"], board[model]["rank"]) == (None, None, None, 1)
+    board = leaderboard(store)  # a bound: 12 of 12 puts x at least 200 points above y
+    assert board["x"]["rating"] == board["x"]["rating_low"] == pytest.approx(1100, abs=5)
+    assert board["y"]["rating"] == board["y"]["rating_high"] == pytest.approx(900, abs=5)
+    assert board["x"]["rating_high"] is None and board["y"]["rating_low"] is None
+    assert board["x"]["rank"] == 1 and board["y"]["rank"] == 2  # 12 of 12 separates them

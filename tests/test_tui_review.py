@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from tunelab.tui.screens.review import ReviewApp, ReviewScreen
 from tunelab.tui.screens.review_new import NewReviewDialog
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
+
+from conftest import tunelab_command
 
 
 async def _settle(pilot) -> None:  # noqa: ANN001
@@ -171,3 +174,37 @@ async def test_the_dialog_shows_ticks_in_the_glyph_not_the_colour_only(tmp_path:
         await pilot.pause()
         assert [r[:3] for r in rows()] == ["[x]", "[x]", "[ ]"]
         assert "▐" not in "".join(rows())
+
+
+async def test_the_screen_and_review_stats_say_the_same_about_a_rating_that_is_a_bound(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunelab.engine.review import reviews as review
+    from tunelab.engine.review import words
+    from tunelab.tui.cli import app as cli
+
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 12)
+    vote_for(store, "r1", "x", range(12))  # x won every vote: no finite rating
+    said = words.notes(review.stats(store, "r1", bootstrap=100).ratings)
+    assert any(line.startswith("No finite rating for x and y") for line in said)
+    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        text = " ".join(screen_text(app.screen).split())
+    printed = CliRunner().invoke(cli, ["review", "stats", "r1", "--store", str(store)])
+    assert printed.exit_code == 0, printed.output
+    cli_text = " ".join(printed.output.split())
+    for line in said:  # word for word, wherever the lines wrap
+        assert " ".join(line.split()) in text and " ".join(line.split()) in cli_text
+    for shown in (text, cli_text):
+        assert "won every vote" in shown and "lost every vote" in shown and "≥ 1099" in shown
+        assert "ties and both-bad count half a win each" in shown
+    ignored = CliRunner().invoke(cli, ["review", "stats", "r1", "--ties", "ignore", "--store",
+                                       str(store)])
+    assert ignored.exit_code == 0 and "ties and both-bad left out" in ignored.output
+    bad = subprocess.run([*tunelab_command(), "review", "stats", "r1", "--ties", "some",
+                          "--store", str(store)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "ties = 'some'" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stderr

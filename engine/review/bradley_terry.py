@@ -68,9 +68,7 @@ class Rating:
             if self.below:
                 words.append(self.record if self.record == "lost every vote" else
                              f"below every model of {', '.join(self.below)}")
-            bound = ([f"≥ {self.low:.0f}"] if math.isfinite(self.low) else []) + (
-                [f"≤ {self.high:.0f}"] if math.isfinite(self.high) else [])
-            return "; ".join(words) + (f" (95 %: {', '.join(bound)})" if bound else "")
+            return "; ".join(words)  # the bound itself is the rating column ("≥ 1143")
         low = f"{self.low:.0f}" if math.isfinite(self.low) else "no bound"
         high = f"{self.high:.0f}" if math.isfinite(self.high) else "no bound"
         return f"{low}{sep}{high}"
@@ -190,6 +188,12 @@ def _rate_group(models: list[str], found: list[tuple[str, str, float]], bootstra
             lows, highs = _bootstrap(kept, reference, values, bootstrap, seed)
             for k, m in enumerate(reference):
                 point[m], low[m], high[m] = float(values[k]), lows[k], highs[k]
+    if reference is None and len(models) == 2 and len(beats) == 1:
+        # two models, one won every vote: centred on the pair, the winner is at least half the
+        # smallest gap its wins allow above 1000, the loser as far below
+        (winner, loser), = beats
+        gap = elo_gap(wilson(counts[winner], counts[winner])[0])
+        low[winner], high[loser] = 1000 + gap / 2, 1000 - gap / 2
     _bounds(models, found, beats, reference, low, high, undecided)
     above: dict[str, tuple[str, ...]] = {}
     below: dict[str, tuple[str, ...]] = {}

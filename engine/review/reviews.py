@@ -266,15 +266,28 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
     scopes["all"] = [v for vs in votes.values() for v in vs]
     fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap, ties=ties)
               for scope, scope_votes in scopes.items()}
+    # `votes` is what the leaderboard compares with its live count to say a fit is behind: the
+    # live votes (repeats included, as the view counts them), not the verdicts the fit counted
+    live = {scope: _live_votes(scope_votes) for scope, scope_votes in scopes.items()}
     now = time.time()
     events = [{"table": "review_ratings", "row": {
         "experiment": experiment, "scope": scope, "model_ref": r.model, "rating": r.rating,
         "rating_low": _finite(r.low), "rating_high": _finite(r.high), "rank": r.rank,
-        "votes": r.votes, "fitted_at": now}} for scope, found in fitted.items() for r in found]
+        "votes": live[scope].get(r.model, r.votes), "fitted_at": now}}
+        for scope, found in fitted.items() for r in found]
     if events:
         with Spool(store, tag="ratings") as spool:
             spool.write(events)
     return fitted
+
+
+def _live_votes(votes: list[rs.Vote]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in votes:
+        if v.choice != "skip":
+            for m in (v.left, v.right):
+                counts[m] = counts.get(m, 0) + 1
+    return counts
 
 
 def _finite(x: float) -> float | None:
