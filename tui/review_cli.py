@@ -70,6 +70,9 @@ def vote(
     name: Annotated[str, typer.Argument(help="The review's name.")],
     rater: Annotated[str | None, typer.Option(help="Who votes (default: $TUNELAB_RATER or your login).")]
     = None,
+    order: Annotated[str, typer.Option(help="adaptive: the next item where a vote separates the "
+                                       "models most; random: the review's shuffled order.")]
+    = "adaptive",
     store: StoreOption = Path(st.DEFAULT_STORE),
 ) -> None:
     """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment,
@@ -77,8 +80,10 @@ def vote(
     from tunelab.engine.review import reviews as review
     from tunelab.tui.screens.review import ReviewApp
 
+    if order not in ("adaptive", "random"):
+        raise TunelabError(f"--order {order!r}: adaptive or random", "bad option")
     st.flush_orphans(store)
-    ReviewApp(store, _found(store, name), review.rater_name(rater)).run()
+    ReviewApp(store, _found(store, name), review.rater_name(rater), order=order).run()
 
 
 def _found(store: Path, name: str) -> st.ReviewRecord:

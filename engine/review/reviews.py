@@ -196,10 +196,13 @@ def rater_name(given: str | None = None) -> str:
     return given or os.environ.get("TUNELAB_RATER") or getpass.getuser()
 
 
-def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str) -> ReviewItem | None:
-    """The first item this rater has not voted on: a rater never gets the same item twice."""
-    done = {v.item for v in votes if v.rater == rater}
-    return next((i for i in items if i.item not in done), None)
+def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
+              order: str = "adaptive") -> ReviewItem | None:
+    """The next item for this rater, in the `adaptive` or `random` order (see `order`); a rater
+    never gets the same item twice. `votes`: every rater's live votes on the review."""
+    from tunelab.engine.review import order as orders
+
+    return orders.choose(items, as_votes(items, votes), rater, order)
 
 
 def flagged(item: ReviewItem, models: list[str]) -> bool:
