@@ -31,7 +31,7 @@ class Quiet:
 
 def startup(starts: int) -> dict[str, list[float]]:
     from tunelab.engine.run.jobs import TrialJob
-    from tunelab.engine.run.runner import _context, run_child
+    from tunelab.engine.run.pipe import forkserver_context, run_child
 
     out: dict[str, list[float]] = {"forked from the preloaded server": [],
                                    "fresh interpreter (no preload)": []}
@@ -39,7 +39,7 @@ def startup(starts: int) -> dict[str, list[float]]:
         job = TrialJob(store=str(Path(tmp) / "s.duckdb"), experiment={}, number=None,
                        trial_id=None, study_name="bench", storage="", base="", data={},
                        out_dir=tmp)
-        contexts = {"forked from the preloaded server": _context(),
+        contexts = {"forked from the preloaded server": forkserver_context(),
                     "fresh interpreter (no preload)": multiprocessing.get_context("spawn")}
         run_child("ready", job)  # starts the fork server: paid once per `tunelab run`
         for _ in range(starts):

@@ -9,7 +9,7 @@ from tunelab.store.connection import (
     reading_many,
     writing,
 )
-from tunelab.store.errors import StoreError, StoreLocked, TunelabError
+from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked, TunelabError
 from tunelab.store.read import (
     CurveSeries,
     ExperimentRecord,
@@ -51,10 +51,40 @@ from tunelab.store.reviews import (
     review_items,
     review_votes,
     vote_event,
+    vote_row,
+)
+from tunelab.store.rows import (
+    ChatRow,
+    DataReportRow,
+    EvaluationRow,
+    ExperimentRow,
+    MetricRow,
+    RatingRow,
+    ReviewItemRow,
+    ReviewRow,
+    Row,
+    SampleRow,
+    TrialParamRow,
+    TrialRow,
+    VoteRow,
 )
 from tunelab.store.spool import Spool, flush_orphans, spool_dir
 
 __all__ = [
+    "ChatRow",
+    "DataReportRow",
+    "EvaluationRow",
+    "ExperimentRow",
+    "MetricRow",
+    "RatingRow",
+    "ReviewItemRow",
+    "ReviewRow",
+    "Row",
+    "SampleRow",
+    "TrialParamRow",
+    "TrialRow",
+    "VoteRow",
+    "vote_row",
     "best_trial",
     "require_experiment",
     "ReviewItem",
@@ -83,7 +113,9 @@ __all__ = [
     "GcPlan",
     "QueryResult",
     "Spool",
+    "StoreDamaged",
     "StoreError",
+    "StoreGone",
     "StoreLocked",
     "TrialCurve",
     "TrialRecord",

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import duckdb
 
-from tunelab.store.errors import StoreError, StoreLocked
+from tunelab.store.damage import check_intact, damaged, is_damage, reason
+from tunelab.store.errors import StoreDamaged, StoreError, StoreLocked
 
 DEFAULT_STORE = "tunelab.duckdb"
 
@@ -40,6 +41,22 @@ _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
 def _is_lock_error(error: Exception) -> bool:
     text = str(error)
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
+
+
+_FULL = ("No space left on device", "Disk quota exceeded")  # ENOSPC, EDQUOT in DuckDB's text
+
+
+def _is_disk_full(error: Exception) -> bool:
+    return any(sign in str(error) for sign in _FULL)
+
+
+def _disk_full(path: Path, error: Exception) -> StoreError:
+    why = next(sign for sign in _FULL if sign in str(error))
+    return StoreError(
+        f"cannot write to {path}: the disk is full ({why}). Nothing recorded is lost: "
+        "the store keeps what it had (DuckDB finishes an interrupted write from its .wal file "
+        "on the next open) and the events wait in the spool. Free space on that disk and run "
+        "again.", "disk full")
 
 
 def lock_holder(error: Exception) -> str:
@@ -173,8 +190,14 @@ def _take_alias(path: Path) -> str:
 
 
 def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
-            read_only: bool = True) -> None:
-    """ATTACH a store, retrying while another process holds it, up to `wait` seconds."""
+            read_only: bool = True, check: bool = True) -> None:
+    """ATTACH a store, retrying while another process holds it, up to `wait` seconds.
+
+    A damaged file raises StoreDamaged: a truncated one before DuckDB sees it (`check`), one
+    whose headers DuckDB refuses when it attaches it.
+    """
+    if check:
+        check_intact(path)
     literal = str(path).replace("'", "''")
     mode = " (READ_ONLY)" if read_only else ""
     deadline = time.monotonic() + wait
@@ -183,7 +206,11 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
         try:
             con.execute(f"ATTACH '{literal}' AS \"{alias}\"{mode}")
             return
-        except duckdb.IOException as error:
+        except duckdb.Error as error:
+            if is_damage(error):
+                raise damaged(path, reason(error)) from error
+            if not isinstance(error, duckdb.IOException):
+                raise
             if not _is_lock_error(error):
                 raise StoreError(f"cannot open {path}: {error}") from error
             if time.monotonic() >= deadline:
@@ -198,8 +225,13 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
 
 
 @contextmanager
-def _attached(path: Path, read_only: bool, wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection whose default database is the store, attached for the block only."""
+def _attached(path: Path, read_only: bool, wait: float, check: bool = True
+              ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection whose default database is the store, attached for the block only.
+
+    DuckDB finds some damage only when it reads a damaged block: such an error, raised in the
+    block, becomes StoreDamaged (its transaction rolls back; nothing is written).
+    """
     lock = _path_lock(path)
     if not lock.acquire(timeout=max(wait, 0.001)):  # another thread here has it attached
         raise StoreLocked(f"{path} is busy in this process (another thread is writing or "
@@ -209,10 +241,16 @@ def _attached(path: Path, read_only: bool, wait: float) -> Iterator[duckdb.DuckD
         alias = _take_alias(path)
         con = host.cursor()
         try:
-            _attach(con, path, alias, wait, read_only)
+            _attach(con, path, alias, wait, read_only, check)
             try:
                 con.execute(f'USE "{alias}"')
                 yield con
+            except duckdb.Error as error:
+                if is_damage(error):
+                    raise damaged(path, reason(error)) from error
+                if _is_disk_full(error):
+                    raise _disk_full(path, error) from error
+                raise
             finally:
                 # Closing the cursor drops what the caller left behind (an unfinished result,
                 # an open transaction: rolled back); then a fresh cursor detaches the file,
@@ -221,6 +259,12 @@ def _attached(path: Path, read_only: bool, wait: float) -> Iterator[duckdb.DuckD
                 detach = host.cursor()
                 try:
                     detach.execute(f'DETACH "{alias}"')
+                except duckdb.Error as error:
+                    if not _is_disk_full(error):
+                        raise
+                    # the checkpoint of a written store failed: the batch is committed in the
+                    # write-ahead log, which DuckDB replays on the next open
+                    raise _disk_full(path, error) from error
                 finally:
                     detach.close()
         finally:
@@ -242,8 +286,12 @@ def writing(path: str | Path, wait: float = 30.0) -> Iterator[duckdb.DuckDBPyCon
 
 
 @contextmanager
-def reading(path: str | Path, wait: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to an existing store, closed on exit."""
+def reading(path: str | Path, wait: float = 10.0, check: bool = True
+            ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to an existing store, closed on exit.
+
+    `check=False` attaches a truncated file too, to read what can still be read of it.
+    """
     path = Path(path)
     if not path.exists():
         raise StoreError(
@@ -251,7 +299,7 @@ def reading(path: str | Path, wait: float = 10.0) -> Iterator[duckdb.DuckDBPyCon
             "or point at one with --store PATH.",
             "no store",
         )
-    with _attached(path, read_only=True, wait=wait) as con:
+    with _attached(path, read_only=True, wait=wait, check=check) as con:
         version = _version(con)
         if version > SCHEMA_VERSION:
             raise _too_new(path, version)
@@ -291,7 +339,12 @@ def reading_many(paths: list[str | Path] | list[Path], wait: float = 10.0
             alias = _alias(path, taken)
             taken.add(alias)
             _attach(con, path, alias, wait)
-            version = _version(con, alias)
+            try:
+                version = _version(con, alias)
+            except duckdb.Error as error:
+                if is_damage(error):
+                    raise damaged(path, reason(error)) from error
+                raise
             if version > SCHEMA_VERSION:
                 raise _too_new(path, version)
             aliases.append(alias)
@@ -305,7 +358,7 @@ def reading_many(paths: list[str | Path] | list[Path], wait: float = 10.0
         for table in tables:
             having = [a for a in aliases if con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ? "
-                "AND schema_name = 'main'", [a, table]).fetchall()[0][0]]  # type: ignore[index]
+                "AND schema_name = 'main'", [a, table]).fetchall()[0][0]]
             if not having:
                 continue  # no file has it yet: the empty table stays
             # the empty table of the current schema first, so every current column is there
@@ -319,5 +372,13 @@ def reading_many(paths: list[str | Path] | list[Path], wait: float = 10.0
 
         refresh_trial_summary(con)
         yield con
+    except duckdb.Error as error:
+        if not is_damage(error):
+            raise
+        named = [Path(p) for p in paths if str(Path(p)) in str(error)]
+        if len(paths) == 1 or len(named) == 1:
+            raise damaged(named[0] if named else Path(paths[0]), reason(error)) from error
+        raise StoreDamaged(f"one of {', '.join(str(p) for p in paths)} is damaged "
+                           f"({reason(error)}); read each alone to find which.") from error
     finally:
         con.close()

@@ -36,3 +36,22 @@ class StoreLocked(StoreError):
                  ) -> None:
         super().__init__(message, title)
         self.holder = holder
+
+
+class StoreDamaged(StoreError):
+    """The DuckDB file is damaged (truncated, overwritten): tunelab reads what it can and never
+    writes to it. `path` is the damaged file."""
+
+    title = "store damaged"
+
+    def __init__(self, message: str, title: str | None = None, path: str = "", why: str = ""
+                 ) -> None:
+        super().__init__(message, title)
+        self.path = path
+        self.why = why  # DuckDB's words, or the size check's
+
+
+class StoreGone(StoreError):
+    """The store file was deleted or replaced while this process was writing to it."""
+
+    title = "store gone"

@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from tunelab.store.damage import is_damage
 from tunelab.store.errors import StoreError
 from tunelab.store.views import refresh_trial_summary
 
@@ -158,8 +159,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path,
     except StoreError:
         con.execute("ROLLBACK")
         raise
-    except duckdb.Error:
+    except duckdb.Error as error:
         con.execute("ROLLBACK")
+        if is_damage(error):
+            raise  # the file, not the spool, is at fault: the per-row path would fail the same
     return ingest_events(con, read_events(path))
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.store import connection
+from tunelab.store.rows import VoteRow
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ def review_items(store: str | Path, review_id: str) -> list[ReviewItem]:
             "SELECT review_id, item, prompt_id, prompt, model_a, model_b, output_a, output_b, "
             "repeat_of, messages FROM review_items WHERE review_id = ? ORDER BY item",
             [review_id]).fetchall()
-    return [ReviewItem(*r[:9], json.loads(r[9]) if r[9] else None) for r in rows]
+    return [ReviewItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                       json.loads(r[9]) if r[9] else None) for r in rows]
 
 
 def review_votes(store: str | Path, review_id: str, include_undone: bool = False) -> list[VoteRecord]:
@@ -89,10 +91,17 @@ def review_votes(store: str | Path, review_id: str, include_undone: bool = False
     return votes if include_undone else [v for v in votes if not v.undone]
 
 
+def vote_row(review_id: str, item: int, rater: str, choice: str, seconds: float | None,
+             vote_id: str | None = None, undone: bool = False, comment: str | None = None
+             ) -> VoteRow:
+    """A vote (a new one, or with the id of an earlier vote its undo or comment)."""
+    now = time.time()
+    return VoteRow(id=vote_id or uuid.uuid4().hex, review_id=review_id, item=item, rater=rater,
+                   choice=choice, seconds=seconds, undone=undone, comment=comment,
+                   created_at=now, updated_at=now)
+
+
 def vote_event(review_id: str, item: int, rater: str, choice: str, seconds: float | None,
                vote_id: str | None = None, undone: bool = False) -> dict:
-    now = time.time()
-    return {"table": "votes", "row": {
-        "id": vote_id or uuid.uuid4().hex, "review_id": review_id, "item": item, "rater": rater,
-        "choice": choice, "seconds": seconds, "undone": undone, "created_at": now,
-        "updated_at": now}}
+    """`vote_row(…).event()`, for callers that spool plain events."""
+    return vote_row(review_id, item, rater, choice, seconds, vote_id, undone).event()

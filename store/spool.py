@@ -6,6 +6,11 @@ move its spool into the store; when the store is locked the events wait in the
 spool and the next batch tries again. Any writer that gets the store also
 ingests spool files whose lock it can take: their owner is gone (exited or
 killed), so nothing a dead process acknowledged is ever lost.
+
+Faults stop the writer with words and lose nothing already recorded: a spool write that fails
+(a full disk) is cut back to the last whole batch and raises StoreError; a store that is damaged
+(StoreDamaged), deleted or replaced (StoreGone) or cannot be written (a full disk: StoreError)
+leaves the events in the spool, where the next writer of a healthy store takes them in.
 """
 
 from __future__ import annotations
@@ -23,8 +28,17 @@ from typing import Any
 
 from tunelab.store import connection
 from tunelab.store.connection import log
-from tunelab.store.errors import StoreError, StoreLocked
+from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked
 from tunelab.store.ingest import RULES, ingest_file, read_events
+from tunelab.store.rows import Row
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def spool_dir(store: str | Path) -> Path:
@@ -69,8 +83,8 @@ def flush_orphans(store: str | Path, wait: float = 0.5) -> bool:
         with connection.writing(store, wait=wait) as con:
             ingest_orphans(con, store)
         return True
-    except StoreLocked:
-        return False
+    except (StoreLocked, StoreDamaged):
+        return False  # the spools wait; a damaged store is reported by the read that follows
 
 
 class Spool:
@@ -79,11 +93,20 @@ class Spool:
     def __init__(self, store: str | Path, tag: str = "", say_locked_after: float = 5.0) -> None:
         self.store = Path(store)
         folder = spool_dir(self.store)
-        folder.mkdir(parents=True, exist_ok=True)
         name = f"{socket.gethostname()}-{os.getpid()}-{tag or 'w'}-{uuid.uuid4().hex[:8]}.jsonl"
         self.path = folder / name
-        self._file = self.path.open("ab")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Unbuffered: a write that fails leaves no bytes in a buffer to be written later,
+            # after the cut below, in the middle of the next batch.
+            self._file = self.path.open("ab", buffering=0)
+        except OSError as error:
+            raise StoreError(f"cannot create the spool {self.path}: {error.strerror or error}. "
+                             "Nothing was recorded.", "cannot record") from error
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The store file this spool writes to, once known: if another file takes its place
+        # (deleted, replaced) the spool keeps its events instead of starting a new store there.
+        self._identity = _identity(self.store)
         self._lock = threading.Lock()
         self._pending = 0
         self._tables: set[str] = set()  # what the spool holds now: one reader pass per table
@@ -93,23 +116,54 @@ class Spool:
         self._backoff = 0.0  # while the store is locked, ingest is tried at growing intervals
         self._retry_at: float | None = None
 
-    def write(self, events: Iterable[Mapping[str, Any]], ingest: bool = True) -> None:
-        events = list(events)
-        tables = {e.get("table") for e in events}
+    def write(self, events: Iterable[Row | Mapping[str, Any]], ingest: bool = True) -> None:
+        """Appends rows (or ready events) to the spool, fsynced; then tries to ingest."""
+        ready: list[Mapping[str, Any]] = [e.event() if isinstance(e, Row) else e for e in events]
+        tables = {e.get("table") for e in ready}
         unknown = [t for t in tables if t not in RULES]
         if unknown:  # refused here, where the bad event is made, not later in every ingest
             raise StoreError(f"unknown table in event: {unknown[0]!r}")
         data = b"".join(
-            json.dumps(e, separators=(",", ":"), default=str).encode() + b"\n" for e in events
+            json.dumps(e, separators=(",", ":"), default=str).encode() + b"\n" for e in ready
         )
         with self._lock:
+            self._append(data, len(ready))
             self._tables |= tables  # type: ignore[arg-type]
-            self._file.write(data)
-            self._file.flush()
-            os.fsync(self._file.fileno())
             self._pending += 1
         if ingest:
             self.ingest(wait=0.2)
+
+    def _append(self, data: bytes, count: int) -> None:
+        """Appends whole lines and fsyncs; on failure cuts the file back to the last whole batch,
+        so a torn line never glues itself to the next batch's first event."""
+        fd = self._file.fileno()
+        whole = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view) or 0:]
+            os.fsync(fd)
+        except OSError as error:
+            try:
+                os.ftruncate(fd, whole)
+            except OSError:
+                pass  # a torn last line is left out by every reader anyway
+            raise StoreError(
+                f"cannot write to the spool {self.path}: {error.strerror or error}. "
+                f"The {count} events of this batch are not recorded; everything recorded before "
+                f"is kept (in {self.store} and in the spool). Free space on that disk and run "
+                "again: tunelab run resumes the sweep.", "cannot record") from error
+
+    def _check_same_store(self) -> None:
+        """Raises StoreGone if the store file this spool wrote to was deleted or replaced."""
+        if self._identity is None or _identity(self.store) == self._identity:
+            return
+        state = "deleted" if not self.store.exists() else "replaced by another file"
+        raise StoreGone(
+            f"{self.store} was {state} while tunelab was writing to it. The results not yet in "
+            f"it are kept in {self.path}. To keep them, put the store back; to start a new "
+            f"store there, run again: the next writer takes in the waiting events.",
+            "store gone")
 
     def ingest(self, wait: float = 0.2, final: bool = False) -> bool:
         """Moves this spool (and orphans) into the store. False when the store stayed locked.
@@ -125,6 +179,7 @@ class Spool:
             now = time.monotonic()
             if not final and self._retry_at is not None and now < self._retry_at:
                 return False  # locked a moment ago: don't slow the writer down with another wait
+            self._check_same_store()
             try:
                 with connection.writing(self.store, wait=wait) as con:
                     ingest_file(con, self.path, self._tables)
@@ -145,6 +200,7 @@ class Spool:
             self._locked_since = None
             self._backoff = 0.0
             self._retry_at = None
+            self._identity = _identity(self.store)
             self._file.truncate(0)
             self._file.seek(0)
             self._pending = 0
@@ -155,7 +211,12 @@ class Spool:
         """Final ingest; if the store stays locked the spool file stays for the next writer."""
         if self._file.closed:
             return True
-        done = self.ingest(wait=wait, final=True)
+        try:
+            done = self.ingest(wait=wait, final=True)
+        except StoreError:  # damaged or gone: said by the write that found it; the events stay
+            log.warning("tunelab: %s could not take the results; they are kept in %s.",
+                        self.store, self.path)
+            done = False
         self._file.close()  # releases the flock: any writer may now ingest what is left
         if done:
             self.path.unlink(missing_ok=True)

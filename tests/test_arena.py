@@ -170,9 +170,10 @@ async def _send(pilot, text: str) -> None:  # noqa: ANN001
 async def test_the_arena_screen_is_blind_until_the_reveal_and_stores_the_votes(store) -> None:
     from textual.widgets import Markdown
 
-    from tunelab.tui.screens.arena import ArenaApp
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.arena import ArenaScreen
 
-    app = ArenaApp(store, "tiny", ("base", "trial:0"), "pilot")
+    app = TunelabApp([store], lambda: ArenaScreen(store, "tiny", ("base", "trial:0"), "pilot"))
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()  # both models loaded
         await pilot.pause()

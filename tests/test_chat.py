@@ -33,13 +33,30 @@ def test_adapters_on_one_base_share_it(trained_store: Path) -> None:
 
 
 async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Path,
-                                                               tmp_path: Path) -> None:
+                                                               tmp_path: Path,
+                                                               monkeypatch) -> None:  # noqa: ANN001
     from textual import events
     from textual.widgets import Input, Markdown
 
-    from tunelab.tui.screens.chat import ChatApp
+    from tunelab.engine.serve import chat as chat_engine
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.chat import ChatScreen
 
-    app = ChatApp(trained_store, "tiny", "best", tmp_path / "probes.json")
+    # The first reply is held after its first piece until the test has seen the screen answer
+    # keys mid-stream: "still writing" is a state the test waits in, not a race against a
+    # model that may finish in milliseconds. The model and the streaming are the real ones.
+    gate = threading.Event()
+    real_stream = chat_engine.stream_reply
+
+    def held_stream(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        pieces = real_stream(*args, **kwargs)
+        yield next(pieces, "")
+        gate.wait(timeout=120)
+        yield from pieces
+
+    monkeypatch.setattr(chat_engine, "stream_reply", held_stream)
+    app = TunelabApp([trained_store],
+                     lambda: ChatScreen(trained_store, "tiny", "best", tmp_path / "probes.json"))
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()  # the model is loaded
         screen = app.screen
@@ -53,8 +70,8 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
             await pilot.press("enter")
             if turn == 0:
                 # Mid-stream the app still handles keys: typing lands in the input while the
-                # reply is being written. (pilot.press waits for an idle app, which a stream
-                # never is, so the keys are posted as events and the test waits for them.)
+                # reply is being written. (The keys are posted as events and the test waits
+                # for them to land.)
                 for key in "hi":
                     app.post_message(events.Key(key, key))
                 for _ in range(1000):  # at most 10 s
@@ -64,7 +81,10 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
                 assert box.value == "hi" and screen.generating
                 box.value = "/min 0"
                 await pilot.press("escape")  # and Esc stops the reply
+                gate.set()
                 await app.workers.wait_for_complete()
+                await pilot.pause()
+                assert not screen.generating
                 await pilot.press("enter")
             await app.workers.wait_for_complete()
             await pilot.pause()

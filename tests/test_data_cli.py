@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -70,3 +71,23 @@ def test_the_real_alpaca_sample_is_read_and_checked(tmp_path: Path) -> None:
     assert match["messages"][0]["content"] == with_input["instruction"] + "\n\n" + with_input["input"]
     if kept < 100:  # just above the floor: whatever the checks removed decides it
         assert finding(r, "few_examples").level == "warning"
+
+
+def test_a_wrong_format_leads_with_the_cause_not_the_count(tmp_path: Path) -> None:
+    # a prompt/completion CSV read as messages: every row is removed, and that is the news
+    rows = pc_rows(150)
+    with (tmp_path / "d.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["prompt", "completion"])
+        writer.writeheader()
+        writer.writerows({"prompt": r["prompt"], "completion": r["completion"]} for r in rows)
+    (tmp_path / "x.toml").write_text('name = "x"\n[model]\nscratch = { vocab_size = 200 }\n'
+                                     '[data]\ntrain = "d.csv"\n')
+    done = _tunelab("data", "x.toml", "--set", "data.format=messages", "--store",
+                    str(tmp_path / "s.duckdb"), cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    message = done.stderr.splitlines()[1]  # after the title
+    assert message.startswith("not a messages example"), done.stderr
+    assert "150 of 150 rows removed, first at d.csv:2" in message
+    assert "0 usable examples" in message  # the count still follows
+    findings = done.stdout[done.stdout.index("findings"):].splitlines()
+    assert "not a messages example" in findings[1]  # the report lists the cause first too

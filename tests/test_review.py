@@ -64,10 +64,11 @@ def _screen_text(app) -> str:
 
 
 async def test_the_screen_shows_no_model_identity_and_undo_leaves_one_vote(reviewed) -> None:
-    from tunelab.tui.screens.review import ReviewApp
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.review import ReviewScreen
 
     store, found = reviewed
-    app = ReviewApp(store, found, "pilot")
+    app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot"))
     async with app.run_test(size=(100, 30)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -94,11 +95,13 @@ def test_a_vote_survives_killing_the_app_right_after_the_key_press(reviewed) -> 
         import asyncio, os, signal
         from pathlib import Path
         from tunelab import store as st
-        from tunelab.tui.screens.review import ReviewApp
+        from tunelab.tui.app import TunelabApp
+        from tunelab.tui.screens.review import ReviewScreen
 
         async def main():
             found = st.find_review(Path({str(store)!r}), {found.name!r})
-            app = ReviewApp(Path({str(store)!r}), found, "killed")
+            app = TunelabApp([Path({str(store)!r})],
+                             lambda: ReviewScreen(Path({str(store)!r}), found, "killed"))
             async with app.run_test() as pilot:
                 await app.workers.wait_for_complete()
                 await pilot.pause()

@@ -13,7 +13,7 @@ import pytest
 from tunelab import store as st
 from tunelab.engine.errors import SpecError
 from tunelab.engine.run import study as search
-from tunelab.engine.run.runner import worker_slots
+from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.spec import load_spec
 
 from conftest import tunelab_command

@@ -14,7 +14,7 @@ from textual.widgets import Input, SelectionList, Static
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
-from tunelab.tui.screens.review import ReviewApp, ReviewScreen
+from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.review_new import NewReviewDialog
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
@@ -42,7 +42,7 @@ async def test_the_stats_screen_shows_ratings_with_bars_pairs_and_raters(tmp_pat
     vote_for(store, "r1", "x", range(0, 18))
     vote_for(store, "r1", "y", range(18, 24))
     vote_for(store, "r1", "x", range(0, 10), rater="ben")
-    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "r1")))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(pilot)
         assert isinstance(app.screen, ReviewStatsScreen)
@@ -66,7 +66,7 @@ async def test_a_side_bias_is_said_in_plain_words(tmp_path: Path) -> None:
     write_review(store, "r1", 20)
     with st.Spool(store, tag="left") as spool:
         spool.write([st.vote_event("r1", i, "ana", "a", 1.0) for i in range(20)])
-    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "r1")))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(pilot)
         text = " ".join(screen_text(app.screen).split())
@@ -77,7 +77,7 @@ async def test_a_side_bias_is_said_in_plain_words(tmp_path: Path) -> None:
 async def test_votes_then_i_shows_them_and_leaving_saves_the_ratings(tmp_path: Path) -> None:
     store = tmp_path / "t.duckdb"
     write_review(store, "r1", 6)
-    app = ReviewApp(store, st.find_review(store, "r1"), "pilot")
+    app = TunelabApp([store], lambda: ReviewScreen(store, st.find_review(store, "r1"), "pilot"))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(pilot)
         await pilot.press("a", "b", "t")
@@ -189,7 +189,8 @@ async def test_the_screen_and_review_stats_say_the_same_about_a_rating_that_is_a
     vote_for(store, "r1", "x", range(12))  # x won every vote: no finite rating
     said = words.notes(review.stats(store, "r1", bootstrap=100).ratings)
     assert any(line.startswith("No finite rating for x and y") for line in said)
-    app = ReviewApp(store, st.find_review(store, "r1"), "pilot", stats=True)
+    found = st.find_review(store, "r1")
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, found))
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(pilot)
         text = " ".join(screen_text(app.screen).split())

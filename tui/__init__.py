@@ -1,1 +1,2 @@
-"""tunelab's faces: the command line (cli.py) and, later, the Textual app."""
+"""tunelab's faces: the `tunelab` command (`cli/`) and the one Textual app (`app.py`,
+`screens/`, `widgets/`, `app.tcss`). May import engine, store, textual, rich; never SQL itself."""

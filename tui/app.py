@@ -1,17 +1,20 @@
-"""The tunelab terminal UI: experiments → trials → trial → compare; the SQL console.
+"""The tunelab terminal UI: experiments → trials → trial → compare; the SQL console; review,
+review statistics, chat and arena.
 
 One App, one stylesheet (app.tcss). Screens read the store in named thread workers and get
 their data back as messages; nothing here imports torch, so the first screen shows fast.
 
-Navigation: the experiments screen is the root; Enter goes deeper, escape goes back, `:` opens
-the SQL console from anywhere, ctrl+p the command palette. The review (issue 9) and chat
-(issue 10) screens will hang off the trials and trial screens the same way (`open_*` below).
+Navigation: `tunelab tui` starts on the experiments screen; Enter goes deeper, escape goes
+back, `:` opens the SQL console from anywhere, ctrl+p the command palette. The commands that
+open one screen directly (`tunelab chat`, `tunelab chat --arena`, `tunelab review NAME`,
+`tunelab review stats NAME --tui`) start this same App with that screen first (`first=`):
+leaving that screen leaves the app.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -52,14 +55,18 @@ class TunelabApp(App):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, stores: Sequence[str | Path]) -> None:
+    def __init__(self, stores: Sequence[str | Path],
+                 first: Callable[[], Screen] | None = None) -> None:
+        """`first` makes the screen to start on (the experiments screen when None); it is
+        called once the app runs, so a screen is built in the app it belongs to."""
         super().__init__()
         self.stores = source.Stores(tuple(Path(s) for s in stores))
+        self._first = first or ExperimentsScreen
         self._log_handler = _NotifyHandler(self)
 
     def on_mount(self) -> None:
         logging.getLogger("tunelab.store").addHandler(self._log_handler)
-        self.push_screen(ExperimentsScreen())
+        self.push_screen(self._first())
 
     def on_unmount(self) -> None:
         logging.getLogger("tunelab.store").removeHandler(self._log_handler)
@@ -111,7 +118,9 @@ class TunelabApp(App):
     def _home(self) -> None:
         while len(self.screen_stack) > 2:
             self.pop_screen()
+        if not isinstance(self.screen, ExperimentsScreen):  # started on a screen of its own
+            self.push_screen(ExperimentsScreen())
 
 
-def run(stores: Sequence[str | Path]) -> None:
-    TunelabApp(stores).run()
+def run(stores: Sequence[str | Path], first: Callable[[], Screen] | None = None) -> None:
+    TunelabApp(stores, first).run()

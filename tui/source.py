@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tunelab import store as st
+from tunelab.engine import objectives
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def experiments(stores: Stores) -> list[Experiment]:
                 continue
             a = old.summary
             better = a.best_value is None or (s.best_value is not None and (
-                s.best_value > a.best_value if (a.direction == "maximize") else s.best_value < a.best_value))
+                objectives.better(s.best_value, a.best_value, a.direction)))
             best = s if better else a
             merged[s.name] = Experiment(replace(
                 a, complete=a.complete + s.complete, running=a.running + s.running,

@@ -78,7 +78,7 @@ def _text(value: Any, what: str) -> str:
         # OpenAI content parts: [{"type": "text", "text": …}]
         texts = [p.get("text") for p in value if p.get("type", "text") == "text"]
         if len(texts) == len(value) and all(isinstance(t, str) for t in texts):
-            return "".join(texts)  # type: ignore[arg-type]
+            return "".join(texts)
         raise RowProblem(f"{what} has non-text parts (images, audio) that are not supported")
     if value is None:
         raise RowProblem(f"{what} is missing")

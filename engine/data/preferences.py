@@ -20,63 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.errors import SpecError
-from tunelab.engine.spec import METHOD_KEYS_OF_KIND, PARENT, LoadedSpec, set_path
-
-
-def _parent_trial(store: Path, name: str, which: str) -> tuple[Any, Path]:
-    from tunelab.store import best_trial, get_experiment, list_trials
-
-    record = get_experiment(store, name) if store.exists() else None
-    if record is None:
-        raise SpecError(f"no experiment {name!r} in {store}; run it first (or pass --store)")
-    trials = list_trials(store, name)
-    if which == "best":
-        trial = best_trial(trials, record.direction)
-        if trial is None:
-            raise SpecError(f"{name} has no complete trial yet")
-    else:
-        trial = next((t for t in trials if t.number == int(which)), None)
-        if trial is None or trial.state != "complete":
-            raise SpecError(f"{name} has no complete trial {which}")
-    folder = Path(trial.artifact_dir or "")
-    if not (folder / "best").is_dir() or not (folder / "experiment.json").exists():
-        raise SpecError(f"trial {trial.number} of {name} kept no checkpoint (removed by "
-                        "`tunelab gc`?); start from another trial")
-    return trial, folder
-
-
-def resolve_parent(raw: dict[str, Any], store: Path) -> dict[str, Any]:
-    """The dpo file's values with its parent's [model] and [data], its trial number pinned, and
-    for an adapter parent the adapter's own settings (the stage goes on training that adapter)."""
-    method = raw.get("method", {})
-    found = PARENT.match(str(method.get("from", "")))
-    if found is None:
-        return raw  # the validator names the mistake
-    name, which = found.groups()
-    trial, folder = _parent_trial(store, name, which)
-    parent = json.loads((folder / "experiment.json").read_text())
-    raw = set_path(raw, "model", parent["model"])
-    raw = set_path(raw, "data", parent["data"])
-    # measured as the parent was (its metrics, limits), except what the dpo file sets itself
-    raw = set_path(raw, "eval", {**parent.get("eval", {}), **raw.get("eval", {})})
-    raw = set_path(raw, "method.from", f"{name}:{trial.number}")
-    kind = parent["method"]["kind"]
-    if not (folder / "best" / "adapter_config.json").exists():
-        return raw  # full weights: the stage trains them, or a new adapter on them
-    if method.get("kind", kind) != kind:
-        raise SpecError(f"trial {trial.number} of {name} is a {kind} adapter and a dpo stage goes "
-                        f"on training it: set method.kind = {kind!r} or leave it out")
-    fixed = sorted(k for k, kinds in METHOD_KEYS_OF_KIND.items() if kind in kinds)
-    searched = {k.removeprefix("method.") for k in raw.get("search", {}).get("space", {})}
-    clash = sorted((set(method) | searched) & set(fixed))
-    if clash:
-        raise SpecError(f"method.{clash[0]} is the parent adapter's ({kind}, trial {trial.number} "
-                        f"of {name}); a dpo stage goes on training that adapter, so remove it")
-    raw = set_path(raw, "method.kind", kind)
-    for key in fixed:
-        raw = set_path(raw, f"method.{key}", parent["method"][key])
-    return raw
+from tunelab.engine.errors import SpecError, TrainError
+from tunelab.engine.spec import LoadedSpec
+from tunelab.engine.spec.parent import parent_trial
+from tunelab.store import DataReportRow, find_review, review_items, review_votes
 
 
 def plain(turns: list[dict[str, Any]]) -> bool:
@@ -175,10 +122,31 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
     return pairs
 
 
-def _review_pairs(store: Path, name: str, report: PreferenceReport) -> list[Pair]:
-    from tunelab.engine.errors import TrainError
-    from tunelab.engine.review.reviews import dpo_pairs
+def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """prompt/chosen/rejected rows from the decisive votes of a review or an arena; ties,
+    both-bad and skips are counted and left out."""
+    review = find_review(store, name)
+    if review is None:
+        raise TrainError(f"no review {name!r} in {store}")
+    by_item = {i.item: i for i in review_items(store, review.id)}
+    rows: list[dict[str, Any]] = []
+    left_out = {"tie": 0, "both_bad": 0, "skip": 0}
+    for v in review_votes(store, review.id):
+        item = by_item.get(v.item)
+        if item is None:
+            continue
+        if v.choice in left_out:
+            left_out[v.choice] += 1
+            continue
+        chosen, rejected = ((item.output_a, item.output_b) if v.choice == "a"
+                            else (item.output_b, item.output_a))
+        rows.append({"prompt": item.prompt, "chosen": chosen, "rejected": rejected,
+                     "rater": v.rater, "review": review.name,
+                     **({"messages": item.messages} if item.messages else {})})
+    return rows, left_out
 
+
+def _review_pairs(store: Path, name: str, report: PreferenceReport) -> list[Pair]:
     try:
         rows, left_out = dpo_pairs(store, name)
     except TrainError as error:
@@ -277,7 +245,7 @@ def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
     if refusal:
         raise SpecError(refusal, "too few preference pairs")
     name, number = method.parent
-    _, parent_folder = _parent_trial(store, name, number)
+    _, parent_folder = parent_trial(store, name, number)
     manifest = json.loads((parent_folder / "manifest.json").read_text())
     best = parent_folder / "best"
     adapter = (best / "adapter_config.json").exists()
@@ -298,7 +266,7 @@ def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
                           parent_adapter=str(best) if adapter else None)
 
 
-def report_event(experiment: str, data: PreferenceData) -> dict[str, Any]:
+def report_event(experiment: str, data: PreferenceData) -> DataReportRow:
     """The data_reports row of the pairs: read, left out, kept for training and held out."""
     import time
 
@@ -309,12 +277,10 @@ def report_event(experiment: str, data: PreferenceData) -> dict[str, Any]:
         if count:
             findings.append({"check": check, "level": "info", "count": count, "removed": count,
                              "message": f"{count} pairs dropped ({check})", "examples": []})
-    return {"table": "data_reports", "row": {
-        "experiment": experiment, "fingerprint": data.fingerprint, "created_at": time.time(),
-        "sources": json.dumps([r.source]), "formats": json.dumps({r.source: "preferences"}),
-        "template": None, "tokenizer": None, "rows_read": r.rows_read,
-        "rows_rejected": len(r.broken) + sum(r.left_out.values()),
-        "duplicates_removed": r.duplicates, "leaked_removed": 0, "train_rows": r.train,
-        "validation_rows": r.heldout, "test_rows": None, "tokens_p50": None, "tokens_p99": None,
-        "tokens_max": None, "findings": json.dumps(findings, ensure_ascii=False),
-        "report": r.to_json()}}
+    return DataReportRow(
+        experiment=experiment, fingerprint=data.fingerprint, created_at=time.time(),
+        sources=json.dumps([r.source]), formats=json.dumps({r.source: "preferences"}),
+        rows_read=r.rows_read, rows_rejected=len(r.broken) + sum(r.left_out.values()),
+        duplicates_removed=r.duplicates, leaked_removed=0, train_rows=r.train,
+        validation_rows=r.heldout, findings=json.dumps(findings, ensure_ascii=False),
+        report=r.to_json())

@@ -234,9 +234,20 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> Prepared
 def _stop_if_too_few(report: DataReport, forced: bool) -> None:
     for f in report.findings:
         if f.check == "few_examples" and not forced:
-            raise DataRejected(f.message, report)
+            raise DataRejected(_with_cause(f.message, report), report)
         if f.level == "error" and f.check != "few_examples":
-            raise DataRejected(f.message, report)
+            raise DataRejected(_with_cause(f.message, report), report)
+
+
+def _with_cause(message: str, report: DataReport) -> str:
+    """Too few examples because one rule removed most rows (a wrong data.format, say): that
+    rule is the news, so it leads, and the count follows."""
+    cause = max((f for f in report.findings if f.removed), key=lambda f: f.removed, default=None)
+    if cause is None or cause.removed * 2 < report.rows_read:
+        return message
+    where = f", first at {cause.examples[0]}" if cause.examples else ""
+    return (f"{cause.message}: {cause.removed:,} of {report.rows_read:,} rows removed{where}; "
+            f"so {message}")
 
 
 def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:
@@ -326,12 +337,12 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     for split in SPLITS:
         counted = chat_render.token_lengths([e.row for e in parts[split]], tokenizer, template)
         keep = []
-        for e, n in zip(parts[split], counted, strict=True):
-            if isinstance(n, str):
-                findings.add("template_error", "warning", f"the chat template fails on it: {n}", e.origin,
-                             removed=True)
+        for e, tokens in zip(parts[split], counted, strict=True):
+            if isinstance(tokens, str):  # the template's error, not a length
+                findings.add("template_error", "warning", f"the chat template fails on it: {tokens}",
+                             e.origin, removed=True)
                 continue
-            if n > exp.train.max_length:
+            if tokens > exp.train.max_length:
                 if data.too_long == "drop":
                     findings.add("too_long", "warning",
                                  f"longer than train.max_length ({exp.train.max_length:,} tokens): dropped",
@@ -340,7 +351,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
                 findings.add("too_long", "warning",
                              f"longer than train.max_length ({exp.train.max_length:,} tokens): "
                              "the trainer cuts the end off", e.origin)
-            keep.append((e, n))
+            keep.append((e, tokens))
         parts[split] = [e for e, _ in keep]
         lengths[split] = [n for _, n in keep]
     _check_eos(parts["train"][:EOS_SAMPLE], tokenizer, template, findings)

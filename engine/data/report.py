@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tunelab.engine.data.checks import Finding
 from tunelab.engine.errors import DataError
+from tunelab.store import DataReportRow
 
 if TYPE_CHECKING:
     from tunelab.engine.data.prepare import PreparedData
@@ -57,18 +58,18 @@ class DataRejected(DataError):
 
 
 
-def report_event(experiment: str, prepared: PreparedData) -> dict[str, Any]:
-    """The data_reports row of a preparation, as a spool event."""
+def report_event(experiment: str, prepared: PreparedData) -> DataReportRow:
+    """The data_reports row of a preparation."""
     r = prepared.report
-    return {"table": "data_reports", "row": {
-        "experiment": experiment, "fingerprint": prepared.fingerprint, "created_at": time.time(),
-        "sources": json.dumps(r.sources), "formats": json.dumps(r.formats),
-        "template": r.template, "tokenizer": r.tokenizer, "rows_read": r.rows_read,
-        "rows_rejected": r.rows_rejected, "duplicates_removed": r.duplicates_removed,
-        "leaked_removed": r.leaked_removed, "train_rows": r.counts.get("train"),
-        "validation_rows": r.counts.get("validation"), "test_rows": r.counts.get("test"),
-        "tokens_p50": r.tokens.get("train", {}).get("p50"),
-        "tokens_p99": r.tokens.get("train", {}).get("p99"),
-        "tokens_max": r.tokens.get("train", {}).get("max"),
-        "findings": json.dumps([asdict(f) for f in r.findings], ensure_ascii=False),
-        "report": r.to_json()}}
+    return DataReportRow(
+        experiment=experiment, fingerprint=prepared.fingerprint, created_at=time.time(),
+        sources=json.dumps(r.sources), formats=json.dumps(r.formats),
+        template=r.template, tokenizer=r.tokenizer, rows_read=r.rows_read,
+        rows_rejected=r.rows_rejected, duplicates_removed=r.duplicates_removed,
+        leaked_removed=r.leaked_removed, train_rows=r.counts.get("train"),
+        validation_rows=r.counts.get("validation"), test_rows=r.counts.get("test"),
+        tokens_p50=r.tokens.get("train", {}).get("p50"),
+        tokens_p99=r.tokens.get("train", {}).get("p99"),
+        tokens_max=r.tokens.get("train", {}).get("max"),
+        findings=json.dumps([asdict(f) for f in r.findings], ensure_ascii=False),
+        report=r.to_json())

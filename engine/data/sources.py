@@ -97,9 +97,27 @@ def read_source(source: str, split: str = "train") -> SourceRead:
     if kind is None:
         raise DataError(f"{path}: unknown kind of file; expected one of "
                         f"{', '.join(sorted(FILE_KINDS))} or a folder saved by datasets")
+    if kind != "parquet":
+        _check_text(path, kind)
     reader = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_csv,
               "parquet": _read_parquet}[kind]
     return reader(path)
+
+
+def _check_text(path: Path, kind: str) -> None:
+    """An empty file, or one that is not UTF-8 text at all, is refused whole with one line that
+    says why: listing every record as unreadable would bury the cause under a count."""
+    with path.open("rb") as f:
+        head = f.read(8192)
+    if not head.strip() and path.stat().st_size <= len(head):
+        raise DataError(f"{path}: the file is empty; expected {kind} records")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: the file is UTF-16 text; save it as UTF-8 "
+                        f"(iconv -f utf-16 -t utf-8 {path.name})")
+    undecodable = head.decode("utf-8", errors="replace").count("\ufffd")
+    if b"\0" in head or undecodable > len(head) // 10:
+        raise DataError(f"{path}: not a text file (binary data in its first bytes); expected "
+                        f"{kind} text: is it the right file?")
 
 
 def _read_jsonl(path: Path) -> SourceRead:

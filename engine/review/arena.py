@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.engine.errors import TrainError
-from tunelab.store import Spool, vote_event
+from tunelab.store import ReviewItemRow, ReviewRow, Row, Spool, vote_row
 
 CHOICES = ("a", "b", "tie", "both_bad", "skip")  # those of the review
 
@@ -78,16 +78,16 @@ def record_turn(spool: Spool, arena: Arena, turn: int, prompt: str, output_a: st
                 output_b: str) -> None:
     """Stores one turn as a review item (with the review itself on the first turn)."""
     now = time.time()
-    events: list[dict] = []
+    events: list[Row] = []
     if turn == 0:
-        events.append({"table": "reviews", "row": {
-            "id": arena.id, "experiment": arena.experiment, "name": arena.name,
-            "models": json.dumps(list(arena.models)), "prompt_set": "arena", "status": "open",
-            "kind": "arena", "created_at": arena.created_at, "updated_at": now}})
-    events.append({"table": "review_items", "row": {
-        "review_id": arena.id, "item": turn, "prompt_id": _id(prompt), "prompt": prompt,
-        "model_a": arena.left, "model_b": arena.right, "output_a": output_a,
-        "output_b": output_b, "repeat_of": None, "created_at": now}})
+        events.append(ReviewRow(
+            id=arena.id, experiment=arena.experiment, name=arena.name,
+            models=json.dumps(list(arena.models)), prompt_set="arena", status="open",
+            kind="arena", created_at=arena.created_at, updated_at=now))
+    events.append(ReviewItemRow(
+        review_id=arena.id, item=turn, prompt_id=_id(prompt), prompt=prompt,
+        model_a=arena.left, model_b=arena.right, output_a=output_a,
+        output_b=output_b, repeat_of=None, created_at=now))
     spool.write(events, ingest=False)
 
 
@@ -97,6 +97,6 @@ def record_vote(spool: Spool, arena: Arena, turn: int, rater: str, choice: str,
     `undone`, takes that vote back (the row stays, marked undone, as in the review)."""
     if choice not in CHOICES:
         raise TrainError(f"{choice!r}: a vote is one of {', '.join(CHOICES)}", "arena")
-    event = vote_event(arena.id, turn, rater, choice, seconds, vote_id=vote_id, undone=undone)
-    spool.write([event], ingest=False)
-    return str(event["row"]["id"])
+    vote = vote_row(arena.id, turn, rater, choice, seconds, vote_id=vote_id, undone=undone)
+    spool.write([vote], ingest=False)
+    return vote.id

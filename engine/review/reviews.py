@@ -18,12 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.data.preferences import plain, readable
+from tunelab.engine.data.preferences import (
+    dpo_pairs,  # noqa: F401 - `tunelab review export`
+    plain,
+    readable,
+)
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
 from tunelab.store import (
+    RatingRow,
     ReviewItem,
+    ReviewItemRow,
     ReviewRecord,
+    ReviewRow,
+    Row,
     Spool,
     VoteRecord,
     experiment_spec,
@@ -52,7 +60,7 @@ def _id(text: str) -> str:
 def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     """The first n rows of the experiment's prepared test split."""
     from tunelab.engine.data.prepare import read_rows
-    from tunelab.engine.run.runner import paths
+    from tunelab.engine.run.paths import paths
     from tunelab.engine.spec import Experiment
 
     plain = experiment_spec(store, experiment)
@@ -172,18 +180,18 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
     plan = schedule(refs, len(shown), seed=int(review_id[:8], 16))
     rng = random.Random(review_id)
     repeats = [x for x in plan if rng.random() < REPEAT_SHARE] or plan[:1]
-    events: list[dict] = [{"table": "reviews", "row": {
-        "id": review_id, "experiment": experiment, "name": name, "models": json.dumps(refs),
-        "prompt_set": prompt_set, "status": "open", "kind": "review", "created_at": now,
-        "updated_at": now}}]
-    rows = [(k, a, b, None) for k, a, b in plan]
+    events: list[Row] = [ReviewRow(
+        id=review_id, experiment=experiment, name=name, models=json.dumps(refs),
+        prompt_set=prompt_set, status="open", kind="review", created_at=now,
+        updated_at=now)]
+    rows: list[tuple[int, str, str, int | None]] = [(k, a, b, None) for k, a, b in plan]
     rows += [(k, b, a, plan.index((k, a, b))) for k, a, b in repeats]  # swapped, at the end
     for item, (k, left, right, repeat_of) in enumerate(rows):
-        events.append({"table": "review_items", "row": {
-            "review_id": review_id, "item": item, "prompt_id": _id(shown[k]), "prompt": shown[k],
-            "messages": context[k],
-            "model_a": left, "model_b": right, "output_a": outputs[left][k],
-            "output_b": outputs[right][k], "repeat_of": repeat_of, "created_at": now}})
+        events.append(ReviewItemRow(
+            review_id=review_id, item=item, prompt_id=_id(shown[k]), prompt=shown[k],
+            messages=context[k],
+            model_a=left, model_b=right, output_a=outputs[left][k],
+            output_b=outputs[right][k], repeat_of=repeat_of, created_at=now))
     with Spool(store, tag="review") as spool:
         spool.write(events)
     found = find_review(store, review_id)
@@ -273,10 +281,10 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
     # live votes (repeats included, as the view counts them), not the verdicts the fit counted
     live = {scope: _live_votes(scope_votes) for scope, scope_votes in scopes.items()}
     now = time.time()
-    events = [{"table": "review_ratings", "row": {
-        "experiment": experiment, "scope": scope, "model_ref": r.model, "rating": r.rating,
-        "rating_low": _finite(r.low), "rating_high": _finite(r.high), "rank": r.rank,
-        "votes": live[scope].get(r.model, r.votes), "fitted_at": now}}
+    events = [RatingRow(
+        experiment=experiment, scope=scope, model_ref=r.model, rating=r.rating,
+        rating_low=_finite(r.low), rating_high=_finite(r.high), rank=r.rank,
+        votes=live[scope].get(r.model, r.votes), fitted_at=now)
         for scope, found in fitted.items() for r in found]
     if events:
         with Spool(store, tag="ratings") as spool:
@@ -295,26 +303,3 @@ def _live_votes(votes: list[rs.Vote]) -> dict[str, int]:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
-
-
-def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """prompt/chosen/rejected rows from decisive votes; ties, both-bad and skips are counted
-    and left out."""
-    review = find_review(store, name)
-    if review is None:
-        raise TrainError(f"no review {name!r} in {store}")
-    by_item = {i.item: i for i in review_items(store, review.id)}
-    rows, left_out = [], {"tie": 0, "both_bad": 0, "skip": 0}
-    for v in review_votes(store, review.id):
-        item = by_item.get(v.item)
-        if item is None:
-            continue
-        if v.choice in left_out:
-            left_out[v.choice] += 1
-            continue
-        chosen, rejected = ((item.output_a, item.output_b) if v.choice == "a"
-                            else (item.output_b, item.output_a))
-        rows.append({"prompt": item.prompt, "chosen": chosen, "rejected": rejected,
-                     "rater": v.rater, "review": review.name,
-                     **({"messages": item.messages} if item.messages else {})})
-    return rows, left_out

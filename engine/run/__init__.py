@@ -1,4 +1,7 @@
-"""Running a sweep: the study, the runner and its trial processes, devices, torchrun, importance.
+"""Running a sweep: the study, the runner, its trial processes (pipe, devices, the baseline),
+torchrun, importance.
 
-May import: every other engine subpackage and tunelab.store.
+May import: tunelab.engine.data, tunelab.engine.review, tunelab.engine.serve,
+tunelab.engine.spec, tunelab.engine.train, tunelab.engine.errors, tunelab.engine.objectives,
+tunelab.engine.format, tunelab.store.
 """

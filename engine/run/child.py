@@ -95,7 +95,7 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
 
             result = train_dpo.run_baseline(job, progress)
         elif kind == "baseline":
-            from tunelab.engine.train.evaluate import run_baseline
+            from tunelab.engine.run.baseline import run_baseline
 
             result = run_baseline(job, progress)
         elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import signal
 import socket
@@ -16,22 +15,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import Any, Protocol, TypeVar
 
+from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
+from tunelab.engine.objectives import EXTRA_OBJECTIVES, succeeded
 from tunelab.engine.run import study as search
+from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.run.paths import paths
+from tunelab.engine.run.pipe import run_child
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
-from tunelab.engine.train.evaluate import verdict
-from tunelab.store import Spool, evaluations, get_experiment, list_experiments
-
-if TYPE_CHECKING:
-    from tunelab.engine.data.preferences import PreferenceData
+from tunelab.store import ExperimentRow, Spool, TrialParamRow, TrialRow, evaluations
 
 # what trials read: a supervised stage's splits, or a dpo stage's pairs and its parent's splits
-Prepared = Union[data_prep.PreparedData, "PreferenceData"]
+Prepared = data_prep.PreparedData | preferences.PreferenceData
+P = TypeVar("P", data_prep.PreparedData, preferences.PreferenceData)
 
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -57,113 +58,30 @@ class RunSummary:
     baseline: dict[str, float] = field(default_factory=dict)
 
 
-def paths(store: Path, name: str) -> tuple[Path, Path]:
-    """(the experiment's run folder, the default Optuna journal) beside the store."""
-    runs = store.parent / f"{store.stem}-runs" / name
-    journal = store.parent / f"{store.stem}.optuna.journal"
-    return runs, journal
+@dataclass
+class SweepState:
+    """What the workers of one sweep share, under the runner's lock."""
 
-
-_CONTEXT: Any = None
-
-
-def _context() -> Any:
-    global _CONTEXT
-    if _CONTEXT is None:
-        _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["tunelab.engine.run.preload"])
-    return _CONTEXT
-
-
-def run_child(kind: str, job: TrialJob, on_progress: Any = None,
-              on_start: Any = None, context: Any = None) -> TrialResult:
-    """Runs one job in a fresh process; a process that dies becomes a failed result. The
-    process is forked from the preloaded server unless another `context` is given."""
-    from tunelab.engine.run import child
-
-    ctx = context or _context()
-    Path(job.out_dir).mkdir(parents=True, exist_ok=True)
-    log = str(Path(job.out_dir) / f"{kind}.log")
-    receive, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=child.main, args=(kind, job, send, os.getpid(), log),
-                          name=f"tunelab-{kind}")
-    process.start()
-    send.close()
-    if on_start is not None:
-        on_start(process)
-    result: TrialResult | None = None
-    try:
-        while True:
-            try:
-                if receive.poll(0.2):
-                    event, payload = receive.recv()
-                    if event == "result":
-                        result = payload
-                    elif on_progress is not None:
-                        on_progress(event, payload)
-                    continue
-            except EOFError:
-                break
-            if not process.is_alive() and not receive.poll(0):
-                break
-        process.join()
-    except BaseException:
-        process.terminate()
-        process.join(5)
-        if process.is_alive():
-            process.kill()
-        raise
-    if result is None:
-        code = process.exitcode
-        how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
-        reason = "oom" if code == -9 and not interrupted(job) else "killed"
-        return TrialResult("failed", fail_reason=reason,
-                           error=f"the trial process {how}; see {log}")
-    return result
-
-
-_INTERRUPTED: set[str] = set()  # out_dirs of trials stopped on purpose (second Ctrl-C)
-
-
-def interrupted(job: TrialJob) -> bool:
-    return job.out_dir in _INTERRUPTED
-
-
-def visible_devices() -> list[str]:
-    """The GPUs this machine shows, without importing torch: CUDA_VISIBLE_DEVICES if set, else
-    the NVIDIA driver's list. Empty on a CPU machine."""
-    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if pinned is not None:
-        return [d for d in pinned.split(",") if d.strip() and d.strip() != "-1"]
-    folder = Path("/proc/driver/nvidia/gpus")
-    return [str(i) for i in range(len(list(folder.iterdir())))] if folder.is_dir() else []
-
-
-def worker_slots(exp: Any, workers: int | None) -> list[str | None]:
-    """One entry per worker: the CUDA_VISIBLE_DEVICES it is pinned to (None on a CPU machine).
-    By default one worker per group of `gpus_per_trial` devices; `workers` overrides."""
-    res = exp.resources
-    devices = [str(d) for d in res.devices] if isinstance(res.devices, list) else visible_devices()
-    per = res.gpus_per_trial
-    groups = [",".join(devices[i:i + per]) for i in range(0, len(devices) - per + 1, per)]
-    if devices and not groups:
-        raise SpecError(f"resources.gpus_per_trial is {per} but only {len(devices)} device(s) "
-                        f"are available ({','.join(devices)})", "not enough devices")
-    count = workers or exp.search.workers or max(1, len(groups))
-    if not groups:
-        return [None] * count
-    return [groups[i % len(groups)] for i in range(count)]
+    study: Any  # optuna.Study
+    base: str
+    prepared: Prepared
+    target: int  # finished (complete or pruned) trials to reach
+    started: float  # time.monotonic() at the start, for search.timeout
+    summary: RunSummary
+    failures: int = 0  # failed trials in a row
+    timed_out: bool = False
+    error: BaseException | None = None  # the first that stops the sweep, raised at its end
 
 
 class Runner:
+    """Runs the trials of one study. The spec's name is the study (see identity.settle_study:
+    a smoke run's or a new version's name is settled before the runner is built)."""
+
     def __init__(self, spec: LoadedSpec, store: Path, reporter: Reporter,
-                 storage: str | None = None, new_study: bool = False, smoke: bool = False,
+                 storage: str | None = None, smoke: bool = False,
                  workers: int | None = None, retry_failed: bool = False) -> None:
         self.store = Path(store)
-        if smoke:
-            spec = spec.smoke()
-        spec = self._checked_identity(spec, new_study)
-        self.smoke = smoke
+        self.smoke = smoke  # the spec is a smoke spec: trials read a few dozen rows
         self.spec = spec
         self.exp = spec.experiment
         self.reporter = reporter
@@ -172,16 +90,15 @@ class Runner:
         self.spool = Spool(self.store, tag="run")
         self.slots = worker_slots(self.exp, workers)
         self.retry_failed = retry_failed
-        self._lock = threading.RLock()  # the study, the reporter, the shared counters
+        self._lock = threading.RLock()  # the study, the reporter, the sweep state
         self._stopping = threading.Event()  # Ctrl-C once: no new trial
         self._children: dict[int, Any] = {}  # trial number -> its process
         self._jobs: dict[int, TrialJob] = {}
+        self._interrupted: set[str] = set()  # out_dirs of trials stopped on purpose (Ctrl-C twice)
         self._parent: str | None = None  # a dpo stage's parent adapter (see _prepare)
         self._check_objectives()
 
     def _check_objectives(self) -> None:
-        from tunelab.engine.spec import EXTRA_OBJECTIVES
-
         computed = self.exp.computed_metrics | set(EXTRA_OBJECTIVES)
         for name in self.exp.search.all_objectives:
             if name not in computed:
@@ -192,59 +109,35 @@ class Runner:
         with self._lock:
             self.reporter.event(name, **data)
 
-    def _checked_identity(self, spec: LoadedSpec, new_study: bool) -> LoadedSpec:
-        """Refuses to mix trials of a changed file into an existing study (the comparison
-        would silently break); --new-study starts a sibling study instead."""
-        if not self.store.exists():
-            return spec
-        name = spec.experiment.name
-        known = get_experiment(self.store, name)
-        if known is None or not known.spec_hash or known.spec_hash == spec.spec_hash():
-            return spec
-        if not new_study:
-            raise SpecError(
-                f"the study {name!r} in {self.store} was run from a different version of "
-                f"{spec.path.name} (its trials would not be comparable with new ones).\n"
-                "Either revert your changes to the file, or run with --new-study to start a "
-                "new study beside the old one (trials, budget and timeout may change freely).",
-                "experiment changed")
-        taken = {e.name for e in list_experiments(self.store)}
-        version = 2
-        while f"{name}-v{version}" in taken:
-            version += 1
-        return spec.renamed(f"{name}-v{version}")
-
     # -- recording
     def _trial_row(self, number: int, state: str, params: dict[str, Any], started: float,
-                   result: TrialResult | None = None) -> dict[str, Any]:
+                   result: TrialResult | None = None) -> TrialRow:
         now = time.time()
         kind = params.get("method.kind", self.exp.method.kind)
         info = result.info if result else {}
         values = info.get("values") or {}
-        success = None
-        if self.exp.success and state == "complete":
-            success = all(verdict(self.exp.success, values).values())
+        success = succeeded(self.exp.success, values) if state == "complete" else None
         extra = {key: info.get(key) for key in (
             "device", "micro_batch", "accumulation", "steps", "tokens", "disk_bytes", "cost")}
         extra.update({"params_total": info.get("params"), "params_trainable": info.get("trainable"),
                       "peak_memory_bytes": info.get("peak_memory"), "success": success})
-        return {"table": "trials", "row": {**extra,
-            "experiment": self.exp.name, "number": number, "state": state, "method_kind": kind,
-            "params": json.dumps(params), "value": result.value if result else None,
-            "started_at": started, "finished_at": now if result else None,
-            "duration_s": now - started if result else None,
-            "fail_reason": result.fail_reason if result else None,
-            "error": result.error if result else None,
-            "artifact_dir": str(self.runs / f"trial-{number:04d}"), "updated_at": now}}
+        return TrialRow(**extra,
+            experiment=self.exp.name, number=number, state=state, method_kind=kind,
+            params=json.dumps(params), value=result.value if result else None,
+            started_at=started, finished_at=now if result else None,
+            duration_s=now - started if result else None,
+            fail_reason=result.fail_reason if result else None,
+            error=result.error if result else None,
+            artifact_dir=str(self.runs / f"trial-{number:04d}"), updated_at=now)
 
     def _record_experiment(self) -> None:
         now = time.time()
-        self.spool.write([{"table": "experiments", "row": {
-            "name": self.exp.name, "description": self.exp.description,
-            "spec_path": str(self.spec.path), "spec_hash": self.spec.spec_hash(),
-            "spec": json.dumps(self.exp.model_dump(mode="json")),
-            "objective": self.exp.search.objective, "direction": self.exp.search.direction,
-            "created_at": now, "updated_at": now}}])
+        self.spool.write([ExperimentRow(
+            name=self.exp.name, description=self.exp.description,
+            spec_path=str(self.spec.path), spec_hash=self.spec.spec_hash(),
+            spec=json.dumps(self.exp.model_dump(mode="json")),
+            objective=self.exp.search.objective, direction=self.exp.search.direction,
+            created_at=now, updated_at=now)])
 
     def _job(self, number: int | None, trial_id: int | None, exp_dict: dict[str, Any],
              base: str, prepared: Prepared, out: Path, slot: int = 0) -> TrialJob:
@@ -289,8 +182,6 @@ class Runner:
 
     def _prepare_preferences(self) -> tuple[Prepared, str]:
         """A dpo stage: the checked pairs and the parent's splits; the parent is its base."""
-        from tunelab.engine.data import preferences
-
         prepared = preferences.prepare(self.spec, self.store, self.runs / "data")
         self._event("preferences", report=prepared.report, parent=self.exp.method.from_,
                     smoke=self.smoke)
@@ -373,8 +264,6 @@ class Runner:
                 self._event("retry", number=t.number)
 
     def _run(self) -> RunSummary:
-        import optuna
-
         exp = self.exp
         summary = RunSummary(exp.name)
         prepared, base = self._prepare()
@@ -388,68 +277,70 @@ class Runner:
         if exp.eval.baseline:
             summary.baseline = self._baseline(base, prepared, plain)
 
-        done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         target = exp.search.trials
         if exp.search.sampler == "grid":
             target = min(target, search.grid_size(exp))
         self._event("sweep", trials=target, workers=len(self.slots),
-                    finished=len(study.get_trials(deepcopy=False, states=done_states)))
-        state = {"failures": 0, "error": None}
-        started = time.monotonic()
-
-        def next_trial() -> bool:
-            """Whether this worker should start another trial (waits while the last ones run)."""
-            while not self._stopping.is_set():
-                if exp.search.timeout and time.monotonic() - started > exp.search.timeout:
-                    if not state.get("timed_out"):
-                        state["timed_out"] = True
-                        self._event("timeout", seconds=exp.search.timeout)
-                    return False
-                with self._lock:
-                    search.fail_dead_trials(study)  # a machine that died (RDB storage)
-                    trials = study.get_trials(deepcopy=False)
-                done = sum(t.state in done_states for t in trials)
-                running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-                if done >= target:
-                    return False
-                if done + running < target:
-                    return True
-                time.sleep(1.0)  # the trials still running may finish the study, or fail
-            return False
-
-        def worker(slot: int) -> None:
-            try:
-                while state["error"] is None and next_trial():
-                    outcome = self._one_trial(study, base, prepared, slot=slot)
-                    with self._lock:
-                        summary.trials.append(outcome)
-                        failed = outcome.result.state == "failed"
-                        state["failures"] = state["failures"] + 1 if failed else 0
-                        if failed and outcome.result.fail_reason == "interrupted":
-                            self._stopping.set()
-                        if state["failures"] >= MAX_FAILURES_IN_A_ROW and state["error"] is None:
-                            last = outcome.result
-                            state["error"] = TrainError(
-                                f"{state['failures']} trials in a row failed; the last: "
-                                f"{last.fail_reason}: {(last.error or '').strip().splitlines()[-1:]}. "
-                                f"Fix the cause and run again: finished trials are kept.")
-            except BaseException as error:  # noqa: BLE001 - handed to the main thread
-                with self._lock:
-                    state["error"] = state["error"] or error
-
-        threads = [threading.Thread(target=worker, args=(i,), name=f"tunelab-worker-{i}", daemon=True)
-                   for i in range(len(self.slots))]
+                    finished=len(study.get_trials(deepcopy=False, states=_done_states())))
+        sweep = SweepState(study, base, prepared, target, time.monotonic(), summary)
+        threads = [threading.Thread(target=self._worker, args=(sweep, i), daemon=True,
+                                    name=f"tunelab-worker-{i}") for i in range(len(self.slots))]
         for thread in threads:
             thread.start()
             time.sleep(0.2)  # the first asks of a sampler are not made at the same instant
         self._wait(threads)
         for thread in threads:
             thread.join()
-        if state["error"] is not None:
-            raise state["error"]
+        if sweep.error is not None:
+            raise sweep.error
         if self._stopping.is_set():
             raise KeyboardInterrupt
         return summary
+
+    def _next_trial(self, sweep: SweepState) -> bool:
+        """Whether a worker should start another trial (waits while the last ones run)."""
+        import optuna
+
+        timeout = self.exp.search.timeout
+        while not self._stopping.is_set():
+            if timeout and time.monotonic() - sweep.started > timeout:
+                with self._lock:
+                    first, sweep.timed_out = not sweep.timed_out, True
+                if first:
+                    self._event("timeout", seconds=timeout)
+                return False
+            with self._lock:
+                search.fail_dead_trials(sweep.study)  # a machine that died (RDB storage)
+                trials = sweep.study.get_trials(deepcopy=False)
+            done = sum(t.state in _done_states() for t in trials)
+            running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+            if done >= sweep.target:
+                return False
+            if done + running < sweep.target:
+                return True
+            time.sleep(1.0)  # the trials still running may finish the study, or fail
+        return False
+
+    def _worker(self, sweep: SweepState, slot: int) -> None:
+        """One worker thread: trials on its device until the study is done or stops."""
+        try:
+            while sweep.error is None and self._next_trial(sweep):
+                outcome = self._one_trial(sweep.study, sweep.base, sweep.prepared, slot=slot)
+                with self._lock:
+                    sweep.summary.trials.append(outcome)
+                    failed = outcome.result.state == "failed"
+                    sweep.failures = sweep.failures + 1 if failed else 0
+                    if failed and outcome.result.fail_reason == "interrupted":
+                        self._stopping.set()
+                    if sweep.failures >= MAX_FAILURES_IN_A_ROW and sweep.error is None:
+                        last = outcome.result
+                        sweep.error = TrainError(
+                            f"{sweep.failures} trials in a row failed; the last: "
+                            f"{last.fail_reason}: {(last.error or '').strip().splitlines()[-1:]}. "
+                            f"Fix the cause and run again: finished trials are kept.")
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            with self._lock:
+                sweep.error = sweep.error or error
 
     def _wait(self, threads: list[threading.Thread]) -> None:
         """Waits for the workers. Ctrl-C once: no new trial, each running trial stops after its
@@ -471,7 +362,8 @@ class Runner:
                 else:
                     self._event("stopping_now", running=sorted(children))
                     how = signal.SIGINT
-                    _INTERRUPTED.update(j.out_dir for j in self._jobs.values())
+                    with self._lock:
+                        self._interrupted.update(j.out_dir for j in self._jobs.values())
                 for process in children.values():
                     try:
                         os.kill(process.pid, how)
@@ -483,6 +375,8 @@ class Runner:
 
     def _baseline(self, base: str, prepared: Prepared,
                   plain: dict[str, Any]) -> dict[str, float]:
+        """The base model's values: from the store when an earlier run measured them, else
+        measured now in a trial process (they come back with its result)."""
         known = {}
         if self.store.exists():
             self.spool.ingest(wait=5)
@@ -496,10 +390,13 @@ class Runner:
         if result.state != "complete":
             self._event("baseline_failed", error=result.error)
             return {}
-        self.spool.ingest(wait=5)
-        values = evaluations(self.store, self.exp.name).get("base", {})
+        values: dict[str, float] = result.info.get("values") or {}
         self._event("baseline", values=values, cached=False)
         return values
+
+    def _was_interrupted(self, job: TrialJob) -> bool:
+        with self._lock:
+            return job.out_dir in self._interrupted
 
     def _one_trial(self, study: Any, base: str, prepared: Prepared,
                    extra: dict[str, Any] | None = None, slot: int = 0) -> TrialOutcome:
@@ -514,10 +411,10 @@ class Runner:
         started = time.time()
         number = trial.number
         self.spool.write([self._trial_row(number, "running", params, started)] + [
-            {"table": "trial_params", "row": {
-                "experiment": self.exp.name, "number": number, "name": k,
-                "value_num": float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                else None, "value_text": str(v)}} for k, v in params.items()])
+            TrialParamRow(
+                experiment=self.exp.name, number=number, name=k,
+                value_num=float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                else None, value_text=str(v)) for k, v in params.items()])
         self._event("trial_start", number=number, params=params, worker=slot,
                     epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,
@@ -532,7 +429,8 @@ class Runner:
         beat = search.heartbeat(study, trial._trial_id)
         try:
             result = run_child("trial", job, lambda e, p: self._event(
-                "trial_progress", number=number, kind=e, **p), started_process)
+                "trial_progress", number=number, kind=e, **p), started_process,
+                stopped=lambda: self._was_interrupted(job))
         except KeyboardInterrupt:
             result = TrialResult("failed", fail_reason="interrupted", error="stopped by Ctrl-C")
             with self._lock:
@@ -544,7 +442,7 @@ class Runner:
             with self._lock:
                 self._children.pop(number, None)
                 self._jobs.pop(number, None)
-        if result.state == "failed" and result.fail_reason == "killed" and interrupted(job):
+        if result.state == "failed" and result.fail_reason == "killed" and self._was_interrupted(job):
             result = TrialResult("failed", fail_reason="interrupted", info=result.info,
                                  error="stopped by Ctrl-C (twice)")
         result.info["duration_s"] = time.time() - started
@@ -566,6 +464,14 @@ class Runner:
         return outcome
 
 
+def _done_states() -> tuple[Any, ...]:
+    """Finished trials: complete or pruned (optuna is imported when a sweep starts, not before:
+    the CLI imports this module to answer fast)."""
+    import optuna
+
+    return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -576,7 +482,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _smoke_data(prepared: Prepared, folder: Path) -> Prepared:
+def _smoke_data(prepared: P, folder: Path) -> P:
     """A few dozen rows of each split: enough to run every stage once, in seconds."""
     folder.mkdir(parents=True, exist_ok=True)
     limits = {"train": 48, "validation": 16, "test": 16, "heldout": 16}

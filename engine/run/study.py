@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.objectives import EXTRA_OBJECTIVES, metric_key
 from tunelab.engine.spec import METHOD_KEYS_OF_KIND, Experiment, RangeSpec, field_is_int
 
 
@@ -162,10 +163,10 @@ def objective_values(exp: Experiment, value: float | None, info: dict[str, Any])
     for name in exp.search.all_objectives:
         if name == exp.search.objective:
             found = value
-        elif name in ("cost", "duration_s"):
+        elif name in EXTRA_OBJECTIVES:
             found = info.get(name)
         else:
-            found = metrics.get("validation/loss" if name == "eval_loss" else f"validation/{name}")
+            found = metrics.get(metric_key(name, exp.method.stage))
         if found is None:
             return None
         out.append(float(found))

@@ -1,4 +1,5 @@
 """Using trained models: model references (base, best, trial:N), chat, side by side, export.
 
-May import: tunelab.engine.data, .spec, .train and tunelab.store.
+May import: tunelab.engine.data, tunelab.engine.spec, tunelab.engine.train,
+tunelab.engine.errors, tunelab.engine.objectives, tunelab.engine.format, tunelab.store.
 """

@@ -3,7 +3,13 @@
 An adapter (LoRA, QLoRA, prefix) is written as is, loadable with `PeftModel.from_pretrained`;
 with `merge` it is folded into the base weights (loaded in full precision, also for QLoRA) and
 written as a plain model, loadable with `AutoModelForCausalLM.from_pretrained`. A model card
-(README.md) lists the experiment, the parameters, the data fingerprint and the metrics.
+(README.md) opens with the metadata block the hub and model tools read (base_model,
+library_name, tags, datasets), then lists the experiment, the parameters, the data fingerprint
+and the metrics.
+
+A base built from scratch lives in the sweep's run folder, recorded by the path the sweep was
+given (often relative: `tunelab-runs/…`); the export records it as an absolute path, in the
+adapter's config and in the card, so the adapter loads from any folder.
 """
 
 from __future__ import annotations
@@ -18,6 +24,28 @@ from tunelab.engine.spec import Experiment
 from tunelab.store import TrialRecord
 
 
+def _base(manifest: dict[str, Any]) -> str:
+    """The base model as something that loads from anywhere: a hub id as it is, a local folder
+    as an absolute path."""
+    base = str(manifest.get("base", "?"))
+    local = Path(base).expanduser()
+    return str(local.resolve()) if local.exists() else base
+
+
+def _metadata(exp: Experiment, base: str, library: str) -> str:
+    """The card's YAML block. Values are written as JSON, which YAML reads as they are (a
+    path or a hub id needs no further quoting rules)."""
+    data = exp.data  # None for a dpo stage read back unresolved: its pairs come from votes
+    sources = [s for split in ("train", "validation", "test")
+               for s in (data.sources(split) if data is not None else [])]
+    datasets = [s.removeprefix("hub:").split("?")[0] if s.startswith("hub:") else Path(s).name
+                for s in dict.fromkeys(sources)]
+    fields = {"base_model": base, "library_name": library,
+              "tags": ["tunelab", exp.method.kind, "text-generation"], "datasets": datasets,
+              "pipeline_tag": "text-generation"}
+    return "---\n" + "".join(f"{k}: {json.dumps(v)}\n" for k, v in fields.items()) + "---\n"
+
+
 def _card(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],
           merged: bool, adapter: bool) -> str:
     loader = ("from transformers import AutoModelForCausalLM\n"
@@ -26,9 +54,12 @@ def _card(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values:
         "model = AutoPeftModelForCausalLM.from_pretrained(\"PATH\")")
     params = "\n".join(f"| `{k}` | {v} |" for k, v in trial.params.items()) or "| — | — |"
     metrics = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(values.items())) or "| — | — |"
-    return f"""# {exp.name} · trial {trial.number}
+    base = _base(manifest)
+    library = "peft" if adapter and not merged else "transformers"
+    return _metadata(exp, base, library) + f"""
+# {exp.name} · trial {trial.number}
 
-Fine-tuned with [tunelab](https://github.com/) from `{manifest.get('base', '?')}`
+Fine-tuned with tunelab from `{base}`
 ({exp.method.kind}{', merged into the base weights' if merged else ''}).
 
 {exp.description}
@@ -49,6 +80,12 @@ Fine-tuned with [tunelab](https://github.com/) from `{manifest.get('base', '?')}
 {loader}
 ```
 """
+
+
+def _point_at_base(config_file: Path, base: str) -> None:
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = base
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge: bool) -> Path:
@@ -72,7 +109,7 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         base = AutoModelForCausalLM.from_pretrained(
-            manifest["base"], dtype=torch.float32, trust_remote_code=exp.base_model.trust_remote_code)
+            _base(manifest), dtype=torch.float32, trust_remote_code=exp.base_model.trust_remote_code)
         model = PeftModel.from_pretrained(base, str(best)).merge_and_unload()
         model.save_pretrained(str(out))
         AutoTokenizer.from_pretrained(str(best)).save_pretrained(str(out))
@@ -81,5 +118,7 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
             if item.name == "training_args.bin":
                 continue  # a pickle of trainer settings: not part of a model to ship
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, out / item.name)
+        if adapter:
+            _point_at_base(out / "adapter_config.json", _base(manifest))
     (out / "README.md").write_text(_card(exp, trial, manifest, values, merge and adapter, adapter))
     return out

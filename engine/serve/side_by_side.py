@@ -71,11 +71,11 @@ def load_pair(left: ModelSource, right: ModelSource) -> Pair:
                 sides.append((pool.get(s)[1], adapter_name(s)))
         holder = pool.get(next(s for s in sources if s.adapter))[0]
         holder.eval()  # peft refuses adapter_names in training mode
-        found = tuple(Side(holder, tok, s.experiment.data.template, name)
+        found = tuple(Side(holder, tok, s.experiment.dataset.template, name)
                       for s, (tok, name) in zip(sources, sides, strict=True))
         return Pair((found[0], found[1]), shared=True)
     # A pool each: two adapters of kinds peft cannot batch must not share one PeftModel.
-    own = [(*ModelPool().get(s), s.experiment.data.template) for s in sources]
+    own = [(*ModelPool().get(s), s.experiment.dataset.template) for s in sources]
     return Pair((Side(own[0][0], own[0][1], own[0][2], None),
                  Side(own[1][0], own[1][1], own[1][2], None)), shared=False)
 

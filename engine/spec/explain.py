@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from tunelab.engine.format import number
-from tunelab.engine.spec import (
+from tunelab.engine.spec.experiment import Experiment
+from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
     DPO_LEARNING_RATE,
     METHOD_KEYS_OF_KIND,
-    Experiment,
     RangeSpec,
 )
 

@@ -1,4 +1,8 @@
 """Training: build the model, one file per stage (SFT, DPO), metrics, evaluation, generation.
+Runs inside a trial process.
 
-May import: tunelab.engine.data, tunelab.engine.spec, tunelab.engine.run.jobs, tunelab.store.
+May import: tunelab.engine.data, tunelab.engine.spec, tunelab.engine.errors,
+tunelab.engine.objectives, tunelab.engine.format, tunelab.store; and of the runner only
+tunelab.engine.run.jobs (what a trial receives and returns) and tunelab.engine.run.study
+(a trial reports to its Optuna study, which may prune it).
 """

@@ -23,13 +23,13 @@ from typing import Any
 
 from tunelab.engine.data import render as chat_render
 from tunelab.engine.data.prepare import read_rows
+from tunelab.engine.objectives import objective_value
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
 from tunelab.engine.train.evaluate import (
     evaluate_model,
     evaluation_events,
-    objective_value,
     sample_events,
 )
 from tunelab.engine.train.sft import (
@@ -213,7 +213,8 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     if rank() == 0:
         shutil.rmtree(out / "best" / "ref", ignore_errors=True)
     info["values"] = values
-    return TrialResult("complete", value=objective_value(exp, values), info=info)
+    value = objective_value(exp.search.objective, exp.method.stage, values)
+    return TrialResult("complete", value=value, info=info)
 
 
 def run_trial(job: TrialJob, progress: Any) -> TrialResult:
@@ -248,4 +249,5 @@ def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
     with Spool(job.store, tag="baseline") as spool:
         spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
     total, _ = models.count_parameters(model)
-    return TrialResult("complete", value=objective_value(exp, values), info={"params": total})
+    value = objective_value(exp.search.objective, exp.method.stage, values)
+    return TrialResult("complete", value=value, info={"params": total, "values": values})

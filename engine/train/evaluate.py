@@ -1,9 +1,6 @@
-"""Evaluation: the loss of a model on a split, its generations and their metrics, the samples
-kept for review, the baseline, and the success verdict.
-
-The baseline is the base model, untouched, evaluated once on the same validation and test
-splits as every trial, since the first question of any fine-tune is whether it beats the model
-it started from. Losses come from the same trainer and completion-only masking as the trials.
+"""Evaluation: the loss of a model on a split, its generations and their metrics, and the
+samples kept for review; the same for every trial and for the baseline (engine.run.baseline).
+Judging an objective or a success criterion is engine.objectives.
 """
 
 from __future__ import annotations
@@ -15,27 +12,10 @@ import time
 from typing import Any
 
 from tunelab.engine.data.prepare import read_rows
-from tunelab.engine.run.jobs import TrialJob, TrialResult
-from tunelab.engine.spec import CONDITION, PREFERENCE_METRICS, Experiment
+from tunelab.engine.objectives import LOSS_METRICS
+from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
-from tunelab.store import Spool
-
-
-def passes(condition: str, value: float | None) -> bool:
-    """`passes(">= 0.9", 0.93)` is True. A missing value never passes."""
-    found = CONDITION.match(condition)
-    if value is None or found is None:
-        return False
-    op, bound = found.group(1), float(found.group(2))
-    return {">=": value >= bound, "<=": value <= bound, ">": value > bound,
-            "<": value < bound, "==": value == bound}[op]
-
-
-def verdict(success: dict[str, str], values: dict[str, float]) -> dict[str, bool]:
-    """Each success criterion judged on the test split's values ("test/exact_match"); a
-    preference metric of a dpo stage, on its held-out pairs ("preferences/reward_accuracy")."""
-    return {metric: passes(cond, values.get(f"test/{metric}", values.get(f"preferences/{metric}")))
-            for metric, cond in success.items()}
+from tunelab.store import EvaluationRow, Row, SampleRow
 
 
 def prompt_id(prompt: str) -> str:
@@ -90,7 +70,7 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
         return {}, []
     outputs = generate(model, tokenizer, [p for _, (p, _) in pairs], exp.eval.max_new_tokens)
     references = [ref for _, (_, ref) in pairs]
-    values = {m: GENERATION[m](outputs, references) for m in wanted}
+    values: dict[str, float] = {m: GENERATION[m](outputs, references) for m in wanted}
     # the prompt as a person reads the conversation the model was given (its roles kept), not
     # the row's flattened `prompt`
     samples = [{"prompt": readable(_before_answer(row)), "output": out, "reference": ref}
@@ -100,25 +80,25 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
 
 def _before_answer(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The turns before the last assistant turn: what generation_prompt renders."""
-    turns = row["messages"]
+    turns: list[dict[str, Any]] = row["messages"]
     last = max(i for i, m in enumerate(turns) if m["role"] == "assistant")
     return turns[:last]
 
 
-def evaluation_events(exp: Experiment, ref: str, values: dict[str, float]) -> list[dict]:
+def evaluation_events(exp: Experiment, ref: str, values: dict[str, float]) -> list[Row]:
     now = time.time()
-    return [{"table": "evaluations", "row": {
-        "experiment": exp.name, "model_ref": ref, "split": key.split("/")[0],
-        "name": key.split("/")[1], "value": value, "time": now}} for key, value in values.items()]
+    return [EvaluationRow(
+        experiment=exp.name, model_ref=ref, split=key.split("/")[0],
+        name=key.split("/")[1], value=value, time=now) for key, value in values.items()]
 
 
-def sample_events(exp: Experiment, ref: str, samples: list[dict[str, Any]]) -> list[dict]:
+def sample_events(exp: Experiment, ref: str, samples: list[dict[str, Any]]) -> list[Row]:
     now = time.time()
     settings = json.dumps({"do_sample": False, "max_new_tokens": exp.eval.max_new_tokens})
-    return [{"table": "samples", "row": {
-        "experiment": exp.name, "model_ref": ref, "prompt_id": prompt_id(s["prompt"]),
-        "position": i, "prompt": s["prompt"], "output": s["output"], "reference": s["reference"],
-        "settings": settings, "time": now}} for i, s in enumerate(samples)]
+    return [SampleRow(
+        experiment=exp.name, model_ref=ref, prompt_id=prompt_id(s["prompt"]),
+        position=i, prompt=s["prompt"], output=s["output"], reference=s["reference"],
+        settings=settings, time=now) for i, s in enumerate(samples)]
 
 
 def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
@@ -137,37 +117,10 @@ def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
     if test_rows:
         found, samples = generation_metrics(model, tokenizer, exp, test_rows)
         values.update({f"test/{k}": v for k, v in found.items()})
-    objective = exp.search.objective
-    if objective not in {"eval_loss", "loss", "perplexity"}:
+    if exp.search.objective not in {"eval_loss", *LOSS_METRICS}:  # a generation metric
         found, _ = generation_metrics(model, tokenizer, exp, val_rows)
         values.update({f"validation/{k}": v for k, v in found.items()})
     if exp.eval.general:
         values["general/perplexity"] = general_perplexity(model, tokenizer, exp.eval.general,
                                                           exp.train.max_length)
     return values, samples
-
-
-def objective_value(exp: Experiment, values: dict[str, float]) -> float | None:
-    """The objective from a model's values. A dpo stage's eval_loss is its DPO loss on the
-    held-out pairs (what it reported to the pruner and picked its checkpoint by)."""
-    name = exp.search.objective
-    if exp.method.stage == "dpo" and name in {"eval_loss", *PREFERENCE_METRICS}:
-        return values.get("preferences/" + ("loss" if name == "eval_loss" else name))
-    return values.get("validation/loss" if name == "eval_loss" else f"validation/{name}")
-
-
-def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
-    from tunelab.engine.train.sft import build_trainer, load_for_method
-
-    exp = Experiment.model_validate(job.experiment)
-    exp = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})
-    tokenizer = models.load_tokenizer(job.base, exp)
-    model = load_for_method(job.base, exp)
-    train_rows, val_rows, test_rows = (read_rows(job.data[s]) for s in ("train", "validation", "test"))
-    trainer = build_trainer(job, exp, model, tokenizer, [], train_rows[:1], val_rows, micro=8)
-    progress("eval", {"what": "baseline"})
-    values, samples = evaluate_model(trainer, model, tokenizer, exp, val_rows, test_rows)
-    with Spool(job.store, tag="baseline") as spool:
-        spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
-    total, _ = models.count_parameters(model)
-    return TrialResult("complete", value=objective_value(exp, values), info={"params": total})

@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.objectives import objective_value
 from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
-from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, objective_value, sample_events
-from tunelab.store import Spool
+from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
+from tunelab.store import MetricRow, Spool
 
 # Keys of the trainer's log that are bookkeeping, not metrics
 _SKIP = {"epoch", "total_flos", "num_input_tokens_seen", "train_tokens_per_second"}
@@ -185,7 +186,7 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
     )
 
 
-def _metric_events(experiment: str, trial: int, state: Any, logs: dict[str, Any]) -> list[dict]:
+def _metric_events(experiment: str, trial: int, state: Any, logs: dict[str, Any]) -> list[MetricRow]:
     now = time.time()
     events = []
     for key, value in logs.items():
@@ -199,10 +200,10 @@ def _metric_events(experiment: str, trial: int, state: Any, logs: dict[str, Any]
             continue  # the end-of-training summary (runtime, mean loss) is not a curve point
         else:
             split, name = "train", key
-        events.append({"table": "metrics", "row": {
-            "experiment": experiment, "trial": trial, "step": state.global_step,
-            "epoch": state.epoch, "tokens": int(getattr(state, "num_input_tokens_seen", 0) or 0),
-            "split": split, "name": name, "value": float(value), "time": now}})
+        events.append(MetricRow(
+            experiment=experiment, trial=trial, step=state.global_step,
+            epoch=state.epoch, tokens=int(getattr(state, "num_input_tokens_seen", 0) or 0),
+            split=split, name=name, value=float(value), time=now))
     return events
 
 
@@ -381,7 +382,8 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     # save
     save_best(trainer, tokenizer, out)
     info["values"] = values
-    return TrialResult("complete", value=objective_value(exp, values), info=info)
+    value = objective_value(exp.search.objective, exp.method.stage, values)
+    return TrialResult("complete", value=value, info=info)
 
 
 def run_trial(job: TrialJob, progress: Any, once: Any = None) -> TrialResult:

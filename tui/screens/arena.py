@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
@@ -36,16 +36,6 @@ VOTE_KEYS = "a  A is better · b  B is better · t  tie · x  both bad · s  ski
 
 
 class ArenaScreen(Screen):
-    DEFAULT_CSS = """
-    #state { height: 1; padding: 0 1; color: $text-muted; }
-    #sides { height: 1fr; }
-    #sides.stacked { layout: vertical; }
-    .side { width: 1fr; border: round $secondary; padding: 0 1; }
-    #sides.stacked .side { width: 100%; height: 1fr; }
-    .side .user { color: $text-muted; margin-top: 1; }
-    .side Markdown { margin: 0; padding: 0; }
-    #vote { height: auto; padding: 0 1; color: $warning; }
-    """
 
     BINDINGS = [
         *VOTE_BINDINGS,
@@ -314,15 +304,3 @@ class ArenaScreen(Screen):
     def on_unmount(self) -> None:
         self.stop_event.set()
         self.spool.close(wait=5)
-
-
-class ArenaApp(App):
-    """The screen on its own, for `tunelab chat EXPERIMENT --arena A,B`."""
-
-    def __init__(self, store_path: Path, experiment: str, refs: tuple[str, str],
-                 rater: str) -> None:
-        super().__init__()
-        self.args = (store_path, experiment, refs, rater)
-
-    def on_mount(self) -> None:
-        self.push_screen(ArenaScreen(*self.args))

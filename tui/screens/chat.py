@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
@@ -28,12 +28,6 @@ from tunelab.engine.serve.chat import Settings
 
 
 class ChatScreen(Screen):
-    DEFAULT_CSS = """
-    #state { height: 1; padding: 0 1; }
-    #log { height: 1fr; padding: 0 1; }
-    .user { color: $text-muted; }
-    .assistant { margin-bottom: 1; }
-    """
 
     BINDINGS = [
         Binding("escape", "stop", "stop / back"),
@@ -192,11 +186,11 @@ class ChatScreen(Screen):
     @work(thread=True, exit_on_error=False, group="save")
     def _save(self) -> None:
         with st.Spool(self.store_path, tag="chat") as spool:
-            spool.write([{"table": "chats", "row": {
-                "id": self.chat_id, "experiment": self.experiment, "model_ref": self.ref,
-                "system": self.system, "messages": json.dumps(self.messages),
-                "settings": json.dumps(self.settings.__dict__), "created_at": self.created,
-                "updated_at": time.time()}}])
+            spool.write([st.ChatRow(
+                id=self.chat_id, experiment=self.experiment, model_ref=self.ref,
+                system=self.system, messages=json.dumps(self.messages),
+                settings=json.dumps(self.settings.__dict__), created_at=self.created,
+                updated_at=time.time())])
 
     def action_stop(self) -> None:
         """Esc stops a reply; with no reply under way it goes back (inside `tunelab tui`)."""
@@ -213,14 +207,3 @@ class ChatScreen(Screen):
         if log.children:
             log.children[-1].remove()
         self._reply()
-
-
-class ChatApp(App):
-    """The screen on its own, for `tunelab chat`."""
-
-    def __init__(self, store_path: Path, experiment: str, ref: str, probes: Path) -> None:
-        super().__init__()
-        self.args = (store_path, experiment, ref, probes)
-
-    def on_mount(self) -> None:
-        self.push_screen(ChatScreen(*self.args))

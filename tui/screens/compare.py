@@ -17,7 +17,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from tunelab import store as st
 from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
-from tunelab.tui.screens.trial import X_AXES, Curves
+from tunelab.tui.widgets.curves import X_AXES, Curves
 from tunelab.tui.widgets.plot import LinePlot, Series
 from tunelab.tui.widgets.table import VimTable
 

@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 
 from tunelab.engine import format as fmt
+from tunelab.engine import objectives
 from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen, ago
 from tunelab.tui.widgets.table import VimTable
@@ -28,7 +29,7 @@ def versus(best: float | None, baseline: float | None, direction: str | None) ->
     if best is None or baseline is None or baseline == 0:
         return Text("—", style="dim")
     change = (best - baseline) / abs(baseline)
-    better = change > 0 if direction == "maximize" else change < 0
+    better = objectives.better(best, baseline, direction)
     return Text(f"{change:+.0%}", style="green" if better else "red")
 
 

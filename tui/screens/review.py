@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
@@ -32,10 +32,6 @@ CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "bo
 
 
 class CommentDialog(ModalScreen[str]):
-    DEFAULT_CSS = """
-    CommentDialog { align: center middle; }
-    CommentDialog Input { width: 70%; }
-    """
     BINDINGS = [Binding("escape", "dismiss('')", "cancel")]
 
     def compose(self) -> ComposeResult:
@@ -57,16 +53,6 @@ VOTE_BINDINGS = [
 
 
 class ReviewScreen(Screen):
-    DEFAULT_CSS = """
-    #progress { height: 1; color: $text-muted; padding: 0 1; }
-    #prompt-box { height: auto; max-height: 35%; border: round $primary; padding: 0 1; }
-    #outputs { height: 1fr; }
-    #outputs.stacked { layout: vertical; }
-    .side { width: 1fr; border: round $secondary; padding: 0 1; }
-    #outputs.stacked .side { width: 100%; height: 1fr; }
-    .label { text-style: bold; }
-    #status { height: 1; color: $warning; padding: 0 1; }
-    """
 
     BINDINGS = [
         *VOTE_BINDINGS,
@@ -187,11 +173,11 @@ class ReviewScreen(Screen):
         if item is None:
             return
         seconds = round(time.monotonic() - self.shown_at, 2)
-        event = st.vote_event(self.review.id, item.item, self.rater, choice, seconds)
-        self.spool.write([event], ingest=False)  # on disk before the next item shows
-        self.history.append((event["row"]["id"], item, choice, seconds))
-        self.votes.append(st.VoteRecord(event["row"]["id"], self.review.id, item.item,
-                                        self.rater, choice, seconds, False))
+        vote = st.vote_row(self.review.id, item.item, self.rater, choice, seconds)
+        self.spool.write([vote], ingest=False)  # on disk before the next item shows
+        self.history.append((vote.id, item, choice, seconds))
+        self.votes.append(st.VoteRecord(vote.id, self.review.id, item.item, self.rater, choice,
+                                        seconds, False))
         self.done.add(item.item)
         self._ingest()
         if len(self.history) % REFIT_EVERY == 0:
@@ -230,10 +216,8 @@ class ReviewScreen(Screen):
             if not text:
                 return
             vote_id, item, choice, seconds = self.history[-1]
-            event = st.vote_event(self.review.id, item.item, self.rater, choice, seconds,
-                                  vote_id=vote_id)
-            event["row"]["comment"] = text
-            self.spool.write([event], ingest=False)
+            self.spool.write([st.vote_row(self.review.id, item.item, self.rater, choice,
+                                          seconds, vote_id=vote_id, comment=text)], ingest=False)
             self._ingest()
             self.notify("comment saved", timeout=1.5)
 
@@ -292,20 +276,3 @@ class ReviewScreen(Screen):
 
     def on_unmount(self) -> None:
         self.spool.close(wait=5)
-
-
-class ReviewApp(App):
-    """The screen on its own, for `tunelab review` (or the statistics, for `review stats
-    --tui`)."""
-
-    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
-                 stats: bool = False, order: str = "adaptive") -> None:
-        super().__init__()
-        self.store_path, self.review, self.rater, self.stats = store_path, review, rater, stats
-        self.order = order
-
-    def on_mount(self) -> None:
-        if self.stats:
-            self.push_screen(ReviewStatsScreen(self.store_path, self.review))
-        else:
-            self.push_screen(ReviewScreen(self.store_path, self.review, self.rater, self.order))

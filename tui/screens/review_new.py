@@ -55,23 +55,6 @@ class ModelList(SelectionList[str]):
 class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
     """Models, prompts, how many, a name; Enter in a box (or Create) generates the outputs."""
 
-    DEFAULT_CSS = """
-    NewReviewDialog { align: center middle; }
-    #new-box { width: 78; max-width: 100%; height: auto; max-height: 100%;
-               border: round $primary; padding: 0 1; background: $surface; }
-    #new-models { height: auto; max-height: 7; border: none; padding: 0; }
-    #new-box Label { padding: 1 1 0 0; }
-    #new-box .row { height: auto; }
-    #new-prompts { width: 1fr; }
-    #new-n { width: 10; }
-    #new-name { width: 1fr; }
-    #new-status { height: 2; color: $text-muted; }
-    #new-status.error { color: $error; }
-    #new-progress { display: none; }
-    #new-progress.running { display: block; }
-    #new-buttons { height: auto; align-horizontal: right; }
-    #new-buttons Button { margin-left: 1; }
-    """
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
     @dataclass

@@ -146,11 +146,6 @@ def raters_view(s: review.ReviewStats) -> Group:
 
 
 class ReviewStatsScreen(Screen):
-    DEFAULT_CSS = """
-    #stats-status { height: 1; padding: 0 1; color: $text-muted; }
-    #stats-body { height: 1fr; padding: 0 1; }
-    #stats-body Static { margin-bottom: 1; }
-    """
     BINDINGS = [
         Binding("r", "refit", "recount"),
         Binding("escape,q", "leave", "back"),

@@ -3,7 +3,7 @@ samples, and the log tail (the failure reason and traceback first, for a failed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,55 +17,12 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
+from tunelab.engine import objectives
 from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui.widgets.curves import X_AXES, Curves
 from tunelab.tui.widgets.plot import LinePlot, Series
 from tunelab.tui.widgets.table import VimTable
-
-X_AXES = ("step", "epoch", "tokens")
-
-
-@dataclass
-class Curves:
-    """The series of one trial as the screen holds them, grown by the rows read since."""
-
-    points: dict[tuple[str, str], dict[str, list]] = field(default_factory=dict)
-
-    def add(self, curve: st.TrialCurve) -> int:
-        added = 0
-        for s in curve.series:
-            have = self.points.setdefault((s.split, s.name),
-                                          {"step": [], "epoch": [], "tokens": [], "value": []})
-            have["step"] += s.steps
-            have["epoch"] += s.epochs
-            have["tokens"] += s.tokens
-            have["value"] += s.values
-            added += len(s.steps)
-        return added
-
-    def last_steps(self) -> dict[tuple[str, str], int]:
-        return {k: v["step"][-1] for k, v in self.points.items() if v["step"]}
-
-    def series(self, split: str, name: str, x: str) -> tuple[list[float], list[float]]:
-        have = self.points.get((split, name))
-        if not have:
-            return [], []
-        pairs = [(a, b) for a, b in zip(have[x], have["value"], strict=False)
-                 if a is not None and b is not None]
-        return [float(a) for a, _ in pairs], [float(b) for _, b in pairs]
-
-
-def passes(condition: str, value: float | None) -> bool:
-    """">= 0.9" against a value, as engine.evaluate judges it (kept here: that module imports
-    the training stack's helpers, which the UI does not need to start)."""
-    import re
-
-    found = re.match(r"^\s*(>=|<=|==|>|<)\s*(-?[\d.eE+-]+)\s*$", condition)
-    if value is None or not found:
-        return False
-    op, bound = found.group(1), float(found.group(2))
-    return {">=": value >= bound, "<=": value <= bound, ">": value > bound, "<": value < bound,
-            "==": value == bound}[op]
 
 
 def resolved_rows(spec: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, Any, str]]:
@@ -261,8 +218,7 @@ class TrialScreen(StoreScreen):
         o, s = self.trial.overview, self.experiment.summary
         objective = s.objective or "eval_loss"
         base = self.evaluations.get("base", {})
-        split = "validation" if objective.startswith("eval_") else "train"
-        baseline = base.get(f"{split}/{objective.removeprefix('eval_')}")
+        baseline = base.get(objectives.metric_key(objective))
         value = o.value if o.value is not None else o.best_value
         text = Text()
         text.append(f"{o.method_kind or '?'} · ")
@@ -311,14 +267,13 @@ class TrialScreen(StoreScreen):
         for key in sorted(set(mine) | set(base), key=lambda k: (k.split("/")[0] != "test", k)):
             m, b = mine.get(key), base.get(key)
             change = Text("—", style="dim")
-            if m is not None and b:
-                lower = key.endswith(("/loss", "/perplexity"))
-                better = (m < b) if lower else (m > b)
-                change = Text(f"{(m - b) / abs(b):+.0%}", style="green" if better else "red")
             metric = key.split("/", 1)[1]
+            if m is not None and b:
+                better = objectives.better(m, b, objectives.default_direction(metric))
+                change = Text(f"{(m - b) / abs(b):+.0%}", style="green" if better else "red")
             judged: Any = ""
             if key.startswith("test/") and metric in success:
-                ok = passes(success[metric], m)
+                ok = objectives.passes(success[metric], m)
                 judged = Text(f"{success[metric]} {'✓' if ok else '✗'}", style="green" if ok else "red")
             rows.append((key, [key, fmt.number(m), fmt.number(b), change, judged]))
         self.query_one("#metrics", VimTable).fill(
@@ -330,7 +285,7 @@ class TrialScreen(StoreScreen):
             if not mine:
                 verdict.append(f"success ({needs} on test): not evaluated yet", style="dim")
             else:
-                ok = all(passes(c, mine.get(f"test/{k}")) for k, c in success.items())
+                ok = bool(objectives.succeeded(success, mine))
                 verdict.append("success: ")
                 verdict.append("✓ yes" if ok else "✗ no", style="bold green" if ok else "bold red")
                 verdict.append(f" (needs {needs} on the test split)")

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from tunelab.engine import format as fmt
+from tunelab.engine import objectives
 from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
 from tunelab.tui.widgets.table import VimTable
@@ -174,8 +175,7 @@ class TrialsScreen(StoreScreen):
         columns += [(f"m:{m}", f"test {m}") for m in metrics]
         columns += [("success", "success"), ("duration", "duration"), ("cost", "cost")]
         done = [t for t in self.trials if t.overview.state == "complete" and t.overview.value is not None]
-        pick = max if direction == "maximize" else min
-        best = pick(done, key=lambda t: t.overview.value) if done else None
+        best = objectives.best_of(done, lambda t: t.overview.value, direction)  # type: ignore[arg-type, return-value]
         self.best = best.number if best else None
         rows: list[Row] = []
         # a trial's row key is its number, with its store where two files share a number
@@ -186,8 +186,7 @@ class TrialsScreen(StoreScreen):
         key_of = {id(t): k for k, t in self.keys.items()}
         base = self.evaluations.get("base")
         if base:
-            split = "validation" if objective.startswith("eval_") else "train"
-            value = base.get(f"{split}/{objective.removeprefix('eval_')}")
+            value = base.get(objectives.metric_key(objective))
             cells = {"mark": Text("base", style="bold magenta"), "number": "—",
                      "state": Text("baseline", style="magenta"), "method": "—",
                      **{f"p:{k}": "" for k in params}, "objective": fmt.number(value),
@@ -345,8 +344,8 @@ class TrialsScreen(StoreScreen):
         chosen = [t for t in self.trials if t.number in self.selected]
         if not chosen:  # nothing selected: the five best finished trials
             done = [t for t in self.trials if t.overview.value is not None]
-            reverse = self.experiment.summary.direction == "maximize"
-            chosen = sorted(done, key=lambda t: t.overview.value, reverse=reverse)[:5]  # type: ignore[arg-type, return-value]
+            chosen = objectives.ranked(done, lambda t: t.overview.value,  # type: ignore[arg-type, return-value]
+                                       self.experiment.summary.direction)[:5]
         self.app.open_compare(self.experiment, chosen, self.trials)  # type: ignore[attr-defined]
 
     def action_sort(self) -> None:

@@ -1,1 +1,2 @@
-"""Widgets shared by the screens of the terminal UI."""
+"""Widgets shared by the screens of the terminal UI (tables, plots, curves).
+They import textual and the store's value types only; no screen, no I/O."""

@@ -41,7 +41,9 @@ def print_report(console: Console, name: str, fingerprint: str, report: DataRepo
         console.print("[green]✓ no problems found[/]")
         return
     console.print("[bold]findings[/]")
-    for f in report.findings:
+    # a rule that removed most rows explains the rest (too few examples, an empty split): first
+    causes = [f for f in report.findings if f.removed and f.removed * 2 >= report.rows_read]
+    for f in causes + [f for f in report.findings if f not in causes]:
         count = f" ({f.count:,}{', removed' if f.removed else ''})" if f.count else ""
         console.print(f"  {LEVEL_MARK.get(f.level, f.level)}  ", end="")
         console.print(Text(f"{f.message}{count}"))

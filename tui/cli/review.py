@@ -9,17 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.store.errors import TunelabError
-
-console = Console(highlight=False)
-StoreOption = Annotated[Path, typer.Option("--store", envvar="TUNELAB_STORE",
-                                           help="The DuckDB store file.")]
+from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
+from tunelab.tui.cli.output import console, errors
 
 
 class _VoteByDefault(TyperGroup):
@@ -46,7 +43,7 @@ def new(
     name: Annotated[str | None, typer.Option(help="The review's name (default: the experiment's).")]
     = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest output generated.")] = 128,
-    store: StoreOption = Path(st.DEFAULT_STORE),
+    store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """Generate every model's outputs and create the review."""
     from tunelab.engine.review import reviews as review
@@ -70,20 +67,22 @@ def vote(
     name: Annotated[str, typer.Argument(help="The review's name.")],
     rater: Annotated[str | None, typer.Option(help="Who votes (default: $TUNELAB_RATER or your login).")]
     = None,
-    order: Annotated[str, typer.Option(help="adaptive: the next item where a vote separates the "
-                                       "models most; random: the review's shuffled order.")]
+    order: Annotated[str, typer.Option(help="adaptive: the next item where a vote teaches the "
+                                       "most; random: the review's shuffled order.")]
     = "adaptive",
-    store: StoreOption = Path(st.DEFAULT_STORE),
+    store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment,
     i statistics."""
     from tunelab.engine.review import reviews as review
-    from tunelab.tui.screens.review import ReviewApp
+    from tunelab.tui.app import run as run_tui
+    from tunelab.tui.screens.review import ReviewScreen
 
     if order not in ("adaptive", "random"):
         raise TunelabError(f"--order {order!r}: adaptive or random", "bad option")
     st.flush_orphans(store)
-    ReviewApp(store, _found(store, name), review.rater_name(rater), order=order).run()
+    found, who = _found(store, name), review.rater_name(rater)
+    run_tui([store], lambda: ReviewScreen(store, found, who, order))
 
 
 def _found(store: Path, name: str) -> st.ReviewRecord:
@@ -101,7 +100,7 @@ def stats(
                                       "bars) instead of text.")] = False,
     ties: Annotated[str, typer.Option(help="How ties and both-bad count: half (half a win "
                                       "each) or ignore (left out).")] = "half",
-    store: StoreOption = Path(st.DEFAULT_STORE),
+    store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """Win rates, Bradley–Terry ratings with intervals, position bias, agreement. The ratings
     are saved to the store (the leaderboard view)."""
@@ -111,9 +110,11 @@ def stats(
     review_words.check_ties(ties)
     st.flush_orphans(store)
     if tui:
-        from tunelab.tui.screens.review import ReviewApp
+        from tunelab.tui.app import run as run_tui
+        from tunelab.tui.screens.review_stats import ReviewStatsScreen
 
-        ReviewApp(store, _found(store, name), review.rater_name(None), stats=True).run()
+        found = _found(store, name)
+        run_tui([store], lambda: ReviewStatsScreen(store, found))
         return
     s = review.stats(store, name, ties=ties)
     console.print(f"[bold]{s.review.name}[/] · {s.votes} votes on {s.items} items · "
@@ -159,7 +160,7 @@ def export(
     format_: Annotated[str, typer.Option("--format", help="dpo: prompt/chosen/rejected JSONL.")]
     = "dpo",
     out: Annotated[Path | None, typer.Option(help="The file to write (default: stdout).")] = None,
-    store: StoreOption = Path(st.DEFAULT_STORE),
+    store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """The votes as a preference data set (ties, both-bad and skips are left out and counted)."""
     from tunelab.engine.review import reviews as review
@@ -174,4 +175,4 @@ def export(
     else:
         out.write_text(text, encoding="utf-8")
     counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in left_out.items())
-    Console(stderr=True).print(f"{len(rows)} preference pairs ({counts} left out)")
+    errors.print(f"{len(rows)} preference pairs ({counts} left out)")

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tunelab import store as st
 from tunelab.store.errors import TunelabError
+from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
 
 
 def chat(
@@ -19,8 +19,7 @@ def chat(
         help="Two models, e.g. best,base or 3,7: a blind arena, A and B side by side.")] = None,
     rater: Annotated[str | None, typer.Option(
         help="Who votes in the arena (default: $TUNELAB_RATER or your login).")] = None,
-    store: Annotated[Path, typer.Option("--store", envvar="TUNELAB_STORE",
-                                        help="The DuckDB store file.")] = Path(st.DEFAULT_STORE),
+    store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """Chat with a model of an experiment: streamed, multi-turn, in the training template.
 
@@ -32,6 +31,7 @@ def chat(
     the models. The votes go to a review of kind arena (`tunelab review stats NAME`).
     """
     from tunelab.engine.run.runner import paths
+    from tunelab.tui.app import run as run_tui
 
     st.flush_orphans(store)
     if st.get_experiment(store, experiment) is None:
@@ -39,13 +39,14 @@ def chat(
     if arena is not None:
         from tunelab.engine.review.arena import refs_of, resolve_pair
         from tunelab.engine.review.reviews import rater_name
-        from tunelab.tui.screens.arena import ArenaApp
+        from tunelab.tui.screens.arena import ArenaScreen
 
         refs = resolve_pair(store, experiment, refs_of(arena))  # a mistake is told here, not later
-        ArenaApp(store, experiment, refs, rater_name(rater)).run()
+        who = rater_name(rater)
+        run_tui([store], lambda: ArenaScreen(store, experiment, refs, who))
         return
-    from tunelab.tui.screens.chat import ChatApp
+    from tunelab.tui.screens.chat import ChatScreen
 
     ref = f"trial:{model}" if model.isdigit() else model
     runs, _ = paths(store, experiment)
-    ChatApp(store, experiment, ref, runs / "probes.json").run()
+    run_tui([store], lambda: ChatScreen(store, experiment, ref, runs / "probes.json"))

@@ -1,0 +1,87 @@
+"""Objectives and verdicts, defined once: which way an objective is better, where its value is
+among a model's evaluations, and whether a success criterion is met.
+
+Light on purpose (the standard library only): the CLI and the TUI judge with the same rules
+as the runner without importing the training stack. A model's values are keyed
+"split/metric" ("validation/loss", "test/exact_match", "preferences/reward_accuracy").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal, TypeVar
+
+Direction = Literal["minimize", "maximize"]
+T = TypeVar("T")
+
+LOSS_METRICS = ("loss", "perplexity")
+# measured by the runner (trials.cost, trials.duration_s), not evaluated on a split
+EXTRA_OBJECTIVES = ("cost", "duration_s")
+# what a dpo stage computes besides the losses, on its held-out pairs (split "preferences")
+PREFERENCE_METRICS = ("reward_accuracy", "reward_margin", "preference_accuracy")
+LOWER_IS_BETTER = frozenset({"eval_loss", *LOSS_METRICS, *EXTRA_OBJECTIVES})
+
+# a success criterion: an operator and a number, e.g. ">= 0.9", "< 1.5", "== 1", "> -2e-3"
+CONDITION = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+def default_direction(objective: str) -> Direction:
+    """Losses, perplexity, cost and time go down; every other metric (accuracy, BLEU…) up."""
+    return "minimize" if objective in LOWER_IS_BETTER else "maximize"
+
+
+def as_minimized(value: float, direction: str | None) -> float:
+    """The value on a scale where lower is better (None means the default, minimize)."""
+    return -value if direction == "maximize" else value
+
+
+def better(a: float, b: float, direction: str | None) -> bool:
+    """Whether `a` is strictly better than `b` in this direction."""
+    return as_minimized(a, direction) < as_minimized(b, direction)
+
+
+def ranked(items: Iterable[T], value: Callable[[T], float], direction: str | None) -> list[T]:
+    """The items best first; ties keep their order."""
+    return sorted(items, key=lambda item: as_minimized(value(item), direction))
+
+
+def best_of(items: Iterable[T], value: Callable[[T], float], direction: str | None) -> T | None:
+    """The best item (the first of equals), or None when there is none."""
+    found = ranked(items, value, direction)
+    return found[0] if found else None
+
+
+def metric_key(objective: str, stage: str = "sft") -> str:
+    """Where an objective is among a model's values. A dpo stage's eval_loss is its DPO loss on
+    the held-out pairs (what it reported to the pruner and picked its checkpoint by)."""
+    if stage == "dpo" and objective in {"eval_loss", *PREFERENCE_METRICS}:
+        return "preferences/" + ("loss" if objective == "eval_loss" else objective)
+    return "validation/loss" if objective == "eval_loss" else f"validation/{objective}"
+
+
+def objective_value(objective: str, stage: str, values: Mapping[str, float]) -> float | None:
+    """The objective from a model's values; None when it was not computed."""
+    return values.get(metric_key(objective, stage))
+
+
+def passes(condition: str, value: float | None) -> bool:
+    """`passes(">= 0.9", 0.93)` is True. A missing value or a malformed condition never passes."""
+    found = CONDITION.match(condition)
+    if value is None or found is None:
+        return False
+    op, bound = found.group(1), float(found.group(2))
+    return {">=": value >= bound, "<=": value <= bound, ">": value > bound,
+            "<": value < bound, "==": value == bound}[op]
+
+
+def verdict(success: Mapping[str, str], values: Mapping[str, float]) -> dict[str, bool]:
+    """Each success criterion judged on the test split's values ("test/exact_match"); a
+    preference metric of a dpo stage, on its held-out pairs ("preferences/reward_accuracy")."""
+    return {metric: passes(cond, values.get(f"test/{metric}", values.get(f"preferences/{metric}")))
+            for metric, cond in success.items()}
+
+
+def succeeded(success: Mapping[str, str], values: Mapping[str, float]) -> bool | None:
+    """Whether every criterion passes; None when the file states none."""
+    return all(verdict(success, values).values()) if success else None

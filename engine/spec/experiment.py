@@ -1,0 +1,171 @@
+"""The whole experiment (its sections checked against each other) and a loaded file: where it
+came from, the values it set, and the variants of it that a run needs (renamed, smoke, one
+trial's)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from tunelab.engine.errors import SpecError
+from tunelab.engine.objectives import CONDITION, LOSS_METRICS, PREFERENCE_METRICS
+from tunelab.engine.spec.overrides import set_path
+from tunelab.engine.spec.sections import (
+    DEFAULT_LEARNING_RATE,
+    DPO_LEARNING_RATE,
+    DataSpec,
+    EvalSpec,
+    MethodSpec,
+    ModelSpec,
+    ResourcesSpec,
+    SearchSpec,
+    StrictModel,
+    TrainSpec,
+)
+
+# a supervised stage's required sections (a dpo stage takes both from its parent)
+NO_MODEL = "model.base or model.scratch: required: the experiment has no [model] section"
+NO_DATA = "data.train: required: the experiment has no [data] section"
+
+
+class Experiment(StrictModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    description: str = ""
+    # a dpo stage's file has neither: they are its parent's, filled in when it is resolved
+    model: ModelSpec | None = None
+    data: DataSpec | None = None
+    method: MethodSpec = MethodSpec()
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec = SearchSpec()
+    eval: EvalSpec = EvalSpec()
+    success: dict[str, str] = {}  # metric -> condition, e.g. exact_match = ">= 0.9" (on test)
+    resources: ResourcesSpec = ResourcesSpec()
+
+    @model_validator(mode="after")
+    def _objective_and_success_are_computed(self) -> Experiment:
+        if self.method.stage == "sft":
+            if self.model is None:
+                raise ValueError(NO_MODEL)
+            if self.data is None:
+                raise ValueError(NO_DATA)
+        computed = self.computed_metrics
+        if self.method.stage == "dpo":
+            searched = [k for k in ("method.beta", "method.loss_type") if k in self.search.space]
+            if searched and self.search.objective in ("eval_loss", "loss"):
+                raise ValueError(
+                    f"search.objective: the DPO loss is not comparable across {searched[0]} "
+                    "values (each beta or loss type scales it differently), so eval_loss cannot "
+                    'choose between them: use objective = "reward_accuracy" with direction = '
+                    '"maximize", or search neither')
+        if self.search.objective not in computed:
+            raise ValueError(
+                f"search.objective {self.search.objective!r} is never computed; use eval_loss "
+                f"or add it to eval.metrics (computed: {', '.join(sorted(computed))})")
+        for metric, condition in self.success.items():
+            if metric not in computed:
+                raise ValueError(f"success.{metric}: {metric!r} is never computed; add it to "
+                                 f"eval.metrics (computed: {', '.join(sorted(computed))})")
+            if not CONDITION.match(condition):
+                raise ValueError(f"success.{metric}: {condition!r} is not a condition; "
+                                 "write e.g. \">= 0.9\" or \"< 1.5\"")
+        return self
+
+    @property
+    def computed_metrics(self) -> set[str]:
+        """What evaluation computes, so what an objective or a success criterion may name."""
+        found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
+        return found | set(PREFERENCE_METRICS) if self.method.stage == "dpo" else found
+
+    @property
+    def learning_rate(self) -> float:
+        defaults = DPO_LEARNING_RATE if self.method.stage == "dpo" else DEFAULT_LEARNING_RATE
+        return self.train.learning_rate or defaults[self.method.kind]
+
+    @property
+    def base_model(self) -> ModelSpec:
+        """[model]: the file's, or for a dpo stage its parent's (once resolved)."""
+        if self.model is None:
+            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
+                            "model comes from method.from)")
+        return self.model
+
+    @property
+    def dataset(self) -> DataSpec:
+        """[data]: the file's, or for a dpo stage its parent's (once resolved)."""
+        if self.data is None:
+            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
+                            "data comes from method.from)")
+        return self.data
+
+
+class LoadedSpec(StrictModel):
+    """A validated experiment, with where it came from."""
+
+    experiment: Experiment
+    path: Path
+    raw: dict[str, Any]  # the file's own values, overrides applied: the base for every trial
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def data_path(self) -> Path:
+        """The first training source (a file or folder; see data.sources for all of them)."""
+        p = Path(self.experiment.dataset.sources("train")[0]).expanduser()
+        return p if p.is_absolute() else self.folder / p
+
+    def renamed(self, name: str) -> LoadedSpec:
+        raw = set_path(self.raw, "name", name)
+        return LoadedSpec(experiment=Experiment.model_validate(raw), path=self.path, raw=raw)
+
+    def smoke(self) -> LoadedSpec:
+        """The same pipeline in under a minute on a CPU: a tiny model of the same family, one
+        short epoch, two trials, a separate study (`NAME-smoke`) so the real one stays clean."""
+        raw = self.raw
+        if self.experiment.method.stage == "dpo":  # the parent's model: only do less of it
+            changes: dict[str, Any] = {
+                "name": f"{self.experiment.name}-smoke"[:64], "train.epochs": 1,
+                "train.logging_steps": 1, "search.trials": 2, "search.pruner": "none",
+                "eval.samples": 4, "eval.max_examples": 8, "eval.max_new_tokens": 16}
+            for key, value in changes.items():
+                raw = set_path(raw, key, value)
+            raw["search"].pop("timeout", None)
+            return LoadedSpec(experiment=Experiment.model_validate(raw), path=self.path, raw=raw)
+        model = raw.get("model", {})
+        if "base" in model:
+            tiny: dict[str, Any] = {"arch": "auto", "like": model["base"], "hidden_size": 64,
+                                    "layers": 2, "heads": 4}
+        else:
+            tiny = {**model.get("scratch", {}), "hidden_size": 32, "layers": 1, "heads": 2}
+        changes = {"name": f"{self.experiment.name}-smoke"[:64], "model.scratch": tiny,
+                   "train.epochs": 1, "train.batch_size": 8, "train.micro_batch_size": "auto",
+                   "train.logging_steps": 1, "search.trials": 2, "search.timeout": None,
+                   "search.pruner": "none", "eval.samples": 4, "eval.max_examples": 8,
+                   "eval.max_new_tokens": 16}
+        for key, value in changes.items():
+            raw = set_path(raw, key, value)
+        raw["model"].pop("base", None)
+        raw["search"].pop("timeout", None)
+        return LoadedSpec(experiment=Experiment.model_validate(raw), path=self.path, raw=raw)
+
+    def spec_hash(self) -> str:
+        """What makes trials comparable: everything but the budget, the text and the hardware."""
+        plain = self.experiment.model_dump(mode="json")
+        plain.pop("description", None)
+        plain.pop("resources", None)
+        for key in ("trials", "timeout", "workers"):
+            plain["search"].pop(key, None)
+        text = json.dumps(plain, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def with_overrides(spec: LoadedSpec, values: dict[str, Any]) -> Experiment:
+    """The experiment of one trial: the file's values with the sampled ones set."""
+    raw = spec.raw
+    for dotted, value in values.items():
+        raw = set_path(raw, dotted, value)
+    return Experiment.model_validate(raw)

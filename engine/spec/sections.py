@@ -1,0 +1,380 @@
+"""The sections of an experiment file as strict, frozen pydantic models, with the defaults
+that follow current fine-tuning practice where the file is silent."""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from tunelab.engine.objectives import Direction, default_direction
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScratchModel(StrictModel):
+    """A randomly initialised model with a tokenizer trained on the training data."""
+
+    arch: Literal["llama", "auto"] = "llama"  # auto: the architecture of `like`, shrunk
+    like: str | None = None  # a hub id or folder whose config and tokenizer to copy (smoke runs)
+    hidden_size: int = Field(128, ge=8)
+    layers: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    intermediate_size: int | None = Field(None, ge=8)
+    vocab_size: int = Field(512, ge=64, le=65536)
+    max_position: int = Field(512, ge=16)
+
+
+class ModelSpec(StrictModel):
+    base: str | None = None  # hub id or local folder
+    scratch: ScratchModel | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+    chat_template: str | None = None  # a Jinja template, or a file holding one, to use instead
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.base is None) == (self.scratch is None):
+            raise ValueError("give exactly one of model.base (hub id or folder) or model.scratch")
+        return self
+
+
+class SplitSpec(StrictModel):
+    train: float = Field(0.8, gt=0, lt=1)
+    validation: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1, they sum to {total:g}")
+        return self
+
+
+class ColumnsSpec(StrictModel):
+    """Where the fields of a format are in the source, when its columns are named otherwise."""
+
+    prompt: str | None = None  # prompt_completion
+    completion: str | None = None
+    messages: str | None = None  # messages and sharegpt: the list of turns
+    instruction: str | None = None  # alpaca
+    input: str | None = None
+    output: str | None = None
+    text: str | None = None  # text
+    system: str | None = None  # any format: a column holding a system prompt
+
+
+class RulesSpec(StrictModel):
+    """The file's own rules; a row that breaks one is dropped and reported."""
+
+    min_prompt_chars: int = Field(0, ge=0)
+    max_prompt_chars: int | None = Field(None, ge=1)
+    min_completion_chars: int = Field(1, ge=0)
+    max_completion_chars: int | None = Field(None, ge=1)
+    prompt_prefix: str | None = None  # every prompt must start with this (a consistent template)
+    completion_prefix: str | None = None
+    banned_words: list[str] = []  # case-insensitive, whole words or phrases, in any turn
+
+
+class MixSpec(StrictModel):
+    """Another source mixed into the training split (general data against forgetting, other tasks)."""
+
+    source: str | list[str]  # files (relative to the experiment file) or "hub:owner/name"
+    fraction: float = Field(gt=0, lt=1)  # its share of the final training split
+    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text"] = "auto"
+    columns: ColumnsSpec = ColumnsSpec()
+
+
+class DataSpec(StrictModel):
+    train: str | list[str]  # files (relative to the experiment file) or "hub:owner/name[?split=…]"
+    validation: str | list[str] | None = None  # explicit files override the split
+    test: str | list[str] | None = None
+    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text"] = "auto"
+    columns: ColumnsSpec = ColumnsSpec()
+    template: Literal["auto", "model", "plain", "chatml", "alpaca"] = "auto"
+    split: SplitSpec = SplitSpec()
+    dedupe: Literal["none", "exact", "near"] = "near"
+    near_threshold: float = Field(0.85, gt=0, le=1)  # estimated Jaccard of word 3-grams
+    min_examples: int = Field(100, ge=1)
+    force: bool = False  # go on with fewer than min_examples
+    too_long: Literal["drop", "truncate"] = "drop"  # rows over train.max_length tokens
+    rules: RulesSpec = RulesSpec()
+    mix: list[MixSpec] = []
+    order: Literal["shuffle", "length", "difficulty"] = "shuffle"  # curriculum: easy first
+    difficulty_column: str | None = None  # for order = "difficulty"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataSpec:
+        if sum(m.fraction for m in self.mix) >= 1:
+            raise ValueError("the fractions of data.mix must sum to less than 1")
+        if self.order == "difficulty" and not self.difficulty_column:
+            raise ValueError('order = "difficulty" needs data.difficulty_column')
+        return self
+
+    def sources(self, split: str = "train") -> list[str]:
+        value = getattr(self, split)
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+    def missing_files(self, folder: Path) -> list[tuple[str, Path]]:
+        """(dotted key, path) of each local source that matches no file; hub ids are not checked."""
+        named = [(f"data.{s}", t) for s in ("train", "validation", "test") for t in self.sources(s)]
+        for i, m in enumerate(self.mix):
+            named += [(f"data.mix.{i}.source", t) for t in ([m.source] if isinstance(m.source, str)
+                                                              else m.source)]
+        missing = []
+        for key, text in named:
+            if text.startswith("hub:"):
+                continue
+            path = Path(text).expanduser()
+            path = path if path.is_absolute() else folder / path
+            found = bool(glob.glob(str(path))) if any(c in text for c in "*?[") else path.exists()
+            if not found:
+                missing.append((key, path))
+        return missing
+
+
+PARENT = re.compile(r"^([a-z0-9][a-z0-9_-]*):(best|[0-9]+)$")  # method.from: EXPERIMENT:best|N
+DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair",
+              "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm")
+
+
+class MethodSpec(StrictModel):
+    # `from` is a Python keyword: the field is from_, the key in the file (and in dumps) is from
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
+
+    stage: Literal["sft", "dpo"] = "sft"  # dpo: preference tuning of an SFT trial (train_dpo.py)
+    kind: Literal["full", "lora", "qlora", "prefix"] = "lora"
+    # LoRA and QLoRA
+    r: int = Field(16, ge=1, le=1024)
+    alpha_ratio: float = Field(2.0, gt=0)  # lora_alpha = r * alpha_ratio
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    use_dora: bool = False
+    # QLoRA: the 4-bit quantisation of the frozen base
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # prefix tuning
+    num_virtual_tokens: int = Field(20, ge=1, le=512)
+    # stage = "dpo": where it starts, what it learns from, how (TRL's DPOTrainer)
+    from_: str | None = Field(None, alias="from")  # "EXPERIMENT:best" or "EXPERIMENT:N"
+    preferences: str | None = None  # "review:NAME" (a review or an arena) or a JSONL file
+    beta: float = Field(0.1, gt=0)  # how far from the parent: higher stays closer
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair",
+                       "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm"] = "sigmoid"
+    heldout: float = Field(0.2, gt=0, lt=1)  # share of the pairs kept out to measure accuracy
+    min_pairs: int = Field(32, ge=2)  # usable pairs (decisive votes) below which a run refuses
+
+    @model_validator(mode="after")
+    def _stage_keys(self) -> MethodSpec:
+        if self.stage == "sft":
+            for key in ("from_", "preferences"):
+                if getattr(self, key) is not None:
+                    name = key.rstrip("_")
+                    raise ValueError(f"method.{name} is read only by a preference stage: add "
+                                     f"stage = \"dpo\" to [method], or remove {name}")
+            return self
+        if self.from_ is None:
+            raise ValueError('method.from: a dpo stage starts from a trial of a supervised '
+                             'experiment: from = "EXPERIMENT:best" or "EXPERIMENT:N"')
+        if not PARENT.match(self.from_):
+            raise ValueError(f'method.from: {self.from_!r} is not EXPERIMENT:best or '
+                             'EXPERIMENT:N (e.g. "quickstart:best", "quickstart:7")')
+        if self.preferences is None:
+            raise ValueError('method.preferences: a dpo stage learns from preference pairs: '
+                             'preferences = "review:NAME" or a JSONL file of prompt/chosen/rejected')
+        return self
+
+    @property
+    def parent(self) -> tuple[str, str]:
+        """(experiment, "best" or the trial number) of method.from."""
+        found = PARENT.match(self.from_ or "")
+        assert found is not None, "only a dpo stage has a parent"
+        return found.group(1), found.group(2)
+
+
+# Keys of [method] that only some kinds read; when method.kind is searched they are
+# sampled only in the trials of those kinds.
+ADAPTER_KINDS = {"lora", "qlora"}
+METHOD_KEYS_OF_KIND: dict[str, set[str]] = {
+    "r": ADAPTER_KINDS,
+    "alpha_ratio": ADAPTER_KINDS,
+    "dropout": ADAPTER_KINDS,
+    "target_modules": ADAPTER_KINDS,
+    "use_dora": ADAPTER_KINDS,
+    "quant_type": {"qlora"},
+    "double_quant": {"qlora"},
+    "compute_dtype": {"qlora"},
+    "num_virtual_tokens": {"prefix"},
+}
+
+# Learning rates from practice: full fine-tuning moves every weight and wants a small step;
+# adapters start from zero and want a larger one; prefix tuning larger still.
+DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4, "qlora": 2e-4, "prefix": 3e-3}
+# Preference tuning moves a model that already answers well, and DPO's loss is steep: steps
+# an order of magnitude or two below supervised ones (TRL's default is 1e-6 for full weights).
+DPO_LEARNING_RATE = {"full": 1e-6, "lora": 5e-6, "qlora": 5e-6, "prefix": 1e-4}
+
+
+class TrainSpec(StrictModel):
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1)  # effective: micro-batch x accumulation
+    micro_batch_size: int | Literal["auto"] = "auto"
+    learning_rate: float | None = Field(None, gt=0, lt=1)  # None: the method's default
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(512, ge=8)
+    seed: int = 42
+    early_stopping_patience: int | None = Field(2, ge=1)  # evaluations without improvement
+    logging_steps: int = Field(5, ge=1)
+    eval_every: Literal["epoch"] | int = "epoch"  # or a number of optimizer steps
+    gradient_checkpointing: bool = False  # trades compute for memory on long sequences
+    max_oom_retries: int = Field(3, ge=0, le=8)  # halvings of the micro-batch on out-of-memory
+
+    @model_validator(mode="after")
+    def _micro_divides(self) -> TrainSpec:
+        micro = self.micro_batch_size
+        if micro != "auto" and self.batch_size % int(micro):
+            raise ValueError(f"micro_batch_size {micro} must divide batch_size {self.batch_size}")
+        if isinstance(self.eval_every, int) and self.eval_every < 1:
+            raise ValueError("eval_every must be \"epoch\" or a number of steps >= 1")
+        return self
+
+
+class RangeSpec(StrictModel):
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) is above high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class PrunerSpec(StrictModel):
+    """`[search.pruner]`: when a trial whose validation loss lags is stopped early. Steps are
+    evaluations (one per epoch by default)."""
+
+    kind: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
+    startup_trials: int = Field(5, ge=0)  # median/percentile: trials that finish before any is pruned
+    warmup_epochs: int = Field(0, ge=0)  # median/percentile: evaluations before a trial may be pruned
+    percentile: float = Field(25.0, gt=0, lt=100)  # percentile: kept if in the best PERCENTILE %
+    min_resource: int | Literal["auto"] = "auto"  # halving/hyperband: evaluations before the first rung
+    max_resource: int | Literal["auto"] = "auto"  # hyperband: evaluations of a full trial
+    reduction_factor: int = Field(3, ge=2)  # halving/hyperband: 1/FACTOR of trials go up a rung
+
+
+def _dimension_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "list[choices]"
+    return "RangeSpec" if isinstance(value, (dict, RangeSpec)) else None
+
+
+# A searched key: a list of choices or a range. Told apart by the value's shape, so that a bad
+# range is reported as a range only (not also as "Input should be a valid list").
+Dimension = Annotated[
+    Annotated[RangeSpec, Tag("RangeSpec")] | Annotated[list[Any], Tag("list[choices]")],
+    Discriminator(_dimension_kind, custom_error_type="dimension",
+                  custom_error_message="expected a list of choices or a range "
+                                       "{ low = …, high = … }"),
+]
+
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
+MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "tpe", "gp")
+
+
+class SearchSpec(StrictModel):
+    trials: int = Field(8, ge=1)  # finished (complete or pruned) trials to reach
+    timeout: float | None = Field(None, gt=0)  # seconds; no new trial starts after it
+    sampler: Literal["tpe", "random", "grid", "cmaes", "gp", "nsga2"] = "tpe"
+    pruner: Literal["median", "percentile", "successive_halving", "hyperband", "none"] | PrunerSpec = "median"
+    objective: str = "eval_loss"  # eval_loss, or a metric of [eval] metrics (on validation)
+    direction: Literal["minimize", "maximize"] = "minimize"
+    # several objectives (a Pareto front): e.g. ["eval_loss", "cost"]; the first is `objective`
+    objectives: list[str] = []
+    directions: list[Literal["minimize", "maximize"]] = []  # one per objective
+    seed: int = 0
+    workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
+    space: dict[str, Dimension] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_objective_is_the_objective(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("objectives"):
+            return data
+        objectives, given = data["objectives"], data.get("directions")
+        if not (isinstance(objectives, list) and all(isinstance(o, str) for o in objectives)
+                and (given is None or isinstance(given, list))):
+            return data  # not lists of names: the fields' own validation says so
+        objectives = list(objectives)
+        directions = list(given or [default_direction(o) for o in objectives])
+        if len(directions) != len(objectives):
+            raise ValueError(f"search.directions has {len(directions)} entries for "
+                             f"{len(objectives)} objectives")
+        if len(set(objectives)) != len(objectives):
+            raise ValueError("search.objectives names an objective twice")
+        for key, first in (("objective", objectives[0]), ("direction", directions[0])):
+            if key in data and data[key] != first:
+                raise ValueError(f"search.{key} is {data[key]!r} but search.{key}s starts with "
+                                 f"{first!r}; give only search.{key}s")
+        return {**data, "objectives": objectives, "directions": directions,
+                "objective": objectives[0], "direction": directions[0]}
+
+    @model_validator(mode="after")
+    def _sampler_fits(self) -> SearchSpec:
+        if len(self.objectives) > 1 and self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+            raise ValueError(f"the {self.sampler} sampler takes one objective; for several use "
+                             f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+        if self.sampler == "grid":
+            for name, dim in self.space.items():
+                if not isinstance(dim, list) and dim.step is None:
+                    raise ValueError(f"the grid sampler needs a list or a step for {name}")
+        return self
+
+    @property
+    def pruner_spec(self) -> PrunerSpec:
+        return self.pruner if isinstance(self.pruner, PrunerSpec) else PrunerSpec(kind=self.pruner)
+
+    @property
+    def all_objectives(self) -> list[str]:
+        return self.objectives or [self.objective]
+
+    @property
+    def all_directions(self) -> list[Direction]:
+        return self.directions or [self.direction]
+
+
+GENERATION_METRICS = ("exact_match", "accuracy", "macro_f1", "bleu", "chrf", "rouge_l", "contains")
+
+
+class EvalSpec(StrictModel):
+    baseline: bool = True  # evaluate the base model once, before the trials
+    metrics: list[Literal["perplexity", "exact_match", "accuracy", "macro_f1", "bleu", "chrf",
+                          "rouge_l", "contains"]] = ["perplexity"]
+    samples: int = Field(20, ge=0)  # generated outputs kept per model, for review
+    max_new_tokens: int = Field(64, ge=1)
+    max_examples: int | None = Field(200, ge=1)  # test rows generated for metrics (None: all)
+    general: str | None = None  # held-out general text (JSONL with "text"): forgetting check
+
+
+class ResourcesSpec(StrictModel):
+    # the devices trials may use; "auto": every visible GPU (none on a CPU machine)
+    devices: Literal["auto"] | list[int] = "auto"
+    # devices per trial; > 1 launches the trial with torchrun (DDP). On a CPU machine it is the
+    # number of processes of the trial (gloo backend).
+    gpus_per_trial: int = Field(1, ge=1)
+    price_per_hour: float = Field(0.0, ge=0)  # per device: the estimated cost of each trial

@@ -1,0 +1,105 @@
+"""Data files that fight back: binary garbage, other encodings, broken JSON, ragged CSV, empty
+files. A file that cannot be data is refused whole with one DataError line; a file with some bad
+records keeps the others and names each bad one by its line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from data_helpers import pc_rows
+
+from tunelab.engine.data.sources import read_source
+from tunelab.engine.errors import DataError
+
+from conftest import tunelab_command
+
+
+def _lines(n: int) -> list[bytes]:
+    return [json.dumps(r).encode() for r in pc_rows(n)]
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "train.json", "train.csv", "train.tsv"])
+def test_binary_garbage_is_refused_with_one_line(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(20_000))
+    with pytest.raises(DataError) as found:
+        read_source(str(path))
+    assert str(found.value) == (f"{path}: not a text file (binary data in its first bytes); "
+                                f"expected {name.split('.')[1]} text: is it the right file?")
+
+
+def test_a_utf16_file_is_refused_with_how_to_convert_it(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(line.decode() + "\n" for line in _lines(5)), encoding="utf-16")
+    with pytest.raises(DataError, match=r"UTF-16 text; save it as UTF-8 \(iconv"):
+        read_source(str(path))
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
+@pytest.mark.parametrize("name", ["train.jsonl", "train.json", "train.csv"])
+def test_an_empty_file_is_refused_with_one_line(tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"the file is empty; expected \w+ records$"):
+        read_source(str(path))
+
+
+def test_mixed_encodings_name_each_line_that_is_not_utf8_and_keep_the_rest(tmp_path: Path) -> None:
+    lines = []
+    for i in range(90):
+        text = json.dumps({"prompt": f"café {i}", "completion": f"crème {i}"}, ensure_ascii=False)
+        lines.append(text.encode("latin-1" if i % 3 == 0 else "utf-8"))
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    read = read_source(str(path))
+    assert len(read.records) == 60
+    assert read.problems == [("not UTF-8", f"mixed.jsonl:{i + 1}") for i in range(0, 90, 3)]
+    assert read.records[0].data == {"prompt": "café 1", "completion": "crème 1"}
+
+
+def test_json_lines_broken_in_the_middle_keep_both_ends(tmp_path: Path) -> None:
+    lines = _lines(100)
+    lines[49] = lines[49][: len(lines[49]) // 2]  # a write cut short, then more lines appended
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    read = read_source(str(path))
+    assert read.problems == [("not valid JSON", "train.jsonl:50")]
+    assert len(read.records) == 99 and read.records[-1].origin == "train.jsonl:100"
+
+
+def test_a_json_array_cut_in_the_middle_keeps_what_came_before(tmp_path: Path) -> None:
+    text = json.dumps(pc_rows(40), indent=1)
+    path = tmp_path / "train.json"
+    path.write_text(text[: len(text) // 2])  # no closing bracket: the disk filled up
+    read = read_source(str(path))
+    assert 15 <= len(read.records) < 40
+    assert [reason for reason, _ in read.problems] == ["not valid JSON"]
+
+
+def test_ragged_csv_rows_are_named_by_line_and_the_others_kept(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text('prompt,completion\n"a","b"\n"c"\n"d","e","f"\n"g","h"\n"multi\nline","i"\n')
+    read = read_source(str(path))
+    assert [r.data for r in read.records] == [
+        {"prompt": "a", "completion": "b"}, {"prompt": "g", "completion": "h"},
+        {"prompt": "multi\nline", "completion": "i"}]
+    assert read.problems == [("1 columns where the header has 2", "train.csv:3"),
+                             ("3 columns where the header has 2", "train.csv:4")]
+
+
+def test_tunelab_data_on_garbage_says_so_in_one_line_and_stores_nothing(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_bytes(os.urandom(20_000))
+    (tmp_path / "x.toml").write_text(
+        'name = "x"\n[model]\nscratch = { hidden_size = 64, layers = 2, heads = 4 }\n'
+        '[data]\ntrain = "train.jsonl"\n')
+    done = subprocess.run([*tunelab_command(), "data", "x.toml", "--store", "s.duckdb"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1, said
+    assert said.startswith("data error ") and "not a text file" in said, said
+    assert "Traceback" not in said
+    assert not (tmp_path / "s.duckdb").exists()

@@ -1,0 +1,46 @@
+"""The `tunelab` command: one module per group of commands (run, check, results, sql, review,
+chat, browse), assembled here in the order `tunelab --help` lists them.
+
+May import engine, store, typer and rich; the training stack only inside the commands that
+train, so `tunelab sql` and `tunelab trials` start without torch (tests/test_layers.py)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tunelab.store.errors import TunelabError
+from tunelab.tui.cli import browse, chat, check, results, run, sql
+from tunelab.tui.cli.output import errors
+from tunelab.tui.cli.review import review_app
+
+app = typer.Typer(
+    name="tunelab",
+    help="Declare, search, compare, judge and ship language-model fine-tunes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for command in (run.run, run.worker, run.enqueue, run.confirm, check.check, check.schema,
+                check.data, results.trials, results.export, run.rerun):
+    app.command()(command)
+app.command(context_settings=sql.SETTINGS)(sql.sql)
+app.command("export-store")(results.export_store)
+app.command()(results.gc)
+app.command()(browse.tui)
+app.add_typer(review_app, name="review")
+app.command("chat")(chat.chat)
+
+
+def main() -> None:
+    if len(sys.argv) == 1 and sys.stdin.isatty() and sys.stdout.isatty():
+        sys.argv.append("tui")  # `tunelab` alone in a terminal opens the UI
+    try:
+        app()
+    except TunelabError as error:
+        from tunelab.engine.errors import SpecError
+
+        errors.print(f"[bold red]{error.title}[/]")
+        errors.print(error.message, markup=False)
+        sys.exit(2 if isinstance(error, SpecError) else 1)
