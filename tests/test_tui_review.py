@@ -209,3 +209,20 @@ async def test_the_screen_and_review_stats_say_the_same_about_a_rating_that_is_a
                           "--store", str(store)], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "ties = 'some'" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_the_voting_screen_says_what_is_left_to_separate(tmp_path: Path) -> None:
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 24)
+    vote_for(store, "r1", "x", range(3))  # three votes: not separated yet
+    found = st.find_review(store, "r1")
+    app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        assert "x and y are not separated yet" in screen_text(app.screen)
+    vote_for(store, "r1", "x", range(3, 18))  # 18 of 18: x is above y at 95 %
+    app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot", "random"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        assert "ranks settled: every neighbouring pair is separated" in screen_text(app.screen)
+        assert app.screen.current.item == 0  # random: the review's own order

@@ -205,12 +205,14 @@ def rater_name(given: str | None = None) -> str:
 
 
 def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
-              order: str = "adaptive") -> ReviewItem | None:
-    """The next item for this rater, in the `adaptive` or `random` order (see `order`); a rater
-    never gets the same item twice. `votes`: every rater's live votes on the review."""
+              order: str = "adaptive", steer: list[Any] | None = None) -> ReviewItem | None:
+    """The next item for this rater, in the `adaptive` or `random` order (see `order`; `steer`:
+    the doubts of the last fit of the ratings); a rater never gets the same item twice.
+    `votes`: every rater's live votes on the review."""
     from tunelab.engine.review import order as orders
 
-    return orders.choose(items, as_votes(items, votes), rater, order)
+    found: ReviewItem | None = orders.choose(items, as_votes(items, votes), rater, order, steer)
+    return found
 
 
 def flagged(item: ReviewItem, models: list[str]) -> bool:

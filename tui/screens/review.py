@@ -80,6 +80,7 @@ class ReviewScreen(Screen):
         self.votes: list[st.VoteRecord] = []  # every rater's, this session's included
         self.again: st.ReviewItem | None = None  # an undone item, shown again first
         self.doubt = ""  # what the last fit says is left to separate
+        self.steer: list = []  # the last fit's doubts, which steer the adaptive order
         self.done: set[int] = set()
         self.current: st.ReviewItem | None = None
         self.shown_at = time.monotonic()
@@ -127,6 +128,7 @@ class ReviewScreen(Screen):
     @dataclass
     class Steered(Message):
         words: str  # what is left to separate, or that every neighbour is separated
+        doubts: list  # order.Doubt: the pairs still in doubt, the most first
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="steer")
     def _steer(self, items: list[st.ReviewItem], live: list[st.VoteRecord]) -> None:
@@ -141,10 +143,10 @@ class ReviewScreen(Screen):
         doubts = orders.doubts(found, votes)
         self.post_message(self.Steered(
             "ranks settled: every neighbouring pair is separated, you may stop (q)"
-            if orders.settled(found, doubts) else doubts[0].words() if doubts else ""))
+            if orders.settled(found, doubts) else doubts[0].words() if doubts else "", doubts))
 
     def on_review_screen_steered(self, message: Steered) -> None:
-        self.doubt = message.words
+        self.doubt, self.steer = message.words, message.doubts
         self._say_progress()
 
     def _say_progress(self) -> None:
@@ -160,7 +162,8 @@ class ReviewScreen(Screen):
 
     def _show_next(self) -> None:
         again, self.again = self.again, None
-        self.current = again or next_item(self.items, self.votes, self.rater, self.order)
+        self.current = again or next_item(self.items, self.votes, self.rater, self.order,
+                                          self.steer)
         self._say_progress()
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
