@@ -25,6 +25,7 @@ from tunelab.engine.data.preferences import (
 )
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
+from tunelab.engine.review.style import StyleFit, length_share, style_fit
 from tunelab.store import (
     RatingRow,
     ReviewItem,
@@ -226,7 +227,9 @@ def flagged(item: ReviewItem, models: list[str]) -> bool:
 def as_votes(items: list[ReviewItem], votes: list[VoteRecord]) -> list[rs.Vote]:
     by_item = {i.item: i for i in items}
     return [rs.Vote(v.item, v.rater, v.choice, by_item[v.item].model_a, by_item[v.item].model_b,
-                    by_item[v.item].repeat_of, v.review_id) for v in votes if v.item in by_item]
+                    by_item[v.item].repeat_of, v.review_id,
+                    length_share(by_item[v.item].output_a or "", by_item[v.item].output_b or ""))
+            for v in votes if v.item in by_item]
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,9 @@ class ReviewStats:
     consistency: dict[str, tuple[int, float]]
     per_rater: dict[str, int]
     ties: str = "half"  # how ties and both-bad counted: half | ignore
+    # the ratings with answer length as a covariate, shown beside the raw ones only when the
+    # two disagree (`StyleFit.disagrees`)
+    style: StyleFit | None = None
 
 
 def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half") -> ReviewStats:
@@ -255,9 +261,11 @@ def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half") -> 
     for v in votes:
         per_rater[v.rater] = per_rater.get(v.rater, 0) + 1
     fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id, ties=ties)
+    styled = style_fit(votes, fitted[review.id], ties)
     return ReviewStats(review, len(items), len(votes), rs.pairwise(votes, ties), fitted[review.id],
                        rs.position_bias(votes), rs.agreement(votes), rs.self_consistency(votes),
-                       per_rater, ties)
+                       per_rater, ties, styled if styled and styled.disagrees(fitted[review.id])
+                       else None)
 
 
 def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,

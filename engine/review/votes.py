@@ -37,6 +37,7 @@ class Vote:
     right: str  # the model ref shown as B
     repeat_of: int | None = None  # the item this one repeats with sides swapped
     review: str = ""  # item numbers are per review: pooled votes tell them apart by this
+    length: float = 0.0  # (len left − len right) / (len left + len right) of the two answers
 
 
 def check_ties(ties: str) -> None:

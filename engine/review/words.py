@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from tunelab.engine.review.bradley_terry import Rating
+from tunelab.engine.review.style import StyleFit
 from tunelab.engine.review.votes import ties_words
 
 
@@ -17,6 +18,13 @@ def rating_text(r: Rating) -> str:
     if r.finite:
         return f"{r.rating:.0f}"
     return f"≥ {r.rating:.0f}" if r.open_side == "above" else f"≤ {r.rating:.0f}"
+
+
+def styled_text(style: StyleFit | None, model: str) -> str:
+    """The length-controlled rating column (only shown when it disagrees with the raw one)."""
+    if style is None or model not in style.ratings:
+        return "—"
+    return f"{style.ratings[model]:.0f}"
 
 
 def groups(ratings: Sequence[Rating]) -> list[list[str]]:
@@ -42,7 +50,7 @@ def names(models: Sequence[str]) -> str:
     return models[0] if len(models) == 1 else f"{', '.join(models[:-1])} and {models[-1]}"
 
 
-def notes(ratings: Sequence[Rating], ties: str = "half") -> list[str]:
+def notes(ratings: Sequence[Rating], ties: str = "half", style: StyleFit | None = None) -> list[str]:
     """The sentences that go under every ratings table."""
     if not ratings:
         return ["No counted votes yet (skips count for no one"
@@ -63,6 +71,11 @@ def notes(ratings: Sequence[Rating], ties: str = "half") -> list[str]:
     undecided = [r.model for r in ratings if r.undecided]
     if undecided:
         out.append(f"No decisive votes yet between {names(undecided)}: ties only, so no interval.")
+    if style is not None:
+        side = "longer" if style.beta > 0 else "shorter"
+        out.append(f"Answer length sways these votes ({side} answers win more, β = "
+                   f"{style.beta:.2f} per unit of length share): the length-controlled column "
+                   "is the fit with that sway taken out.")
     ranks = {(r.group, r.rank) for r in ratings}
     if len(ratings) > 1 and len(ranks) == len(parts):
         out.append("The intervals overlap: the votes do not yet tell these models apart; "

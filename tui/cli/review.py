@@ -125,14 +125,16 @@ def stats(
     from tunelab.engine.review import words
 
     table = Table(title="ratings (Bradley–Terry, bootstrap 95 % interval)", title_justify="left")
-    for column in ("group", "rank", "model", "rating", "95 % interval", "votes"):
+    styled = ["length-controlled"] if s.style else []
+    for column in ("group", "rank", "model", "rating", *styled, "95 % interval", "votes"):
         table.add_column(column, justify="left" if column in {"model", "95 % interval"}
                          else "right")
     for r in s.ratings:
-        table.add_row(str(r.group), str(r.rank), r.model, words.rating_text(r), r.interval(" … "),
-                      str(r.votes))
+        table.add_row(str(r.group), str(r.rank), r.model, words.rating_text(r),
+                      *([words.styled_text(s.style, r.model)] if s.style else []),
+                      r.interval(" … "), str(r.votes))
     console.print(table)
-    for line in words.notes(s.ratings, s.ties):
+    for line in words.notes(s.ratings, s.ties, s.style):
         console.print(line)
     pairs = Table(title=f"pairs ({review_words.ties_words(s.ties)}; Wilson 95 % interval)",
                   title_justify="left")

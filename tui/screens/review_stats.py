@@ -28,6 +28,7 @@ from tunelab.engine import format as fmt
 from tunelab.engine.review import reviews as review
 from tunelab.engine.review import stats as rs
 from tunelab.engine.review import words
+from tunelab.engine.review.style import StyleFit
 from tunelab.store.errors import TunelabError
 
 BAR = 24  # characters of the interval plot
@@ -77,21 +78,25 @@ def forest(ratings: list[rs.Rating], width: int = BAR) -> tuple[str, list[Text]]
     return left + right.rjust(width - len(left)), bars
 
 
-def ratings_view(ratings: list[rs.Rating], ties: str = "half") -> Group:
+def ratings_view(ratings: list[rs.Rating], ties: str = "half",
+                 style: StyleFit | None = None) -> Group:
     if not ratings:
         return Group(Text("Ratings: " + words.notes(ratings, ties)[0], style="bold"))
     scale, bars = forest(ratings)
     table = Table(box=None, padding=(0, 1), pad_edge=False)
     several = len({r.group for r in ratings}) > 1
-    for column, justify in (("rank", "right"), ("model", "left"), ("rating", "right"),
-                            ("interval", "left"), (scale, "left"), ("votes", "right")):
+    columns = [("rank", "right"), ("model", "left"), ("rating", "right")]
+    columns += [("length-controlled", "right")] if style else []
+    columns += [("interval", "left"), (scale, "left"), ("votes", "right")]
+    for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=column != "interval")  # type: ignore[arg-type]
     for k, (r, bar) in enumerate(zip(ratings, bars, strict=True)):
         if several and (k == 0 or ratings[k - 1].group != r.group):
-            table.add_row("", Text(f"group {r.group}", style="italic"), "", "", "", "")
-        table.add_row(str(r.rank), r.model, words.rating_text(r), r.interval(), bar,
+            table.add_row("", Text(f"group {r.group}", style="italic"), *[""] * (len(columns) - 2))
+        styled = [words.styled_text(style, r.model)] if style else []
+        table.add_row(str(r.rank), r.model, words.rating_text(r), *styled, r.interval(), bar,
                       fmt.number(r.votes))
-    notes = Text("\n".join(words.notes(ratings, ties)), style="dim")
+    notes = Text("\n".join(words.notes(ratings, ties, style)), style="dim")
     return Group(heading("Ratings", "Bradley–Terry; bars: 95 % intervals"), table, notes)
 
 
@@ -204,7 +209,7 @@ class ReviewStatsScreen(Screen):
         self.query_one("#stats-status", Static).update(
             f"{fmt.number(s.votes)} votes on {fmt.number(s.items)} items by {raters} · "
             "ratings saved to the leaderboard")
-        self.query_one("#ratings", Static).update(ratings_view(s.ratings, s.ties))
+        self.query_one("#ratings", Static).update(ratings_view(s.ratings, s.ties, s.style))
         self.query_one("#pairs", Static).update(pairs_view(s.pairs, s.ties))
         self.query_one("#bias", Static).update(bias_view(s.bias))
         self.query_one("#raters", Static).update(raters_view(s))
