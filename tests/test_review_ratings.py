@@ -77,3 +77,16 @@ def test_best_and_its_own_trial_are_one_model_not_two(trained_store: Path) -> No
         review.create(trained_store, "tiny", "one-model", ["best", "trial:0"], rows, "test")
     with pytest.raises(TunelabError, match="no complete trial 7"):
         review.create(trained_store, "tiny", "no-trial", ["base", "trial:7"], rows, "test")
+
+
+def test_the_leaderboard_shows_no_point_where_the_votes_give_only_a_bound(tmp_path: Path) -> None:
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 12)
+    vote_for(store, "r1", "x", range(12))  # x won every vote: no finite rating either side
+    s = review.stats(store, "r1", bootstrap=100)
+    assert [r.interval() for r in s.ratings] == ["won every vote", "lost every vote"]
+    board = leaderboard(store)  # a bound: 12 of 12 puts x at least 200 points above y
+    assert board["x"]["rating"] == board["x"]["rating_low"] == pytest.approx(1100, abs=5)
+    assert board["y"]["rating"] == board["y"]["rating_high"] == pytest.approx(900, abs=5)
+    assert board["x"]["rating_high"] is None and board["y"]["rating_low"] is None
+    assert board["x"]["rank"] == 1 and board["y"]["rank"] == 2  # 12 of 12 separates them

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.review_new import NewReviewDialog
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
+
+from conftest import tunelab_command
 
 
 async def _settle(pilot) -> None:  # noqa: ANN001
@@ -148,3 +151,78 @@ async def test_bad_input_in_the_dialog_is_said_and_nothing_typed_is_lost(
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, TrialsScreen)
+
+
+async def test_the_dialog_shows_ticks_in_the_glyph_not_the_colour_only(tmp_path: Path) -> None:
+    from textual.app import App
+
+    from tunelab.tui.screens.review_new import ModelList
+
+    choices = [("base", "base        the model before fine-tuning"),
+               ("trial:0", "trial:0     full"), ("trial:1", "trial:1     lora")]
+    app = App()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(NewReviewDialog(tmp_path / "t.duckdb", "ab", choices, {"base"}, set()))
+        await pilot.pause()
+        models = app.screen.query_one(ModelList)
+
+        def rows() -> list[str]:
+            return [models.render_line(y).text.rstrip() for y in range(3)]
+
+        assert [r[:11] for r in rows()] == ["[x] base   ", "[ ] trial:0", "[ ] trial:1"]
+        await pilot.press("down", "space")  # tick trial:0
+        await pilot.pause()
+        assert [r[:3] for r in rows()] == ["[x]", "[x]", "[ ]"]
+        assert "▐" not in "".join(rows())
+
+
+async def test_the_screen_and_review_stats_say_the_same_about_a_rating_that_is_a_bound(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunelab.engine.review import reviews as review
+    from tunelab.engine.review import words
+    from tunelab.tui.cli import app as cli
+
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 12)
+    vote_for(store, "r1", "x", range(12))  # x won every vote: no finite rating
+    said = words.notes(review.stats(store, "r1", bootstrap=100).ratings)
+    assert any(line.startswith("No finite rating for x and y") for line in said)
+    found = st.find_review(store, "r1")
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, found))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        text = " ".join(screen_text(app.screen).split())
+    printed = CliRunner().invoke(cli, ["review", "stats", "r1", "--store", str(store)])
+    assert printed.exit_code == 0, printed.output
+    cli_text = " ".join(printed.output.split())
+    for line in said:  # word for word, wherever the lines wrap
+        assert " ".join(line.split()) in text and " ".join(line.split()) in cli_text
+    for shown in (text, cli_text):
+        assert "won every vote" in shown and "lost every vote" in shown and "≥ 1099" in shown
+        assert "ties and both-bad count half a win each" in shown
+    ignored = CliRunner().invoke(cli, ["review", "stats", "r1", "--ties", "ignore", "--store",
+                                       str(store)])
+    assert ignored.exit_code == 0 and "ties and both-bad left out" in ignored.output
+    bad = subprocess.run([*tunelab_command(), "review", "stats", "r1", "--ties", "some",
+                          "--store", str(store)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "ties = 'some'" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+async def test_the_voting_screen_says_what_is_left_to_separate(tmp_path: Path) -> None:
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 24)
+    vote_for(store, "r1", "x", range(3))  # three votes: not separated yet
+    found = st.find_review(store, "r1")
+    app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        assert "x and y are not separated yet" in screen_text(app.screen)
+    vote_for(store, "r1", "x", range(3, 18))  # 18 of 18: x is above y at 95 %
+    app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot", "random"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot)
+        assert "ranks settled: every neighbouring pair is separated" in screen_text(app.screen)
+        assert app.screen.current.item == 0  # random: the review's own order

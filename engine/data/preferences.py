@@ -26,6 +26,19 @@ from tunelab.engine.spec.parent import parent_trial
 from tunelab.store import DataReportRow, find_review, review_items, review_votes
 
 
+def plain(turns: list[dict[str, Any]]) -> bool:
+    """A single user message: a plain prompt, nothing more to keep than its text."""
+    return len(turns) == 1 and turns[0]["role"] == "user"
+
+
+def readable(turns: list[dict[str, Any]]) -> str:
+    """A conversation as a person reads it (no template markup): one turn per paragraph, the
+    roles named except for a single user message. Reviews and samples show prompts this way."""
+    if plain(turns):
+        return str(turns[0]["content"])
+    return "\n\n".join(f"{t['role']}: {t['content']}" for t in turns)
+
+
 @dataclass(frozen=True)
 class Pair:
     prompt: str  # as a person reads it

@@ -8,6 +8,7 @@ import getpass
 import hashlib
 import itertools
 import json
+import math
 import os
 import random
 import time
@@ -17,9 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.data.preferences import dpo_pairs  # noqa: F401 - `tunelab review export`
+from tunelab.engine.data.preferences import (
+    dpo_pairs,  # noqa: F401 - `tunelab review export`
+    plain,
+    readable,
+)
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
+from tunelab.engine.review.style import StyleFit, length_share, style_fit
 from tunelab.store import (
     RatingRow,
     ReviewItem,
@@ -102,14 +108,6 @@ def prompts_for(store: Path, experiment: str, prompt_set: str, n: int) -> list[d
     return rows
 
 
-def readable(turns: list[dict[str, Any]]) -> str:
-    """A conversation as a person reads it (no template markup): one turn per paragraph, the
-    roles named except for a single user message."""
-    if len(turns) == 1 and turns[0]["role"] == "user":
-        return str(turns[0]["content"])
-    return "\n\n".join(f"{t['role']}: {t['content']}" for t in turns)
-
-
 def _conversation(row: dict[str, Any]) -> dict[str, Any]:
     """A row as a conversation that ends in the assistant turn to generate."""
     messages = list(row.get("messages") or [{"role": "user", "content": row["prompt"]}])
@@ -165,10 +163,11 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
         if not shown:
             kept = [r for r, p in zip(prompts, rendered, strict=True) if p]
             turns = [_conversation(r)["messages"][:-1] for r in kept]
-            shown = [r.get("prompt") or readable(t) for r, t in zip(kept, turns, strict=True)]
-            # a conversation is kept whole: what the models saw, for a dpo stage to render
-            context = [None if r.get("prompt") else json.dumps(t) for r, t in
-                       zip(kept, turns, strict=True)]
+            # a conversation is kept whole (a prepared test row also carries a flattened
+            # `prompt`, which is not what the models saw): shown with its roles, and stored for
+            # a dpo stage to render as the models were prompted; a lone user turn is the prompt
+            shown = [readable(t) for t in turns]
+            context = [None if plain(t) else json.dumps(t) for t in turns]
         outputs[source.ref] = []
         for start in range(0, len(texts), GENERATE_BATCH):  # a batch at a time, to say how far
             batch = texts[start:start + GENERATE_BATCH]
@@ -206,10 +205,15 @@ def rater_name(given: str | None = None) -> str:
     return given or os.environ.get("TUNELAB_RATER") or getpass.getuser()
 
 
-def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str) -> ReviewItem | None:
-    """The first item this rater has not voted on: a rater never gets the same item twice."""
-    done = {v.item for v in votes if v.rater == rater}
-    return next((i for i in items if i.item not in done), None)
+def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
+              order: str = "adaptive", steer: list[Any] | None = None) -> ReviewItem | None:
+    """The next item for this rater, in the `adaptive` or `random` order (see `order`; `steer`:
+    the doubts of the last fit of the ratings); a rater never gets the same item twice.
+    `votes`: every rater's live votes on the review."""
+    from tunelab.engine.review import order as orders
+
+    found: ReviewItem | None = orders.choose(items, as_votes(items, votes), rater, order, steer)
+    return found
 
 
 def flagged(item: ReviewItem, models: list[str]) -> bool:
@@ -223,7 +227,9 @@ def flagged(item: ReviewItem, models: list[str]) -> bool:
 def as_votes(items: list[ReviewItem], votes: list[VoteRecord]) -> list[rs.Vote]:
     by_item = {i.item: i for i in items}
     return [rs.Vote(v.item, v.rater, v.choice, by_item[v.item].model_a, by_item[v.item].model_b,
-                    by_item[v.item].repeat_of) for v in votes if v.item in by_item]
+                    by_item[v.item].repeat_of, v.review_id,
+                    length_share(by_item[v.item].output_a or "", by_item[v.item].output_b or ""))
+            for v in votes if v.item in by_item]
 
 
 @dataclass(frozen=True)
@@ -237,9 +243,13 @@ class ReviewStats:
     agreement: dict[tuple[str, str], tuple[int, float]]
     consistency: dict[str, tuple[int, float]]
     per_rater: dict[str, int]
+    ties: str = "half"  # how ties and both-bad counted: half | ignore
+    # the ratings with answer length as a covariate, shown beside the raw ones only when the
+    # two disagree (`StyleFit.disagrees`)
+    style: StyleFit | None = None
 
 
-def stats(store: Path, name: str, bootstrap: int = 1000) -> ReviewStats:
+def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half") -> ReviewStats:
     """Everything the stats screen and `review stats` show. The ratings are fitted by
     `fit_ratings`, so they are also written to the store (the `leaderboard` view)."""
     review = find_review(store, name)
@@ -250,34 +260,56 @@ def stats(store: Path, name: str, bootstrap: int = 1000) -> ReviewStats:
     per_rater: dict[str, int] = {}
     for v in votes:
         per_rater[v.rater] = per_rater.get(v.rater, 0) + 1
-    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id)
-    return ReviewStats(review, len(items), len(votes), rs.pairwise(votes), fitted[review.id],
+    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id, ties=ties)
+    styled = style_fit(votes, fitted[review.id], ties)
+    return ReviewStats(review, len(items), len(votes), rs.pairwise(votes, ties), fitted[review.id],
                        rs.position_bias(votes), rs.agreement(votes), rs.self_consistency(votes),
-                       per_rater)
+                       per_rater, ties, styled if styled and styled.disagrees(fitted[review.id])
+                       else None)
 
 
 def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
-                review_id: str | None = None) -> dict[str, list[rs.Rating]]:
+                review_id: str | None = None, ties: str = "half") -> dict[str, list[rs.Rating]]:
     """Bradley–Terry ratings per review (scope: the review's id) and over every review and arena
     of the experiment pooled (scope 'all'), written to `review_ratings` through a spool, so the
     `leaderboard` view shows them. With `review_id`, only that review and the pool are refitted.
 
     A model left without counted votes (all undone) gets no new row: its last one stays in
     `review_ratings` (a spooled NULL cannot blank a column), and the leaderboard, which lists
-    models by their live votes, no longer shows it."""
+    models by their live votes, no longer shows it.
+
+    A model without a finite rating is written with `rating` as its bound (NULL when it has
+    none) and the open side of its interval NULL; ranks are within a comparison group."""
     reviews = [r for r in list_reviews(store) if r.experiment == experiment]
     votes = {r.id: as_votes(review_items(store, r.id), review_votes(store, r.id))
              for r in reviews}
     scopes = {r.id: votes[r.id] for r in reviews if review_id in (None, r.id)}
     scopes["all"] = [v for vs in votes.values() for v in vs]
-    fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap)
+    fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap, ties=ties)
               for scope, scope_votes in scopes.items()}
+    # `votes` is what the leaderboard compares with its live count to say a fit is behind: the
+    # live votes (repeats included, as the view counts them), not the verdicts the fit counted
+    live = {scope: _live_votes(scope_votes) for scope, scope_votes in scopes.items()}
     now = time.time()
     events = [RatingRow(
         experiment=experiment, scope=scope, model_ref=r.model, rating=r.rating,
-        rating_low=r.low, rating_high=r.high, rank=r.rank, votes=r.votes,
-        fitted_at=now) for scope, found in fitted.items() for r in found]
+        rating_low=_finite(r.low), rating_high=_finite(r.high), rank=r.rank,
+        votes=live[scope].get(r.model, r.votes), fitted_at=now)
+        for scope, found in fitted.items() for r in found]
     if events:
         with Spool(store, tag="ratings") as spool:
             spool.write(events)
     return fitted
+
+
+def _live_votes(votes: list[rs.Vote]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in votes:
+        if v.choice != "skip":
+            for m in (v.left, v.right):
+                counts[m] = counts.get(m, 0) + 1
+    return counts
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None

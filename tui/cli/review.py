@@ -67,6 +67,9 @@ def vote(
     name: Annotated[str, typer.Argument(help="The review's name.")],
     rater: Annotated[str | None, typer.Option(help="Who votes (default: $TUNELAB_RATER or your login).")]
     = None,
+    order: Annotated[str, typer.Option(help="adaptive: the next item where a vote teaches the "
+                                       "most; random: the review's shuffled order.")]
+    = "adaptive",
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment,
@@ -75,9 +78,11 @@ def vote(
     from tunelab.tui.app import run as run_tui
     from tunelab.tui.screens.review import ReviewScreen
 
+    if order not in ("adaptive", "random"):
+        raise TunelabError(f"--order {order!r}: adaptive or random", "bad option")
     st.flush_orphans(store)
     found, who = _found(store, name), review.rater_name(rater)
-    run_tui([store], lambda: ReviewScreen(store, found, who))
+    run_tui([store], lambda: ReviewScreen(store, found, who, order))
 
 
 def _found(store: Path, name: str) -> st.ReviewRecord:
@@ -93,12 +98,16 @@ def stats(
     name: Annotated[str, typer.Argument(help="The review's name.")],
     tui: Annotated[bool, typer.Option("--tui", help="The statistics screen (with interval "
                                       "bars) instead of text.")] = False,
+    ties: Annotated[str, typer.Option(help="How ties and both-bad count: half (half a win "
+                                      "each) or ignore (left out).")] = "half",
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """Win rates, Bradley–Terry ratings with intervals, position bias, agreement. The ratings
     are saved to the store (the leaderboard view)."""
     from tunelab.engine.review import reviews as review
+    from tunelab.engine.review import votes as review_words
 
+    review_words.check_ties(ties)
     st.flush_orphans(store)
     if tui:
         from tunelab.tui.app import run as run_tui
@@ -107,37 +116,42 @@ def stats(
         found = _found(store, name)
         run_tui([store], lambda: ReviewStatsScreen(store, found))
         return
-    s = review.stats(store, name)
+    s = review.stats(store, name, ties=ties)
     console.print(f"[bold]{s.review.name}[/] · {s.votes} votes on {s.items} items · "
                   + ", ".join(f"{r} {k}" for r, k in sorted(s.per_rater.items())))
     if not s.votes:
         console.print(f"no votes yet: tunelab review {name}")
         return
-    table = Table(title="ratings (Bradley–Terry, ties half, bootstrap 95 % interval)",
-                  title_justify="left")
-    for column in ("rank", "model", "rating", "95 % interval", "votes"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    from tunelab.engine.review import words
+
+    table = Table(title="ratings (Bradley–Terry, bootstrap 95 % interval)", title_justify="left")
+    styled = ["length-controlled"] if s.style else []
+    for column in ("group", "rank", "model", "rating", *styled, "95 % interval", "votes"):
+        table.add_column(column, justify="left" if column in {"model", "95 % interval"}
+                         else "right")
     for r in s.ratings:
-        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", r.interval(" … "), str(r.votes))
+        table.add_row(str(r.group), str(r.rank), r.model, words.rating_text(r),
+                      *([words.styled_text(s.style, r.model)] if s.style else []),
+                      r.interval(" … "), str(r.votes))
     console.print(table)
-    if any(r.open_side for r in s.ratings):
-        console.print("a model that won or lost every vote has no finite rating (the fit stops "
-                      "where a tiny ridge holds it); the pairs' Wilson interval says how sure "
-                      "the win rate is")
-    pairs = Table(title="pairs (win rate counts ties half; Wilson 95 % interval)",
+    for line in words.notes(s.ratings, s.ties, s.style):
+        console.print(line)
+    pairs = Table(title=f"pairs ({review_words.ties_words(s.ties)}; Wilson 95 % interval)",
                   title_justify="left")
     for column in ("model", "vs", "win", "tie", "loss", "win rate", "95 % interval"):
         pairs.add_column(column, justify="left" if column in {"model", "vs"} else "right")
     for p in s.pairs:
         pairs.add_row(p.model, p.other, str(p.wins), str(p.ties), str(p.losses),
-                      f"{p.win_rate:.2f}", f"{p.low:.2f} … {p.high:.2f}")
+                      "—" if p.win_rate != p.win_rate else f"{p.win_rate:.2f}",
+                      f"{p.low:.2f} … {p.high:.2f}")
     console.print(pairs)
     b = s.bias
     console.print(f"left position: won {b.left_wins} of {b.decisive} decisive votes "
                   f"({b.share_left:.0%}), binomial test p = {fmt.number(b.p_value)}"
                   + (" [yellow]— a side bias[/]" if b.p_value < 0.05 else ""))
     for (r1, r2), (k, kappa) in s.agreement.items():
-        console.print(f"agreement {r1} × {r2}: Cohen's κ {kappa:.2f} on {k} shared items")
+        console.print(f"agreement {r1} × {r2}: Cohen's {words.kappa_text(kappa)} on {k} shared "
+                      "items")
     for r, (k, share) in s.consistency.items():
         console.print(f"self-consistency {r}: {share:.0%} of {k} repeated items judged alike")
 

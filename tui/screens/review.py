@@ -19,8 +19,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
 
 from tunelab import store as st
+from tunelab.engine.review.order import REFIT_EVERY
 from tunelab.engine.review.reviews import fit_ratings, flagged, next_item
 from tunelab.store.errors import TunelabError
 from tunelab.tui.screens.review_stats import ReviewStatsScreen, back_or_exit
@@ -67,16 +69,18 @@ class ReviewScreen(Screen):
         items: list[st.ReviewItem]
         votes: list[st.VoteRecord]
 
-    @dataclass
-    class Fitted(Message):
-        error: str | None  # why the ratings could not be saved, if they could not
-
-    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str) -> None:
+    def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
+                 order: str = "adaptive") -> None:
         super().__init__()
         self.store_path = store_path
         self.review = review
         self.rater = rater
+        self.order = order  # adaptive | random: which item comes next
         self.items: list[st.ReviewItem] = []
+        self.votes: list[st.VoteRecord] = []  # every rater's, this session's included
+        self.again: st.ReviewItem | None = None  # an undone item, shown again first
+        self.doubt = ""  # what the last fit says is left to separate
+        self.steer: list = []  # the last fit's doubts, which steer the adaptive order
         self.done: set[int] = set()
         self.current: st.ReviewItem | None = None
         self.shown_at = time.monotonic()
@@ -116,25 +120,55 @@ class ReviewScreen(Screen):
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
         self.items = message.items
+        self.votes = list(message.votes)
         self.done = {v.item for v in message.votes if v.rater == self.rater}
         self._show_next()
+        self._steer(list(self.items), list(self.votes))
 
-    def _show_next(self) -> None:
-        votes = [st.VoteRecord("", self.review.id, i, self.rater, "", None, False)
-                 for i in self.done]
-        self.current = next_item(self.items, votes, self.rater)
+    @dataclass
+    class Steered(Message):
+        words: str  # what is left to separate, or that every neighbour is separated
+        doubts: list  # order.Doubt: the pairs still in doubt, the most first
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="steer")
+    def _steer(self, items: list[st.ReviewItem], live: list[st.VoteRecord]) -> None:
+        """The ratings refitted (a bootstrap: a worker) every few votes, to say how many more
+        votes the ranks need, or that they are settled."""
+        from tunelab.engine.review import order as orders
+        from tunelab.engine.review import stats as rs
+        from tunelab.engine.review.reviews import as_votes
+
+        votes = as_votes(items, live)
+        found = rs.ratings(votes, bootstrap=200)
+        doubts = orders.doubts(found, votes)
+        self.post_message(self.Steered(
+            "ranks settled: every neighbouring pair is separated, you may stop (q)"
+            if orders.settled(found, doubts) else doubts[0].words() if doubts else "", doubts))
+
+    def on_review_screen_steered(self, message: Steered) -> None:
+        self.doubt, self.steer = message.words, message.doubts
+        self._say_progress()
+
+    def _say_progress(self) -> None:
         total = len(self.items)
         self.query_one("#progress", Static).update(
             f"item {min(len(self.done) + 1, total)} of {total} · r reveal last · c comment · "
             "i stats" if self.current else
             f"all {total} items voted · i shows the statistics, q quits")
+        warn = self.current is not None and flagged(self.current, self.review.models)
+        # one line: the blindness warning first; else what the votes still have to separate
+        self.query_one("#status", Static).update(
+            "⚠ an output may name a model: judge the content only" if warn else self.doubt)
+
+    def _show_next(self) -> None:
+        again, self.again = self.again, None
+        self.current = again or next_item(self.items, self.votes, self.rater, self.order,
+                                          self.steer)
+        self._say_progress()
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
         self.query_one("#output-a", Static).update(item.output_a if item else "")
         self.query_one("#output-b", Static).update(item.output_b if item else "")
-        warn = item is not None and flagged(item, self.review.models)
-        self.query_one("#status", Static).update(
-            "⚠ an output may name a model: judge the content only" if warn else "")
         self.shown_at = time.monotonic()
 
     def action_vote(self, choice: str) -> None:
@@ -145,8 +179,12 @@ class ReviewScreen(Screen):
         vote = st.vote_row(self.review.id, item.item, self.rater, choice, seconds)
         self.spool.write([vote], ingest=False)  # on disk before the next item shows
         self.history.append((vote.id, item, choice, seconds))
+        self.votes.append(st.VoteRecord(vote.id, self.review.id, item.item, self.rater, choice,
+                                        seconds, False))
         self.done.add(item.item)
         self._ingest()
+        if len(self.history) % REFIT_EVERY == 0:
+            self._steer(list(self.items), list(self.votes))
         self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
         self._show_next()
 
@@ -157,7 +195,9 @@ class ReviewScreen(Screen):
         vote_id, item, choice, seconds = self.history.pop()
         self.spool.write([st.vote_event(self.review.id, item.item, self.rater, choice, seconds,
                                         vote_id=vote_id, undone=True)], ingest=False)
+        self.votes = [v for v in self.votes if v.id != vote_id]
         self.done.discard(item.item)
+        self.again = item  # the undone item comes back, whatever the order would pick
         self._ingest()
         self.notify(f"undone: {CHOICES[choice]} on item {item.item}", timeout=1.5)
         self._show_next()
@@ -200,23 +240,37 @@ class ReviewScreen(Screen):
         self._fit_and_leave()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="leave")
-    def _fit_and_leave(self) -> None:
-        error = None
+    def _fit_and_leave(self) -> str | None:
+        """Returns why the ratings could not be saved, if they could not; the screen leaves
+        once this worker has finished (`on_worker_state_changed`), so leaving never cancels
+        it halfway."""
+        from textual.worker import WorkerState
+
+        # the session's other workers (a vote's ingest, a refit of the order) end first
+        while any(w.group in {"ingest", "steer"} and w.state in {WorkerState.PENDING,
+                                                                 WorkerState.RUNNING}
+                  for w in list(self.workers)):
+            time.sleep(0.02)
         try:
             self.spool.ingest(wait=2)
             # the same fit as the statistics screen's (same resamples, same seed): the same
             # votes give the same numbers everywhere
             fit_ratings(self.store_path, self.review.experiment, review_id=self.review.id)
         except TunelabError as failed:
-            error = failed.message
+            return failed.message
         except Exception as failed:  # noqa: BLE001 - the votes are safe in the spool
-            error = f"{type(failed).__name__}: {failed}"
-        self.post_message(self.Fitted(error))
+            return f"{type(failed).__name__}: {failed}"
+        return None
 
-    def on_review_screen_fitted(self, message: Fitted) -> None:
-        if message.error:
-            self.app.notify(f"votes kept; ratings not saved: {message.error}",
-                            severity="warning", timeout=6)
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "leave" or event.state not in {WorkerState.SUCCESS,
+                                                                 WorkerState.ERROR}:
+            return
+        error = event.worker.result if event.state == WorkerState.SUCCESS else str(
+            event.worker.error)
+        if error:
+            self.app.notify(f"votes kept; ratings not saved: {error}", severity="warning",
+                            timeout=6)
         back_or_exit(self.app)
 
     @work(thread=True, exit_on_error=False, group="ingest")

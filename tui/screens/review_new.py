@@ -10,13 +10,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.segment import Segment
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.strip import Strip
 from textual.widgets import Button, Input, Label, ProgressBar, SelectionList, Static
+from textual.widgets.option_list import OptionDoesNotExist
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
@@ -28,9 +31,25 @@ from tunelab.tui.source import Trial
 
 
 class ModelList(SelectionList[str]):
-    """Space ticks a model; Enter creates the review, as in the boxes below."""
+    """Space ticks a model; Enter creates the review, as in the boxes below. A ticked row
+    reads `[x]`, an unticked one `[ ]`: the state is in the glyph, not in the colour only
+    (Textual draws `▐X▌` either way), so a monochrome terminal or a screen capture shows it."""
 
     BINDINGS = [Binding("enter", "screen.create", "create", show=False)]
+
+    def render_line(self, y: int) -> Strip:
+        line = super().render_line(y)
+        try:
+            selection = self.get_option_at_index(self.scroll_offset.y + y)
+        except OptionDoesNotExist:
+            return line
+        segments = list(line)
+        if len(segments) < 3:
+            return line
+        ticked = selection.value in self.selected
+        style = segments[1].style
+        return Strip([Segment("[", style), Segment("x" if ticked else " ", style),
+                      Segment("]", style), *segments[3:]])
 
 
 class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
@@ -103,7 +122,7 @@ class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
         self._say_chosen()
 
     def _say_chosen(self) -> None:
-        """The ticks differ by colour only: the chosen models are also said in words."""
+        """The chosen models, also said in words under the ticks."""
         chosen = self.query_one(ModelList).selected
         self.query_one("#new-chosen", Static).update(
             "Models (space ticks; two or more) · chosen: " + (", ".join(chosen) or "none"))

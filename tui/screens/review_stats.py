@@ -7,6 +7,7 @@ the Bradley–Terry ratings and writes them to the store, so the `leaderboard` v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.engine.review import reviews as review
 from tunelab.engine.review import stats as rs
+from tunelab.engine.review import words
+from tunelab.engine.review.style import StyleFit
 from tunelab.store.errors import TunelabError
 
 BAR = 24  # characters of the interval plot
@@ -49,58 +52,55 @@ def percent(share: float) -> str:
 
 def forest(ratings: list[rs.Rating], width: int = BAR) -> tuple[str, list[Text]]:
     """Each rating's 95 % interval as a bar on one shared scale (├──●──┤): bars that overlap
-    are models the votes do not yet tell apart. Returns the scale line and one bar per rating."""
-    low = min(r.low for r in ratings)
-    high = max(r.high for r in ratings)
+    are models the votes do not yet tell apart. An open end runs off the scale (← →); a model
+    without a fitted rating has no dot. Returns the scale line and one bar per rating."""
+    ends = [x for r in ratings for x in (r.low, r.high, r.rating)
+            if x is not None and math.isfinite(x)]
+    low, high = (min(ends), max(ends)) if ends else (1000.0, 1000.0)
     span = (high - low) or 1.0
 
     def at(x: float) -> int:
-        return round((x - low) / span * (width - 1))
+        return round((min(max(x, low), high) - low) / span * (width - 1))
 
     bars = []
     for r in ratings:
         cells = [" "] * width
-        a, b = at(r.low), at(r.high)
+        a = at(r.low) if math.isfinite(r.low) else 0
+        b = at(r.high) if math.isfinite(r.high) else width - 1
         for k in range(a, b + 1):
             cells[k] = "─"
-        cells[a], cells[b] = "├", "┤"
-        if r.open_side == "above":  # unbounded above: the bar runs off the scale
-            cells[b] = "→"
-        elif r.open_side == "below":
-            cells[a] = "←"
-        cells[at(r.rating)] = "●"
+        cells[a] = "├" if math.isfinite(r.low) else "←"
+        cells[b] = "┤" if math.isfinite(r.high) else "→"
+        if r.finite and r.rating is not None:
+            cells[at(r.rating)] = "●"
         bars.append(Text("".join(cells), style="bold" if r.rank == 1 else ""))
     left, right = f"{low:.0f}", f"{high:.0f}"
     return left + right.rjust(width - len(left)), bars
 
 
-def ratings_view(ratings: list[rs.Rating]) -> Group:
+def ratings_view(ratings: list[rs.Rating], ties: str = "half",
+                 style: StyleFit | None = None) -> Group:
     if not ratings:
-        return Group(Text("Ratings: no counted votes yet (skips count for no one).", style="bold"))
+        return Group(Text("Ratings: " + words.notes(ratings, ties)[0], style="bold"))
     scale, bars = forest(ratings)
     table = Table(box=None, padding=(0, 1), pad_edge=False)
-    for column, justify in (("rank", "right"), ("model", "left"), ("rating", "right"),
-                            ("interval", "right"), (scale, "left"), ("votes", "right")):
-        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for r, bar in zip(ratings, bars, strict=True):
-        table.add_row(str(r.rank), r.model, f"{r.rating:.0f}", r.interval(), bar,
+    several = len({r.group for r in ratings}) > 1
+    columns = [("rank", "right"), ("model", "left"), ("rating", "right")]
+    columns += [("length-controlled", "right")] if style else []
+    columns += [("interval", "left"), (scale, "left"), ("votes", "right")]
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=column != "interval")  # type: ignore[arg-type]
+    for k, (r, bar) in enumerate(zip(ratings, bars, strict=True)):
+        if several and (k == 0 or ratings[k - 1].group != r.group):
+            table.add_row("", Text(f"group {r.group}", style="italic"), *[""] * (len(columns) - 2))
+        styled = [words.styled_text(style, r.model)] if style else []
+        table.add_row(str(r.rank), r.model, words.rating_text(r), *styled, r.interval(), bar,
                       fmt.number(r.votes))
-    if any(r.open_side for r in ratings):
-        note = ("A model that won or lost every vote has no finite rating: the fit stops where "
-                "a tiny ridge holds it. The pairs' Wilson intervals say how sure the win rate is.")
-    elif len(ratings) < 2:
-        note = ""
-    elif len({r.rank for r in ratings}) == 1:
-        note = ("The intervals overlap: the votes do not yet tell these models apart. More votes "
-                "narrow the intervals.")
-    else:
-        note = ("A model ranks below another only when its whole interval lies below that "
-                "model's interval.")
-    return Group(heading("Ratings", "Bradley–Terry, ties half; bars: 95 % intervals"), table,
-                 Text(note, style="dim"))
+    notes = Text("\n".join(words.notes(ratings, ties, style)), style="dim")
+    return Group(heading("Ratings", "Bradley–Terry; bars: 95 % intervals"), table, notes)
 
 
-def pairs_view(pairs: list[rs.PairRecord]) -> Group | Text:
+def pairs_view(pairs: list[rs.PairRecord], ties: str = "half") -> Group | Text:
     """One row per pair of models, from the side of the one that won more."""
     if not pairs:
         return Text("Pairs: no counted votes yet.")
@@ -109,13 +109,15 @@ def pairs_view(pairs: list[rs.PairRecord]) -> Group | Text:
         table.add_column(column, justify="left" if column in {"model", "vs"} else "right",
                          no_wrap=True)
     seen = set()
-    for p in sorted(pairs, key=lambda p: -p.win_rate):
+    for p in sorted(pairs, key=lambda p: -(0.5 if math.isnan(p.win_rate) else p.win_rate)):
         if frozenset((p.model, p.other)) in seen:
             continue
         seen.add(frozenset((p.model, p.other)))
         table.add_row(p.model, p.other, str(p.wins), str(p.ties), str(p.losses),
-                      percent(p.win_rate), f"{percent(p.low)}–{percent(p.high)}")
-    return Group(heading("Pairs", "tie: tie or both bad, half a win; Wilson 95 % interval"), table)
+                      "—" if math.isnan(p.win_rate) else percent(p.win_rate),
+                      f"{percent(p.low)}–{percent(p.high)}")
+    return Group(heading("Pairs", f"tie: tie or both bad; {rs.ties_words(ties)}; Wilson 95 % "
+                         "interval"), table)
 
 
 def bias_view(b: rs.PositionBias) -> Text:
@@ -131,15 +133,6 @@ def bias_view(b: rs.PositionBias) -> Text:
     return text
 
 
-def kappa_words(kappa: float) -> str:
-    """Landis and Koch's plain words for a kappa."""
-    for bound, words in ((0.0, "no better than chance"), (0.2, "slight"), (0.4, "fair"),
-                         (0.6, "moderate"), (0.8, "substantial")):
-        if kappa <= bound:
-            return words
-    return "almost perfect"
-
-
 def raters_view(s: review.ReviewStats) -> Group:
     table = Table(box=None, padding=(0, 1), pad_edge=False)
     for column in ("rater", "votes", "repeats judged alike"):
@@ -148,7 +141,7 @@ def raters_view(s: review.ReviewStats) -> Group:
         judged = s.consistency.get(rater)
         table.add_row(rater, fmt.number(n),
                       f"{percent(judged[1])} of {judged[0]}" if judged else "none repeated yet")
-    lines = [f"{r1} × {r2}: Cohen's κ {kappa:.2f} on {k} shared items ({kappa_words(kappa)})"
+    lines = [f"{r1} × {r2}: Cohen's {words.kappa_text(kappa)} on {k} shared items"
              for (r1, r2), (k, kappa) in s.agreement.items()]
     if not lines:
         lines = ["Agreement needs a second rater on the same items (`tunelab review "
@@ -216,8 +209,8 @@ class ReviewStatsScreen(Screen):
         self.query_one("#stats-status", Static).update(
             f"{fmt.number(s.votes)} votes on {fmt.number(s.items)} items by {raters} · "
             "ratings saved to the leaderboard")
-        self.query_one("#ratings", Static).update(ratings_view(s.ratings))
-        self.query_one("#pairs", Static).update(pairs_view(s.pairs))
+        self.query_one("#ratings", Static).update(ratings_view(s.ratings, s.ties, s.style))
+        self.query_one("#pairs", Static).update(pairs_view(s.pairs, s.ties))
         self.query_one("#bias", Static).update(bias_view(s.bias))
         self.query_one("#raters", Static).update(raters_view(s))
 
