@@ -17,6 +17,7 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,9 @@ __all__ = ["DataRejected", "DataReport", "PreparedData", "fingerprint", "prepare
            "report_event", "tokenizer_for"]
 
 SPLITS = ("train", "validation", "test")
-VERSION = 2  # of the preparation itself: a change here invalidates every cache
+VERSION = 3  # of the preparation itself: a change here invalidates every cache
 EOS_SAMPLE = 20  # training examples rendered to check the end-of-sequence token
+RENDER_BATCH = 1000  # examples rendered and tokenized per tokenizer call
 
 
 @dataclass(frozen=True)
@@ -323,14 +325,18 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     tokenizer = tokenizer_for(spec, train_rows)
     template = chat_render.template_text(data.template, tokenizer)
     lengths: dict[str, list[int]] = {}
+    answers_split = 0  # rows whose answer the tokenizer would have merged into the prompt
     for split in SPLITS:
-        counted = chat_render.token_lengths([e.row for e in parts[split]], tokenizer, template)
         keep = []
-        for e, n in zip(parts[split], counted, strict=True):
-            if isinstance(n, str):
-                findings.add("template_error", "warning", f"the chat template fails on it: {n}", e.origin,
-                             removed=True)
+        for e, rendered in _rendered(parts[split], tokenizer, template):
+            if isinstance(rendered, str):
+                findings.add("template_error", "warning", f"the chat template fails on it: {rendered}",
+                             e.origin, removed=True)
                 continue
+            _check_tokens(rendered, e.origin, tokenizer, findings,
+                          eos=split == "train" and len(keep) < EOS_SAMPLE)
+            answers_split += rendered.split_answers > 0
+            n = len(rendered.input_ids)
             if n > exp.train.max_length:
                 if data.too_long == "drop":
                     findings.add("too_long", "warning",
@@ -343,7 +349,6 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
             keep.append((e, n))
         parts[split] = [e for e, _ in keep]
         lengths[split] = [n for _, n in keep]
-    _check_eos(parts["train"][:EOS_SAMPLE], tokenizer, template, findings)
 
     # order: a stable shuffle, or a curriculum (the trainer then reads the rows in order)
     for split in SPLITS:
@@ -382,6 +387,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
         mixed=mixed,
         order=data.order,
         findings=all_findings,
+        answers_split=answers_split,
     )
     rows = {s: [_output_row(e, data) for e in parts[s]] for s in SPLITS}
     return rows, report
@@ -396,18 +402,33 @@ def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
     return row
 
 
-def _check_eos(sample: list[_Example], tokenizer: Any, template: str, findings: Findings) -> None:
-    eos = tokenizer.eos_token
-    if not sample:
+def _rendered(examples: list[_Example], tokenizer: Any,
+              template: str) -> Iterator[tuple[_Example, chat_render.Rendered | str]]:
+    """Each example with its tokens as the trainer gets them (or the template's error), rendered
+    in batches: one tokenizer call per batch, and only one batch of token lists alive at a time."""
+    for start in range(0, len(examples), RENDER_BATCH):
+        batch = examples[start:start + RENDER_BATCH]
+        yield from zip(batch, chat_render.render_many([e.row for e in batch], tokenizer, template),
+                       strict=True)
+
+
+def _check_tokens(rendered: chat_render.Rendered, origin: str, tokenizer: Any, findings: Findings,
+                  eos: bool) -> None:
+    """The tokens of one example: prompts that differ from inference, and (on a sample of the
+    training split) the end-of-sequence token."""
+    if rendered.inexact_prompts:
+        findings.add("prompt_tokens", "warning",
+                     "a prompt's tokens in training differ from those the model gets at inference "
+                     "(the tokenizer reads an earlier answer differently inside the later prompt)", origin)
+    if not eos:
         return
-    for e in sample:
-        rendered = chat_render.render_tokens(e.row, tokenizer, template)
-        present, trained = chat_render.eos_trained(rendered, tokenizer)
-        if not present:
-            findings.add("eos", "warning",
-                         f"the end-of-sequence token {eos!r} is missing from the rendered example: "
-                         "the model will not learn to stop (endless generations)", e.origin)
-        elif not trained:
-            findings.add("eos", "warning",
-                         f"the end-of-sequence token {eos!r} is not trained: the model will not "
-                         "learn to stop (endless generations)", e.origin)
+    present, trained = chat_render.eos_trained(rendered, tokenizer)
+    token = tokenizer.eos_token
+    if not present:
+        findings.add("eos", "warning",
+                     f"the end-of-sequence token {token!r} is missing from the rendered example: "
+                     "the model will not learn to stop (endless generations)", origin)
+    elif not trained:
+        findings.add("eos", "warning",
+                     f"the end-of-sequence token {token!r} is not trained: the model will not "
+                     "learn to stop (endless generations)", origin)
