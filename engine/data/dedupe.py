@@ -1,4 +1,5 @@
-"""Exact and near-duplicate detection: a hash of the normalised text, and MinHash LSH (datasketch).
+"""Exact and near-duplicate detection: a hash of the normalised text, and MinHash LSH (rensa, in
+Rust; the LSH bands are those datasketch would choose).
 
 Two examples are near-duplicates when the estimated Jaccard similarity of their word 3-grams is
 at least the threshold. LSH finds the candidates without comparing every pair; each candidate is
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 NUM_PERM = 128
+SEED = 1
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -24,28 +26,32 @@ def exact_key(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.casefold().split()).encode(), digest_size=16).digest()
 
 
-def shingles(text: str, n: int = 3) -> list[bytes]:
+def shingles(text: str, n: int = 3) -> list[str]:
     words = _WORD.findall(text.casefold())
     if len(words) <= n:
-        return [" ".join(words).encode()]
-    return list({" ".join(words[i:i + n]).encode() for i in range(len(words) - n + 1)})
-
-
-def _hashfunc() -> Any:
-    try:
-        import xxhash  # a dependency of datasets; several times faster than sha1
-
-        return xxhash.xxh32_intdigest
-    except ImportError:  # pragma: no cover - datasketch's own default
-        from datasketch.hashfunc import sha1_hash32
-
-        return sha1_hash32
+        return [" ".join(words)]
+    # the n-grams: the word list and its shifted copies zipped (zip stops at the shortest)
+    return list({" ".join(gram) for gram in zip(*(words[i:] for i in range(n)), strict=False)})
 
 
 def signatures(texts: Sequence[str]) -> list[Any]:
-    from datasketch import MinHash
+    """The MinHash of each text's word 3-grams, computed in one call in Rust (rensa): the Python
+    side only cuts the words."""
+    from rensa import RMinHash
 
-    return MinHash.bulk((shingles(t) for t in texts), num_perm=NUM_PERM, hashfunc=_hashfunc())
+    return list(RMinHash.from_token_sets([shingles(t) for t in texts], NUM_PERM, SEED))
+
+
+def _bands(threshold: float) -> int:
+    """The number of LSH bands datasketch picks for this threshold (equal weight on false
+    positives and negatives), so the candidates are those datasketch's MinHashLSH would find."""
+    try:
+        from datasketch.lsh import _optimal_param  # private, hence the fallback below
+
+        bands, _ = _optimal_param(threshold, NUM_PERM, 0.5, 0.5)
+        return int(bands)
+    except ImportError:  # pragma: no cover
+        return 8
 
 
 @dataclass(frozen=True)
@@ -63,11 +69,12 @@ class DuplicateIndex:
         self.threshold = threshold
         self.keys: dict[bytes, int] = {}
         self.lsh: Any = None
-        self.signatures: dict[int, Any] = {}
+        self.signatures: list[Any] = []  # by LSH key (rensa's keys are 0, 1, 2 …)
+        self.ids: list[int] = []  # the row id of each LSH key
         if near:
-            from datasketch import MinHashLSH
+            from rensa import RMinHashLSH
 
-            self.lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+            self.lsh = RMinHashLSH(threshold, NUM_PERM, _bands(threshold))
 
     def match(self, key: bytes, signature: Any) -> tuple[int, str] | None:
         found = self.keys.get(key)
@@ -77,10 +84,11 @@ class DuplicateIndex:
             best = None
             for candidate in self.lsh.query(signature):
                 similarity = signature.jaccard(self.signatures[candidate])
-                if similarity >= self.threshold and (best is None or similarity > best[1]):
+                if similarity >= self.threshold and (best is None or similarity > best[1]
+                                                     or (similarity == best[1] and candidate < best[0])):
                     best = (candidate, similarity)
             if best is not None:
-                return best[0], "near"
+                return self.ids[best[0]], "near"
         return None
 
     def offer(self, row_id: int, text: str) -> tuple[int, str] | None:
@@ -95,8 +103,9 @@ class DuplicateIndex:
     def add(self, index: int, key: bytes, signature: Any) -> None:
         self.keys.setdefault(key, index)
         if self.near and signature is not None:
-            self.signatures[index] = signature
-            self.lsh.insert(index, signature, check_duplication=False)
+            self.lsh.insert(len(self.ids), signature)
+            self.signatures.append(signature)
+            self.ids.append(index)
 
 
 def dedupe(texts: Sequence[str], mode: str, threshold: float, ids: Sequence[int] | None = None,
