@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tunelab.engine.data import formats
 from tunelab.engine.data import render as chat_render
 from tunelab.engine.data import sources as data_sources
@@ -60,8 +62,8 @@ class PreparedData:
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a prepared split (JSON lines written by prepare)."""
-    with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    with Path(path).open("rb") as f:
+        return [orjson.loads(line) for line in f]
 
 
 # ---------------------------------------------------------------- fingerprint
@@ -220,9 +222,9 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> Prepared
     tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
     tmp.mkdir(parents=True)
     for split in SPLITS:
-        with (tmp / f"{split}.jsonl").open("w", encoding="utf-8") as f:
+        with (tmp / f"{split}.jsonl").open("wb") as f:
             for row in rows[split]:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.write(orjson.dumps(row) + b"\n")
     (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
     if folder.exists() and not report_file.exists():
         shutil.rmtree(folder, ignore_errors=True)  # a half folder from another tunelab version
@@ -408,7 +410,8 @@ def _rendered(examples: list[_Example], tokenizer: Any,
     in batches: one tokenizer call per batch, and only one batch of token lists alive at a time."""
     for start in range(0, len(examples), RENDER_BATCH):
         batch = examples[start:start + RENDER_BATCH]
-        yield from zip(batch, chat_render.render_many([e.row for e in batch], tokenizer, template),
+        yield from zip(batch, chat_render.render_many([e.row for e in batch], tokenizer, template,
+                                                    offsets=False),
                        strict=True)
 
 

@@ -177,21 +177,20 @@ class Rendered:
     input_ids: list[int]
     trained: list[int]  # 1 for each token the loss is computed on
     text: str
-    offsets: list[tuple[int, int]]  # each token's characters in text
+    offsets: list[tuple[int, int]]  # each token's characters in text (empty when not asked for)
     split_answers: int = 0  # answers tokenized on their own: the tokenizer merged them into the prompt
     inexact_prompts: int = 0  # assistant turns whose prompt tokens differ from those at inference
 
 
-def _encode(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
     if not texts:
         return []
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return [(list(ids), [(int(a), int(b)) for a, b in offs])
-            for ids, offs in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)]
+    # the Rust tokenizer itself: the same ids as tokenizer(texts, add_special_tokens=False), without
+    # transformers' conversion of every encoding to Python dicts (a quarter of the time)
+    return list(tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False))
 
 
-def _assemble(plan: _Plan, encoded: dict[int, tuple[list[int], list[tuple[int, int]]]],
-              tokenizer: Any) -> Rendered:
+def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:
     """The token ids of a planned example, built turn by turn so that the prompt of every
     assistant turn is the token sequence of that prompt tokenized alone (what the model gets at
     inference), and the answer starts on a token of its own."""
@@ -205,15 +204,18 @@ def _assemble(plan: _Plan, encoded: dict[int, tuple[list[int], list[tuple[int, i
         """Appends the text up to `end` as the tokenizer reads that whole prefix; False when that
         reading does not start with the ids so far (the segment is then tokenized on its own)."""
         nonlocal at
-        whole, whole_offsets = encoded[end]
+        whole = encoded[end].ids
         natural = whole[:len(ids)] == ids
         if natural:
-            new, new_offsets = whole[len(ids):], whole_offsets[len(ids):]
+            new = whole[len(ids):]
+            if with_offsets:
+                offsets.extend(encoded[end].offsets[len(ids):])
         else:
-            (new, seg_offsets), = _encode(tokenizer, [plan.text[at:end]])
-            new_offsets = [(a + at, b + at) for a, b in seg_offsets]
+            segment, = _encode(tokenizer, [plan.text[at:end]])
+            new = segment.ids
+            if with_offsets:
+                offsets.extend((a + at, b + at) for a, b in segment.offsets)
         ids.extend(new)
-        offsets.extend(new_offsets)
         mask.extend([trained] * len(new))
         at = end
         return natural
@@ -222,7 +224,7 @@ def _assemble(plan: _Plan, encoded: dict[int, tuple[list[int], list[tuple[int, i
         if before > at:
             extend(before, 0)
         # an earlier answer, tokenized on its own, can make a later prompt differ
-        exact = before == 0 or ids == encoded[before][0]
+        exact = before == 0 or ids == encoded[before].ids
         natural = extend(upto, int(trained))
         inexact += not exact
         split += exact and not natural
@@ -243,8 +245,8 @@ def render_tokens(row: dict[str, Any], tokenizer: Any, template: str) -> Rendere
     return found
 
 
-def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str,
-                strict: bool = False) -> list[Rendered | str]:
+def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool = False,
+                offsets: bool = True) -> list[Rendered | str]:
     """render_tokens for many rows, with every prefix tokenized in one batch (the fast tokenizer
     runs a batch on all cores). Unless strict, an example the template cannot render (many
     templates refuse some role orders) gives the template's message instead."""
@@ -263,10 +265,10 @@ def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str,
     wanted = [(n, end) for n, plan in enumerate(plans) if isinstance(plan, _Plan)
               for end in sorted(_prefix_ends(plan))]
     texts = [plans[n].text[:end] for n, end in wanted]  # type: ignore[union-attr]
-    per_row: dict[int, dict[int, tuple[list[int], list[tuple[int, int]]]]] = {}
+    per_row: dict[int, dict[int, Any]] = {}
     for (n, end), got in zip(wanted, _encode(tokenizer, texts), strict=True):
         per_row.setdefault(n, {})[end] = got
-    return [plan if isinstance(plan, str) else _assemble(plan, per_row.get(n, {}), tokenizer)
+    return [plan if isinstance(plan, str) else _assemble(plan, per_row.get(n, {}), tokenizer, offsets)
             for n, plan in enumerate(plans)]
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from tunelab.engine.errors import DataError
 
 FILE_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
@@ -114,17 +116,28 @@ def _json_line(out: SourceRead, raw: bytes, origin: str) -> None:
     if not raw.strip():
         return
     try:
-        record = json.loads(raw.decode("utf-8").removeprefix("\ufeff"))  # a BOM on the first line
-    except UnicodeDecodeError:
-        out.problems.append(("not UTF-8", origin))
-        return
-    except json.JSONDecodeError:
-        out.problems.append(("not valid JSON", origin))
-        return
+        record = orjson.loads(raw)  # several times faster than json; strict UTF-8
+    except orjson.JSONDecodeError:  # bad bytes, bad JSON or a BOM: the slow path tells which
+        record = _slow_json(out, raw, origin)
+        if record is _UNREADABLE:
+            return
     if not isinstance(record, dict):
         out.problems.append(("not a JSON object", origin))
         return
     out.records.append(Record(origin, record))
+
+
+_UNREADABLE = object()
+
+
+def _slow_json(out: SourceRead, raw: bytes, origin: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8").removeprefix("\ufeff"))  # a BOM on the first line
+    except UnicodeDecodeError:
+        out.problems.append(("not UTF-8", origin))
+    except json.JSONDecodeError:
+        out.problems.append(("not valid JSON", origin))
+    return _UNREADABLE
 
 
 def _read_json(path: Path) -> SourceRead:

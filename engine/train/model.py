@@ -161,7 +161,7 @@ def render(rows: list[dict[str, Any]], tokenizer: Any, template: str | None = No
             else {"messages": [{"role": "user", "content": row["prompt"]},
                                {"role": "assistant", "content": row["completion"]}]} for row in rows]
     out = []
-    for rendered in chat_render.render_many(rows, tokenizer, text, strict=True):
+    for rendered in chat_render.render_many(rows, tokenizer, text, strict=True, offsets=False):
         assert isinstance(rendered, chat_render.Rendered)
         out.append({"input_ids": rendered.input_ids, "completion_mask": rendered.trained})
     return out
