@@ -13,18 +13,19 @@ turn, and that turn) and `origin` (the file and line the example came from).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tunelab.engine.data import formats
+from tunelab.engine.data import formats, parallel
 from tunelab.engine.data import render as chat_render
 from tunelab.engine.data import sources as data_sources
 from tunelab.engine.data.checks import (
@@ -36,6 +37,7 @@ from tunelab.engine.data.checks import (
     size_checks,
 )
 from tunelab.engine.data.dedupe import dedupe, leaks, signatures
+from tunelab.engine.data.progress import Progress
 from tunelab.engine.data.report import DataRejected, DataReport, report_event
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import ColumnsSpec, DataSpec, LoadedSpec
@@ -46,7 +48,8 @@ __all__ = ["DataRejected", "DataReport", "PreparedData", "fingerprint", "prepare
 SPLITS = ("train", "validation", "test")
 VERSION = 3  # of the preparation itself: a change here invalidates every cache
 EOS_SAMPLE = 20  # training examples rendered to check the end-of-sequence token
-RENDER_BATCH = 1000  # examples rendered and tokenized per tokenizer call
+RENDER_BATCH = 1000  # examples rendered and tokenized per tokenizer call (and per worker task)
+SIGNATURE_BATCH = 5000  # texts per MinHash call
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ def _content_key(row: dict[str, Any]) -> str:
 
 
 def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, split: str,
-          findings: Findings, formats_seen: dict[str, str], rules: RowRules) -> tuple[list[_Example], int]:
+          findings: Findings, formats_seen: dict[str, str], rules: RowRules,
+          progress: Progress) -> tuple[list[_Example], int]:
     examples: list[_Example] = []
     read = 0
     for source in sources:
@@ -129,7 +133,10 @@ def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, sp
         if use is None:
             continue
         formats_seen[got.name] = use
-        for record in got.records:
+        progress.stage(f"checking {got.name}", len(got.records))
+        for n, record in enumerate(got.records, start=1):
+            if n % 10_000 == 0:
+                progress.advance(10_000)
             try:
                 row = formats.normalise(record.data, use, columns)
             except formats.RowProblem as problem:
@@ -205,8 +212,10 @@ def tokenizer_for(spec: LoadedSpec, train_rows: list[dict[str, Any]], runs: Path
 # ---------------------------------------------------------------- prepare
 
 
-def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> PreparedData:
-    """Prepares (or reuses) the splits of an experiment's data under cache_root/<fingerprint>/."""
+def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False,
+            progress: Progress | None = None) -> PreparedData:
+    """Prepares (or reuses) the splits of an experiment's data under cache_root/<fingerprint>/;
+    progress is shown on the terminal (stderr) unless another Progress is given."""
     key = fingerprint(spec)
     folder = cache_root / key
     files = {s: folder / f"{s}.jsonl" for s in SPLITS}
@@ -217,14 +226,20 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> Prepared
         _stop_if_too_few(report, forced)
         return PreparedData(key, folder, report, files)
 
-    rows, report = _prepare_rows(spec, forced)
-    _stop_if_too_few(report, forced)
-    tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
-    tmp.mkdir(parents=True)
-    for split in SPLITS:
-        with (tmp / f"{split}.jsonl").open("wb") as f:
-            for row in rows[split]:
-                f.write(orjson.dumps(row) + b"\n")
+    progress = progress or Progress.terminal()
+    try:
+        rows, report = _prepare_rows(spec, forced, progress)
+        _stop_if_too_few(report, forced)
+        tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
+        tmp.mkdir(parents=True)
+        progress.stage("writing", sum(len(rows[s]) for s in SPLITS))
+        for split in SPLITS:
+            with (tmp / f"{split}.jsonl").open("wb") as f:
+                for row in rows[split]:
+                    f.write(orjson.dumps(row) + b"\n")
+            progress.advance(len(rows[split]))
+    finally:
+        progress.close()
     (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
     if folder.exists() and not report_file.exists():
         shutil.rmtree(folder, ignore_errors=True)  # a half folder from another tunelab version
@@ -243,7 +258,8 @@ def _stop_if_too_few(report: DataReport, forced: bool) -> None:
             raise DataRejected(f.message, report)
 
 
-def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:
+def _prepare_rows(spec: LoadedSpec, forced: bool,
+                  progress: Progress) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:
     exp = spec.experiment
     data = exp.dataset
     seed = exp.train.seed
@@ -255,11 +271,11 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     # read and normalise; explicit validation/test files override the split
     explicit = {s for s in ("validation", "test") if sources[s]}
     main, rows_read = _read(sources["train"], data.format, data.columns, data, "train", findings,
-                            formats_seen, rules)
+                            formats_seen, rules, progress)
     parts = _assign(main, data, seed, explicit)
     for split in explicit:
         parts[split], n = _read(sources[split], data.format, data.columns, data, split, findings,
-                                formats_seen, rules)
+                                formats_seen, rules, progress)
         rows_read += n
     everything = [(e.origin, e.row) for s in SPLITS for e in parts[s]]
     inconsistent_prefix(everything, findings)
@@ -269,9 +285,10 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     duplicates = 0
     train_index = None
     sigs: dict[str, list[Any]] = {}
+    progress.stage("finding duplicates", sum(len(parts[s]) for s in SPLITS))
     for split in SPLITS:
         texts = [formats.content_text(e.row) for e in parts[split]]
-        sigs[split] = signatures(texts) if data.dedupe == "near" else [None] * len(texts)
+        sigs[split] = _signatures(texts, progress) if data.dedupe == "near" else [None] * len(texts)
         kept, removed, index = dedupe(texts, data.dedupe, data.near_threshold, sigs=sigs[split])
         for m in removed:
             kind = "exact duplicate" if m.kind == "exact" else f"near duplicate (≥ {data.near_threshold:g})"
@@ -289,7 +306,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     share_left = 1 - sum(m.fraction for m in data.mix)
     for i, mix in enumerate(data.mix):
         extra, n = _read(sources[f"mix{i}"], mix.format, mix.columns, data, "mix", findings,
-                         formats_seen, rules)
+                         formats_seen, rules, progress)
         rows_read += n
         want = round(mix.fraction / share_left * n_main)
         extra.sort(key=lambda e: _bucket(e.key, seed, f"mix{i}"))
@@ -328,17 +345,18 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     template = chat_render.template_text(data.template, tokenizer)
     lengths: dict[str, list[int]] = {}
     answers_split = 0  # rows whose answer the tokenizer would have merged into the prompt
+    progress.stage("counting tokens", sum(len(parts[s]) for s in SPLITS))
     for split in SPLITS:
         keep = []
-        for e, rendered in _rendered(parts[split], tokenizer, template):
-            if isinstance(rendered, str):
-                findings.add("template_error", "warning", f"the chat template fails on it: {rendered}",
+        for e, facts in _token_facts(parts[split], tokenizer, template, progress):
+            if isinstance(facts, str):
+                findings.add("template_error", "warning", f"the chat template fails on it: {facts}",
                              e.origin, removed=True)
                 continue
-            _check_tokens(rendered, e.origin, tokenizer, findings,
+            _check_tokens(facts, e.origin, tokenizer, findings,
                           eos=split == "train" and len(keep) < EOS_SAMPLE)
-            answers_split += rendered.split_answers > 0
-            n = len(rendered.input_ids)
+            answers_split += facts.split_answers > 0
+            n = facts.length
             if n > exp.train.max_length:
                 if data.too_long == "drop":
                     findings.add("too_long", "warning",
@@ -404,28 +422,58 @@ def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
     return row
 
 
-def _rendered(examples: list[_Example], tokenizer: Any,
-              template: str) -> Iterator[tuple[_Example, chat_render.Rendered | str]]:
-    """Each example with its tokens as the trainer gets them (or the template's error), rendered
-    in batches: one tokenizer call per batch, and only one batch of token lists alive at a time."""
-    for start in range(0, len(examples), RENDER_BATCH):
-        batch = examples[start:start + RENDER_BATCH]
-        yield from zip(batch, chat_render.render_many([e.row for e in batch], tokenizer, template,
-                                                    offsets=False),
-                       strict=True)
+def _signatures(texts: list[str], progress: Progress) -> list[Any]:
+    """The MinHash signatures of the texts, on all cores."""
+    out: list[Any] = []
+    for chunk in parallel.chunks(signatures, texts, SIGNATURE_BATCH):
+        out.extend(chunk)
+        progress.advance(len(chunk))
+    return out
 
 
-def _check_tokens(rendered: chat_render.Rendered, origin: str, tokenizer: Any, findings: Findings,
+@dataclass(frozen=True)
+class _TokenFacts:
+    """What the preparation keeps of an example's tokens (not the tokens: they are not needed,
+    and sending them back from the workers would cost more than computing them)."""
+
+    length: int
+    split_answers: int
+    inexact_prompts: int
+    eos: tuple[bool, bool]  # present, trained
+
+
+def _facts_of(examples: Sequence[_Example], tokenizer: Any, template: str) -> list[_TokenFacts | str]:
+    out: list[_TokenFacts | str] = []
+    for r in chat_render.render_many([e.row for e in examples], tokenizer, template, offsets=False):
+        out.append(r if isinstance(r, str) else _TokenFacts(len(r.input_ids), r.split_answers,
+                                                             r.inexact_prompts,
+                                                             chat_render.eos_trained(r, tokenizer)))
+    return out
+
+
+def _token_facts(examples: list[_Example], tokenizer: Any, template: str,
+                 progress: Progress) -> Iterator[tuple[_Example, _TokenFacts | str]]:
+    """Each example with its token facts (or the template's error), rendered and tokenized in
+    batches on all cores."""
+    work = functools.partial(_facts_of, tokenizer=tokenizer, template=template)
+    start = 0
+    for chunk in parallel.chunks(work, examples, RENDER_BATCH):
+        yield from zip(examples[start:start + len(chunk)], chunk, strict=True)
+        start += len(chunk)
+        progress.advance(len(chunk))
+
+
+def _check_tokens(facts: _TokenFacts, origin: str, tokenizer: Any, findings: Findings,
                   eos: bool) -> None:
     """The tokens of one example: prompts that differ from inference, and (on a sample of the
     training split) the end-of-sequence token."""
-    if rendered.inexact_prompts:
+    if facts.inexact_prompts:
         findings.add("prompt_tokens", "warning",
                      "a prompt's tokens in training differ from those the model gets at inference "
                      "(the tokenizer reads an earlier answer differently inside the later prompt)", origin)
     if not eos:
         return
-    present, trained = chat_render.eos_trained(rendered, tokenizer)
+    present, trained = facts.eos
     token = tokenizer.eos_token
     if not present:
         findings.add("eos", "warning",

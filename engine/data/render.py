@@ -199,12 +199,19 @@ def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets
     offsets: list[tuple[int, int]] = []
     at = 0  # characters of the text covered by ids
     split = inexact = 0
+    cache: dict[int, list[int]] = {}
+
+    def ids_at(end: int) -> list[int]:
+        """The ids of the text up to end, tokenized alone (each .ids builds a new list)."""
+        if end not in cache:
+            cache[end] = encoded[end].ids
+        return cache[end]
 
     def extend(end: int, trained: int) -> bool:
         """Appends the text up to `end` as the tokenizer reads that whole prefix; False when that
         reading does not start with the ids so far (the segment is then tokenized on its own)."""
         nonlocal at
-        whole = encoded[end].ids
+        whole = ids_at(end)
         natural = whole[:len(ids)] == ids
         if natural:
             new = whole[len(ids):]
@@ -224,7 +231,7 @@ def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets
         if before > at:
             extend(before, 0)
         # an earlier answer, tokenized on its own, can make a later prompt differ
-        exact = before == 0 or ids == encoded[before].ids
+        exact = before == 0 or ids == ids_at(before)
         natural = extend(upto, int(trained))
         inexact += not exact
         split += exact and not natural
