@@ -17,8 +17,9 @@ REFRESH = 0.1  # seconds between redraws
 
 
 class Progress:
-    def __init__(self, show: bool) -> None:
+    def __init__(self, show: bool, console: Any = None) -> None:
         self.show = show
+        self.console = console  # a rich Console; stderr by default
         self.started = time.monotonic()
         self._bar: Any = None
         self._task: Any = None
@@ -66,7 +67,7 @@ class Progress:
             self._bar = Bar(TextColumn("preparing data · {task.description}"), BarColumn(),
                             MofNCompleteColumn(), TaskProgressColumn(),
                             TextColumn("{task.fields[rate]}"),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                            TimeElapsedColumn(), console=self.console or Console(stderr=True), transient=True,
                             auto_refresh=False)
             self._bar.start()
             name, total = self._stage
