@@ -3,8 +3,8 @@ worker processes, results in order.
 
 Fork, not spawn: the workers inherit the rows and the tokenizer instead of receiving them
 pickled, and start in milliseconds rather than re-importing transformers. Fork is only safe from
-a process with one thread (a forked thread pool holds locks that never come free), so from a
-threaded caller (the TUI, a trainer) and for small inputs the chunks run here, one by one.
+a process with one working thread (a forked thread pool holds locks that never come free), so
+from a threaded caller (the TUI, a trainer) and for small inputs the chunks run here, one by one.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def _single_threaded() -> bool:
+    """Called from the main thread, with no other thread doing work. Daemon helper threads (tqdm's
+    monitor, left by datasets) only sleep on an event, so they hold no lock a child could need."""
+    main = threading.main_thread()
+    return threading.current_thread() is main and not any(
+        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main)
+
+
 def _start(fn: Callable[[Sequence[Any]], Any], items: Sequence[Any], size: int) -> None:
     global _JOB  # noqa: PLW0603 - the worker's one job, inherited through fork
     _JOB = (fn, items, size)
@@ -42,7 +50,7 @@ def chunks(fn: Callable[[Sequence[Any]], Any], items: Sequence[Any], size: int) 
     """fn of each chunk of `size` items, in order; on all cores when it pays."""
     count = (len(items) + size - 1) // size
     workers = min(cores(), count)
-    if (workers < 2 or len(items) < PARALLEL_MIN or threading.active_count() > 1
+    if (workers < 2 or len(items) < PARALLEL_MIN or not _single_threaded()
             or "fork" not in multiprocessing.get_all_start_methods()):
         for n in range(count):
             yield fn(items[n * size:(n + 1) * size])

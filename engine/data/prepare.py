@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import shutil
 import time
@@ -120,23 +121,34 @@ def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, sp
     examples: list[_Example] = []
     read = 0
     for source in sources:
-        got = data_sources.read_source(source, "train" if split == "mix" else split)
-        read += len(got.records) + len(got.problems)
-        for reason, where in got.problems:
-            findings.add("unreadable", "warning", f"row not readable: {reason}", where, removed=True)
-        use = fmt if fmt != "auto" else formats.detect(got.records, columns)
-        if use is None and got.records:
-            keys = ", ".join(sorted(got.records[0].data)[:8])
+        name, items = data_sources.stream_records(source, "train" if split == "mix" else split)
+        head: list[data_sources.Record] = []  # the first records, to tell the format by
+        for item in items:
+            if isinstance(item, data_sources.Record):
+                head.append(item)
+                if len(head) == formats.DETECT_RECORDS:
+                    break
+            else:
+                read += 1
+                findings.add("unreadable", "warning", f"row not readable: {item[0]}", item[1], removed=True)
+        use = fmt if fmt != "auto" else formats.detect(head, columns)
+        if use is None and head:
+            keys = ", ".join(sorted(head[0].data)[:8])
             raise DataError(f"{source}: cannot tell the format of this data (fields: {keys}); set "
                             "data.format (prompt_completion, messages, alpaca, sharegpt, text) and, "
                             "if the fields are named otherwise, data.columns")
         if use is None:
             continue
-        formats_seen[got.name] = use
-        progress.stage(f"checking {got.name}", len(got.records))
-        for n, record in enumerate(got.records, start=1):
-            if n % 10_000 == 0:
+        formats_seen[name] = use
+        progress.stage(f"reading {name}", data_sources.size_hint(source))
+        for item in itertools.chain(head, items):
+            read += 1
+            if read % 10_000 == 0:
                 progress.advance(10_000)
+            if not isinstance(item, data_sources.Record):
+                findings.add("unreadable", "warning", f"row not readable: {item[0]}", item[1], removed=True)
+                continue
+            record = item
             try:
                 row = formats.normalise(record.data, use, columns)
             except formats.RowProblem as problem:
@@ -228,16 +240,16 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False,
 
     progress = progress or Progress.terminal()
     try:
-        rows, report = _prepare_rows(spec, forced, progress)
+        parts, report = _prepare_rows(spec, forced, progress)
         _stop_if_too_few(report, forced)
         tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
         tmp.mkdir(parents=True)
-        progress.stage("writing", sum(len(rows[s]) for s in SPLITS))
+        progress.stage("writing", sum(len(parts[s]) for s in SPLITS))
         for split in SPLITS:
             with (tmp / f"{split}.jsonl").open("wb") as f:
-                for row in rows[split]:
-                    f.write(orjson.dumps(row) + b"\n")
-            progress.advance(len(rows[split]))
+                for e in parts[split]:  # each output row made as it is written: memory stays flat
+                    f.write(orjson.dumps(_output_row(e, spec.experiment.dataset)) + b"\n")
+            progress.advance(len(parts[split]))
     finally:
         progress.close()
     (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
@@ -259,7 +271,7 @@ def _stop_if_too_few(report: DataReport, forced: bool) -> None:
 
 
 def _prepare_rows(spec: LoadedSpec, forced: bool,
-                  progress: Progress) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:
+                  progress: Progress) -> tuple[dict[str, list[_Example]], DataReport]:
     exp = spec.experiment
     data = exp.dataset
     seed = exp.train.seed
@@ -340,14 +352,15 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
             leaked += len(drop)
 
     # tokens, in the real tokenizer and template
-    train_rows = [_output_row(e, data) for e in parts["train"]]
+    # only a scratch model's tokenizer is trained on the rows (a million output rows are not small)
+    train_rows = [_output_row(e, data) for e in parts["train"]] if exp.base_model.scratch else []
     tokenizer = tokenizer_for(spec, train_rows)
     template = chat_render.template_text(data.template, tokenizer)
     lengths: dict[str, list[int]] = {}
     answers_split = 0  # rows whose answer the tokenizer would have merged into the prompt
     progress.stage("counting tokens", sum(len(parts[s]) for s in SPLITS))
     for split in SPLITS:
-        keep = []
+        keep: list[tuple[_Example, int]] = []
         for e, facts in _token_facts(parts[split], tokenizer, template, progress):
             if isinstance(facts, str):
                 findings.add("template_error", "warning", f"the chat template fails on it: {facts}",
@@ -409,8 +422,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
         findings=all_findings,
         answers_split=answers_split,
     )
-    rows = {s: [_output_row(e, data) for e in parts[s]] for s in SPLITS}
-    return rows, report
+    return parts, report
 
 
 def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:

@@ -23,7 +23,7 @@ class Progress:
         self.started = time.monotonic()
         self._bar: Any = None
         self._task: Any = None
-        self._stage = ("", 0)
+        self._stage: tuple[str, int | None] = ("", 0)
         self._done = 0
         self._drawn = 0.0
         self._stage_started = self.started
@@ -32,9 +32,10 @@ class Progress:
     def terminal(cls) -> Progress:
         return cls(sys.stderr.isatty())
 
-    def stage(self, name: str, total: int) -> None:
-        """A new stage of `total` rows."""
-        self._stage, self._done = (name, total), 0
+    def stage(self, name: str, total: int | None) -> None:
+        """A new stage of `total` rows (None: not known ahead)."""
+        self._stage = (name, total)
+        self._done = 0
         self._stage_started = time.monotonic()
         if self._bar is not None:
             self._bar.reset(self._task, total=total, description=name, completed=0)
