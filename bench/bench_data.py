@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# the interpreter of the active environment (a venv's PYTHON can be the base one)
+PYTHON = shutil.which("python") or sys.executable
 
 TUNELAB = """
 import sys
@@ -85,7 +88,7 @@ def timed(code: str, *args: str) -> tuple[float, int]:
     """(wall seconds, peak PSS of the process tree in bytes) of a fresh Python running code."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env)
+    proc = subprocess.Popen([PYTHON, "-c", code, *args], env=env)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_pss(proc.pid))
@@ -118,7 +121,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n, reps in sizes:
             folder = Path(tmp) / f"rows{n}"
-            subprocess.run([sys.executable, str(HERE / "make_chat_data.py"), "--rows", str(n),
+            subprocess.run([PYTHON, str(HERE / "make_chat_data.py"), "--rows", str(n),
                             "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
             ours: list[tuple[float, int]] = []
             plain: list[tuple[float, int]] = []

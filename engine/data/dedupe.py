@@ -1,5 +1,5 @@
-"""Exact and near-duplicate detection: a hash of the normalised text, and MinHash LSH (rensa, in
-Rust; the LSH bands are those datasketch would choose).
+"""Exact and near-duplicate detection: a hash of the normalised text, and MinHash LSH (the MinHash
+by rensa, in Rust; the LSH bands are those datasketch would choose).
 
 Two examples are near-duplicates when the estimated Jaccard similarity of their word 3-grams is
 at least the threshold. LSH finds the candidates without comparing every pair; each candidate is
@@ -42,16 +42,16 @@ def signatures(texts: Sequence[str]) -> list[Any]:
     return list(RMinHash.from_token_sets([shingles(t) for t in texts], NUM_PERM, SEED))
 
 
-def _bands(threshold: float) -> int:
-    """The number of LSH bands datasketch picks for this threshold (equal weight on false
-    positives and negatives), so the candidates are those datasketch's MinHashLSH would find."""
+def _bands(threshold: float) -> tuple[int, int]:
+    """(bands, rows a band) as datasketch's MinHashLSH picks them for this threshold (equal weight
+    on false positives and negatives), so the candidates are those datasketch would find."""
     try:
         from datasketch.lsh import _optimal_param  # private, hence the fallback below
 
-        bands, _ = _optimal_param(threshold, NUM_PERM, 0.5, 0.5)
-        return int(bands)
+        bands, width = _optimal_param(threshold, NUM_PERM, 0.5, 0.5)
+        return int(bands), int(width)
     except ImportError:  # pragma: no cover
-        return 8
+        return 8, 16
 
 
 @dataclass(frozen=True)
@@ -62,30 +62,43 @@ class Match:
 
 
 class DuplicateIndex:
-    """Rows added so far, searchable by exact key and (when near) by MinHash LSH."""
+    """Rows added so far, searchable by exact key and (when near) by MinHash LSH: the signature
+    cut into bands, a row a candidate when one band is equal. The buckets are plain dicts of band
+    hashes (about 1 KB a row; rensa's own LSH index keeps about ten times that)."""
 
     def __init__(self, near: bool, threshold: float) -> None:
         self.near = near
         self.threshold = threshold
         self.keys: dict[bytes, int] = {}
-        self.lsh: Any = None
-        self.signatures: list[Any] = []  # by LSH key (rensa's keys are 0, 1, 2 …)
-        self.ids: list[int] = []  # the row id of each LSH key
-        if near:
-            from rensa import RMinHashLSH
+        self.signatures: list[Any] = []  # of the rows in the LSH, by their position
+        self.ids: list[int] = []  # the row id of each position
+        self.bands, self.width = _bands(threshold) if near else (0, 0)
+        self.buckets: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]
+        self._last: tuple[Any, list[int]] | None = None  # the band hashes of the last match
 
-            self.lsh = RMinHashLSH(threshold, NUM_PERM, _bands(threshold))
+    def _band_hashes(self, signature: Any) -> list[int]:
+        if self._last is not None and self._last[0] is signature:
+            return self._last[1]
+        digest = signature.digest()
+        w = self.width
+        hashes = [hash(tuple(digest[b * w:(b + 1) * w])) for b in range(self.bands)]
+        self._last = (signature, hashes)
+        return hashes
 
     def match(self, key: bytes, signature: Any) -> tuple[int, str] | None:
         found = self.keys.get(key)
         if found is not None:
             return found, "exact"
         if self.near and signature is not None:
+            candidates: set[int] = set()
+            for bucket, h in zip(self.buckets, self._band_hashes(signature), strict=True):
+                there = bucket.get(h)
+                if there is not None:
+                    candidates.update(there if isinstance(there, list) else (there,))
             best = None
-            for candidate in self.lsh.query(signature):
+            for candidate in sorted(candidates):
                 similarity = signature.jaccard(self.signatures[candidate])
-                if similarity >= self.threshold and (best is None or similarity > best[1]
-                                                     or (similarity == best[1] and candidate < best[0])):
+                if similarity >= self.threshold and (best is None or similarity > best[1]):
                     best = (candidate, similarity)
             if best is not None:
                 return self.ids[best[0]], "near"
@@ -103,7 +116,14 @@ class DuplicateIndex:
     def add(self, index: int, key: bytes, signature: Any) -> None:
         self.keys.setdefault(key, index)
         if self.near and signature is not None:
-            self.lsh.insert(len(self.ids), signature)
+            position = len(self.ids)
+            for bucket, h in zip(self.buckets, self._band_hashes(signature), strict=True):
+                there = bucket.setdefault(h, position)
+                if there != position:
+                    if isinstance(there, list):
+                        there.append(position)
+                    else:
+                        bucket[h] = [there, position]
             self.signatures.append(signature)
             self.ids.append(index)
 
