@@ -1,109 +1,151 @@
-"""Benchmark: prepare 100,000 rows (read, normalise, check, near-dedupe, split, count tokens, write).
+"""Benchmark: data preparation at scale against the plain libraries doing the same core work.
 
-    python bench/bench_data.py [--rows 100000]
+    python bench/bench_data.py                  # 20,000 and 100,000 rows, 3 alternating repetitions
+    python bench/bench_data.py --million        # and 1,000,000 rows (one repetition; minutes)
+    python bench/bench_data.py --rows 20000 --reps 5
 
-Prints rows per second for the whole preparation, and, on the same rows, the time of its main
-parts alone: the plain hashing and datasketch MinHash LSH work, the scratch tokenizer's training,
-and rendering plus counting tokens, so the pipeline's own overhead is visible. The
-rows are synthetic prompt/completion pairs with 2 % exact and 2 % near duplicates.
+The rows are OpenAI-chat conversations (bench/make_chat_data.py: 2 % exact and 2 % near
+duplicates, a fifth of them two exchanges long) and the model is a local folder with a
+byte-level BPE tokenizer and a ChatML template, as a person brings a hub model. Each run is a
+fresh process with a cold cache:
+
+- tunelab: `prepare` (read, normalise, check, split, near-dedupe with leakage, exact prompt tokens,
+  write), as `tunelab data` runs it;
+- plain: what a person would write with the plain libraries for the core of it: json lines read
+  with orjson, the chat template applied and the texts tokenized in batches (transformers), word
+  3-gram MinHash with datasketch's bulk API and MinHashLSH query-then-insert.
+
+The two alternate (plain, tunelab, plain, tunelab …) so that a noisy machine slows both alike; the
+table gives the median and the spread (min–max) of the wall time, rows per second, and the peak
+memory of the whole process tree (the sum of the PSS of the process and its workers, sampled
+every 0.1 s; PSS counts pages shared after fork once).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import random
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+# the interpreter of the active environment (a venv's PYTHON can be the base one)
+PYTHON = shutil.which("python") or sys.executable
 
-WORDS = [f"w{i}" for i in range(5000)]
+TUNELAB = """
+import sys
+from pathlib import Path
+from tunelab.engine.data.prepare import prepare
+from tunelab.engine.data.progress import Progress
+from tunelab.engine.spec import load_spec
+prepare(load_spec(Path(sys.argv[1])), Path(sys.argv[2]), progress=Progress(show=False))
+"""
+
+PLAIN = """
+import re, sys, orjson
+from datasketch import MinHash, MinHashLSH
+from transformers import AutoTokenizer
+folder = sys.argv[1]
+rows = [orjson.loads(line) for line in open(folder + "/chat.jsonl", "rb")]
+tok = AutoTokenizer.from_pretrained(folder + "/model")
+texts = tok.apply_chat_template([r["messages"] for r in rows], tokenize=False)
+for start in range(0, len(texts), 1000):
+    tok(texts[start:start + 1000], add_special_tokens=False)
+word = re.compile(r"\\w+")
+def grams(row):
+    w = word.findall("\\n".join(m["content"] for m in row["messages"]).casefold())
+    return [" ".join(w[i:i + 3]).encode() for i in range(max(1, len(w) - 2))]
+sigs = MinHash.bulk((grams(r) for r in rows), num_perm=128)
+lsh = MinHashLSH(threshold=0.85, num_perm=128)
+for i, s in enumerate(sigs):
+    if not [c for c in lsh.query(s) if s.jaccard(sigs[c]) >= 0.85]:
+        lsh.insert(i, s, check_duplication=False)
+"""
 
 
-def make_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    rows = [{"prompt": " ".join(rng.choices(WORDS, k=20)), "completion": " ".join(rng.choices(WORDS, k=30))}
-            for _ in range(n)]
-    for i in range(0, n, 50):  # 2 % exact copies of an earlier row
-        rows[i] = dict(rows[rng.randrange(max(i, 1))]) if i else rows[i]
-    for i in range(25, n, 50):  # 2 % near copies: one word of fifty changed
-        src = rows[rng.randrange(i)]
-        words = src["completion"].split()
-        words[rng.randrange(len(words))] = "changed"
-        rows[i] = {"prompt": src["prompt"], "completion": " ".join(words)}
-    return rows
+def _tree_pss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                total += p.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+    except psutil.NoSuchProcess:
+        return 0
 
 
-def plain_work(texts: list[str]) -> float:
-    """sha256 of every text, MinHash of its word 3-grams, LSH query-then-insert: the core alone."""
-    from datasketch import MinHash, MinHashLSH
-
-    from tunelab.engine.data.dedupe import NUM_PERM, _hashfunc, shingles
-
+def timed(code: str, *args: str) -> tuple[float, int]:
+    """(wall seconds, peak PSS of the process tree in bytes) of a fresh Python running code."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
     start = time.perf_counter()
-    for t in texts:
-        hashlib.sha256(t.encode()).digest()
-    sigs = MinHash.bulk((shingles(t) for t in texts), num_perm=NUM_PERM, hashfunc=_hashfunc())
-    lsh = MinHashLSH(threshold=0.85, num_perm=NUM_PERM)
-    for i, s in enumerate(sigs):
-        if not lsh.query(s):
-            lsh.insert(i, s, check_duplication=False)
-    return time.perf_counter() - start
+    proc = subprocess.Popen([PYTHON, "-c", code, *args], env=env)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_pss(proc.pid))
+        time.sleep(0.1)
+    took = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"the run failed (exit {proc.returncode})")
+    return took, peak
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f}s ({min(values):.1f}–{max(values):.1f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, nargs="*", default=[20_000, 100_000])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 rows (one repetition)")
+    parser.add_argument("--no-plain", action="store_true", help="tunelab only")
     args = parser.parse_args()
-
-    from tunelab.engine.data.prepare import prepare
-    from tunelab.engine.data.render import template_text, token_lengths
-    from tunelab.engine.spec import load_spec
-    from tunelab.engine.train.model import train_tokenizer
-
+    sizes = [(n, args.reps) for n in args.rows] + ([(1_000_000, 1)] if args.million else [])
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start",
+          flush=True)
+    table = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        rows = make_rows(args.rows)
-        with (folder / "rows.jsonl").open("w") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-        (folder / "bench.toml").write_text(
-            'name = "bench"\n[model]\nscratch = { vocab_size = 2000 }\n'
-            '[data]\ntrain = "rows.jsonl"\ndedupe = "near"\n')
-        spec = load_spec(folder / "bench.toml")
-
-        start = time.perf_counter()
-        prepared = prepare(spec, folder / "cache")
-        cold = time.perf_counter() - start
-        start = time.perf_counter()
-        prepare(spec, folder / "cache")
-        warm = time.perf_counter() - start
-
-        r = prepared.report
-        print(f"rows: {args.rows:,} → {r.counts['train']:,} / {r.counts['validation']:,} / "
-              f"{r.counts['test']:,}; duplicates removed {r.duplicates_removed:,}, "
-              f"leaked {r.leaked_removed:,}", file=sys.stderr)
-        texts = [row["prompt"] + "\n" + row["completion"] for row in rows]
-        core = plain_work(texts)
-        train = prepared.rows("train")
-        start = time.perf_counter()
-        tokenizer = train_tokenizer([r["prompt"] + "\n" + r["completion"] for r in train], 2000)
-        tok_train = time.perf_counter() - start
-        start = time.perf_counter()
-        token_lengths([r for s in ("train", "validation", "test") for r in prepared.rows(s)],
-                      tokenizer, template_text("plain", tokenizer))
-        counting = time.perf_counter() - start
-        print(f"prepare (cold, dedupe near): {cold:.1f}s = {args.rows / cold:,.0f} rows/s")
-        print(f"prepare (cached):            {warm:.2f}s")
-        print("parts of it, timed alone:")
-        print(f"  hashing + MinHash LSH:     {core:.1f}s = {args.rows / core:,.0f} rows/s")
-        print(f"  scratch tokenizer training: {tok_train:.1f}s (on the {len(train):,} training rows)")
-        print(f"  render + count tokens:     {counting:.1f}s")
+        for n, reps in sizes:
+            folder = Path(tmp) / f"rows{n}"
+            subprocess.run([PYTHON, str(HERE / "make_chat_data.py"), "--rows", str(n),
+                            "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
+            ours: list[tuple[float, int]] = []
+            plain: list[tuple[float, int]] = []
+            for rep in range(reps):
+                if not args.no_plain:
+                    plain.append(timed(PLAIN, str(folder)))
+                ours.append(timed(TUNELAB, str(folder / "experiment.toml"), str(folder / f"cache{rep}")))
+                print(f"  {n:,} rows, repetition {rep + 1}: tunelab {ours[-1][0]:.1f}s"
+                      + (f", plain {plain[-1][0]:.1f}s" if plain else ""), flush=True)
+            table.append((n, ours, plain))
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+    print(f"{'rows':>10}  {'tunelab wall':>20} {'rows/s':>8} {'peak':>9}   "
+          f"{'plain wall':>20} {'rows/s':>8} {'peak':>9}   {'speed':>6}")
+    for n, ours, plain in table:
+        t = [w for w, _ in ours]
+        line = (f"{n:>10,}  {_spread(t):>20} {n / statistics.median(t):>8,.0f} "
+                f"{_gib(max(m for _, m in ours)):>9}")
+        if plain:
+            p = [w for w, _ in plain]
+            ratios = [b / a for a, b in zip(t, p, strict=True)]
+            line += (f"   {_spread(p):>20} {n / statistics.median(p):>8,.0f} "
+                     f"{_gib(max(m for _, m in plain)):>9}   {statistics.median(ratios):>5.2f}×")
+        print(line)
+    print("speed: plain wall / tunelab wall, median of the alternating pairs (> 1: tunelab faster)")
 
 
 if __name__ == "__main__":

@@ -95,3 +95,58 @@ def test_explicit_validation_rows_that_repeat_training_rows_are_removed(tmp_path
     leak = finding(p.report, "leakage")
     assert sorted(leak.examples) == ["v.jsonl:21", "v.jsonl:22"] and "exact" in leak.message
     assert p.report.leaked_removed == 2 and p.report.counts["validation"] == 20
+
+
+def _datasketch_dedupe(texts: list[str], threshold: float) -> set[int]:
+    """The near-duplicate removal as it was written on datasketch (MinHash.bulk, MinHashLSH,
+    query then insert, each candidate checked against the threshold): the reference."""
+    import hashlib as _hashlib
+
+    import xxhash
+    from datasketch import MinHash, MinHashLSH
+
+    from tunelab.engine.data.dedupe import NUM_PERM, shingles
+
+    sigs = MinHash.bulk(([s.encode() for s in shingles(t)] for t in texts), num_perm=NUM_PERM,
+                        hashfunc=xxhash.xxh32_intdigest)
+    lsh, keys, removed = MinHashLSH(threshold=threshold, num_perm=NUM_PERM), set(), set()
+    for i, (text, sig) in enumerate(zip(texts, sigs, strict=True)):
+        key = _hashlib.blake2b(" ".join(text.casefold().split()).encode(), digest_size=16).digest()
+        if key in keys or any(sig.jaccard(sigs[c]) >= threshold for c in lsh.query(sig)):
+            removed.add(i)
+            continue
+        keys.add(key)
+        lsh.insert(i, sig, check_duplication=False)
+    return removed
+
+
+def test_the_native_minhash_removes_the_same_rows_as_datasketch_within_minhash_noise() -> None:
+    from tunelab.engine.data.dedupe import shingles
+
+    rng = random.Random(3)
+    vocabulary = [f"v{i}" for i in range(3000)]
+    texts = [" ".join(rng.choices(vocabulary, k=200)) for _ in range(800)]
+    truth: dict[int, float] = {}  # copy -> true Jaccard of its 3-grams with its source
+    for changed in range(0, 16):  # from identical to clearly different, across the threshold
+        for _ in range(25):
+            source = rng.randrange(800)
+            words = texts[source].split()
+            for place in rng.sample(range(200), changed):
+                words[place] = f"x{rng.randrange(10**6)}"
+            truth[len(texts)] = _jaccard(shingles(texts[source]), shingles(" ".join(words)))
+            texts.append(" ".join(words))
+    kept, removed, _ = dedupe(texts, "near", 0.85)
+    ours = {m.index for m in removed}
+    reference = _datasketch_dedupe(texts, 0.85)
+    assert len(reference) > 100 and {i for i, j in truth.items() if j >= 0.95} <= ours
+    assert not {i for i, j in truth.items() if j < 0.7} & ours
+    # they may differ only on rows whose true similarity is close to the threshold
+    differ = ours ^ reference
+    assert all(abs(truth.get(i, 0) - 0.85) < 0.1 for i in differ), sorted(
+        (i, round(truth.get(i, 0), 3)) for i in differ)
+    # and on those the two find about as many (estimates on either side of the threshold)
+    assert abs(len(ours) - len(reference)) <= 0.1 * len(reference)
+
+
+def _jaccard(a: list[str], b: list[str]) -> float:
+    return len(set(a) & set(b)) / len(set(a) | set(b))

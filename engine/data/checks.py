@@ -5,6 +5,7 @@ few places (`file.jsonl:17`) so that a person can look at them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -128,16 +129,21 @@ def conflicting_answers(rows: list[tuple[str, dict[str, Any]]], findings: Findin
     for tasks with one right answer (the model learns to hedge between them)."""
     from tunelab.engine.data.formats import flat
 
-    first: dict[str, tuple[str, str]] = {}
+    # digests, not texts, are kept: a million prompts would otherwise stay in memory twice
+    first: dict[bytes, tuple[str, bytes]] = {}
     for where, row in rows:
         if "text" in row:
             continue
         prompt, answer = flat(row)
-        key = " ".join(prompt.casefold().split())
-        seen = first.setdefault(key, (where, answer))
-        if seen[1].strip() != answer.strip():
+        key = _digest(" ".join(prompt.casefold().split()))
+        seen = first.setdefault(key, (where, _digest(answer.strip())))
+        if seen[1] != _digest(answer.strip()):
             findings.add("conflicting_answers", "note", "the same prompt with a different answer",
                          f"{where} ~ {seen[0]}")
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def size_checks(usable: int, minimum: int, forced: bool, findings: Findings) -> None:

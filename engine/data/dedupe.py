@@ -1,4 +1,5 @@
-"""Exact and near-duplicate detection: a hash of the normalised text, and MinHash LSH (datasketch).
+"""Exact and near-duplicate detection: a hash of the normalised text, and MinHash LSH (the MinHash
+by rensa, in Rust; the LSH bands are those datasketch would choose).
 
 Two examples are near-duplicates when the estimated Jaccard similarity of their word 3-grams is
 at least the threshold. LSH finds the candidates without comparing every pair; each candidate is
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 NUM_PERM = 128
+SEED = 1
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -24,28 +26,32 @@ def exact_key(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.casefold().split()).encode(), digest_size=16).digest()
 
 
-def shingles(text: str, n: int = 3) -> list[bytes]:
+def shingles(text: str, n: int = 3) -> list[str]:
     words = _WORD.findall(text.casefold())
     if len(words) <= n:
-        return [" ".join(words).encode()]
-    return list({" ".join(words[i:i + n]).encode() for i in range(len(words) - n + 1)})
-
-
-def _hashfunc() -> Any:
-    try:
-        import xxhash  # a dependency of datasets; several times faster than sha1
-
-        return xxhash.xxh32_intdigest
-    except ImportError:  # pragma: no cover - datasketch's own default
-        from datasketch.hashfunc import sha1_hash32
-
-        return sha1_hash32
+        return [" ".join(words)]
+    # the n-grams: the word list and its shifted copies zipped (zip stops at the shortest)
+    return list({" ".join(gram) for gram in zip(*(words[i:] for i in range(n)), strict=False)})
 
 
 def signatures(texts: Sequence[str]) -> list[Any]:
-    from datasketch import MinHash
+    """The MinHash of each text's word 3-grams, computed in one call in Rust (rensa): the Python
+    side only cuts the words."""
+    from rensa import RMinHash
 
-    return MinHash.bulk((shingles(t) for t in texts), num_perm=NUM_PERM, hashfunc=_hashfunc())
+    return list(RMinHash.from_token_sets([shingles(t) for t in texts], NUM_PERM, SEED))
+
+
+def _bands(threshold: float) -> tuple[int, int]:
+    """(bands, rows a band) as datasketch's MinHashLSH picks them for this threshold (equal weight
+    on false positives and negatives), so the candidates are those datasketch would find."""
+    try:
+        from datasketch.lsh import _optimal_param  # private, hence the fallback below
+
+        bands, width = _optimal_param(threshold, NUM_PERM, 0.5, 0.5)
+        return int(bands), int(width)
+    except ImportError:  # pragma: no cover
+        return 8, 16
 
 
 @dataclass(frozen=True)
@@ -56,31 +62,46 @@ class Match:
 
 
 class DuplicateIndex:
-    """Rows added so far, searchable by exact key and (when near) by MinHash LSH."""
+    """Rows added so far, searchable by exact key and (when near) by MinHash LSH: the signature
+    cut into bands, a row a candidate when one band is equal. The buckets are plain dicts of band
+    hashes (about 1 KB a row; rensa's own LSH index keeps about ten times that)."""
 
     def __init__(self, near: bool, threshold: float) -> None:
         self.near = near
         self.threshold = threshold
         self.keys: dict[bytes, int] = {}
-        self.lsh: Any = None
-        self.signatures: dict[int, Any] = {}
-        if near:
-            from datasketch import MinHashLSH
+        self.signatures: list[Any] = []  # of the rows in the LSH, by their position
+        self.ids: list[int] = []  # the row id of each position
+        self.bands, self.width = _bands(threshold) if near else (0, 0)
+        self.buckets: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]
+        self._last: tuple[Any, list[int]] | None = None  # the band hashes of the last match
 
-            self.lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    def _band_hashes(self, signature: Any) -> list[int]:
+        if self._last is not None and self._last[0] is signature:
+            return self._last[1]
+        digest = signature.digest()
+        w = self.width
+        hashes = [hash(tuple(digest[b * w:(b + 1) * w])) for b in range(self.bands)]
+        self._last = (signature, hashes)
+        return hashes
 
     def match(self, key: bytes, signature: Any) -> tuple[int, str] | None:
         found = self.keys.get(key)
         if found is not None:
             return found, "exact"
         if self.near and signature is not None:
+            candidates: set[int] = set()
+            for bucket, h in zip(self.buckets, self._band_hashes(signature), strict=True):
+                there = bucket.get(h)
+                if there is not None:
+                    candidates.update(there if isinstance(there, list) else (there,))
             best = None
-            for candidate in self.lsh.query(signature):
+            for candidate in sorted(candidates):
                 similarity = signature.jaccard(self.signatures[candidate])
                 if similarity >= self.threshold and (best is None or similarity > best[1]):
                     best = (candidate, similarity)
             if best is not None:
-                return best[0], "near"
+                return self.ids[best[0]], "near"
         return None
 
     def offer(self, row_id: int, text: str) -> tuple[int, str] | None:
@@ -95,8 +116,16 @@ class DuplicateIndex:
     def add(self, index: int, key: bytes, signature: Any) -> None:
         self.keys.setdefault(key, index)
         if self.near and signature is not None:
-            self.signatures[index] = signature
-            self.lsh.insert(index, signature, check_duplication=False)
+            position = len(self.ids)
+            for bucket, h in zip(self.buckets, self._band_hashes(signature), strict=True):
+                there = bucket.setdefault(h, position)
+                if there != position:
+                    if isinstance(there, list):
+                        there.append(position)
+                    else:
+                        bucket[h] = [there, position]
+            self.signatures.append(signature)
+            self.ids.append(index)
 
 
 def dedupe(texts: Sequence[str], mode: str, threshold: float, ids: Sequence[int] | None = None,

@@ -48,10 +48,13 @@ def _column(columns: ColumnsSpec, name: str, fmt: str) -> str:
     return "conversations" if fmt == "sharegpt" and name == "messages" else name
 
 
+DETECT_RECORDS = 200  # records the format is told by
+
+
 def detect(records: list[Record], columns: ColumnsSpec) -> str | None:
     """The format most of the first records have (None when none fits)."""
     votes: Counter[str] = Counter()
-    for record in records[:200]:
+    for record in records[:DETECT_RECORDS]:
         fmt = _looks_like(record.data, columns)
         if fmt:
             votes[fmt] += 1

@@ -13,15 +13,20 @@ turn, and that turn) and `origin` (the file and line the example came from).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.data import formats
+import orjson
+
+from tunelab.engine.data import formats, parallel
 from tunelab.engine.data import render as chat_render
 from tunelab.engine.data import sources as data_sources
 from tunelab.engine.data.checks import (
@@ -33,6 +38,7 @@ from tunelab.engine.data.checks import (
     size_checks,
 )
 from tunelab.engine.data.dedupe import dedupe, leaks, signatures
+from tunelab.engine.data.progress import Progress
 from tunelab.engine.data.report import DataRejected, DataReport, report_event
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import ColumnsSpec, DataSpec, LoadedSpec
@@ -41,8 +47,10 @@ __all__ = ["DataRejected", "DataReport", "PreparedData", "fingerprint", "prepare
            "report_event", "tokenizer_for"]
 
 SPLITS = ("train", "validation", "test")
-VERSION = 2  # of the preparation itself: a change here invalidates every cache
+VERSION = 3  # of the preparation itself: a change here invalidates every cache
 EOS_SAMPLE = 20  # training examples rendered to check the end-of-sequence token
+RENDER_BATCH = 1000  # examples rendered and tokenized per tokenizer call (and per worker task)
+SIGNATURE_BATCH = 5000  # texts per MinHash call
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,8 @@ class PreparedData:
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a prepared split (JSON lines written by prepare)."""
-    with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    with Path(path).open("rb") as f:
+        return [orjson.loads(line) for line in f]
 
 
 # ---------------------------------------------------------------- fingerprint
@@ -108,24 +116,39 @@ def _content_key(row: dict[str, Any]) -> str:
 
 
 def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, split: str,
-          findings: Findings, formats_seen: dict[str, str], rules: RowRules) -> tuple[list[_Example], int]:
+          findings: Findings, formats_seen: dict[str, str], rules: RowRules,
+          progress: Progress) -> tuple[list[_Example], int]:
     examples: list[_Example] = []
     read = 0
     for source in sources:
-        got = data_sources.read_source(source, "train" if split == "mix" else split)
-        read += len(got.records) + len(got.problems)
-        for reason, where in got.problems:
-            findings.add("unreadable", "warning", f"row not readable: {reason}", where, removed=True)
-        use = fmt if fmt != "auto" else formats.detect(got.records, columns)
-        if use is None and got.records:
-            keys = ", ".join(sorted(got.records[0].data)[:8])
+        name, items = data_sources.stream_records(source, "train" if split == "mix" else split)
+        head: list[data_sources.Record] = []  # the first records, to tell the format by
+        for item in items:
+            if isinstance(item, data_sources.Record):
+                head.append(item)
+                if len(head) == formats.DETECT_RECORDS:
+                    break
+            else:
+                read += 1
+                findings.add("unreadable", "warning", f"row not readable: {item[0]}", item[1], removed=True)
+        use = fmt if fmt != "auto" else formats.detect(head, columns)
+        if use is None and head:
+            keys = ", ".join(sorted(head[0].data)[:8])
             raise DataError(f"{source}: cannot tell the format of this data (fields: {keys}); set "
                             "data.format (prompt_completion, messages, alpaca, sharegpt, text) and, "
                             "if the fields are named otherwise, data.columns")
         if use is None:
             continue
-        formats_seen[got.name] = use
-        for record in got.records:
+        formats_seen[name] = use
+        progress.stage(f"reading {name}", data_sources.size_hint(source))
+        for item in itertools.chain(head, items):
+            read += 1
+            if read % 10_000 == 0:
+                progress.advance(10_000)
+            if not isinstance(item, data_sources.Record):
+                findings.add("unreadable", "warning", f"row not readable: {item[0]}", item[1], removed=True)
+                continue
+            record = item
             try:
                 row = formats.normalise(record.data, use, columns)
             except formats.RowProblem as problem:
@@ -201,8 +224,10 @@ def tokenizer_for(spec: LoadedSpec, train_rows: list[dict[str, Any]], runs: Path
 # ---------------------------------------------------------------- prepare
 
 
-def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> PreparedData:
-    """Prepares (or reuses) the splits of an experiment's data under cache_root/<fingerprint>/."""
+def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False,
+            progress: Progress | None = None) -> PreparedData:
+    """Prepares (or reuses) the splits of an experiment's data under cache_root/<fingerprint>/;
+    progress is shown on the terminal (stderr) unless another Progress is given."""
     key = fingerprint(spec)
     folder = cache_root / key
     files = {s: folder / f"{s}.jsonl" for s in SPLITS}
@@ -213,14 +238,20 @@ def prepare(spec: LoadedSpec, cache_root: Path, force: bool = False) -> Prepared
         _stop_if_too_few(report, forced)
         return PreparedData(key, folder, report, files)
 
-    rows, report = _prepare_rows(spec, forced)
-    _stop_if_too_few(report, forced)
-    tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
-    tmp.mkdir(parents=True)
-    for split in SPLITS:
-        with (tmp / f"{split}.jsonl").open("w", encoding="utf-8") as f:
-            for row in rows[split]:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    progress = progress or Progress.terminal()
+    try:
+        parts, report = _prepare_rows(spec, forced, progress)
+        _stop_if_too_few(report, forced)
+        tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
+        tmp.mkdir(parents=True)
+        progress.stage("writing", sum(len(parts[s]) for s in SPLITS))
+        for split in SPLITS:
+            with (tmp / f"{split}.jsonl").open("wb") as f:
+                for e in parts[split]:  # each output row made as it is written: memory stays flat
+                    f.write(orjson.dumps(_output_row(e, spec.experiment.dataset)) + b"\n")
+            progress.advance(len(parts[split]))
+    finally:
+        progress.close()
     (tmp / "report.json").write_text(report.to_json(), encoding="utf-8")
     if folder.exists() and not report_file.exists():
         shutil.rmtree(folder, ignore_errors=True)  # a half folder from another tunelab version
@@ -250,7 +281,8 @@ def _with_cause(message: str, report: DataReport) -> str:
             f"so {message}")
 
 
-def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[str, Any]]], DataReport]:
+def _prepare_rows(spec: LoadedSpec, forced: bool,
+                  progress: Progress) -> tuple[dict[str, list[_Example]], DataReport]:
     exp = spec.experiment
     data = exp.dataset
     seed = exp.train.seed
@@ -262,11 +294,11 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     # read and normalise; explicit validation/test files override the split
     explicit = {s for s in ("validation", "test") if sources[s]}
     main, rows_read = _read(sources["train"], data.format, data.columns, data, "train", findings,
-                            formats_seen, rules)
+                            formats_seen, rules, progress)
     parts = _assign(main, data, seed, explicit)
     for split in explicit:
         parts[split], n = _read(sources[split], data.format, data.columns, data, split, findings,
-                                formats_seen, rules)
+                                formats_seen, rules, progress)
         rows_read += n
     everything = [(e.origin, e.row) for s in SPLITS for e in parts[s]]
     inconsistent_prefix(everything, findings)
@@ -276,9 +308,10 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     duplicates = 0
     train_index = None
     sigs: dict[str, list[Any]] = {}
+    progress.stage("finding duplicates", sum(len(parts[s]) for s in SPLITS))
     for split in SPLITS:
         texts = [formats.content_text(e.row) for e in parts[split]]
-        sigs[split] = signatures(texts) if data.dedupe == "near" else [None] * len(texts)
+        sigs[split] = _signatures(texts, progress) if data.dedupe == "near" else [None] * len(texts)
         kept, removed, index = dedupe(texts, data.dedupe, data.near_threshold, sigs=sigs[split])
         for m in removed:
             kind = "exact duplicate" if m.kind == "exact" else f"near duplicate (≥ {data.near_threshold:g})"
@@ -296,7 +329,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
     share_left = 1 - sum(m.fraction for m in data.mix)
     for i, mix in enumerate(data.mix):
         extra, n = _read(sources[f"mix{i}"], mix.format, mix.columns, data, "mix", findings,
-                         formats_seen, rules)
+                         formats_seen, rules, progress)
         rows_read += n
         want = round(mix.fraction / share_left * n_main)
         extra.sort(key=lambda e: _bucket(e.key, seed, f"mix{i}"))
@@ -330,19 +363,25 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
             leaked += len(drop)
 
     # tokens, in the real tokenizer and template
-    train_rows = [_output_row(e, data) for e in parts["train"]]
+    # only a scratch model's tokenizer is trained on the rows (a million output rows are not small)
+    train_rows = [_output_row(e, data) for e in parts["train"]] if exp.base_model.scratch else []
     tokenizer = tokenizer_for(spec, train_rows)
     template = chat_render.template_text(data.template, tokenizer)
     lengths: dict[str, list[int]] = {}
+    answers_split = 0  # rows whose answer the tokenizer would have merged into the prompt
+    progress.stage("counting tokens", sum(len(parts[s]) for s in SPLITS))
     for split in SPLITS:
-        counted = chat_render.token_lengths([e.row for e in parts[split]], tokenizer, template)
-        keep = []
-        for e, tokens in zip(parts[split], counted, strict=True):
-            if isinstance(tokens, str):  # the template's error, not a length
-                findings.add("template_error", "warning", f"the chat template fails on it: {tokens}",
+        keep: list[tuple[_Example, int]] = []
+        for e, facts in _token_facts(parts[split], tokenizer, template, progress):
+            if isinstance(facts, str):
+                findings.add("template_error", "warning", f"the chat template fails on it: {facts}",
                              e.origin, removed=True)
                 continue
-            if tokens > exp.train.max_length:
+            _check_tokens(facts, e.origin, tokenizer, findings,
+                          eos=split == "train" and len(keep) < EOS_SAMPLE)
+            answers_split += facts.split_answers > 0
+            n = facts.length
+            if n > exp.train.max_length:
                 if data.too_long == "drop":
                     findings.add("too_long", "warning",
                                  f"longer than train.max_length ({exp.train.max_length:,} tokens): dropped",
@@ -351,10 +390,9 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
                 findings.add("too_long", "warning",
                              f"longer than train.max_length ({exp.train.max_length:,} tokens): "
                              "the trainer cuts the end off", e.origin)
-            keep.append((e, tokens))
+            keep.append((e, n))
         parts[split] = [e for e, _ in keep]
         lengths[split] = [n for _, n in keep]
-    _check_eos(parts["train"][:EOS_SAMPLE], tokenizer, template, findings)
 
     # order: a stable shuffle, or a curriculum (the trainer then reads the rows in order)
     for split in SPLITS:
@@ -393,9 +431,9 @@ def _prepare_rows(spec: LoadedSpec, forced: bool) -> tuple[dict[str, list[dict[s
         mixed=mixed,
         order=data.order,
         findings=all_findings,
+        answers_split=answers_split,
     )
-    rows = {s: [_output_row(e, data) for e in parts[s]] for s in SPLITS}
-    return rows, report
+    return parts, report
 
 
 def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
@@ -407,18 +445,64 @@ def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
     return row
 
 
-def _check_eos(sample: list[_Example], tokenizer: Any, template: str, findings: Findings) -> None:
-    eos = tokenizer.eos_token
-    if not sample:
+def _signatures(texts: list[str], progress: Progress) -> list[Any]:
+    """The MinHash signatures of the texts, on all cores."""
+    out: list[Any] = []
+    for chunk in parallel.chunks(signatures, texts, SIGNATURE_BATCH):
+        out.extend(chunk)
+        progress.advance(len(chunk))
+    return out
+
+
+@dataclass(frozen=True)
+class _TokenFacts:
+    """What the preparation keeps of an example's tokens (not the tokens: they are not needed,
+    and sending them back from the workers would cost more than computing them)."""
+
+    length: int
+    split_answers: int
+    inexact_prompts: int
+    eos: tuple[bool, bool]  # present, trained
+
+
+def _facts_of(examples: Sequence[_Example], tokenizer: Any, template: str) -> list[_TokenFacts | str]:
+    out: list[_TokenFacts | str] = []
+    for r in chat_render.render_many([e.row for e in examples], tokenizer, template, offsets=False):
+        out.append(r if isinstance(r, str) else _TokenFacts(len(r.input_ids), r.split_answers,
+                                                             r.inexact_prompts,
+                                                             chat_render.eos_trained(r, tokenizer)))
+    return out
+
+
+def _token_facts(examples: list[_Example], tokenizer: Any, template: str,
+                 progress: Progress) -> Iterator[tuple[_Example, _TokenFacts | str]]:
+    """Each example with its token facts (or the template's error), rendered and tokenized in
+    batches on all cores."""
+    work = functools.partial(_facts_of, tokenizer=tokenizer, template=template)
+    start = 0
+    for chunk in parallel.chunks(work, examples, RENDER_BATCH):
+        yield from zip(examples[start:start + len(chunk)], chunk, strict=True)
+        start += len(chunk)
+        progress.advance(len(chunk))
+
+
+def _check_tokens(facts: _TokenFacts, origin: str, tokenizer: Any, findings: Findings,
+                  eos: bool) -> None:
+    """The tokens of one example: prompts that differ from inference, and (on a sample of the
+    training split) the end-of-sequence token."""
+    if facts.inexact_prompts:
+        findings.add("prompt_tokens", "warning",
+                     "a prompt's tokens in training differ from those the model gets at inference "
+                     "(the tokenizer reads an earlier answer differently inside the later prompt)", origin)
+    if not eos:
         return
-    for e in sample:
-        rendered = chat_render.render_tokens(e.row, tokenizer, template)
-        present, trained = chat_render.eos_trained(rendered, tokenizer)
-        if not present:
-            findings.add("eos", "warning",
-                         f"the end-of-sequence token {eos!r} is missing from the rendered example: "
-                         "the model will not learn to stop (endless generations)", e.origin)
-        elif not trained:
-            findings.add("eos", "warning",
-                         f"the end-of-sequence token {eos!r} is not trained: the model will not "
-                         "learn to stop (endless generations)", e.origin)
+    present, trained = facts.eos
+    token = tokenizer.eos_token
+    if not present:
+        findings.add("eos", "warning",
+                     f"the end-of-sequence token {token!r} is missing from the rendered example: "
+                     "the model will not learn to stop (endless generations)", origin)
+    elif not trained:
+        findings.add("eos", "warning",
+                     f"the end-of-sequence token {token!r} is not trained: the model will not "
+                     "learn to stop (endless generations)", origin)

@@ -8,6 +8,14 @@ model's), `chatml` or `alpaca`. The trained tokens are those of the assistant tu
 end-of-turn markers); the span of each turn is found by rendering the conversation up to that
 turn, so any template works whose rendering of a conversation starts with the rendering of its
 beginning. A plain-text example is its text and the end-of-sequence token, all trained.
+
+The tokens are built turn by turn, not by tokenizing the whole text: the prompt of every
+assistant turn is that prompt tokenized alone, exactly the ids `generation_prompt` gives the
+model at inference, and where a tokenizer would merge an answer's first characters into the
+prompt's last token (`?\nI` in a BPE without a pre-tokenizer split there), the answer is
+tokenized on its own, so its first token is trained. A prompt can still differ from the
+inference one when an earlier answer, tokenized on its own, is read differently as part of the
+later prompt; such turns are counted (`Rendered.inexact_prompts`) and the data report says so.
 """
 
 from __future__ import annotations
@@ -124,26 +132,44 @@ def _with_bos(tokenizer: Any, text: str, template: str) -> str:
     return bos + text if bos and template in TEMPLATES.values() and not text.startswith(bos) else text
 
 
-def trained_spans(row: dict[str, Any], tokenizer: Any, template: str) -> tuple[str, list[tuple[int, int]]]:
-    """(the text, the character spans of the trained turns)."""
+def _prefix(tokenizer: Any, template: str, messages: list[dict[str, str]], generation: bool) -> str:
+    return _with_bos(tokenizer, _render(tokenizer, template, messages, generation), template)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An example's text and, for each assistant turn, where its prompt and its answer end in it
+    (every prompt and every answer is a prefix of the text) and whether it is trained."""
+
+    text: str
+    turns: list[tuple[int, int, bool]]
+
+
+def _plan(row: dict[str, Any], tokenizer: Any, template: str) -> _Plan:
     if "text" in row:
         text = render_text(row, tokenizer, template)
-        return text, [(0, len(text))]
+        return _Plan(text, [(0, len(text), True)])
     messages = _messages(row)
-    full = _with_bos(tokenizer, _render(tokenizer, template, messages, False), template)
-    spans = []
+    full = _prefix(tokenizer, template, messages, False)
+    turns = []
     for i, m in enumerate(row["messages"]):
-        if m["role"] != "assistant" or m.get("weight", 1) == 0:
+        if m["role"] != "assistant":
             continue
-        before = _with_bos(tokenizer, _render(tokenizer, template, messages[:i], True), template)
-        upto = _with_bos(tokenizer, _render(tokenizer, template, messages[:i + 1], False), template)
+        before = _prefix(tokenizer, template, messages[:i], True)
+        upto = full if i == len(messages) - 1 else _prefix(tokenizer, template, messages[:i + 1], False)
         if not (upto.startswith(before) and full.startswith(upto)):
             raise DataError(
                 "the chat template does not render a conversation as the concatenation of its turns "
                 "(it rewrites earlier turns), so the trained tokens cannot be located; "
                 "set data.template to plain, chatml or alpaca")
-        spans.append((len(before), len(upto)))
-    return full, spans
+        turns.append((len(before), len(upto), m.get("weight", 1) != 0))
+    return _Plan(full, turns)
+
+
+def trained_spans(row: dict[str, Any], tokenizer: Any, template: str) -> tuple[str, list[tuple[int, int]]]:
+    """(the text, the character spans of the trained turns)."""
+    plan = _plan(row, tokenizer, template)
+    return plan.text, [(b, u) for b, u, trained in plan.turns if trained]
 
 
 @dataclass(frozen=True)
@@ -151,22 +177,106 @@ class Rendered:
     input_ids: list[int]
     trained: list[int]  # 1 for each token the loss is computed on
     text: str
-    offsets: list[tuple[int, int]]  # each token's characters in text
+    offsets: list[tuple[int, int]]  # each token's characters in text (empty when not asked for)
+    split_answers: int = 0  # answers tokenized on their own: the tokenizer merged them into the prompt
+    inexact_prompts: int = 0  # assistant turns whose prompt tokens differ from those at inference
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
+    if not texts:
+        return []
+    # the Rust tokenizer itself: the same ids as tokenizer(texts, add_special_tokens=False), without
+    # transformers' conversion of every encoding to Python dicts (a quarter of the time)
+    return list(tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False))
+
+
+def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:
+    """The token ids of a planned example, built turn by turn so that the prompt of every
+    assistant turn is the token sequence of that prompt tokenized alone (what the model gets at
+    inference), and the answer starts on a token of its own."""
+    ids: list[int] = []
+    mask: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    at = 0  # characters of the text covered by ids
+    split = inexact = 0
+    cache: dict[int, list[int]] = {}
+
+    def ids_at(end: int) -> list[int]:
+        """The ids of the text up to end, tokenized alone (each .ids builds a new list)."""
+        if end not in cache:
+            cache[end] = encoded[end].ids
+        return cache[end]
+
+    def extend(end: int, trained: int) -> bool:
+        """Appends the text up to `end` as the tokenizer reads that whole prefix; False when that
+        reading does not start with the ids so far (the segment is then tokenized on its own)."""
+        nonlocal at
+        whole = ids_at(end)
+        natural = whole[:len(ids)] == ids
+        if natural:
+            new = whole[len(ids):]
+            if with_offsets:
+                offsets.extend(encoded[end].offsets[len(ids):])
+        else:
+            segment, = _encode(tokenizer, [plan.text[at:end]])
+            new = segment.ids
+            if with_offsets:
+                offsets.extend((a + at, b + at) for a, b in segment.offsets)
+        ids.extend(new)
+        mask.extend([trained] * len(new))
+        at = end
+        return natural
+
+    for before, upto, trained in plan.turns:
+        if before > at:
+            extend(before, 0)
+        # an earlier answer, tokenized on its own, can make a later prompt differ
+        exact = before == 0 or ids == ids_at(before)
+        natural = extend(upto, int(trained))
+        inexact += not exact
+        split += exact and not natural
+    if at < len(plan.text):
+        extend(len(plan.text), 0)
+    return Rendered(ids, mask, plan.text, offsets, split, inexact)
+
+
+def _prefix_ends(plan: _Plan) -> set[int]:
+    ends = {end for turn in plan.turns for end in turn[:2] if end > 0}
+    return ends | {len(plan.text)}
 
 
 def render_tokens(row: dict[str, Any], tokenizer: Any, template: str) -> Rendered:
     """The token ids of an example and its loss mask, exactly as the trainer gets them."""
-    text, spans = trained_spans(row, tokenizer, template)
+    found = render_many([row], tokenizer, template, strict=True)[0]
+    assert isinstance(found, Rendered)
+    return found
+
+
+def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool = False,
+                offsets: bool = True) -> list[Rendered | str]:
+    """render_tokens for many rows, with every prefix tokenized in one batch (the fast tokenizer
+    runs a batch on all cores). Unless strict, an example the template cannot render (many
+    templates refuse some role orders) gives the template's message instead."""
     if not getattr(tokenizer, "is_fast", False):
         raise DataError("a fast tokenizer (tokenizers library) is needed to locate the trained tokens")
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(encoded["input_ids"])
-    mask = []
-    offsets = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
-    for start, end in offsets:
-        inside = any(s <= start < e or (start == end and s < start <= e) for s, e in spans)
-        mask.append(1 if inside else 0)
-    return Rendered(ids, mask, text, offsets)
+    plans: list[_Plan | str] = []
+    for row in rows:
+        try:
+            plans.append(_plan(row, tokenizer, template))
+        except DataError:
+            raise
+        except Exception as error:  # noqa: BLE001 - jinja's own errors and raise_exception()
+            if strict:
+                raise
+            plans.append(str(error) or type(error).__name__)
+    wanted = [(n, end) for n, plan in enumerate(plans) if isinstance(plan, _Plan)
+              for end in sorted(_prefix_ends(plan))]
+    texts = [plans[n].text[:end] for n, end in wanted]  # type: ignore[union-attr]
+    per_row: dict[int, dict[int, Any]] = {}
+    for (n, end), got in zip(wanted, _encode(tokenizer, texts), strict=True):
+        per_row.setdefault(n, {})[end] = got
+    return [plan if isinstance(plan, str) else _assemble(plan, per_row.get(n, {}), tokenizer, offsets)
+            for n, plan in enumerate(plans)]
 
 
 def eos_trained(rendered: Rendered, tokenizer: Any) -> tuple[bool, bool]:

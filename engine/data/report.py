@@ -32,6 +32,9 @@ class DataReport:
     mixed: dict[str, int] = field(default_factory=dict)  # mixed-in source -> rows in train
     order: str = "shuffle"
     findings: list[Finding] = field(default_factory=list)
+    # rows where the tokenizer would merge the answer's first characters into the prompt's last
+    # token; their answers are tokenized on their own (see render), so nothing is lost
+    answers_split: int = 0
 
     @property
     def rejected(self) -> dict[str, list[str]]:

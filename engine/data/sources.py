@@ -11,11 +11,15 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 from tunelab.engine.errors import DataError
 
@@ -120,29 +124,66 @@ def _check_text(path: Path, kind: str) -> None:
                         f"{kind} text: is it the right file?")
 
 
+def stream_records(source: str, split: str = "train") -> tuple[str, Iterator[Record | tuple[str, str]]]:
+    """(the source's name, its records and its unreadable rows as (reason, origin), in order).
+
+    JSON lines are read one line at a time, so a million rows never sit in memory as records all
+    at once; the other kinds are read whole (see read_source)."""
+    path = Path(source)
+    if not source.startswith("hub:") and path.suffix.lower() in (".jsonl", ".ndjson") and path.is_file():
+        _check_text(path, "jsonl")  # an empty, binary or UTF-16 file is refused whole here too
+        return path.name, _iter_jsonl(path)
+    got = read_source(source, split)
+    return got.name, itertools.chain(got.problems, got.records)
+
+
+def size_hint(source: str) -> int | None:
+    """About how many records a source has, for a progress bar: the lines of a JSON lines file
+    (counted in bytes, a fraction of parsing them), else None (unknown)."""
+    path = Path(source)
+    if source.startswith("hub:") or path.suffix.lower() not in (".jsonl", ".ndjson") or not path.is_file():
+        return None
+    lines = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            lines += chunk.count(b"\n")
+    return lines
+
+
 def _read_jsonl(path: Path) -> SourceRead:
     out = SourceRead(path.name)
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            _json_line(out, raw, f"{path.name}:{number}")
+    for item in _iter_jsonl(path):
+        if isinstance(item, Record):
+            out.records.append(item)
+        else:
+            out.problems.append(item)
     return out
 
 
-def _json_line(out: SourceRead, raw: bytes, origin: str) -> None:
+def _iter_jsonl(path: Path) -> Iterator[Record | tuple[str, str]]:
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            item = _json_line(raw, f"{path.name}:{number}")
+            if item is not None:
+                yield item
+
+
+def _json_line(raw: bytes, origin: str) -> Record | tuple[str, str] | None:
+    """The record on a line, the reason it cannot be read, or None for a blank line."""
     if not raw.strip():
-        return
+        return None
     try:
-        record = json.loads(raw.decode("utf-8").removeprefix("\ufeff"))  # a BOM on the first line
-    except UnicodeDecodeError:
-        out.problems.append(("not UTF-8", origin))
-        return
-    except json.JSONDecodeError:
-        out.problems.append(("not valid JSON", origin))
-        return
+        record = orjson.loads(raw)  # several times faster than json; strict UTF-8
+    except orjson.JSONDecodeError:  # bad bytes, bad JSON or a BOM: the slow path tells which
+        try:
+            record = json.loads(raw.decode("utf-8").removeprefix("\ufeff"))  # a BOM on the first line
+        except UnicodeDecodeError:
+            return ("not UTF-8", origin)
+        except json.JSONDecodeError:
+            return ("not valid JSON", origin)
     if not isinstance(record, dict):
-        out.problems.append(("not a JSON object", origin))
-        return
-    out.records.append(Record(origin, record))
+        return ("not a JSON object", origin)
+    return Record(origin, record)
 
 
 def _read_json(path: Path) -> SourceRead:

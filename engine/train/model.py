@@ -157,12 +157,12 @@ def render(rows: list[dict[str, Any]], tokenizer: Any, template: str | None = No
 
     name = template or (rows[0].get("template", "auto") if rows else "auto")
     text = chat_render.template_text(name, tokenizer)
+    rows = [row if "messages" in row or "text" in row  # else a bare prompt/completion row
+            else {"messages": [{"role": "user", "content": row["prompt"]},
+                               {"role": "assistant", "content": row["completion"]}]} for row in rows]
     out = []
-    for row in rows:
-        if "messages" not in row and "text" not in row:  # a bare prompt/completion row
-            row = {"messages": [{"role": "user", "content": row["prompt"]},
-                                {"role": "assistant", "content": row["completion"]}]}
-        rendered = chat_render.render_tokens(row, tokenizer, text)
+    for rendered in chat_render.render_many(rows, tokenizer, text, strict=True, offsets=False):
+        assert isinstance(rendered, chat_render.Rendered)
         out.append({"input_ids": rendered.input_ids, "completion_mask": rendered.trained})
     return out
 

@@ -1,0 +1,80 @@
+"""Progress of a long preparation on the terminal: the stage, rows done, the rate.
+
+Shown on stderr, only when it is a terminal and only once the preparation has taken two
+seconds (a cached or small preparation prints nothing). Refreshed by the caller's own calls,
+not by rich's refresh thread: a second thread would keep the preparation from forking its
+workers (see parallel).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+SHOW_AFTER = 2.0  # seconds
+REFRESH = 0.1  # seconds between redraws
+
+
+class Progress:
+    def __init__(self, show: bool, console: Any = None) -> None:
+        self.show = show
+        self.console = console  # a rich Console; stderr by default
+        self.started = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+        self._stage: tuple[str, int | None] = ("", 0)
+        self._done = 0
+        self._drawn = 0.0
+        self._stage_started = self.started
+
+    @classmethod
+    def terminal(cls) -> Progress:
+        return cls(sys.stderr.isatty())
+
+    def stage(self, name: str, total: int | None) -> None:
+        """A new stage of `total` rows (None: not known ahead)."""
+        self._stage = (name, total)
+        self._done = 0
+        self._stage_started = time.monotonic()
+        if self._bar is not None:
+            self._bar.reset(self._task, total=total, description=name, completed=0)
+        self._draw(force=True)
+
+    def advance(self, rows: int) -> None:
+        self._done += rows
+        self._draw()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.show or now - self.started < SHOW_AFTER or (not force and now - self._drawn < REFRESH):
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn("preparing data · {task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TaskProgressColumn(),
+                            TextColumn("{task.fields[rate]}"),
+                            TimeElapsedColumn(), console=self.console or Console(stderr=True), transient=True,
+                            auto_refresh=False)
+            self._bar.start()
+            name, total = self._stage
+            self._task = self._bar.add_task(name, total=total, rate="")
+        took = now - self._stage_started
+        self._bar.update(self._task, completed=self._done,
+                         rate=f"{self._done / took:,.0f} rows/s" if took > 0.2 else "")
+        self._bar.refresh()
+        self._drawn = now

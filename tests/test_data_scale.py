@@ -1,0 +1,85 @@
+"""Preparation at scale: the same result on all cores as on one, progress on a terminal."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+from data_helpers import experiment, jsonl, pc_rows
+
+from tunelab.engine.data import parallel
+from tunelab.engine.data.prepare import prepare
+from tunelab.engine.data.progress import Progress
+
+
+def _pid_of_chunk(items: list[int]) -> list[int]:
+    return [os.getpid()] * len(items)
+
+
+@pytest.mark.skipif(parallel.cores() < 2, reason="needs two cores")
+def test_chunks_run_in_several_processes_and_come_back_in_order(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    squares = [x for chunk in parallel.chunks(lambda xs: [x * x for x in xs], list(range(1000)), 7)
+               for x in chunk]
+    assert squares == [x * x for x in range(1000)]
+    pids, workers = set(), 0
+    for chunk in parallel.chunks(_pid_of_chunk, list(range(400)), 10):
+        pids |= set(chunk)
+        workers = max(workers, len(multiprocessing.active_children()))
+    assert workers == min(parallel.cores(), 40) and os.getpid() not in pids
+
+
+def test_small_inputs_stay_in_this_process() -> None:
+    pids = {p for chunk in parallel.chunks(_pid_of_chunk, list(range(400)), 10) for p in chunk}
+    assert pids == {os.getpid()}
+
+
+@pytest.mark.skipif(parallel.cores() < 2, reason="needs two cores")
+def test_a_preparation_on_all_cores_writes_what_one_core_writes(tmp_path: Path, monkeypatch) -> None:
+    rows = pc_rows(600)
+    rows += [dict(r) for r in rows[:30]]  # exact duplicates
+    rows += [{"prompt": r["prompt"], "completion": r["completion"] + " x"} for r in rows[30:60]]
+    files = {"d.jsonl": jsonl(rows)}
+    one = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "one")
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    monkeypatch.setattr("tunelab.engine.data.prepare.RENDER_BATCH", 50)
+    monkeypatch.setattr("tunelab.engine.data.prepare.SIGNATURE_BATCH", 50)
+    many = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "many")
+    assert one.report.duplicates_removed >= 30
+    assert many.report.to_json() == one.report.to_json()
+    for split in ("train", "validation", "test"):
+        assert many.files[split].read_bytes() == one.files[split].read_bytes()
+
+
+def _terminal() -> tuple[object, io.StringIO]:
+    from rich.console import Console
+
+    out = io.StringIO()
+    return Console(file=out, force_terminal=True, width=120), out
+
+
+def test_progress_shows_the_stage_rows_and_rate_once_it_takes_two_seconds() -> None:
+    console, out = _terminal()
+    progress = Progress(show=True, console=console)
+    progress.stage("counting tokens", 1000)
+    progress.advance(500)
+    assert out.getvalue() == ""  # a short preparation prints nothing
+    progress.started -= 3  # as if it had been running for three seconds
+    progress._stage_started -= 1
+    progress.stage("counting tokens", 1000)
+    progress._stage_started -= 1
+    progress._drawn -= 1  # past the redraw interval
+    progress.advance(400)
+    progress.close()
+    shown = out.getvalue()
+    assert "counting tokens" in shown and "400/1000" in shown and "rows/s" in shown
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(tmp_path: Path, capsys) -> None:
+    prepare(experiment(tmp_path, 'train = "d.jsonl"', {"d.jsonl": jsonl(pc_rows(150))}),
+            tmp_path / "cache", progress=Progress(show=False))
+    assert Progress.terminal().show is False  # pytest's stderr is not a terminal
+    assert capsys.readouterr().err == ""
