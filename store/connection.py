@@ -209,6 +209,8 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
         except duckdb.Error as error:
             if is_damage(error):
                 raise damaged(path, reason(error)) from error
+            if _is_disk_full(error):  # attaching replays a write-ahead log, which writes
+                raise _disk_full(path, error) from error
             if not isinstance(error, duckdb.IOException):
                 raise
             if not _is_lock_error(error):
