@@ -165,6 +165,10 @@ class Runner:
     def _prepare(self) -> tuple[Prepared, str]:
         """The data splits and the base model, made once and reused by every trial."""
         exp = self.exp
+        if exp.base_model.trust_remote_code:  # said first: the model's own Python runs in trials
+            scratch = exp.base_model.scratch
+            self._event("trust_remote_code", model=exp.base_model.base or (
+                scratch.like if scratch and scratch.like else "the scratch model's config"))
         if exp.method.stage == "dpo":
             return self._prepare_preferences()
         prepared = data_prep.prepare(self.spec, self.runs / "data")
