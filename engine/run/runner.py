@@ -6,7 +6,6 @@ trials and a trial starts fast. Everything recorded goes through this process's 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -14,7 +13,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -28,6 +26,7 @@ from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.run.paths import paths
 from tunelab.engine.run.pipe import run_child
+from tunelab.engine.run.signals import sigterm_as_ctrl_c
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
 from tunelab.store import ExperimentRow, Spool, StoreError, TrialParamRow, TrialRow, evaluations
@@ -157,7 +156,7 @@ class Runner:
     # -- the sweep
     def run(self) -> RunSummary:
         try:
-            with _sigterm_as_ctrl_c():
+            with sigterm_as_ctrl_c():
                 return self._run()
         finally:
             self.spool.close()
@@ -203,6 +202,10 @@ class Runner:
     def rerun(self, number: int, seed: int | None) -> TrialOutcome:
         """Runs trial `number` again with its parameters (and another seed, if given), as a new
         trial of the same study."""
+        with sigterm_as_ctrl_c():
+            return self._rerun(number, seed)
+
+    def _rerun(self, number: int, seed: int | None) -> TrialOutcome:
         try:
             prepared, base = self._prepare()
             study = search.open_study(self.exp, self.storage)
@@ -217,6 +220,10 @@ class Runner:
 
     def confirm(self, plan: list[tuple[int, int]]) -> list[tuple[int, TrialOutcome]]:
         """Each (trial, seed) of the plan re-run as a new trial of the study."""
+        with sigterm_as_ctrl_c():
+            return self._confirm(plan)
+
+    def _confirm(self, plan: list[tuple[int, int]]) -> list[tuple[int, TrialOutcome]]:
         try:
             prepared, base = self._prepare()
             study = search.open_study(self.exp, self.storage)
@@ -518,21 +525,6 @@ class Runner:
         outcome = TrialOutcome(number, params, result, time.time() - started)
         self._event("trial_end", outcome=outcome)
         return outcome
-
-
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """A scheduler's SIGTERM (Slurm's time limit, systemd, `kill`) behaves as Ctrl-C: no new
-    trial, the running ones stop after their current evaluation and are recorded interrupted; a
-    second SIGTERM (or Ctrl-C) stops them now. Signals can only be set in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _done_states() -> tuple[Any, ...]:
