@@ -52,12 +52,15 @@ def _stop_on_ctrl_c() -> None:
     from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION
 
     def once(signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and STOP_AFTER_EVALUATION.is_set():
+        if signum in (signal.SIGINT, signal.SIGTERM) and STOP_AFTER_EVALUATION.is_set():
             raise KeyboardInterrupt
         STOP_AFTER_EVALUATION.set()
 
     signal.signal(signal.SIGINT, once)
     signal.signal(signal.SIGUSR1, once)
+    # a scheduler (Slurm's scancel, systemd, kill -TERM -PGID) may send SIGTERM to every process
+    # of the job: it counts as a Ctrl-C, so the trial still ends recorded as interrupted
+    signal.signal(signal.SIGTERM, once)
 
 
 def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) -> None:
@@ -116,6 +119,7 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             raise ValueError(f"unknown job kind {kind!r}")
     except BaseException as error:  # noqa: BLE001 - every failure becomes a recorded reason
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not lose the result
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         traceback.print_exc()
         tail = "".join(traceback.format_exception(error)[-6:])
         result = TrialResult("failed", fail_reason=_classify(error), error=tail[-4000:])

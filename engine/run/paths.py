@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunelab.engine.errors import SpecError
+
 
 def paths(store: Path, name: str) -> tuple[Path, Path]:
-    """(the experiment's run folder, the default Optuna journal) beside the store."""
-    runs = store.parent / f"{store.stem}-runs" / name
+    """(the experiment's run folder, the default Optuna journal) beside the store. A name that
+    would lead out of the runs folder (`..`, a slash, an absolute path) is refused here, the one
+    place every run folder is made, whatever let it through before."""
+    root = store.parent / f"{store.stem}-runs"
+    runs = root / name
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name \
+            or runs.resolve().parent != root.resolve():
+        raise SpecError(f"{name!r} is not an experiment name (a letter or digit, then letters, "
+                        "digits, - and _): it would write outside "
+                        f"{root}", "bad experiment name")
     journal = store.parent / f"{store.stem}.optuna.journal"
     return runs, journal

@@ -6,11 +6,15 @@ server that holds them starts in a fraction of that.
 
 from __future__ import annotations
 
-import datasets  # noqa: F401
-import peft  # noqa: F401
-import torch  # noqa: F401
-import transformers  # noqa: F401
-import trl  # noqa: F401
+from tunelab.engine.run import quiet
 
-import tunelab.engine.train.evaluate  # noqa: F401
-import tunelab.engine.train.sft  # noqa: F401
+quiet.install()  # before peft imports bitsandbytes (see quiet.py)
+
+import datasets  # noqa: E402, F401
+import peft  # noqa: E402, F401
+import torch  # noqa: E402, F401
+import transformers  # noqa: E402, F401
+import trl  # noqa: E402, F401
+
+import tunelab.engine.train.evaluate  # noqa: E402, F401
+import tunelab.engine.train.sft  # noqa: E402, F401

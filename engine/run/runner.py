@@ -26,9 +26,10 @@ from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.run.paths import paths
 from tunelab.engine.run.pipe import run_child
+from tunelab.engine.run.signals import sigterm_as_ctrl_c
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
-from tunelab.store import ExperimentRow, Spool, TrialParamRow, TrialRow, evaluations
+from tunelab.store import ExperimentRow, Spool, StoreError, TrialParamRow, TrialRow, evaluations
 
 # what trials read: a supervised stage's splits, or a dpo stage's pairs and its parent's splits
 Prepared = data_prep.PreparedData | preferences.PreferenceData
@@ -95,6 +96,7 @@ class Runner:
         self._children: dict[int, Any] = {}  # trial number -> its process
         self._jobs: dict[int, TrialJob] = {}
         self._interrupted: set[str] = set()  # out_dirs of trials stopped on purpose (Ctrl-C twice)
+        self._overdue: set[str] = set()  # out_dirs of trials killed by search.trial_timeout
         self._parent: str | None = None  # a dpo stage's parent adapter (see _prepare)
         self._check_objectives()
 
@@ -154,13 +156,18 @@ class Runner:
     # -- the sweep
     def run(self) -> RunSummary:
         try:
-            return self._run()
+            with sigterm_as_ctrl_c():
+                return self._run()
         finally:
             self.spool.close()
 
     def _prepare(self) -> tuple[Prepared, str]:
         """The data splits and the base model, made once and reused by every trial."""
         exp = self.exp
+        if exp.base_model.trust_remote_code:  # said first: the model's own Python runs in trials
+            scratch = exp.base_model.scratch
+            self._event("trust_remote_code", model=exp.base_model.base or (
+                scratch.like if scratch and scratch.like else "the scratch model's config"))
         if exp.method.stage == "dpo":
             return self._prepare_preferences()
         prepared = data_prep.prepare(self.spec, self.runs / "data")
@@ -195,6 +202,10 @@ class Runner:
     def rerun(self, number: int, seed: int | None) -> TrialOutcome:
         """Runs trial `number` again with its parameters (and another seed, if given), as a new
         trial of the same study."""
+        with sigterm_as_ctrl_c():
+            return self._rerun(number, seed)
+
+    def _rerun(self, number: int, seed: int | None) -> TrialOutcome:
         try:
             prepared, base = self._prepare()
             study = search.open_study(self.exp, self.storage)
@@ -209,6 +220,10 @@ class Runner:
 
     def confirm(self, plan: list[tuple[int, int]]) -> list[tuple[int, TrialOutcome]]:
         """Each (trial, seed) of the plan re-run as a new trial of the study."""
+        with sigterm_as_ctrl_c():
+            return self._confirm(plan)
+
+    def _confirm(self, plan: list[tuple[int, int]]) -> list[tuple[int, TrialOutcome]]:
         try:
             prepared, base = self._prepare()
             study = search.open_study(self.exp, self.storage)
@@ -302,7 +317,7 @@ class Runner:
         import optuna
 
         timeout = self.exp.search.timeout
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and sweep.error is None:
             if timeout and time.monotonic() - sweep.started > timeout:
                 with self._lock:
                     first, sweep.timed_out = not sweep.timed_out, True
@@ -396,7 +411,28 @@ class Runner:
 
     def _was_interrupted(self, job: TrialJob) -> bool:
         with self._lock:
-            return job.out_dir in self._interrupted
+            return job.out_dir in self._interrupted or job.out_dir in self._overdue
+
+    def _overrun(self, job: TrialJob, process: Any) -> None:
+        """search.trial_timeout passed: the trial is killed, not asked, because a hung trial (a
+        dead-locked collective, a stuck data loader) answers no signal it could catch."""
+        with self._lock:
+            if process.exitcode is not None:
+                return
+            self._overdue.add(job.out_dir)
+        self._event("trial_timeout", number=job.number, seconds=self.exp.search.trial_timeout)
+        try:
+            process.kill()
+        except (ProcessLookupError, AttributeError):
+            pass
+
+    def _keep(self, rows: list[Any]) -> None:
+        """Rows written to the spool only, when the store already refused a write: they wait
+        there for the next writer of a healthy store."""
+        try:
+            self.spool.write(rows, ingest=False)
+        except StoreError:
+            pass  # the spool itself cannot be written (full disk): said by the first error
 
     def _one_trial(self, study: Any, base: str, prepared: Prepared,
                    extra: dict[str, Any] | None = None, slot: int = 0) -> TrialOutcome:
@@ -410,11 +446,21 @@ class Runner:
         trial_exp = with_overrides(self.spec, params)
         started = time.time()
         number = trial.number
-        self.spool.write([self._trial_row(number, "running", params, started)] + [
-            TrialParamRow(
-                experiment=self.exp.name, number=number, name=k,
-                value_num=float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                else None, value_text=str(v)) for k, v in params.items()])
+        try:
+            self.spool.write([self._trial_row(number, "running", params, started)] + [
+                TrialParamRow(
+                    experiment=self.exp.name, number=number, name=k,
+                    value_num=float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    else None, value_text=str(v)) for k, v in params.items()])
+        except StoreError as error:
+            # the store is gone or damaged (the rows are in the spool, or the disk is full): this
+            # trial does not start, and Optuna must not count it as running, or the other
+            # workers would wait for it forever
+            with self._lock:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self._keep([self._trial_row(number, "failed", params, started, TrialResult(
+                "failed", fail_reason="exception", error=f"not started: {error}"))])
+            raise
         self._event("trial_start", number=number, params=params, worker=slot,
                     epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,
@@ -422,9 +468,17 @@ class Runner:
         with self._lock:
             self._jobs[number] = job
 
+        timer: threading.Timer | None = None
+
         def started_process(process: Any) -> None:
+            nonlocal timer
             with self._lock:
                 self._children[number] = process
+            if self.exp.search.trial_timeout:
+                timer = threading.Timer(self.exp.search.trial_timeout, self._overrun,
+                                        args=(job, process))
+                timer.daemon = True
+                timer.start()
 
         beat = search.heartbeat(study, trial._trial_id)
         try:
@@ -438,11 +492,20 @@ class Runner:
             self.spool.write([self._trial_row(number, "failed", params, started, result)])
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             beat.join()
             with self._lock:
                 self._children.pop(number, None)
                 self._jobs.pop(number, None)
-        if result.state == "failed" and result.fail_reason == "killed" and self._was_interrupted(job):
+        with self._lock:
+            overdue = job.out_dir in self._overdue
+        if result.state == "failed" and overdue:
+            result = TrialResult("failed", fail_reason="timeout", info=result.info,
+                                 error=f"the trial ran longer than search.trial_timeout = "
+                                       f"{self.exp.search.trial_timeout:g} s and was killed; "
+                                       f"see {job.out_dir}/trial.log")
+        elif result.state == "failed" and result.fail_reason == "killed" and self._was_interrupted(job):
             result = TrialResult("failed", fail_reason="interrupted", info=result.info,
                                  error="stopped by Ctrl-C (twice)")
         result.info["duration_s"] = time.time() - started

@@ -15,7 +15,9 @@ adapter's config and in the card, so the adapter loads from any folder.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,19 +99,46 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
     exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
     manifest = json.loads((folder / "manifest.json").read_text())
     adapter = (best / "adapter_config.json").exists()
-    if out.exists() and any(out.iterdir()):
-        raise TrainError(f"{out} exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TrainError(f"{out} exists and is not an empty folder; choose another --out")
+    if merge and adapter and exp.method.kind == "prefix":
+        raise TrainError("a prefix-tuning adapter cannot be merged into the weights; "
+                         "export it without --merge")
+    # written beside `out` under a hidden name and renamed when whole: an export that fails or
+    # is killed half-way never leaves a folder that looks like a model
+    partial: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        _write(exp, trial, manifest, values, best, partial, merge, adapter)
+        if out.exists():
+            out.rmdir()  # empty (checked above); os.replace cannot replace a folder
+        os.replace(partial, out)
+    except OSError as error:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise TrainError(f"cannot export trial {trial.number} to {out}: "
+                         f"{error.strerror or error}"
+                         f"{f' ({error.filename})' if error.filename else ''}; nothing was written",
+                         "export failed") from error
+    except BaseException:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out
+
+
+def _write(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],
+           best: Path, out: Path, merge: bool, adapter: bool) -> None:
+    """The model (adapter, merged or full weights), its tokenizer and the card, into `out`."""
     if merge and adapter:
-        if exp.method.kind == "prefix":
-            raise TrainError("a prefix-tuning adapter cannot be merged into the weights; "
-                             "export it without --merge")
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         base = AutoModelForCausalLM.from_pretrained(
-            _base(manifest), dtype=torch.float32, trust_remote_code=exp.base_model.trust_remote_code)
+            _base(manifest), dtype=torch.float32, use_safetensors=True,
+            trust_remote_code=exp.base_model.trust_remote_code)
         model = PeftModel.from_pretrained(base, str(best)).merge_and_unload()
         model.save_pretrained(str(out))
         AutoTokenizer.from_pretrained(str(best)).save_pretrained(str(out))
@@ -121,4 +150,3 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
         if adapter:
             _point_at_base(out / "adapter_config.json", _base(manifest))
     (out / "README.md").write_text(_card(exp, trial, manifest, values, merge and adapter, adapter))
-    return out

@@ -300,6 +300,8 @@ MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "tpe", "gp")
 class SearchSpec(StrictModel):
     trials: int = Field(8, ge=1)  # finished (complete or pruned) trials to reach
     timeout: float | None = Field(None, gt=0)  # seconds; no new trial starts after it
+    # seconds one trial may run; a trial still running then is killed and recorded failed
+    trial_timeout: float | None = Field(None, gt=0)
     sampler: Literal["tpe", "random", "grid", "cmaes", "gp", "nsga2"] = "tpe"
     pruner: Literal["median", "percentile", "successive_halving", "hyperband", "none"] | PrunerSpec = "median"
     objective: str = "eval_loss"  # eval_loss, or a metric of [eval] metrics (on validation)

@@ -142,7 +142,8 @@ def load_model(ref: str, exp: Experiment) -> Any:
 
     _, dtype = device_and_dtype(exp)
     return AutoModelForCausalLM.from_pretrained(
-        ref, dtype=dtype, trust_remote_code=exp.base_model.trust_remote_code
+        ref, dtype=dtype, trust_remote_code=exp.base_model.trust_remote_code,
+        use_safetensors=True,  # never unpickle a .bin: a pickle can run code when loaded
     )
 
 

@@ -100,7 +100,8 @@ def load_for_method(ref: str, exp: Experiment) -> Any:
                                bnb_4bit_use_double_quant=exp.method.double_quant,
                                bnb_4bit_compute_dtype=compute)
     model = AutoModelForCausalLM.from_pretrained(ref, quantization_config=quant, dtype=compute,
-                                                 trust_remote_code=exp.base_model.trust_remote_code)
+                                                 trust_remote_code=exp.base_model.trust_remote_code,
+                                                 use_safetensors=True)  # no pickled .bin
     return prepare_model_for_kbit_training(
         model, use_gradient_checkpointing=exp.train.gradient_checkpointing)
 
@@ -351,10 +352,14 @@ def train_to_the_end(job: TrialJob, exp: Experiment, trainer: Any, outcome: dict
 def save_best(trainer: Any, tokenizer: Any, out: Path) -> None:
     """The best checkpoint (the adapter alone for LoRA, QLoRA and prefix) with its tokenizer
     in best/; the other checkpoints are dropped."""
-    trainer.save_model(str(out / "best"))  # every rank calls it; the main process writes
+    # written under another name and renamed when whole: a crash while saving never leaves a
+    # half-written best/ that export, chat or review would load
+    partial = out / "best.partial"
+    trainer.save_model(str(partial))  # every rank calls it; the main process writes
     _barrier()
     if rank() == 0:
-        tokenizer.save_pretrained(str(out / "best"))
+        tokenizer.save_pretrained(str(partial))
+        os.replace(partial, out / "best")
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 

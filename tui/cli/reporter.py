@@ -170,6 +170,10 @@ class ConsoleReporter:
         at_once = f", {workers} at a time" if workers > 1 else ""
         console.print(f"{left} trial{'s' if left != 1 else ''} to run{at_once}{resumed}")
 
+    def on_trust_remote_code(self, model: Any, **_: Any) -> None:
+        console.print(f"[yellow]model.trust_remote_code = true: the Python code that comes with "
+                      f"{model} runs in every trial[/]")
+
     def on_timeout(self, seconds: float, **_: Any) -> None:
         self._print(f"search.timeout ({fmt.duration(seconds)}) reached: no new trial starts")
 

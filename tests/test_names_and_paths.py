@@ -1,0 +1,113 @@
+"""Names and paths (#17): an experiment name, a trial reference or an export target never
+writes outside the tunelab folders; an export is written whole or not at all."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tunelab import store as st
+from tunelab.engine.errors import SpecError, TrainError
+from tunelab.engine.run.paths import paths
+from tunelab.engine.serve.export import export_trial
+
+from conftest import tunelab_command
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "a/b", "..", ".", "", "a/../../b",
+                                  "a\\..\\b"])
+def test_a_run_folder_is_never_outside_the_runs_folder(tmp_path: Path, name: str) -> None:
+    with pytest.raises(SpecError, match="would write outside"):
+        paths(tmp_path / "tunelab.duckdb", name)
+    runs, _ = paths(tmp_path / "tunelab.duckdb", "tiny-2_b")
+    assert runs == tmp_path / "tunelab-runs" / "tiny-2_b"
+
+
+@pytest.mark.parametrize("how", ["--set", "file"])
+@pytest.mark.parametrize("name", ["../evil", "/tmp/tunelab-evil"])
+def test_an_experiment_name_that_leads_out_is_refused(tmp_path: Path, small_experiment,
+                                                      how: str, name: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    experiment = small_experiment("[search]\ntrials = 1\n")
+    extra: list[str] = []
+    if how == "--set":
+        extra = ["--set", f"name={name}"]
+    else:
+        experiment.write_text(experiment.read_text().replace('name = "tiny"', f'name = "{name}"'))
+    before = _files(tmp_path)
+    run = subprocess.run([*tunelab_command(), "run", str(experiment), "--store",
+                          str(work / "tunelab.duckdb"), *extra],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "name" in run.stderr and "Traceback" not in run.stderr
+    assert _files(tmp_path) == before  # nothing written anywhere
+    assert not Path("/tmp/tunelab-evil").exists() and not (tmp_path / "evil").exists()
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["export", "../evil", "best"], "evil"),
+    (["export", "/tmp/evil", "best"], "evil"),
+    (["export", "tiny", "trial:../../x"], "expected best, trial:N or N"),
+    (["export", "tiny", "/etc"], "expected best, trial:N or N"),
+    (["export", "tiny", "0/../../1"], "expected best, trial:N or N"),
+    (["review", "new", "../evil", "--models", "base,best"], "evil"),
+])
+def test_a_name_or_trial_reference_that_leads_out_writes_nothing(
+        tmp_path: Path, trained_store: Path, args: list[str], said: str) -> None:
+    store = tmp_path / "tunelab.duckdb"
+    shutil.copy(trained_store, store)  # the shared fixture is never written to
+    out = tmp_path / "out"
+    extra = ["--out", str(out)] if args[0] == "export" else []
+    before = _files(tmp_path)
+    run = subprocess.run([*tunelab_command(), *args, *extra, "--store", str(store)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode in (1, 2), run.stdout + run.stderr
+    assert said in run.stderr and "Traceback" not in run.stderr
+    after = {p for p in _files(tmp_path) if not p.name.startswith("tunelab.duckdb.spool")
+             and p.parent.name != "tunelab.duckdb.spool"}
+    assert after == before
+    assert not out.exists()
+
+
+def test_an_export_is_written_whole_or_not_at_all(tmp_path: Path, trained_store: Path) -> None:
+    (trial,) = st.list_trials(trained_store, "tiny")
+    folder = tmp_path / "trial"
+    shutil.copytree(Path(trial.artifact_dir or ""), folder)  # the fixture's files stay as they are
+    record = dataclasses.replace(trial, artifact_dir=str(folder))
+
+    # a file that cannot be read half-way through the copy
+    (folder / "best" / "zz-broken.json").symlink_to(tmp_path / "nowhere")
+    out = tmp_path / "exports" / "tiny"
+    with pytest.raises(TrainError, match="cannot export trial 0 .*nothing was written"):
+        export_trial(record, {}, out, merge=False)
+    assert not out.exists()
+    assert list((tmp_path / "exports").iterdir()) == []  # no partial folder left beside it
+
+    # an existing empty folder is fine; the export replaces it whole
+    (folder / "best" / "zz-broken.json").unlink()
+    out.mkdir()
+    assert export_trial(record, {"test/loss": 1.5}, out, merge=False) == out
+    assert (out / "model.safetensors").exists() and (out / "README.md").exists()
+    assert not (out / "training_args.bin").exists()
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == ["tiny"]
+    with pytest.raises(TrainError, match="not an empty folder"):
+        export_trial(record, {}, out, merge=False)
+
+
+def test_a_checkpoint_is_renamed_into_place_when_whole(trained_store: Path) -> None:
+    (trial,) = st.list_trials(trained_store, "tiny")
+    folder = Path(trial.artifact_dir or "")
+    assert (folder / "best" / "model.safetensors").exists()
+    assert (folder / "best" / "tokenizer.json").exists()
+    assert not (folder / "best.partial").exists()
+    assert os.listdir(folder / "best")  # whole: the weights and the tokenizer

@@ -1,0 +1,147 @@
+"""Soak (#17), not in the default run (`pytest -m soak tests/test_soak.py`): 50 tiny trials on
+two workers while trial processes are killed at random and readers query the store the whole
+time; then the store is checked against the Optuna study trial by trial."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from tunelab import store as st
+from tunelab.engine.run.runner import Runner
+from tunelab.engine.spec import load_spec
+
+from conftest import tunelab_command
+
+pytestmark = pytest.mark.soak
+
+TRIALS = 50
+
+SOAK = f"""
+[method]
+kind = "full"
+[train]
+epochs = 1
+batch_size = 16
+logging_steps = 2
+[eval]
+baseline = false
+samples = 0
+[search]
+trials = {TRIALS}
+sampler = "random"
+pruner = "none"
+seed = 3
+[search.space]
+"train.learning_rate" = {{ low = 1e-3, high = 5e-3 }}
+"""
+
+STATES = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned",
+          optuna.trial.TrialState.FAIL: "failed"}
+
+
+class Killer:
+    """A reporter that, on a trial's training progress, now and then SIGKILLs that trial's
+    process, as the kernel's out-of-memory killer would (never two trials in a row, so the
+    sweep's three-failures-in-a-row stop is not what is tested)."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed)
+        self.runner: Runner | None = None
+        self.killed: list[int] = []
+        self.lock = threading.Lock()
+
+    def event(self, name: str, **data: Any) -> None:
+        if name != "trial_progress" or data.get("kind") != "log" or self.runner is None:
+            return
+        number = data["number"]
+        with self.lock:
+            if number in self.killed or (self.killed and number - self.killed[-1] < 3):
+                return
+            if self.random.random() > 0.08:
+                return
+            process = self.runner._children.get(number)
+            if process is None or process.pid is None:
+                return
+            self.killed.append(number)
+        os.kill(process.pid, signal.SIGKILL)
+
+
+def _read_all_the_time(store: Path, stop: threading.Event, counts: dict[str, int],
+                       problems: list[str]) -> None:
+    """`tunelab sql` in a subprocess and the store's read functions here, in turns."""
+    turn = 0
+    while not stop.is_set():
+        turn += 1
+        if not store.exists():
+            stop.wait(0.2)
+            continue
+        try:
+            if turn % 2:
+                run = subprocess.run([*tunelab_command(), "sql", "--store", str(store),
+                                      "select state, count(*) from trials group by 1"],
+                                     capture_output=True, text=True, timeout=120)
+                if run.returncode != 0:
+                    problems.append(f"tunelab sql: {run.returncode}: {run.stderr.strip()}")
+                counts["sql"] += 1
+            else:
+                st.list_trials(store, "tiny")
+                counts["reads"] += 1
+        except st.StoreError as error:  # an experiment not recorded yet is fine; the rest not
+            if "no experiment" not in str(error).lower():
+                problems.append(f"read: {error}")
+
+
+def test_fifty_trials_with_random_kills_and_readers_match_the_study(
+        tmp_path: Path, small_experiment) -> None:
+    experiment = small_experiment(SOAK, rows=120)
+    store = tmp_path / "tunelab.duckdb"
+    killer = Killer(seed=11)
+    runner = Runner(load_spec(experiment), store, killer, workers=2)
+    killer.runner = runner
+    stop, counts, problems = threading.Event(), {"sql": 0, "reads": 0}, []
+    reader = threading.Thread(target=_read_all_the_time, args=(store, stop, counts, problems))
+    reader.start()
+    try:
+        summary = runner.run()
+    finally:
+        stop.set()
+        reader.join()
+    assert problems == []
+    assert counts["sql"] >= 5 and counts["reads"] >= 5, counts
+    assert len(killer.killed) >= 3, killer.killed
+
+    journal = tmp_path / "tunelab.optuna.journal"
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    trials = {t.number: t for t in st.list_trials(store, "tiny")}
+    assert sorted(trials) == [t.number for t in study.trials]  # none missing, none extra
+    values = st.evaluations(store, "tiny")
+    for t in study.trials:
+        row = trials[t.number]
+        assert row.state == STATES[t.state], (t.number, row.state, t.state)
+        assert row.params == t.params, t.number
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert row.value is not None and math.isclose(row.value, t.value), t.number
+            assert any(k.startswith("test/") for k in values.get(f"trial:{t.number}", {}))
+        if t.number in killer.killed:
+            assert (row.state, row.fail_reason) == ("failed", "oom"), t.number
+            assert "killed by signal 9" in (row.error or "")
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert complete == TRIALS
+    assert len(summary.trials) == len(study.trials)
+    # every trial's logged losses are in the store once (a killed trial's spool was taken in)
+    dupes = st.query(store, "select trial, step, count(*) c from metrics where split = 'train' "
+                            "and name = 'loss' group by 1, 2 having c > 1").rows
+    assert dupes == []
+    print(json.dumps({"trials": len(study.trials), "killed": killer.killed, **counts}))
