@@ -2,4 +2,5 @@
 
 from tunelab.tui.cli import main
 
-main()
+if __name__ == "__main__":  # importing this module (tests/test_imports.py does) runs nothing
+    main()
