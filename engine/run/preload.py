@@ -6,11 +6,16 @@ server that holds them starts in a fraction of that.
 
 from __future__ import annotations
 
-import datasets  # noqa: F401
-import peft  # noqa: F401
-import torch  # noqa: F401
-import transformers  # noqa: F401
-import trl  # noqa: F401
+from tunelab.engine.run import threads
 
-import tunelab.engine.train.evaluate  # noqa: F401
-import tunelab.engine.train.sft  # noqa: F401
+# before torch loads libgomp, which reads its wait policy once: every forked trial inherits it
+threads.quiet_openmp()
+
+import datasets  # noqa: E402, F401
+import peft  # noqa: E402, F401
+import torch  # noqa: E402, F401
+import transformers  # noqa: E402, F401
+import trl  # noqa: E402, F401
+
+import tunelab.engine.train.evaluate  # noqa: E402, F401
+import tunelab.engine.train.sft  # noqa: E402, F401

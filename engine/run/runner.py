@@ -22,6 +22,7 @@ from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
 from tunelab.engine.run import study as search
 from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.run.threads import share as cpu_share
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
 from tunelab.engine.train.evaluate import verdict
@@ -392,7 +393,7 @@ class Runner:
         target = exp.search.trials
         if exp.search.sampler == "grid":
             target = min(target, search.grid_size(exp))
-        self._event("sweep", trials=target, workers=len(self.slots),
+        self._event("sweep", trials=target, workers=len(self.slots), threads=cpu_share(len(self.slots)),
                     finished=len(study.get_trials(deepcopy=False, states=done_states)))
         state = {"failures": 0, "error": None}
         started = time.monotonic()

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
@@ -224,10 +225,17 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
     prunes = exp.search.objective == "eval_loss" and len(exp.search.all_objectives) == 1
     faults = int(os.environ.get(FAULT_OOM, "0"))
 
+    shared = {"checked": time.monotonic()}
+
     class Record(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
             if attempt < faults:
                 raise OutOfMemory(f"CUDA out of memory (injected by {FAULT_OOM})")
+            # another training started or ended on this machine: take the new share of the
+            # cores (a few file checks, every few seconds; ranks keep what torchrun gave them)
+            if _world() == 1 and time.monotonic() - shared["checked"] > 3.0:
+                shared["checked"] = time.monotonic()
+                threads.take_share(job.threads)
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             logs = logs or {}
