@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 _LIMITS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+FIXED = "TUNELAB_THREADS"  # a fixed thread count per trial process instead of the share
 
 
 def cores() -> int:
@@ -98,6 +99,9 @@ def take_share(at_most: int | None = None) -> int:
     workers); called where the process starts and again between training steps, so a trial
     gives back half its cores when a second one starts beside it, and takes them back after.
     A process that did not `enter` counts itself too."""
+    fixed = os.environ.get(FIXED, "")
+    if fixed.isdigit() and int(fixed) > 0:  # the person running tunelab decided
+        return limit(int(fixed))
     me = (_folder() / str(os.getpid())).exists()
     threads = min(at_most or cores(), share(running() + (0 if me else 1)))
     return limit(threads)
