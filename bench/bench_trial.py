@@ -69,10 +69,14 @@ def main() -> None:
             return runner._job(0, None, exp.model_dump(mode="json"), base, prepared,
                                Path(tmp) / folder)
 
+        taken: list[int] = []  # the threads each trial process took (its share of the cores)
+
         def ours(folder: str) -> tuple[float, float, int]:
             started = time.perf_counter()
             result = run_child("trial", job(folder))
             assert result.state == "complete", result.error
+            taken.append(result.info["threads"])
+            threads.limit(result.info["threads"])  # the plain run gets as many
             return (time.perf_counter() - started, result.info["train_seconds"],
                     result.info["tokens"])
 
@@ -88,7 +92,6 @@ def main() -> None:
                     int(trainer.state.num_input_tokens_seen))
 
         ours("warm-tunelab")  # starts the fork server: not part of either measurement
-        threads.limit(threads.share(1))  # the threads a trial process takes when alone
         plain("warm-plain")  # this process imports and initialises once, as the server did
         arms = {"tunelab": ours, "plain": plain}
         for i in range(args.repeats):
@@ -102,7 +105,7 @@ def main() -> None:
     ratios = {kind: [o / p for o, p in zip(runs["tunelab"][kind], runs["plain"][kind], strict=True)]
               for kind in ("train", "wall")}
     print(f"quickstart model, {args.method}, {args.epochs} epochs, {args.repeats} alternating "
-          f"repetitions, {threads.share(1)} threads, {os.cpu_count()} cores, load average "
+          f"repetitions, threads per trial {sorted(set(taken))}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; training "
           f"{statistics.median(runs['plain']['seconds']):.0f} s per plain run")
     print(f"{'tokens/s':34}{'median':>12}{'min – max':>22}")

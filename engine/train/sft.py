@@ -86,6 +86,11 @@ def first_micro_batch(exp: Experiment, device: str) -> int:
     effective = exp.train.batch_size
     if exp.train.micro_batch_size != "auto":
         return int(exp.train.micro_batch_size)
+    if exp.train.packing:
+        # one packed row of max_length tokens per micro-step: a padding-free micro-batch is one
+        # flattened row, and without flash attention its block-diagonal mask is computed densely,
+        # so k rows at once would cost k^2 in attention instead of k
+        return 1
     top = 64 if device == "cuda" else 32
     return max(d for d in range(1, min(effective, top) + 1) if effective % d == 0)
 
@@ -170,8 +175,16 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
+    train = models.render(train_rows, tokenizer)
+    examples = len(train)
+    if exp.train.packing:  # steps (and warmup) count packed rows; validation is not packed
+        tokens = sum(min(len(r["input_ids"]), exp.train.max_length) for r in train)
+        examples = math.ceil(tokens / exp.train.max_length)
+    arguments = trainer_arguments(job, exp, examples, micro)
+    if exp.train.packing:
+        arguments["per_device_eval_batch_size"] = min(exp.train.batch_size, 32)
     args = SFTConfig(
-        **trainer_arguments(job, exp, len(train_rows), micro),
+        **arguments,
         completion_only_loss=True,
         include_num_input_tokens_seen=True,
         # packing: best-fit decreasing into rows of max_length, padding-free with position ids,
@@ -187,7 +200,7 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
     return SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(models.render(train_rows, tokenizer)),
+        train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(models.render(eval_rows, tokenizer)),
         processing_class=tokenizer,
         peft_config=peft_config(exp),
