@@ -14,6 +14,8 @@ same thing; the validation loss (unpacked in both) says the packed training lear
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import random
@@ -84,7 +86,8 @@ def main() -> None:
                        for r in models.render(train_rows, tokenizer)]
             trainer = build_trainer(job, exp, models.load_model(base, exp), tokenizer, [],
                                     train_rows, val_rows, first_micro_batch(exp, "cpu"))
-            seconds = trainer.train().metrics["train_runtime"]
+            with contextlib.redirect_stdout(io.StringIO()):  # the trainer prints each log
+                seconds = trainer.train().metrics["train_runtime"]
             results[packed]["tokens/s"].append(sum(lengths) * args.epochs / seconds)
             results[packed]["seconds"].append(seconds)
             results[packed]["eval_loss"].append(trainer.evaluate()["eval_loss"])

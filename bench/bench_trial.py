@@ -15,6 +15,8 @@ table says); on a noisy machine add repetitions rather than trusting one.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import statistics
 import tempfile
@@ -86,7 +88,8 @@ def main() -> None:
             model = models.load_model(base, exp)
             trainer = build_trainer(job(folder), exp, model, tokenizer, [], train_rows, val_rows,
                                     first_micro_batch(exp, "cpu"))
-            output = trainer.train()
+            with contextlib.redirect_stdout(io.StringIO()):  # the trainer prints each log
+                output = trainer.train()
             trainer.save_model(str(Path(tmp) / folder / "best"))
             return (time.perf_counter() - started, output.metrics["train_runtime"],
                     int(trainer.state.num_input_tokens_seen))

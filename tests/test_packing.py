@@ -69,3 +69,22 @@ def test_packing_is_a_train_key_and_searchable(tmp_path: Path) -> None:
     assert spec.experiment.train.packing is True
     assert with_overrides(spec, {"train.packing": False}).train.packing is False
     assert load_spec(path, ["train.packing=false"]).experiment.train.packing is False
+
+
+def test_a_packed_trial_trains_on_fewer_fuller_rows(tmp_path: Path, small_experiment) -> None:
+    from tunelab import store as st
+    from tunelab.engine.run.runner import Runner
+
+    from conftest import Quiet
+
+    body = ("[train]\nepochs = 1\nbatch_size = 8\nlearning_rate = 3e-3\nmax_length = 128\n"
+            "packing = true\n[search]\ntrials = 1\n[eval]\nsamples = 0\nbaseline = false\n")
+    store = tmp_path / "s.duckdb"
+    summary = Runner(load_spec(small_experiment(body, rows=240)), store, Quiet()).run()
+    result = summary.trials[0].result
+    assert result.state == "complete", result.error
+    # 20-30 tokens a row: the 192 training rows fill a few dozen rows of 128 tokens (one row a
+    # micro-step), so an epoch takes well under half the 24 optimizer steps it takes unpacked
+    assert result.info["micro_batch"] == 1
+    assert 1 <= result.info["steps"] <= 192 // 8 // 2
+    assert any("loss" in key for key in st.evaluations(store, "tiny")["trial:0"])
