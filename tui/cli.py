@@ -184,7 +184,8 @@ class ConsoleReporter:
             left = data["trials"] - data["finished"]
             resumed = f", resuming after {data['finished']} finished" if data["finished"] else ""
             at_once = f", {self.workers} at a time" if self.workers > 1 else ""
-            cpu = f" ({data['threads']} CPU threads each)" if data.get("threads") else ""
+            n = data.get("threads")
+            cpu = f" ({n} CPU thread{'s' if n != 1 else ''} each)" if n else ""
             console.print(f"{left} trial{'s' if left != 1 else ''} to run{at_once}{resumed}{cpu}")
         elif name == "timeout":
             self._print(f"search.timeout ({fmt.duration(data['seconds'])}) reached: "
