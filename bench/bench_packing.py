@@ -1,7 +1,7 @@
 """Sequence packing on a length-skewed data set: real (non-padding) tokens per second, packed
 (`train.packing = true`) against unpacked, same model, data and epochs.
 
-Run: python bench/bench_packing.py [--rows 400] [--epochs 1] [--repeats 2]
+Run: python bench/bench_packing.py [--rows 400] [--epochs 2] [--repeats 2]
 
 The data: plain-text rows whose lengths are drawn log-uniformly from 20 to 1,000 tokens (most
 short, a few long: padding each micro-batch to its longest row wastes most of the compute).
@@ -45,7 +45,7 @@ def skewed_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
@@ -78,12 +78,17 @@ def main() -> None:
         val_rows = read_rows(prepared.files["validation"])
         threads.limit(threads.share(1))
 
+        tokenizer = models.load_tokenizer(base, spec.experiment)
+        lengths = [min(len(r["input_ids"]), spec.experiment.train.max_length)
+                   for r in models.render(train_rows, tokenizer)]
+        # packed, batch_size counts rows of max_length: as many as hold the tokens of 16
+        # examples, so both arms take optimizer steps of about the same number of tokens
+        rows = max(1, round(16 * statistics.mean(lengths) / spec.experiment.train.max_length))
+
         def once(packed: bool, name: str) -> None:
-            exp = load_spec(folder / "bench.toml", [f"train.packing={str(packed).lower()}"]).experiment
+            sets = ["train.packing=true", f"train.batch_size={rows}"] if packed else []
+            exp = load_spec(folder / "bench.toml", sets).experiment
             job = runner._job(0, None, exp.model_dump(mode="json"), base, prepared, folder / name)
-            tokenizer = models.load_tokenizer(base, exp)
-            lengths = [min(len(r["input_ids"]), exp.train.max_length)
-                       for r in models.render(train_rows, tokenizer)]
             trainer = build_trainer(job, exp, models.load_model(base, exp), tokenizer, [],
                                     train_rows, val_rows, first_micro_batch(exp, "cpu"))
             with contextlib.redirect_stdout(io.StringIO()):  # the trainer prints each log
@@ -96,11 +101,10 @@ def main() -> None:
         for i in range(args.repeats):
             for packed in ((False, True) if i % 2 == 0 else (True, False)):
                 once(packed, f"{'packed' if packed else 'unpacked'}-{i}")
-        tokenizer = models.load_tokenizer(base, spec.experiment)
-        lengths = [len(r["input_ids"]) for r in models.render(train_rows, tokenizer)]
 
     print(f"{len(lengths)} training rows of {min(lengths)}–{max(lengths)} tokens (median "
-          f"{statistics.median(lengths):.0f}), {args.epochs} epoch(s), {args.repeats} alternating "
+          f"{statistics.median(lengths):.0f}), {args.epochs} epoch(s), batch 16 examples unpacked, "
+          f"{rows} rows of 1,024 tokens packed, {args.repeats} alternating "
           f"repetitions, {threads.share(1)} threads, load average {os.getloadavg()[0]:.1f}, "
           f"{time.strftime('%H:%M')}")
     print(f"{'':12}{'real tokens/s':>16}{'min – max':>20}{'train s':>9}{'eval_loss':>11}")
