@@ -85,7 +85,7 @@ def main() -> None:
         # examples, so both arms take optimizer steps of about the same number of tokens
         rows = max(1, round(16 * statistics.mean(lengths) / spec.experiment.train.max_length))
 
-        def once(packed: bool, name: str) -> None:
+        def once(packed: bool, name: str, record: bool = True) -> None:
             sets = ["train.packing=true", f"train.batch_size={rows}"] if packed else []
             exp = load_spec(folder / "bench.toml", sets).experiment
             job = runner._job(0, None, exp.model_dump(mode="json"), base, prepared, folder / name)
@@ -93,11 +93,12 @@ def main() -> None:
                                     train_rows, val_rows, first_micro_batch(exp, "cpu"))
             with contextlib.redirect_stdout(io.StringIO()):  # the trainer prints each log
                 seconds = trainer.train().metrics["train_runtime"]
-            results[packed]["tokens/s"].append(sum(lengths) * args.epochs / seconds)
-            results[packed]["seconds"].append(seconds)
-            results[packed]["eval_loss"].append(trainer.evaluate()["eval_loss"])
+            if record:
+                results[packed]["tokens/s"].append(sum(lengths) * args.epochs / seconds)
+                results[packed]["seconds"].append(seconds)
+                results[packed]["eval_loss"].append(trainer.evaluate()["eval_loss"])
 
-        once(False, "warm")  # imports and first-call costs, in neither measurement
+        once(False, "warm", record=False)  # imports and first-call costs, in neither measurement
         for i in range(args.repeats):
             for packed in ((False, True) if i % 2 == 0 else (True, False)):
                 once(packed, f"{'packed' if packed else 'unpacked'}-{i}")
