@@ -15,6 +15,7 @@ import time
 import traceback
 from typing import Any
 
+from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 
 
@@ -36,14 +37,17 @@ def _classify(error: BaseException) -> str:
     return "exception"
 
 
-def _pin(job: TrialJob) -> None:
-    """The worker's device(s), before anything touches CUDA; a share of the CPU cores."""
+def _pin(job: TrialJob) -> int:
+    """The worker's device(s), before anything touches CUDA; its share of the CPU cores (the
+    runner's cores / workers, less when other trainings run on this machine), logged."""
     if job.devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = job.devices
-    if job.threads:
-        import torch
-
-        torch.set_num_threads(job.threads)
+    threads.quiet_openmp()  # for processes this one starts (torchrun ranks, tokenizers)
+    threads.enter()
+    taken = threads.take_share(job.threads)
+    print(f"tunelab: {taken} CPU thread(s) of {threads.cores()} cores "
+          f"({threads.running()} training process(es) on this machine)", flush=True)
+    return taken
 
 
 def _stop_on_ctrl_c() -> None:
@@ -70,7 +74,7 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
     threading.Thread(target=_watch_runner, args=(runner_pid,), daemon=True).start()
-    _pin(job)
+    taken = _pin(job)
     _stop_on_ctrl_c()
 
     def progress(event: str, data: dict[str, Any]) -> None:
@@ -104,7 +108,8 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
         elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)
             import tunelab.engine.run.preload  # noqa: F401 - what a trial needs before it trains
 
-            result = TrialResult("complete", info={"ready_at": time.time()})
+            result = TrialResult("complete", info={
+                "ready_at": time.time(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")})
         elif kind == "base":
             from pathlib import Path
 
@@ -123,6 +128,8 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
         traceback.print_exc()
         tail = "".join(traceback.format_exception(error)[-6:])
         result = TrialResult("failed", fail_reason=_classify(error), error=tail[-4000:])
+    threads.leave()
+    result.info.setdefault("threads", taken)
     try:
         conn.send(("result", result))
     finally:

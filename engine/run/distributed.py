@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 
 PARENT = "TUNELAB_TRIAL_PID"
@@ -38,7 +39,9 @@ def launch(job: TrialJob, progress: Any, processes: int) -> TrialResult:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={processes}", "-m", "tunelab.engine.run.distributed",
                str(files["job.pkl"])]
-    env = {**os.environ, PARENT: str(os.getpid()), "OMP_NUM_THREADS": str(job.threads or 1)}
+    per_rank = max(1, (job.threads or threads.cores()) // processes)  # the ranks share the cores
+    env = {**os.environ, PARENT: str(os.getpid()), "OMP_NUM_THREADS": str(per_rank),
+           "OMP_WAIT_POLICY": "PASSIVE"}
     ranks = subprocess.Popen(command, env=env)  # stdout/stderr: this trial's log
     offset = 0
     stop_sent = False

@@ -6,8 +6,10 @@ server that holds them starts in a fraction of that.
 
 from __future__ import annotations
 
-from tunelab.engine.run import quiet
+from tunelab.engine.run import quiet, threads
 
+# before torch loads libgomp, which reads its wait policy once: every forked trial inherits it
+threads.quiet_openmp()
 quiet.install()  # before peft imports bitsandbytes (see quiet.py)
 
 import datasets  # noqa: E402, F401

@@ -27,6 +27,7 @@ from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.run.paths import paths
 from tunelab.engine.run.pipe import run_child
 from tunelab.engine.run.signals import sigterm_as_ctrl_c
+from tunelab.engine.run.threads import share as cpu_share
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
 from tunelab.store import ExperimentRow, Spool, StoreError, TrialParamRow, TrialRow, evaluations
@@ -295,7 +296,7 @@ class Runner:
         target = exp.search.trials
         if exp.search.sampler == "grid":
             target = min(target, search.grid_size(exp))
-        self._event("sweep", trials=target, workers=len(self.slots),
+        self._event("sweep", trials=target, workers=len(self.slots), threads=cpu_share(len(self.slots)),
                     finished=len(study.get_trials(deepcopy=False, states=_done_states())))
         sweep = SweepState(study, base, prepared, target, time.monotonic(), summary)
         threads = [threading.Thread(target=self._worker, args=(sweep, i), daemon=True,

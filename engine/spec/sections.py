@@ -238,6 +238,9 @@ class TrainSpec(StrictModel):
     eval_every: Literal["epoch"] | int = "epoch"  # or a number of optimizer steps
     gradient_checkpointing: bool = False  # trades compute for memory on long sequences
     max_oom_retries: int = Field(3, ge=0, le=8)  # halvings of the micro-batch on out-of-memory
+    # examples packed into rows of max_length tokens, kept apart by position ids (batch_size then
+    # counts packed rows); no padding computed on length-skewed data
+    packing: bool = False
 
     @model_validator(mode="after")
     def _micro_divides(self) -> TrainSpec:

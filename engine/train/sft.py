@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.objectives import objective_value
+from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
@@ -30,6 +31,10 @@ from tunelab.store import MetricRow, Spool
 
 # Keys of the trainer's log that are bookkeeping, not metrics
 _SKIP = {"epoch", "total_flos", "num_input_tokens_seen", "train_tokens_per_second"}
+
+# Seconds between moves of the logged metrics from the trial's spool into the store (the
+# store's live curves lag by at most this much; the CLI's progress comes through the pipe)
+INGEST_EVERY = 10.0
 
 # Tests set this to make the first N attempts of a trial fail as if CUDA ran out of memory.
 FAULT_OOM = "TUNELAB_FAULT_OOM_ATTEMPTS"
@@ -82,6 +87,11 @@ def first_micro_batch(exp: Experiment, device: str) -> int:
     effective = exp.train.batch_size
     if exp.train.micro_batch_size != "auto":
         return int(exp.train.micro_batch_size)
+    if exp.train.packing:
+        # one packed row of max_length tokens per micro-step: a padding-free micro-batch is one
+        # flattened row, and without flash attention its block-diagonal mask is computed densely,
+        # so k rows at once would cost k^2 in attention instead of k
+        return 1
     top = 64 if device == "cuda" else 32
     return max(d for d in range(1, min(effective, top) + 1) if effective % d == 0)
 
@@ -167,10 +177,23 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
+    train = models.render(train_rows, tokenizer)
+    examples = len(train)
+    if exp.train.packing:  # steps (and warmup) count packed rows; validation is not packed
+        tokens = sum(min(len(r["input_ids"]), exp.train.max_length) for r in train)
+        examples = math.ceil(tokens / exp.train.max_length)
+    arguments = trainer_arguments(job, exp, examples, micro)
+    if exp.train.packing:
+        arguments["per_device_eval_batch_size"] = min(exp.train.batch_size, 32)
     args = SFTConfig(
-        **trainer_arguments(job, exp, len(train_rows), micro),
+        **arguments,
         completion_only_loss=True,
         include_num_input_tokens_seen=True,
+        # packing: best-fit decreasing into rows of max_length, padding-free with position ids,
+        # from which the attention builds a block-diagonal mask (an example never sees another:
+        # tests/test_packing.py); validation stays unpacked, so eval_loss compares across trials
+        packing=exp.train.packing,
+        eval_packing=False,
         # a curriculum (data.order = length | difficulty) is read in the prepared order
         train_sampling_strategy="random" if exp.dataset.order == "shuffle" else "sequential",
     )
@@ -179,7 +202,7 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
     return SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(models.render(train_rows, tokenizer)),
+        train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(models.render(eval_rows, tokenizer)),
         processing_class=tokenizer,
         peft_config=peft_config(exp),
@@ -226,14 +249,28 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
     prunes = exp.search.objective == "eval_loss" and len(exp.search.all_objectives) == 1
     faults = int(os.environ.get(FAULT_OOM, "0"))
 
+    shared = {"checked": time.monotonic(), "ingested": time.monotonic()}
+
     class Record(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
             if attempt < faults:
                 raise OutOfMemory(f"CUDA out of memory (injected by {FAULT_OOM})")
+            # another training started or ended on this machine: take the new share of the
+            # cores (a few file checks, every few seconds; ranks keep what torchrun gave them)
+            if _world() == 1 and time.monotonic() - shared["checked"] > 3.0:
+                shared["checked"] = time.monotonic()
+                threads.take_share(job.threads)
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             logs = logs or {}
-            spool.write(_metric_events(exp.name, number, state, logs))
+            # Every logged number is fsynced to the spool at once (recorded), but moved into
+            # DuckDB only every INGEST_EVERY seconds and at each evaluation: an ingest costs
+            # ~0.1 s on the training thread, and at every log it took 9 % of a quickstart trial.
+            now = time.monotonic()
+            due = now - shared["ingested"] >= INGEST_EVERY or any(k.startswith("eval_") for k in logs)
+            spool.write(_metric_events(exp.name, number, state, logs), ingest=due)
+            if due:
+                shared["ingested"] = now
             loss = logs.get("loss")
             if loss is not None and not math.isfinite(loss):
                 outcome["nan"] = True

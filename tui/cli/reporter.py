@@ -163,12 +163,14 @@ class ConsoleReporter:
 
     # ------------------------------------------------------------ the sweep
 
-    def on_sweep(self, trials: int, finished: int, workers: int = 1, **_: Any) -> None:
+    def on_sweep(self, trials: int, finished: int, workers: int = 1, threads: int | None = None,
+                 **_: Any) -> None:
         self.target, self.finished, self.workers = trials, finished, workers
         left = trials - finished
         resumed = f", resuming after {finished} finished" if finished else ""
         at_once = f", {workers} at a time" if workers > 1 else ""
-        console.print(f"{left} trial{'s' if left != 1 else ''} to run{at_once}{resumed}")
+        cpu = f" ({threads} CPU thread{'s' if threads != 1 else ''} each)" if threads else ""
+        console.print(f"{left} trial{'s' if left != 1 else ''} to run{at_once}{resumed}{cpu}")
 
     def on_trust_remote_code(self, model: Any, **_: Any) -> None:
         console.print(f"[yellow]model.trust_remote_code = true: the Python code that comes with "

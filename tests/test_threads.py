@@ -1,0 +1,62 @@
+"""Processes that train on the CPU share the cores instead of spinning against each other."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tunelab.engine.run import threads
+from tunelab.engine.run.jobs import TrialJob
+
+# a process that counts itself among those training, until its stdin closes
+_SIBLING = ("import sys; from tunelab.engine.run import threads; threads.enter(); "
+            "print('in', flush=True); sys.stdin.read(); threads.leave()")
+
+
+def _sibling() -> subprocess.Popen:
+    sibling = subprocess.Popen([sys.executable, "-c", _SIBLING], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert sibling.stdout is not None and sibling.stdout.readline() == "in\n"
+    return sibling
+
+
+def test_a_process_takes_its_share_of_the_cores_while_another_trains() -> None:
+    before = threads.running()  # other trainings of this user, if any
+    alone = threads.share(before + 1)
+    sibling = _sibling()
+    try:
+        assert threads.running() == before + 1
+        assert threads.take_share() == threads.share(before + 2)
+        assert threads.take_share(at_most=1) == 1
+    finally:
+        sibling.communicate("")
+    assert threads.running() == before
+    assert threads.take_share() == alone
+
+
+def test_a_process_killed_without_leaving_is_not_counted() -> None:
+    before = threads.running()
+    sibling = _sibling()
+    assert threads.running() == before + 1
+    sibling.kill()
+    sibling.wait()
+    assert threads.running() == before
+
+
+def test_a_trial_process_starts_with_passive_openmp_and_its_share(tmp_path: Path) -> None:
+    from tunelab.engine.run.runner import run_child
+
+    job = TrialJob(store=str(tmp_path / "s.duckdb"), experiment={}, number=None, trial_id=None,
+                   study_name="t", storage="", base="", data={}, out_dir=str(tmp_path))
+    sibling = _sibling()
+    try:
+        result = run_child("ready", job)
+        expected = threads.share(threads.running() + 1)  # the sibling and others, this trial
+    finally:
+        sibling.communicate("")
+    assert result.state == "complete", result.error
+    assert result.info["threads"] == expected
+    assert result.info["omp_wait_policy"] == "PASSIVE"
+    log = (tmp_path / "ready.log").read_text()
+    assert f"tunelab: {expected} CPU thread(s)" in log
