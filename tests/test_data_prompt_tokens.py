@@ -192,3 +192,19 @@ def test_the_old_whole_text_tokenization_lost_the_first_word_here(tmp_path: Path
     start = rendered.trained.index(1)
     assert tokenizer.decode(rendered.input_ids[start:]).startswith("I'm")
     assert rendered.split_answers == 1 and rendered.inexact_prompts == 0
+
+
+def test_an_earlier_answer_shown_but_not_trained_is_read_as_part_of_the_prompt() -> None:
+    """With weight 0 an earlier answer is context, so nothing is split there: the later prompt is
+    exactly the inference prompt even for a tokenizer that merges across the boundary."""
+    tokenizer = _build("scratch")
+    template = chat_render.template_text("auto", tokenizer)
+    messages = [{"role": "user", "content": "What can I do?"},
+                {"role": "assistant", "content": "I'm sorry", "weight": 0},
+                {"role": "user", "content": "What can I do?"},
+                {"role": "assistant", "content": "I'm here"}]
+    rendered = chat_render.render_tokens({"messages": messages}, tokenizer, template)
+    prompt = _inference_ids(messages, tokenizer, template)
+    assert rendered.input_ids[:len(prompt)] == prompt and rendered.inexact_prompts == 0
+    assert rendered.trained.index(1) == len(prompt)
+    assert tokenizer.decode(rendered.input_ids[len(prompt):]).startswith("I'm here")

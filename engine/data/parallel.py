@@ -9,6 +9,7 @@ from a threaded caller (the TUI, a trainer) and for small inputs the chunks run 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -59,10 +60,14 @@ def chunks(fn: Callable[[Sequence[Any]], Any], items: Sequence[Any], size: int) 
     # explicitly, the children run it on one thread each (the cores are taken by the workers)
     saved = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # the objects that exist now move out of the collector's sight, so that a collection in a
+    # worker does not write to every one of them and copy all the parent's pages (copy-on-write)
+    gc.freeze()
     try:
         with multiprocessing.get_context("fork").Pool(workers, _start, (fn, items, size)) as pool:
             yield from pool.imap(_chunk, range(count))
     finally:
+        gc.unfreeze()
         if saved is None:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
         else:

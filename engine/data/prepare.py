@@ -102,7 +102,7 @@ def fingerprint(spec: LoadedSpec) -> str:
 # ---------------------------------------------------------------- reading
 
 
-@dataclass
+@dataclass(slots=True)  # a million of them are held at once
 class _Example:
     row: dict[str, Any]
     origin: str
@@ -361,6 +361,9 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
                              parts[split][m.index].origin, removed=True)
             parts[split] = [e for j, e in enumerate(parts[split]) if j not in drop]
             leaked += len(drop)
+
+    # the duplicate index and signatures are done with: freed before the workers fork again
+    del train_index, sigs
 
     # tokens, in the real tokenizer and template
     # only a scratch model's tokenizer is trained on the rows (a million output rows are not small)

@@ -228,11 +228,13 @@ def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets
         return natural
 
     for before, upto, trained in plan.turns:
+        if not trained:
+            continue  # context only: read within the next prompt (or the tail), as at inference
         if before > at:
             extend(before, 0)
         # an earlier answer, tokenized on its own, can make a later prompt differ
         exact = before == 0 or ids == ids_at(before)
-        natural = extend(upto, int(trained))
+        natural = extend(upto, 1)
         inexact += not exact
         split += exact and not natural
     if at < len(plan.text):
