@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 
 class VimTable(DataTable):
@@ -56,12 +58,18 @@ class VimTable(DataTable):
         """
         column_keys = tuple(k for k, _ in columns)
         row_keys = tuple(k for k, _ in rows)
-        if (column_keys, row_keys) == self._shape and self.row_count == len(rows):
+        same_rows = row_keys == self._shape[1] or (
+            len(row_keys) == len(self._shape[1]) and set(row_keys) == set(self._shape[1]))
+        if column_keys == self._shape[0] and same_rows and self.row_count == len(rows):
             for key, cells in rows:
                 old = self.get_row(key)
                 for column, new, was in zip(column_keys, cells, old, strict=False):
-                    if _plain(new) != _plain(was):
+                    # `is` first: a re-sort hands back the very cells shown, and comparing
+                    # 20,000 of them by content is most of what a re-sort would cost
+                    if new is not was and _plain(new) != _plain(was):
                         self.update_cell(key, column, new, update_width=True)
+            if row_keys != self._shape[1]:  # the same rows in another order: a re-sort
+                self._reorder(row_keys)
             return
         keep = self.current_key
         column = self.cursor_column
@@ -76,6 +84,21 @@ class VimTable(DataTable):
             self.move_cursor(row=row_keys.index(keep), column=column, animate=False)
 
 
+    def _reorder(self, row_keys: tuple[str, ...]) -> None:
+        """Puts the rows in this order without rebuilding them, the cursor kept on its row.
+
+        What DataTable.sort does once it has its order (Textual 8): the rows and their rendered
+        cells stay, only their positions change. A rebuild of 1,000 rows costs several times more.
+        """
+        keep = self.current_key
+        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(row_keys)})
+        self._update_count += 1
+        self.refresh()
+        self._shape = (self._shape[0], row_keys)
+        if keep is not None:
+            self.move_cursor(row=row_keys.index(keep), animate=False)
+
+
 def _plain(cell: Any) -> Any:
-    return (cell.plain, str(cell.style), tuple(str(s) for s in cell.spans)) if isinstance(cell, Text) \
-        else cell
+    # Styles and spans compare as they are (Style and Span are comparable values): no str()
+    return (cell.plain, cell.style, tuple(cell.spans)) if isinstance(cell, Text) else cell
