@@ -23,9 +23,9 @@ def main() -> None:
                         help=f"only these benches ({', '.join(discover())})")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds per bench (default 150 with --quick, 1800 without)")
+                        help="seconds per bench (default 300 with --quick, 3600 without)")
     args = parser.parse_args()
-    timeout = args.timeout or (150.0 if args.quick else 1800.0)
+    timeout = args.timeout or (300.0 if args.quick else 3600.0)
     results = run_suite(args.only, args.quick, timeout)
     report.write(args.out, results, args.quick)
     print(f"wrote {args.out}")
