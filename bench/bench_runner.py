@@ -116,7 +116,10 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path) -> li
     eligible = [(results[n][0], n) for n, _ in PRUNERS
                 if results[n][1] is not None and full_best is not None
                 and results[n][1] <= full_best * 1.01]  # type: ignore[operator]
-    winner = min(eligible)[1] if eligible else "none (no pruner kept the best within 1 %)"
+    fewest = min(eligible)[0] if eligible else None
+    tied = [n for steps, n in eligible if steps == fewest]
+    winner = (tied[0] if len(tied) == 1 else "a tie: " + ", ".join(tied)) if tied \
+        else "none (no pruner kept the best within 1 %)"
     print(f"fewest steps with the best within 1 %: {winner}")
     return [*rows, Row(f"pruning: the pruner that wins on this sweep is {winner}", None, None,
                        "", note="the default stays median until the lead re-runs quietly")]

@@ -274,7 +274,7 @@ def main() -> int:
     def measure_peak() -> None:
         peak["flops"] = matmul_peak(device, dtype)
         check.lines.append(f"- {str(dtype).removeprefix('torch.')} matmul peak on {device}: "
-                           f"{peak['flops'] / 1e12:.1f} TFLOP/s")
+                           f"{peak['flops'] / 1e12:.3g} TFLOP/s")
 
     check.path("matmul peak", measure_peak)
     table = ["| model | method | tunelab tokens/s | TRL tokens/s | ratio | tunelab peak | "
@@ -379,7 +379,7 @@ def oom_backoff(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tm
 
 def two_workers(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tmp: Path,
                 cuda: bool) -> None:
-    from tunelab.engine.run.devices import visible_devices
+    from tunelab.engine.run.devices import visible_devices, worker_slots
     from tunelab.engine.run.runner import Runner
 
     base, _ = bases["SmolLM2-135M"]
@@ -399,12 +399,14 @@ def two_workers(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tm
     for number, state, folder in states:
         manifest = Path(folder or "") / "manifest.json"
         where = json.loads(manifest.read_text()).get("device") if manifest.exists() else "?"
-        pinned = json.loads(manifest.read_text()).get("cuda_visible_devices", "—") \
-            if manifest.exists() else "—"
-        seen.append(f"trial {number} {state} on {where} (CUDA_VISIBLE_DEVICES {pinned})")
+        seen.append(f"trial {number} {state} on {where}")
     if len(states) != 2 or any(s[1] != "complete" for s in states):
         raise RuntimeError("; ".join(seen) or "no trials")
-    check.lines.append("- two workers: " + "; ".join(seen))
+    # The pin is each worker's CUDA_VISIBLE_DEVICES (engine/run/child.py); the trial's manifest
+    # does not record it yet, so what is shown is the slots the runner gave its two workers.
+    slots = worker_slots(spec.experiment, 2)
+    check.lines.append(f"- two workers, pinned to CUDA_VISIBLE_DEVICES {slots} "
+                       "(None: a CPU machine): " + "; ".join(seen))
 
 
 def chat(check: Check, tmp: Path) -> None:

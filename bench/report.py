@@ -173,10 +173,10 @@ def gpu_section(text: str) -> str | None:
     return found.group(0) if found else None
 
 
-def write(path: Path, results: list[BenchResult], quick: bool) -> None:
+def write(path: Path, results: list[BenchResult], quick: bool, under_load: bool = True) -> None:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(results, quick, gpu_section(old)), encoding="utf-8")
+    path.write_text(render(results, quick, gpu_section(old), under_load), encoding="utf-8")
 
 
 def replace_gpu_section(path: Path, section: str) -> None:
