@@ -341,8 +341,10 @@ def oom_backoff(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tm
     from tunelab.engine.train.sft import FAULT_OOM, run_trial
 
     base, _ = bases["Qwen2-0.5B"]
+    # every halving allowed (8): whatever the device, some micro-batch down to 1 fits
     sets = sets_for(base, data, "full", not cuda, ["train.batch_size=64",
-                                                   "train.micro_batch_size=64"])
+                                                   "train.micro_batch_size=64",
+                                                   "train.max_oom_retries=8"])
     spec = load(sets)
     runner = Runner(spec, tmp / "oom.duckdb", Quiet())
     prepared, ref = runner._prepare()
@@ -350,10 +352,11 @@ def oom_backoff(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tm
                       tmp / "oom")
     events: list[tuple[str, dict[str, Any]]] = []
     if cuda:
-        # A real CUDA OOM: this process may use only a sliver of the device, so micro-batch 64
-        # of a 0.5B model with a 152k vocabulary cannot fit and the allocator raises.
-        free, total = torch.cuda.mem_get_info()
-        torch.cuda.set_per_process_memory_fraction(min(1.0, 8 * 2**30 / total))
+        # A real CUDA OOM: this process may use 12 GiB of the device; micro-batch 64 of a 0.5B
+        # model with a 152k vocabulary (logits of 64 × ~200 tokens × 152k, in bf16 and again in
+        # fp32 for the loss: about 12 GB) cannot fit, and the allocator raises.
+        _, total = torch.cuda.mem_get_info()
+        torch.cuda.set_per_process_memory_fraction(min(1.0, 12 * 2**30 / total))
     else:
         os.environ[FAULT_OOM] = "1"  # the engine's hook: the first attempt fails as OOM would
     try:
@@ -372,7 +375,7 @@ def oom_backoff(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tm
     effective = spec.experiment.train.batch_size
     final = backs[-1]["next"]
     check.lines.append(
-        f"- out-of-memory ({'real, memory capped at 8 GiB' if cuda else 'injected: --cpu'}): "
+        f"- out-of-memory ({'real, memory capped at 12 GiB' if cuda else 'injected: --cpu'}): "
         f"micro-batch {steps}, accumulation {effective // backs[0]['micro_batch']} → "
         f"{effective // final}, effective batch {effective} throughout; the trial completed")
 
