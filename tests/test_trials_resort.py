@@ -59,3 +59,38 @@ def test_a_re_sort_moves_the_rows_keeps_the_cursor_and_matches_a_rebuild(
             assert shown(table) == after
 
     asyncio.run(run())
+
+
+def test_a_live_refresh_keeps_unchanged_rows_and_redraws_a_changed_one(
+        tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
+    store = tui_store.build(tmp_path)
+
+    async def run() -> None:
+        app = TunelabApp([store])
+        async with app.run_test(size=(120, 30)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, TrialsScreen)
+            table = screen.query_one(VimTable)
+            assert screen._built is not None
+            before = {row.key: row for row in screen._built[1]}
+            screen.reload()  # what the live timer does: a fresh read of every trial
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            after = {row.key: row for row in screen._built[1]}
+            trials = [k for k in before if k != "base"]
+            assert trials and all(after[k] is before[k] for k in trials)  # reused, not rebuilt
+            table.move_cursor(row=1)  # trial 0: select it, its mark changes, the rest stay
+            await pilot.press("space")
+            await pilot.pause()
+            marked = {row.key: row for row in screen._built[1]}
+            assert "●" in shown(table)[1][0]
+            assert marked["0"] is not after["0"]
+            assert all(marked[k] is after[k] for k in trials if k != "0")
+
+    asyncio.run(run())
