@@ -53,6 +53,8 @@ def matches(row: Row, terms: list[str], titles: dict[str, str]) -> bool:
     A term is COLUMN OP VALUE (OP one of = != < <= > >= ~, ~ meaning "contains"; COLUMN is a
     column title or key) or a bare word that some cell must contain.
     """
+    if not terms:
+        return True  # no filter: every row (1,000 of them each refresh)
     by_name = {**{k: k for k in titles}, **{t.lower(): k for k, t in titles.items()}}
     for term in terms:
         found = TERM.match(term)

@@ -32,6 +32,12 @@ class VimTable(DataTable):
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
         self._shape: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+        self._given: dict[str, Sequence[Any]] = {}  # row key -> the cells last given for it
+
+    def clear(self, columns: bool = False) -> VimTable:
+        self._given = {}  # nothing shown: the next fill compares nothing against stale cells
+        super().clear(columns)
+        return self
 
     def action_scroll_top(self) -> None:
         self.move_cursor(row=0)
@@ -62,7 +68,15 @@ class VimTable(DataTable):
             len(row_keys) == len(self._shape[1]) and set(row_keys) == set(self._shape[1]))
         if column_keys == self._shape[0] and same_rows and self.row_count == len(rows):
             for key, cells in rows:
-                old = self.get_row(key)
+                # what this table was last given for the row is what it shows (update_cell
+                # stores the cell it is handed); get_row would rebuild the column order per row
+                old = self._given.get(key)
+                if old is None:
+                    old = self.get_row(key)
+                elif len(old) == len(cells) and all(
+                        a is b for a, b in zip(cells, old, strict=True)):
+                    continue  # the very cells shown: a row reused by the screen
+                self._given[key] = cells
                 for column, new, was in zip(column_keys, cells, old, strict=False):
                     # `is` first: a re-sort hands back the very cells shown, and comparing
                     # 20,000 of them by content is most of what a re-sort would cost
@@ -77,8 +91,10 @@ class VimTable(DataTable):
         if not self.columns:
             for key, title in columns:
                 self.add_column(title, key=key)
+        self._given = {}
         for key, cells in rows:
             self.add_row(*cells, key=key)
+            self._given[key] = cells
         self._shape = (column_keys, row_keys)
         if keep is not None and keep in row_keys:
             self.move_cursor(row=row_keys.index(keep), column=column, animate=False)
