@@ -13,6 +13,8 @@ folder, plus three LoRA adapters (r 16, all linear layers) saved as a trial keep
      from the call to its first non-empty piece of text;
    - arena: `engine.side_by_side.stream_pair` on two adapters of one base (one batch of two).
    Time to first token and tokens per second (after the first), medians of --repeats runs.
+   With --json PATH (the suite) these are also written as rows; --quick: a smaller model and
+   no memory part.
    torch runs on --threads threads (default 1). On a loaded CPU (this project's machine is
    shared) two OpenMP threads in the main thread spin against other processes and make plain
    `generate` there several times slower than the same call in a worker thread, as tunelab
@@ -36,6 +38,9 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import Row, write_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASK = [{"role": "user", "content": "What is 12 plus 30?"}]
@@ -95,7 +100,8 @@ class Clock:
         pass
 
 
-def speed(folder: Path, tokens: int, repeats: int) -> None:
+def speed(folder: Path, tokens: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """{case: (first token s, tokens/s)}, medians; on the model's device (a GPU if any)."""
     import torch
 
     from tunelab.engine.serve.chat import Settings, prompt_for, stream_reply
@@ -106,7 +112,8 @@ def speed(folder: Path, tokens: int, repeats: int) -> None:
     model = models.load_model(str(folder / "base"), exp).eval()
     tokenizer = models.load_tokenizer(str(folder / "base"), exp)
     settings = Settings(temperature=0, max_new_tokens=tokens, min_new_tokens=tokens)
-    inputs = tokenizer(prompt_for(ASK, tokenizer), return_tensors="pt", add_special_tokens=False)
+    inputs = tokenizer(prompt_for(ASK, tokenizer), return_tensors="pt",
+                       add_special_tokens=False).to(model.device)
 
     def plain() -> tuple[float, float]:
         clock = Clock()
@@ -141,7 +148,7 @@ def speed(folder: Path, tokens: int, repeats: int) -> None:
 
     params = sum(p.numel() for p in model.parameters())
     threads = torch.get_num_threads()
-    print(f"model: Llama, {params / 1e6:.1f}M parameters, fp32, CPU "
+    print(f"model: Llama, {params / 1e6:.1f}M parameters, {model.dtype}, {model.device} "
           f"({threads} thread{'s' if threads > 1 else ''}); "
           f"prompt {inputs['input_ids'].shape[1]} tokens, "
           f"{tokens} new tokens, greedy; median of {repeats} runs after a warm-up")
@@ -154,10 +161,24 @@ def speed(folder: Path, tokens: int, repeats: int) -> None:
     for _ in range(repeats):  # interleaved, so a change in the machine's load hits all alike
         for label, run in cases.items():
             results[label].append(run())
+    medians = {}
     for label, found in results.items():
         ttft = statistics.median(r[0] for r in found)
         rate = statistics.median(r[1] for r in found)
         print(f"{label:44}{ttft * 1000:>10.0f}ms{rate:>10.1f}")
+        medians[label] = (ttft, rate)
+    return medians
+
+
+def speed_rows(found: dict[str, tuple[float, float]], tokens: int) -> list[Row]:
+    plain = found["plain model.generate"]
+    ours = found["tunelab stream_reply (first text shown)"]
+    arena = found["tunelab arena, A+B: 2 adapters, 1 batch"]
+    return [Row(f"chat first token ({tokens} new tokens, greedy)", ours[0] * 1000,
+                plain[0] * 1000, "ms"),
+            Row("chat tokens/s after the first, vs plain generate", ours[1], plain[1], "tokens/s"),
+            Row("arena: two adapters in one batch (both sides' tokens/s) vs plain generate",
+                arena[1], plain[1], "tokens/s")]
 
 
 def _rss() -> int:
@@ -221,7 +242,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-child", choices=["shared", "separate"])
     parser.add_argument("--folder", type=Path)
+    parser.add_argument("--quick", action="store_true", help="a small model, no memory part")
+    parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     args = parser.parse_args()
+    if args.quick:
+        args.hidden, args.layers, args.tokens = 256, 4, 48
     os.environ["HF_HUB_OFFLINE"] = "1"
     from transformers.utils import logging
 
@@ -237,9 +262,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build(folder, args.hidden, args.layers)
-        speed(folder, args.tokens, args.repeats)
-        print()
-        memory(folder)
+        rows = speed_rows(speed(folder, args.tokens, args.repeats), args.tokens)
+        if not args.quick:
+            print()
+            memory(folder)
+        write_rows(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,15 @@ import argparse
 import json
 import random
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from measure import Row, write_rows  # noqa: E402
 
 
 class Quiet:
@@ -62,7 +66,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--kind", default="worked", choices=["worked", "wrong"])
+    parser.add_argument("--quick", action="store_true", help="120 pairs, one epoch (the suite)")
+    parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     args = parser.parse_args()
+    if args.quick:
+        args.pairs, args.epochs = 120, 1
 
     from tunelab.engine.run.runner import Runner, run_child
     from tunelab.engine.spec import load_spec
@@ -151,6 +159,11 @@ def main() -> None:
     print(f"{'plain TRL DPOTrainer':26}{plain:>8.2f}{seen / plain:>16.1f}{plain_train:>9.2f}"
           f"{seen / plain_train:>17.1f}")
     print(f"ratio tunelab / plain: wall {plain / ours:.2f}, training {plain_train / ours_train:.2f}")
+    write_rows(args.json, [
+        Row(f"dpo pairs/s, training ({train_pairs} pairs × {args.epochs} epochs)",
+            seen / ours_train, seen / plain_train, "pairs/s"),
+        Row("dpo pairs/s, wall (tunelab: fresh process, log-probabilities, evaluation, store)",
+            seen / ours, seen / plain, "pairs/s")])
     print("(tunelab's wall time includes the fresh process, the log-probabilities before and "
           "after, the evaluation on the parent's splits and the store writes)")
     for split in ("preferences", "preferences_train"):

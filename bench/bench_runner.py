@@ -1,15 +1,19 @@
 """The sweep runner: trial start-up with and without the preloaded fork server, and what the
 pruner saves on the quickstart.
 
-Run: python bench/bench_runner.py [--starts 5] [--trials 6] [--epochs 3] [--rows N] [--small-model]
+Run: python bench/bench_runner.py [--starts 5] [--trials 24] [--epochs 3] [--rows N] [--small-model]
                                   [--skip-pruning]
 
 1. Start-up: the time from asking for a trial process to the process being ready to train
    (torch, transformers, peft, TRL and tunelab's trainer imported), forked from the server that
    preloaded them (what `tunelab run` does) vs a fresh interpreter that imports them (spawn).
-2. Pruning: the quickstart swept twice with the random sampler and the same seed (so both
-   sweeps try the same configurations in the same order), once with the file's median pruner
-   (startup_trials = 2) and once without; train steps spent and best eval_loss of each.
+2. Pruning: the quickstart swept with the random sampler and the same seed (so every sweep
+   tries the same configurations in the same order) with no pruner, then with the median
+   (startup_trials = 2), successive-halving and Hyperband pruners; train steps spent and best
+   eval_loss of each, and which saves the most steps with the best within 1 %.
+
+With --json PATH (the suite) the figures are also written as rows; --quick sweeps 6 trials
+of 2 epochs on 128 rows with the small model.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from measure import Row, summarise, write_rows  # noqa: E402
 
 
 class Quiet:
@@ -70,51 +78,98 @@ def sweep(pruner: str, trials: int, epochs: int, tmp: Path, extra: list[str]
     return steps, best, sum(r[0] == "pruned" for r in rows), len(rows)
 
 
+PRUNERS = (("median (startup 2)", '{kind="median",startup_trials=2}'),
+           ("successive halving", '{kind="successive_halving"}'),
+           ("hyperband", '{kind="hyperband"}'))
+
+
+def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path) -> list[Row]:
+    """The same sweep (random sampler, same seed: the same configurations in the same order)
+    with no pruner and with each pruner; steps spent and best eval_loss of each."""
+    print(f"pruning on the quickstart: {trials} trials of {epochs} epochs, random sampler, "
+          "the same seed")
+    if extra:
+        print("changed from the quickstart: " + " ".join(extra))
+    print(f"{'':28}{'train steps':>12}{'pruned':>8}{'best eval_loss':>16}{'wall s':>8}")
+    results: dict[str, tuple[int, float | None]] = {}
+    for name, pruner in (("no pruner", '"none"'), *PRUNERS):
+        folder = tmp / name.replace(" ", "-").replace("(", "").replace(")", "")
+        folder.mkdir()
+        started = time.time()
+        steps, best, pruned, _ = sweep(pruner, trials, epochs, folder, extra)
+        results[name] = (steps, best)
+        best_text = f"{best:.4f}" if best is not None else "—"
+        print(f"{name:28}{steps:>12}{pruned:>8}{best_text:>16}{time.time() - started:>8.0f}")
+    full_steps, full_best = results["no pruner"]
+    rows = []
+    for name, _ in PRUNERS:
+        steps, best = results[name]
+        close = (best is not None and full_best is not None
+                 and best <= full_best * 1.01)  # eval_loss: lower is better
+        saved = 1 - steps / max(1, full_steps)
+        rows.append(Row(f"pruning, {name}: train steps of a {trials}-trial quickstart sweep",
+                        steps, full_steps, "steps", "≥ 50 % saved, best within 1 %",
+                        saved >= 0.5 and close,
+                        note=f"{saved:.0%} saved, best {best if best is None else round(best, 4)}"
+                             f" vs {full_best if full_best is None else round(full_best, 4)}"))
+    # The winner: within 1 % of the unpruned best, then the fewest steps.
+    eligible = [(results[n][0], n) for n, _ in PRUNERS
+                if results[n][1] is not None and full_best is not None
+                and results[n][1] <= full_best * 1.01]  # type: ignore[operator]
+    fewest = min(eligible)[0] if eligible else None
+    tied = [n for steps, n in eligible if steps == fewest]
+    winner = (tied[0] if len(tied) == 1 else "a tie: " + ", ".join(tied)) if tied \
+        else "none (no pruner kept the best within 1 %)"
+    print(f"fewest steps with the best within 1 %: {winner}")
+    return [*rows, Row(f"pruning: the pruner that wins on this sweep is {winner}", None, None,
+                       "", note="the default stays median until the lead re-runs quietly")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--starts", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--starts", type=int, default=None, help="5 (2 with --quick)")
+    parser.add_argument("--trials", type=int, default=None, help="24 (6 with --quick)")
+    parser.add_argument("--epochs", type=int, default=None, help="3 (2 with --quick)")
     parser.add_argument("--rows", type=int, default=None,
                         help="only the first N examples of the quickstart's data (a faster sweep)")
     parser.add_argument("--small-model", action="store_true",
                         help="a smaller scratch model (hidden 64, 2 layers) than the quickstart's")
     parser.add_argument("--skip-pruning", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sweeps (128 rows, the small model), for the suite")
+    parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     args = parser.parse_args()
+    if args.quick:
+        args.rows = args.rows or 128
+        args.small_model = True
+    starts = args.starts or (2 if args.quick else 5)
+    trials = args.trials or (6 if args.quick else 24)
+    epochs = args.epochs or (2 if args.quick else 3)
 
-    times = startup(args.starts)
-    print(f"trial start-up, {args.starts} starts each (seconds until ready to train)")
+    times = startup(starts)
+    print(f"trial start-up, {starts} starts each (seconds until ready to train)")
     print(f"{'':36}{'median':>8}{'min':>8}{'max':>8}")
     for name, values in times.items():
         print(f"{name:36}{statistics.median(values):>8.2f}{min(values):>8.2f}{max(values):>8.2f}")
-    if args.skip_pruning:
-        return
-    print()
-    print(f"pruning on the quickstart: {args.trials} trials of {args.epochs} epochs, random "
-          "sampler, the same seed")
-    header = f"{'':28}{'train steps':>12}{'pruned':>8}{'best eval_loss':>16}{'wall s':>8}"
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = []
-        if args.rows:
-            rows = (ROOT / "experiments" / "data" / "arithmetic.jsonl").read_text().splitlines()
-            data = Path(tmp) / "arithmetic.jsonl"
-            data.write_text("\n".join(rows[: args.rows]) + "\n")
-            extra.append(f'data.train="{data}"')
-        if args.small_model:
-            extra.append('model.scratch={arch="llama",hidden_size=64,layers=2,heads=4,vocab_size=256}')
-        if extra:
-            print("changed from the quickstart: " + " ".join(extra))
-        print(header)
-        for name, pruner in (("median pruner (startup 2)",
-                              '{kind="median",startup_trials=2}'), ("no pruner", '"none"')):
-            started = time.time()
-            steps, best, pruned, _ = sweep(pruner, args.trials, args.epochs, Path(tmp), extra)
-            results[name] = steps
-            best_text = f"{best:.4f}" if best is not None else "—"
-            print(f"{name:28}{steps:>12}{pruned:>8}{best_text:>16}{time.time() - started:>8.0f}")
-    saved = 1 - results["median pruner (startup 2)"] / max(1, results["no pruner"])
-    print(f"train steps saved by pruning: {saved:.0%}")
+    forked = summarise(times["forked from the preloaded server"])
+    fresh = summarise(times["fresh interpreter (no preload)"])
+    out = [Row("trial start-up, forked from the preloaded server vs a fresh interpreter",
+               forked.median, fresh.median, "s", tunelab_spread=forked.spread,
+               plain_spread=fresh.spread)]
+    if not args.skip_pruning:
+        print()
+        with tempfile.TemporaryDirectory() as tmp:
+            extra = []
+            if args.rows:
+                rows = (ROOT / "experiments" / "data" / "arithmetic.jsonl").read_text().splitlines()
+                data = Path(tmp) / "arithmetic.jsonl"
+                data.write_text("\n".join(rows[: args.rows]) + "\n")
+                extra.append(f'data.train="{data}"')
+            if args.small_model:
+                extra.append('model.scratch={arch="llama",hidden_size=64,layers=2,heads=4,'
+                             'vocab_size=256}')
+            out += compare_pruners(trials, epochs, extra, Path(tmp))
+    write_rows(args.json, out)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ Targets (issue 7): ingest of metric events from a spool ≥ 200,000 rows/s; on a
 trial's curve downsampled to ≤ 2,000 points per series < 50 ms, each as open + query + close.
 "Plain duckdb" is the same work with no tunelab code: a bare connect, one SQL statement, close
 (no dedupe, no upsert, no downsampling, no dataclasses), measured in the same run.
+
+With `--json PATH` (the suite, `python -m bench`) the figures are also written as rows, each
+measured beside its plain-duckdb counterpart, alternating; `--quick` uses small sizes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import duckdb
 from tunelab import store as st
 from tunelab.store.ingest import ingest_events, ingest_file, read_events
 from tunelab.store.views import refresh_trial_summary
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import Row, paired, summarise, write_rows  # noqa: E402
 
 TRAIN_STEPS = 2450      # per trial: train loss and learning rate at each of these steps …
 VALIDATION_POINTS = 100  # … and this many validation losses: 2 × 2450 + 100 = 5,000 rows
@@ -110,6 +116,65 @@ def write_spool(target: Path, rows: int) -> st.Spool:
     return spool
 
 
+PLAIN_INSERT = (
+    "INSERT INTO metrics SELECT row.experiment, row.trial, row.step, row.epoch, row.tokens, "
+    "row.split, row.name, row.value, to_timestamp(row.time) FROM read_json(?, "
+    "format = 'newline_delimited', columns = {'table': 'VARCHAR', 'row': 'STRUCT("
+    "experiment VARCHAR, trial INTEGER, step INTEGER, epoch DOUBLE, tokens BIGINT, "
+    "split VARCHAR, name VARCHAR, value DOUBLE, time DOUBLE)'})")
+
+
+def ingest_rows(folder: Path, rows: int, repeat: int) -> list[Row]:
+    """Ingest of one spool file into a fresh store, tunelab against plain read_json + INSERT,
+    alternating; each run is open + ingest + close on its own fresh file."""
+    saved = folder / "paired.jsonl"
+    spool = write_spool(folder / "paired-spool.duckdb", rows)
+    shutil.copy(spool.path, saved)
+    spool.close()
+    runs = iter(range(10**6))
+    pending: list[Callable[[], None]] = []
+
+    # A fresh store per run, its schema made before the clock starts (tunelab's migrations are
+    # more than one CREATE TABLE): what is timed is open + ingest + close on each side.
+    def prepare(side: str) -> None:
+        target = folder / f"{side}-{next(runs)}.duckdb"
+        if side == "ours":
+            with st.writing(target):
+                pass
+            copy = folder / "ours.jsonl"
+            shutil.copy(saved, copy)  # ingest_file may consume its file: give it a copy
+            pending.append(lambda: _ingest_ours(target, copy))
+        else:
+            con = duckdb.connect(str(target))
+            con.execute(METRICS_DDL)
+            con.close()
+            pending.append(lambda: _ingest_plain(target, saved))
+
+    ours_ms, plain_ms = [], []
+    for i in range(repeat):
+        for side in (("ours", "plain") if i % 2 == 0 else ("plain", "ours")):
+            prepare(side)
+            start = time.perf_counter()
+            pending.pop()()
+            (ours_ms if side == "ours" else plain_ms).append(time.perf_counter() - start)
+    a = summarise([rows / s for s in ours_ms])
+    b = summarise([rows / s for s in plain_ms])
+    ratio = a.median / b.median
+    return [Row(f"store ingest, {rows:,} metric events (open + ingest + close)", a.median,
+                b.median, "rows/s", "≥ 0.9× plain", ratio >= 0.9, a.spread, b.spread)]
+
+
+def _ingest_ours(target: Path, spool_file: Path) -> None:
+    with st.writing(target) as con:
+        ingest_file(con, spool_file, {"metrics"})
+
+
+def _ingest_plain(target: Path, spool_file: Path) -> None:
+    con = duckdb.connect(str(target))
+    con.execute(PLAIN_INSERT, [str(spool_file)])
+    con.close()
+
+
 def bench_ingest(folder: Path, rows: int, big: Path | None) -> None:
     print(f"\ningest: {rows:,} metric events from a spool file, open + ingest + close")
 
@@ -162,18 +227,13 @@ def bench_ingest(folder: Path, rows: int, big: Path | None) -> None:
     con.close()
     start = time.perf_counter()
     con = duckdb.connect(str(plain))
-    con.execute(
-        "INSERT INTO metrics SELECT row.experiment, row.trial, row.step, row.epoch, row.tokens, "
-        "row.split, row.name, row.value, to_timestamp(row.time) FROM read_json(?, "
-        "format = 'newline_delimited', columns = {'table': 'VARCHAR', 'row': 'STRUCT("
-        "experiment VARCHAR, trial INTEGER, step INTEGER, epoch DOUBLE, tokens BIGINT, "
-        "split VARCHAR, name VARCHAR, value DOUBLE, time DOUBLE)'})", [str(saved)])
+    con.execute(PLAIN_INSERT, [str(saved)])
     con.close()
     report("plain duckdb: read_json + INSERT", time.perf_counter() - start)
     print(f"  target ≥ 200,000 rows/s (Spool.ingest): {'met' if ours >= 200_000 else 'NOT met'}")
 
 
-def bench_reads(path: Path, trials: int, repeat: int) -> None:
+def bench_reads(path: Path, trials: int, repeat: int) -> list[Row]:
     rows = st.query(path, "SELECT count(*) FROM metrics").rows[0][0]
     size = path.stat().st_size / 2**20
     print(f"\nreads: {trials:,} trials, {rows:,} metric rows, {size:,.0f} MiB; "
@@ -214,28 +274,46 @@ def bench_reads(path: Path, trials: int, repeat: int) -> None:
         verdict = "" if target is None else f"  target < {target} ms: " + (
             "met" if median < target else "NOT met")
         print(f"  {label:<38} {median:7.1f} ms ({best:.1f}){verdict}")
+    out = []
+    for label, ours, plain, target in (
+            (f"list_trials, {trials:,} trials (open + query + close)", cases[1][1], plain_trials, 150),
+            (f"trial_curve, {rows:,} metric rows in the store", cases[3][1], plain_curve, 50)):
+        a, b = paired(ours, plain, repeat)
+        out.append(Row(label, a.median, b.median, "ms", f"< {target} ms", a.median < target,
+                       a.spread, b.spread))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--ingest-rows", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=None, help="1,000 (100 with --quick)")
+    parser.add_argument("--ingest-rows", type=int, default=None, help="200,000 (50,000 quick)")
+    parser.add_argument("--repeat", type=int, default=None, help="30 (5 with --quick)")
     parser.add_argument("--keep", type=Path, help="build the synthetic store here and keep it")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for the suite")
+    parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     args = parser.parse_args()
+    trials = args.trials or (100 if args.quick else 1000)
+    ingest = args.ingest_rows or (50_000 if args.quick else 200_000)
+    repeat = args.repeat or (5 if args.quick else 30)
     folder = Path(tempfile.mkdtemp(prefix="tunelab-bench-"))
     try:
         big = args.keep or folder / "big.duckdb"
         if not big.exists():
             start = time.perf_counter()
-            rows = build_store(big, args.trials)
-            print(f"built a synthetic store: {args.trials:,} trials, {rows:,} metric rows "
+            rows = build_store(big, trials)
+            print(f"built a synthetic store: {trials:,} trials, {rows:,} metric rows "
                   f"in {time.perf_counter() - start:.1f}s")
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"duckdb {duckdb.__version__}, python {sys.version.split()[0]}, "
               f"{os.cpu_count()} cores, load average {load} (other work slows every number)")
-        bench_reads(big, args.trials, args.repeat)
-        bench_ingest(folder, args.ingest_rows, big)
+        out = bench_reads(big, trials, repeat)
+        bench_ingest(folder, ingest, None if args.quick else big)
+        out = ingest_rows(folder, ingest, max(3, min(repeat, 7))) + out
+        for row in out:
+            print(f"  paired: {row.figure}: tunelab {row.tunelab:,.1f} vs plain {row.plain:,.1f} "
+                  f"{row.unit} ({row.ratio:.2f}×)")
+        write_rows(args.json, out)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tunelab.store.damage import is_damage
 from tunelab.store.errors import StoreError
@@ -203,22 +204,39 @@ def _insert_from_reader(con: duckdb.DuckDBPyConnection, table: str, source: str,
         # Append-only: ON CONFLICT DO NOTHING also drops duplicates within the file.
         done = con.execute(_upsert_sql(table, source, list(types), select)).fetchall()
         return int(done[0][0]) if done else 0
-    # Upserted tables are small (a row per trial, per experiment). Update only the columns the
-    # events carry (a value in at least one of this file's rows for the table, as the per-row
-    # path does), so an event that leaves a column out does not blank it.
-    counts = con.execute(
-        "SELECT count(*), " + ", ".join(f"count(_row.{_q(c)})" for c in types)
-        + f" FROM {source}").fetchall()[0]
-    columns = [c for c, n in zip(types, counts[1:], strict=True) if n]
+    # Upserted tables: metrics (hundreds of thousands of rows a file) and the small per-trial,
+    # per-experiment ones. One pass over the file takes the table's rows, cast, into an Arrow
+    # batch; which columns the events carry (a value in at least one row, as the per-row path
+    # does, so an event that leaves a column out does not blank it) and whether a key repeats
+    # are then read off the batch in memory instead of by further passes over the file. The
+    # batch is as big as one spool file, which is ingested after every few hundred events.
+    keys = ", ".join(_q(k) for k in rule.key)
+    # _key_hash: one 64-bit value per key, computed in the same pass, so that whether a key
+    # repeats is one count over a column of integers (a collision only sends the file down the
+    # dedupe below, which is right for any file).
+    batch = con.sql("SELECT *, hash(" + keys + ") AS _key_hash FROM (SELECT " + ", ".join(
+        f"{_cast(c, types[c], union[c])} AS {_q(c)}" for c in types) + f" FROM {source})"
+    ).to_arrow_table()
+    if batch.num_rows == 0:
+        return 0
+    repeats = pc.count_distinct(batch.column("_key_hash")).as_py() < batch.num_rows
+    batch = batch.drop_columns(["_key_hash"])
+    columns = [c for c in types if batch.column(c).null_count < batch.num_rows]
     missing = [k for k in rule.key if k not in columns]
     if missing:
         raise StoreError(f"event for {table} lacks key column(s) {missing}")
-    # One row per key within the file: the newest.
-    keys = ", ".join(f"_row.{_q(k)}" for k in rule.key)
-    newest = (f"(SELECT * FROM {source} QUALIFY row_number() OVER "
-              f"(PARTITION BY {keys} ORDER BY _row.{_q(rule.order)} DESC NULLS LAST) = 1)")
-    done = con.execute(_upsert_sql(table, newest, columns,
-                                   [_cast(c, types[c], union[c]) for c in columns])).fetchall()
+    name = f"_ingest_{table}"
+    con.register(name, batch)
+    try:
+        rows = name
+        if repeats:
+            # A key repeats (a trial retried after out-of-memory logs its steps again): keep the
+            # newest. ON CONFLICT cannot choose between two rows of one statement itself.
+            rows = (f"(SELECT * FROM {name} QUALIFY row_number() OVER "
+                    f"(PARTITION BY {keys} ORDER BY {_q(rule.order)} DESC NULLS LAST) = 1)")
+        done = con.execute(_upsert_sql(table, rows, columns, [_q(c) for c in columns])).fetchall()
+    finally:
+        con.unregister(name)
     return int(done[0][0]) if done else 0
 
 

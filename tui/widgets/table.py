@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 
 class VimTable(DataTable):
@@ -30,6 +32,12 @@ class VimTable(DataTable):
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
         self._shape: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+        self._given: dict[str, Sequence[Any]] = {}  # row key -> the cells last given for it
+
+    def clear(self, columns: bool = False) -> VimTable:
+        self._given = {}  # nothing shown: the next fill compares nothing against stale cells
+        super().clear(columns)
+        return self
 
     def action_scroll_top(self) -> None:
         self.move_cursor(row=0)
@@ -56,12 +64,26 @@ class VimTable(DataTable):
         """
         column_keys = tuple(k for k, _ in columns)
         row_keys = tuple(k for k, _ in rows)
-        if (column_keys, row_keys) == self._shape and self.row_count == len(rows):
+        same_rows = row_keys == self._shape[1] or (
+            len(row_keys) == len(self._shape[1]) and set(row_keys) == set(self._shape[1]))
+        if column_keys == self._shape[0] and same_rows and self.row_count == len(rows):
             for key, cells in rows:
-                old = self.get_row(key)
+                # what this table was last given for the row is what it shows (update_cell
+                # stores the cell it is handed); get_row would rebuild the column order per row
+                old = self._given.get(key)
+                if old is None:
+                    old = self.get_row(key)
+                elif len(old) == len(cells) and all(
+                        a is b for a, b in zip(cells, old, strict=True)):
+                    continue  # the very cells shown: a row reused by the screen
+                self._given[key] = cells
                 for column, new, was in zip(column_keys, cells, old, strict=False):
-                    if _plain(new) != _plain(was):
+                    # `is` first: a re-sort hands back the very cells shown, and comparing
+                    # 20,000 of them by content is most of what a re-sort would cost
+                    if new is not was and _plain(new) != _plain(was):
                         self.update_cell(key, column, new, update_width=True)
+            if row_keys != self._shape[1]:  # the same rows in another order: a re-sort
+                self._reorder(row_keys)
             return
         keep = self.current_key
         column = self.cursor_column
@@ -69,13 +91,30 @@ class VimTable(DataTable):
         if not self.columns:
             for key, title in columns:
                 self.add_column(title, key=key)
+        self._given = {}
         for key, cells in rows:
             self.add_row(*cells, key=key)
+            self._given[key] = cells
         self._shape = (column_keys, row_keys)
         if keep is not None and keep in row_keys:
             self.move_cursor(row=row_keys.index(keep), column=column, animate=False)
 
 
+    def _reorder(self, row_keys: tuple[str, ...]) -> None:
+        """Puts the rows in this order without rebuilding them, the cursor kept on its row.
+
+        What DataTable.sort does once it has its order (Textual 8): the rows and their rendered
+        cells stay, only their positions change. A rebuild of 1,000 rows costs several times more.
+        """
+        keep = self.current_key
+        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(row_keys)})
+        self._update_count += 1
+        self.refresh()
+        self._shape = (self._shape[0], row_keys)
+        if keep is not None:
+            self.move_cursor(row=row_keys.index(keep), animate=False)
+
+
 def _plain(cell: Any) -> Any:
-    return (cell.plain, str(cell.style), tuple(str(s) for s in cell.spans)) if isinstance(cell, Text) \
-        else cell
+    # Styles and spans compare as they are (Style and Span are comparable values): no str()
+    return (cell.plain, cell.style, tuple(cell.spans)) if isinstance(cell, Text) else cell
