@@ -364,13 +364,18 @@ def experiment_source(store: str | Path, name: str) -> str | None:
     return row[0] if row else None
 
 
+def ranked_trials(trials: Sequence[TrialRecord], direction: str | None) -> list[TrialRecord]:
+    """The complete trials, best objective first (ties: the lower number first). The store
+    imports nothing of the engine, so this is its one copy of "better in this direction"
+    (the engine's is tunelab.engine.objectives)."""
+    done = [t for t in trials if t.state == "complete" and t.value is not None]
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sorted(done, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+
+
 def best_trial(trials: Sequence[TrialRecord], direction: str | None) -> TrialRecord | None:
     """The complete trial with the best objective (ties: the lower number)."""
-    done = [t for t in trials if t.state == "complete" and t.value is not None]
-    if not done:
-        return None
-    sign = -1.0 if direction == "maximize" else 1.0
-    return min(done, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+    return next(iter(ranked_trials(trials, direction)), None)
 
 
 def require_experiment(store: str | Path, name: str) -> ExperimentRecord:

@@ -69,10 +69,7 @@ def plan_gc(store: str | Path, experiment: str, keep: int) -> GcPlan:
         raise StoreError(f"--keep {keep}: expected 0 or more", "bad option")
     found = read.require_experiment(store, experiment)
     trials = read.list_trials(store, experiment)
-    done = [t for t in trials if t.state == "complete" and t.value is not None]
-    sign = -1.0 if found.direction == "maximize" else 1.0
-    done.sort(key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
-    best = {t.number for t in done[:keep]}
+    best = {t.number for t in read.ranked_trials(trials, found.direction)[:keep]}
     kept, remove = [], []
     for t in trials:
         folders = _checkpoints(t.artifact_dir)
