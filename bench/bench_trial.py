@@ -45,7 +45,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--method", default="full", choices=["full", "lora"])
+    parser.add_argument("--quick", action="store_true", help="3 epochs, 2 repetitions (for the suite)")
+    parser.add_argument("--json", type=Path, help="also write the figures as rows here (the suite)")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.repeats = 3, 2
 
     from tunelab.engine.data.prepare import read_rows
     from tunelab.engine.run.runner import Runner, run_child
@@ -121,6 +125,19 @@ def main() -> None:
               f"{statistics.median(values):.3f}  (pairs {min(values):.3f} – {max(values):.3f})")
     print("(tunelab's wall time includes the fresh process, the store writes and the test-split "
           "evaluation; the plain run has none of these)")
+    if args.json:
+        from measure import Row, write_rows
+
+        seconds = statistics.median(runs["plain"]["seconds"])
+        note = f"{args.method}, {args.epochs} epochs, {args.repeats} pairs, {seconds:.0f} s of training"
+        rows = []
+        for kind, word, target in (("train", "training", 0.98), ("wall", "wall", 0.95)):
+            ours_rate = statistics.median(runs["tunelab"][kind])
+            plain_rate = statistics.median(runs["plain"][kind])
+            rows.append(Row(f"trial vs plain TRL SFTTrainer, {word} tokens/s", ours_rate, plain_rate,
+                            "tokens/s", f"ratio >= {target} (on >= 30 s of training)",
+                            ours_rate / plain_rate >= target, note=note))
+        write_rows(args.json, rows)
 
 
 if __name__ == "__main__":

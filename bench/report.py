@@ -135,9 +135,14 @@ PROFILING_NOTES = """## Profiling notes
   11-16 ms; what is left of the cycle is the store read in its worker and Textual's redraw.
   A re-sort is still slower than a plain `DataTable.sort` of the same cells (130-165 ms against
   90-117 ms in the quick runs under load): not yet found where the rest goes.
-- **Where a trial's time goes** (data collation, forward/backward, evaluation, store writes):
-  not profiled in this round; `bench/bench_trial.py` and `bench/bench_threads.py` belong to the
-  training-speed work.
+- **Where a trial's time goes** (cProfile of a 2-epoch quickstart trial): every training log
+  opened DuckDB to move its metrics in, 3.4 s of 39.6 s of training (8.7 %). Now each log is
+  fsynced to the spool at once and moved into DuckDB every 10 s and at each evaluation. The
+  other cause of slow trials was threads: OpenMP's busy-waiting between steps made a step 3.0 s
+  instead of 0.17 s beside another training; trial processes now wait passively and take their
+  share of the cores (`bench/bench_threads.py`). On a quiet machine, 12 epochs × 3 alternating
+  pairs (45 s of training each): training tokens/s 0.969× plain TRL (pairs 0.959–1.026), wall
+  0.957× (`python bench/bench_trial.py`).
 """
 
 
