@@ -18,6 +18,9 @@ from tunelab.engine.review.bradley_terry import Rating, elo
 from tunelab.engine.review.votes import Vote, counted
 
 DISAGREE = 25.0  # rating points: below this the two fits say the same thing
+# Past this (in logits, ~1,700 rating points) the fit is running off to infinity: the votes
+# separate, e.g. the shorter answer won every vote, so length and quality cannot be told apart.
+DIVERGED = 10.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,9 @@ def length_share(left: str, right: str) -> float:
 
 def style_fit(votes: Sequence[Vote], raw: Sequence[Rating], ties: str = "half") -> StyleFit | None:
     """The fit with the length covariate on the finite models of the first group; None when
-    there are fewer than two, or no length differences to learn from."""
+    there are fewer than two, no length differences to learn from, or when the votes do not
+    pin the fit down (it has no finite maximum: shown as no length-controlled column rather
+    than as ratings tens of thousands of points apart)."""
     finite = [r for r in raw if r.finite and r.group == 1 and r.rating is not None]
     if len(finite) < 2:
         return None
@@ -67,6 +72,7 @@ def style_fit(votes: Sequence[Vote], raw: Sequence[Rating], ties: str = "half") 
     design[np.arange(len(rows)), i] = 1.0
     design[np.arange(len(rows)), j] = -1.0
     design[:, n] = d
+    converged = False
     for _ in range(100):
         eta = x[i] - x[j] + x[n] * d
         p = 1 / (1 + np.exp(-eta))
@@ -82,8 +88,13 @@ def style_fit(votes: Sequence[Vote], raw: Sequence[Rating], ties: str = "half") 
         step = np.linalg.solve(info + np.outer(pin, pin) * n + 1e-9 * np.eye(n + 1), grad)
         x += step
         x[:n] -= x[:n].mean()
+        if np.max(np.abs(x)) > DIVERGED:
+            return None
         if np.max(np.abs(step)) < 1e-10:
+            converged = True
             break
+    if not converged:
+        return None
     centre = float(np.mean([r.rating for r in finite if r.rating is not None]))
     styled = elo(x[:n]) - 1000 + centre
     return StyleFit({m: float(styled[k]) for m, k in index.items()}, float(x[n]), len(rows))
