@@ -19,6 +19,18 @@ def shown(table: VimTable) -> list[list[str]]:
             for i in range(table.row_count)]
 
 
+async def _trials_screen(app: TunelabApp, pilot) -> tuple[TrialsScreen, VimTable]:  # noqa: ANN001
+    """The experiments screen loaded, Enter on the first experiment, its trials loaded."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.press("enter")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, TrialsScreen)
+    return screen, screen.query_one(VimTable)
+
+
 def test_a_re_sort_moves_the_rows_keeps_the_cursor_and_matches_a_rebuild(
         tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
@@ -27,14 +39,7 @@ def test_a_re_sort_moves_the_rows_keeps_the_cursor_and_matches_a_rebuild(
     async def run() -> None:
         app = TunelabApp([store])
         async with app.run_test(size=(120, 30)) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            await pilot.press("enter")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            screen = app.screen
-            assert isinstance(screen, TrialsScreen)
-            table = screen.query_one(VimTable)
+            screen, table = await _trials_screen(app, pilot)
             before = {table.coordinate_to_cell_key((i, 0)).row_key.value: table.get_row_at(i)
                       for i in range(table.row_count)}
             titles = [str(c.label) for c in table.ordered_columns]
@@ -69,14 +74,7 @@ def test_a_live_refresh_keeps_unchanged_rows_and_redraws_a_changed_one(
     async def run() -> None:
         app = TunelabApp([store])
         async with app.run_test(size=(120, 30)) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            await pilot.press("enter")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            screen = app.screen
-            assert isinstance(screen, TrialsScreen)
-            table = screen.query_one(VimTable)
+            screen, table = await _trials_screen(app, pilot)
             assert screen._built is not None
             before = {row.key: row for row in screen._built[1]}
             screen.reload()  # what the live timer does: a fresh read of every trial

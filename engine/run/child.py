@@ -16,16 +16,7 @@ import traceback
 from typing import Any
 
 from tunelab.engine.run import threads
-from tunelab.engine.run.jobs import TrialJob, TrialResult
-
-
-def _watch_runner(runner_pid: int) -> None:
-    while True:
-        time.sleep(1.0)
-        try:
-            os.kill(runner_pid, 0)
-        except ProcessLookupError:
-            os._exit(3)
+from tunelab.engine.run.jobs import TrialJob, TrialResult, exit_when_gone
 
 
 def _classify(error: BaseException) -> str:
@@ -73,7 +64,7 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
-    threading.Thread(target=_watch_runner, args=(runner_pid,), daemon=True).start()
+    threading.Thread(target=exit_when_gone, args=(runner_pid,), daemon=True).start()
     taken = _pin(job)
     _stop_on_ctrl_c()
 

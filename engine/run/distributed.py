@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.run import threads
-from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
+from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult, exit_when_gone
 
 PARENT = "TUNELAB_TRIAL_PID"
 
@@ -81,21 +81,12 @@ def launch(job: TrialJob, progress: Any, processes: int) -> TrialResult:
                              f"see {out / 'trial.log'}")
 
 
-def _watch(pid: int) -> None:
-    while True:
-        time.sleep(1.0)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os._exit(3)
-
-
 def main() -> None:
     """One rank."""
     job: TrialJob = pickle.loads(Path(sys.argv[1]).read_bytes())
     rank = int(os.environ.get("RANK", "0"))
     if os.environ.get(PARENT):
-        threading.Thread(target=_watch, args=(int(os.environ[PARENT]),), daemon=True).start()
+        threading.Thread(target=exit_when_gone, args=(int(os.environ[PARENT]),), daemon=True).start()
     out = Path(job.out_dir)
     events = (out / "events.jsonl").open("a", buffering=1) if rank == 0 else None
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,3 +41,14 @@ class TrialResult:
     fail_reason: str | None = None
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def exit_when_gone(pid: int) -> None:
+    """Runs in a daemon thread of a trial process: ends the process when `pid` (the runner, or
+    torchrun's parent trial) is gone, so no orphan trains on after its sweep died."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(3)
