@@ -74,7 +74,7 @@ async def test_two_turns_stream_stay_responsive_and_are_stored(trained_store: Pa
                 # for them to land.)
                 for key in "hi":
                     app.post_message(events.Key(key, key))
-                for _ in range(1000):  # at most 10 s
+                for _ in range(6000):  # a deadline of a minute, for a busy machine
                     if box.value == "hi":
                         break
                     await asyncio.sleep(0.01)
