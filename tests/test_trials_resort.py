@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import tui_store
 from rich.text import Text
 
@@ -19,6 +20,13 @@ def shown(table: VimTable) -> list[list[str]]:
             for i in range(table.row_count)]
 
 
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The TUI test store (five trials), with the SQL console's history kept in tmp_path."""
+    monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
+    return tui_store.build(tmp_path)
+
 async def _trials_screen(app: TunelabApp, pilot) -> tuple[TrialsScreen, VimTable]:  # noqa: ANN001
     """The experiments screen loaded, Enter on the first experiment, its trials loaded."""
     await app.workers.wait_for_complete()
@@ -31,10 +39,7 @@ async def _trials_screen(app: TunelabApp, pilot) -> tuple[TrialsScreen, VimTable
     return screen, screen.query_one(VimTable)
 
 
-def test_a_re_sort_moves_the_rows_keeps_the_cursor_and_matches_a_rebuild(
-        tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
-    store = tui_store.build(tmp_path)
+def test_a_re_sort_moves_the_rows_keeps_the_cursor_and_matches_a_rebuild(store: Path) -> None:
 
     async def run() -> None:
         app = TunelabApp([store])
@@ -66,10 +71,7 @@ def test_a_re_sort_moves_the_rows_keeps_the_cursor_and_matches_a_rebuild(
     asyncio.run(run())
 
 
-def test_a_live_refresh_keeps_unchanged_rows_and_redraws_a_changed_one(
-        tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
-    store = tui_store.build(tmp_path)
+def test_a_live_refresh_keeps_unchanged_rows_and_redraws_a_changed_one(store: Path) -> None:
 
     async def run() -> None:
         app = TunelabApp([store])
