@@ -18,11 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.data.preferences import (
-    dpo_pairs,  # noqa: F401 - `tunelab review export`
-    plain,
-    readable,
-)
+from tunelab.engine.data.preferences import plain, readable
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
 from tunelab.engine.review.style import StyleFit, length_share, style_fit

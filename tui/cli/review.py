@@ -165,12 +165,12 @@ def export(
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """The votes as a preference data set (ties, both-bad and skips are left out and counted)."""
-    from tunelab.engine.review import reviews as review
+    from tunelab.engine.data.preferences import dpo_pairs
 
     if format_ != "dpo":
         raise TunelabError(f"--format {format_!r}: only dpo is supported", "bad option")
     st.flush_orphans(store)
-    rows, left_out = review.dpo_pairs(store, name)
+    rows, left_out = dpo_pairs(store, name)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if out is None:
         sys.stdout.write(text)
