@@ -127,7 +127,10 @@ def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> N
 
     # Ctrl-C once, after the first evaluation: the trial stops after its next one
     command = [*base, "run", str(experiment), "--store", str(store)]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal delivers it: pytest started in the background by a script inherits
+    # SIGINT ignored, and the run would inherit that too and never see the Ctrl-C
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in run.stdout:  # not a terminal: a line per evaluation, as the runner receives it
         seen.append(line)
