@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.objectives import EXTRA_OBJECTIVES, metric_key
-from tunelab.engine.spec import METHOD_KEYS_OF_KIND, Experiment, RangeSpec, field_is_int
+from tunelab.engine.spec import ChoiceSpec, Experiment, RangeSpec, field_is_int
+from tunelab.engine.spec.conditions import choices, conditions, holds, order
 
 
 def rdb_url(url: str) -> str:
@@ -102,11 +103,14 @@ def build_pruner(exp: Experiment) -> Any:
 
 
 def grid(exp: Experiment) -> dict[str, list[Any]]:
-    """The grid of the file's space: lists as they are, stepped ranges as their values."""
+    """The grid of the file's space: lists as they are, stepped ranges as their values. A space
+    with conditions is refused when the file is loaded (conditions.condition_problems): Optuna's
+    grid would repeat a trial once per value of a key it leaves out."""
     out: dict[str, list[Any]] = {}
     for name, dim in exp.search.space.items():
-        if isinstance(dim, list):
-            out[name] = list(dim)
+        options = choices(dim)
+        if options is not None:
+            out[name] = options
             continue
         if dim.step is None:
             raise ValueError(f"the grid sampler needs a list or a step for {name}")
@@ -173,9 +177,11 @@ def objective_values(exp: Experiment, value: float | None, info: dict[str, Any])
     return out
 
 
-def _suggest(trial: Any, name: str, dimension: RangeSpec | list[Any]) -> Any:
-    if isinstance(dimension, list):
-        return trial.suggest_categorical(name, dimension)
+def _suggest(trial: Any, name: str, dimension: RangeSpec | ChoiceSpec | list[Any]) -> Any:
+    options = choices(dimension)
+    if options is not None:
+        return trial.suggest_categorical(name, options)
+    assert isinstance(dimension, RangeSpec)
     if field_is_int(name):
         return trial.suggest_int(name, int(dimension.low), int(dimension.high),
                                  step=int(dimension.step or 1), log=dimension.log)
@@ -184,19 +190,14 @@ def _suggest(trial: Any, name: str, dimension: RangeSpec | list[Any]) -> Any:
 
 
 def sample(trial: Any, exp: Experiment) -> dict[str, Any]:
-    """The parameters of one trial. Keys of [method] that belong to some kinds only are
-    sampled only in trials of those kinds when method.kind is itself searched."""
+    """The parameters of one trial, define-by-run: each key after the keys its condition names,
+    and only when its condition holds (a `when` of the file, or the implicit rule that keys of
+    [method] read by some kinds only are sampled in trials of those kinds). So no trial carries a
+    parameter that its configuration ignores."""
     space = exp.search.space
+    when = conditions(exp)
     values: dict[str, Any] = {}
-    kind = exp.method.kind
-    if "method.kind" in space:
-        kind = _suggest(trial, "method.kind", space["method.kind"])
-        values["method.kind"] = kind
-    for name, dimension in space.items():
-        if name == "method.kind":
-            continue
-        section, _, key = name.partition(".")
-        if section == "method" and kind not in METHOD_KEYS_OF_KIND.get(key, {kind}):
-            continue
-        values[name] = _suggest(trial, name, dimension)
+    for name in order(exp):
+        if holds(when[name], values, exp):
+            values[name] = _suggest(trial, name, space[name])
     return values

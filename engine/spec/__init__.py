@@ -7,7 +7,8 @@ expected; misspelled keys get the closest valid key. All mistakes of a file are 
 one pass. The modules: `sections` (one model per table), `experiment` (the whole file, a
 loaded file), `load` (reading and error text), `lines` (where a key is), `overrides`
 (`--set` and dotted keys), `schema` (questions by dotted key), `parent` (a dpo stage's
-parent trial), `explain` (`tunelab check`'s view).
+parent trial), `explain` (`tunelab check`'s view), `conditions`
+(which searched keys a trial samples).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tunelab.engine.spec.sections import (
     MULTI_OBJECTIVE_SAMPLERS,
     PARENT,
     SAMPLERS,
+    ChoiceSpec,
     ColumnsSpec,
     DataSpec,
     EvalSpec,
@@ -47,7 +49,7 @@ from tunelab.engine.spec.sections import (
 __all__ = [
     "ADAPTER_KINDS", "DEFAULT_LEARNING_RATE", "DPO_LEARNING_RATE", "DPO_LOSSES",
     "EXTRA_OBJECTIVES", "GENERATION_METRICS", "LOSS_METRICS", "METHOD_KEYS_OF_KIND",
-    "MULTI_OBJECTIVE_SAMPLERS", "PARENT", "PREFERENCE_METRICS", "SAMPLERS", "ColumnsSpec",
+    "MULTI_OBJECTIVE_SAMPLERS", "PARENT", "PREFERENCE_METRICS", "SAMPLERS", "ChoiceSpec", "ColumnsSpec",
     "DataSpec", "EvalSpec", "Experiment", "LoadedSpec", "MethodSpec", "MixSpec", "ModelSpec",
     "PrunerSpec", "RangeSpec", "ResourcesSpec", "RulesSpec", "ScratchModel", "SearchSpec",
     "SplitSpec", "TrainSpec", "field_is_int", "load_spec", "parse_override", "path_exists",

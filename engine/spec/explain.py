@@ -9,11 +9,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from tunelab.engine.format import number
+from tunelab.engine.spec.conditions import choices, conditions, describe, fixed_value, order
 from tunelab.engine.spec.experiment import Experiment
 from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
     DPO_LEARNING_RATE,
     METHOD_KEYS_OF_KIND,
+    ChoiceSpec,
     RangeSpec,
 )
 
@@ -47,24 +49,31 @@ def method_keys_unused(exp: Experiment) -> set[str]:
             if kind not in kinds and not searched}
 
 
-def describe_dimension(name: str, dimension: RangeSpec | list[Any]) -> str:
-    if isinstance(dimension, list):
-        return "one of " + ", ".join(v if isinstance(v, str) else json.dumps(v) for v in dimension)
+def describe_dimension(name: str, dimension: RangeSpec | ChoiceSpec | list[Any]) -> str:
+    options = choices(dimension)
+    if options is not None:
+        return "one of " + ", ".join(v if isinstance(v, str) else json.dumps(v) for v in options)
+    assert isinstance(dimension, RangeSpec)
     scale = "log-uniform" if dimension.log else "uniform"
     step = f" in steps of {number(dimension.step)}" if dimension.step else ""
     return f"{scale} {number(dimension.low)} … {number(dimension.high)}{step}"
 
 
 def space(exp: Experiment) -> list[tuple[str, str, str]]:
-    """(key, what is sampled, when) for each searched key."""
+    """(key, what is sampled, when) for each searched key, in the order a trial samples them. The
+    implicit method-kind rule reads like a condition of the file: "only when method.kind ∈ {…}".
+    A condition on a fixed key that holds is left out (the key is always searched)."""
     rows = []
-    kinds_searched = "method.kind" in exp.search.space
-    for name, dimension in exp.search.space.items():
-        when = ""
-        section, _, key = name.partition(".")
-        if section == "method" and key in METHOD_KEYS_OF_KIND and kinds_searched:
-            when = "in " + ", ".join(sorted(METHOD_KEYS_OF_KIND[key])) + " trials only"
-        rows.append((name, describe_dimension(name, dimension), when))
+    when = conditions(exp)
+    for name in order(exp):
+        searched = {k: v for k, v in when[name].items() if k in exp.search.space}
+        fixed_false = {k: v for k, v in when[name].items()
+                       if k not in exp.search.space and fixed_value(exp, k) not in v}
+        text = describe(searched)
+        if fixed_false:  # the implicit rule on a fixed method.kind (the file's own is refused)
+            key = next(iter(fixed_false))
+            text = f"never: {key} is {fixed_value(exp, key)}"
+        rows.append((name, describe_dimension(name, exp.search.space[name]), text))
     return rows
 
 

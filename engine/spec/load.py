@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tunelab.engine.errors import SpecError
+from tunelab.engine.spec.conditions import choices, condition_problems
 from tunelab.engine.spec.experiment import NO_DATA, NO_MODEL, Experiment, LoadedSpec
 from tunelab.engine.spec.lines import Places, key_lines, split_key
 from tunelab.engine.spec.overrides import parse_override, set_parts, set_path
@@ -21,7 +22,7 @@ from tunelab.engine.spec.schema import close_match, model_at, path_exists
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 # pydantic puts union members and tags in loc ("RangeSpec", "list[choices]"); they are not keys
-NOT_A_KEY = re.compile(r"^(RangeSpec|list\[|PrunerSpec|str|int|function-|literal\[)")
+NOT_A_KEY = re.compile(r"^(RangeSpec|ChoiceSpec|list\[|PrunerSpec|str|int|function-|literal\[)")
 
 Mistake = tuple[str, str]  # (where, what)
 
@@ -82,15 +83,18 @@ def _check_space(exp: Experiment, raw: dict[str, Any], places: Places) -> list[M
             guess = f"; did you mean {'.'.join([*parts[:-1], hint])!r}?" if hint else ""
             errors.append((where, f"search.space: {dotted!r} is not a key of the experiment{guess}"))
             continue
-        if isinstance(dimension, list) and not dimension:
+        options = choices(dimension)
+        if options is not None and not options:
             errors.append((where, f"search.space.{dotted}: the list of choices is empty"))
             continue
-        candidates = dimension if isinstance(dimension, list) else [dimension.low, dimension.high]
+        candidates = options if options is not None else [dimension.low, dimension.high]
         for value in candidates:
             _, problems = _validate(set_path(raw, dotted, value), places)
             for _, what in problems:
                 errors.append((where, f"search.space.{dotted}: the value {value!r} is not valid "
                                       f"here: {what.split(': ', 1)[-1]}"))
+    if not errors:  # the conditions name keys and values of a space that is itself valid
+        errors += [(places(f"search.space.{name}"), what) for name, what in condition_problems(exp)]
     return errors
 
 

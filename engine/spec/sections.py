@@ -8,7 +8,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 from tunelab.engine.objectives import Direction, default_direction
 
@@ -252,11 +260,23 @@ class TrainSpec(StrictModel):
         return self
 
 
+def _as_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+# `when = { "method.kind" = ["lora", "qlora"] }`: the key is searched only in trials whose
+# method.kind is one of these (a single value is a list of one). Checked against the space and
+# the file in engine.spec.conditions, which also holds the rule for sampling it.
+When = dict[str, Annotated[list[Any], BeforeValidator(_as_list)]]
+
+
 class RangeSpec(StrictModel):
     low: float
     high: float
     log: bool = False
     step: float | None = None
+    # left out of dumps when absent, so that a file without conditions keeps its spec hash
+    when: When | None = Field(None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeSpec:
@@ -280,19 +300,31 @@ class PrunerSpec(StrictModel):
     reduction_factor: int = Field(3, ge=2)  # halving/hyperband: 1/FACTOR of trials go up a rung
 
 
+class ChoiceSpec(StrictModel):
+    """A list of choices with a condition: `{ values = [8, 16], when = { "method.kind" = "lora" } }`
+    (a plain list is the same without one)."""
+
+    values: list[Any]
+    when: When | None = Field(None, exclude_if=lambda v: v is None)
+
+
 def _dimension_kind(value: Any) -> str | None:
     if isinstance(value, list):
         return "list[choices]"
+    if isinstance(value, ChoiceSpec) or (isinstance(value, dict) and "values" in value):
+        return "ChoiceSpec"
     return "RangeSpec" if isinstance(value, (dict, RangeSpec)) else None
 
 
-# A searched key: a list of choices or a range. Told apart by the value's shape, so that a bad
-# range is reported as a range only (not also as "Input should be a valid list").
+# A searched key: a list of choices, a range, or a list of choices with a condition. Told apart
+# by the value's shape, so that a bad range is reported as a range only (not also as "Input
+# should be a valid list").
 Dimension = Annotated[
-    Annotated[RangeSpec, Tag("RangeSpec")] | Annotated[list[Any], Tag("list[choices]")],
+    Annotated[RangeSpec, Tag("RangeSpec")] | Annotated[list[Any], Tag("list[choices]")]
+    | Annotated[ChoiceSpec, Tag("ChoiceSpec")],
     Discriminator(_dimension_kind, custom_error_type="dimension",
-                  custom_error_message="expected a list of choices or a range "
-                                       "{ low = …, high = … }"),
+                  custom_error_message="expected a list of choices, a range "
+                                       "{ low = …, high = … } or { values = […], when = … }"),
 ]
 
 
@@ -346,7 +378,7 @@ class SearchSpec(StrictModel):
                              f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
         if self.sampler == "grid":
             for name, dim in self.space.items():
-                if not isinstance(dim, list) and dim.step is None:
+                if isinstance(dim, RangeSpec) and dim.step is None:
                     raise ValueError(f"the grid sampler needs a list or a step for {name}")
         return self
 

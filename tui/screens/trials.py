@@ -237,7 +237,9 @@ class TrialsScreen(StoreScreen):
                 Text("✓", style="green") if o.success else Text("✗", style="red"))
             cells = {"mark": mark, "number": str(o.number), "state": state,
                      "method": o.method_kind or "—",
-                     **{f"p:{k}": fmt.number(o.params.get(k)) for k in params},
+                     # a key the trial did not sample (its condition was false): a dim dash
+                     **{f"p:{k}": fmt.number(o.params[k]) if k in o.params
+                        else Text("–", style="dim") for k in params},
                      "objective": value,
                      **{f"m:{m}": fmt.number(ev.get(f"test/{m}")) for m in metrics},
                      "success": success, "progress": progress, "duration": fmt.duration(o.duration_s),
