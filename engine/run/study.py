@@ -108,9 +108,8 @@ def grid(exp: Experiment) -> dict[str, list[Any]]:
     grid would repeat a trial once per value of a key it leaves out."""
     out: dict[str, list[Any]] = {}
     for name, dim in exp.search.space.items():
-        options = choices(dim)
-        if options is not None:
-            out[name] = options
+        if not isinstance(dim, RangeSpec):
+            out[name] = choices(dim) or []
             continue
         if dim.step is None:
             raise ValueError(f"the grid sampler needs a list or a step for {name}")

@@ -100,9 +100,8 @@ def describe(condition: Condition) -> str:
 
 
 def _never_takes(dimension: RangeSpec | ChoiceSpec | list[Any], value: Any) -> bool:
-    options = choices(dimension)
-    if options is not None:
-        return value not in options
+    if not isinstance(dimension, RangeSpec):
+        return value not in (choices(dimension) or [])
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return True
     return not dimension.low <= value <= dimension.high
@@ -123,9 +122,9 @@ def condition_problems(exp: Experiment) -> list[tuple[str, str]]:
             elif key in space:
                 never = [v for v in allowed if _never_takes(space[key], v)]
                 if never:
-                    options = choices(space[key])
-                    takes = (shown(options) if options is not None
-                             else f"{space[key].low:g} … {space[key].high:g}")
+                    dim = space[key]
+                    takes = (f"{dim.low:g} … {dim.high:g}" if isinstance(dim, RangeSpec)
+                             else shown(choices(dim) or []))
                     found.append((name, f"{where}: {key} never takes {shown(never)} (it is "
                                         f"searched over {takes})"))
             elif not path_exists(key) or key.startswith("search."):

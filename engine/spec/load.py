@@ -19,6 +19,7 @@ from tunelab.engine.spec.lines import Places, key_lines, split_key
 from tunelab.engine.spec.overrides import parse_override, set_parts, set_path
 from tunelab.engine.spec.parent import resolve_parent
 from tunelab.engine.spec.schema import close_match, model_at, path_exists
+from tunelab.engine.spec.sections import RangeSpec
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 # pydantic puts union members and tags in loc ("RangeSpec", "list[choices]"); they are not keys
@@ -83,11 +84,11 @@ def _check_space(exp: Experiment, raw: dict[str, Any], places: Places) -> list[M
             guess = f"; did you mean {'.'.join([*parts[:-1], hint])!r}?" if hint else ""
             errors.append((where, f"search.space: {dotted!r} is not a key of the experiment{guess}"))
             continue
-        options = choices(dimension)
-        if options is not None and not options:
+        if isinstance(dimension, RangeSpec):
+            candidates = [dimension.low, dimension.high]
+        elif not (candidates := choices(dimension) or []):
             errors.append((where, f"search.space.{dotted}: the list of choices is empty"))
             continue
-        candidates = options if options is not None else [dimension.low, dimension.high]
         for value in candidates:
             _, problems = _validate(set_path(raw, dotted, value), places)
             for _, what in problems:
