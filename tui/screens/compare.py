@@ -1,5 +1,6 @@
 """Several trials side by side: their validation curves overlaid, which parameters mattered
-(Optuna's importance evaluators), and the objective against each parameter."""
+(Optuna's importance evaluators, with each categorical value's mean objective beside the shares),
+and the objective against each parameter."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from tunelab import store as st
+from tunelab.engine import format as fmt
 from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
 from tunelab.tui.widgets.curves import X_AXES, Curves
@@ -25,6 +27,11 @@ from tunelab.tui.widgets.table import VimTable
 def bar(share: float, width: int = 20) -> str:
     full = share * width
     return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
+
+
+def value_means(means: tuple[Any, ...]) -> str:
+    """`full 0.82 (3) · lora 3.1 (2)`: each value's mean objective and its trials."""
+    return " · ".join(f"{m.value} {fmt.number(m.mean)} ({m.count})" for m in means)
 
 
 class CompareScreen(StoreScreen):
@@ -39,7 +46,8 @@ class CompareScreen(StoreScreen):
         Binding("question_mark", "app.help", "Help", key_display="?"),
     ]
 
-    METHODS = ("ped-anova", "fanova", "mean-decrease-impurity")
+    # fANOVA first: the evaluator whose answer holds on small sweeps (engine/run/importance.py)
+    METHODS = ("fanova", "ped-anova", "mean-decrease-impurity")
 
     @dataclass
     class CurvesLoaded(Message):
@@ -59,8 +67,9 @@ class CompareScreen(StoreScreen):
         self.curves: dict[int, Curves] = {}
         self.x_axis = "step"
         self.param_index = 0
-        self.method = "ped-anova"
+        self.method = self.METHODS[0]
         self.importance: Any = None
+        self.importance_done = -1  # complete trials when importance was last asked for
 
     def compose(self) -> ComposeResult:
         numbers = ", ".join(f"#{n}" for n in self.chosen) or "no trials"
@@ -78,7 +87,13 @@ class CompareScreen(StoreScreen):
 
     def reload(self) -> None:
         self._load_curves()
-        if self.importance is None or self.live:
+        # Importance again only when a trial has completed since, and never over one still
+        # computing: fANOVA fits a forest and can take longer than a live refresh's interval,
+        # and restarting it at every refresh would never let it finish.
+        done = sum(t.overview.state == "complete" for t in self.trials)
+        busy = any(w.group == "compare-importance" and w.is_running for w in self.workers)
+        if not busy and (self.importance is None or done != self.importance_done):
+            self.importance_done = done
             self._load_importance(self.method)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-curves")
@@ -121,15 +136,24 @@ class CompareScreen(StoreScreen):
         imp = event.importance
         note = self.query_one("#importance-note", Static)
         table = self.query_one("#importance-table", VimTable)
-        if not imp.values:
+        columns = [("param", "parameter"), ("share", "importance"), ("bar", ""),
+                   ("values", "mean objective by value (trials)")]
+        if not imp.values and not imp.within:
             note.update(Text(f"no importance yet: {imp.note}", style="dim"))
-            table.fill([("param", "parameter"), ("share", "importance"), ("bar", "")], [])
+            table.fill(columns, [])
             return
         few = " (few trials: a hint, not a finding)" if imp.trials < 10 else ""
-        note.update(f"{imp.method} over {imp.trials} complete trials{few}; shares summing to 1 "
-                    "(m: another evaluator)")
-        table.fill([("param", "parameter"), ("share", "importance"), ("bar", "")],
-                   [(k, [k, f"{v:.2f}", bar(v)]) for k, v in imp.values])
+        within = (" · * within the trials that sampled it (a conditional parameter)"
+                  if imp.within else "")
+        note.update(f"{imp.method} over {imp.trials} complete trials{few}; shares summing to 1"
+                    f"{within} (m: another evaluator)")
+        rows = [(k, [k, f"{v:.2f}", bar(v), value_means(imp.means_of(k))]) for k, v in imp.values]
+        for k, v, count in imp.within:
+            share = "too few" if v is None else f"{v:.2f}*"
+            rows.append((k, [k, share, "" if v is None else bar(v),
+                             f"in {count} trials · " + value_means(imp.means_of(k))
+                             if imp.means_of(k) else f"in {count} trials"]))
+        table.fill(columns, rows)
 
     def _overlay(self) -> None:
         series = []
@@ -199,7 +223,7 @@ class CompareScreen(StoreScreen):
 
     def commands(self):  # noqa: ANN201
         yield ("Next parameter for the scatter", "objective vs parameter", self.action_param)
-        yield ("Another importance evaluator", "ped-anova, fanova, mean decrease impurity",
+        yield ("Another importance evaluator", "fanova, ped-anova, mean decrease impurity",
                self.action_method)
         yield ("Switch the x axis", "step, epoch, tokens", self.action_x_axis)
 
