@@ -99,7 +99,7 @@ def test_the_grid_sampler_refuses_a_conditional_space(tmp_path: Path) -> None:
     text = _mistakes(tmp_path, HEAD + '[search]\nsampler = "grid"\n[search.space]\n'
                                       '"method.kind" = ["full", "lora"]\n"method.r" = [4, 8]\n')
     assert "the grid sampler cannot leave a key out of a trial" in text
-    assert "method.r is searched only when method.kind ∈ {lora, qlora}" in text
+    assert "method.r is searched only when method.kind ∈ {lora}" in text  # the kinds searched
     # without a searched condition the grid is as before
     spec = load_spec(_file(tmp_path, HEAD + '[search]\nsampler = "grid"\n[search.space]\n'
                                             '"method.kind" = ["full", "lora"]\n'))
@@ -206,3 +206,16 @@ def test_the_trials_table_shows_a_key_a_trial_did_not_sample_as_a_dash(tmp_path:
 
     r_of = asyncio.run(run())
     assert r_of == {"0": "8", "1": "–", "2": "0"}
+
+
+def test_the_implicit_rule_names_only_the_kinds_searched(tmp_path: Path) -> None:
+    from tunelab.engine.spec import explain
+
+    text = HEAD + ('[search.space]\n"method.kind" = ["full", "lora"]\n"method.r" = [4, 8]\n'
+                   '"method.num_virtual_tokens" = { low = 8, high = 32 }\n')
+    rows = {k: (what, when) for k, what, when in
+            explain.space(load_spec(_file(tmp_path, text)).experiment)}
+    assert rows["method.r"] == ("one of 4, 8", "only when method.kind ∈ {lora}")
+    # no searched kind reads it: said, and no trial samples it
+    assert rows["method.num_virtual_tokens"] == ("uniform 8 … 32",
+                                                 "never: no searched method.kind reads it")

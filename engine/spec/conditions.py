@@ -38,12 +38,17 @@ def conditions(exp: Experiment) -> dict[str, Condition]:
     """The condition of each searched key (empty: always searched): the file's `when`, with the
     implicit method-kind rule folded in (the kinds both allow)."""
     out: dict[str, Condition] = {}
-    for name, dimension in exp.search.space.items():
+    space = exp.search.space
+    for name, dimension in space.items():
         when: Condition = dict(getattr(dimension, "when", None) or {})
         kinds = _implicit(name)
         if kinds is not None:
             given = when.get("method.kind")
-            when["method.kind"] = kinds if given is None else [k for k in given if k in kinds]
+            kinds = kinds if given is None else [k for k in given if k in kinds]
+            searched = space.get("method.kind")
+            if searched is not None:  # only the kinds a trial can take: {lora}, not {lora, qlora}
+                kinds = [k for k in kinds if k in (choices(searched) or [])]
+            when["method.kind"] = kinds
         out[name] = when
     return out
 

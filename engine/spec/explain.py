@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from tunelab.engine.format import number
 from tunelab.engine.spec.conditions import choices, conditions, describe, fixed_value, order
 from tunelab.engine.spec.experiment import Experiment
+from tunelab.engine.spec.schema import field_is_int
 from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
     DPO_LEARNING_RATE,
@@ -56,7 +57,9 @@ def describe_dimension(name: str, dimension: RangeSpec | ChoiceSpec | list[Any])
     assert isinstance(dimension, RangeSpec)
     scale = "log-uniform" if dimension.log else "uniform"
     step = f" in steps of {number(dimension.step)}" if dimension.step else ""
-    return f"{scale} {number(dimension.low)} … {number(dimension.high)}{step}"
+    low, high = ((int(dimension.low), int(dimension.high)) if field_is_int(name)
+                 else (dimension.low, dimension.high))
+    return f"{scale} {number(low)} … {number(high)}{step}"
 
 
 def space(exp: Experiment) -> list[tuple[str, str, str]]:
@@ -70,6 +73,9 @@ def space(exp: Experiment) -> list[tuple[str, str, str]]:
         fixed_false = {k: v for k, v in when[name].items()
                        if k not in exp.search.space and fixed_value(exp, k) not in v}
         text = describe(searched)
+        empty = [k for k, v in searched.items() if not v]
+        if empty:  # the implicit rule, when no searched kind reads the key
+            text = f"never: no searched {empty[0]} reads it"
         if fixed_false:  # the implicit rule on a fixed method.kind (the file's own is refused)
             key = next(iter(fixed_false))
             text = f"never: {key} is {fixed_value(exp, key)}"
