@@ -155,8 +155,9 @@ def test_check_lists_the_space_with_its_conditions(tmp_path: Path) -> None:
     assert "only when" not in lines["train.learning_rate"]
 
 
-def test_the_trials_table_shows_a_key_a_trial_did_not_sample_as_a_dash(tmp_path: Path) -> None:
-    """A full fine-tune has no LoRA rank: its `r` cell reads "–", not blank and not 0."""
+def test_an_unsampled_key_shows_as_a_dash_and_is_rated_within_its_branch(tmp_path: Path) -> None:
+    """A full fine-tune has no LoRA rank: its `r` cell reads "–", not blank and not 0; the compare
+    screen rates method.r among the trials that sampled it."""
     import asyncio
     import json
     import time
@@ -181,8 +182,24 @@ def test_the_trials_table_shows_a_key_a_trial_did_not_sample_as_a_dash(tmp_path:
             "started_at": now - 10, "finished_at": now, "updated_at": now}})
     with st.Spool(store, tag="test") as spool:
         spool.write(events)
+    # the study beside the store, as `tunelab run` leaves it: method.r in lora trials only
+    from optuna.distributions import CategoricalDistribution
 
-    async def run() -> dict[str, str]:
+    from tunelab.engine.run.importance import journal_for
+    from tunelab.engine.run.study import open_storage
+
+    study = optuna.create_study(study_name="cond", storage=open_storage(str(journal_for(store))))
+    dists = {"method.kind": CategoricalDistribution(["full", "lora"]),
+             "method.r": CategoricalDistribution([4, 8, 16])}
+    for params, value in (({"method.kind": "full"}, 0.8), ({"method.kind": "full"}, 0.9),
+                          ({"method.kind": "lora", "method.r": 4}, 2.0),
+                          ({"method.kind": "lora", "method.r": 8}, 2.5),
+                          ({"method.kind": "lora", "method.r": 16}, 3.0),
+                          ({"method.kind": "lora", "method.r": 16}, 3.1)):
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: dists[k] for k in params}, value=value))
+
+    async def run() -> tuple[dict[str, str], list[list[str]]]:
         app = TunelabApp([store])
         async with app.run_test(size=(120, 30)) as pilot:
             for _ in range(2):
@@ -202,10 +219,22 @@ def test_the_trials_table_shows_a_key_a_trial_did_not_sample_as_a_dash(tmp_path:
                 row = table.get_row_at(i)
                 plain = [c.plain if isinstance(c, Text) else str(c) for c in row]
                 out[plain[1]] = plain[r]
-            return out
+            await pilot.press("c", "2")  # compare the best trials: the importance tab
+            for _ in range(2):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+            found = app.screen.query_one("#importance-table", VimTable)
+            rows = [[c.plain if isinstance(c, Text) else str(c) for c in found.get_row_at(i)]
+                    for i in range(found.row_count)]
+            return out, rows
 
-    r_of = asyncio.run(run())
+    r_of, importance = asyncio.run(run())
     assert r_of == {"0": "8", "1": "–", "2": "0"}
+    # method.kind over all six trials, method.r within the four that sampled it (marked *)
+    assert importance[0][0] == "method.kind" and importance[0][1] == "1.00"
+    assert importance[0][3] == "full: 0.85 (2) · lora: 2.65 (4)"
+    assert importance[1][0] == "method.r" and importance[1][1] == "1.00*"
+    assert importance[1][3] == "in 4 trials · 4: 2.00 (1) · 8: 2.50 (1) · 16: 3.05 (2)"
 
 
 def test_the_implicit_rule_names_only_the_kinds_searched(tmp_path: Path) -> None:

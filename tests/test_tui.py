@@ -203,7 +203,7 @@ async def test_compare_overlays_validation_curves_and_shows_importance(demo_stor
         importance = cells(compare.query_one("#importance-table", VimTable))
         # method.kind splits the trials (full 0.65-1.1, lora 2.9-3.4): fANOVA, the default, says so
         assert [r[0] for r in importance] == ["method.kind", "train.learning_rate"]
-        assert importance[0][3] == "full 0.884 (3) · lora 3.13 (2)"  # each value's mean and count
+        assert importance[0][3] == "full: 0.884 (3) · lora: 3.13 (2)"  # each value's mean and count
         assert "fanova over 5 complete trials" in str(compare.query_one("#importance-note").render())
         await pilot.press("p")  # the scatter: objective against the next parameter
         scatter = compare.query_one("#scatter-plot", LinePlot)

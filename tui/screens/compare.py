@@ -30,8 +30,8 @@ def bar(share: float, width: int = 20) -> str:
 
 
 def value_means(means: tuple[Any, ...]) -> str:
-    """`full 0.82 (3) · lora 3.1 (2)`: each value's mean objective and its trials."""
-    return " · ".join(f"{m.value} {fmt.number(m.mean)} ({m.count})" for m in means)
+    """`full: 0.82 (3) · lora: 3.1 (2)`: each value's mean objective and its trials."""
+    return " · ".join(f"{m.value}: {fmt.number(m.mean)} ({m.count})" for m in means)
 
 
 class CompareScreen(StoreScreen):
@@ -150,9 +150,9 @@ class CompareScreen(StoreScreen):
         rows = [(k, [k, f"{v:.2f}", bar(v), value_means(imp.means_of(k))]) for k, v in imp.values]
         for k, v, count in imp.within:
             share = "too few" if v is None else f"{v:.2f}*"
+            sampled = f"in {count} trial{'s' if count != 1 else ''}"
             rows.append((k, [k, share, "" if v is None else bar(v),
-                             f"in {count} trials · " + value_means(imp.means_of(k))
-                             if imp.means_of(k) else f"in {count} trials"]))
+                             " · ".join(x for x in (sampled, value_means(imp.means_of(k))) if x)]))
         table.fill(columns, rows)
 
     def _overlay(self) -> None:
@@ -200,7 +200,11 @@ class CompareScreen(StoreScreen):
             if pts:
                 series.append(Series(state, [p[0] for p in pts], [p[1] for p in pts], marker=marker,
                                      lines=False))
-        plot.show(series, title=f"{objective} vs {name} ({len(done)} trials; p: next parameter)",
+        # a conditional parameter: the trials that did not sample it are not on the plot; say so
+        scored = sum(1 for t in self.trials if t.overview.value is not None)
+        count = f"{len(done)} of {scored} trials: the others did not sample it" \
+            if len(done) < scored else f"{len(done)} trials"
+        plot.show(series, title=f"{objective} vs {name} ({count}; p: next parameter)",
                   xlabel=label, xticks=ticks)
 
     def action_x_axis(self) -> None:
