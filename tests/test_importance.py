@@ -137,3 +137,16 @@ def test_importance_reads_the_study_from_its_journal(tmp_path: Path) -> None:
     assert one.method == "ped-anova" and len(one.values) == 3
     with pytest.raises(ValueError, match="unknown importance evaluator"):
         parameter_importance(journal, "sweep", "shap")
+
+
+def test_a_large_sweep_is_rated_on_a_sample_and_says_so() -> None:
+    from tunelab.engine.run.importance import FOREST_TRIALS
+
+    rng = random.Random(3)
+    rows = []
+    for i in range(FOREST_TRIALS + 20):
+        p = _draw(rng, i)
+        rows.append((p, (3.0 if p["method.kind"] == "lora" else 1.0) + rng.gauss(0, 0.05)))
+    imp = study_importance(_study(rows))
+    assert imp.trials == FOREST_TRIALS + 20 and imp.values[0][0] == "method.kind"
+    assert f"a random {FOREST_TRIALS} of them" in imp.note

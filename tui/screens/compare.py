@@ -145,8 +145,9 @@ class CompareScreen(StoreScreen):
         few = " (few trials: a hint, not a finding)" if imp.trials < 10 else ""
         within = (" · * within the trials that sampled it (a conditional parameter)"
                   if imp.within else "")
-        note.update(f"{imp.method} over {imp.trials} complete trials{few}; shares summing to 1"
-                    f"{within} (m: another evaluator)")
+        sampled = f" ({imp.note})" if imp.note else ""
+        note.update(f"{imp.method} over {imp.trials} complete trials{sampled}{few}; shares "
+                    f"summing to 1{within} (m: another evaluator)")
         rows = [(k, [k, f"{v:.2f}", bar(v), value_means(imp.means_of(k))]) for k, v in imp.values]
         for k, v, count in imp.within:
             share = "too few" if v is None else f"{v:.2f}*"
