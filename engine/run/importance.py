@@ -136,7 +136,10 @@ def study_importance(study: Any, method: str = DEFAULT_EVALUATOR) -> Importance:
             params = _common(branch)
             share = None
             if len(branch) >= MIN_BRANCH_TRIALS and name in params:
-                share = _shares(branch, directions, params, method).get(name)
+                try:  # a branch the evaluator cannot rate leaves the others' numbers standing
+                    share = _shares(branch, directions, params, method).get(name)
+                except (RuntimeError, ValueError):
+                    share = None
             within.append((name, share, len(branch)))
     except ImportError:  # fANOVA and MDI fit a random forest
         return Importance(method, len(complete), (),
