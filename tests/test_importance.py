@@ -150,3 +150,21 @@ def test_a_large_sweep_is_rated_on_a_sample_and_says_so() -> None:
     imp = study_importance(_study(rows))
     assert imp.trials == FOREST_TRIALS + 20 and imp.values[0][0] == "method.kind"
     assert f"a random {FOREST_TRIALS} of them" in imp.note
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_a_maximised_objective_is_rated_for_its_high_values(multi: bool) -> None:
+    """PED-ANOVA rates what sets the best trials apart: maximising v must rate as minimising -v
+    (and not as minimising v), a first objective of several as a single one."""
+    rng = random.Random(1)
+    rows = []
+    for i in range(12):
+        p = _draw(rng, i)
+        rows.append((p, 10 * (math.log10(p["train.learning_rate"]) + 5) + 30 * p["train.weight_decay"]
+                     + (5 if p["method.kind"] == "lora" else 0)))
+    high = study_importance(_study(rows, ["maximize", "minimize"] if multi else ["maximize"]),
+                            "ped-anova")
+    flipped = study_importance(_study([(p, -v) for p, v in rows]), "ped-anova")
+    low = study_importance(_study(rows), "ped-anova")
+    assert dict(high.values) == pytest.approx(dict(flipped.values))
+    assert dict(high.values) != pytest.approx(dict(low.values))

@@ -72,6 +72,7 @@ def _shares(trials: list[Any], directions: list[Any], params: list[str],
             method: str) -> dict[str, float]:
     """The evaluator over these trials and parameters (an in-memory study holding them)."""
     import random
+    import warnings
 
     import optuna
 
@@ -79,8 +80,14 @@ def _shares(trials: list[Any], directions: list[Any], params: list[str],
         trials = random.Random(0).sample(trials, FOREST_TRIALS)
     study = optuna.create_study(directions=directions)
     study.add_trials(trials)
-    found = optuna.importance.get_param_importances(
-        study, evaluator=_evaluator(method), params=params, target=_objective)
+    target = None  # one objective: the evaluator reads the study's direction itself
+    if len(directions) > 1:  # the first objective; PED-ANOVA takes a target as lower-is-better
+        sign = -1.0 if directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        target = lambda t: sign * _objective(t)  # noqa: E731
+    with warnings.catch_warnings():  # PED-ANOVA's reminder that a target is minimised: it is
+        warnings.simplefilter("ignore", UserWarning)
+        found = optuna.importance.get_param_importances(
+            study, evaluator=_evaluator(method), params=params, target=target)
     return {k: float(v) for k, v in found.items()}
 
 
