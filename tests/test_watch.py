@@ -151,6 +151,7 @@ def test_the_samples_tab_shows_the_watched_answers_per_epoch_and_the_hardest_exa
 def test_watching_and_example_losses_work_for_every_adapter_method(kind: str, tmp_path: Path) -> None:
     method = f'kind = "{kind}"\nr = 8\nnum_virtual_tokens = 8'
     path = write_experiment(tmp_path, f"w-{kind}", method, epochs=1, watch=2)
+    path.write_text(path.read_text() + "example_losses = true\n")  # "auto" skips one epoch
     store = tmp_path / "tunelab.duckdb"
     Runner(load_spec(path), store, Quiet()).run()
     [trial] = st.list_trials(store, f"w-{kind}")
@@ -164,7 +165,7 @@ def test_watching_and_example_losses_work_for_every_adapter_method(kind: str, tm
 
 
 def test_example_losses_off_writes_none(tmp_path: Path) -> None:
-    path = write_experiment(tmp_path, "off", 'kind = "full"', epochs=1, watch=0)
+    path = write_experiment(tmp_path, "off", 'kind = "full"', epochs=2, watch=0)
     path.write_text(path.read_text() + "example_losses = false\n")
     store = tmp_path / "tunelab.duckdb"
     Runner(load_spec(path), store, Quiet()).run()

@@ -379,8 +379,10 @@ class EvalSpec(StrictModel):
     watch: int = Field(0, ge=0)
     watch_max_new_tokens: int = Field(32, ge=1)  # short: watching must cost little
     # after training, the loss of every train and validation example under the best checkpoint
-    # (example_losses): the examples a model finds hardest are often mislabelled
-    example_losses: bool = True
+    # (example_losses): the examples a model finds hardest are often mislabelled. It costs about
+    # a fifth of one epoch (bench/bench_watch.py), so "auto" scores when train.epochs >= 2, where
+    # that stays within 10 % of the trial
+    example_losses: Literal["auto"] | bool = "auto"
 
 
 class ResourcesSpec(StrictModel):
