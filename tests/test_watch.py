@@ -190,3 +190,4 @@ def test_rendering_after_a_padded_tokenizer_call_does_not_pad(watched_store: Pat
     tokenizer(["a", "a much longer text than the first"], padding=True)
     assert models.render(rows, tokenizer) == before
     assert tokenizer.pad_token_id not in before[0]["input_ids"]
+
