@@ -191,3 +191,19 @@ def test_rendering_after_a_padded_tokenizer_call_does_not_pad(watched_store: Pat
     assert models.render(rows, tokenizer) == before
     assert tokenizer.pad_token_id not in before[0]["input_ids"]
 
+
+
+def test_watching_does_not_change_what_the_trial_learns(watched_store: Path, tmp_path: Path) -> None:
+    """The same trial without eval.watch: the same validation curve and the same test loss (a
+    generate between evaluations once left the tokenizer padding, and the test loss after it
+    was measured on left-padded examples)."""
+    path = write_experiment(tmp_path, "watched", 'kind = "full"', epochs=3, watch=0)
+    store = tmp_path / "tunelab.duckdb"
+    Runner(load_spec(path), store, Quiet()).run()
+    curve = ("select step, value from metrics where experiment = 'watched' and "
+             "split = 'validation' and name = 'loss' order by step")
+    assert st.query(store, curve).rows == pytest.approx(st.query(watched_store, curve).rows)
+    for key in ("validation/loss", "test/loss"):
+        assert st.evaluations(store, "watched")["trial:0"][key] == pytest.approx(
+            st.evaluations(watched_store, "watched")["trial:0"][key], rel=1e-5)
+    assert st.query(store, "select count(*) from watch_samples").rows[0][0] == 0
