@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from tunelab.tui.screens.trial import TrialScreen
 from tunelab.tui.screens.trials import TrialsScreen
 from tunelab.tui.widgets.table import VimTable
 
-from conftest import EXPERIMENTS, Quiet
+from conftest import EXPERIMENTS, Quiet, tunelab_command
 
 # lines (from 1) of the data file whose answer is replaced by text off the task's format
 MISLABELLED = (17, 88, 151, 203)
@@ -207,3 +209,19 @@ def test_watching_does_not_change_what_the_trial_learns(watched_store: Path, tmp
         assert st.evaluations(store, "watched")["trial:0"][key] == pytest.approx(
             st.evaluations(watched_store, "watched")["trial:0"][key], rel=1e-5)
     assert st.query(store, "select count(*) from watch_samples").rows[0][0] == 0
+
+
+def test_out_of_memory_while_scoring_examples_halves_the_batch_or_skips_but_keeps_the_trial(
+        tmp_path: Path) -> None:
+    """A trained trial is not sent back to the start (the retry at half the micro-batch) because
+    scoring its examples ran out of memory: the batch halves, and at one example the scoring
+    alone is given up."""
+    path = write_experiment(tmp_path, "oom-scoring", 'kind = "full"', epochs=2, watch=0)
+    store = tmp_path / "tunelab.duckdb"
+    env = {**os.environ, "TUNELAB_FAULT_OOM_SCORING": "99"}  # 16, 8, 4, 2, 1: every try "runs out"
+    done = subprocess.run([*tunelab_command(), "run", str(path), "--store", str(store)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    state, micro = st.query(store, "select state, micro_batch from trials").rows[0]
+    assert (state, micro) == ("complete", 16)  # trained once, at the first micro-batch
+    assert st.query(store, "select count(*) from example_losses").rows[0][0] == 0

@@ -38,6 +38,8 @@ INGEST_EVERY = 10.0
 
 # Tests set this to make the first N attempts of a trial fail as if CUDA ran out of memory.
 FAULT_OOM = "TUNELAB_FAULT_OOM_ATTEMPTS"
+# ... and the first N tries of scoring the examples (eval.example_losses) after training.
+FAULT_OOM_SCORING = "TUNELAB_FAULT_OOM_SCORING"
 
 
 class OutOfMemory(Exception):
@@ -426,9 +428,29 @@ def _score_examples(job: TrialJob, exp: Experiment, trainer: Any, tokenizer: Any
 
     started = time.perf_counter()
     number = job.number if job.number is not None else -1
-    spool.write(example_loss_events(exp, number, trainer.model, tokenizer,
-                                    {"train": train_rows, "validation": val_rows},
-                                    trainer.args.per_device_eval_batch_size))
+    batch = trainer.args.per_device_eval_batch_size
+    faults = int(os.environ.get(FAULT_OOM_SCORING, "0"))
+    while True:
+        try:
+            if faults > 0:
+                faults -= 1
+                raise OutOfMemory(f"CUDA out of memory (injected by {FAULT_OOM_SCORING})")
+            events = example_loss_events(exp, number, trainer.model, tokenizer,
+                                         {"train": train_rows, "validation": val_rows}, batch)
+            break
+        except Exception as error:
+            # out of memory here must not send a trained trial back to the start (the retry
+            # of run_trial): halve the batch, and at one example give up the scoring alone
+            if not _is_oom(error):
+                raise
+            import torch
+
+            torch.cuda.empty_cache()
+            if batch == 1:
+                cost["example_losses_skipped"] = 1.0
+                return
+            batch //= 2
+    spool.write(events)
     cost["example_losses_seconds"] = time.perf_counter() - started
 
 
