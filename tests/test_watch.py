@@ -225,3 +225,29 @@ def test_out_of_memory_while_scoring_examples_halves_the_batch_or_skips_but_keep
     state, micro = st.query(store, "select state, micro_batch from trials").rows[0]
     assert (state, micro) == ("complete", 16)  # trained once, at the first micro-batch
     assert st.query(store, "select count(*) from example_losses").rows[0][0] == 0
+
+
+def test_an_examples_loss_is_the_models_own_loss_on_it_alone(watched_store: Path) -> None:
+    """Batched, right-padded and sorted by length, each loss is still what the model gives the
+    example alone with its prompt masked: the loss training minimised."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.engine.train import model as models
+    from tunelab.engine.train.example_losses import per_example_losses
+
+    [trial] = st.list_trials(watched_store, "watched")
+    best = Path(trial.artifact_dir) / "best"
+    tokenizer, model = AutoTokenizer.from_pretrained(best), AutoModelForCausalLM.from_pretrained(best)
+    lines = (watched_store.parent / "data.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines[:12]]
+    rows = [{"messages": [{"role": "user", "content": r["prompt"]},
+                          {"role": "assistant", "content": r["completion"]}]} for r in rows]
+    found = per_example_losses(model, tokenizer, rows, max_length=512, batch_size=5)
+    for row, (tokens, loss) in zip(models.render(rows, tokenizer), found, strict=True):
+        ids = torch.tensor([row["input_ids"]])
+        labels = ids.clone()
+        labels[0, ~torch.tensor(row["completion_mask"], dtype=torch.bool)] = -100
+        with torch.no_grad():
+            alone = float(model(input_ids=ids, labels=labels).loss)
+        assert tokens == sum(row["completion_mask"][1:]) and loss == pytest.approx(alone, rel=1e-4)

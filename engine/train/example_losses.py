@@ -62,15 +62,18 @@ def per_example_losses(model: Any, tokenizer: Any, rows: list[dict[str, Any]], m
                                attention_mask=attention.to(device)).logits
             # token t+1 is predicted at t; one row at a time in float32, so the full-vocabulary
             # logits are never copied whole to float32 (a big vocabulary would double memory)
-            for row, i in enumerate(batch):
-                wanted = mask[row, 1:].to(device)
-                count = int(wanted.sum())
-                if count == 0:
-                    continue
+            counts = mask[:, 1:].sum(dim=1).tolist()  # on the CPU: no GPU sync
+            sums = torch.zeros(len(batch), device=device)
+            targets = input_ids[:, 1:].to(device)
+            wanted = mask[:, 1:].to(device)
+            for row in range(len(batch)):
                 losses = torch.nn.functional.cross_entropy(
-                    logits[row, :-1].float(), input_ids[row, 1:].to(device), reduction="none")
-                # float() is a GPU sync point: once per example, after its batch is computed
-                results[i] = (count, float(losses[wanted].mean()))
+                    logits[row, :-1].float(), targets[row], reduction="none")
+                sums[row] = losses[wanted[row]].sum()
+            # .tolist() is a GPU sync point: once per batch
+            for i, count, total in zip(batch, counts, sums.tolist(), strict=True):
+                if count:
+                    results[i] = (count, total / count)
     finally:
         model.train(training)
     return results
