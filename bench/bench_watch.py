@@ -5,11 +5,12 @@ Run: python bench/bench_watch.py [--epochs 3] [--watch 4] [--method full|lora]
 
 One training in this process, as a trial trains (the trainer of engine.train.sft, the watch
 callback spooling to a throwaway store), then the example losses of the best checkpoint. Both
-costs and the training are timed in the same process within the same minute, so load from other
-processes falls on all of them alike: the shares hold under load where the seconds do not.
+costs and the training are timed in the same process within the same minute, so the shares are
+steadier under load than the seconds, but not steady: run it a few times on a busy machine.
 The watch costs a share of each evaluation, so its share does not depend on the epochs; the
 example losses are one forward pass over the train and validation splits, once: their share
-falls as the epochs grow (the table gives it per epoch of training too).
+falls as the epochs grow (the table gives it per epoch of training, which is what the
+`eval.example_losses = "auto"` rule rests on: it scores from 4 epochs on).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Quiet:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--watch", type=int, default=4)
     parser.add_argument("--method", default="full", choices=["full", "lora"])
     parser.add_argument("--quick", action="store_true", help="2 epochs (for the suite)")
@@ -105,12 +106,12 @@ def main() -> None:
             Row(f"eval.watch = {args.watch}: share of the trial's training time",
                 100 * watching / training, None, "%", "<= 10 %", watching / training <= 0.10,
                 note=note),
-            Row("example_losses: share of the trial's training time", 100 * scoring / training,
-                None, "%", "<= 10 %", scoring / training <= 0.10, note=note),
+            # "auto" scores from 4 epochs: within 10 % of the trial while this stays <= 40 %
             Row("example_losses: share of one epoch of training", 100 * scoring / per_epoch, None,
-                "%", note=note),
+                "%", "<= 40 %", scoring / per_epoch <= 0.40, note=note),
+            Row("example_losses: share of the trial's training time", 100 * scoring / training,
+                None, "%", note=note),
         ])
-
 
 if __name__ == "__main__":
     main()

@@ -39,6 +39,7 @@ pruner = "none"
 "method.kind" = ["full", "lora"]
 [eval]
 watch = 1
+example_losses = true
 """
 
 

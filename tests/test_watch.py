@@ -27,7 +27,8 @@ MISLABELLED = (17, 88, 151, 203)
 WRONG = "Purple elephants quietly sing old sea shanties under the northern lights."
 
 
-def write_experiment(folder: Path, name: str, method: str, epochs: int, watch: int) -> Path:
+def write_experiment(folder: Path, name: str, method: str, epochs: int, watch: int,
+                     scores: str = "true") -> Path:
     lines = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:240]
     for number in MISLABELLED:
         row = json.loads(lines[number - 1])
@@ -39,7 +40,8 @@ def write_experiment(folder: Path, name: str, method: str, epochs: int, watch: i
         'vocab_size = 256 }\n[data]\ntrain = "data.jsonl"\n'
         f'[method]\n{method}\n[train]\nepochs = {epochs}\nbatch_size = 16\n'
         'learning_rate = 3e-3\n[search]\ntrials = 1\n'
-        f'[eval]\nsamples = 2\nmax_new_tokens = 8\nwatch = {watch}\nwatch_max_new_tokens = 8\n')
+        f'[eval]\nsamples = 2\nmax_new_tokens = 8\nwatch = {watch}\nwatch_max_new_tokens = 8\n'
+        f'example_losses = {scores}\n')  # "auto" scores from 4 epochs; these train 1 to 3
     return path
 
 
@@ -153,7 +155,6 @@ def test_the_samples_tab_shows_the_watched_answers_per_epoch_and_the_hardest_exa
 def test_watching_and_example_losses_work_for_every_adapter_method(kind: str, tmp_path: Path) -> None:
     method = f'kind = "{kind}"\nr = 8\nnum_virtual_tokens = 8'
     path = write_experiment(tmp_path, f"w-{kind}", method, epochs=1, watch=2)
-    path.write_text(path.read_text() + "example_losses = true\n")  # "auto" skips one epoch
     store = tmp_path / "tunelab.duckdb"
     Runner(load_spec(path), store, Quiet()).run()
     [trial] = st.list_trials(store, f"w-{kind}")
@@ -166,12 +167,13 @@ def test_watching_and_example_losses_work_for_every_adapter_method(kind: str, tm
     assert counted == (report, report)
 
 
-def test_example_losses_off_writes_none(tmp_path: Path) -> None:
-    path = write_experiment(tmp_path, "off", 'kind = "full"', epochs=2, watch=0)
-    path.write_text(path.read_text() + "example_losses = false\n")
+def test_example_losses_auto_skips_a_trial_of_fewer_than_four_epochs(tmp_path: Path) -> None:
+    """Scoring costs about a third of an epoch: "auto" (the default) skips it where that would
+    be more than 10 % of the trial."""
+    path = write_experiment(tmp_path, "short", 'kind = "full"', epochs=2, watch=0, scores='"auto"')
     store = tmp_path / "tunelab.duckdb"
     Runner(load_spec(path), store, Quiet()).run()
-    assert st.list_trials(store, "off")[0].state == "complete"
+    assert st.list_trials(store, "short")[0].state == "complete"
     assert st.query(store, "select count(*) from example_losses").rows[0][0] == 0
     assert st.query(store, "select count(*) from watch_samples").rows[0][0] == 0
 

@@ -380,8 +380,8 @@ class EvalSpec(StrictModel):
     watch_max_new_tokens: int = Field(32, ge=1)  # short: watching must cost little
     # after training, the loss of every train and validation example under the best checkpoint
     # (example_losses): the examples a model finds hardest are often mislabelled. It costs about
-    # a fifth of one epoch (bench/bench_watch.py), so "auto" scores when train.epochs >= 2, where
-    # that stays within 10 % of the trial
+    # a third of one epoch (a forward pass without the backward; bench/bench_watch.py), so
+    # "auto" scores when train.epochs >= 4, where that stays within 10 % of the trial
     example_losses: Literal["auto"] | bool = "auto"
 
 

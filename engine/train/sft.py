@@ -420,8 +420,8 @@ def _score_examples(job: TrialJob, exp: Experiment, trainer: Any, tokenizer: Any
     """eval.example_losses: every train and validation example's loss under the best checkpoint
     (the trainer loaded it back), into example_losses."""
     wanted = exp.eval.example_losses
-    if wanted == "auto":  # a fifth of an epoch: within 10 % of a trial of two epochs or more
-        wanted = exp.train.epochs >= 2
+    if wanted == "auto":  # a third of an epoch: within 10 % of a trial of four epochs or more
+        wanted = exp.train.epochs >= 4
     if not wanted or rank() != 0:
         return
     from tunelab.engine.train.example_losses import example_loss_events
