@@ -10,6 +10,7 @@ from tunelab.store.connection import (
     writing,
 )
 from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked, TunelabError
+from tunelab.store.learning import ExampleLoss, WatchSample, hardest_examples, watch_samples
 from tunelab.store.read import (
     CurveSeries,
     ExperimentRecord,
@@ -57,6 +58,7 @@ from tunelab.store.rows import (
     ChatRow,
     DataReportRow,
     EvaluationRow,
+    ExampleLossRow,
     ExperimentRow,
     MetricRow,
     RatingRow,
@@ -67,13 +69,19 @@ from tunelab.store.rows import (
     TrialParamRow,
     TrialRow,
     VoteRow,
+    WatchSampleRow,
 )
 from tunelab.store.spool import Spool, flush_orphans, spool_dir
 
 __all__ = [
+    "ExampleLoss",
+    "WatchSample",
+    "hardest_examples",
+    "watch_samples",
     "ChatRow",
     "DataReportRow",
     "EvaluationRow",
+    "ExampleLossRow",
     "ExperimentRow",
     "MetricRow",
     "RatingRow",
@@ -84,6 +92,7 @@ __all__ = [
     "TrialParamRow",
     "TrialRow",
     "VoteRow",
+    "WatchSampleRow",
     "vote_row",
     "best_trial",
     "require_experiment",

@@ -54,6 +54,9 @@ RULES: dict[str, TableRule] = {
     "votes": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
     "chats": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
     "review_ratings": TableRule(("experiment", "scope", "model_ref"), order="fitted_at"),
+    # a trial retried after out-of-memory watches and scores again: the newer row wins
+    "watch_samples": TableRule(("experiment", "trial", "step", "position"), order="time"),
+    "example_losses": TableRule(("experiment", "trial", "split", "position"), order="time"),
 }
 
 

@@ -235,7 +235,40 @@ class RatingRow(Row):
     fitted_at: float | None = None
 
 
+@dataclass(frozen=True)
+class WatchSampleRow(Row):
+    """What a trial answered to one watched prompt at one evaluation (eval.watch)."""
+
+    TABLE: ClassVar[str] = "watch_samples"
+    experiment: str
+    trial: int
+    step: int
+    position: int  # which watched prompt (the first N of the validation split)
+    epoch: float | None = None
+    prompt_id: str | None = None
+    prompt: str | None = None
+    output: str | None = None
+    reference: str | None = None
+    time: float | None = None
+
+
+@dataclass(frozen=True)
+class ExampleLossRow(Row):
+    """The loss of one training or validation example under a trial's best checkpoint."""
+
+    TABLE: ClassVar[str] = "example_losses"
+    experiment: str
+    trial: int
+    split: str  # train | validation
+    position: int  # the example's place in the prepared split
+    origin: str | None = None  # "data.jsonl:17"
+    source_row: int | None = None  # 17: the line (or parquet row) in the user's file
+    tokens: int | None = None
+    loss: float | None = None
+    time: float | None = None
+
+
 ROW_TYPES: tuple[type[Row], ...] = (
     ExperimentRow, TrialRow, TrialParamRow, MetricRow, EvaluationRow, SampleRow, DataReportRow,
-    ReviewRow, ReviewItemRow, VoteRow, ChatRow, RatingRow,
+    ReviewRow, ReviewItemRow, VoteRow, ChatRow, RatingRow, WatchSampleRow, ExampleLossRow,
 )

@@ -14,7 +14,15 @@ from tunelab.engine.errors import SpecError
 from tunelab.engine.review import reviews as review
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
-from tunelab.store import Spool, evaluations, list_trials, review_items, vote_event
+from tunelab.store import (
+    Spool,
+    evaluations,
+    list_trials,
+    query,
+    review_items,
+    vote_event,
+    watch_samples,
+)
 
 from conftest import Quiet, train_tiny, tunelab_command
 
@@ -242,3 +250,18 @@ def test_a_conversation_is_shown_plainly_and_kept_whole_for_the_dpo_stage(voted)
     prompt, _ = chat_render.generation_prompt(
         {"messages": [*turns, {"role": "assistant", "content": ""}]}, tokenizer, template)
     assert tokens["prompt_ids"] == tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def test_a_dpo_stage_watches_the_parents_validation_prompts(voted) -> None:  # noqa: ANN001
+    store, pairs = voted
+    path = _dpo_file(store.parent, pairs.name, name="watched-dpo")
+    path.write_text(path.read_text() + "watch = 2\n")  # the file ends in its [eval] section
+    Runner(load_spec(path, store=store), store, Quiet()).run()
+    [trial] = list_trials(store, "watched-dpo")
+    assert trial.state == "complete", trial.error
+    watched = watch_samples(store, "watched-dpo", 0)
+    steps = query(store, "select count(distinct step) from metrics where experiment = "
+                         "'watched-dpo' and split = 'validation'").rows[0][0]
+    # two prompts (the parent's first two of validation), the same two at every evaluation
+    assert steps >= 1 and len(watched) == 2 * steps
+    assert len({w.prompt for w in watched}) == 2 and all(w.output is not None for w in watched)

@@ -37,6 +37,9 @@ pruner = "none"
 [search.space]
 "train.learning_rate" = [5e-3, 3e-3]
 "method.kind" = ["full", "lora"]
+[eval]
+watch = 1
+example_losses = true
 """
 
 

@@ -89,6 +89,10 @@ def _one_of_each(now: float) -> list[st.Row]:
                    created_at=now, updated_at=now),
         st.RatingRow(experiment="e", scope="all", model_ref="base", rating=1000.0, rank=1,
                      votes=1, fitted_at=now),
+        st.WatchSampleRow(experiment="e", trial=0, step=4, position=0, epoch=1.0,
+                          prompt_id="p1", prompt="hi", output="hello", time=now),
+        st.ExampleLossRow(experiment="e", trial=0, split="train", position=0,
+                          origin="data.jsonl:3", source_row=3, tokens=5, loss=2.5, time=now),
     ]
 
 

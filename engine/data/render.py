@@ -187,7 +187,22 @@ def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
         return []
     # the Rust tokenizer itself: the same ids as tokenizer(texts, add_special_tokens=False), without
     # transformers' conversion of every encoding to Python dicts (a quarter of the time)
-    return list(tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False))
+    backend = tokenizer.backend_tokenizer
+    # transformers leaves the padding (and truncation) of its last call set on the Rust tokenizer,
+    # and a tokenizer saved after a padded call keeps it: after a batched generate, examples came
+    # back left-padded to the longest of their batch. Neither is wanted here.
+    padding, truncation = backend.padding, backend.truncation
+    if padding is not None:
+        backend.no_padding()
+    if truncation is not None:
+        backend.no_truncation()
+    try:
+        return list(backend.encode_batch(texts, add_special_tokens=False))
+    finally:
+        if padding is not None:
+            backend.enable_padding(**padding)
+        if truncation is not None:
+            backend.enable_truncation(**truncation)
 
 
 def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:

@@ -406,6 +406,15 @@ class EvalSpec(StrictModel):
     max_new_tokens: int = Field(64, ge=1)
     max_examples: int | None = Field(200, ge=1)  # test rows generated for metrics (None: all)
     general: str | None = None  # held-out general text (JSONL with "text"): forgetting check
+    # at each evaluation during training, greedy answers to the first N validation prompts are
+    # stored (watch_samples), so a person sees the outputs change; 0: off
+    watch: int = Field(0, ge=0)
+    watch_max_new_tokens: int = Field(32, ge=1)  # short: watching must cost little
+    # after training, the loss of every train and validation example under the best checkpoint
+    # (example_losses): the examples a model finds hardest are often mislabelled. It costs about
+    # a third of one epoch (a forward pass without the backward; bench/bench_watch.py), so
+    # "auto" scores when train.epochs >= 4, where that stays within 10 % of the trial
+    example_losses: Literal["auto"] | bool = "auto"
 
 
 class ResourcesSpec(StrictModel):

@@ -34,6 +34,7 @@ from tunelab.engine.train.evaluate import (
 )
 from tunelab.engine.train.sft import (
     _callbacks,
+    _watching,
     build_trainer,
     load_for_method,
     peft_config,
@@ -188,6 +189,8 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     # before the first step the policy is the parent: these are the reference's numbers
     before = {s: sequence_logps(model, p, pad, micro) for s, p in pairs.items()}
     callbacks, outcome = _callbacks(job, exp, spool, progress, attempt)
+    # eval.watch: the parent's first validation prompts, answered at each evaluation
+    callbacks += _watching(job, exp, tokenizer, val_rows, spool, {})
     trainer = build_dpo_trainer(job, exp, model, tokenizer, new_adapter, callbacks,
                                 pairs["train"], pairs["heldout"], micro)
 

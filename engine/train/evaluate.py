@@ -54,7 +54,6 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
     """Generates for the rows (their last assistant turn is the reference) and scores the
     outputs; returns metrics and (prompt, output, reference) samples in row order."""
     from tunelab.engine.data import render as chat_render
-    from tunelab.engine.data.preferences import readable
     from tunelab.engine.train.generate import generate
     from tunelab.engine.train.metrics import GENERATION
 
@@ -71,11 +70,17 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
     outputs = generate(model, tokenizer, [p for _, (p, _) in pairs], exp.eval.max_new_tokens)
     references = [ref for _, (_, ref) in pairs]
     values: dict[str, float] = {m: GENERATION[m](outputs, references) for m in wanted}
-    # the prompt as a person reads the conversation the model was given (its roles kept), not
-    # the row's flattened `prompt`
-    samples = [{"prompt": readable(_before_answer(row)), "output": out, "reference": ref}
+    samples = [{"prompt": readable_prompt(row), "output": out, "reference": ref}
                for (row, (_, ref)), out in zip(pairs[:keep], outputs[:keep], strict=False)]
     return values, samples
+
+
+def readable_prompt(row: dict[str, Any]) -> str:
+    """The prompt as a person reads the conversation the model was given (its roles kept), not
+    the row's flattened `prompt`."""
+    from tunelab.engine.data.preferences import readable
+
+    return readable(_before_answer(row))
 
 
 def _before_answer(row: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,6 +13,10 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int
 
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right end of each row
+    # a padded call leaves padding set on the Rust tokenizer (transformers 5): put it back after,
+    # so a tokenizer saved later (best/) or rendering examples next does not pad
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    padding = backend.padding if backend is not None else None
     outputs: list[str] = []
     device = next(model.parameters()).device
     model.eval()
@@ -28,4 +32,9 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int
             outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side
+        if backend is not None:
+            if padding is None:
+                backend.no_padding()
+            else:
+                backend.enable_padding(**padding)
     return [o.strip() for o in outputs]

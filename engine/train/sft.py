@@ -38,6 +38,8 @@ INGEST_EVERY = 10.0
 
 # Tests set this to make the first N attempts of a trial fail as if CUDA ran out of memory.
 FAULT_OOM = "TUNELAB_FAULT_OOM_ATTEMPTS"
+# ... and the first N tries of scoring the examples (eval.example_losses) after training.
+FAULT_OOM_SCORING = "TUNELAB_FAULT_OOM_SCORING"
 
 
 class OutOfMemory(Exception):
@@ -400,6 +402,58 @@ def save_best(trainer: Any, tokenizer: Any, out: Path) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
+def _watching(job: TrialJob, exp: Experiment, tokenizer: Any, val_rows: list[dict[str, Any]],
+              spool: Any, cost: dict[str, float]) -> list[Any]:
+    """The callback of eval.watch (rank 0 generates; the others wait for it at the next step)."""
+    from tunelab.engine.train.watch import watch_callback, watched_prompts
+
+    prompts = watched_prompts(exp, tokenizer, val_rows) if rank() == 0 else []
+    if not prompts:
+        return []
+    number = job.number if job.number is not None else -1
+    return [watch_callback(exp, number, tokenizer, prompts, spool, cost)]
+
+
+def _score_examples(job: TrialJob, exp: Experiment, trainer: Any, tokenizer: Any,
+                    train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]],
+                    spool: Any, cost: dict[str, float]) -> None:
+    """eval.example_losses: every train and validation example's loss under the best checkpoint
+    (the trainer loaded it back), into example_losses."""
+    wanted = exp.eval.example_losses
+    if wanted == "auto":  # a third of an epoch: within 10 % of a trial of four epochs or more
+        wanted = exp.train.epochs >= 4
+    if not wanted or rank() != 0:
+        return
+    from tunelab.engine.train.example_losses import example_loss_events
+
+    started = time.perf_counter()
+    number = job.number if job.number is not None else -1
+    batch = trainer.args.per_device_eval_batch_size
+    faults = int(os.environ.get(FAULT_OOM_SCORING, "0"))
+    while True:
+        try:
+            if faults > 0:
+                faults -= 1
+                raise OutOfMemory(f"CUDA out of memory (injected by {FAULT_OOM_SCORING})")
+            events = example_loss_events(exp, number, trainer.model, tokenizer,
+                                         {"train": train_rows, "validation": val_rows}, batch)
+            break
+        except Exception as error:
+            # out of memory here must not send a trained trial back to the start (the retry
+            # of run_trial): halve the batch, and at one example give up the scoring alone
+            if not _is_oom(error):
+                raise
+            import torch
+
+            torch.cuda.empty_cache()
+            if batch == 1:
+                cost["example_losses_skipped"] = 1.0
+                return
+            batch //= 2
+    spool.write(events)
+    cost["example_losses_seconds"] = time.perf_counter() - started
+
+
 def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool: Spool,
                 progress: Any, rows: tuple[list, list, list]) -> TrialResult:
     out = Path(job.out_dir)
@@ -407,6 +461,8 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     tokenizer = models.load_tokenizer(job.base, exp)
     model = load_for_method(job.base, exp)
     callbacks, outcome = _callbacks(job, exp, spool, progress, attempt)
+    cost: dict[str, float] = {}
+    callbacks += _watching(job, exp, tokenizer, val_rows, spool, cost)
     trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows, micro)
 
     # train
@@ -420,10 +476,12 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
                                      val_loss=trainer.state.best_metric)
     ref = f"trial:{job.number}"
     spool.write(evaluation_events(exp, ref, values) + sample_events(exp, ref, samples))
+    _score_examples(job, exp, trainer, tokenizer, train_rows, val_rows, spool, cost)
 
     # save
     save_best(trainer, tokenizer, out)
     info["values"] = values
+    info.update(cost)
     value = objective_value(exp.search.objective, exp.method.stage, values)
     return TrialResult("complete", value=value, info=info)
 

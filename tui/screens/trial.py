@@ -3,7 +3,7 @@ samples, and the log tail (the failure reason and traceback first, for a failed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,47 @@ def exact_rows(store: Path, experiment: str, params: dict[str, Any]
             for key, value, default in explain.resolved(exp)]
 
 
+HARDEST = 5  # examples listed under "hardest examples"; the rest are a query away
+
+
+def watch_text(watched: list[st.WatchSample]) -> Text:
+    """The watched prompts (eval.watch), each with its answer at every evaluation, oldest first:
+    the outputs changing as the trial learns."""
+    text = Text()
+    if not watched:
+        return text
+    steps = sorted({w.step for w in watched})
+    text.append(f"\n── watched as it learned ({len(steps)} evaluations)\n", style="bold")
+    by_prompt: dict[int, list[st.WatchSample]] = {}
+    for w in watched:
+        by_prompt.setdefault(w.position, []).append(w)
+    for position in sorted(by_prompt):
+        answers = by_prompt[position]
+        text.append("prompt     ", style="bold")
+        text.append((answers[0].prompt or "").rstrip() + "\n")
+        for w in answers:
+            when = f"epoch {w.epoch:.2g}" if w.epoch is not None else f"step {w.step}"
+            right = (w.output or "").strip() == (w.reference or "").strip()
+            text.append(f"  {when:<10} ", style="bold green" if right else "bold")
+            text.append((w.output or "").rstrip().replace("\n", " ⏎ ") + "\n")
+        text.append("reference  ", style="bold")
+        text.append((answers[0].reference or "").rstrip() + "\n\n")
+    return text
+
+
+def hardest_text(hardest: list[st.ExampleLoss]) -> Text:
+    """The examples the best checkpoint finds hardest: often mislabelled or off-format."""
+    text = Text()
+    if not hardest:
+        return text
+    text.append("\n── hardest examples (highest loss under the best checkpoint)\n", style="bold")
+    for e in hardest:
+        text.append(f"  {fmt.number(e.loss):>8}  ", style="bold")
+        text.append(f"{e.split:<10} {e.origin or f'row {e.position}'}\n")
+    text.append("  all of them: select * from example_losses order by loss desc\n", style="dim")
+    return text
+
+
 class TrialScreen(StoreScreen):
     BINDINGS = [
         Binding("x", "x_axis", "x: step/epoch/tokens"),
@@ -119,6 +160,8 @@ class TrialScreen(StoreScreen):
         samples: list[st.Sample]
         log: list[str]
         config: list[tuple[str, Any, str]] | None = None  # exact rows, when the file allows
+        watched: list[st.WatchSample] = field(default_factory=list)  # eval.watch, per evaluation
+        hardest: list[st.ExampleLoss] = field(default_factory=list)  # highest example losses
 
     def __init__(self, experiment: source.Experiment, trial: source.Trial,
                  trials: list[source.Trial] | None = None) -> None:
@@ -181,6 +224,8 @@ class TrialScreen(StoreScreen):
             evaluations = source.evaluations(self.experiment.stores, name)
             spec = self.spec or source.spec(self.experiment.stores, name)
             samples = st.samples(path, name, f"trial:{number}", limit=20)
+            watched = st.watch_samples(path, name, number)
+            hardest = st.hardest_examples(path, name, number, limit=HARDEST)
             log = st.log_tail(Path(found.overview.artifact_dir or "") / "trial.log", 400) \
                 if found.overview.artifact_dir else []
             config = None
@@ -189,7 +234,8 @@ class TrialScreen(StoreScreen):
                     config = exact_rows(path, name, found.overview.params)
                 except Exception:  # noqa: BLE001 - the stored spec is shown instead
                     config = None
-            self.post_message(self.Loaded(found, curve, fresh, evaluations, spec, samples, log, config))
+            self.post_message(self.Loaded(found, curve, fresh, evaluations, spec, samples, log, config,
+                                          watched, hardest))
         except Exception as error:  # noqa: BLE001
             self.report(error)
 
@@ -210,7 +256,7 @@ class TrialScreen(StoreScreen):
         self._evaluation()
         if event.config is not None or not self.query_one("#resolved", VimTable).row_count:
             self._config(event.config)
-        self._samples(event.samples)
+        self._samples(event.samples, event.watched, event.hardest)
         self._log(event.log)
 
     # -- the parts
@@ -305,24 +351,26 @@ class TrialScreen(StoreScreen):
         self.query_one("#resolved", VimTable).fill(
             [("key", "key"), ("note", ""), ("value", "value")], rows)
 
-    def _samples(self, samples: list[st.Sample]) -> None:
-        if not samples:
-            self.query_one("#sample-text", Static).update(
-                Text("no samples: they are generated on the test split once a trial completes",
-                     style="dim"))
-            return
+    def _samples(self, samples: list[st.Sample], watched: list[st.WatchSample],
+                 hardest: list[st.ExampleLoss]) -> None:
         text = Text()
-        for i, s in enumerate(samples, 1):
-            right = (s.output or "").strip() == (s.reference or "").strip()
-            text.append(f"── sample {i} ", style="bold")
-            text.append("(matches the reference)\n" if right else "(differs from the reference)\n",
-                        style="green" if right else "yellow")
-            text.append("prompt     ", style="bold")
-            text.append((s.prompt or "").rstrip() + "\n")
-            text.append("output     ", style="bold")
-            text.append((s.output or "").rstrip() + "\n")
-            text.append("reference  ", style="bold")
-            text.append((s.reference or "").rstrip() + "\n\n")
+        if samples:
+            for i, s in enumerate(samples, 1):
+                right = (s.output or "").strip() == (s.reference or "").strip()
+                text.append(f"── sample {i} ", style="bold")
+                text.append("(matches the reference)\n" if right else "(differs from the reference)\n",
+                            style="green" if right else "yellow")
+                text.append("prompt     ", style="bold")
+                text.append((s.prompt or "").rstrip() + "\n")
+                text.append("output     ", style="bold")
+                text.append((s.output or "").rstrip() + "\n")
+                text.append("reference  ", style="bold")
+                text.append((s.reference or "").rstrip() + "\n\n")
+        else:
+            text.append("no samples: they are generated on the test split once a trial completes\n",
+                        style="dim")
+        text.append_text(watch_text(watched))
+        text.append_text(hardest_text(hardest))
         self.query_one("#sample-text", Static).update(text)
 
     def _log(self, lines: list[str]) -> None:
