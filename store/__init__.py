@@ -40,6 +40,7 @@ from tunelab.store.read import (
     samples,
     trial_curve,
     trial_overviews,
+    trial_stamps,
 )
 from tunelab.store.retention import GcPlan, apply_gc, plan_gc
 from tunelab.store.reviews import (
@@ -96,6 +97,7 @@ __all__ = [
     "review_votes",
     "vote_event",
     "trial_overviews",
+    "trial_stamps",
     "samples",
     "query_page",
     "log_tail",

@@ -105,8 +105,11 @@ def _objective_metric(objective: str | None) -> tuple[str, str]:
     return ("validation", objective[5:]) if objective.startswith("eval_") else ("train", objective)
 
 
-def list_trials(store: str | Path, experiment: str) -> list[TrialRecord]:
-    """The trials of an experiment by number, each with its objective so far (`best_value`)."""
+def list_trials(store: str | Path, experiment: str,
+                numbers: Sequence[int] | None = None) -> list[TrialRecord]:
+    """The trials of an experiment by number, each with its objective so far (`best_value`);
+    only those `numbers` when given (a live screen re-reads the trials that changed)."""
+    only = "" if numbers is None else "AND number IN (SELECT unnest($4::INTEGER[]))"
     with connection.reading(store) as con:
         found = con.execute("SELECT objective, direction FROM experiments WHERE name = ?",
                             [experiment]).fetchall()
@@ -116,7 +119,7 @@ def list_trials(store: str | Path, experiment: str) -> list[TrialRecord]:
         # Only running trials need the metrics: finished ones carry their value. The join on a
         # few recent trial numbers lets DuckDB skip the row groups of older trials.
         rows = con.execute(
-            f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1),
+            f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1 {only}),
                 live AS (SELECT trial, {best}(value) AS best FROM metrics
                          WHERE experiment = $1 AND split = $2 AND name = $3
                            AND trial IN (SELECT number FROM t WHERE state = 'running')
@@ -125,7 +128,7 @@ def list_trials(store: str | Path, experiment: str) -> list[TrialRecord]:
                    t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
                    t.artifact_dir, coalesce(t.value, live.best)
             FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""",
-            [experiment, split, name],
+            [experiment, split, name, *([] if numbers is None else [list(numbers)])],
         ).fetchall()
     return [
         TrialRecord(
@@ -480,13 +483,16 @@ class TrialOverview(TrialRecord):
     last_train_loss: float | None = None  # … and the training loss there
 
 
-def trial_overviews(store: str | Path, experiment: str) -> list[TrialOverview]:
+def trial_overviews(store: str | Path, experiment: str,
+                    numbers: Sequence[int] | None = None) -> list[TrialOverview]:
     """`list_trials` with the cost/shape columns and the live position of running trials."""
-    records = list_trials(store, experiment)
+    records = list_trials(store, experiment, numbers)
+    only = "" if numbers is None else "AND number IN (SELECT unnest($2::INTEGER[]))"
     with connection.reading(store) as con:
         extra = {r[0]: r[1:] for r in con.execute(
             "SELECT number, device, steps, tokens, cost, success, peak_memory_bytes, "
-            "params_trainable, updated_at FROM trials WHERE experiment = ?", [experiment]
+            f"params_trainable, updated_at FROM trials WHERE experiment = $1 {only}",
+            [experiment, *([] if numbers is None else [list(numbers)])]
         ).fetchall()}
         running = [t.number for t in records if t.state == "running"]
         live: dict[int, tuple[Any, ...]] = {}
@@ -608,3 +614,12 @@ def trial_costs(store: str | Path, experiment: str) -> dict[int, float | None]:
         rows = con.execute("SELECT number, cost FROM trials WHERE experiment = ?",
                            [experiment]).fetchall()
     return {int(number): cost for number, cost in rows}
+
+
+def trial_stamps(store: str | Path, experiment: str) -> dict[int, tuple[int, str]]:
+    """{number: (a hash of the trial's row, its state)}: which trials changed since a screen
+    last read them, without reading them (one small query instead of every trial)."""
+    with connection.reading(store) as con:
+        rows = con.execute("SELECT number, hash(t), state FROM trials t WHERE experiment = ?",
+                           [experiment]).fetchall()
+    return {number: (digest, state) for number, digest, state in rows}

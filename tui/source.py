@@ -110,3 +110,28 @@ def spec(paths: tuple[Path, ...], experiment: str) -> dict:
         if found:
             return found
     return {}
+
+
+Stamps = dict[Path, dict[int, int]]  # per store: {trial number: a hash of its row}
+
+
+def trials_since(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
+                 stamps: Stamps) -> tuple[list[Trial], Stamps]:
+    """`trials`, re-reading only what may have changed since `previous` was read with `stamps`:
+    the trials whose row changed, the new ones and the running ones (their position moves with
+    the metrics). A live screen refreshes 1,000 trials every 2 s; a few of them change."""
+    kept = {(t.store, t.number): t for t in previous}
+    found: list[Trial] = []
+    now: Stamps = {}
+    for p in paths:
+        current = st.trial_stamps(p, experiment)
+        before = stamps.get(p, {})
+        need = [n for n, (digest, state) in current.items()
+                if state == "running" or before.get(n) != digest or (p, n) not in kept]
+        fresh = {t.number: t for t in st.trial_overviews(p, experiment, need)} if need else {}
+        for number in current:
+            trial = Trial(fresh[number], p) if number in fresh else kept.get((p, number))
+            if trial is not None:  # None: gone between the two reads
+                found.append(trial)
+        now[p] = {n: digest for n, (digest, _) in current.items()}
+    return sorted(found, key=lambda t: t.number), now

@@ -111,6 +111,7 @@ class TrialsScreen(StoreScreen):
         trials: list[source.Trial]
         evaluations: dict[str, dict[str, float]]
         spec: dict[str, Any]
+        stamps: source.Stamps | None = None  # what `trials` was read at (see source.trials_since)
 
     def __init__(self, experiment: source.Experiment) -> None:
         super().__init__()
@@ -128,6 +129,9 @@ class TrialsScreen(StoreScreen):
         self.keys: dict[str, source.Trial] = {}
         self._built: tuple[list[tuple[str, str]], list[Row]] | None = None
         self._row_cache: dict[str, tuple[tuple[Any, ...], Row]] = {}
+        # The trials as last read and their row stamps, one value so that a worker reads the
+        # two of them from the same load: a live refresh re-reads only the trials that changed.
+        self._read: tuple[list[source.Trial], source.Stamps] = ([], {})
 
     def compose(self) -> ComposeResult:
         yield Static(f"tunelab · {self.name_} · trials", id="title", classes="title")
@@ -150,10 +154,11 @@ class TrialsScreen(StoreScreen):
     def _load(self) -> None:
         try:
             paths = self.experiment.stores
-            trials = source.trials(paths, self.name_)
+            previous, stamps = self._read
+            trials, stamps = source.trials_since(paths, self.name_, previous, stamps)
             evaluations = source.evaluations(paths, self.name_)
             spec = self.spec or source.spec(paths, self.name_)
-            self.post_message(self.Loaded(trials, evaluations, spec))
+            self.post_message(self.Loaded(trials, evaluations, spec, stamps))
         except Exception as error:  # noqa: BLE001
             self.report(error)
 
@@ -293,6 +298,8 @@ class TrialsScreen(StoreScreen):
     def on_trials_screen_loaded(self, event: Loaded) -> None:
         self.loaded_once = True
         self.trials, self.evaluations, self.spec = event.trials, event.evaluations, event.spec
+        if event.stamps is not None:
+            self._read = (event.trials, event.stamps)
         self.live = any(t.overview.state == "running" for t in event.trials)
         self._show()
 
