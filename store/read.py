@@ -109,26 +109,30 @@ def list_trials(store: str | Path, experiment: str,
                 numbers: Sequence[int] | None = None) -> list[TrialRecord]:
     """The trials of an experiment by number, each with its objective so far (`best_value`);
     only those `numbers` when given (a live screen re-reads the trials that changed)."""
-    only = "" if numbers is None else "AND number IN (SELECT unnest($4::INTEGER[]))"
+    only = "" if numbers is None else "AND number IN (SELECT unnest($5::INTEGER[]))"
     with connection.reading(store) as con:
         found = con.execute("SELECT objective, direction FROM experiments WHERE name = ?",
                             [experiment]).fetchall()
         row = found[0] if found else None
         split, name = _objective_metric(row[0] if row else None)
         best = "max" if row and row[1] == "maximize" else "min"
-        # Only running trials need the metrics: finished ones carry their value. The join on a
-        # few recent trial numbers lets DuckDB skip the row groups of older trials.
+        # Only running trials need the metrics: finished ones carry their value. Their numbers
+        # go in as a list of constants, which lets DuckDB skip the row groups of other trials;
+        # a subquery on `trials` did not (19 ms against 2 ms at 5,000,000 metric rows).
+        running = con.execute(
+            "SELECT coalesce(list(number), []) FROM trials WHERE experiment = ? "
+            "AND state = 'running'", [experiment]).fetchall()[0][0]
         rows = con.execute(
             f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1 {only}),
                 live AS (SELECT trial, {best}(value) AS best FROM metrics
                          WHERE experiment = $1 AND split = $2 AND name = $3
-                           AND trial IN (SELECT number FROM t WHERE state = 'running')
+                           AND trial IN (SELECT unnest($4::INTEGER[]))
                          GROUP BY trial)
             SELECT t.experiment, t.number, t.state, t.method_kind, t.params, t.value,
                    t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
                    t.artifact_dir, coalesce(t.value, live.best)
             FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""",
-            [experiment, split, name, *([] if numbers is None else [list(numbers)])],
+            [experiment, split, name, running, *([] if numbers is None else [list(numbers)])],
         ).fetchall()
     return [
         TrialRecord(
