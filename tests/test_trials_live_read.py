@@ -43,3 +43,44 @@ def test_a_refresh_rereads_the_changed_new_and_running_trials_and_keeps_the_rest
     # nothing changed since: only the running trials are read again
     third, _ = source.trials_since(paths, "demo", again, stamps)
     assert [t.number for t in third if t is not after[t.number]] == [4, 5]
+
+
+def test_the_screen_shows_a_changed_trial_and_hands_the_table_the_same_lists_for_the_rest(
+        store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from rich.text import Text
+
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.trials import TrialsScreen
+    from tunelab.tui.widgets.table import VimTable
+
+    monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
+
+    def cost_of(table: VimTable, key: str) -> str:
+        cell = table.get_cell(key, "cost")
+        return cell.plain if isinstance(cell, Text) else str(cell)
+
+    async def run() -> None:
+        app = TunelabApp([store])
+        async with app.run_test(size=(120, 30)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, TrialsScreen)
+            table = screen.query_one(VimTable)
+            given = dict(table._given)
+            with st.Spool(store) as spool:
+                spool.write([st.TrialRow(experiment="demo", number=2, state="pruned",
+                                         cost=3.5, updated_at=time.time())])
+            screen.reload()  # what the live timer does
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert cost_of(table, "2") == "$3.50"
+            for key in ("0", "1", "3"):  # untouched rows: the very lists, skipped at one `is`
+                assert table._given[key] is given[key]
+
+    asyncio.run(run())
