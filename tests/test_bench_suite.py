@@ -85,7 +85,7 @@ def test_rewriting_the_report_keeps_the_trial_profile_section(tmp_path: Path) ->
 def test_the_review_bench_is_wired_and_writes_a_row_with_a_verdict() -> None:
     script = ROOT / "bench" / "bench_review.py"
     result = run_bench("review", script, quick=True, timeout=300,
-                       extra=["--seeds", "1", "--prompts", "300"])
+                       extra=["--seeds", "1", "--prompts", "300", "--models", "3"])
     assert result.status == "ok", result.status
     (row,) = result.rows
     assert "3 models" in str(row["figure"]) and row["unit"] == "votes"
