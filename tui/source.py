@@ -124,14 +124,13 @@ def trials_since(paths: tuple[Path, ...], experiment: str, previous: list[Trial]
     found: list[Trial] = []
     now: Stamps = {}
     for p in paths:
-        current = st.trial_stamps(p, experiment)
-        before = stamps.get(p, {})
-        need = [n for n, (digest, state) in current.items()
-                if state == "running" or before.get(n) != digest or (p, n) not in kept]
-        fresh = {t.number: t for t in st.trial_overviews(p, experiment, need)} if need else {}
+        # a trial this screen does not hold is read whatever its stamp says
+        known = {n: d for n, d in stamps.get(p, {}).items() if (p, n) in kept}
+        current, changed = st.trials_changed(p, experiment, known)
+        fresh = {t.number: t for t in changed}
         for number in current:
             trial = Trial(fresh[number], p) if number in fresh else kept.get((p, number))
-            if trial is not None:  # None: gone between the two reads
+            if trial is not None:
                 found.append(trial)
-        now[p] = {n: digest for n, (digest, _) in current.items()}
+        now[p] = current
     return sorted(found, key=lambda t: t.number), now
