@@ -135,6 +135,7 @@ class TrialsScreen(StoreScreen):
         # each row's cells in column order, as last handed to the table (see _cells_of)
         self._cells: dict[str, tuple[Row, list[Any]]] = {}
         self._cells_columns: list[tuple[str, str]] = []
+        self._detail = ""  # the line under the table as last shown
 
     def compose(self) -> ComposeResult:
         yield Static(f"tunelab · {self.name_} · trials", id="title", classes="title")
@@ -308,7 +309,10 @@ class TrialsScreen(StoreScreen):
                          + (" ↓" if self.sort_reverse else " ↑"))
         if self.live:
             parts.append("live")
-        self.query_one("#detail", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._detail:  # an update re-renders the line even when it is the same
+            self._detail = text
+            self.query_one("#detail", Static).update(text)
 
     def on_trials_screen_loaded(self, event: Loaded) -> None:
         self.loaded_once = True
