@@ -1,7 +1,7 @@
 """Sequence packing on a length-skewed data set: real (non-padding) tokens per second, packed
 (`train.packing = true`) against unpacked, same model, data and epochs.
 
-Run: python bench/bench_packing.py [--rows 400] [--epochs 2] [--repeats 2]
+Run: python bench/bench_packing.py [--rows 400] [--epochs 2] [--repeats 2] [--quick] [--json PATH]
 
 The data: plain-text rows whose lengths are drawn log-uniformly from 20 to 1,000 tokens (most
 short, a few long: padding each micro-batch to its longest row wastes most of the compute).
@@ -20,11 +20,15 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from tunelab.engine.run import threads
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import Row, summarise, write_rows  # noqa: E402
 
 threads.quiet_openmp()  # before torch loads, as in a trial process
 
@@ -43,11 +47,17 @@ def skewed_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=None, help="400 (120 with --quick)")
+    parser.add_argument("--epochs", type=int, default=None, help="2 (1 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="2 (1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for the suite")
+    parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     args = parser.parse_args()
+    # --quick: about 40 s of CPU, a share of the suite's five minutes on 2 cores
+    args.rows = args.rows or (120 if args.quick else 400)  # under 100 the data check refuses
+    args.repeats = args.repeats or (1 if args.quick else 2)
+    args.epochs = args.epochs or (1 if args.quick else 2)
 
     from tunelab.engine.data.prepare import read_rows
     from tunelab.engine.run.runner import Runner
@@ -117,6 +127,14 @@ def main() -> None:
               f"{statistics.median(r['eval_loss']):>11.3f}")
     ratio = statistics.median(results[True]["tokens/s"]) / statistics.median(results[False]["tokens/s"])
     print(f"packed / unpacked, real tokens/s: {ratio:.2f}x (target >= 1.3x)")
+    packed, unpacked = summarise(results[True]["tokens/s"]), summarise(results[False]["tokens/s"])
+    losses = (statistics.median(results[True]["eval_loss"]),
+              statistics.median(results[False]["eval_loss"]))
+    write_rows(args.json, [
+        Row(f"packed vs unpacked real tokens/s, length-skewed set ({len(lengths)} rows of "
+            f"{min(lengths)}–{max(lengths)} tokens, {args.epochs} epoch(s))", packed.median,
+            unpacked.median, "tokens/s", "≥ 1.3× unpacked", ratio >= 1.3, packed.spread,
+            unpacked.spread, f"eval_loss {losses[0]:.3f} packed vs {losses[1]:.3f}")])
 
 
 if __name__ == "__main__":

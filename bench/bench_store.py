@@ -309,7 +309,9 @@ def main() -> None:
               f"{os.cpu_count()} cores, load average {load} (other work slows every number)")
         out = bench_reads(big, trials, repeat)
         bench_ingest(folder, ingest, None if args.quick else big)
-        out = ingest_rows(folder, ingest, max(3, min(repeat, 7))) + out
+        # at least 9 alternating pairs: one ingest takes a fraction of a second and its spread
+        # under load is wide; the ratio against 0.9 needs the median of more than a few
+        out = ingest_rows(folder, ingest, max(9, min(repeat, 15))) + out
         for row in out:
             print(f"  paired: {row.figure}: tunelab {row.tunelab:,.1f} vs plain {row.plain:,.1f} "
                   f"{row.unit} ({row.ratio:.2f}×)")

@@ -1,6 +1,6 @@
 """Two trainings at once on a CPU: a one-trial quickstart run alone, then two started together.
 
-Run: python bench/bench_threads.py [--epochs 1] [--repeats 2] [--before]
+Run: python bench/bench_threads.py [--epochs 1] [--repeats 2] [--before] [--quick] [--json PATH]
 
 Each run is a real `tunelab run` in its own folder with its own store. The figure is each
 trial's own duration (from the store), so start-up and data preparation do not blur it.
@@ -19,7 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import Row, summarise, write_rows  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
+SLOW_DOWN = 2.5  # two at once, each: about 2x one alone (half the cores each), not 30x
 
 
 def start(folder: Path, epochs: int, before: bool) -> subprocess.Popen:
@@ -54,12 +58,15 @@ def run(folders: list[Path], epochs: int, before: bool) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=None, help="2 (1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="one repetition, for the suite")
+    parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     parser.add_argument("--before", action="store_true",
                         help="also as before the fix: all cores per trial, spinning OpenMP threads")
     args = parser.parse_args()
+    args.repeats = args.repeats or (1 if args.quick else 2)
     modes = [False, True] if args.before else [False]
     alone: dict[bool, list[float]] = {m: [] for m in modes}
     together: dict[bool, list[float]] = {m: [] for m in modes}
@@ -80,6 +87,17 @@ def main() -> None:
         print(f"{name + ': two at once, each':44}{two:>10.1f}{min(together[mode]):>8.1f}"
               f"{max(together[mode]):>8.1f}{two / one:>10.1f}x")
     print("(a fair share of the cores: two at once take about 2x as long as one alone)")
+    rows = []
+    for mode in modes:
+        two, one = summarise(together[mode]), summarise(alone[mode])
+        slow = two.median / one.median
+        rows.append(Row(
+            "two trainings at once on the CPU, each trial's seconds vs one alone"
+            + (" (as before the fix: all cores each, spinning)" if mode else ""),
+            two.median, one.median, "s", "" if mode else f"≤ {SLOW_DOWN}× alone",
+            None if mode else slow <= SLOW_DOWN, two.spread, one.spread,
+            f"{args.epochs} epoch(s), {args.repeats} repeat(s)"))
+    write_rows(args.json, rows)
 
 
 if __name__ == "__main__":

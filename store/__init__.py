@@ -41,6 +41,7 @@ from tunelab.store.read import (
     samples,
     trial_curve,
     trial_overviews,
+    trials_changed,
 )
 from tunelab.store.retention import GcPlan, apply_gc, plan_gc
 from tunelab.store.reviews import (
@@ -105,6 +106,7 @@ __all__ = [
     "review_votes",
     "vote_event",
     "trial_overviews",
+    "trials_changed",
     "samples",
     "query_page",
     "log_tail",

@@ -37,6 +37,10 @@ class TableRule:
     key: tuple[str, ...]
     order: str | None = None  # set for upserted tables: the newer row wins
     keep_on_update: tuple[str, ...] = ()
+    # Nearly every event is a new key (a step is logged once): the file path first tries a plain
+    # INSERT, which DuckDB does at the speed of its own reader, and only when a key is already
+    # there or repeats (a re-ingest, a retried trial) does the upsert.
+    mostly_new: bool = False
 
 
 # Parents before children: the order events of one batch are written in.
@@ -45,7 +49,8 @@ RULES: dict[str, TableRule] = {
     "trials": TableRule(("experiment", "number"), order="updated_at"),
     "trial_params": TableRule(("experiment", "number", "name")),
     # a trial retried after out-of-memory logs the same steps again: the newer value wins
-    "metrics": TableRule(("experiment", "trial", "split", "name", "step"), order="time"),
+    "metrics": TableRule(("experiment", "trial", "split", "name", "step"), order="time",
+                         mostly_new=True),
     "evaluations": TableRule(("experiment", "model_ref", "split", "name"), order="time"),
     "samples": TableRule(("experiment", "model_ref", "prompt_id"), order="time"),
     "data_reports": TableRule(("experiment", "fingerprint")),
@@ -101,20 +106,25 @@ def _transport_type(kind: str) -> str:
 
 
 def _row_struct(con: duckdb.DuckDBPyConnection, present: Collection[str]
-                ) -> tuple[str, dict[str, dict[str, str]]]:
+                ) -> tuple[str, dict[str, dict[str, str]], set[str]]:
     """The type DuckDB's reader gives the `row` of an event: every column of the tables present.
 
     A column name with different types in different tables travels as JSON and is cast per
-    table. Returns the STRUCT type and each table's {column: type}.
+    table. Returns the STRUCT type, each table's {column: type}, and the tables with a column
+    that has a DEFAULT (where an absent value and a NULL differ, so a plain INSERT won't do).
     """
     rows = con.execute(
-        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "SELECT table_name, column_name, data_type, column_default IS NOT NULL "
+        "FROM duckdb_columns() "
         "WHERE database_name = current_database() AND schema_name = 'main' "
         "ORDER BY table_name, column_index").fetchall()
     tables: dict[str, dict[str, str]] = {t: {} for t in RULES}
-    for table, column, kind in rows:
+    defaults = set()
+    for table, column, kind, has_default in rows:
         if table in tables:
             tables[table][column] = kind
+            if has_default:
+                defaults.add(table)
     union: dict[str, str] = {}
     for table, types in tables.items():
         if table not in present:
@@ -123,7 +133,7 @@ def _row_struct(con: duckdb.DuckDBPyConnection, present: Collection[str]
             kind = _transport_type(kind)
             union[column] = kind if union.get(column, kind) == kind else "JSON"
     fields = ", ".join(f"{_q(c)} {k}" for c, k in union.items())
-    return f"STRUCT({fields})", {"__union__": union, **tables}
+    return f"STRUCT({fields})", {"__union__": union, **tables}, defaults
 
 
 def _cast(column: str, kind: str, carried: str) -> str:
@@ -155,23 +165,31 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path,
         torn = f.read(1) != b"\n"
     if torn:
         return ingest_events(con, read_events(path))
-    con.execute("BEGIN")
-    try:
-        count = _ingest_file_sql(con, path, tables)
-        con.execute("COMMIT")
-        return count
-    except StoreError:
-        con.execute("ROLLBACK")
-        raise
-    except duckdb.Error as error:
-        con.execute("ROLLBACK")
-        if is_damage(error):
-            raise  # the file, not the spool, is at fault: the per-row path would fail the same
+    for plain_insert in (True, False):
+        con.execute("BEGIN")
+        try:
+            count = _ingest_file_sql(con, path, tables, plain_insert)
+            con.execute("COMMIT")
+            return count
+        except StoreError:
+            con.execute("ROLLBACK")
+            raise
+        except duckdb.ConstraintException:
+            # A key already there or repeated (or missing): a plain INSERT refuses it and the
+            # whole file goes again through the upsert, which keeps the newest row.
+            con.execute("ROLLBACK")
+            if not plain_insert:
+                break
+        except duckdb.Error as error:
+            con.execute("ROLLBACK")
+            if is_damage(error):
+                raise  # the file, not the spool, is at fault: the per-row path would fail the same
+            break
     return ingest_events(con, read_events(path))
 
 
 def _ingest_file_sql(con: duckdb.DuckDBPyConnection, path: Path,
-                     tables: Collection[str] | None) -> int:
+                     tables: Collection[str] | None, plain_insert: bool = False) -> int:
     literal = "'" + str(path).replace("'", "''") + "'"
     if tables is None:
         found = con.execute(
@@ -181,7 +199,7 @@ def _ingest_file_sql(con: duckdb.DuckDBPyConnection, path: Path,
     unknown = [t for t in tables if t not in RULES]
     if unknown:
         raise StoreError(f"unknown table in event: {unknown[0]!r} (in {path})")
-    struct, types = _row_struct(con, tables)
+    struct, types, defaults = _row_struct(con, tables)
     # Each table's rows straight from DuckDB's reader into the table: one pass over the file per
     # table present (a trainer's spool holds metrics, and evaluations at the end). A value of the
     # wrong type or a line that is not JSON makes the reader raise, and the caller takes the
@@ -193,10 +211,25 @@ def _ingest_file_sql(con: duckdb.DuckDBPyConnection, path: Path,
     for table in RULES:  # parents before children
         if table in tables:
             source = f"(SELECT \"row\" AS _row FROM {reader} WHERE \"table\" = '{table}')"
-            count += _insert_from_reader(con, table, source, types[table], types["__union__"])
+            if plain_insert and RULES[table].mostly_new and table not in defaults:
+                count += _plain_insert(con, table, source, types[table], types["__union__"])
+            else:
+                count += _insert_from_reader(con, table, source, types[table],
+                                             types["__union__"])
     if "trial_params" in tables:
         refresh_trial_summary(con)
     return count
+
+
+def _plain_insert(con: duckdb.DuckDBPyConnection, table: str, source: str,
+                  types: dict[str, str], union: dict[str, str]) -> int:
+    """Straight from the reader into the table, as plain DuckDB would: raises ConstraintException
+    when a key is already in the table, repeats in the file or is missing. With no DEFAULT in
+    the table, a column an event leaves out is NULL either way, so a new row is the upsert's."""
+    select = ", ".join(_cast(c, types[c], union[c]) for c in types)
+    cols = ", ".join(_q(c) for c in types)
+    done = con.execute(f"INSERT INTO {_q(table)} ({cols}) SELECT {select} FROM {source}").fetchall()
+    return int(done[0][0]) if done else 0
 
 
 def _insert_from_reader(con: duckdb.DuckDBPyConnection, table: str, source: str,
@@ -277,7 +310,8 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[Mapping[str, 
     types = _columns(con, table)
     rows = _unique(rule, rows)
     present = [c for c in types if any(c in r for r in rows)]
-    missing_key = [k for k in rule.key if k not in present]
+    # every key column is NOT NULL: one event without it would abort the transaction in DuckDB
+    missing_key = [k for k in rule.key if any(r.get(k) is None for r in rows)]
     if missing_key:
         raise StoreError(f"event for {table} lacks key column(s) {missing_key}")
     batch = pa.Table.from_pylist([{c: r.get(c) for c in present} for r in rows])

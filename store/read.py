@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -105,28 +105,40 @@ def _objective_metric(objective: str | None) -> tuple[str, str]:
     return ("validation", objective[5:]) if objective.startswith("eval_") else ("train", objective)
 
 
-def list_trials(store: str | Path, experiment: str) -> list[TrialRecord]:
-    """The trials of an experiment by number, each with its objective so far (`best_value`)."""
+def list_trials(store: str | Path, experiment: str,
+                numbers: Sequence[int] | None = None) -> list[TrialRecord]:
+    """The trials of an experiment by number, each with its objective so far (`best_value`);
+    only those `numbers` when given (a live screen re-reads the trials that changed)."""
     with connection.reading(store) as con:
-        found = con.execute("SELECT objective, direction FROM experiments WHERE name = ?",
-                            [experiment]).fetchall()
-        row = found[0] if found else None
-        split, name = _objective_metric(row[0] if row else None)
-        best = "max" if row and row[1] == "maximize" else "min"
-        # Only running trials need the metrics: finished ones carry their value. The join on a
-        # few recent trial numbers lets DuckDB skip the row groups of older trials.
-        rows = con.execute(
-            f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1),
-                live AS (SELECT trial, {best}(value) AS best FROM metrics
-                         WHERE experiment = $1 AND split = $2 AND name = $3
-                           AND trial IN (SELECT number FROM t WHERE state = 'running')
-                         GROUP BY trial)
-            SELECT t.experiment, t.number, t.state, t.method_kind, t.params, t.value,
-                   t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
-                   t.artifact_dir, coalesce(t.value, live.best)
-            FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""",
-            [experiment, split, name],
-        ).fetchall()
+        return _list_trials(con, experiment, numbers)
+
+
+def _list_trials(con: duckdb.DuckDBPyConnection, experiment: str,
+                 numbers: Sequence[int] | None) -> list[TrialRecord]:
+    only = "" if numbers is None else "AND number IN (SELECT unnest($5::INTEGER[]))"
+    found = con.execute("SELECT objective, direction FROM experiments WHERE name = ?",
+                        [experiment]).fetchall()
+    row = found[0] if found else None
+    split, name = _objective_metric(row[0] if row else None)
+    best = "max" if row and row[1] == "maximize" else "min"
+    # Only running trials need the metrics: finished ones carry their value. Their numbers
+    # go in as a list of constants, which lets DuckDB skip the row groups of other trials;
+    # a subquery on `trials` did not (19 ms against 2 ms at 5,000,000 metric rows).
+    running = con.execute(
+        "SELECT coalesce(list(number), []) FROM trials WHERE experiment = ? "
+        "AND state = 'running'", [experiment]).fetchall()[0][0]
+    rows = con.execute(
+        f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1 {only}),
+            live AS (SELECT trial, {best}(value) AS best FROM metrics
+                     WHERE experiment = $1 AND split = $2 AND name = $3
+                       AND trial IN (SELECT unnest($4::INTEGER[]))
+                     GROUP BY trial)
+        SELECT t.experiment, t.number, t.state, t.method_kind, t.params, t.value,
+               t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
+               t.artifact_dir, coalesce(t.value, live.best)
+        FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""",
+        [experiment, split, name, running, *([] if numbers is None else [list(numbers)])],
+    ).fetchall()
     return [
         TrialRecord(
             experiment=r[0], number=r[1], state=r[2], method_kind=r[3],
@@ -480,22 +492,30 @@ class TrialOverview(TrialRecord):
     last_train_loss: float | None = None  # … and the training loss there
 
 
-def trial_overviews(store: str | Path, experiment: str) -> list[TrialOverview]:
+def trial_overviews(store: str | Path, experiment: str,
+                    numbers: Sequence[int] | None = None) -> list[TrialOverview]:
     """`list_trials` with the cost/shape columns and the live position of running trials."""
-    records = list_trials(store, experiment)
     with connection.reading(store) as con:
-        extra = {r[0]: r[1:] for r in con.execute(
-            "SELECT number, device, steps, tokens, cost, success, peak_memory_bytes, "
-            "params_trainable, updated_at FROM trials WHERE experiment = ?", [experiment]
-        ).fetchall()}
-        running = [t.number for t in records if t.state == "running"]
-        live: dict[int, tuple[Any, ...]] = {}
-        if running:
-            live = {r[0]: r[1:] for r in con.execute(
-                """SELECT trial, max(step), arg_max(epoch, step),
-                          arg_max(value, step) FILTER (WHERE split = 'train' AND name = 'loss')
-                   FROM metrics WHERE experiment = $1 AND trial IN (SELECT unnest($2::INTEGER[]))
-                   GROUP BY trial""", [experiment, running]).fetchall()}
+        return _trial_overviews(con, experiment, numbers)
+
+
+def _trial_overviews(con: duckdb.DuckDBPyConnection, experiment: str,
+                     numbers: Sequence[int] | None) -> list[TrialOverview]:
+    records = _list_trials(con, experiment, numbers)
+    only = "" if numbers is None else "AND number IN (SELECT unnest($2::INTEGER[]))"
+    extra = {r[0]: r[1:] for r in con.execute(
+        "SELECT number, device, steps, tokens, cost, success, peak_memory_bytes, "
+        f"params_trainable, updated_at FROM trials WHERE experiment = $1 {only}",
+        [experiment, *([] if numbers is None else [list(numbers)])]
+    ).fetchall()}
+    running = [t.number for t in records if t.state == "running"]
+    live: dict[int, tuple[Any, ...]] = {}
+    if running:
+        live = {r[0]: r[1:] for r in con.execute(
+            """SELECT trial, max(step), arg_max(epoch, step),
+                      arg_max(value, step) FILTER (WHERE split = 'train' AND name = 'loss')
+               FROM metrics WHERE experiment = $1 AND trial IN (SELECT unnest($2::INTEGER[]))
+               GROUP BY trial""", [experiment, running]).fetchall()}
     found = []
     for t in records:
         e = extra.get(t.number, (None,) * 8)
@@ -608,3 +628,16 @@ def trial_costs(store: str | Path, experiment: str) -> dict[int, float | None]:
         rows = con.execute("SELECT number, cost FROM trials WHERE experiment = ?",
                            [experiment]).fetchall()
     return {int(number): cost for number, cost in rows}
+
+
+def trials_changed(store: str | Path, experiment: str, known: Mapping[int, int]
+                   ) -> tuple[dict[int, int], list[TrialOverview]]:
+    """What a live screen re-reads, in one open: a hash of every trial's row ({number: hash}),
+    and the overviews of the trials whose hash is not the one `known`, and of the running ones
+    (their position moves with the metrics). Every other trial is as the screen last read it."""
+    with connection.reading(store) as con:
+        rows = con.execute("SELECT number, hash(t), state FROM trials t WHERE experiment = ?",
+                           [experiment]).fetchall()
+        need = [n for n, digest, state in rows if state == "running" or known.get(n) != digest]
+        changed = _trial_overviews(con, experiment, need) if need else []
+    return {number: digest for number, digest, _ in rows}, changed

@@ -67,3 +67,27 @@ def test_rewriting_the_report_keeps_the_gpu_checks_section(tmp_path: Path) -> No
     text = out.read_text()
     assert "full bf16: 12,345 tokens/s" in text and "| other |" in text
     assert text.count(report.GPU_BEGIN) == 1
+
+
+def test_rewriting_the_report_keeps_the_trial_profile_section(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    report.write(out, [BenchResult("old", "not wired")], quick=True)
+    assert "python bench/profile_trial.py --write" in out.read_text()  # the place is shown
+    report.replace_section(out, report.PROFILE_BEGIN, report.PROFILE_END,
+                           "| forward | 1.23 | 40% |")
+    report.replace_gpu_section(out, "## GPU check\n\nfull bf16: 12,345 tokens/s")
+    report.write(out, [BenchResult("other", "not wired")], quick=True)
+    text = out.read_text()
+    assert "| forward | 1.23 | 40% |" in text and "full bf16: 12,345 tokens/s" in text
+    assert text.count(report.PROFILE_BEGIN) == 1 and "| other |" in text
+
+
+def test_the_review_bench_is_wired_and_writes_a_row_with_a_verdict() -> None:
+    script = ROOT / "bench" / "bench_review.py"
+    result = run_bench("review", script, quick=True, timeout=300,
+                       extra=["--seeds", "1", "--prompts", "300", "--models", "3"])
+    assert result.status == "ok", result.status
+    (row,) = result.rows
+    assert "3 models" in str(row["figure"]) and row["unit"] == "votes"
+    assert row["target"] and isinstance(row["met"], bool)
+    assert 0 < row["tunelab"] <= 300 and 0 < row["plain"] <= 300

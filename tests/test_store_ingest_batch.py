@@ -53,3 +53,36 @@ def test_a_newer_event_without_a_column_does_not_blank_it(tmp_path: Path) -> Non
         ingest_file(con, write(tmp_path / "c.jsonl", [metric(1, 9.0, 50.0, epoch=9.0)]),
                     {"metrics"})
     assert rows(store) == [(1, 2.0, 0.5)]
+
+
+def test_a_file_whose_metrics_are_partly_in_the_store_goes_through_the_upsert_whole(
+        tmp_path: Path) -> None:
+    # The plain INSERT that new metrics take is refused by the one key already there; the whole
+    # file (the trial event before it included) then goes through the upsert, once.
+    store = tmp_path / "s.duckdb"
+    trial = {"table": "trials", "row": {"experiment": "e", "number": 0, "state": "running",
+                                        "updated_at": 150.0}}
+    with st.writing(store) as con:
+        ingest_file(con, write(tmp_path / "a.jsonl", [metric(1, 3.0, 100.0, epoch=0.1)]),
+                    {"metrics"})
+        written = ingest_file(con, write(tmp_path / "b.jsonl", [
+            trial, metric(1, 2.9, 200.0, epoch=0.1), metric(2, 2.5, 201.0, epoch=0.2)]))
+    assert written == 3
+    assert rows(store) == [(1, 2.9, 0.1), (2, 2.5, 0.2)]
+    assert st.query(store, "SELECT number, state FROM trials").rows == [(0, "running")]
+
+
+def test_a_metric_without_its_key_is_refused_with_the_column_named(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    event = metric(1, 3.0, 100.0)
+    del event["row"]["step"]
+    with st.writing(store) as con:
+        ingest_file(con, write(tmp_path / "ok.jsonl", [metric(5, 1.0, 50.0)]), {"metrics"})
+        try:
+            ingest_file(con, write(tmp_path / "a.jsonl", [metric(2, 2.0, 90.0), event]),
+                        {"metrics"})
+        except st.StoreError as error:
+            assert "lacks key column(s) ['step']" in str(error)
+        else:
+            raise AssertionError("a metric without its step was taken in")
+    assert rows(store) == [(5, 1.0, None)]  # nothing of the refused file, the rest kept

@@ -110,3 +110,27 @@ def spec(paths: tuple[Path, ...], experiment: str) -> dict:
         if found:
             return found
     return {}
+
+
+Stamps = dict[Path, dict[int, int]]  # per store: {trial number: a hash of its row}
+
+
+def trials_since(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
+                 stamps: Stamps) -> tuple[list[Trial], Stamps]:
+    """`trials`, re-reading only what may have changed since `previous` was read with `stamps`:
+    the trials whose row changed, the new ones and the running ones (their position moves with
+    the metrics). A live screen refreshes 1,000 trials every 2 s; a few of them change."""
+    kept = {(t.store, t.number): t for t in previous}
+    found: list[Trial] = []
+    now: Stamps = {}
+    for p in paths:
+        # a trial this screen does not hold is read whatever its stamp says
+        known = {n: d for n, d in stamps.get(p, {}).items() if (p, n) in kept}
+        current, changed = st.trials_changed(p, experiment, known)
+        fresh = {t.number: t for t in changed}
+        for number in current:
+            trial = Trial(fresh[number], p) if number in fresh else kept.get((p, number))
+            if trial is not None:
+                found.append(trial)
+        now[p] = current
+    return sorted(found, key=lambda t: t.number), now

@@ -71,6 +71,8 @@ class VimTable(DataTable):
                 # what this table was last given for the row is what it shows (update_cell
                 # stores the cell it is handed); get_row would rebuild the column order per row
                 old = self._given.get(key)
+                if old is cells:
+                    continue  # the very list shown: a row the screen reused as it was
                 if old is None:
                     old = self.get_row(key)
                 elif len(old) == len(cells) and all(

@@ -1,0 +1,86 @@
+"""A live refresh of the trials screen re-reads only the trials that may have changed (issue
+19's refresh target at 1,000 trials): the result is what a full read gives, and a trial whose
+row did not change is the very object read before."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import tui_store
+
+from tunelab import store as st
+from tunelab.tui import source
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tui_store.build(tmp_path)
+
+
+def test_a_refresh_rereads_the_changed_new_and_running_trials_and_keeps_the_rest(
+        store: Path) -> None:
+    paths = (store,)
+    first, stamps = source.trials_since(paths, tui_store.NAME, [], {})
+    assert [t.overview for t in first] == [t.overview for t in source.trials(paths, "demo")]
+    by_number = {t.number: t for t in first}
+    now = time.time()
+    with st.Spool(store) as spool:  # trial 0 is given a cost; trial 5 starts
+        spool.write([st.TrialRow(experiment="demo", number=0, state="complete", value=2.86,
+                                 cost=1.25, updated_at=now),
+                     st.TrialRow(experiment="demo", number=5, state="running", updated_at=now)])
+    again, stamps = source.trials_since(paths, "demo", first, stamps)
+
+    assert [t.overview for t in again] == [t.overview for t in source.trials(paths, "demo")]
+    assert [t.number for t in again] == [0, 1, 2, 3, 4, 5]
+    after = {t.number: t for t in again}
+    assert after[0].overview.cost == 1.25 and after[0] is not by_number[0]
+    assert after[4] is not by_number[4]  # running: its position moves with the metrics
+    for number in (1, 2, 3):  # unchanged rows: not read again
+        assert after[number] is by_number[number]
+
+    # nothing changed since: only the running trials are read again
+    third, _ = source.trials_since(paths, "demo", again, stamps)
+    assert [t.number for t in third if t is not after[t.number]] == [4, 5]
+
+
+def test_the_screen_shows_a_changed_trial_and_hands_the_table_the_same_lists_for_the_rest(
+        store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from rich.text import Text
+
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.trials import TrialsScreen
+    from tunelab.tui.widgets.table import VimTable
+
+    monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
+
+    def cost_of(table: VimTable, key: str) -> str:
+        cell = table.get_cell(key, "cost")
+        return cell.plain if isinstance(cell, Text) else str(cell)
+
+    async def run() -> None:
+        app = TunelabApp([store])
+        async with app.run_test(size=(120, 30)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, TrialsScreen)
+            table = screen.query_one(VimTable)
+            given = dict(table._given)
+            with st.Spool(store) as spool:
+                spool.write([st.TrialRow(experiment="demo", number=2, state="pruned",
+                                         cost=3.5, updated_at=time.time())])
+            screen.reload()  # what the live timer does
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert cost_of(table, "2") == "$3.50"
+            for key in ("0", "1", "3"):  # untouched rows: the very lists, skipped at one `is`
+                assert table._given[key] is given[key]
+
+    asyncio.run(run())
