@@ -52,6 +52,7 @@ from tunelab.store.reviews import (
     review_votes,
     vote_event,
     vote_row,
+    waiting_models,
 )
 from tunelab.store.rows import (
     ChatRow,
@@ -85,6 +86,7 @@ __all__ = [
     "TrialRow",
     "VoteRow",
     "vote_row",
+    "waiting_models",
     "best_trial",
     "require_experiment",
     "ReviewItem",
