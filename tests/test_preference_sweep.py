@@ -20,12 +20,13 @@ from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
 # The searched key changes what the rater's taste sees: the longest answer a trial may give.
-# The base model answers in one token, so every trial can beat it.
+# The base model answers in one token, so a trial can beat it (three epochs teach the tiny
+# model to answer "12 + 12 = 1"; one epoch, only to stop at once).
 PREFERENCE_SWEEP = """
 [method]
 kind = "full"
 [train]
-epochs = 1
+epochs = 3
 batch_size = 16
 learning_rate = 3e-3
 [eval]
@@ -37,7 +38,7 @@ sampler = "grid"
 objective = "preference"
 votes_per_trial = 6
 [search.space]
-"eval.max_new_tokens" = [3, 10, 40]
+"eval.max_new_tokens" = [2, 5, 40]
 """
 
 
@@ -91,7 +92,7 @@ class Rater(threading.Thread):
 
 def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
         tmp_path: Path, small_experiment) -> None:
-    spec = load_spec(small_experiment(PREFERENCE_SWEEP, rows=160))
+    spec = load_spec(small_experiment(PREFERENCE_SWEEP))
     store = tmp_path / "tunelab.duckdb"
     rater = Rater(store, "tiny")
     rater.start()
