@@ -99,23 +99,33 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
     events = Events()
     try:
         Runner(spec, store, events).run()
+        best = optuna.load_study(study_name="tiny", storage=search.open_storage(
+            str(tmp_path / "tunelab.optuna.journal"))).best_trial.number
+        # `tunelab confirm`: the re-run joins the review and waits for its votes
+        confirmed = Runner(spec, store, Events()).confirm([(best, 7)])
     finally:
         rater.done.set()
         rater.join()
 
     study = optuna.load_study(study_name="tiny", storage=search.open_storage(
         str(tmp_path / "tunelab.optuna.journal")))
-    trials = {t.number: t for t in study.get_trials()}
+    (number, outcome), = confirmed
+    rerun = study.trials[-1]
+    assert number == best and rerun.user_attrs["rerun_of"] == best
+    assert outcome.result.state == "complete" and outcome.result.value == rerun.value
+    assert rerun.params == study.trials[best].params  # same parameters, another seed
+    trials = {t.number: t for t in study.get_trials() if "rerun_of" not in t.user_attrs}
     assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE
                                     for t in trials.values())
     # every trial waited for votes in the store's `voting` state, then was placed
-    assert rater.waited_on == {f"trial:{n}" for n in trials}
-    assert all(t.user_attrs["placed"] in {"won", "lost", "budget"} for t in trials.values())
+    assert rater.waited_on == {f"trial:{t.number}" for t in study.trials}
+    assert all(t.user_attrs["placed"] in {"won", "lost", "budget"} for t in study.trials)
 
     # the store agrees with the study: states, told values
     stored = {t.number: t for t in st.list_trials(store, "tiny")}
-    assert {n: t.state for n, t in stored.items()} == dict.fromkeys(trials, "complete")
-    for n, t in trials.items():
+    everything = {t.number: t for t in study.get_trials()}
+    assert {n: t.state for n, t in stored.items()} == dict.fromkeys(everything, "complete")
+    for n, t in everything.items():
         assert stored[n].value == pytest.approx(t.value)
 
     # the votes in the store are what placed each trial against its opponent
@@ -124,7 +134,7 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
     items = st.review_items(store, review.id)
     votes = as_votes(items, st.review_votes(store, review.id))
     assert len(votes) == rater.votes
-    for n, t in trials.items():
+    for n, t in everything.items():
         found = standing.head_to_head(votes, f"trial:{n}", t.user_attrs["opponent"])
         assert 1 <= found.votes <= 6
         assert t.user_attrs["placed"] == (found.verdict or "budget")
@@ -135,12 +145,13 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
         return sum(len(o.strip()) for o in outputs) / len(outputs)
 
     tastes = {n: score(f"trial:{n}") for n in trials}
-    assert tastes[study.best_trial.number] == max(tastes.values())
-    assert tastes[study.best_trial.number] > score("base")
-    assert study.best_trial.value > 0  # rated above the base model
+    assert best == max(trials, key=lambda n: trials[n].value)  # the sweep's best, before confirm
+    assert tastes[best] == max(tastes.values())
+    assert tastes[best] > score("base")
+    assert trials[best].value > 0  # rated above the base model
 
     winner = [data for name, data in events.seen if name == "preference_winner"]
-    assert winner and winner[0]["number"] == study.best_trial.number
+    assert winner and winner[0]["number"] == best
     assert winner[0]["votes"] >= 1
     # the votes are DPO pairs as before
     pairs, _ = dpo_pairs(store, "tiny")

@@ -218,7 +218,10 @@ class Runner:
                 raise TrainError(f"{self.exp.name} has no trial {number}")
             study.enqueue_trial(found[0].params, user_attrs={"rerun_of": number})
             extra = {"train.seed": seed} if seed is not None else {}
-            return self._one_trial(study, base, prepared, extra)
+            outcome = self._one_trial(study, base, prepared, extra)
+            if self.votes is not None:  # the re-run waits for its votes like any trial
+                self.votes.settle(study, [outcome])
+            return outcome
         finally:
             self.spool.close()
 
