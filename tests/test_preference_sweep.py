@@ -15,6 +15,7 @@ from tunelab.engine.data.preferences import dpo_pairs
 from tunelab.engine.errors import SpecError
 from tunelab.engine.review import standing
 from tunelab.engine.review.reviews import as_votes, next_item
+from tunelab.engine.review.votes import Vote
 from tunelab.engine.run import study as search
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
@@ -165,3 +166,52 @@ def test_a_preference_sweep_needs_samples_and_a_baseline(small_experiment) -> No
         spec = load_spec(small_experiment(body))
         with pytest.raises(SpecError, match=words):
             Runner(spec, Path("unused.duckdb"), Events())
+
+
+def test_a_stopped_preference_sweep_resumes_waiting_for_votes(
+        tmp_path: Path, small_experiment) -> None:
+    """The first run ends (search.timeout) while its trial waits for votes: the trial stays
+    RUNNING and `voting`, nothing is failed; the next run places it once the votes come."""
+    one = PREFERENCE_SWEEP.replace("trials = 3", "trials = 1\ntimeout = 1")
+    store = tmp_path / "tunelab.duckdb"
+    Runner(load_spec(small_experiment(one)), store, Events()).run()
+    journal = str(tmp_path / "tunelab.optuna.journal")
+    (waiting,) = optuna.load_study(study_name="tiny", storage=search.open_storage(journal)).trials
+    assert waiting.state == optuna.trial.TrialState.RUNNING and waiting.user_attrs["voting"]
+    assert [t.state for t in st.list_trials(store, "tiny")] == ["voting"]
+
+    rater = Rater(store, "tiny")
+    rater.start()
+    events = Events()
+    try:
+        Runner(load_spec(small_experiment(one.replace("timeout = 1", ""))), store, events).run()
+    finally:
+        rater.done.set()
+        rater.join()
+    (placed,) = optuna.load_study(study_name="tiny", storage=search.open_storage(journal)).trials
+    assert placed.state == optuna.trial.TrialState.COMPLETE and rater.votes >= 1
+    assert not [name for name, _ in events.seen if name in {"stale", "trial_start"}]
+    assert [(t.state, t.value) for t in st.list_trials(store, "tiny")] == [
+        ("complete", pytest.approx(placed.value))]
+
+
+def test_placed_by_four_unanimous_votes_or_the_budget() -> None:
+    def votes(choices: str) -> list[Vote]:
+        return [Vote(k, "r", c, "trial:0", "base") for k, c in enumerate(choices)]
+
+    assert standing.placed(votes("aaa"), "trial:0", "base", budget=12) is None
+    assert standing.placed(votes("aaaa"), "trial:0", "base", budget=12) == "won"
+    assert standing.placed(votes("bbbb"), "trial:0", "base", budget=12) == "lost"
+    assert standing.placed(votes("abab"), "trial:0", "base", budget=4) == "budget"
+    rated = standing.ratings(votes("aaaa"))
+    assert rated["base"] == 0 and rated["trial:0"] > 0  # finite although unanimous
+
+
+def test_the_items_the_sweep_waits_on_come_first() -> None:
+    from tunelab.store import ReviewItem
+
+    items = [ReviewItem("r", k, None, f"p{k}", a, b, "x", "y", None)
+             for k, (a, b) in enumerate([("base", "trial:0")] * 3 + [("trial:0", "trial:1")] * 2)]
+    found = next_item(items, [], "me", waiting={"trial:1"})
+    assert found is not None and "trial:1" in (found.model_a, found.model_b)
+    assert next_item(items, [], "me") is not None
