@@ -235,7 +235,9 @@ class ConsoleReporter:
         mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]",
                 "voting": "[magenta]⧗ waits for votes[/]"}.get(
             result.state, f"[red]✗ failed ({result.fail_reason})[/]")
-        tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(result.value)}  "
+        loss = result.value if result.state != "voting" else (  # its objective is the votes'
+            (result.info.get("values") or {}).get("validation/loss"))
+        tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(loss)}  "
                 f"{mark}  {fmt.duration(outcome.duration_s)}   [dim]{self._progress()}[/]")
         self._print(self._trial_text(outcome.number, outcome.params, tail))
         if result.state == "failed" and result.error:
@@ -287,7 +289,7 @@ class ConsoleReporter:
                              **_: Any) -> None:
         self.stop_live()
         console.print(f"[bold]winner: trial {number}[/] · rating {rating:+.0f} Elo over the base "
-                      f"model, 95 % interval {_elo_interval(interval)} · placed by {votes} votes "
+                      f"model, 95 % interval {_elo_interval(interval)} · {votes} votes "
                       f"against {opponent} ({total} votes in the review)")
         if rating <= 0:
             console.print("[yellow]no trial was preferred to the base model[/]")

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -89,6 +90,7 @@ class ReviewScreen(Screen):
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
         self.leaving = False
         self.waiting: set[str] = set()
+        self._poll: Timer | None = None  # reloads the items while a preference sweep waits
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -126,8 +128,11 @@ class ReviewScreen(Screen):
         known = {v.id for v in message.votes}  # this session's votes the store may not have yet
         self.votes = list(message.votes) + [v for v in self.votes if v.id not in known]
         self.done = {v.item for v in self.votes if v.rater == self.rater}
-        if self.current is None:
-            self._show_next()
+        if self.waiting and self._poll is None:  # a preference sweep adds items as it trains
+            self._poll = self.set_interval(3, self._load)
+        shown = self.current
+        if shown is None or (self.waiting and not {shown.model_a, shown.model_b} & self.waiting):
+            self._show_next()  # nothing shown, or an item the sweep no longer waits on
         self._steer(list(self.items), list(self.votes))
 
     @dataclass
@@ -169,8 +174,6 @@ class ReviewScreen(Screen):
         again, self.again = self.again, None
         self.current = again or next_item(self.items, self.votes, self.rater, self.order,
                                           self.steer, self.waiting)
-        if self.current is None and self.waiting:  # a preference sweep adds items as it trains
-            self.set_timer(3, self._load)
         self._say_progress()
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
