@@ -215,3 +215,19 @@ def test_the_items_the_sweep_waits_on_come_first() -> None:
     found = next_item(items, [], "me", waiting={"trial:1"})
     assert found is not None and "trial:1" in (found.model_a, found.model_b)
     assert next_item(items, [], "me") is not None
+
+
+def test_preference_with_cost_is_a_front_sampled_with_the_constant_liar(small_experiment) -> None:
+    body = PREFERENCE_SWEEP.replace('objective = "preference"',
+                                    'objectives = ["preference", "cost"]').replace(
+        'sampler = "grid"', 'sampler = "tpe"')
+    exp = load_spec(small_experiment(body)).experiment
+    assert exp.search.all_directions == ["maximize", "minimize"]
+    assert search.build_sampler(exp)._constant_liar  # waiting trials count as the worst seen
+    assert isinstance(search.build_pruner(exp), optuna.pruners.NopPruner)
+    info = {"cost": 0.25, "preference": 140.0}
+    assert search.objective_values(exp, None, info) == [140.0, 0.25]
+    assert search.objective_values(exp, None, {"cost": 0.25}) is None  # not placed yet
+    plain = load_spec(small_experiment(body.replace(
+        'objectives = ["preference", "cost"]', 'objective = "eval_loss"'))).experiment
+    assert not search.build_sampler(plain)._constant_liar

@@ -213,10 +213,10 @@ def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
     first = [i for i in items if waiting and {i.model_a, i.model_b} & waiting]
     if first:  # the fit of these items alone: their votes are what the sweep waits for
         ids = {i.item for i in first}
-        found = orders.choose(first, as_votes(first, [v for v in votes if v.item in ids]),
-                              rater, order, None)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
+        waited: ReviewItem | None = orders.choose(
+            first, as_votes(first, [v for v in votes if v.item in ids]), rater, order, None)
+        if waited is not None:
+            return waited
     found: ReviewItem | None = orders.choose(items, as_votes(items, votes), rater, order, steer)
     return found
 

@@ -109,9 +109,10 @@ class PreferenceSweep:
         self.spool.ingest(wait=5)  # the trial process's samples
         ref, opponent = f"trial:{row.number}", self._incumbent(study)
         mine = samples(self.store, self.exp.name, ref, limit=self.exp.eval.samples)
-        theirs = {s.prompt: s.output for s in samples(self.store, self.exp.name, opponent,
-                                                      limit=self.exp.eval.samples)}
-        pairs = [(s.prompt, s.output, theirs[s.prompt]) for s in mine if s.prompt in theirs]
+        theirs = {s.prompt: s.output or "" for s in samples(self.store, self.exp.name, opponent,
+                                                            limit=self.exp.eval.samples)}
+        pairs = [(s.prompt, s.output or "", theirs[s.prompt]) for s in mine
+                 if s.prompt is not None and s.prompt in theirs]
         if not pairs:
             return TrialResult("failed", fail_reason="exception", info=info, error=(
                 f"no samples of {ref} and {opponent} on the same prompts to vote on"))
