@@ -159,13 +159,13 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
     assert len(pairs) == sum(1 for v in votes if v.choice in {"a", "b"})
 
 
-def test_a_preference_sweep_needs_samples_and_a_baseline(small_experiment) -> None:
+def test_a_preference_sweep_needs_samples_and_a_baseline(tmp_path: Path, small_experiment) -> None:
     for body, words in ((PREFERENCE_SWEEP.replace("samples = 6", "samples = 0"), "eval.samples"),
                         (PREFERENCE_SWEEP.replace("[eval]", "[eval]\nbaseline = false"),
                          "eval.baseline")):
         spec = load_spec(small_experiment(body))
         with pytest.raises(SpecError, match=words):
-            Runner(spec, Path("unused.duckdb"), Events())
+            Runner(spec, tmp_path / "tunelab.duckdb", Events())
 
 
 def test_a_stopped_preference_sweep_resumes_waiting_for_votes(
