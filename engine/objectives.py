@@ -18,6 +18,8 @@ T = TypeVar("T")
 LOSS_METRICS = ("loss", "perplexity")
 # measured by the runner (trials.cost, trials.duration_s), not evaluated on a split
 EXTRA_OBJECTIVES = ("cost", "duration_s")
+# a person's blind votes: the trial's rating over the base model (engine.run.preference)
+PREFERENCE = "preference"
 # what a dpo stage computes besides the losses, on its held-out pairs (split "preferences")
 PREFERENCE_METRICS = ("reward_accuracy", "reward_margin", "preference_accuracy")
 LOWER_IS_BETTER = frozenset({"eval_loss", *LOSS_METRICS, *EXTRA_OBJECTIVES})

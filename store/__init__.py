@@ -54,6 +54,7 @@ from tunelab.store.reviews import (
     review_votes,
     vote_event,
     vote_row,
+    waiting_models,
 )
 from tunelab.store.rows import (
     ChatRow,
@@ -95,6 +96,7 @@ __all__ = [
     "VoteRow",
     "WatchSampleRow",
     "vote_row",
+    "waiting_models",
     "best_trial",
     "require_experiment",
     "ReviewItem",

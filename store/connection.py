@@ -169,9 +169,12 @@ def _host_connection() -> duckdb.DuckDBPyConnection:
     global _host
     with _host_guard:
         if _host is None or _host[0] != os.getpid():
+            if _host is not None:  # a forked child: the parent's threads' locks are not its own
+                # (on the first call there is nothing to clear, and clearing would drop the lock
+                # the calling thread already holds: a second thread could attach the file too)
+                _path_locks.clear()
+                _aliases.clear()
             _host = (os.getpid(), duckdb.connect(":memory:"))
-            _path_locks.clear()
-            _aliases.clear()
         return _host[1]
 
 

@@ -105,3 +105,12 @@ def vote_event(review_id: str, item: int, rater: str, choice: str, seconds: floa
                vote_id: str | None = None, undone: bool = False) -> dict:
     """`vote_row(…).event()`, for callers that spool plain events."""
     return vote_row(review_id, item, rater, choice, seconds, vote_id, undone).event()
+
+
+def waiting_models(store: str | Path, experiment: str) -> set[str]:
+    """The models a preference sweep waits on: its trials in the `voting` state, as refs
+    (`trial:N`). Their review items come first in every rater's order."""
+    with connection.reading(store) as con:
+        rows = con.execute("SELECT number FROM trials WHERE experiment = ? AND state = 'voting'",
+                           [experiment]).fetchall()
+    return {f"trial:{r[0]}" for r in rows}

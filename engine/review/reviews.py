@@ -202,12 +202,21 @@ def rater_name(given: str | None = None) -> str:
 
 
 def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
-              order: str = "adaptive", steer: list[Any] | None = None) -> ReviewItem | None:
+              order: str = "adaptive", steer: list[Any] | None = None,
+              waiting: set[str] | None = None) -> ReviewItem | None:
     """The next item for this rater, in the `adaptive` or `random` order (see `order`; `steer`:
     the doubts of the last fit of the ratings); a rater never gets the same item twice.
-    `votes`: every rater's live votes on the review."""
+    `votes`: every rater's live votes on the review. `waiting`: models a preference sweep
+    waits on (`store.waiting_models`): their items come first."""
     from tunelab.engine.review import order as orders
 
+    first = [i for i in items if waiting and {i.model_a, i.model_b} & waiting]
+    if first:  # the fit of these items alone: their votes are what the sweep waits for
+        ids = {i.item for i in first}
+        waited: ReviewItem | None = orders.choose(
+            first, as_votes(first, [v for v in votes if v.item in ids]), rater, order, None)
+        if waited is not None:
+            return waited
     found: ReviewItem | None = orders.choose(items, as_votes(items, votes), rater, order, steer)
     return found
 

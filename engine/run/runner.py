@@ -20,7 +20,8 @@ from typing import Any, Protocol, TypeVar
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
-from tunelab.engine.objectives import EXTRA_OBJECTIVES, succeeded
+from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE, succeeded
+from tunelab.engine.run import preference
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.run.jobs import TrialJob, TrialResult
@@ -100,9 +101,11 @@ class Runner:
         self._overdue: set[str] = set()  # out_dirs of trials killed by search.trial_timeout
         self._parent: str | None = None  # a dpo stage's parent adapter (see _prepare)
         self._check_objectives()
+        self.votes = (preference.PreferenceSweep(self.store, self.exp, self.spool, self._lock,
+                                                 self._event) if preference.wanted(self.exp) else None)
 
     def _check_objectives(self) -> None:
-        computed = self.exp.computed_metrics | set(EXTRA_OBJECTIVES)
+        computed = self.exp.computed_metrics | {*EXTRA_OBJECTIVES, PREFERENCE}
         for name in self.exp.search.all_objectives:
             if name not in computed:
                 raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "
@@ -215,7 +218,10 @@ class Runner:
                 raise TrainError(f"{self.exp.name} has no trial {number}")
             study.enqueue_trial(found[0].params, user_attrs={"rerun_of": number})
             extra = {"train.seed": seed} if seed is not None else {}
-            return self._one_trial(study, base, prepared, extra)
+            outcome = self._one_trial(study, base, prepared, extra)
+            if self.votes is not None:  # the re-run waits for its votes like any trial
+                self.votes.settle(study, [outcome])
+            return outcome
         finally:
             self.spool.close()
 
@@ -237,6 +243,8 @@ class Runner:
                                     user_attrs={"rerun_of": number, "seed": seed})
                 outcomes.append((number, self._one_trial(study, base, prepared,
                                                          {"train.seed": seed})))
+            if self.votes is not None:  # the re-runs wait for their votes like any trial
+                self.votes.settle(study, [o for _, o in outcomes])
             return outcomes
         finally:
             self.spool.close()
@@ -256,6 +264,8 @@ class Runner:
         host = socket.gethostname()
         for stale in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
             attrs = stale.user_attrs
+            if attrs.get("voting"):
+                continue  # trained, waiting for votes: the judge of this run places it
             if "host" in attrs:
                 if attrs["host"] != host or _alive(attrs.get("pid", -1)):
                     continue
@@ -299,6 +309,9 @@ class Runner:
         self._event("sweep", trials=target, workers=len(self.slots), threads=cpu_share(len(self.slots)),
                     finished=len(study.get_trials(deepcopy=False, states=_done_states())))
         sweep = SweepState(study, base, prepared, target, time.monotonic(), summary)
+        if self.votes is not None:
+            self.votes.open(study)
+            self.votes.watch(study)
         threads = [threading.Thread(target=self._worker, args=(sweep, i), daemon=True,
                                     name=f"tunelab-worker-{i}") for i in range(len(self.slots))]
         for thread in threads:
@@ -307,6 +320,10 @@ class Runner:
         self._wait(threads)
         for thread in threads:
             thread.join()
+        if self.votes is not None:
+            self.votes.stop()
+            if not self._stopping.is_set():
+                self.votes.winner(study)
         if sweep.error is not None:
             raise sweep.error
         if self._stopping.is_set():
@@ -510,6 +527,9 @@ class Runner:
             result = TrialResult("failed", fail_reason="interrupted", info=result.info,
                                  error="stopped by Ctrl-C (twice)")
         result.info["duration_s"] = time.time() - started
+        if self.votes is not None and result.state == "complete":  # told once the votes place it
+            result = self.votes.enter(study, trial, self._trial_row(number, "complete", params,
+                                                                    started, result), result.info)
         values = search.objective_values(self.exp, result.value, result.info)
         if result.state == "complete" and values is None:
             result = TrialResult("failed", fail_reason="exception", info=result.info,
@@ -520,9 +540,12 @@ class Runner:
                 study.tell(trial, values if len(values or []) > 1 else result.value)
             elif result.state == "pruned":
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            elif result.state == "voting":
+                pass  # stays RUNNING in Optuna until the judge tells it (engine.run.preference)
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        self.spool.write([self._trial_row(number, result.state, params, started, result)])
+        if result.state != "voting":  # the judge writes the voting trial's row
+            self.spool.write([self._trial_row(number, result.state, params, started, result)])
         outcome = TrialOutcome(number, params, result, time.time() - started)
         self._event("trial_end", outcome=outcome)
         return outcome

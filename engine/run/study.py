@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.objectives import EXTRA_OBJECTIVES, metric_key
+from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE, metric_key
 from tunelab.engine.spec import ChoiceSpec, Experiment, RangeSpec, field_is_int
 from tunelab.engine.spec.conditions import choices, conditions, holds, order
 
@@ -85,7 +85,9 @@ def build_pruner(exp: Experiment) -> Any:
     import optuna
 
     spec = exp.search.pruner_spec
-    if spec.kind == "none" or is_multi(exp):
+    # a preference sweep is not pruned on the loss: the loss is not what it maximises (a trial
+    # that loses clearly stops collecting votes instead, engine.run.preference)
+    if spec.kind == "none" or is_multi(exp) or PREFERENCE in exp.search.all_objectives:
         return optuna.pruners.NopPruner()
     if spec.kind == "percentile":
         return optuna.pruners.PercentilePruner(spec.percentile, n_startup_trials=spec.startup_trials,
@@ -141,7 +143,12 @@ def build_sampler(exp: Experiment) -> Any:
         return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    # a preference sweep asks for new trials while earlier ones wait for votes (RUNNING in
+    # Optuna): the constant liar gives each pending trial the worst value seen, so TPE does not
+    # propose the same region again before the votes are in
+    liar = PREFERENCE in exp.search.all_objectives
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                      constant_liar=liar)
 
 
 def open_study(exp: Experiment, storage: str) -> Any:
@@ -160,11 +167,14 @@ def open_study(exp: Experiment, storage: str) -> Any:
 
 def objective_values(exp: Experiment, value: float | None, info: dict[str, Any]) -> list[float] | None:
     """The values told to Optuna for a complete trial: the objective, then any others (`cost`,
-    `duration_s` measured by the runner, validation metrics). None when one is missing."""
+    `duration_s` measured by the runner, `preference`: the trial's rating over the base model
+    once its votes place it, validation metrics). None when one is missing."""
     out: list[float] = []
     metrics = info.get("values") or {}
     for name in exp.search.all_objectives:
-        if name == exp.search.objective:
+        if name == PREFERENCE:
+            found = info.get(PREFERENCE)
+        elif name == exp.search.objective:
             found = value
         elif name in EXTRA_OBJECTIVES:
             found = info.get(name)

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from tunelab.engine.errors import SpecError
-from tunelab.engine.objectives import CONDITION, LOSS_METRICS, PREFERENCE_METRICS
+from tunelab.engine.objectives import CONDITION, LOSS_METRICS, PREFERENCE, PREFERENCE_METRICS
 from tunelab.engine.spec.overrides import set_path
 from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
@@ -61,7 +61,7 @@ class Experiment(StrictModel):
                     "values (each beta or loss type scales it differently), so eval_loss cannot "
                     'choose between them: use objective = "reward_accuracy" with direction = '
                     '"maximize", or search neither')
-        if self.search.objective not in computed:
+        if self.search.objective not in computed | {PREFERENCE}:  # votes: engine.run.preference
             raise ValueError(
                 f"search.objective {self.search.objective!r} is never computed; use eval_loss "
                 f"or add it to eval.metrics (computed: {', '.join(sorted(computed))})")

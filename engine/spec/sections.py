@@ -346,11 +346,16 @@ class SearchSpec(StrictModel):
     directions: list[Direction] = []  # one per objective
     seed: int = 0
     workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
+    # objective "preference": the most verdicts a trial waits for against its opponent
+    votes_per_trial: int = Field(12, ge=1)
     space: dict[str, Dimension] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _first_objective_is_the_objective(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("objective") == "preference" \
+                and "direction" not in data:  # votes: a higher rating is better
+            data = {**data, "direction": "maximize"}
         if not isinstance(data, dict) or not data.get("objectives"):
             return data
         objectives, given = data["objectives"], data.get("directions")

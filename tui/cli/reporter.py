@@ -48,7 +48,7 @@ class ConsoleReporter:
         parts = [f"{self.finished}/{self.target}"]
         if len(self.running) > 1 or self.workers > 1:
             parts.append(f"{len(self.running)} running")
-        for state in ("pruned", "failed"):
+        for state in ("voting", "pruned", "failed"):
             if self.counts.get(state):
                 parts.append(f"{self.counts[state]} {state}")
         if self.best is not None:
@@ -232,9 +232,12 @@ class ConsoleReporter:
         if result.state == "complete" and result.value is not None:
             if self.best is None or objectives.better(result.value, self.best[0], self.direction):
                 self.best = (result.value, outcome.number)
-        mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]"}.get(
+        mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]",
+                "voting": "[magenta]⧗ waits for votes[/]"}.get(
             result.state, f"[red]✗ failed ({result.fail_reason})[/]")
-        tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(result.value)}  "
+        loss = result.value if result.state != "voting" else (  # its objective is the votes'
+            (result.info.get("values") or {}).get("validation/loss"))
+        tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(loss)}  "
                 f"{mark}  {fmt.duration(outcome.duration_s)}   [dim]{self._progress()}[/]")
         self._print(self._trial_text(outcome.number, outcome.params, tail))
         if result.state == "failed" and result.error:
@@ -244,3 +247,59 @@ class ConsoleReporter:
             self.stop_live()
         else:
             self._refresh()
+
+    # ------------------------------------------------------------ a preference sweep
+
+    def on_preference_review(self, review: str, waiting: int, **_: Any) -> None:
+        again = f"; {waiting} trial{'s' if waiting != 1 else ''} still wait for votes" \
+            if waiting else ""
+        self._print(f"votes steer this sweep: [bold]tunelab review {review}[/] (or v in the TUI) "
+                    f"while it trains{again}")
+        self.counts["voting"] = waiting
+
+    def on_voting(self, number: int, opponent: str, items: int, review: str, **_: Any) -> None:
+        self._print(f"trial {number:<3} waits for votes: {items} items against {opponent} "
+                    f"· tunelab review {review}")
+
+    def on_placed(self, number: int, rating: float, how: str, opponent: str, votes: int,
+                  interval: tuple[float, float], **_: Any) -> None:
+        self.counts["voting"] = max(0, self.counts.get("voting", 0) - 1)
+        self.counts["complete"] = self.counts.get("complete", 0) + 1
+        self.finished += 1
+        if self.best is None or objectives.better(rating, self.best[0], self.direction):
+            self.best = (rating, number)
+        why = {"won": f"won clearly against {opponent}", "lost": f"lost clearly to {opponent}",
+               "budget": f"the vote budget against {opponent} is spent"}[how]
+        self._print(f"trial {number:<3} [green]placed[/]: rating {rating:+.0f} over the base "
+                    f"({why}; {votes} votes; 95 % interval {_elo_interval(interval)})   "
+                    f"[dim]{self._progress()}[/]")
+        if self.live is not None:
+            self._refresh()
+
+    def on_waiting_votes(self, numbers: list[int], review: str, **_: Any) -> None:
+        if numbers:
+            self._print(f"trials {', '.join(map(str, numbers))} wait for votes: "
+                        f"tunelab review {review} (Ctrl-C stops waiting; they stay in the sweep)")
+
+    def on_judge_error(self, error: str, **_: Any) -> None:
+        errors.print(f"the votes could not be read this time ({error}); trying again")
+
+    def on_preference_winner(self, number: int, rating: float, interval: tuple[float, float],
+                             votes: int, opponent: str, total: int, review: str,
+                             **_: Any) -> None:
+        self.stop_live()
+        console.print(f"[bold]winner: trial {number}[/] · rating {rating:+.0f} Elo over the base "
+                      f"model, 95 % interval {_elo_interval(interval)} · {votes} votes "
+                      f"against {opponent} ({total} votes in the review)")
+        if rating <= 0:
+            console.print("[yellow]no trial was preferred to the base model[/]")
+        console.print(f"next: tunelab confirm {self.name} · tunelab review stats {review} · "
+                      f"tunelab review export {review}")
+
+
+def _elo_interval(interval: tuple[float, float]) -> str:
+    low, high = interval
+
+    def side(x: float) -> str:
+        return "no bound" if x != x or abs(x) == float("inf") else f"{x:+.0f}"
+    return f"{side(low)} … {side(high)}"

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -68,6 +69,7 @@ class ReviewScreen(Screen):
     class Loaded(Message):
         items: list[st.ReviewItem]
         votes: list[st.VoteRecord]
+        waiting: set[str]  # models a preference sweep waits on: their items first
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
                  order: str = "adaptive") -> None:
@@ -87,6 +89,8 @@ class ReviewScreen(Screen):
         self.history: list[tuple[str, st.ReviewItem, str, float]] = []  # id, item, choice, s
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
         self.leaving = False
+        self.waiting: set[str] = set()
+        self._poll: Timer | None = None  # reloads the items while a preference sweep waits
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -116,13 +120,19 @@ class ReviewScreen(Screen):
     def _load(self) -> None:
         items = st.review_items(self.store_path, self.review.id)
         votes = st.review_votes(self.store_path, self.review.id)
-        self.post_message(self.Loaded(items, votes))
+        self.post_message(self.Loaded(items, votes, st.waiting_models(self.store_path,
+                                                                      self.review.experiment)))
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
-        self.items = message.items
-        self.votes = list(message.votes)
-        self.done = {v.item for v in message.votes if v.rater == self.rater}
-        self._show_next()
+        self.items, self.waiting = message.items, message.waiting
+        known = {v.id for v in message.votes}  # this session's votes the store may not have yet
+        self.votes = list(message.votes) + [v for v in self.votes if v.id not in known]
+        self.done = {v.item for v in self.votes if v.rater == self.rater}
+        if self.waiting and self._poll is None:  # a preference sweep adds items as it trains
+            self._poll = self.set_interval(3, self._load)
+        shown = self.current
+        if shown is None or (self.waiting and not {shown.model_a, shown.model_b} & self.waiting):
+            self._show_next()  # nothing shown, or an item the sweep no longer waits on
         self._steer(list(self.items), list(self.votes))
 
     @dataclass
@@ -163,7 +173,7 @@ class ReviewScreen(Screen):
     def _show_next(self) -> None:
         again, self.again = self.again, None
         self.current = again or next_item(self.items, self.votes, self.rater, self.order,
-                                          self.steer)
+                                          self.steer, self.waiting)
         self._say_progress()
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")

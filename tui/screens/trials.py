@@ -24,7 +24,8 @@ from tunelab.tui import source
 from tunelab.tui.screens.base import StoreScreen
 from tunelab.tui.widgets.table import VimTable
 
-STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "bold red", "running": "bold cyan"}
+STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "bold red", "running": "bold cyan",
+               "voting": "bold magenta"}  # trained, waiting for votes (a preference sweep)
 BASE = "base"
 
 
@@ -185,7 +186,9 @@ class TrialsScreen(StoreScreen):
         metrics = self._metrics()
         columns = [("mark", " "), ("number", "#"), ("state", "state"), ("method", "method")]
         columns += [(f"p:{k}", fmt.param_name(k)) for k in params]
-        columns += [("objective", objective), ("progress", "progress")]
+        # a preference sweep's objective is the trial's rating over the base model, from votes
+        columns += [("objective", "rating" if objective == "preference" else objective),
+                    ("progress", "progress")]
         columns += [(f"m:{m}", f"test {m}") for m in metrics]
         columns += [("success", "success"), ("duration", "duration"), ("cost", "cost")]
         done = [t for t in self.trials if t.overview.state == "complete" and t.overview.value is not None]
@@ -207,6 +210,8 @@ class TrialsScreen(StoreScreen):
                      **{f"m:{m}": fmt.number(base.get(f"test/{m}")) for m in metrics},
                      "success": "", "progress": "untrained", "duration": "",
                      "cost": ""}
+            if objective == "preference":  # the ratings are over the base model: it is 0
+                value, cells["objective"] = 0.0, "+0"
             rows.append(Row(BASE, cells, {"state": "baseline", "objective": value}))
         shape = (tuple(params), tuple(metrics))
         cache, self._row_cache = self._row_cache, {}
@@ -239,8 +244,13 @@ class TrialsScreen(StoreScreen):
                     f"step {o.last_step}" if o.last_step is not None else "starting",
                     f"ep {o.last_epoch:.2f}" if o.last_epoch is not None else "",
                     f"loss {fmt.number(o.last_train_loss)}" if o.last_train_loss is not None else "") if x)
+            elif o.state == "voting":  # a provisional rating: the votes have not placed it yet
+                value = Text("~" + _signed(o.value), style="italic") if o.value is not None \
+                    else Text("no votes", style="dim")
+                progress = "waiting for votes"
             else:
-                value = Text(fmt.number(o.value), style="bold" if best and o.number == best.number else "")
+                shown = _signed(o.value) if objective == "preference" else fmt.number(o.value)
+                value = Text(shown, style="bold" if best and o.number == best.number else "")
                 progress = f"{o.steps} steps" if o.steps else ""
             success = Text("—", style="dim") if o.success is None else (
                 Text("✓", style="green") if o.success else Text("✗", style="red"))
@@ -459,3 +469,8 @@ class TrialsScreen(StoreScreen):
         for t in self.trials:
             yield (f"Open trial {t.number}", f"{t.overview.state} {fmt.number(t.overview.value)}",
                    lambda t=t: self.app.open_trial(self.experiment, t))  # type: ignore[attr-defined]
+
+
+def _signed(value: float | None) -> str:
+    """A rating over the base model, in Elo points: +120, -35."""
+    return "—" if value is None else f"{value:+.0f}"
