@@ -22,6 +22,11 @@ def number(value: Any) -> str:
     return str(value)
 
 
+def rating(value: float | None) -> str:
+    """A rating over the base model, in Elo points: +120, -35 (a preference sweep's objective)."""
+    return "—" if value is None else f"{value:+.0f}"
+
+
 def percent(share: float | None) -> str:
     """0.834 -> 83 %."""
     return "—" if share is None else f"{share:.0%}".replace("%", " %")

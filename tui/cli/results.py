@@ -35,13 +35,17 @@ def print_trials(store: Path, name: str) -> None:
     for t in trials:
         keys += [k for k in t.params if k not in keys]
     objective = experiment.objective or "objective"
+    # a preference sweep's objective is a rating over the base model, from blind votes
+    preference = objective == objectives.PREFERENCE
+    shown_value = fmt.rating if preference else fmt.number
+    title = "rating" if preference else objective
     marks = "◆ Pareto front" if others else "★ best"
     table = Table(title=f"{name} · {len(trials)} trials ({marks})", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("state")
     for key in keys:
         table.add_column(fmt.param_name(key), justify="right")
-    table.add_column(objective, justify="right")
+    table.add_column(title, justify="right")
     for other in others:
         table.add_column(other, justify="right")
     for metric in tested:
@@ -52,7 +56,8 @@ def print_trials(store: Path, name: str) -> None:
     best = st.best_trial(trials, experiment.direction)
     for t in trials:
         state = {"complete": "[green]complete[/]", "pruned": "[yellow]pruned[/]",
-                 "failed": "[red]failed[/]", "running": "[cyan]running[/]"}.get(t.state, t.state)
+                 "failed": "[red]failed[/]", "running": "[cyan]running[/]",
+                 "voting": "[magenta]voting[/]"}.get(t.state, t.state)
         if t.state == "failed" and t.fail_reason:
             state += f" ({t.fail_reason})"
         star = "★" if best is not None and t.number == best.number and not others else ""
@@ -62,24 +67,26 @@ def print_trials(store: Path, name: str) -> None:
         if success:
             judged.append("" if t.state != "complete" else _verdict_mark(success, values))
         table.add_row(f"{star}{t.number}", state, *[fmt.number(t.params.get(k)) for k in keys],
-                      fmt.number(t.value), *[fmt.number(others[o].get(t.number)) for o in others],
+                      shown_value(t.value), *[fmt.number(others[o].get(t.number)) for o in others],
                       *judged, fmt.duration(t.duration_s))
     print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
     dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
     start = objectives.objective_value(objective, "dpo" if dpo else "sft", baseline) if plain_spec else None
+    if preference:
+        start = 0.0  # the ratings are over the base model
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in tested)
         what = "the parent" if dpo else "the base model"
-        console.print(f"baseline ({what}): {objective} {fmt.number(start)}{extra}")
+        console.print(f"baseline ({what}): {title} {shown_value(start)}{extra}")
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
         if start is not None and best.value is not None:
-            gain = f" vs baseline {fmt.number(start)}"
+            gain = f" vs baseline {shown_value(start)}"
         shown = f" ({shown})" if shown else ""  # nothing searched: no empty brackets
-        console.print(f"[bold]best:[/] trial {best.number}{shown} {objective} "
-                      f"{fmt.number(best.value)}{gain}")
+        console.print(f"[bold]best:[/] trial {best.number}{shown} {title} "
+                      f"{shown_value(best.value)}{gain}")
         if success:
             judged = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())

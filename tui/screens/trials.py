@@ -245,11 +245,11 @@ class TrialsScreen(StoreScreen):
                     f"ep {o.last_epoch:.2f}" if o.last_epoch is not None else "",
                     f"loss {fmt.number(o.last_train_loss)}" if o.last_train_loss is not None else "") if x)
             elif o.state == "voting":  # a provisional rating: the votes have not placed it yet
-                value = Text("~" + _signed(o.value), style="italic") if o.value is not None \
+                value = Text("~" + fmt.rating(o.value), style="italic") if o.value is not None \
                     else Text("no votes", style="dim")
                 progress = "waiting for votes"
             else:
-                shown = _signed(o.value) if objective == "preference" else fmt.number(o.value)
+                shown = fmt.rating(o.value) if objective == "preference" else fmt.number(o.value)
                 value = Text(shown, style="bold" if best and o.number == best.number else "")
                 progress = f"{o.steps} steps" if o.steps else ""
             success = Text("—", style="dim") if o.success is None else (
@@ -469,8 +469,3 @@ class TrialsScreen(StoreScreen):
         for t in self.trials:
             yield (f"Open trial {t.number}", f"{t.overview.state} {fmt.number(t.overview.value)}",
                    lambda t=t: self.app.open_trial(self.experiment, t))  # type: ignore[attr-defined]
-
-
-def _signed(value: float | None) -> str:
-    """A rating over the base model, in Elo points: +120, -35."""
-    return "—" if value is None else f"{value:+.0f}"
