@@ -248,3 +248,26 @@ def test_the_implicit_rule_names_only_the_kinds_searched(tmp_path: Path) -> None
     # no searched kind reads it: said, and no trial samples it
     assert rows["method.num_virtual_tokens"] == ("uniform 8 … 32",
                                                  "never: no searched method.kind reads it")
+
+
+def test_enqueue_refuses_a_value_its_condition_rules_out(tmp_path: Path) -> None:
+    """`tunelab enqueue --set method.r=8` alone cannot say whether the trial is a LoRA one; with
+    `method.kind=full` the rank would be carried and ignored. Both are refused in words, and a
+    queue that holds is accepted and taken by the study."""
+    path = _file(tmp_path, HEAD + SPACE)
+
+    def enqueue(*sets: str) -> subprocess.CompletedProcess[str]:
+        args = [a for s in sets for a in ("--set", s)]
+        return subprocess.run([*tunelab_command(), "enqueue", str(path), *args,
+                               "--store", str(tmp_path / "s.duckdb")],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    alone = enqueue("method.r=8")
+    assert alone.returncode != 0 and "Traceback" not in alone.stderr
+    assert "method.r is searched only when method.kind ∈ {lora, qlora}" in alone.stderr
+    assert "--set method.kind=… too" in alone.stderr
+    ruled_out = enqueue("method.kind=full", "method.r=8")
+    assert ruled_out.returncode != 0 and "drop --set method.r" in ruled_out.stderr
+    fine = enqueue("method.kind=lora", "method.r=8")
+    assert fine.returncode == 0, fine.stderr
+    assert "queued" in fine.stdout

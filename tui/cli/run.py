@@ -151,11 +151,31 @@ def enqueue(
             raise TunelabError(f"{key} is not in search.space of {spec.experiment.name} "
                                f"(searched: {', '.join(space) or 'nothing'})", "not searched")
         params[key] = _toml_value(value.strip())
+    _check_conditions(spec.experiment, params)
     runner = Runner(spec, store, ConsoleReporter(spec.experiment.name), storage=storage)
     runner.enqueue(params)
     shown = ", ".join(f"{fmt.param_name(k)} {v}" for k, v in params.items())
     console.print(f"queued for {runner.exp.name}: {shown}. "
                   f"The next trial of `tunelab run {spec.path}` takes it.")
+
+
+def _check_conditions(exp: Any, params: dict[str, Any]) -> None:
+    """A queued value of a conditional key must be one its trial would use: its condition has to
+    hold with the other values given (a trial never carries a key its condition rules out)."""
+    from tunelab.engine.spec import conditions as cond
+
+    for key, condition in cond.conditions(exp).items():
+        if key not in params or not condition:
+            continue
+        missing = [k for k in condition if k in exp.search.space and k not in params]
+        if missing:
+            raise TunelabError(
+                f"{key} is searched {cond.describe(condition)}: give "
+                f"{' and '.join(f'--set {k}=…' for k in missing)} too", "conditional key")
+        if not cond.holds(condition, params, exp):
+            raise TunelabError(
+                f"{key} is searched {cond.describe(condition)}, which these values "
+                f"rule out: drop --set {key}", "conditional key")
 
 
 def confirm(
