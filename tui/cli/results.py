@@ -66,7 +66,7 @@ def print_trials(store: Path, name: str) -> None:
         judged = [fmt.number(values.get(f"test/{m}")) for m in tested]
         if success:
             judged.append("" if t.state != "complete" else _verdict_mark(success, values))
-        table.add_row(f"{star}{t.number}", state, *[fmt.number(t.params.get(k)) for k in keys],
+        table.add_row(f"{star}{t.number}", state, *[_param(t.params, k) for k in keys],
                       shown_value(t.value), *[fmt.number(others[o].get(t.number)) for o in others],
                       *judged, fmt.duration(t.duration_s))
     print_wide(table)
@@ -92,6 +92,12 @@ def print_trials(store: Path, name: str) -> None:
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(judged.values()) else "[red]no[/]"
             console.print(f"success: {word} (needs {needs} on the test split)")
+
+
+def _param(params: dict[str, Any], key: str) -> str:
+    """A trial's value of a searched key; "–" when its condition ruled the key out (a full
+    fine-tune has no LoRA rank), as in the TUI's trials table."""
+    return fmt.number(params[key]) if key in params else "[dim]–[/]"
 
 
 def _test_metrics(success: dict[str, str], metrics: list[str],
