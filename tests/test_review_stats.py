@@ -130,3 +130,18 @@ def test_a_model_that_won_every_vote_has_no_interval_to_show() -> None:
     assert found["x"].interval() == "won every vote"
     votes.append(Vote(20, "r", "tie", "x", "y"))  # a tie is half a win: the fit is finite
     assert all(r.open_side is None for r in ratings(votes, bootstrap=50))
+
+
+def test_point_ratings_without_bootstrap_have_open_intervals_and_one_rank() -> None:
+    """bootstrap=0 asks for the fit alone: the same point ratings as with draws, and intervals
+    that say nothing is known about the spread (so nothing is separated by them)."""
+    spec = [("strong", "weak", "a")] * 30 + [("weak", "strong", "b")] * 28 + \
+        [("weak", "strong", "a")] * 2
+    drawn = {r.model: r for r in ratings(_votes(spec), bootstrap=200)}
+    point = {r.model: r for r in ratings(_votes(spec), bootstrap=0)}
+    assert point.keys() == drawn.keys()
+    for model, r in point.items():
+        assert r.rating == pytest.approx(drawn[model].rating)
+        assert r.low == -math.inf and r.high == math.inf
+    assert {r.rank for r in point.values()} == {1}
+    assert drawn["strong"].rank == 1 and drawn["weak"].rank == 2

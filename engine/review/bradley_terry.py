@@ -254,7 +254,11 @@ def _bootstrap(kept: list[tuple[str, str, float]], models: list[str], values: np
     handful of kinds instead of every vote. A draw whose win graph is not strongly connected
     has no finite fit: its largest strongly connected part is refitted (and aligned with the
     point ratings), the models above that part count as +inf, those below as -inf, and those
-    it cannot place as -inf for the lower bound and +inf for the upper."""
+    it cannot place as -inf for the lower bound and +inf for the upper. No draws (bootstrap=0,
+    point ratings only) give open intervals: nothing is known about the spread, so no rank is
+    separated by them."""
+    if bootstrap <= 0:
+        return [-math.inf] * len(models), [math.inf] * len(models)
     kinds: dict[tuple[str, str, float], int] = defaultdict(int)
     for outcome in kept:
         kinds[outcome] += 1

@@ -126,11 +126,14 @@ def stats(
 
     table = Table(title="ratings (Bradley–Terry, bootstrap 95 % interval)", title_justify="left")
     styled = ["length-controlled"] if s.style else []
-    for column in ("group", "rank", "model", "rating", *styled, "95 % interval", "votes"):
+    # the group column only when the votes left the models in several comparison groups
+    grouped = ["group"] if len({r.group for r in s.ratings}) > 1 else []
+    for column in (*grouped, "rank", "model", "rating", *styled, "95 % interval", "votes"):
         table.add_column(column, justify="left" if column in {"model", "95 % interval"}
                          else "right")
     for r in s.ratings:
-        table.add_row(str(r.group), str(r.rank), r.model, words.rating_text(r),
+        table.add_row(*([str(r.group)] if grouped else []), str(r.rank), r.model,
+                      words.rating_text(r),
                       *([words.styled_text(s.style, r.model)] if s.style else []),
                       r.interval(" … "), str(r.votes))
     console.print(table)
