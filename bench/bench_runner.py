@@ -161,8 +161,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             extra = []
             if args.rows:
-                rows = (ROOT / "experiments" / "data" / "arithmetic.jsonl").read_text().splitlines()
-                data = Path(tmp) / "arithmetic.jsonl"
+                # the quickstart's own data (it was arithmetic.jsonl before the quickstart
+                # moved to dates), so a --rows sweep is the quickstart's task made smaller
+                rows = (ROOT / "experiments" / "data" / "quickstart.jsonl").read_text().splitlines()
+                data = Path(tmp) / "quickstart.jsonl"
                 data.write_text("\n".join(rows[: args.rows]) + "\n")
                 extra.append(f'data.train="{data}"')
             if args.small_model:
