@@ -142,7 +142,14 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
         else "none (no pruner kept the best within 1 %)"
     print(f"fewest steps with the best within 1 %: {winner}")
     return [*rows, Row(f"pruning: the pruner that wins on this sweep is {winner}", None, None,
-                       "", note="the default stays median until the lead re-runs quietly")]
+                       "", note=f"the default for new experiments: {_default_pruner()} (step "
+                                "counts and best values do not depend on the machine's load)")]
+
+
+def _default_pruner() -> str:
+    from tunelab.engine.spec import SearchSpec
+
+    return SearchSpec().pruner_spec.kind
 
 
 def main() -> None:
