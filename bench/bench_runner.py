@@ -19,6 +19,8 @@ of 2 epochs on 128 rows with the small model.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import multiprocessing
 import statistics
 import sys
@@ -83,9 +85,15 @@ PRUNERS = (("median (startup 2)", '{kind="median",startup_trials=2}'),
            ("hyperband", '{kind="hyperband"}'))
 
 
-def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path) -> list[Row]:
+def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
+                    saved: Path | None = None, only: set[str] | None = None) -> list[Row]:
     """The same sweep (random sampler, same seed: the same configurations in the same order)
-    with no pruner and with each pruner; steps spent and best eval_loss of each."""
+    with no pruner and with each pruner; steps spent and best eval_loss of each.
+
+    `saved`: a folder where each sweep's figures are kept, and read back instead of sweeping
+    again (same trials, epochs and changes; the sweep is seeded, and its step counts and best
+    value do not depend on the machine's load), so that sweeps can run in several processes at
+    once and a last run gathers them. `only`: sweep these alone (the others must be saved)."""
     print(f"pruning on the quickstart: {trials} trials of {epochs} epochs, random sampler, "
           "the same seed")
     if extra:
@@ -96,12 +104,24 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path) -> li
         folder = tmp / name.replace(" ", "-").replace("(", "").replace(")", "")
         folder.mkdir()
         started = time.time()
-        steps, best, pruned, _ = sweep(pruner, trials, epochs, folder, extra)
+        changes = hashlib.sha1(" ".join(extra).encode()).hexdigest()[:8]
+        key = f"{folder.name}-{trials}x{epochs}-{changes}.json"
+        kept = saved / key if saved else None
+        if kept is not None and kept.exists():
+            steps, best, pruned = json.loads(kept.read_text())
+        elif only is not None and name != "no pruner" and name not in only:
+            continue
+        else:
+            steps, best, pruned, _ = sweep(pruner, trials, epochs, folder, extra)
+            if kept is not None:
+                kept.write_text(json.dumps([steps, best, pruned]))
         results[name] = (steps, best)
         best_text = f"{best:.4f}" if best is not None else "—"
         print(f"{name:28}{steps:>12}{pruned:>8}{best_text:>16}{time.time() - started:>8.0f}")
     full_steps, full_best = results["no pruner"]
     rows = []
+    if any(name not in results for name, _ in PRUNERS):
+        return rows  # a part of the comparison (--only): the last run gathers the verdict
     for name, _ in PRUNERS:
         steps, best = results[name]
         close = (best is not None and full_best is not None
@@ -122,7 +142,14 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path) -> li
         else "none (no pruner kept the best within 1 %)"
     print(f"fewest steps with the best within 1 %: {winner}")
     return [*rows, Row(f"pruning: the pruner that wins on this sweep is {winner}", None, None,
-                       "", note="the default stays median until the lead re-runs quietly")]
+                       "", note=f"the default for new experiments: {_default_pruner()} (step "
+                                "counts and best values do not depend on the machine's load)")]
+
+
+def _default_pruner() -> str:
+    from tunelab.engine.spec import SearchSpec
+
+    return SearchSpec().pruner_spec.kind
 
 
 def main() -> None:
@@ -135,6 +162,11 @@ def main() -> None:
     parser.add_argument("--small-model", action="store_true",
                         help="a smaller scratch model (hidden 64, 2 layers) than the quickstart's")
     parser.add_argument("--skip-pruning", action="store_true")
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--saved", type=Path,
+                        help="keep each sweep's figures in this folder and reuse them")
+    parser.add_argument("--only", help="sweep only these pruners (comma-separated names as "
+                                       "printed, e.g. 'hyperband'); the others must be saved")
     parser.add_argument("--quick", action="store_true",
                         help="small sweeps (128 rows, the small model), for the suite")
     parser.add_argument("--json", type=Path, help="also write the figures as rows here")
@@ -146,29 +178,37 @@ def main() -> None:
     trials = args.trials or (6 if args.quick else 24)
     epochs = args.epochs or (2 if args.quick else 3)
 
-    times = startup(starts)
-    print(f"trial start-up, {starts} starts each (seconds until ready to train)")
-    print(f"{'':36}{'median':>8}{'min':>8}{'max':>8}")
-    for name, values in times.items():
-        print(f"{name:36}{statistics.median(values):>8.2f}{min(values):>8.2f}{max(values):>8.2f}")
-    forked = summarise(times["forked from the preloaded server"])
-    fresh = summarise(times["fresh interpreter (no preload)"])
-    out = [Row("trial start-up, forked from the preloaded server vs a fresh interpreter",
-               forked.median, fresh.median, "s", tunelab_spread=forked.spread,
-               plain_spread=fresh.spread)]
+    out = []
+    if not args.skip_startup:
+        times = startup(starts)
+        print(f"trial start-up, {starts} starts each (seconds until ready to train)")
+        print(f"{'':36}{'median':>8}{'min':>8}{'max':>8}")
+        for name, values in times.items():
+            print(f"{name:36}{statistics.median(values):>8.2f}{min(values):>8.2f}"
+                  f"{max(values):>8.2f}")
+        forked = summarise(times["forked from the preloaded server"])
+        fresh = summarise(times["fresh interpreter (no preload)"])
+        out.append(Row("trial start-up, forked from the preloaded server vs a fresh interpreter",
+                       forked.median, fresh.median, "s", tunelab_spread=forked.spread,
+                       plain_spread=fresh.spread))
     if not args.skip_pruning:
         print()
         with tempfile.TemporaryDirectory() as tmp:
             extra = []
             if args.rows:
-                rows = (ROOT / "experiments" / "data" / "arithmetic.jsonl").read_text().splitlines()
-                data = Path(tmp) / "arithmetic.jsonl"
+                # the quickstart's own data (it was arithmetic.jsonl before the quickstart
+                # moved to dates), so a --rows sweep is the quickstart's task made smaller
+                rows = (ROOT / "experiments" / "data" / "quickstart.jsonl").read_text().splitlines()
+                data = Path(tmp) / "quickstart.jsonl"
                 data.write_text("\n".join(rows[: args.rows]) + "\n")
                 extra.append(f'data.train="{data}"')
             if args.small_model:
                 extra.append('model.scratch={arch="llama",hidden_size=64,layers=2,heads=4,'
                              'vocab_size=256}')
-            out += compare_pruners(trials, epochs, extra, Path(tmp))
+            if args.saved:
+                args.saved.mkdir(parents=True, exist_ok=True)
+            only = {n.strip() for n in args.only.split(",")} if args.only else None
+            out += compare_pruners(trials, epochs, extra, Path(tmp), args.saved, only)
     write_rows(args.json, out)
 
 

@@ -21,10 +21,23 @@ def test_every_shipped_experiment_loads_and_opens_with_its_command(path: Path) -
 def test_quickstart_searches_learning_rate_and_method() -> None:
     exp = load_spec(EXPERIMENTS / "quickstart.toml").experiment
     assert set(exp.search.space) == {"train.learning_rate", "method.kind"}
-    assert exp.search.space["method.kind"] == ["full", "lora"]
+    # the order decides which kind TPE's first random trial gets (full: see the file)
+    assert sorted(exp.search.space["method.kind"]) == ["full", "lora"]
     assert exp.search.trials >= 6
     assert exp.search.sampler == "tpe" and exp.search.pruner_spec.kind == "median"
     assert exp.search.objective == "eval_loss"
+
+
+def test_quickstart_first_trial_is_full_fine_tuning() -> None:
+    # the quickstart's pruner compares every later trial with the first finished one: it must
+    # be a trial that can meet the success criterion (full), not LoRA on random weights
+    import optuna
+
+    from tunelab.engine.run.study import build_sampler, sample
+
+    exp = load_spec(EXPERIMENTS / "quickstart.toml").experiment
+    study = optuna.create_study(sampler=build_sampler(exp))
+    assert sample(study.ask(), exp)["method.kind"] == "full"
 
 
 def _errors(tmp_path: Path, text: str) -> str:
@@ -37,6 +50,14 @@ def _errors(tmp_path: Path, text: str) -> str:
 
 
 HEAD = 'name = "x"\n[model]\nscratch = {}\n[data]\ntrain = "d.jsonl"\n'
+
+
+def test_a_new_experiment_is_pruned_by_the_median_after_two_finished_trials(tmp_path: Path) -> None:
+    # the winner of bench/bench_runner.py's 24-trial comparison (median, halving, Hyperband)
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    (tmp_path / "x.toml").write_text(HEAD)
+    pruner = load_spec(tmp_path / "x.toml").experiment.search.pruner_spec
+    assert (pruner.kind, pruner.startup_trials, pruner.warmup_epochs) == ("median", 2, 0)
 
 
 def test_misspelled_key_names_line_and_closest_key(tmp_path: Path) -> None:

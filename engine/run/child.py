@@ -46,8 +46,16 @@ def _stop_on_ctrl_c() -> None:
     runner: finish the current evaluation, then stop. Ctrl-C twice: stop now."""
     from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION
 
+    seen: set[int] = set()
+
     def once(signum: int, frame: Any) -> None:
-        if signum in (signal.SIGINT, signal.SIGTERM) and STOP_AFTER_EVALUATION.is_set():
+        # One request can arrive as two signals: `kill -TERM -PGID` reaches this process and
+        # the runner, which relays it as SIGUSR1. Python runs pending handlers in signal-number
+        # order (SIGUSR1 10 before SIGTERM 15), so a SIGTERM after a SIGUSR1 alone is that same
+        # request, not a second one; a SIGINT after any of them is the runner's "stop now".
+        earlier = seen if signum == signal.SIGINT else seen - {signal.SIGUSR1}
+        seen.add(signum)
+        if signum in (signal.SIGINT, signal.SIGTERM) and earlier:
             raise KeyboardInterrupt
         STOP_AFTER_EVALUATION.set()
 
