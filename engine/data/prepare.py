@@ -37,7 +37,7 @@ from tunelab.engine.data.checks import (
     percentiles,
     size_checks,
 )
-from tunelab.engine.data.dedupe import dedupe, leaks, signatures
+from tunelab.engine.data.dedupe import dedupe, keys_and_signatures, leaks
 from tunelab.engine.data.progress import Progress
 from tunelab.engine.data.report import DataRejected, DataReport, report_event
 from tunelab.engine.errors import DataError
@@ -308,11 +308,12 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
     duplicates = 0
     train_index = None
     sigs: dict[str, list[Any]] = {}
+    keys: dict[str, list[bytes]] = {}
     progress.stage("finding duplicates", sum(len(parts[s]) for s in SPLITS))
     for split in SPLITS:
-        texts = [formats.content_text(e.row) for e in parts[split]]
-        sigs[split] = _signatures(texts, progress) if data.dedupe == "near" else [None] * len(texts)
-        kept, removed, index = dedupe(texts, data.dedupe, data.near_threshold, sigs=sigs[split])
+        keys[split], sigs[split] = _keys_and_signatures(parts[split], data.dedupe == "near", progress)
+        kept, removed, index = dedupe(None, data.dedupe, data.near_threshold, sigs=sigs[split],
+                                      keys=keys[split])
         for m in removed:
             kind = "exact duplicate" if m.kind == "exact" else f"near duplicate (≥ {data.near_threshold:g})"
             findings.add(f"duplicate_{m.kind}", "note", f"{kind} within {split}",
@@ -320,6 +321,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
         duplicates += len(removed)
         parts[split] = [parts[split][i] for i in kept]
         sigs[split] = [sigs[split][i] for i in kept]
+        keys[split] = [keys[split][i] for i in kept]
         if split == "train":
             train_index = index
 
@@ -353,8 +355,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
     leaked = 0
     if data.dedupe != "none" and train_index is not None:
         for split in ("validation", "test"):
-            texts = [formats.content_text(e.row) for e in parts[split]]
-            found = leaks(train_index, texts, range(len(texts)), sigs[split])
+            found = leaks(train_index, None, range(len(keys[split])), sigs[split], keys[split])
             drop = {m.index for m in found}
             for m in found:
                 findings.add("leakage", "warning", f"{split} row duplicates a training row ({m.kind})",
@@ -363,7 +364,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
             leaked += len(drop)
 
     # the duplicate index and signatures are done with: freed before the workers fork again
-    del train_index, sigs
+    del train_index, sigs, keys
 
     # tokens, in the real tokenizer and template
     # only a scratch model's tokenizer is trained on the rows (a million output rows are not small)
@@ -448,13 +449,22 @@ def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
     return row
 
 
-def _signatures(texts: list[str], progress: Progress) -> list[Any]:
-    """The MinHash signatures of the texts, on all cores."""
-    out: list[Any] = []
-    for chunk in parallel.chunks(signatures, texts, SIGNATURE_BATCH):
-        out.extend(chunk)
-        progress.advance(len(chunk))
-    return out
+def _keys_of(examples: Sequence[_Example], near: bool) -> tuple[list[bytes], list[bytes | None]]:
+    return keys_and_signatures([formats.content_text(e.row) for e in examples], near)
+
+
+def _keys_and_signatures(examples: list[_Example], near: bool,
+                         progress: Progress) -> tuple[list[bytes], list[Any]]:
+    """The exact keys and MinHash signatures of the examples, on all cores (the workers make the
+    texts themselves: a million texts are never held here at once)."""
+    keys: list[bytes] = []
+    sigs: list[Any] = []
+    for got_keys, got_sigs in parallel.chunks(functools.partial(_keys_of, near=near), examples,
+                                              SIGNATURE_BATCH):
+        keys.extend(got_keys)
+        sigs.extend(got_sigs)
+        progress.advance(len(got_keys))
+    return keys, sigs
 
 
 @dataclass(frozen=True)
