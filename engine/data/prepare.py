@@ -369,6 +369,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
     # tokens, in the real tokenizer and template
     # only a scratch model's tokenizer is trained on the rows (a million output rows are not small)
     train_rows = [_output_row(e, data) for e in parts["train"]] if exp.base_model.scratch else []
+    progress.stage("loading the tokenizer", None)  # seconds: transformers imports torch
     tokenizer = tokenizer_for(spec, train_rows)
     template = chat_render.template_text(data.template, tokenizer)
     lengths: dict[str, list[int]] = {}
