@@ -38,8 +38,10 @@ class Progress:
         self._done = 0
         self._stage_started = time.monotonic()
         if self._bar is not None:
-            # the rate field too: else the new stage shows the last one's rate until it has its own
-            self._bar.reset(self._task, total=total, description=name, completed=0, rate="")
+            # a task of its own: rich's reset keeps the old total when the new one is None (unknown),
+            # and the old rate until the new stage has its own
+            self._bar.remove_task(self._task)
+            self._task = self._bar.add_task(name, total=total, rate="")
         self._draw(force=True)
 
     def advance(self, rows: int) -> None:
