@@ -104,10 +104,18 @@ def fingerprint(spec: LoadedSpec) -> str:
 
 @dataclass(slots=True)  # a million of them are held at once
 class _Example:
-    row: dict[str, Any]
+    """An example as the preparation holds it: the normalised row as JSON bytes, not as Python
+    dicts and lists (a third of the memory; and a forked worker that reads a row dirties, and so
+    copies, only the pages of one bytes object, not those of a tree of objects)."""
+
+    data: bytes  # the normalised row, orjson-encoded
     origin: str
     key: str = ""  # content hash: split bucket and stable order
     difficulty: float | None = None
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return orjson.loads(self.data)  # type: ignore[no-any-return]
 
 
 def _content_key(row: dict[str, Any]) -> str:
@@ -159,7 +167,12 @@ def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, sp
             if broken is not None:
                 findings.add(broken[0], "warning", broken[1], record.origin, removed=True)
                 continue
-            example = _Example(row, record.origin, _content_key(row))
+            try:
+                example = _Example(orjson.dumps(row), record.origin, _content_key(row))
+            except orjson.JSONEncodeError:  # a lone surrogate ("\ud800" escaped in the JSON)
+                findings.add("bad_row", "warning", "not valid Unicode (a lone surrogate)", record.origin,
+                             removed=True)
+                continue
             if data.order == "difficulty" and split != "mix":
                 value = record.data.get(data.difficulty_column or "")
                 try:
@@ -300,9 +313,9 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
         parts[split], n = _read(sources[split], data.format, data.columns, data, split, findings,
                                 formats_seen, rules, progress)
         rows_read += n
-    everything = [(e.origin, e.row) for s in SPLITS for e in parts[s]]
-    inconsistent_prefix(everything, findings)
-    conflicting_answers(everything, findings)
+    # each row decoded as it is checked: a million decoded rows are never held at once
+    inconsistent_prefix(((e.origin, e.row) for s in SPLITS for e in parts[s]), findings)
+    conflicting_answers(((e.origin, e.row) for s in SPLITS for e in parts[s]), findings)
 
     # de-duplicate within each split, first occurrence kept
     duplicates = 0
@@ -442,8 +455,8 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
 
 
 def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
-    row = dict(example.row)
-    row["prompt"], row["completion"] = formats.flat(example.row)
+    row = example.row
+    row["prompt"], row["completion"] = formats.flat(row)
     row["origin"] = example.origin
     if data.template != "auto":
         row["template"] = data.template  # model.render reads it: the trainer renders as prepared
