@@ -135,7 +135,8 @@ class DuplicateIndex:
 def keys_and_signatures(texts: Sequence[str], near: bool) -> tuple[list[bytes], list[bytes | None]]:
     """The exact keys and (when near) the MinHash signatures of texts: the per-row work of
     de-duplication, done where the texts are (a preparation's workers)."""
-    return [exact_key(t) for t in texts], signatures(texts) if near else [None] * len(texts)
+    sigs: list[bytes | None] = list(signatures(texts)) if near else [None] * len(texts)
+    return [exact_key(t) for t in texts], sigs
 
 
 def dedupe(texts: Sequence[str] | None, mode: str, threshold: float, ids: Sequence[int] | None = None,

@@ -115,7 +115,7 @@ class _Example:
 
     @property
     def row(self) -> dict[str, Any]:
-        return orjson.loads(self.data)  # type: ignore[no-any-return]
+        return orjson.loads(self.data)
 
 
 def _content_key(row: dict[str, Any]) -> str:
