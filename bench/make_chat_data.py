@@ -6,7 +6,12 @@ data preparation benches, the way a person brings a hub model and their own conv
 writes OUT/chat.jsonl (rows of {"messages": [system?, user, assistant, …]} with 2 % exact and
 2 % near duplicates), OUT/model/ (a byte-level BPE tokenizer with a ChatML chat template, saved
 with save_pretrained) and OUT/experiment.toml, so that `tunelab data OUT/experiment.toml` runs
-the whole preparation on it.
+the whole preparation on it. With --weights the model folder also gets a tiny Llama (random
+weights, two layers) saved with save_pretrained, so that `tunelab run` can train it as a local
+`model.base`:
+
+    python bench/make_chat_data.py --rows 2000 --out /tmp/chat2k --weights
+    tunelab run /tmp/chat2k/experiment.toml
 """
 
 from __future__ import annotations
@@ -80,18 +85,39 @@ def write_model(folder: Path, seed: int = 0) -> None:
     fast.save_pretrained(folder)
 
 
+def write_weights(folder: Path) -> None:
+    """A tiny Llama for the tokenizer in folder (random weights): enough to run trials on a CPU."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                         bos_token_id=None, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("/tmp/chat100k"))
+    parser.add_argument("--weights", action="store_true",
+                        help="also a tiny Llama in the model folder, and a two-trial search in the file")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     write_rows(args.out / "chat.jsonl", args.rows)
     write_model(args.out / "model")
-    (args.out / "experiment.toml").write_text(
-        f'# tunelab data {args.out / "experiment.toml"}\n'
-        f'name = "chat-bench"\n[model]\nbase = "{args.out / "model"}"\n'
-        '[data]\ntrain = "chat.jsonl"\ndedupe = "near"\n', encoding="utf-8")
+    text = (f'# tunelab data {args.out / "experiment.toml"}\n'
+            f'name = "chat-bench"\n[model]\nbase = "{args.out / "model"}"\n'
+            '[data]\ntrain = "chat.jsonl"\ndedupe = "near"\n')
+    if args.weights:
+        write_weights(args.out / "model")
+        text = (f'# tunelab run {args.out / "experiment.toml"}\n' + text.split("\n", 1)[1] +
+                '[method]\nkind = "full"\n[train]\nepochs = 1\nbatch_size = 16\nmax_length = 256\n'
+                '[eval]\nmax_examples = 8\nmax_new_tokens = 16\n'
+                '[search]\ntrials = 2\n[search.space]\n'
+                '"train.learning_rate" = { low = 1e-4, high = 1e-3, log = true }\n')
+    (args.out / "experiment.toml").write_text(text, encoding="utf-8")
     print(args.out / "experiment.toml")
 
 

@@ -103,3 +103,16 @@ def test_tunelab_data_on_garbage_says_so_in_one_line_and_stores_nothing(tmp_path
     assert said.startswith("data error ") and "not a text file" in said, said
     assert "Traceback" not in said
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_a_lone_surrogate_costs_its_row_not_the_preparation(tmp_path: Path) -> None:
+    """JSON may escape half a UTF-16 pair ("\\ud800"); such a string cannot be written as UTF-8,
+    so the row is removed and named instead of the preparation failing when it writes."""
+    from data_helpers import finding, prepared
+
+    lines = _lines(120)
+    lines[7] = b'{"prompt": "What is \\ud800 here?", "completion": "a broken character"}'
+    p = prepared(tmp_path, 'train = "d.jsonl"', {"d.jsonl": b"\n".join(lines) + b"\n"})
+    bad = finding(p.report, "bad_row")
+    assert bad.removed == 1 and bad.examples == ["d.jsonl:8"] and "lone surrogate" in bad.message
+    assert p.report.rows_read == 120 and sum(p.report.counts.values()) == 119

@@ -83,3 +83,26 @@ def test_no_progress_when_stderr_is_not_a_terminal(tmp_path: Path, capsys) -> No
             tmp_path / "cache", progress=Progress(show=False))
     assert Progress.terminal().show is False  # pytest's stderr is not a terminal
     assert capsys.readouterr().err == ""
+
+
+def test_progress_on_an_80_column_terminal_shows_whole_counts_and_each_stage_its_own_rate() -> None:
+    """Seen running `tunelab data` on 100,000 rows in an 80-column terminal: the counts were cut
+    to "5000/963…", a new stage showed the previous stage's rate until it had its own, and a
+    stage of unknown length the previous stage's total."""
+    from rich.console import Console
+
+    out = io.StringIO()
+    progress = Progress(show=True, console=Console(file=out, force_terminal=True, width=80))
+    progress.started -= 3
+    progress.stage("finding duplicates", 100_000)
+    progress._stage_started -= 1
+    progress._drawn -= 1  # past the redraw interval
+    progress.advance(100_000)  # 100,000 rows/s
+    progress.stage("loading the tokenizer", None)  # a stage of unknown length
+    progress.stage("counting tokens", 96_350)
+    progress.close()
+    last = out.getvalue().replace("\r", "\n").split("\n")
+    drawn = [line for line in last if "counting tokens" in line][-1]
+    assert "0/96350" in drawn and "rows/s" not in drawn
+    assert any("100000/100000" in line for line in last)
+    assert not any("/100000" in line for line in last if "tokenizer" in line)

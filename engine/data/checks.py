@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,7 @@ class RowRules:
         return None
 
 
-def inconsistent_prefix(rows: list[tuple[str, dict[str, Any]]], findings: Findings) -> None:
+def inconsistent_prefix(rows: Iterable[tuple[str, dict[str, Any]]], findings: Findings) -> None:
     """Warns when most prompts open with the same label ("Question:", "### Instruction") and a few
     do not: usually rows written with another template, which teach the model two formats."""
     heads: list[tuple[str, str | None]] = []
@@ -124,7 +125,7 @@ def inconsistent_prefix(rows: list[tuple[str, dict[str, Any]]], findings: Findin
                              where)
 
 
-def conflicting_answers(rows: list[tuple[str, dict[str, Any]]], findings: Findings) -> None:
+def conflicting_answers(rows: Iterable[tuple[str, dict[str, Any]]], findings: Findings) -> None:
     """Notes prompts that appear with different answers: fine for open tasks, a labelling error
     for tasks with one right answer (the model learns to hedge between them)."""
     from tunelab.engine.data.formats import flat

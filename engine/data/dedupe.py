@@ -132,20 +132,32 @@ class DuplicateIndex:
             self.ids.append(index)
 
 
-def dedupe(texts: Sequence[str], mode: str, threshold: float, ids: Sequence[int] | None = None,
-           sigs: Sequence[Any] | None = None) -> tuple[list[int], list[Match], DuplicateIndex]:
+def keys_and_signatures(texts: Sequence[str], near: bool) -> tuple[list[bytes], list[bytes | None]]:
+    """The exact keys and (when near) the MinHash signatures of texts: the per-row work of
+    de-duplication, done where the texts are (a preparation's workers)."""
+    sigs: list[bytes | None] = list(signatures(texts)) if near else [None] * len(texts)
+    return [exact_key(t) for t in texts], sigs
+
+
+def dedupe(texts: Sequence[str] | None, mode: str, threshold: float, ids: Sequence[int] | None = None,
+           sigs: Sequence[Any] | None = None,
+           keys: Sequence[bytes] | None = None) -> tuple[list[int], list[Match], DuplicateIndex]:
     """(positions kept, duplicates removed, an index of the kept rows) for texts in order.
 
-    `ids` name the rows in the matches and the index (default: their positions); `sigs` are
-    their MinHash signatures when already computed."""
-    ids = list(range(len(texts))) if ids is None else list(ids)
+    `ids` name the rows in the matches and the index (default: their positions); `keys` and
+    `sigs` are their exact keys and MinHash signatures when already computed (texts may then be
+    None)."""
+    if keys is None:
+        assert texts is not None
+        keys = [exact_key(t) for t in texts]
+    ids = list(range(len(keys))) if ids is None else list(ids)
     index = DuplicateIndex(near=mode == "near", threshold=threshold)
     if sigs is None:
+        assert texts is not None
         sigs = signatures(texts) if mode == "near" else [None] * len(texts)
     kept: list[int] = []
     removed: list[Match] = []
-    for position, (text, sig) in enumerate(zip(texts, sigs, strict=True)):
-        key = exact_key(text)
+    for position, (key, sig) in enumerate(zip(keys, sigs, strict=True)):
         if mode == "none":
             kept.append(position)
             continue
@@ -158,14 +170,19 @@ def dedupe(texts: Sequence[str], mode: str, threshold: float, ids: Sequence[int]
     return kept, removed, index
 
 
-def leaks(index: DuplicateIndex, texts: Sequence[str], ids: Sequence[int],
-          sigs: Sequence[Any] | None = None) -> list[Match]:
-    """The texts (of validation or test) that duplicate a row of the index (of train)."""
+def leaks(index: DuplicateIndex, texts: Sequence[str] | None, ids: Sequence[int],
+          sigs: Sequence[Any] | None = None, keys: Sequence[bytes] | None = None) -> list[Match]:
+    """The texts (of validation or test) that duplicate a row of the index (of train); their
+    keys and signatures when already computed (texts may then be None)."""
+    if keys is None:
+        assert texts is not None
+        keys = [exact_key(t) for t in texts]
     if sigs is None:
+        assert texts is not None
         sigs = signatures(texts) if index.near else [None] * len(texts)
     found = []
-    for row_id, text, sig in zip(ids, texts, sigs, strict=True):
-        hit = index.match(exact_key(text), sig)
+    for row_id, key, sig in zip(ids, keys, sigs, strict=True):
+        hit = index.match(key, sig)
         if hit is not None:
             found.append(Match(row_id, hit[0], hit[1]))
     return found

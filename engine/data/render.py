@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from tunelab.engine.data.pieces import Splitter
+from tunelab.engine.data.pieces import forget as forget_pieces
 from tunelab.engine.errors import DataError
+
+PIECES_CHECKED = 32  # rows of a tokenizer's first batch also tokenized prefix by prefix, to compare
 
 TEMPLATES = {
     "plain": (
@@ -269,6 +273,24 @@ def render_tokens(row: dict[str, Any], tokenizer: Any, template: str) -> Rendere
     return found
 
 
+def _prefix_encodings(plans: list[_Plan | str], tokenizer: Any) -> dict[int, dict[int, Any]]:
+    """Each planned row's prefixes (by their end), each tokenized whole, in one batch."""
+    wanted = [(n, end) for n, plan in enumerate(plans) if isinstance(plan, _Plan)
+              for end in sorted(_prefix_ends(plan))]
+    texts = [plans[n].text[:end] for n, end in wanted]  # type: ignore[union-attr]
+    per_row: dict[int, dict[int, Any]] = {}
+    for (n, end), got in zip(wanted, _encode(tokenizer, texts), strict=True):
+        per_row.setdefault(n, {})[end] = got
+    return per_row
+
+
+def _prefix_ids(plans: list[_Plan | str], splitter: Splitter) -> dict[int, dict[int, Any]]:
+    """The same ids as _prefix_encodings (without offsets), each text tokenized about once."""
+    rows = [(n, plan) for n, plan in enumerate(plans) if isinstance(plan, _Plan)]
+    found = splitter.encode([p.text for _, p in rows], [sorted(_prefix_ends(p)) for _, p in rows])
+    return {n: ids for (n, _), ids in zip(rows, found, strict=True)}
+
+
 def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool = False,
                 offsets: bool = True) -> list[Rendered | str]:
     """render_tokens for many rows, with every prefix tokenized in one batch (the fast tokenizer
@@ -286,12 +308,16 @@ def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, stric
             if strict:
                 raise
             plans.append(str(error) or type(error).__name__)
-    wanted = [(n, end) for n, plan in enumerate(plans) if isinstance(plan, _Plan)
-              for end in sorted(_prefix_ends(plan))]
-    texts = [plans[n].text[:end] for n, end in wanted]  # type: ignore[union-attr]
-    per_row: dict[int, dict[int, Any]] = {}
-    for (n, end), got in zip(wanted, _encode(tokenizer, texts), strict=True):
-        per_row.setdefault(n, {})[end] = got
+    splitter = None if offsets else Splitter.of(tokenizer)
+    per_row = _prefix_ids(plans, splitter) if splitter is not None else _prefix_encodings(plans, tokenizer)
+    if splitter is not None and not splitter.checked:
+        # the first batch: the pieces must give the ids tokenizing every prefix whole gives
+        sample = plans[:PIECES_CHECKED]
+        whole = _prefix_encodings(sample, tokenizer)
+        if any(per_row[n][end].ids != got.ids for n, ends in whole.items() for end, got in ends.items()):
+            forget_pieces(tokenizer)
+            per_row = _prefix_encodings(plans, tokenizer)
+        splitter.checked = True
     return [plan if isinstance(plan, str) else _assemble(plan, per_row.get(n, {}), tokenizer, offsets)
             for n, plan in enumerate(plans)]
 

@@ -1,0 +1,128 @@
+"""Token ids of many prefixes of a text for about the price of tokenizing the text once.
+
+Rendering an example needs the ids of several prefixes of its text (every prompt and every
+answer ends one), and tokenizing each prefix on its own reads the start of the text again and
+again. A fast tokenizer cuts a text at its added tokens (`<|im_start|>`, `<|im_end|>` …) before
+anything else, and then normalises, pre-tokenizes and encodes each piece between them on its own.
+So the ids of a prefix are the ids of the whole pieces before its end, plus those of the part of
+the piece its end falls in; each distinct piece is tokenized once (a chat template's
+`assistant\n` or a repeated system prompt once per batch, not once per row).
+
+That holds when no step depends on where a piece sits: the added tokens do not take in the
+whitespace beside them (lstrip, rstrip, single_word) and are matched on the raw text, and no
+pre-tokenizer or normaliser treats the first piece differently (Metaspace's prepend_scheme
+"first", as Llama's tokenizer has). A tokenizer is checked for that by its configuration, and
+then on its first rows against tokenizing every prefix whole; one that fails either is
+tokenized prefix by prefix (`Splitter.of` gives None).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    """The ids of a prefix (render's _assemble reads `.ids`, as of a tokenizers Encoding)."""
+
+    ids: list[int]
+
+
+class Splitter:
+    """The added tokens of one tokenizer, found the way the tokenizer finds them."""
+
+    def __init__(self, backend: Any, added: dict[str, int]) -> None:
+        self.backend = backend
+        self.added = added
+        # leftmost-longest, as the tokenizer's own matcher: at one place the longest token wins
+        self.pattern = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)))
+        self.checked = False  # compared with whole-prefix tokenization on a first batch
+
+    @staticmethod
+    def of(tokenizer: Any) -> Splitter | None:
+        found = _SPLITTERS.get(tokenizer, False)
+        if found is False:
+            found = _build(tokenizer)
+            _SPLITTERS[tokenizer] = found
+        return found  # type: ignore[return-value]
+
+    def encode(self, texts: Sequence[str], wanted: Sequence[Sequence[int]]) -> list[dict[int, Ids]]:
+        """For each text, the ids of its prefix ending at each of `wanted` (ascending ends)."""
+        todo: dict[str, int] = {}  # distinct strings to tokenize -> their place in the batch
+        plans = [self._plan(text, ends, todo) for text, ends in zip(texts, wanted, strict=True)]
+        encoded = self._encode(list(todo))
+        out: list[dict[int, Ids]] = []
+        for plan in plans:
+            found: dict[int, Ids] = {}
+            ids: list[int] = []  # of the whole pieces so far
+            for end, whole, cut in plan:
+                for part in whole:
+                    ids.extend(encoded[part] if part >= 0 else (-1 - part,))
+                found[end] = Ids(ids + encoded[cut] if cut is not None else list(ids))
+            out.append(found)
+        return out
+
+    def _plan(self, text: str, ends: Sequence[int],
+              todo: dict[str, int]) -> list[tuple[int, list[int], int | None]]:
+        """For each end: the whole pieces since the previous end, and the part of a piece the end
+        falls in (None when it falls between pieces). A piece is the place of its string in the
+        batch, or an added token's id as -1 - id."""
+        pieces: list[tuple[int, int, int]] = []  # (start, stop, part)
+        at = 0
+        for m in self.pattern.finditer(text):
+            if m.start() > at:
+                pieces.append((at, m.start(), todo.setdefault(text[at:m.start()], len(todo))))
+            pieces.append((m.start(), m.end(), -1 - self.added[m.group()]))
+            at = m.end()
+        if at < len(text):
+            pieces.append((at, len(text), todo.setdefault(text[at:], len(todo))))
+        plan = []
+        i = 0
+        for end in ends:
+            whole = []
+            while i < len(pieces) and pieces[i][1] <= end:
+                whole.append(pieces[i][2])
+                i += 1
+            cut = None
+            if i < len(pieces) and pieces[i][0] < end:  # inside a piece (or an added token): that part alone
+                cut = todo.setdefault(text[pieces[i][0]:end], len(todo))
+            plan.append((end, whole, cut))
+        return plan
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        fast = getattr(self.backend, "encode_batch_fast", None)  # no character offsets: not needed
+        found = (fast or self.backend.encode_batch)(texts, add_special_tokens=False)
+        return [e.ids for e in found]
+
+
+_SPLITTERS: weakref.WeakKeyDictionary[Any, Splitter | None] = weakref.WeakKeyDictionary()
+
+
+def _build(tokenizer: Any) -> Splitter | None:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    tokens = backend.get_added_tokens_decoder()
+    config = json.loads(backend.to_str())
+    if any(t.lstrip or t.rstrip or t.single_word or (t.normalized and config.get("normalizer"))
+           for t in tokens.values()):
+        return None
+    stages = json.dumps([config.get("normalizer"), config.get("pre_tokenizer")])
+    if '"prepend_scheme": "first"' in stages:
+        return None
+    added = {t.content: i for i, t in tokens.items() if t.content}
+    if not added:
+        return None  # nothing to cut at: every prefix is one piece, as tokenizing it whole
+    return Splitter(backend, added)
+
+
+def forget(tokenizer: Any) -> None:
+    """This tokenizer is tokenized prefix by prefix from now on (it failed the first check)."""
+    _SPLITTERS[tokenizer] = None
