@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tunelab import store as st
-from tunelab.engine.run.ingester import Ingester
+from tunelab.store.ingester import Ingester
 
 
 def _row(step: int) -> st.MetricRow:

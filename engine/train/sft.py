@@ -23,12 +23,12 @@ from typing import Any
 
 from tunelab.engine.objectives import objective_value
 from tunelab.engine.run import threads
-from tunelab.engine.run.ingester import Ingester
 from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
 from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
 from tunelab.store import MetricRow, Spool
+from tunelab.store.ingester import Ingester
 
 # Keys of the trainer's log that are bookkeeping, not metrics
 _SKIP = {"epoch", "total_flos", "num_input_tokens_seen", "train_tokens_per_second"}
