@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import re
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,8 +99,30 @@ class Splitter:
         if not texts:
             return []
         fast = getattr(self.backend, "encode_batch_fast", None)  # no character offsets: not needed
-        found = (fast or self.backend.encode_batch)(texts, add_special_tokens=False)
+        with unpadded(self.backend):
+            found = (fast or self.backend.encode_batch)(texts, add_special_tokens=False)
         return [e.ids for e in found]
+
+
+@contextmanager
+def unpadded(backend: Any) -> Iterator[None]:
+    """The Rust tokenizer without padding or truncation, as it was after.
+
+    transformers leaves the padding (and truncation) of its last call set on the Rust tokenizer,
+    and a tokenizer saved after a padded call keeps it: after a batched generate, examples came
+    back left-padded to the longest of their batch. Neither is wanted when rendering."""
+    padding, truncation = backend.padding, backend.truncation
+    if padding is not None:
+        backend.no_padding()
+    if truncation is not None:
+        backend.no_truncation()
+    try:
+        yield
+    finally:
+        if padding is not None:
+            backend.enable_padding(**padding)
+        if truncation is not None:
+            backend.enable_truncation(**truncation)
 
 
 _SPLITTERS: weakref.WeakKeyDictionary[Any, Splitter | None] = weakref.WeakKeyDictionary()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tunelab.engine.data.pieces import Splitter
+from tunelab.engine.data.pieces import Splitter, unpadded
 from tunelab.engine.data.pieces import forget as forget_pieces
 from tunelab.engine.errors import DataError
 
@@ -192,21 +192,8 @@ def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
     # the Rust tokenizer itself: the same ids as tokenizer(texts, add_special_tokens=False), without
     # transformers' conversion of every encoding to Python dicts (a quarter of the time)
     backend = tokenizer.backend_tokenizer
-    # transformers leaves the padding (and truncation) of its last call set on the Rust tokenizer,
-    # and a tokenizer saved after a padded call keeps it: after a batched generate, examples came
-    # back left-padded to the longest of their batch. Neither is wanted here.
-    padding, truncation = backend.padding, backend.truncation
-    if padding is not None:
-        backend.no_padding()
-    if truncation is not None:
-        backend.no_truncation()
-    try:
+    with unpadded(backend):
         return list(backend.encode_batch(texts, add_special_tokens=False))
-    finally:
-        if padding is not None:
-            backend.enable_padding(**padding)
-        if truncation is not None:
-            backend.enable_truncation(**truncation)
 
 
 def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:
