@@ -57,9 +57,11 @@ def main() -> None:
     from tunelab.engine.train import model as models
     from tunelab.engine.train.sft import build_trainer, first_micro_batch
 
+    # the same work as the plain run: no generated samples, no per-example scoring after
+    # training (its cost is bench_watch's figure)
     sets = [f"train.epochs={args.epochs}", f"method.kind={args.method}", "search.trials=1",
-            'eval.metrics=["perplexity"]', "eval.samples=0", "train.early_stopping_patience=1000",
-            "success={}"]
+            'eval.metrics=["perplexity"]', "eval.samples=0", "eval.example_losses=false",
+            "train.early_stopping_patience=1000", "success={}"]
     spec = load_spec(ROOT / "experiments" / "quickstart.toml", sets)
     exp = spec.experiment
     runs: dict[str, dict[str, list[float]]] = {
