@@ -159,6 +159,57 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
     assert len(pairs) == sum(1 for v in votes if v.choice in {"a", "b"})
 
 
+class LateRater(Rater):
+    """A person who starts voting only once every trial has trained: they all entered the
+    review against the base model."""
+
+    def __init__(self, store: Path, experiment: str, trials: int) -> None:
+        super().__init__(store, experiment)
+        self.trials = trials
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            if self.store.exists() and len(st.waiting_models(self.store, self.experiment)) \
+                    >= self.trials:
+                break
+        super().run()
+
+
+def test_trials_that_beat_the_base_face_the_incumbent_before_they_are_placed(
+        tmp_path: Path, small_experiment) -> None:
+    """Trials trained faster than the votes came: each that beats the base then faces the best
+    placed so far (a ladder), so the ratings tell the trials apart, not only from the base."""
+    spec = load_spec(small_experiment(PREFERENCE_SWEEP))
+    store = tmp_path / "tunelab.duckdb"
+    rater = LateRater(store, "tiny", trials=3)
+    rater.start()
+    try:
+        Runner(spec, store, Events()).run()
+    finally:
+        rater.done.set()
+        rater.join()
+    study = optuna.load_study(study_name="tiny", storage=search.open_storage(
+        str(tmp_path / "tunelab.optuna.journal")))
+    trials = {t.number: t for t in study.get_trials()}
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials.values())
+    assert all(t.user_attrs["faced"][0] == "base" for t in trials.values())  # all entered late
+    review = st.find_review(store, "tiny")
+    assert review is not None
+    items = st.review_items(store, review.id)
+    # trials were compared with each other, not only with the base
+    assert any("base" not in {i.model_a, i.model_b} for i in items)
+    # the first trial placed as a winner faced only the base; every later winner faced a trial
+    winners = [t for t in trials.values() if t.user_attrs["placed"] == "won"]
+    assert sum(t.user_attrs["faced"] == ["base"] for t in winners) <= 1
+    # and the longest answers (the rater's taste) are rated highest, above the others
+    def score(ref: str) -> float:
+        outputs = [s.output or "" for s in st.samples(store, "tiny", ref, limit=6)]
+        return sum(len(o.strip()) for o in outputs) / len(outputs)
+
+    best = max(trials, key=lambda n: trials[n].value)
+    assert score(f"trial:{best}") == max(score(f"trial:{n}") for n in trials)
+
+
 def test_a_preference_sweep_needs_samples_and_a_baseline(tmp_path: Path, small_experiment) -> None:
     for body, words in ((PREFERENCE_SWEEP.replace("samples = 6", "samples = 0"), "eval.samples"),
                         (PREFERENCE_SWEEP.replace("[eval]", "[eval]\nbaseline = false"),

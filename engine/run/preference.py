@@ -6,6 +6,11 @@ first): one item per test prompt pairs the trial's stored samples with the incum
 random, as every review's items. `tunelab review NAME` and the TUI vote on them; the items of
 trials the sweep waits on come first.
 
+A trial that wins clearly against an opponent who is no longer the incumbent (the trials
+trained faster than the votes came, so several entered against the base) then faces the
+incumbent before it is placed: a ladder, so that the winner has beaten the best placed before
+it, not only the base.
+
 Ask-and-tell: the trial stays RUNNING in Optuna and `voting` in the store while the runner
 trains the next trials (TPE's constant liar keeps the sampler from proposing the same region
 again meanwhile, engine.run.study). A judge thread refits the votes every few seconds and,
@@ -108,11 +113,7 @@ class PreferenceSweep:
             self.open(study)
         self.spool.ingest(wait=5)  # the trial process's samples
         ref, opponent = f"trial:{row.number}", self._incumbent(study)
-        mine = samples(self.store, self.exp.name, ref, limit=self.exp.eval.samples)
-        theirs = {s.prompt: s.output or "" for s in samples(self.store, self.exp.name, opponent,
-                                                            limit=self.exp.eval.samples)}
-        pairs = [(s.prompt, s.output or "", theirs[s.prompt]) for s in mine
-                 if s.prompt is not None and s.prompt in theirs]
+        pairs = self._pairs(ref, opponent)
         if not pairs:
             return TrialResult("failed", fail_reason="exception", info=info, error=(
                 f"no samples of {ref} and {opponent} on the same prompts to vote on"))
@@ -120,6 +121,7 @@ class PreferenceSweep:
         with self.lock:
             study._storage.set_trial_user_attr(trial._trial_id, "voting", True)
             study._storage.set_trial_user_attr(trial._trial_id, "opponent", opponent)
+            study._storage.set_trial_user_attr(trial._trial_id, "faced", [opponent])
             study._storage.set_trial_user_attr(trial._trial_id, "row", row.event()["row"])
             study._storage.set_trial_user_attr(trial._trial_id, "info", kept)
         self._add_items(ref, opponent, pairs)
@@ -127,6 +129,32 @@ class PreferenceSweep:
         self.event("voting", number=row.number, opponent=opponent, items=len(pairs),
                    review=self.exp.name)
         return TrialResult("voting", info=info)
+
+    def _pairs(self, ref: str, opponent: str) -> list[tuple[str, str, str]]:
+        """(prompt, ref's output, opponent's output) on the test prompts both answered."""
+        mine = samples(self.store, self.exp.name, ref, limit=self.exp.eval.samples)
+        theirs = {s.prompt: s.output or "" for s in samples(self.store, self.exp.name, opponent,
+                                                            limit=self.exp.eval.samples)}
+        return [(s.prompt, s.output or "", theirs[s.prompt]) for s in mine
+                if s.prompt is not None and s.prompt in theirs]
+
+    def _challenge(self, study: Any, t: Any, row: TrialRow, incumbent: str) -> bool:
+        """A waiting trial that won against an opponent who is no longer the incumbent (trials
+        trained faster than the votes came, so they all entered against the base) faces the
+        incumbent before it is placed: a winner must have beaten the best placed so far, or
+        its rating would only say it beat the base. False when there is nothing to vote on."""
+        ref = f"trial:{t.number}"
+        pairs = self._pairs(ref, incumbent)
+        if not pairs:
+            return False
+        with self.lock:
+            study._storage.set_trial_user_attr(t._trial_id, "opponent", incumbent)
+            study._storage.set_trial_user_attr(
+                t._trial_id, "faced", [*t.user_attrs.get("faced", []), incumbent])
+        self._add_items(ref, incumbent, pairs)
+        self.event("voting", number=t.number, opponent=incumbent, items=len(pairs),
+                   review=self.exp.name)
+        return True
 
     def _add_items(self, ref: str, opponent: str, pairs: list[tuple[str, str, str]]) -> None:
         items = review_items(self.store, self.review_id)
@@ -183,6 +211,12 @@ class PreferenceSweep:
             how = standing.placed(votes, ref, opponent, self.exp.search.votes_per_trial)
             row = TrialRow(**t.user_attrs["row"])
             rating = rated.get(ref)
+            if how == "won":
+                incumbent = self._incumbent(study)
+                if incumbent not in {ref, *t.user_attrs.get("faced", [opponent])} and \
+                        self._challenge(study, t, row, incumbent):
+                    left += 1
+                    continue
             if how is None:
                 left += 1
                 if self._seen.get(t.number) != found.votes:  # a new vote: a new provisional rating
