@@ -434,7 +434,8 @@ def experiment_summaries(store: str | Path) -> list[ExperimentSummary]:
             counts AS (
                 SELECT experiment,
                        count(*) FILTER (WHERE state = 'complete') AS complete,
-                       count(*) FILTER (WHERE state = 'running') AS running,
+                       -- a trial waiting for the votes of a preference sweep is not done
+                       count(*) FILTER (WHERE state IN ('running', 'voting')) AS running,
                        count(*) FILTER (WHERE state = 'pruned') AS pruned,
                        count(*) FILTER (WHERE state = 'failed') AS failed,
                        max(updated_at) AS updated

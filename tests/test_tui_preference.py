@@ -43,6 +43,9 @@ def test_the_trials_of_a_preference_sweep_show_their_rating_and_voting_state(
         async with app.run_test(size=(120, 30)) as pilot:
             await app.workers.wait_for_complete()
             await pilot.pause()
+            # the experiments screen counts the trials waiting for votes as not done
+            (summary,) = [e.summary for e in app.screen.experiments]
+            assert (summary.complete, summary.running, summary.trials) == (2, 2, 4)
             await pilot.press("enter")
             await app.workers.wait_for_complete()
             await pilot.pause()
