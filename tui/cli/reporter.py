@@ -78,7 +78,7 @@ class ConsoleReporter:
             return self.note
         lines = [self._running_text(c) for c in self.running.values()]
         if len(lines) == 1 and self.workers == 1:
-            return lines[0] + f"   [dim]{self._progress()}[/]"
+            return _beside(lines[0], f"[dim]{self._progress()}[/]", "\n")
         head = f"[bold]{self.name}[/] · {self._progress()}" + (f" · {self.note}" if self.note else "")
         return "\n".join([head, *("  " + line for line in lines)])
 
@@ -238,8 +238,12 @@ class ConsoleReporter:
         loss = result.value if result.state != "voting" else (  # its objective is the votes'
             (result.info.get("values") or {}).get("validation/loss"))
         tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(loss)}  "
-                f"{mark}  {fmt.duration(outcome.duration_s)}   [dim]{self._progress()}[/]")
-        self._print(self._trial_text(outcome.number, outcome.params, tail))
+                f"{mark}  {fmt.duration(outcome.duration_s)}")
+        # the sweep's progress: beside the line when it fits; on a narrow terminal the live
+        # block below shows it, and a log (no terminal) keeps it on the line
+        line = self._trial_text(outcome.number, outcome.params, tail)
+        self._print(_beside(line, f"[dim]{self._progress()}[/]",
+                            "" if console.is_terminal and self.running else "\n    "))
         if result.state == "failed" and result.error:
             last = result.error.strip().splitlines()[-1]
             errors.print(f"            {last}")
@@ -303,3 +307,15 @@ def _elo_interval(interval: tuple[float, float]) -> str:
     def side(x: float) -> str:
         return "no bound" if x != x or abs(x) == float("inf") else f"{x:+.0f}"
     return f"{side(low)} … {side(high)}"
+
+
+def _beside(line: str, extra: str, otherwise: str) -> str:
+    """`line   extra` when it fits the terminal's width (80 columns over SSH is common), else
+    `line` + `otherwise` + `extra` (`otherwise` "" drops `extra`). Not a terminal: beside."""
+    from rich.text import Text
+
+    joined = f"{line}   {extra}"
+    if not console.is_terminal or Text.from_markup(joined).cell_len <= console.width:
+        return joined
+    return line if not otherwise else f"{line}{otherwise}{extra}"
+
