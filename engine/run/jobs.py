@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Set in a trial process by the first Ctrl-C: the trial stops after its current evaluation.
@@ -52,3 +53,27 @@ def exit_when_gone(pid: int) -> None:
             os.kill(pid, 0)
         except ProcessLookupError:
             os._exit(3)
+
+
+def running(pid: int | None) -> bool:
+    """Whether a process runs (a zombie does not). The one check for a trial process, a stale
+    run's process and a training process's CPU share. Asked of /proc because a trial's
+    `is_alive()` can be wrong: its exit code comes through the fork server, and when the server
+    dies first (the same `kill -TERM -PGID` reaches it) the trial reads as exited with code 255
+    while it is still finishing its evaluation, and its result would be lost."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):  # no /proc (macOS): whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # someone else's process under a reused pid: count it
+            return True
+        return True
+    return state not in ("Z", "X")
+

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.run import child
-from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.run.jobs import TrialJob, TrialResult, running
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -26,28 +26,6 @@ def forkserver_context() -> BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tunelab.engine.run.preload"])
     return context
-
-
-def _running(pid: int | None) -> bool:
-    """Whether the process runs (a zombie does not). Asked because `is_alive()` can be wrong:
-    a trial's exit code comes through the fork server, and when the server dies first (the same
-    `kill -TERM -PGID` reaches it) the trial reads as exited with code 255 while it is still
-    finishing its evaluation, and its result would be lost."""
-    if pid is None:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    except (OSError, IndexError):  # no /proc (macOS): whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return state not in ("Z", "X")
 
 
 def run_child(kind: str, job: TrialJob, on_progress: Progress | None = None,
@@ -79,7 +57,7 @@ def run_child(kind: str, job: TrialJob, on_progress: Progress | None = None,
                     continue
             except EOFError:
                 break
-            if not process.is_alive() and not receive.poll(0) and not _running(process.pid):
+            if not process.is_alive() and not receive.poll(0) and not running(process.pid):
                 break
         process.join()
     except BaseException:

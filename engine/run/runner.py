@@ -24,7 +24,7 @@ from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE, succeeded
 from tunelab.engine.run import preference
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
-from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.run.jobs import TrialJob, TrialResult, running
 from tunelab.engine.run.paths import paths
 from tunelab.engine.run.pipe import run_child
 from tunelab.engine.run.signals import sigterm_as_ctrl_c
@@ -267,7 +267,7 @@ class Runner:
             if attrs.get("voting"):
                 continue  # trained, waiting for votes: the judge of this run places it
             if "host" in attrs:
-                if attrs["host"] != host or _alive(attrs.get("pid", -1)):
+                if attrs["host"] != host or running(attrs.get("pid", -1)):
                     continue
             elif "://" in self.storage:
                 continue  # no owner recorded, shared storage: not ours to judge
@@ -557,16 +557,6 @@ def _done_states() -> tuple[Any, ...]:
     import optuna
 
     return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _smoke_data(prepared: P, folder: Path) -> P:

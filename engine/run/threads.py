@@ -20,6 +20,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from tunelab.engine.run.jobs import running as process_runs
+
 _LIMITS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 FIXED = "TUNELAB_THREADS"  # a fixed thread count per trial process instead of the share
 
@@ -59,16 +61,6 @@ def _folder() -> Path:
     return folder
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process under a reused pid: count it
-        return True
-    return True
-
-
 def _pid_files() -> list[Path]:
     return [f for f in _folder().iterdir() if f.name.isdigit()]
 
@@ -87,7 +79,7 @@ def running() -> int:
     here (its pid is checked)."""
     count = 0
     for file in _pid_files():
-        if _alive(int(file.name)):
+        if process_runs(int(file.name)):
             count += 1
         else:
             file.unlink(missing_ok=True)
