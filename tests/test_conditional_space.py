@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from tui_pilot import open_trials
 
 from tunelab.engine.errors import SpecError
 from tunelab.engine.run import study as search
@@ -166,7 +167,6 @@ def test_an_unsampled_key_shows_as_a_dash_and_is_rated_within_its_branch(tmp_pat
 
     from tunelab import store as st
     from tunelab.tui.app import TunelabApp
-    from tunelab.tui.screens.trials import TrialsScreen
     from tunelab.tui.widgets.table import VimTable
 
     store, now = tmp_path / "s.duckdb", time.time()
@@ -202,15 +202,7 @@ def test_an_unsampled_key_shows_as_a_dash_and_is_rated_within_its_branch(tmp_pat
     async def run() -> tuple[dict[str, str], list[list[str]]]:
         app = TunelabApp([store])
         async with app.run_test(size=(120, 30)) as pilot:
-            for _ in range(2):
-                await app.workers.wait_for_complete()
-                await pilot.pause()
-            await pilot.press("enter")
-            for _ in range(2):
-                await app.workers.wait_for_complete()
-                await pilot.pause()
-            screen = app.screen
-            assert isinstance(screen, TrialsScreen)
+            screen = await open_trials(pilot)
             table = screen.query_one(VimTable)
             titles = [str(c.label) for c in table.ordered_columns]
             r = titles.index("r")

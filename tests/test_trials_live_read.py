@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import tui_store
+from tui_pilot import open_trials
 
 from tunelab import store as st
 from tunelab.tui import source
@@ -52,7 +53,6 @@ def test_the_screen_shows_a_changed_trial_and_hands_the_table_the_same_lists_for
     from rich.text import Text
 
     from tunelab.tui.app import TunelabApp
-    from tunelab.tui.screens.trials import TrialsScreen
     from tunelab.tui.widgets.table import VimTable
 
     monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
@@ -64,13 +64,7 @@ def test_the_screen_shows_a_changed_trial_and_hands_the_table_the_same_lists_for
     async def run() -> None:
         app = TunelabApp([store])
         async with app.run_test(size=(120, 30)) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            await pilot.press("enter")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            screen = app.screen
-            assert isinstance(screen, TrialsScreen)
+            screen = await open_trials(pilot)
             table = screen.query_one(VimTable)
             given = dict(table._given)
             with st.Spool(store) as spool:

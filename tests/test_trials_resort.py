@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import tui_store
 from rich.text import Text
+from tui_pilot import open_trials
 
 from tunelab.tui.app import TunelabApp
 from tunelab.tui.screens.trials import TrialsScreen
@@ -29,13 +30,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 async def _trials_screen(app: TunelabApp, pilot) -> tuple[TrialsScreen, VimTable]:  # noqa: ANN001
     """The experiments screen loaded, Enter on the first experiment, its trials loaded."""
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.press("enter")
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    screen = app.screen
-    assert isinstance(screen, TrialsScreen)
+    screen = await open_trials(pilot)
     return screen, screen.query_one(VimTable)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import tui_store
 from rich.text import Text
+from tui_pilot import open_trials, settle
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
@@ -45,14 +46,6 @@ def _history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
 
 
-async def settle(pilot) -> None:  # noqa: ANN001
-    """Lets the workers finish and their messages land."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 def cells(table: VimTable) -> list[list[str]]:
     return [[c.plain if isinstance(c, Text) else str(c) for c in table.get_row_at(i)]
             for i in range(table.row_count)]
@@ -60,14 +53,6 @@ def cells(table: VimTable) -> list[list[str]]:
 
 def column(table: VimTable, title: str) -> int:
     return [str(c.label) for c in table.ordered_columns].index(title)
-
-
-async def open_trials(pilot) -> TrialsScreen:  # noqa: ANN001
-    await settle(pilot)
-    await pilot.press("enter")
-    await settle(pilot)
-    assert isinstance(pilot.app.screen, TrialsScreen)
-    return pilot.app.screen
 
 
 @aio

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tui_pilot import settle
+
 from tunelab import store as st
 from tunelab.engine.review import reviews as review
 from tunelab.tui.app import TunelabApp
@@ -12,30 +14,24 @@ from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 
-async def _settle(pilot) -> None:  # noqa: ANN001
-    for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
 async def test_v_opens_the_review_and_t_a_chat_and_both_come_back(trained_store: Path) -> None:
     if st.find_review(trained_store, "tiny") is None:
         review.create(trained_store, "tiny", "tiny", ["base", "best"],
                       review.test_prompts(trained_store, "tiny", 4), "test", max_new_tokens=4)
     app = TunelabApp([trained_store])
     async with app.run_test(size=(100, 30)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("enter")
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(app.screen, TrialsScreen)
         await pilot.press("v")  # the experiment's review (made above): vote, then back
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ReviewScreen)
         await pilot.press("q")  # back once the ratings are fitted (in a worker)
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(app.screen, TrialsScreen)
         await pilot.press("j", "t")  # the row under the baseline: trial 0
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ChatScreen) and app.screen.ref == "trial:0"
         assert app.screen.model is not None  # loaded in a worker
         await pilot.press("escape")

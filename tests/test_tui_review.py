@@ -11,6 +11,7 @@ from pathlib import Path
 from review_helpers import leaderboard, vote_for, write_review
 from rich.console import Console
 from textual.widgets import Input, SelectionList, Static
+from tui_pilot import settle
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
@@ -20,12 +21,6 @@ from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 from conftest import tunelab_command
-
-
-async def _settle(pilot) -> None:  # noqa: ANN001
-    for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def screen_text(screen) -> str:  # noqa: ANN001
@@ -44,7 +39,7 @@ async def test_the_stats_screen_shows_ratings_with_bars_pairs_and_raters(tmp_pat
     vote_for(store, "r1", "x", range(0, 10), rater="ben")
     app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "r1")))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ReviewStatsScreen)
         text = screen_text(app.screen)
         assert "34 votes on 24 items by ana, ben" in text
@@ -68,7 +63,7 @@ async def test_a_side_bias_is_said_in_plain_words(tmp_path: Path) -> None:
         spool.write([st.vote_event("r1", i, "ana", "a", 1.0) for i in range(20)])
     app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "r1")))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         text = " ".join(screen_text(app.screen).split())
         assert "won 20 of 20 decisive votes (100%)" in text
         assert "⚠ More left (A) wins than chance allows" in text
@@ -79,10 +74,10 @@ async def test_votes_then_i_shows_them_and_leaving_saves_the_ratings(tmp_path: P
     write_review(store, "r1", 6)
     app = TunelabApp([store], lambda: ReviewScreen(store, st.find_review(store, "r1"), "pilot"))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("a", "b", "t")
         await pilot.press("i")  # the votes just cast are counted
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ReviewStatsScreen)
         assert "3 votes on 6 items by pilot" in screen_text(app.screen)
         await pilot.press("q")
@@ -90,18 +85,18 @@ async def test_votes_then_i_shows_them_and_leaving_saves_the_ratings(tmp_path: P
         assert isinstance(app.screen, ReviewScreen)
         await pilot.press("x")  # a fourth vote, after the last fit
         await pilot.press("q")
-        await _settle(pilot)
+        await settle(pilot)
     board = leaderboard(store)
     assert board["x"]["votes"] == board["x"]["votes_at_fit"] == 4
 
 
 async def _open_dialog(pilot) -> NewReviewDialog:  # noqa: ANN001
-    await _settle(pilot)
+    await settle(pilot)
     await pilot.press("enter")
-    await _settle(pilot)
+    await settle(pilot)
     assert isinstance(pilot.app.screen, TrialsScreen)
     await pilot.press("n")
-    await _settle(pilot)
+    await settle(pilot)
     assert isinstance(pilot.app.screen, NewReviewDialog)
     return pilot.app.screen
 
@@ -116,7 +111,7 @@ async def test_a_review_made_in_the_tui_is_generated_then_opens_for_votes(
         dialog.query_one("#new-n", Input).value = "2"
         dialog.query_one("#new-name", Input).value = name
         await pilot.click("#new-create")  # on screen at 80×24
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ReviewScreen), screen_text(app.screen)
         assert app.screen.review.name == name
         assert "item 1 of" in screen_text(app.screen)
@@ -143,7 +138,7 @@ async def test_bad_input_in_the_dialog_is_said_and_nothing_typed_is_lost(
         prompts.value = str(empty)
         prompts.focus()
         await pilot.press("enter")  # Enter in a box creates too
-        await _settle(pilot)
+        await settle(pilot)
         assert app.screen is dialog
         assert "no prompts" in str(status.content) and 'no "prompt"' in str(status.content)
         assert dialog.query_one("#new-prompts", Input).value == str(empty)
@@ -192,7 +187,7 @@ async def test_the_screen_and_review_stats_say_the_same_about_a_rating_that_is_a
     found = st.find_review(store, "r1")
     app = TunelabApp([store], lambda: ReviewStatsScreen(store, found))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         text = " ".join(screen_text(app.screen).split())
     printed = CliRunner().invoke(cli, ["review", "stats", "r1", "--store", str(store)])
     assert printed.exit_code == 0, printed.output
@@ -218,11 +213,11 @@ async def test_the_voting_screen_says_what_is_left_to_separate(tmp_path: Path) -
     found = st.find_review(store, "r1")
     app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot"))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         assert "x and y are not separated yet" in screen_text(app.screen)
     vote_for(store, "r1", "x", range(3, 18))  # 18 of 18: x is above y at 95 %
     app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot", "random"))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         assert "ranks settled: every neighbouring pair is separated" in screen_text(app.screen)
         assert app.screen.current.item == 0  # random: the review's own order

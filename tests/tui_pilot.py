@@ -1,0 +1,22 @@
+"""Driving the TUI in tests: wait for the workers' results to land, open an experiment's
+trials. Shared by the TUI tests (each had its own copy of these lines)."""
+
+from __future__ import annotations
+
+from tunelab.tui.screens.trials import TrialsScreen
+
+
+async def settle(pilot) -> None:  # noqa: ANN001
+    """Lets the workers finish and their messages land (twice: a message may start a worker)."""
+    for _ in range(2):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def open_trials(pilot) -> TrialsScreen:  # noqa: ANN001
+    """The experiments screen loaded, Enter on the first experiment, its trials loaded."""
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, TrialsScreen)
+    return pilot.app.screen
