@@ -325,8 +325,9 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
     sigs: dict[str, list[Any]] = {}
     keys: dict[str, list[bytes]] = {}
     progress.stage("finding duplicates", sum(len(parts[s]) for s in SPLITS))
-    for split in SPLITS:
-        keys[split], sigs[split] = _keys_and_signatures(parts[split], data.dedupe == "near", progress)
+    # every split in one pass: the workers start once, and a small split is not done on one core
+    found = _keys_and_signatures([e for s in SPLITS for e in parts[s]], data.dedupe == "near", progress)
+    for split, (keys[split], sigs[split]) in zip(SPLITS, _per_split(parts, found), strict=True):
         kept, removed, index = dedupe(None, data.dedupe, data.near_threshold, sigs=sigs[split],
                                       keys=keys[split])
         for m in removed:
@@ -379,7 +380,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
             leaked += len(drop)
 
     # the duplicate index and signatures are done with: freed before the workers fork again
-    del train_index, sigs, keys
+    del train_index, sigs, keys, found
 
     # tokens, in the real tokenizer and template
     # only a scratch model's tokenizer is trained on the rows (a million output rows are not small)
@@ -390,9 +391,10 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
     lengths: dict[str, list[int]] = {}
     answers_split = 0  # rows whose answer the tokenizer would have merged into the prompt
     progress.stage("counting tokens", sum(len(parts[s]) for s in SPLITS))
-    for split in SPLITS:
+    counted = _token_facts([e for s in SPLITS for e in parts[s]], tokenizer, template, progress)
+    for split in SPLITS:  # every split in one pass, as above
         keep: list[tuple[_Example, int]] = []
-        for e, facts in _token_facts(parts[split], tokenizer, template, progress):
+        for e, facts in itertools.islice(counted, len(parts[split])):
             if isinstance(facts, str):
                 findings.add("template_error", "warning", f"the chat template fails on it: {facts}",
                              e.origin, removed=True)
@@ -463,6 +465,16 @@ def _output_row(example: _Example, data: DataSpec) -> dict[str, Any]:
     if data.template != "auto":
         row["template"] = data.template  # model.render reads it: the trainer renders as prepared
     return row
+
+
+def _per_split(parts: dict[str, list[_Example]],
+               found: tuple[list[bytes], list[Any]]) -> Iterator[tuple[list[bytes], list[Any]]]:
+    """The keys and signatures of all splits' examples (in SPLITS order), cut back per split."""
+    at = 0
+    for split in SPLITS:
+        n = len(parts[split])
+        yield found[0][at:at + n], found[1][at:at + n]
+        at += n
 
 
 def _keys_of(examples: Sequence[_Example], near: bool) -> tuple[list[bytes], list[bytes | None]]:
