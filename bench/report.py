@@ -176,12 +176,26 @@ def render(results: list[BenchResult], quick: bool, gpu_section: str | None,
     lines += [f"- {k}: {v}" for k, v in host.items()]
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in versions().items()), ""]
     lines += ["## Results", "", *table(results), ""]
-    total = sum(r.seconds for r in results)
-    lines += [f"{len(results)} benches in {total:.0f}s; \"not wired\" is a bench script that does "
-              "not take `--json` yet (run it by hand for its printed table).", ""]
+    lines += [*timings(results, quick), ""]
     lines += [PROFILING_NOTES, profile_section or _empty_profile_section(), "",
               gpu_section or _empty_gpu_section(), ""]
     return "\n".join(lines)
+
+
+QUICK_BUDGET = 300.0  # seconds: `--quick` finishes within five minutes on 2 CPUs
+
+
+def timings(results: list[BenchResult], quick: bool) -> list[str]:
+    """Each bench's seconds, the total, and (with --quick) whether it kept to its budget."""
+    total = sum(r.seconds for r in results)
+    out = [f"{len(results)} benches in {total:.0f}s"
+           + (f" (the budget of `--quick`: {QUICK_BUDGET:.0f}s on 2 CPUs; "
+              + ("met" if total <= QUICK_BUDGET else "not met") + ")" if quick else "")
+           + ": " + ", ".join(f"{r.name} {r.seconds:.0f}s" for r in results) + "."]
+    if any(r.status == "not wired" for r in results):
+        out.append("\"not wired\" is a bench script that does not take `--json` yet (run it by "
+                   "hand for its printed table).")
+    return out
 
 
 def _empty_gpu_section() -> str:
