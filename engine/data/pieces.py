@@ -41,7 +41,9 @@ class Splitter:
         self.backend = backend
         self.added = added
         # leftmost-longest, as the tokenizer's own matcher: at one place the longest token wins
-        self.pattern = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)))
+        # one group: split gives the text between tokens and the tokens, alternately
+        self.pattern = re.compile("(" + "|".join(re.escape(t) for t in sorted(added, key=len, reverse=True))
+                                  + ")")
         self.checked = False  # compared with whole-prefix tokenization on a first batch
 
     @staticmethod
@@ -75,13 +77,12 @@ class Splitter:
         batch, or an added token's id as -1 - id."""
         pieces: list[tuple[int, int, int]] = []  # (start, stop, part)
         at = 0
-        for m in self.pattern.finditer(text):
-            if m.start() > at:
-                pieces.append((at, m.start(), todo.setdefault(text[at:m.start()], len(todo))))
-            pieces.append((m.start(), m.end(), -1 - self.added[m.group()]))
-            at = m.end()
-        if at < len(text):
-            pieces.append((at, len(text), todo.setdefault(text[at:], len(todo))))
+        for n, part in enumerate(self.pattern.split(text)):  # text, token, text, … (in C)
+            if not part:
+                continue
+            stop = at + len(part)
+            pieces.append((at, stop, -1 - self.added[part] if n % 2 else todo.setdefault(part, len(todo))))
+            at = stop
         plan = []
         i = 0
         for end in ends:

@@ -109,11 +109,21 @@ def _facts(tokenizer: Any) -> dict[str, Any]:
     return found
 
 
+@lru_cache(maxsize=16)
+def _globals(template: str) -> dict[str, Any]:
+    return dict(_compiled(template).globals)
+
+
 def _render(tokenizer: Any, template: str, messages: list[dict[str, str]], generation: bool) -> str:
     compiled = _compiled(template)
     if compiled is not None:
-        return str(compiled.render(messages=messages, add_generation_prompt=generation,
-                                   **_facts(tokenizer)["specials"]))
+        # Template.render without its merge of the globals into every new context (a ChainMap
+        # walked per render: a fifth of the time of rendering a row in prepare); merged once
+        # here, the context is the same. Errors propagate as they are (their messages are used).
+        context = compiled.new_context({**_globals(template), **_facts(tokenizer)["specials"],
+                                        "messages": messages, "add_generation_prompt": generation},
+                                       shared=True)
+        return str(compiled.environment.concat(compiled.root_render_func(context)))
     text = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
                                          add_generation_prompt=generation)
     return text if isinstance(text, str) else str(text)
@@ -311,8 +321,15 @@ def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, stric
 
 def eos_trained(rendered: Rendered, tokenizer: Any) -> tuple[bool, bool]:
     """(the EOS token is present, it is trained at least once)."""
-    eos = tokenizer.eos_token_id
-    places = [i for i, t in enumerate(rendered.input_ids) if t == eos]
+    eos, ids = tokenizer.eos_token_id, rendered.input_ids
+    places = []  # found by list.index (in C): a Python loop over every id was 5 % of prepare
+    at = -1
+    while True:
+        try:
+            at = ids.index(eos, at + 1)
+        except ValueError:
+            break
+        places.append(at)
     return bool(places), any(rendered.trained[i] for i in places)
 
 
