@@ -11,7 +11,7 @@ The paths, each reported and any failure making the exit status non-zero:
 2. full / LoRA / QLoRA (4-bit, paged 8-bit AdamW) of each model shape, a tunelab trial (a fresh
    process from the preloaded server, the store written) against plain TRL SFTTrainer with the
    same arguments: tokens/s, ratio, peak memory, MFU (6·N·tokens/s for full, 4·N for adapters);
-3. packed against unpacked tokens/s on a length-skewed set, if the spec has `train.packing`;
+3. packed against unpacked real (non-padding) tokens/s on a length-skewed set;
 4. a real CUDA out-of-memory (the process's memory capped) and the back-off to half the
    micro-batch with the same effective batch;
 5. two workers of one sweep, each pinned to its device (two trials on one device when only one
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -194,7 +195,8 @@ def tunelab_trial(sets: list[str], tmp: Path, name: str) -> dict[str, Any]:
     if result.state != "complete":
         raise RuntimeError(f"tunelab trial {result.state}: {result.error or result.fail_reason}")
     info = result.info
-    return {"tokens_s": info["tokens"] / info["train_seconds"], "peak": info.get("peak_memory"),
+    return {"tokens_s": info["tokens"] / info["train_seconds"], "seconds": info["train_seconds"],
+            "peak": info.get("peak_memory"),
             "wall": wall, "prepared": prepared, "spec": spec, "base": base}
 
 
@@ -303,20 +305,30 @@ def main() -> int:
             check.path(name, train)
 
     def packing() -> None:
-        from tunelab.engine.spec.sections import TrainSpec
+        """Real (non-padding) tokens/s, packed against unpacked, as bench/bench_packing.py: the
+        packed batch holds as many rows of max_length as hold the tokens of 16 examples, so both
+        take optimizer steps of about the same number of tokens."""
+        from tunelab.engine.data.prepare import read_rows
+        from tunelab.engine.train import model as models
 
-        if "packing" not in TrainSpec.model_fields:
-            check.skipped.append("packing (the spec has no train.packing yet)")
-            return
         base, _ = bases["SmolLM2-135M"]
-        found = {}
-        for packed in (False, True):
-            found[packed] = tunelab_trial(
-                sets_for(base, data, "full", not cuda, [f"train.packing={str(packed).lower()}"]),
-                tmp, f"packing-{packed}")["tokens_s"]
-        check.lines.append(f"- packing on a length-skewed set: {found[True]:,.0f} tokens/s "
-                           f"packed vs {found[False]:,.0f} unpacked "
-                           f"({found[True] / found[False]:.2f}×)")
+        extra = ["train.epochs=2"]
+        unpacked = tunelab_trial(sets_for(base, data, "full", not cuda, extra), tmp, "unpacked")
+        exp = unpacked["spec"].experiment
+        tokenizer = models.load_tokenizer(unpacked["base"], exp)
+        lengths = [min(len(r["input_ids"]), exp.train.max_length) for r in
+                   models.render(read_rows(unpacked["prepared"].files["train"]), tokenizer)]
+        rows = max(1, round(16 * statistics.mean(lengths) / exp.train.max_length))
+        packed = tunelab_trial(sets_for(base, data, "full", not cuda, [
+            *extra, "train.packing=true", f"train.batch_size={rows}",
+            f"train.micro_batch_size={rows}"]), tmp, "packed")
+        real = {name: sum(lengths) * exp.train.epochs / run["seconds"]
+                for name, run in (("packed", packed), ("unpacked", unpacked))}
+        check.lines.append(f"- packing on a length-skewed set ({len(lengths)} rows of "
+                           f"{min(lengths)}–{max(lengths)} tokens, {rows} packed rows of "
+                           f"{exp.train.max_length} a step against 16 examples): "
+                           f"{real['packed']:,.0f} real tokens/s packed vs "
+                           f"{real['unpacked']:,.0f} unpacked ({real['packed'] / real['unpacked']:.2f}×)")
 
     check.path("packed vs unpacked", packing)
     check.path("out-of-memory back-off", lambda: oom_backoff(check, bases, data, tmp, cuda))
