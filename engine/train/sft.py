@@ -26,6 +26,7 @@ from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import STOP_AFTER_EVALUATION, TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
+from tunelab.engine.train import tokens
 from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
 from tunelab.store import MetricRow, Spool
 from tunelab.store.ingester import Ingester
@@ -175,16 +176,17 @@ def trainer_arguments(job: TrialJob, exp: Experiment, examples: int, micro: int)
 
 def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
                   callbacks: list[Any], train_rows: list[dict[str, Any]],
-                  eval_rows: list[dict[str, Any]], micro: int) -> Any:
-    from datasets import Dataset
+                  eval_rows: list[dict[str, Any]], micro: int, cache: Path | None = None) -> Any:
+    """The trainer of a trial. With a cache folder, the rendered rows are kept there for the
+    sweep's other trials (engine.train.tokens)."""
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
-    train = models.render(train_rows, tokenizer)
+    train = tokens.rendered(train_rows, tokenizer, cache)
     examples = len(train)
     if exp.train.packing:  # steps (and warmup) count packed rows; validation is not packed
-        tokens = sum(min(len(r["input_ids"]), exp.train.max_length) for r in train)
-        examples = math.ceil(tokens / exp.train.max_length)
+        total = sum(min(len(ids), exp.train.max_length) for ids in train["input_ids"])
+        examples = math.ceil(total / exp.train.max_length)
     arguments = trainer_arguments(job, exp, examples, micro)
     if exp.train.packing:
         arguments["per_device_eval_batch_size"] = min(exp.train.batch_size, 32)
@@ -205,8 +207,8 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
     return SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(models.render(eval_rows, tokenizer)),
+        train_dataset=train,
+        eval_dataset=tokens.rendered(eval_rows, tokenizer, cache),
         processing_class=tokenizer,
         peft_config=peft_config(exp),
         callbacks=callbacks,
@@ -469,7 +471,8 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     callbacks, outcome = _callbacks(job, exp, spool, progress, attempt)
     cost: dict[str, float] = {}
     callbacks += _watching(job, exp, tokenizer, val_rows, spool, cost)
-    trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows, micro)
+    trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows, micro,
+                            cache=Path(job.data["train"]).parent)
 
     # train
     info, ended = train_to_the_end(job, exp, trainer, outcome, micro, progress)
