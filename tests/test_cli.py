@@ -88,6 +88,9 @@ def test_progress_into_a_log_is_one_line_per_event(tmp_path: Path) -> None:
         r.event("sweep", trials=2, finished=0, workers=1)
         for number in (0, 1):
             r.event("trial_start", number=number, params=params, epochs=3, worker=0)
+            # the first trial tokenizes a large set (a line); a small one is not worth a line
+            r.event("trial_progress", number=number, kind="tokenizing",
+                    rows=77256 if number == 0 else 240)
             for epoch in (1, 2, 3):
                 r.event("trial_progress", number=number, kind="eval", epoch=epoch,
                         step=epoch * 60, eval_loss=1.0 / epoch)
@@ -99,8 +102,10 @@ def test_progress_into_a_log_is_one_line_per_event(tmp_path: Path) -> None:
                           env=ENV, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 1 + 2 * (3 + 1), done.stdout  # the plan, 3 evaluations and an end each
+    # the plan, 3 evaluations and an end each, and the first trial's tokenizing
+    assert len(lines) == 1 + 2 * (3 + 1) + 1, done.stdout
     assert all(line.startswith("trial ") for line in lines[1:])
+    assert lines[1] == "trial 0: tokenizing 77,256 rows (once: the sweep's other trials read them back)"
     assert max(len(line) for line in lines) > 100  # long, and still one line each
 
 

@@ -176,13 +176,14 @@ def trainer_arguments(job: TrialJob, exp: Experiment, examples: int, micro: int)
 
 def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
                   callbacks: list[Any], train_rows: list[dict[str, Any]],
-                  eval_rows: list[dict[str, Any]], micro: int, cache: Path | None = None) -> Any:
+                  eval_rows: list[dict[str, Any]], micro: int, cache: Path | None = None,
+                  on_render: Any = None) -> Any:
     """The trainer of a trial. With a cache folder, the rendered rows are kept there for the
-    sweep's other trials (engine.train.tokens)."""
+    sweep's other trials (engine.train.tokens); on_render hears how many rows are rendered."""
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
-    train = tokens.rendered(train_rows, tokenizer, cache)
+    train = tokens.rendered(train_rows, tokenizer, cache, on_render)
     examples = len(train)
     if exp.train.packing:  # steps (and warmup) count packed rows; validation is not packed
         total = sum(min(len(ids), exp.train.max_length) for ids in train["input_ids"])
@@ -208,7 +209,7 @@ def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
         model=model,
         args=args,
         train_dataset=train,
-        eval_dataset=tokens.rendered(eval_rows, tokenizer, cache),
+        eval_dataset=tokens.rendered(eval_rows, tokenizer, cache, on_render),
         processing_class=tokenizer,
         peft_config=peft_config(exp),
         callbacks=callbacks,
@@ -472,7 +473,8 @@ def _train_once(job: TrialJob, exp: Experiment, micro: int, attempt: int, spool:
     cost: dict[str, float] = {}
     callbacks += _watching(job, exp, tokenizer, val_rows, spool, cost)
     trainer = build_trainer(job, exp, model, tokenizer, callbacks, train_rows, val_rows, micro,
-                            cache=Path(job.data["train"]).parent)
+                            cache=Path(job.data["train"]).parent,
+                            on_render=lambda n: progress("tokenizing", {"rows": n}))
 
     # train
     info, ended = train_to_the_end(job, exp, trainer, outcome, micro, progress)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,17 @@ def key(rows: list[dict[str, Any]], tokenizer: Any) -> str:
     return h.hexdigest()[:20]
 
 
-def rendered(rows: list[dict[str, Any]], tokenizer: Any, cache: Path | None = None) -> Any:
+def rendered(rows: list[dict[str, Any]], tokenizer: Any, cache: Path | None = None,
+             on_render: Callable[[int], None] | None = None) -> Any:
     """models.render of the rows as a datasets.Dataset; with a cache folder, kept there (or read
-    from there) under the rows' key."""
+    from there) under the rows' key. on_render hears the number of rows before they are
+    rendered (not when they are read back): at a large data set, the seconds a person waits."""
     import datasets
     from datasets import Dataset
 
     if cache is None:
+        if on_render is not None:
+            on_render(len(rows))
         return Dataset.from_list(models.render(rows, tokenizer))
     folder = cache / f"tokens-{key(rows, tokenizer)}"
     if (folder / "dataset_info.json").exists():
@@ -51,6 +56,8 @@ def rendered(rows: list[dict[str, Any]], tokenizer: Any, cache: Path | None = No
             return Dataset.load_from_disk(str(folder))
         except (OSError, ValueError):  # damaged (a disk that filled up): rendered again below
             shutil.rmtree(folder, ignore_errors=True)
+    if on_render is not None:
+        on_render(len(rows))
     dataset = Dataset.from_list(models.render(rows, tokenizer))
     datasets.disable_progress_bars()  # "Saving the dataset" bars in every trial's log are noise
     # written aside and renamed: a trial killed while saving leaves no half folder, and when

@@ -16,6 +16,8 @@ from tunelab.engine import format as fmt
 from tunelab.engine import objectives
 from tunelab.tui.cli.output import console, errors
 
+TOKENIZING_SAID = 10_000  # rows: in a log, a trial's tokenizing is a line of its own from here
+
 
 class ConsoleReporter:
     def __init__(self, name: str, direction: str = "minimize") -> None:
@@ -70,7 +72,7 @@ class ConsoleReporter:
         step = f"  step {c['step']}" if c.get("step") is not None else ""
         ev = f"  eval_loss {fmt.number(c['eval'])}" if c.get("eval") is not None else ""
         loss = f"  loss {fmt.number(c['loss'])}" if c.get("loss") is not None else ""
-        where = f"epoch {c['epoch']}/{c['epochs']}" if c.get("started") else "starting…"
+        where = f"epoch {c['epoch']}/{c['epochs']}" if c.get("started") else c.get("setup", "starting…")
         return self._trial_text(c["number"], c["params"], f"{where}{step}{ev}{loss}")
 
     def _render(self) -> str:
@@ -208,6 +210,11 @@ class ConsoleReporter:
         c = self.running.get(number)
         if c is None:
             return
+        if kind == "tokenizing":  # seconds at a large data set; the sweep's other trials read it back
+            c["setup"] = f"tokenizing {data['rows']:,} rows…"
+            if not console.is_terminal and data["rows"] >= TOKENIZING_SAID:
+                console.print(f"trial {number}: tokenizing {data['rows']:,} rows (once: the "
+                              "sweep's other trials read them back)")
         if kind in ("start", "log", "eval"):
             c["started"] = True
         if "step" in data:
