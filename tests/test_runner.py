@@ -3,6 +3,7 @@ trials, Ctrl-C, --retry-failed, confirm."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -127,9 +128,11 @@ def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> N
 
     # Ctrl-C once, after the first evaluation: the trial stops after its next one
     command = [*base, "run", str(experiment), "--store", str(store)]
-    # SIGINT as a terminal delivers it: pytest started in the background by a script inherits
-    # SIGINT ignored, and the run would inherit that too and never see the Ctrl-C
+    # SIGINT as a terminal delivers it: to the whole process group (the runner, the fork server
+    # and the trial), so the run gets a group of its own here. And pytest started in the
+    # background by a script inherits SIGINT ignored; the run would inherit that too.
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in run.stdout:  # not a terminal: a line per evaluation, as the runner receives it
@@ -138,7 +141,7 @@ def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> N
             break
     else:
         raise AssertionError("the run ended before trial 0's first evaluation:\n" + "".join(seen))
-    run.send_signal(signal.SIGINT)
+    os.killpg(run.pid, signal.SIGINT)
     out, err = run.communicate(timeout=600)
     assert run.returncode == 130, err
     assert "stopped by Ctrl-C" in err
@@ -147,6 +150,10 @@ def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> N
     assert (first.state, first.fail_reason) == ("failed", "interrupted")
     evaluations = _validation_rows(store, 0)
     assert evaluations >= 1  # what it evaluated before it stopped is kept
+    # once is not twice: the terminal's SIGINT and the runner's SIGUSR1 are one request, and the
+    # trial ended after an evaluation, not in the middle of a step (a Ctrl-C used to kill it)
+    log = (tmp_path / "tunelab-runs" / "tiny" / "trial-0000" / "trial.log").read_text()
+    assert "KeyboardInterrupt" not in log, log[-3000:]
 
     again = subprocess.run([*command, "--retry-failed"], capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr

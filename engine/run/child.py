@@ -53,7 +53,9 @@ def _stop_on_ctrl_c() -> None:
         # the runner, which relays it as SIGUSR1. Python runs pending handlers in signal-number
         # order (SIGUSR1 10 before SIGTERM 15), so a SIGTERM after a SIGUSR1 alone is that same
         # request, not a second one; a SIGINT after any of them is the runner's "stop now".
-        earlier = seen if signum == signal.SIGINT else seen - {signal.SIGUSR1}
+        # a copy: `seen` itself would hold this very signal once added below, and a terminal's
+        # one Ctrl-C (its SIGINT reaches this process too) then stopped the trial at once
+        earlier = set(seen) if signum == signal.SIGINT else seen - {signal.SIGUSR1}
         seen.add(signum)
         if signum in (signal.SIGINT, signal.SIGTERM) and earlier:
             raise KeyboardInterrupt
