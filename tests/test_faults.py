@@ -152,7 +152,7 @@ def test_a_hung_trial_is_killed_by_trial_timeout_and_the_next_runs(
     def hang(number: int, kind: str, **_: Any) -> None:
         if number == 0 and kind == "log" and not hung:
             # a real hang: a stopped process answers nothing but SIGKILL
-            os.kill(runner._children[0].pid, signal.SIGSTOP)
+            os.kill(runner.launcher.process(0).pid, signal.SIGSTOP)
             hung.append(0)
 
     hung: list[int] = []

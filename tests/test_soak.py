@@ -70,7 +70,7 @@ class Killer:
                 return
             if self.random.random() > 0.08:
                 return
-            process = self.runner._children.get(number)
+            process = self.runner.launcher.process(number)
             if process is None or process.pid is None:
                 return
             self.killed.append(number)

@@ -326,8 +326,8 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
     keys: dict[str, list[bytes]] = {}
     progress.stage("finding duplicates", sum(len(parts[s]) for s in SPLITS))
     # every split in one pass: the workers start once, and a small split is not done on one core
-    found = _keys_and_signatures([e for s in SPLITS for e in parts[s]], data.dedupe == "near", progress)
-    for split, (keys[split], sigs[split]) in zip(SPLITS, _per_split(parts, found), strict=True):
+    signed = _keys_and_signatures([e for s in SPLITS for e in parts[s]], data.dedupe == "near", progress)
+    for split, (keys[split], sigs[split]) in zip(SPLITS, _per_split(parts, signed), strict=True):
         kept, removed, index = dedupe(None, data.dedupe, data.near_threshold, sigs=sigs[split],
                                       keys=keys[split])
         for m in removed:
@@ -380,7 +380,7 @@ def _prepare_rows(spec: LoadedSpec, forced: bool,
             leaked += len(drop)
 
     # the duplicate index and signatures are done with: freed before the workers fork again
-    del train_index, sigs, keys, found
+    del train_index, sigs, keys, signed
 
     # tokens, in the real tokenizer and template
     # only a scratch model's tokenizer is trained on the rows (a million output rows are not small)

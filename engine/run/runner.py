@@ -13,67 +13,34 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
-from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE, succeeded
-from tunelab.engine.run import preference
+from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE
+from tunelab.engine.run import preference, records, resume
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
-from tunelab.engine.run.jobs import TrialJob, TrialResult, running
+from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.run.launcher import Launcher
+from tunelab.engine.run.outcomes import (
+    MAX_FAILURES_IN_A_ROW,
+    P,
+    Prepared,
+    Reporter,
+    RunSummary,
+    SweepState,
+    TrialOutcome,
+)
 from tunelab.engine.run.paths import paths
 from tunelab.engine.run.pipe import run_child
 from tunelab.engine.run.signals import sigterm_as_ctrl_c
 from tunelab.engine.run.threads import share as cpu_share
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
-from tunelab.store import ExperimentRow, Spool, StoreError, TrialParamRow, TrialRow, evaluations
-
-# what trials read: a supervised stage's splits, or a dpo stage's pairs and its parent's splits
-Prepared = data_prep.PreparedData | preferences.PreferenceData
-P = TypeVar("P", data_prep.PreparedData, preferences.PreferenceData)
-
-MAX_FAILURES_IN_A_ROW = 3
-
-
-class Reporter(Protocol):
-    """What the runner tells whoever shows progress (the CLI prints it; tests collect it)."""
-
-    def event(self, name: str, **data: Any) -> None: ...
-
-
-@dataclass
-class TrialOutcome:
-    number: int
-    params: dict[str, Any]
-    result: TrialResult
-    duration_s: float
-
-
-@dataclass
-class RunSummary:
-    experiment: str
-    trials: list[TrialOutcome] = field(default_factory=list)
-    baseline: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class SweepState:
-    """What the workers of one sweep share, under the runner's lock."""
-
-    study: Any  # optuna.Study
-    base: str
-    prepared: Prepared
-    target: int  # finished (complete or pruned) trials to reach
-    started: float  # time.monotonic() at the start, for search.timeout
-    summary: RunSummary
-    failures: int = 0  # failed trials in a row
-    timed_out: bool = False
-    error: BaseException | None = None  # the first that stops the sweep, raised at its end
+from tunelab.store import Spool, StoreError, TrialParamRow, TrialRow, evaluations
 
 
 class Runner:
@@ -95,10 +62,7 @@ class Runner:
         self.retry_failed = retry_failed
         self._lock = threading.RLock()  # the study, the reporter, the sweep state
         self._stopping = threading.Event()  # Ctrl-C once: no new trial
-        self._children: dict[int, Any] = {}  # trial number -> its process
-        self._jobs: dict[int, TrialJob] = {}
-        self._interrupted: set[str] = set()  # out_dirs of trials stopped on purpose (Ctrl-C twice)
-        self._overdue: set[str] = set()  # out_dirs of trials killed by search.trial_timeout
+        self.launcher = Launcher(self.exp.search.trial_timeout, self._event)  # the trial processes
         self._parent: str | None = None  # a dpo stage's parent adapter (see _prepare)
         self._check_objectives()
         self.votes = (preference.PreferenceSweep(self.store, self.exp, self.spool, self._lock,
@@ -118,32 +82,14 @@ class Runner:
     # -- recording
     def _trial_row(self, number: int, state: str, params: dict[str, Any], started: float,
                    result: TrialResult | None = None) -> TrialRow:
-        now = time.time()
-        kind = params.get("method.kind", self.exp.method.kind)
-        info = result.info if result else {}
-        values = info.get("values") or {}
-        success = succeeded(self.exp.success, values) if state == "complete" else None
-        extra = {key: info.get(key) for key in (
-            "device", "micro_batch", "accumulation", "steps", "tokens", "disk_bytes", "cost")}
-        extra.update({"params_total": info.get("params"), "params_trainable": info.get("trainable"),
-                      "peak_memory_bytes": info.get("peak_memory"), "success": success})
-        return TrialRow(**extra,
-            experiment=self.exp.name, number=number, state=state, method_kind=kind,
-            params=json.dumps(params), value=result.value if result else None,
-            started_at=started, finished_at=now if result else None,
-            duration_s=now - started if result else None,
-            fail_reason=result.fail_reason if result else None,
-            error=result.error if result else None,
-            artifact_dir=str(self.runs / f"trial-{number:04d}"), updated_at=now)
+        return records.trial_row(self.exp, self.runs, number, state, params, started, result)
 
     def _record_experiment(self) -> None:
-        now = time.time()
-        self.spool.write([ExperimentRow(
-            name=self.exp.name, description=self.exp.description,
-            spec_path=str(self.spec.path), spec_hash=self.spec.spec_hash(),
-            spec=json.dumps(self.exp.model_dump(mode="json")),
-            objective=self.exp.search.objective, direction=self.exp.search.direction,
-            created_at=now, updated_at=now)])
+        self.spool.write([records.experiment_row(self.spec)])
+
+    def _record_failed(self, number: int, params: dict[str, Any], started: float,
+                       result: TrialResult) -> None:
+        self.spool.write([self._trial_row(number, "failed", params, started, result)])
 
     def _job(self, number: int | None, trial_id: int | None, exp_dict: dict[str, Any],
              base: str, prepared: Prepared, out: Path, slot: int = 0) -> TrialJob:
@@ -206,31 +152,14 @@ class Runner:
     def rerun(self, number: int, seed: int | None) -> TrialOutcome:
         """Runs trial `number` again with its parameters (and another seed, if given), as a new
         trial of the same study."""
-        with sigterm_as_ctrl_c():
-            return self._rerun(number, seed)
+        return self.confirm([(number, seed)])[0][1]
 
-    def _rerun(self, number: int, seed: int | None) -> TrialOutcome:
-        try:
-            prepared, base = self._prepare()
-            study = search.open_study(self.exp, self.storage)
-            found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-            if not found:
-                raise TrainError(f"{self.exp.name} has no trial {number}")
-            study.enqueue_trial(found[0].params, user_attrs={"rerun_of": number})
-            extra = {"train.seed": seed} if seed is not None else {}
-            outcome = self._one_trial(study, base, prepared, extra)
-            if self.votes is not None:  # the re-run waits for its votes like any trial
-                self.votes.settle(study, [outcome])
-            return outcome
-        finally:
-            self.spool.close()
-
-    def confirm(self, plan: list[tuple[int, int]]) -> list[tuple[int, TrialOutcome]]:
-        """Each (trial, seed) of the plan re-run as a new trial of the study."""
+    def confirm(self, plan: list[tuple[int, int | None]]) -> list[tuple[int, TrialOutcome]]:
+        """Each (trial, seed) of the plan re-run as a new trial of the study (seed None: its own)."""
         with sigterm_as_ctrl_c():
             return self._confirm(plan)
 
-    def _confirm(self, plan: list[tuple[int, int]]) -> list[tuple[int, TrialOutcome]]:
+    def _confirm(self, plan: list[tuple[int, int | None]]) -> list[tuple[int, TrialOutcome]]:
         try:
             prepared, base = self._prepare()
             study = search.open_study(self.exp, self.storage)
@@ -239,10 +168,10 @@ class Runner:
             for number, seed in plan:
                 if number not in by_number:
                     raise TrainError(f"{self.exp.name} has no trial {number} in {self.storage}")
-                study.enqueue_trial(by_number[number].params,
-                                    user_attrs={"rerun_of": number, "seed": seed})
-                outcomes.append((number, self._one_trial(study, base, prepared,
-                                                         {"train.seed": seed})))
+                again = {"train.seed": seed} if seed is not None else {}
+                study.enqueue_trial(by_number[number].params, user_attrs={"rerun_of": number} | (
+                    {"seed": seed} if seed is not None else {}))
+                outcomes.append((number, self._one_trial(study, base, prepared, again)))
             if self.votes is not None:  # the re-runs wait for their votes like any trial
                 self.votes.settle(study, [o for _, o in outcomes])
             return outcomes
@@ -256,39 +185,6 @@ class Runner:
         self.spool.close()
 
     # -- the sweep
-    def _fail_stale(self, study: Any) -> None:
-        """Trials left RUNNING by a stopped run of this machine (its process is gone) are marked
-        failed; trials of other machines (an RDB storage) are theirs to finish."""
-        import optuna
-
-        host = socket.gethostname()
-        for stale in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
-            attrs = stale.user_attrs
-            if attrs.get("voting"):
-                continue  # trained, waiting for votes: the judge of this run places it
-            if "host" in attrs:
-                if attrs["host"] != host or running(attrs.get("pid", -1)):
-                    continue
-            elif "://" in self.storage:
-                continue  # no owner recorded, shared storage: not ours to judge
-            study.tell(stale.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            started = stale.datetime_start.timestamp() if stale.datetime_start else time.time()
-            self.spool.write([self._trial_row(stale.number, "failed", stale.params, started,
-                              TrialResult("failed", fail_reason="killed",
-                                          error="the run was stopped while this trial ran"))])
-            self._event("stale", number=stale.number)
-
-    def _requeue_failed(self, study: Any) -> None:
-        """--retry-failed: each failed trial not retried yet is queued again, same parameters."""
-        import optuna
-
-        trials = study.get_trials(deepcopy=False)
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        for t in trials:
-            if t.state == optuna.trial.TrialState.FAIL and t.number not in retried and t.params:
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-                self._event("retry", number=t.number)
-
     def _run(self) -> RunSummary:
         exp = self.exp
         summary = RunSummary(exp.name)
@@ -296,9 +192,9 @@ class Runner:
         plain = exp.model_dump(mode="json")
 
         study = search.open_study(exp, self.storage)
-        self._fail_stale(study)
+        resume.fail_stale(study, self.storage, self._record_failed, self._event)
         if self.retry_failed:
-            self._requeue_failed(study)
+            resume.requeue_failed(study, self._event)
 
         if exp.eval.baseline:
             summary.baseline = self._baseline(base, prepared, plain)
@@ -387,24 +283,12 @@ class Runner:
             except KeyboardInterrupt:
                 presses += 1
                 self._stopping.set()
-                with self._lock:
-                    children = dict(self._children)
-                if presses == 1:
-                    self._event("stopping", running=sorted(children))
-                    how = signal.SIGUSR1
-                else:
-                    self._event("stopping_now", running=sorted(children))
-                    how = signal.SIGINT
-                    with self._lock:
-                        self._interrupted.update(j.out_dir for j in self._jobs.values())
-                for process in children.values():
-                    try:
-                        os.kill(process.pid, how)
-                    except (ProcessLookupError, TypeError):
-                        pass
+                self._event("stopping" if presses == 1 else "stopping_now",
+                            running=self.launcher.running())
+                self.launcher.signal_all(signal.SIGUSR1 if presses == 1 else signal.SIGINT,
+                                         now=presses > 1)
                 if presses >= 3:  # the trial processes do not answer: end them
-                    for process in children.values():
-                        process.kill()
+                    self.launcher.kill_all()
 
     def _baseline(self, base: str, prepared: Prepared,
                   plain: dict[str, Any]) -> dict[str, float]:
@@ -426,23 +310,6 @@ class Runner:
         values: dict[str, float] = result.info.get("values") or {}
         self._event("baseline", values=values, cached=False)
         return values
-
-    def _was_interrupted(self, job: TrialJob) -> bool:
-        with self._lock:
-            return job.out_dir in self._interrupted or job.out_dir in self._overdue
-
-    def _overrun(self, job: TrialJob, process: Any) -> None:
-        """search.trial_timeout passed: the trial is killed, not asked, because a hung trial (a
-        dead-locked collective, a stuck data loader) answers no signal it could catch."""
-        with self._lock:
-            if process.exitcode is not None:
-                return
-            self._overdue.add(job.out_dir)
-        self._event("trial_timeout", number=job.number, seconds=self.exp.search.trial_timeout)
-        try:
-            process.kill()
-        except (ProcessLookupError, AttributeError):
-            pass
 
     def _keep(self, rows: list[Any]) -> None:
         """Rows written to the spool only, when the store already refused a write: they wait
@@ -483,26 +350,10 @@ class Runner:
                     epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,
                         prepared, self.runs / f"trial-{number:04d}", slot)
-        with self._lock:
-            self._jobs[number] = job
-
-        timer: threading.Timer | None = None
-
-        def started_process(process: Any) -> None:
-            nonlocal timer
-            with self._lock:
-                self._children[number] = process
-            if self.exp.search.trial_timeout:
-                timer = threading.Timer(self.exp.search.trial_timeout, self._overrun,
-                                        args=(job, process))
-                timer.daemon = True
-                timer.start()
-
         beat = search.heartbeat(study, trial._trial_id)
         try:
-            result = run_child("trial", job, lambda e, p: self._event(
-                "trial_progress", number=number, kind=e, **p), started_process,
-                stopped=lambda: self._was_interrupted(job))
+            result = self.launcher.run("trial", number, job, lambda e, p: self._event(
+                "trial_progress", number=number, kind=e, **p))
         except KeyboardInterrupt:
             result = TrialResult("failed", fail_reason="interrupted", error="stopped by Ctrl-C")
             with self._lock:
@@ -510,22 +361,7 @@ class Runner:
             self.spool.write([self._trial_row(number, "failed", params, started, result)])
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
             beat.join()
-            with self._lock:
-                self._children.pop(number, None)
-                self._jobs.pop(number, None)
-        with self._lock:
-            overdue = job.out_dir in self._overdue
-        if result.state == "failed" and overdue:
-            result = TrialResult("failed", fail_reason="timeout", info=result.info,
-                                 error=f"the trial ran longer than search.trial_timeout = "
-                                       f"{self.exp.search.trial_timeout:g} s and was killed; "
-                                       f"see {job.out_dir}/trial.log")
-        elif result.state == "failed" and result.fail_reason == "killed" and self._was_interrupted(job):
-            result = TrialResult("failed", fail_reason="interrupted", info=result.info,
-                                 error="stopped by Ctrl-C (twice)")
         result.info["duration_s"] = time.time() - started
         if self.votes is not None and result.state == "complete":  # told once the votes place it
             result = self.votes.enter(study, trial, self._trial_row(number, "complete", params,
