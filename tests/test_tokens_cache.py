@@ -9,11 +9,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import tunelab_command
 from test_data_prompt_tokens import _build, _conversations
 
 from tunelab.engine.train import model as models
 from tunelab.engine.train import tokens
+
+from conftest import tunelab_command
 
 
 def _columns(dataset: object) -> list[dict]:
@@ -31,7 +32,8 @@ def test_kept_rows_read_back_as_rendered(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half copy left
     again = tokens.rendered(rows, tokenizer, tmp_path)
     assert _columns(first) == _columns(again) == expected
-    assert again.cache_files and Path(again.cache_files[0]["filename"]).parent == kept[0]  # read, not rendered
+    # read back from the kept files, not rendered again
+    assert again.cache_files and Path(again.cache_files[0]["filename"]).parent == kept[0]
 
 
 def test_what_changes_the_ids_changes_the_key() -> None:
