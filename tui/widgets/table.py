@@ -8,8 +8,10 @@ from typing import Any
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
+from textual.render import measure
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets._data_table import default_cell_formatter
+from textual.widgets.data_table import ColumnKey, RowKey
 
 
 class VimTable(DataTable):
@@ -79,11 +81,13 @@ class VimTable(DataTable):
                         a is b for a, b in zip(cells, old, strict=True)):
                     continue  # the very cells shown: a row reused by the screen
                 self._given[key] = cells
-                for column, new, was in zip(column_keys, cells, old, strict=False):
-                    # `is` first: a re-sort hands back the very cells shown, and comparing
-                    # 20,000 of them by content is most of what a re-sort would cost
-                    if new is not was and _plain(new) != _plain(was):
-                        self.update_cell(key, column, new, update_width=True)
+                # `is` first: a re-sort hands back the very cells shown, and comparing 20,000
+                # of them by content is most of what a re-sort would cost
+                changed = [(column, new) for column, new, was in zip(column_keys, cells, old,
+                                                                     strict=False)
+                           if new is not was and _plain(new) != _plain(was)]
+                if changed:
+                    self._update_row(key, changed)
             if row_keys != self._shape[1]:  # the same rows in another order: a re-sort
                 self._reorder(row_keys)
             return
@@ -101,6 +105,36 @@ class VimTable(DataTable):
         if keep is not None and keep in row_keys:
             self.move_cursor(row=row_keys.index(keep), column=column, animate=False)
 
+
+    def _update_row(self, key: str, changed: list[tuple[str, Any]]) -> None:
+        """Puts new cells in one row and redraws that row alone.
+
+        DataTable.update_cell counts as a change of the whole table: its render caches are keyed
+        by one update counter, so the next frame renders every visible cell again (~70 ms for a
+        screen of the trials table, where a live refresh changes a few cells of a few rows).
+        Here only this row's cached renders are dropped and only its line is redrawn. A cell
+        wider than its column goes through update_cell, which widens the column and redraws
+        everything (every row moves); a narrower one leaves the column as wide as it was.
+        """
+        row_key = RowKey(key)
+        console = self.app.console
+        widths = [measure(console, default_cell_formatter(value, wrap=False, height=1), 1)
+                  for _, value in changed]  # as DataTable measures a cell of a one-line row
+        if any(width > self.columns[ColumnKey(column)].content_width
+               for (column, _), width in zip(changed, widths, strict=True)):
+            for column, value in changed:
+                self.update_cell(key, column, value, update_width=True)
+            return
+        row = self._data[row_key]
+        for column, value in changed:
+            row[ColumnKey(column)] = value
+        index = self._row_locations.get(row_key)
+        self._row_renderable_cache.discard((self._update_count, index))
+        for cache in (self._cell_render_cache, self._row_render_cache):
+            for cached in [k for k in cache.keys() if k[0] == row_key]:
+                cache.discard(cached)
+        self._line_cache.clear()  # lines are put together from the rows' renders: cheap
+        self.refresh_row(index)
 
     def _reorder(self, row_keys: tuple[str, ...]) -> None:
         """Puts the rows in this order without rebuilding them, the cursor kept on its row.
