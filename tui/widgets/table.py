@@ -69,6 +69,7 @@ class VimTable(DataTable):
         same_rows = row_keys == self._shape[1] or (
             len(row_keys) == len(self._shape[1]) and set(row_keys) == set(self._shape[1]))
         if column_keys == self._shape[0] and same_rows and self.row_count == len(rows):
+            updates: dict[str, list[tuple[str, Any]]] = {}
             for key, cells in rows:
                 # what this table was last given for the row is what it shows (update_cell
                 # stores the cell it is handed); get_row would rebuild the column order per row
@@ -87,7 +88,9 @@ class VimTable(DataTable):
                                                                      strict=False)
                            if new is not was and _plain(new) != _plain(was)]
                 if changed:
-                    self._update_row(key, changed)
+                    updates[key] = changed
+            if updates:
+                self._update_rows(updates)
             if row_keys != self._shape[1]:  # the same rows in another order: a re-sort
                 self._reorder(row_keys)
             return
@@ -106,35 +109,35 @@ class VimTable(DataTable):
             self.move_cursor(row=row_keys.index(keep), column=column, animate=False)
 
 
-    def _update_row(self, key: str, changed: list[tuple[str, Any]]) -> None:
-        """Puts new cells in one row and redraws that row alone.
+    def _update_rows(self, updates: dict[str, list[tuple[str, Any]]]) -> None:
+        """Puts new cells in some rows ({row key: [(column key, cell)]}) and redraws those rows
+        alone.
 
         DataTable.update_cell counts as a change of the whole table: its render caches are keyed
         by one update counter, so the next frame renders every visible cell again (~70 ms for a
         screen of the trials table, where a live refresh changes a few cells of a few rows).
-        Here only this row's cached renders are dropped and only its line is redrawn. A cell
-        wider than its column goes through update_cell, which widens the column and redraws
-        everything (every row moves); a narrower one leaves the column as wide as it was.
+        Here only these rows' cached renders are dropped and only their lines are redrawn. A
+        cell wider than its column goes through update_cell, which widens the column and
+        redraws everything (every row moves); a narrower one leaves the column as wide as it was.
         """
-        row_key = RowKey(key)
         console = self.app.console
-        widths = [measure(console, default_cell_formatter(value, wrap=False, height=1), 1)
-                  for _, value in changed]  # as DataTable measures a cell of a one-line row
-        if any(width > self.columns[ColumnKey(column)].content_width
-               for (column, _), width in zip(changed, widths, strict=True)):
+        for key, changed in updates.items():
             for column, value in changed:
-                self.update_cell(key, column, value, update_width=True)
-            return
-        row = self._data[row_key]
-        for column, value in changed:
-            row[ColumnKey(column)] = value
-        index = self._row_locations.get(row_key)
-        self._row_renderable_cache.discard((self._update_count, index))
-        for cache in (self._cell_render_cache, self._row_render_cache):
-            for cached in [k for k in cache.keys() if k[0] == row_key]:
+                # measured as DataTable measures a cell of a one-line row
+                width = measure(console, default_cell_formatter(value, wrap=False, height=1), 1)
+                if width > self.columns[ColumnKey(column)].content_width:
+                    self.update_cell(key, column, value, update_width=True)
+                else:
+                    self._data[RowKey(key)][ColumnKey(column)] = value
+        rows = {RowKey(key) for key in updates}
+        for cache in (self._cell_render_cache, self._row_render_cache):  # keyed by row key first
+            for cached in [k for k in cache.keys() if k[0] in rows]:
                 cache.discard(cached)
         self._line_cache.clear()  # lines are put together from the rows' renders: cheap
-        self.refresh_row(index)
+        for row_key in rows:
+            index = self._row_locations.get(row_key)
+            self._row_renderable_cache.discard((self._update_count, index))
+            self.refresh_row(index)
 
     def _reorder(self, row_keys: tuple[str, ...]) -> None:
         """Puts the rows in this order without rebuilding them, the cursor kept on its row.
