@@ -130,14 +130,15 @@ def _trial_rows(con: duckdb.DuckDBPyConnection, experiment: str, numbers: Sequen
     split, name = _objective_metric(row[0] if row else None)
     best = "max" if row and row[1] == "maximize" else "min"
     # Only running trials need the metrics: finished ones carry their value. Their numbers
-    # go in as a list of constants, which lets DuckDB skip the row groups of other trials;
-    # a subquery on `trials` did not (19 ms against 2 ms at 5,000,000 metric rows). One scan
-    # gives both the objective so far and the live position (two scans cost 1.5 ms more).
+    # go in as a list, which lets DuckDB skip the row groups of other trials; a subquery on
+    # `trials` did not (19 ms against 2 ms at 5,000,000 metric rows), and list_contains on
+    # the list costs 1.5 ms less than IN (SELECT unnest(...)). One scan gives both the
+    # objective so far and the live position (two scans cost 1.5 ms more).
     if running is None:
         running = con.execute(
             "SELECT coalesce(list(number), []) FROM trials WHERE experiment = ? "
             "AND state = 'running'", [experiment]).fetchall()[0][0]
-    only = "" if numbers is None else "AND number IN (SELECT unnest($5::INTEGER[]))"
+    only = "" if numbers is None else "AND list_contains($5::INTEGER[], number)"
     rows = con.execute(
         f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1 {only}),
             live AS (SELECT trial, {best}(value) FILTER (WHERE split = $2 AND name = $3) AS best,
@@ -145,7 +146,7 @@ def _trial_rows(con: duckdb.DuckDBPyConnection, experiment: str, numbers: Sequen
                             arg_max(value, step) FILTER (WHERE split = 'train' AND name = 'loss')
                               AS loss
                      FROM metrics WHERE experiment = $1
-                       AND trial IN (SELECT unnest($4::INTEGER[]))
+                       AND list_contains($4::INTEGER[], trial)
                      GROUP BY trial)
         SELECT t.experiment, t.number, t.state, t.method_kind, t.params, t.value,
                t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
