@@ -138,24 +138,31 @@ def _trial_rows(con: duckdb.DuckDBPyConnection, experiment: str, numbers: Sequen
         running = con.execute(
             "SELECT coalesce(list(number), []) FROM trials WHERE experiment = ? "
             "AND state = 'running'", [experiment]).fetchall()[0][0]
-    only = "" if numbers is None else "AND list_contains($5::INTEGER[], number)"
+    args: dict[str, Any] = {"experiment": experiment}
+    only = ""
+    if numbers is not None:
+        only, args["numbers"] = "AND list_contains($numbers::INTEGER[], number)", list(numbers)
+    if running:
+        live = f"""SELECT trial, {best}(value) FILTER (WHERE split = $split AND name = $name)
+                          AS best, max(step) AS step, arg_max(epoch, step) AS epoch,
+                          arg_max(value, step) FILTER (WHERE split = 'train' AND name = 'loss')
+                          AS loss
+                   FROM metrics WHERE experiment = $experiment
+                     AND list_contains($running::INTEGER[], trial)
+                   GROUP BY trial"""
+        args.update(split=split, name=name, running=list(running))
+    else:  # nothing runs: the metrics are not read at all (a damaged block there stays unread)
+        live = ("SELECT NULL::INTEGER AS trial, NULL::DOUBLE AS best, NULL::INTEGER AS step, "
+                "NULL::DOUBLE AS epoch, NULL::DOUBLE AS loss LIMIT 0")
     rows = con.execute(
-        f"""WITH t AS (SELECT * FROM trials WHERE experiment = $1 {only}),
-            live AS (SELECT trial, {best}(value) FILTER (WHERE split = $2 AND name = $3) AS best,
-                            max(step) AS step, arg_max(epoch, step) AS epoch,
-                            arg_max(value, step) FILTER (WHERE split = 'train' AND name = 'loss')
-                              AS loss
-                     FROM metrics WHERE experiment = $1
-                       AND list_contains($4::INTEGER[], trial)
-                     GROUP BY trial)
+        f"""WITH t AS (SELECT * FROM trials WHERE experiment = $experiment {only}),
+            live AS ({live})
         SELECT t.experiment, t.number, t.state, t.method_kind, t.params, t.value,
                t.started_at, t.finished_at, t.duration_s, t.fail_reason, t.error,
                t.artifact_dir, coalesce(t.value, live.best),
                t.device, t.steps, t.tokens, t.cost, t.success, t.peak_memory_bytes,
                t.params_trainable, t.updated_at, live.step, live.epoch, live.loss
-        FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""",
-        [experiment, split, name, list(running), *([] if numbers is None else [list(numbers)])],
-    ).fetchall()
+        FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""", args).fetchall()
     return [(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:]) for r in rows]
 
 
