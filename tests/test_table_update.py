@@ -9,6 +9,7 @@ import asyncio
 
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 
 from tunelab.tui.widgets.table import VimTable
 
@@ -29,7 +30,8 @@ class Tables(App[None]):
 
 
 def lines(table: VimTable) -> list[str]:
-    return [table.render_line(y).text for y in range(table.size.height)]
+    """The table's lines as the screen has them (through the widget's own cache of lines)."""
+    return [strip.text for strip in table.render_lines(Region(0, 0, *table.size))]
 
 
 def test_a_changed_cell_redraws_its_row_alone_and_shows_what_a_fresh_fill_shows() -> None:
