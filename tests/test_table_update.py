@@ -1,7 +1,8 @@
-"""A refill that changes a few cells redraws only their rows (VimTable._update_row): what the
-table shows is what a table filled from scratch with the same cells shows, and the rows that
-did not change keep their rendered lines (DataTable.update_cell would render every visible
-cell again: ~70 ms a frame for a screen of the trials table)."""
+"""A refill that changes a few cells redraws only their rows (VimTable._update_rows): what the
+table shows is what a table filled from scratch with the same cells shows, the rows that did
+not change keep their rendered lines, and a widened column keeps the other columns' rendered
+cells (DataTable.update_cell would render every visible cell again: ~70 ms a frame for a
+screen of the trials table)."""
 
 from __future__ import annotations
 
@@ -59,15 +60,21 @@ def test_a_changed_cell_redraws_its_row_alone_and_shows_what_a_fresh_fill_shows(
             assert "step 45 · loss 2.3" in "\n".join(lines(live))
             assert "starting" in "\n".join(lines(live))
 
-            # a wider cell widens its column: the whole table is drawn again, as a fresh one
+            # a wider cell widens its column: every line is put together again, the other
+            # columns' cells from their renders, and the table reads as a fresh one
+            number = next(k for k in live._cell_render_cache.keys()
+                          if k[0].value == "5" and k[1].value == "number")
+            rendered = live._cell_render_cache.get(number)
             wider = rows({3: "step 1000 · ep 2.50 · loss 2.29", 4: "starting"})
             live.fill(COLUMNS, wider)
             fresh.clear(columns=True)
             fresh._shape = ((), ())
             fresh.fill(COLUMNS, wider)
             await pilot.pause()
-            assert live._update_count != count
+            assert live._update_count == count
+            assert live._cell_render_cache.get(number) is rendered
             assert lines(live) == lines(fresh)
+            assert live.virtual_size == fresh.virtual_size
             assert "step 1000 · ep 2.50 · loss 2.29" in "\n".join(lines(live))
 
     asyncio.run(run())

@@ -110,33 +110,47 @@ class VimTable(DataTable):
 
 
     def _update_rows(self, updates: dict[str, list[tuple[str, Any]]]) -> None:
-        """Puts new cells in some rows ({row key: [(column key, cell)]}) and redraws those rows
-        alone.
+        """Puts new cells in some rows ({row key: [(column key, cell)]}) and redraws what that
+        changes alone.
 
         DataTable.update_cell counts as a change of the whole table: its render caches are keyed
         by one update counter, so the next frame renders every visible cell again (~70 ms for a
         screen of the trials table, where a live refresh changes a few cells of a few rows).
         Here only these rows' cached renders are dropped and only their lines are redrawn. A
-        cell wider than its column goes through update_cell, which widens the column and
-        redraws everything (every row moves); a narrower one leaves the column as wide as it was.
+        cell wider than its column widens it: every line is put together again, but from the
+        cells' cached renders, those of the widened column drawn again; a narrower cell leaves
+        the column as wide as it was (a live column does not jitter).
         """
         console = self.app.console
+        widened: set[ColumnKey] = set()
         for key, changed in updates.items():
+            row = self._data[RowKey(key)]
             for column, value in changed:
+                column_key = ColumnKey(column)
                 # measured as DataTable measures a cell of a one-line row
                 width = measure(console, default_cell_formatter(value, wrap=False, height=1), 1)
-                if width > self.columns[ColumnKey(column)].content_width:
-                    self.update_cell(key, column, value, update_width=True)
-                else:
-                    self._data[RowKey(key)][ColumnKey(column)] = value
+                if width > self.columns[column_key].content_width:
+                    self.columns[column_key].content_width = width
+                    widened.add(column_key)
+                row[column_key] = value
         rows = {RowKey(key) for key in updates}
-        for cache in (self._cell_render_cache, self._row_render_cache):  # keyed by row key first
-            for cached in [k for k in cache.keys() if k[0] in rows]:
-                cache.discard(cached)
-        self._line_cache.clear()  # lines are put together from the rows' renders: cheap
-        for row_key in rows:
-            index = self._row_locations.get(row_key)
+        # the cell renders are keyed (row key, column key, …): drop the changed rows' and the
+        # widened columns' (a render is as wide as its column)
+        for cached in [k for k in self._cell_render_cache.keys()
+                       if k[0] in rows or k[1] in widened]:
+            self._cell_render_cache.discard(cached)
+        indexes = [self._row_locations.get(row_key) for row_key in rows]
+        for index in indexes:
             self._row_renderable_cache.discard((self._update_count, index))
+        self._line_cache.clear()  # lines are put together from the rows' renders: cheap
+        if widened:
+            self._row_render_cache.clear()  # every row's line moves right of the column
+            self._update_dimensions([])  # the table's virtual width, from the columns'
+            self.refresh()
+            return
+        for cached in [k for k in self._row_render_cache.keys() if k[0] in rows]:
+            self._row_render_cache.discard(cached)
+        for index in indexes:
             self.refresh_row(index)
 
     def _reorder(self, row_keys: tuple[str, ...]) -> None:
