@@ -13,6 +13,7 @@ leaving that screen leaves the app.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -29,6 +30,15 @@ from tunelab.tui.screens.trials import TrialsScreen
 
 # The trial and compare screens (and the plotting library under them) are imported when first
 # opened: the first screen does not wait for them.
+
+
+def _freeze_startup() -> None:
+    """Leaves what start-up made (modules, classes, styles: ~80,000 objects) out of Python's
+    full garbage collections: they live as long as the app, and walking them again made each
+    full collection, which lands in whatever the user is doing, take 110-200 ms at 1,000
+    trials (about half that once frozen). Garbage is collected first so none is kept."""
+    gc.collect()  # ~30 ms, once
+    gc.freeze()
 
 
 class _NotifyHandler(logging.Handler):
@@ -66,6 +76,7 @@ class TunelabApp(App):
 
     def on_mount(self) -> None:
         logging.getLogger("tunelab.store").addHandler(self._log_handler)
+        _freeze_startup()
         self.push_screen(self._first())
 
     def on_unmount(self) -> None:

@@ -115,22 +115,50 @@ def spec(paths: tuple[Path, ...], experiment: str) -> dict:
 Stamps = dict[Path, dict[int, int]]  # per store: {trial number: a hash of its row}
 
 
-def trials_since(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
-                 stamps: Stamps) -> tuple[list[Trial], Stamps]:
-    """`trials`, re-reading only what may have changed since `previous` was read with `stamps`:
-    the trials whose row changed, the new ones and the running ones (their position moves with
-    the metrics). A live screen refreshes 1,000 trials every 2 s; a few of them change."""
+@dataclass(frozen=True)
+class TrialsRead:
+    """One live read of an experiment's trials (see `trials_read`)."""
+
+    trials: list[Trial]
+    stamps: Stamps
+    evaluations: dict[str, dict[str, float]]
+
+
+def trials_read(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
+                stamps: Stamps) -> TrialsRead:
+    """`trials` and `evaluations` in one open of each store, re-reading only the trials that
+    may have changed since `previous` was read with `stamps`: those whose row changed, the new
+    ones and the running ones (their position moves with the metrics). A live screen refreshes
+    1,000 trials every 2 s; a few of them change."""
     kept = {(t.store, t.number): t for t in previous}
     found: list[Trial] = []
     now: Stamps = {}
+    merged: dict[str, dict[str, float]] = {}
     for p in paths:
         # a trial this screen does not hold is read whatever its stamp says
         known = {n: d for n, d in stamps.get(p, {}).items() if (p, n) in kept}
-        current, changed = st.trials_changed(p, experiment, known)
-        fresh = {t.number: t for t in changed}
-        for number in current:
+        change = st.trials_changed(p, experiment, known)
+        fresh = {t.number: t for t in change.changed}
+        for number in change.digests:
             trial = Trial(fresh[number], p) if number in fresh else kept.get((p, number))
             if trial is not None:
                 found.append(trial)
-        now[p] = current
-    return sorted(found, key=lambda t: t.number), now
+        now[p] = change.digests
+        for ref, values in change.evaluations.items():
+            merged.setdefault(ref, {}).update(values)
+    return TrialsRead(sorted(found, key=lambda t: t.number), now, merged)
+
+
+def trials_since(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
+                 stamps: Stamps) -> tuple[list[Trial], Stamps]:
+    """`trials_read` without the evaluations."""
+    read = trials_read(paths, experiment, previous, stamps)
+    return read.trials, read.stamps
+
+
+def file_states(paths: tuple[Path, ...]) -> tuple[tuple[int, ...], ...] | None:
+    """The stores' files as the file system describes them (`store.file_state`): while they
+    are what they were at the last read, a read would find what it found then. None when one
+    was written too recently to tell."""
+    states = tuple(st.file_state(p) for p in paths)
+    return None if None in states else states  # type: ignore[return-value]

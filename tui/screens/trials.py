@@ -112,7 +112,8 @@ class TrialsScreen(StoreScreen):
         trials: list[source.Trial]
         evaluations: dict[str, dict[str, float]]
         spec: dict[str, Any]
-        stamps: source.Stamps | None = None  # what `trials` was read at (see source.trials_since)
+        stamps: source.Stamps | None = None  # what `trials` was read at (see source.trials_read)
+        files: tuple[tuple[int, ...], ...] | None = None  # the stores' files before the read
 
     def __init__(self, experiment: source.Experiment) -> None:
         super().__init__()
@@ -121,6 +122,7 @@ class TrialsScreen(StoreScreen):
         self.trials: list[source.Trial] = []
         self.evaluations: dict[str, dict[str, float]] = {}
         self.spec: dict[str, Any] = {}
+        self._spec_read = False  # an experiment may have no spec: {} is read once too
         self.selected: set[int] = set()
         self.sort_column: str | None = None
         self.sort_reverse = False
@@ -137,6 +139,9 @@ class TrialsScreen(StoreScreen):
         self._cells: dict[str, tuple[Row, list[Any]]] = {}
         self._cells_columns: list[tuple[str, str]] = []
         self._detail = ""  # the line under the table as last shown
+        # The stores' files as they were before the last read (source.file_states): while they
+        # are the same, a refresh has nothing to read and nothing to redraw.
+        self._files: tuple[tuple[int, ...], ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(f"tunelab · {self.name_} · trials", id="title", classes="title")
@@ -159,11 +164,13 @@ class TrialsScreen(StoreScreen):
     def _load(self) -> None:
         try:
             paths = self.experiment.stores
+            files = source.file_states(paths)  # before the read: a write after it shows next time
+            if files is not None and files == self._files:
+                return  # what the last read found is still what the files hold
             previous, stamps = self._read
-            trials, stamps = source.trials_since(paths, self.name_, previous, stamps)
-            evaluations = source.evaluations(paths, self.name_)
-            spec = self.spec or source.spec(paths, self.name_)
-            self.post_message(self.Loaded(trials, evaluations, spec, stamps))
+            read = source.trials_read(paths, self.name_, previous, stamps)
+            spec = self.spec if self._spec_read else source.spec(paths, self.name_)
+            self.post_message(self.Loaded(read.trials, read.evaluations, spec, read.stamps, files))
         except Exception as error:  # noqa: BLE001
             self.report(error)
 
@@ -329,8 +336,10 @@ class TrialsScreen(StoreScreen):
     def on_trials_screen_loaded(self, event: Loaded) -> None:
         self.loaded_once = True
         self.trials, self.evaluations, self.spec = event.trials, event.evaluations, event.spec
+        self._spec_read = True
         if event.stamps is not None:
             self._read = (event.trials, event.stamps)
+            self._files = event.files
         self.live = any(t.overview.state == "running" for t in event.trials)
         self._show()
 

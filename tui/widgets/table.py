@@ -8,8 +8,10 @@ from typing import Any
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
+from textual.render import measure
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets._data_table import default_cell_formatter
+from textual.widgets.data_table import ColumnKey, RowKey
 
 
 class VimTable(DataTable):
@@ -67,6 +69,7 @@ class VimTable(DataTable):
         same_rows = row_keys == self._shape[1] or (
             len(row_keys) == len(self._shape[1]) and set(row_keys) == set(self._shape[1]))
         if column_keys == self._shape[0] and same_rows and self.row_count == len(rows):
+            updates: dict[str, list[tuple[str, Any]]] = {}
             for key, cells in rows:
                 # what this table was last given for the row is what it shows (update_cell
                 # stores the cell it is handed); get_row would rebuild the column order per row
@@ -79,11 +82,15 @@ class VimTable(DataTable):
                         a is b for a, b in zip(cells, old, strict=True)):
                     continue  # the very cells shown: a row reused by the screen
                 self._given[key] = cells
-                for column, new, was in zip(column_keys, cells, old, strict=False):
-                    # `is` first: a re-sort hands back the very cells shown, and comparing
-                    # 20,000 of them by content is most of what a re-sort would cost
-                    if new is not was and _plain(new) != _plain(was):
-                        self.update_cell(key, column, new, update_width=True)
+                # `is` first: a re-sort hands back the very cells shown, and comparing 20,000
+                # of them by content is most of what a re-sort would cost
+                changed = [(column, new) for column, new, was in zip(column_keys, cells, old,
+                                                                     strict=False)
+                           if new is not was and _plain(new) != _plain(was)]
+                if changed:
+                    updates[key] = changed
+            if updates:
+                self._update_rows(updates)
             if row_keys != self._shape[1]:  # the same rows in another order: a re-sort
                 self._reorder(row_keys)
             return
@@ -101,6 +108,50 @@ class VimTable(DataTable):
         if keep is not None and keep in row_keys:
             self.move_cursor(row=row_keys.index(keep), column=column, animate=False)
 
+
+    def _update_rows(self, updates: dict[str, list[tuple[str, Any]]]) -> None:
+        """Puts new cells in some rows ({row key: [(column key, cell)]}) and redraws what that
+        changes alone.
+
+        DataTable.update_cell counts as a change of the whole table: its render caches are keyed
+        by one update counter, so the next frame renders every visible cell again (~70 ms for a
+        screen of the trials table, where a live refresh changes a few cells of a few rows).
+        Here only these rows' cached renders are dropped and only their lines are redrawn. A
+        cell wider than its column widens it: every line is put together again, but from the
+        cells' cached renders, those of the widened column drawn again; a narrower cell leaves
+        the column as wide as it was (a live column does not jitter).
+        """
+        console = self.app.console
+        widened: set[ColumnKey] = set()
+        for key, changed in updates.items():
+            row = self._data[RowKey(key)]
+            for column, value in changed:
+                column_key = ColumnKey(column)
+                # measured as DataTable measures a cell of a one-line row
+                width = measure(console, default_cell_formatter(value, wrap=False, height=1), 1)
+                if width > self.columns[column_key].content_width:
+                    self.columns[column_key].content_width = width
+                    widened.add(column_key)
+                row[column_key] = value
+        rows = {RowKey(key) for key in updates}
+        # the cell renders are keyed (row key, column key, …): drop the changed rows' and the
+        # widened columns' (a render is as wide as its column)
+        for cached in [k for k in self._cell_render_cache.keys()
+                       if k[0] in rows or k[1] in widened]:
+            self._cell_render_cache.discard(cached)
+        indexes = [self._row_locations.get(row_key) for row_key in rows]
+        for index in indexes:
+            self._row_renderable_cache.discard((self._update_count, index))
+        self._line_cache.clear()  # lines are put together from the rows' renders: cheap
+        if widened:
+            self._row_render_cache.clear()  # every row's line moves right of the column
+            self._update_dimensions([])  # the table's virtual width, from the columns'
+            self.refresh()
+            return
+        for cached in [k for k in self._row_render_cache.keys() if k[0] in rows]:
+            self._row_render_cache.discard(cached)
+        for index in indexes:
+            self.refresh_row(index)
 
     def _reorder(self, row_keys: tuple[str, ...]) -> None:
         """Puts the rows in this order without rebuilding them, the cursor kept on its row.
