@@ -143,6 +143,19 @@ PROFILING_NOTES = """## Profiling notes
   (`store.trials_changed`), a reused row hands the table the very list it holds, and the line
   is updated only when its text changes. CPU per refresh cycle, alternating under load:
   50-58 ms re-reading everything (after the join fix) against 28-33 ms.
+- **Trials screen at 1,000 trials, round 3** (per-phase timestamps and cProfile, under load):
+  the bench's refresh had changed nothing visible. With real changes written between refreshes
+  (the running trials log steps, a finished one changes), a refresh took 131-156 ms, mostly the
+  frame after it: `DataTable.update_cell` bumps the counter that keys every render cache, so
+  one changed cell re-rendered all ~700 visible cells. Now only the changed rows' renders are
+  dropped and their lines redrawn (handler to frame 2-7 ms), and a widened column re-renders
+  only its own cells. The worker's read opened the store 2-3 times (one a spec re-read) and
+  scanned the running trials' metrics twice; now one open and one scan with `list_contains`
+  (12.8 ms against 20.1 ms, alternating). A refresh that finds the store file and its `.wal`
+  as they were (inode, size, mtime; not trusted within 2 s of a write) reads nothing: ~1 ms.
+  The re-sort's spread came from the bench's 20 ms pause steps and the live timer landing
+  inside measurements (both fixed in the bench) and from full garbage collections of
+  110-240 ms (start-up's objects are now frozen out of them: about 30 % shorter).
 - **Where a trial's time goes** (the table below, `bench/profile_trial.py`: a quickstart trial
   in one process under cProfile, after the fork server's imports). An earlier profile found
   every training log opening DuckDB to move its metrics in, 3.4 s of 39.6 s of training
