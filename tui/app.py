@@ -111,7 +111,7 @@ class TunelabApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
-    def action_pop_screen(self) -> None:
+    async def action_pop_screen(self) -> None:  # async, as App's own
         if len(self.screen_stack) > 2:  # the default screen, then the experiments screen
             self.pop_screen()
 

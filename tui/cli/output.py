@@ -14,7 +14,7 @@ from rich.console import Console, RenderableType
 class _Console(Console):
     """A rich console that wraps lines only on a terminal."""
 
-    @property  # type: ignore[override]
+    @property
     def soft_wrap(self) -> bool:
         return not self.is_terminal
 

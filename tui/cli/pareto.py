@@ -13,8 +13,9 @@ def front(points: Mapping[int, Sequence[float | None]], directions: Sequence[str
     `points` holds each trial's values, one per objective in the order of `directions`
     (`minimize` / `maximize`); a trial with a missing value is not on the front.
     """
+    complete = {n: [v for v in row if v is not None] for n, row in points.items()}
     costs = {n: [objectives.as_minimized(v, d) for v, d in zip(row, directions, strict=False)]
-             for n, row in points.items() if all(v is not None for v in row)}  # type: ignore[operator]
+             for n, row in complete.items() if len(row) == len(points[n])}
 
     def dominated(p: list[float]) -> bool:
         return any(all(a <= b for a, b in zip(q, p, strict=False)) and q != p

@@ -88,9 +88,9 @@ def print_trials(store: Path, name: str) -> None:
         console.print(f"[bold]best:[/] trial {best.number}{shown} {title} "
                       f"{shown_value(best.value)}{gain}")
         if success:
-            judged = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
+            verdicts = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
-            word = "[green]yes[/]" if all(judged.values()) else "[red]no[/]"
+            word = "[green]yes[/]" if all(verdicts.values()) else "[red]no[/]"
             console.print(f"success: {word} (needs {needs} on the test split)")
 
 

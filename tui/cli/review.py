@@ -155,8 +155,8 @@ def stats(
     for (r1, r2), (k, kappa) in s.agreement.items():
         console.print(f"agreement {r1} × {r2}: Cohen's {words.kappa_text(kappa)} on {k} shared "
                       "items")
-    for r, (k, share) in s.consistency.items():
-        console.print(f"self-consistency {r}: {share:.0%} of {k} repeated items judged alike")
+    for rater, (k, share) in s.consistency.items():
+        console.print(f"self-consistency {rater}: {share:.0%} of {k} repeated items judged alike")
 
 
 @review_app.command("export")

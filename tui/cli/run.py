@@ -199,7 +199,7 @@ def confirm(
             if t.state == "complete" and t.value is not None and "train.seed" not in t.params]
     if not done:
         raise TunelabError(f"{experiment} has no complete trial yet", "no best trial")
-    best = objectives.ranked(done, lambda t: t.value, record.direction)[:top]  # type: ignore[arg-type, return-value]
+    best = objectives.ranked(done, lambda t: t.value or 0.0, record.direction)[:top]
     spec = _spec_of(experiment, store)
     _quiet_optuna()
     reporter = ConsoleReporter(experiment, record.direction or "minimize")
@@ -222,7 +222,8 @@ def confirm(
     for t in best:
         values = [o.result.value for n, o in outcomes if n == t.number
                   and o.result.state == "complete" and o.result.value is not None]
-        runs = [t.value, *values]
+        values = [v for v in values if v is not None]  # (for the type checker: filtered above)
+        runs = [t.value or 0.0, *values]  # t.value is set: `done` keeps complete trials with one
         sd = statistics.stdev(runs) if len(runs) > 1 else None
         table.add_row(str(t.number), fmt.number(t.value), str(len(values)),
                       fmt.number(statistics.fmean(runs)), fmt.number(sd), fmt.number(min(runs)),

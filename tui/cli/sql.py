@@ -125,7 +125,7 @@ def sql(
         table.add_column(column, justify="right" if numeric else "left")
     for row in result.rows:
         table.add_row(*[_cell(v) for v in row])
-    count = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
+    counted = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
     if out is None:
         # each column needs its title and a few characters of its values, plus the borders
         cells = [[_cell(v) for v in column] for column in zip(*result.rows, strict=True)]
@@ -144,9 +144,9 @@ def sql(
                 console.print(record)
         else:
             console.print(table)
-        console.print(count)
+        console.print(counted)
         return
     with out.open("w", encoding="utf-8") as f:
         target = Console(file=f, width=200, highlight=False)
         target.print(table)
-        target.print(count)
+        target.print(counted)

@@ -75,7 +75,9 @@ class ChatScreen(Screen):
         except Exception as error:  # noqa: BLE001 - shown to the user, the screen stays
             self.app.call_from_thread(self._state, f"[red]cannot load {self.ref}: {error}[/]")
             return
-        self.template = source.experiment.data.template
+        # a dpo stage's own file has no [data]: its parent's template, else the model's own
+        data = source.experiment.data
+        self.template = data.template if data is not None else "auto"
         self.app.call_from_thread(self._loaded, model, tokenizer, source.ref)
 
     def _loaded(self, model: Any, tokenizer: Any, ref: str) -> None:

@@ -197,7 +197,7 @@ class CompareScreen(StoreScreen):
         series = []
         for state, marker in (("complete", "o"), ("pruned", "x")):
             pts = [(x, t.overview.value) for x, t in zip(shown, done, strict=False)
-                   if t.overview.state == state]
+                   if t.overview.state == state and t.overview.value is not None]
             if pts:
                 series.append(Series(state, [p[0] for p in pts], [p[1] for p in pts], marker=marker,
                                      lines=False))

@@ -185,9 +185,11 @@ class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
     def _create(self, refs: list[str], prompts: str, n: int, name: str) -> None:
         try:
             rows = review.prompts_for(self.store_path, self.experiment, prompts, n)
+            def progress(k: int, total: int) -> None:
+                self.post_message(self.Progress(k, total))
+
             found = review.create(self.store_path, self.experiment, name, refs, rows, prompts,
-                                  progress=lambda k, total: self.post_message(
-                                      self.Progress(k, total)))
+                                  progress=progress)
             self.post_message(self.Created(found))
         except TunelabError as error:
             self.post_message(self.Failed(error.title, error.message))

@@ -64,8 +64,9 @@ def matches(row: Row, terms: list[str], titles: dict[str, str]) -> bool:
             op, wanted = OPS[found.group(2)], found.group(3)
             have = row.values.get(column)
             try:
-                if _num(have) is not None and found.group(2) != "~":
-                    ok = op(float(have), float(wanted))
+                number = _num(have)
+                if number is not None and found.group(2) != "~":
+                    ok = op(number, float(wanted))
                 else:
                     ok = op(str(have).lower(), wanted.lower()) if found.group(2) in ("=", "!=", "~") \
                         else False
@@ -210,16 +211,16 @@ class TrialsScreen(StoreScreen):
         key_of = {id(t): k for k, t in self.keys.items()}
         base = self.evaluations.get("base")
         if base:
-            value = base.get(objectives.metric_key(objective))
+            base_value = base.get(objectives.metric_key(objective))
             cells = {"mark": Text("base", style="bold magenta"), "number": "—",
                      "state": Text("baseline", style="magenta"), "method": "—",
-                     **{f"p:{k}": "" for k in params}, "objective": fmt.number(value),
+                     **{f"p:{k}": "" for k in params}, "objective": fmt.number(base_value),
                      **{f"m:{m}": fmt.number(base.get(f"test/{m}")) for m in metrics},
                      "success": "", "progress": "untrained", "duration": "",
                      "cost": ""}
             if objective == "preference":  # the ratings are over the base model: it is 0
-                value, cells["objective"] = 0.0, "+0"
-            rows.append(Row(BASE, cells, {"state": "baseline", "objective": value}))
+                base_value, cells["objective"] = 0.0, "+0"
+            rows.append(Row(BASE, cells, {"state": "baseline", "objective": base_value}))
         shape = (tuple(params), tuple(metrics))
         cache, self._row_cache = self._row_cache, {}
         for t in self.trials:
@@ -290,8 +291,9 @@ class TrialsScreen(StoreScreen):
         self.titles = dict(columns)
         pinned = [r for r in rows if r.key == BASE]
         body = [r for r in rows if r.key != BASE and matches(r, self.filter_terms, self.titles)]
-        if self.sort_column:
-            body.sort(key=lambda r: sort_key(r.values.get(self.sort_column)), reverse=self.sort_reverse)
+        column = self.sort_column
+        if column:
+            body.sort(key=lambda r: sort_key(r.values.get(column)), reverse=self.sort_reverse)
         shown = pinned + body
         table = self.query_one(VimTable)
         table.loading = False

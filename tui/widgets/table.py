@@ -139,7 +139,7 @@ class VimTable(DataTable):
         for cached in [k for k in self._cell_render_cache.keys()
                        if k[0] in rows or k[1] in widened]:
             self._cell_render_cache.discard(cached)
-        indexes = [self._row_locations.get(row_key) for row_key in rows]
+        indexes = [i for i in (self._row_locations.get(row_key) for row_key in rows) if i is not None]
         for index in indexes:
             self._row_renderable_cache.discard((self._update_count, index))
         self._line_cache.clear()  # lines are put together from the rows' renders: cheap
@@ -148,8 +148,8 @@ class VimTable(DataTable):
             self._update_dimensions([])  # the table's virtual width, from the columns'
             self.refresh()
             return
-        for cached in [k for k in self._row_render_cache.keys() if k[0] in rows]:
-            self._row_render_cache.discard(cached)
+        for line in [k for k in self._row_render_cache.keys() if k[0] in rows]:
+            self._row_render_cache.discard(line)
         for index in indexes:
             self.refresh_row(index)
 
