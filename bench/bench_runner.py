@@ -63,9 +63,17 @@ def startup(starts: int) -> dict[str, list[float]]:
 
 def sweep(pruner: str, trials: int, epochs: int, tmp: Path, extra: list[str]
           ) -> tuple[int, float | None, int, int]:
+    import os
+
     from tunelab import store as st
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
+
+    # One thread per trial, whatever else runs: a trial's thread count changes the order of
+    # its sums, and so its curve (an unpruned 3-epoch sweep once ended at 0.4914 instead of
+    # 0.4821 while other trainings came and went); fixed, a trial trains the same in every
+    # sweep, so sweeps compare exactly and replay_pruners.py replays them exactly.
+    os.environ.setdefault("TUNELAB_THREADS", "1")
 
     sets = [f"search.trials={trials}", f"train.epochs={epochs}", 'search.sampler="random"',
             f"search.pruner={pruner}", "eval.baseline=false", 'eval.metrics=["perplexity"]',

@@ -1,0 +1,256 @@
+"""Pruners replayed on the recorded validation curves of an unpruned sweep: what each would have
+saved, and whether it would have kept the best, in seconds instead of a sweep each.
+
+Run: python bench/replay_pruners.py [CURVES.json ...] [--record STORE --out CURVES.json] [--json PATH]
+
+The sweep is the quickstart's with the random sampler (bench_runner.py): the configurations
+and their order do not depend on the pruner, and a trial that is not pruned trains exactly as it
+did unpruned (one thread per trial, TUNELAB_THREADS=1, so its sums run in the same order). So
+replaying is exact: a real in-memory Optuna study with the pruner tunelab builds
+(`build_pruner`, under the quickstart's study name, which Hyperband's brackets depend on) is
+told the trials in the same order, each reporting its validation loss per evaluation until the
+pruner stops it; a stopped trial spent the steps up to that evaluation.
+
+`--record STORE --out CURVES.json` keeps a sweep's curves (from the store's `metrics` and
+`trials` tables) as a small JSON file; bench/results/ holds the 24-trial sweeps at 3 and 12
+epochs, so the suite's pruning rows need no sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+
+from measure import Row, write_rows  # noqa: E402
+
+STUDY = "quickstart"  # Hyperband puts a trial in a bracket by a hash of study name and number
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One trial of an unpruned sweep: the train step and validation loss at each evaluation,
+    and the objective it finished with (None: it did not complete)."""
+
+    number: int
+    steps: tuple[int, ...]
+    losses: tuple[float, ...]
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    steps: int  # train steps the sweep spends with this pruner
+    full_steps: int  # ... and without one
+    best: float | None  # best objective among the trials it lets finish
+    full_best: float | None
+    pruned: int
+
+    @property
+    def saved(self) -> float:
+        return 1 - self.steps / max(1, self.full_steps)
+
+    @property
+    def kept(self) -> bool:
+        """The best within 1 % of the unpruned sweep's best (eval_loss: lower is better)."""
+        return self.best is not None and self.full_best is not None \
+            and self.best <= self.full_best * 1.01
+
+    @property
+    def met(self) -> bool:
+        return self.saved >= 0.5 and self.kept
+
+
+def record(store: Path) -> list[Curve]:
+    """The curves of every finished trial in a store, in trial order."""
+    from tunelab import store as st
+
+    trials = st.query(store, "select number, state, value, steps from trials "
+                             "where state != 'running' order by number").rows
+    points = st.query(store, "select trial, step, value from metrics where split = 'validation' "
+                             "and name = 'loss' order by trial, step").rows
+    curves = []
+    for number, state, value, steps in trials:
+        mine = [(s, v) for t, s, v in points if t == number]
+        assert mine and mine[-1][0] <= (steps or 0), f"trial {number}: curve past its steps"
+        curves.append(Curve(number, tuple(s for s, _ in mine), tuple(v for _, v in mine),
+                            value if state == "complete" else None))
+    return curves
+
+
+def save(curves: list[Curve], path: Path, about: str) -> None:
+    path.write_text(json.dumps({"about": about, "curves": [asdict(c) for c in curves]}, indent=0))
+
+
+def load(path: Path) -> list[Curve]:
+    return [Curve(c["number"], tuple(c["steps"]), tuple(c["losses"]), c["value"])
+            for c in json.loads(path.read_text())["curves"]]
+
+
+def replay(curves: list[Curve], pruner: Any) -> Outcome:
+    """The sweep of `curves` with `pruner` deciding after each evaluation, as the trial process
+    does (report, should_prune, stop)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=STUDY, direction="minimize", pruner=pruner)
+    steps = pruned = 0
+    finished: list[float] = []
+    for curve in curves:
+        trial = study.ask()
+        stopped = False
+        for evaluation, (step, loss) in enumerate(zip(curve.steps, curve.losses), start=1):
+            trial.report(loss, step=evaluation)
+            if trial.should_prune():
+                steps += step
+                pruned += 1
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                stopped = True
+                break
+        if stopped:
+            continue
+        steps += curve.steps[-1]
+        if curve.value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            finished.append(curve.value)
+            study.tell(trial, curve.value)
+    full = [c.value for c in curves if c.value is not None]
+    return Outcome(steps, sum(c.steps[-1] for c in curves), min(finished, default=None),
+                   min(full, default=None), pruned)
+
+
+def tunelab_pruner(**setting: Any) -> Callable[[], Any]:
+    """The pruner tunelab builds for the quickstart with `[search.pruner]` = `setting`."""
+    from tunelab.engine.run.study import build_pruner
+    from tunelab.engine.spec import PrunerSpec, load_spec
+
+    exp = load_spec(ROOT / "experiments" / "quickstart.toml").experiment
+    exp = exp.model_copy(update={"search": exp.search.model_copy(
+        update={"pruner": PrunerSpec(**setting)})})
+    return lambda: build_pruner(exp)
+
+
+def default_setting() -> dict[str, Any]:
+    """`[search.pruner]` as a new experiment gets it."""
+    from tunelab.engine.spec import SearchSpec
+
+    spec = SearchSpec().pruner_spec
+    return {k: v for k, v in spec.model_dump().items() if v != type(spec)().model_dump()[k]
+            or k == "kind"}
+
+
+def candidates() -> dict[str, Callable[[], Any]]:
+    """Every setting compared: tunelab's pruners through `build_pruner`, and Optuna settings
+    tunelab's file cannot express yet (a patient wrapper, halving's early-stopping rate)."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    out: dict[str, Callable[[], Any]] = {"the default": tunelab_pruner(**default_setting())}
+    for startup in (1, 2, 3, 4, 5):
+        for warmup in (0, 1, 2, 3, 4):
+            out[f"median startup {startup} warmup {warmup}"] = tunelab_pruner(
+                kind="median", startup_trials=startup, warmup_epochs=warmup)
+    for percentile in (25.0, 60.0, 75.0, 90.0):
+        for startup in (1, 2, 4):
+            for warmup in (0, 1, 2):
+                out[f"percentile {percentile:g} startup {startup} warmup {warmup}"] = \
+                    tunelab_pruner(kind="percentile", percentile=percentile,
+                                   startup_trials=startup, warmup_epochs=warmup)
+    for low in ("auto", 1, 2, 3):
+        for factor in (2, 3, 4):
+            out[f"halving min {low} factor {factor}"] = tunelab_pruner(
+                kind="successive_halving", min_resource=low, reduction_factor=factor)
+            out[f"hyperband min {low} factor {factor}"] = tunelab_pruner(
+                kind="hyperband", min_resource=low, reduction_factor=factor)
+    for rate in (1, 2):
+        for factor in (2, 3):
+            out[f"halving factor {factor} early-stopping rate {rate}"] = (
+                lambda f=factor, r=rate: optuna.pruners.SuccessiveHalvingPruner(
+                    reduction_factor=f, min_early_stopping_rate=r))
+    for patience in (1, 2, 3):
+        for startup in (1, 2, 4):
+            out[f"median startup {startup}, patience {patience}"] = (
+                lambda p=patience, s=startup: optuna.pruners.PatientPruner(
+                    optuna.pruners.MedianPruner(n_startup_trials=s), patience=p))
+    return out
+
+
+def compare(sweeps: dict[str, list[Curve]], settings: dict[str, Callable[[], Any]]
+            ) -> dict[str, dict[str, Outcome]]:
+    return {name: {sweep: replay(curves, make()) for sweep, curves in sweeps.items()}
+            for name, make in settings.items()}
+
+
+def table(results: dict[str, dict[str, Outcome]]) -> str:
+    sweeps = list(next(iter(results.values())))
+    lines = [f"{'':44}" + "".join(f"{s:>28}" for s in sweeps),
+             f"{'':44}" + "".join(f"{'saved  pruned  best  ':>28}" for _ in sweeps)]
+    for name, outcomes in results.items():
+        cells = []
+        for o in outcomes.values():
+            best = f"{o.best:.4f}" if o.best is not None else "—"
+            mark = "✓" if o.met else ("kept" if o.kept else "lost")
+            cells.append(f"{o.saved:>6.0%}{o.pruned:>6}  {best}  {mark:>4}")
+        lines.append(f"{name:44}" + "".join(f"{c:>28}" for c in cells))
+    full = next(iter(results.values()))
+    lines.append("unpruned: " + ", ".join(f"{s}: {o.full_steps} steps, best {o.full_best:.4f}"
+                                         for s, o in full.items() if o.full_best is not None))
+    return "\n".join(lines)
+
+
+def rows(results: dict[str, dict[str, Outcome]], names: list[str]) -> list[Row]:
+    out = []
+    for name in names:
+        for sweep, o in results[name].items():
+            out.append(Row(f"pruning, {name}: train steps of the {sweep} quickstart sweep "
+                           "(replayed)", o.steps, o.full_steps, "steps",
+                           "≥ 50 % saved, best within 1 %", o.met,
+                           note=f"{o.saved:.0%} saved, best {o.best and round(o.best, 4)} vs "
+                                f"{o.full_best and round(o.full_best, 4)}"))
+    return out
+
+
+SWEEPS = {"24×3": RESULTS / "curves-24x3.json", "24×12": RESULTS / "curves-24x12.json"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("curves", nargs="*", type=Path,
+                        help="recorded sweeps (default: the 24-trial sweeps in bench/results)")
+    parser.add_argument("--record", type=Path, help="a store whose unpruned sweep to keep")
+    parser.add_argument("--out", type=Path, help="where --record writes the curves")
+    parser.add_argument("--about", default="", help="what --record's sweep was")
+    parser.add_argument("--quick", action="store_true", help="the default and the three kinds only")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    if args.record:
+        if not args.out:
+            parser.error("--record needs --out")
+        save(record(args.record), args.out, args.about)
+        print(f"kept {args.out}")
+        return
+    paths = {p.stem: p for p in args.curves} or {k: v for k, v in SWEEPS.items() if v.exists()}
+    sweeps = {name: load(path) for name, path in paths.items()}
+    settings = candidates()
+    if args.quick:
+        settings = {k: v for k, v in settings.items()
+                    if k in ("the default", "median startup 2 warmup 0",
+                             "halving min auto factor 3", "hyperband min auto factor 3")}
+    results = compare(sweeps, settings)
+    print(table(results))
+    write_rows(args.json, rows(results, [n for n in settings if n == "the default"]))
+
+
+if __name__ == "__main__":
+    main()
