@@ -106,16 +106,11 @@ def replay(curves: list[Curve], pruner: Any) -> Outcome:
     finished: list[float] = []
     for curve in curves:
         trial = study.ask()
-        stopped = False
-        for evaluation, (step, loss) in enumerate(zip(curve.steps, curve.losses), start=1):
-            trial.report(loss, step=evaluation)
-            if trial.should_prune():
-                steps += step
-                pruned += 1
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                stopped = True
-                break
-        if stopped:
+        stopped_at = _pruned_at(trial, curve)
+        if stopped_at is not None:  # the steps up to that evaluation were spent
+            steps += stopped_at
+            pruned += 1
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         steps += curve.steps[-1]
         if curve.value is None:
@@ -126,6 +121,16 @@ def replay(curves: list[Curve], pruner: Any) -> Outcome:
     full = [c.value for c in curves if c.value is not None]
     return Outcome(steps, sum(c.steps[-1] for c in curves), min(finished, default=None),
                    min(full, default=None), pruned)
+
+
+def _pruned_at(trial: Any, curve: Curve) -> int | None:
+    """The train step at which the pruner stops this trial (None: it runs to the end)."""
+    for evaluation, (step, loss) in enumerate(zip(curve.steps, curve.losses, strict=True),
+                                              start=1):
+        trial.report(loss, step=evaluation)
+        if trial.should_prune():
+            return step
+    return None
 
 
 def tunelab_pruner(**setting: Any) -> Callable[[], Any]:
