@@ -144,13 +144,19 @@ def tunelab_pruner(**setting: Any) -> Callable[[], Any]:
     return lambda: build_pruner(exp)
 
 
+# the keys of [search.pruner] each kind reads
+KEYS = {"median": ("startup_trials", "warmup_epochs"),
+        "percentile": ("percentile", "startup_trials", "warmup_epochs"),
+        "successive_halving": ("min_resource", "reduction_factor"),
+        "hyperband": ("min_resource", "max_resource", "reduction_factor"), "none": ()}
+
+
 def default_setting() -> dict[str, Any]:
-    """`[search.pruner]` as a new experiment gets it."""
+    """`[search.pruner]` as a new experiment gets it: the kind and the keys it reads."""
     from tunelab.engine.spec import SearchSpec
 
     spec = SearchSpec().pruner_spec
-    return {k: v for k, v in spec.model_dump().items() if v != type(spec)().model_dump()[k]
-            or k == "kind"}
+    return {"kind": spec.kind, **{k: getattr(spec, k) for k in KEYS[spec.kind]}}
 
 
 def candidates() -> dict[str, Callable[[], Any]]:
@@ -166,8 +172,8 @@ def candidates() -> dict[str, Callable[[], Any]]:
         for warmup in (0, 1, 2, 3, 4):
             out[f"median startup {startup} warmup {warmup}"] = tunelab_pruner(
                 kind="median", startup_trials=startup, warmup_epochs=warmup)
-    for percentile in (25.0, 60.0, 75.0, 90.0):
-        for startup in (1, 2, 4):
+    for percentile in (25.0, 60.0, 75.0, 85.0, 90.0, 95.0):
+        for startup in (1, 2, 3, 4):
             for warmup in (0, 1, 2):
                 out[f"percentile {percentile:g} startup {startup} warmup {warmup}"] = \
                     tunelab_pruner(kind="percentile", percentile=percentile,
@@ -230,28 +236,28 @@ def orders_table(sweeps: dict[str, list[Curve]], settings: dict[str, Callable[[]
                  count: int) -> str:
     lines = [f"over {count} shuffled orders of each sweep's trials: how often the best is kept "
              "(within 1 %), how often the target is met, median and least steps saved",
-             f"{'':44}" + "".join(f"{s:>30}" for s in sweeps),
-             f"{'':44}" + "".join(f"{'kept   met  saved  least':>30}" for _ in sweeps)]
+             f"{'':48}" + "".join(f"{s:>30}" for s in sweeps),
+             f"{'':48}" + "".join(f"{'kept   met  saved  least':>30}" for _ in sweeps)]
     for name, make in settings.items():
         cells = []
         for curves in sweeps.values():
             o = orders(curves, make, count)
             cells.append(f"{o.kept:>8.0%}{o.met:>6.0%}{o.saved:>7.0%}{o.least_saved:>7.0%}")
-        lines.append(f"{name:44}" + "".join(f"{c:>30}" for c in cells))
+        lines.append(f"{name:48}" + "".join(f"{c:>30}" for c in cells))
     return "\n".join(lines)
 
 
 def table(results: dict[str, dict[str, Outcome]]) -> str:
     sweeps = list(next(iter(results.values())))
-    lines = [f"{'':44}" + "".join(f"{s:>28}" for s in sweeps),
-             f"{'':44}" + "".join(f"{'saved  pruned  best  ':>28}" for _ in sweeps)]
+    lines = [f"{'':48}" + "".join(f"{s:>28}" for s in sweeps),
+             f"{'':48}" + "".join(f"{'saved  pruned  best  ':>28}" for _ in sweeps)]
     for name, outcomes in results.items():
         cells = []
         for o in outcomes.values():
             best = f"{o.best:.4f}" if o.best is not None else "—"
             mark = "✓" if o.met else ("kept" if o.kept else "lost")
             cells.append(f"{o.saved:>6.0%}{o.pruned:>6}  {best}  {mark:>4}")
-        lines.append(f"{name:44}" + "".join(f"{c:>28}" for c in cells))
+        lines.append(f"{name:48}" + "".join(f"{c:>28}" for c in cells))
     full = next(iter(results.values()))
     lines.append("unpruned: " + ", ".join(f"{s}: {o.full_steps} steps, best {o.full_best:.4f}"
                                          for s, o in full.items() if o.full_best is not None))
