@@ -72,10 +72,12 @@ def sweep(pruner: str, trials: int, epochs: int, tmp: Path, extra: list[str]
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
-    # One thread per trial, whatever else runs: a trial's thread count changes the order of
-    # its sums, and so its curve (an unpruned 3-epoch sweep once ended at 0.4914 instead of
-    # 0.4821 while other trainings came and went); fixed, a trial trains the same in every
-    # sweep, so sweeps compare exactly and replay_pruners.py replays them exactly.
+    # One thread per trial, whatever else runs: a trial takes a share of the cores that
+    # changes as other trainings come and go, and its thread count can change the order of its
+    # sums, so its curve (probably why the unpruned 3-epoch sweep once ended at 0.4914, where
+    # one-thread runs end at 0.4821). Fixed, a trial trains the same in every sweep (checked:
+    # a real pruned 12-epoch sweep repeated the unpruned one's values), so sweeps compare
+    # exactly and replay_pruners.py replays them exactly.
     os.environ.setdefault("TUNELAB_THREADS", "1")
 
     sets = [f"search.trials={trials}", f"train.epochs={epochs}", 'search.sampler="random"',
