@@ -19,7 +19,7 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from bench.replay_pruners import SWEEPS, Curve, load, replay, tunelab_pruner  # noqa: E402
+from bench.replay_pruners import SWEEPS, Curve, Orders, choose, load, replay, tunelab_pruner  # noqa: E402
 
 HEAD = 'name = "x"\n[model]\nscratch = {}\n[data]\ntrain = "d.jsonl"\n'
 
@@ -82,3 +82,12 @@ def test_the_median_after_two_trials_the_default_before_loses_the_best_of_12_epo
     # why the default changed: the 12-epoch sweep's best trial trails early and is stopped
     outcome = replay(load(SWEEPS["24×12"]), tunelab_pruner(kind="median", startup_trials=2)())
     assert outcome.saved >= 0.5 and not outcome.kept
+
+
+def test_the_choice_keeps_the_best_first_and_then_saves_the_most() -> None:
+    found = {"saves most, loses the best in a sweep": [Orders(1.0, 0.9, 0.6, 0.5),
+                                                       Orders(0.2, 0.2, 0.7, 0.6)],
+             "keeps it, saves some": [Orders(1.0, 0.0, 0.3, 0.1), Orders(0.8, 0.0, 0.4, 0.2)],
+             "keeps it, saves less": [Orders(1.0, 0.0, 0.2, 0.1), Orders(0.9, 0.0, 0.3, 0.2)]}
+    assert choose(found) == "keeps it, saves some"
+    assert choose({"loses": [Orders(0.5, 0.5, 0.9, 0.9)]}) == "none"
