@@ -1,7 +1,8 @@
 """Pruners replayed on the recorded validation curves of an unpruned sweep: what each would have
 saved, and whether it would have kept the best, in seconds instead of a sweep each.
 
-Run: python bench/replay_pruners.py [CURVES.json ...] [--record STORE --out CURVES.json] [--json PATH]
+Run: python bench/replay_pruners.py [CURVES.json ...] [--orders N] [--quick] [--json PATH]
+     python bench/replay_pruners.py --record STORE --out CURVES.json [--about TEXT]
 
 The sweep is the quickstart's with the random sampler (bench_runner.py): the configurations
 and their order do not depend on the pruner, and a trial that is not pruned trains exactly as it
@@ -10,6 +11,10 @@ replaying is exact: a real in-memory Optuna study with the pruner tunelab builds
 (`build_pruner`, under the quickstart's study name, which Hyperband's brackets depend on) is
 told the trials in the same order, each reporting its validation loss per evaluation until the
 pruner stops it; a stopped trial spent the steps up to that evaluation.
+
+`--orders N` replays every setting over N shuffled orders of the same trials too (any order is
+a sweep the random sampler could as well have run): how often each keeps the best, and which a
+default should be (`choose`).
 
 `--record STORE --out CURVES.json` keeps a sweep's curves (from the store's `metrics` and
 `trials` tables) as a small JSON file; bench/results/ holds the 24-trial sweeps at 3 and 12
