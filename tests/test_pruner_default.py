@@ -39,7 +39,8 @@ def test_a_new_experiment_gets_the_default_pruner_and_build_pruner_builds_it(
         ("percentile", 90.0, 2, 0)
     pruner = build_pruner(exp)
     assert type(pruner) is optuna.pruners.PercentilePruner
-    assert (pruner._percentile, pruner._n_startup_trials, pruner._n_warmup_steps) == (90.0, 2, 0)
+    # Optuna counts steps from 1 and may prune at n_warmup_steps: warmup 0 is 1 there
+    assert (pruner._percentile, pruner._n_startup_trials, pruner._n_warmup_steps) == (90.0, 2, 1)
 
 
 def test_a_pruner_named_without_a_table_takes_the_default_settings(tmp_path: Path) -> None:
@@ -91,3 +92,15 @@ def test_the_choice_keeps_the_best_first_and_then_saves_the_most() -> None:
              "keeps it, saves less": [Orders(1.0, 0.0, 0.2, 0.1), Orders(0.9, 0.0, 0.3, 0.2)]}
     assert choose(found) == "keeps it, saves some"
     assert choose({"loses": [Orders(0.5, 0.5, 0.9, 0.9)]}) == "none"
+
+
+def test_warmup_epochs_are_the_evaluations_before_a_trial_may_be_pruned() -> None:
+    # a trial behind the finished one at every evaluation: with warmup_epochs = 2 it is
+    # stopped at the third, not before (Optuna's own n_warmup_steps = 2 would stop it at the
+    # second: steps are evaluations counted from 1)
+    curves = [Curve(0, (10, 20, 30, 40), (1.0, 0.8, 0.6, 0.4), 0.4),
+              Curve(1, (10, 20, 30, 40), (2.0, 1.8, 1.6, 1.4), 1.4)]
+    for warmup, stopped_after in ((0, 10), (1, 20), (2, 30)):
+        for kind in ("median", "percentile"):
+            make = tunelab_pruner(kind=kind, startup_trials=1, warmup_epochs=warmup)
+            assert replay(curves, make()).steps == 40 + stopped_after, (kind, warmup)
