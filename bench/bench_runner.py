@@ -2,18 +2,21 @@
 pruner saves on the quickstart.
 
 Run: python bench/bench_runner.py [--starts 5] [--trials 24] [--epochs 3] [--rows N] [--small-model]
-                                  [--skip-pruning]
+                                  [--skip-pruning] [--saved DIR] [--only NAME]
 
 1. Start-up: the time from asking for a trial process to the process being ready to train
    (torch, transformers, peft, TRL and tunelab's trainer imported), forked from the server that
    preloaded them (what `tunelab run` does) vs a fresh interpreter that imports them (spawn).
 2. Pruning: the quickstart swept with the random sampler and the same seed (so every sweep
-   tries the same configurations in the same order) with no pruner, then with the median
-   (startup_trials = 2), successive-halving and Hyperband pruners; train steps spent and best
-   eval_loss of each, and which saves the most steps with the best within 1 %.
+   tries the same configurations in the same order) with no pruner, then with the default
+   pruner (percentile 90 after 2 finished trials), the median (startup_trials = 2),
+   successive-halving and Hyperband pruners; train steps spent and best eval_loss of each, and
+   which saves the most steps with the best within 1 %. Then the same pruners replayed
+   (replay_pruners.py) on the recorded unpruned 24-trial sweeps at 3 and 12 epochs.
 
 With --json PATH (the suite) the figures are also written as rows; --quick sweeps 6 trials
-of 2 epochs on 128 rows with the small model.
+of 2 epochs on 128 rows with the small model, with no pruner and the default only (the
+replayed rows compare the kinds).
 """
 
 from __future__ import annotations
@@ -63,9 +66,19 @@ def startup(starts: int) -> dict[str, list[float]]:
 
 def sweep(pruner: str, trials: int, epochs: int, tmp: Path, extra: list[str]
           ) -> tuple[int, float | None, int, int]:
+    import os
+
     from tunelab import store as st
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
+
+    # One thread per trial, whatever else runs: a trial takes a share of the cores that
+    # changes as other trainings come and go, and its thread count can change the order of its
+    # sums, so its curve (probably why the unpruned 3-epoch sweep once ended at 0.4914, where
+    # one-thread runs end at 0.4821). Fixed, a trial trains the same in every sweep (checked:
+    # a real pruned 12-epoch sweep repeated the unpruned one's values), so sweeps compare
+    # exactly and replay_pruners.py replays them exactly.
+    os.environ.setdefault("TUNELAB_THREADS", "1")
 
     sets = [f"search.trials={trials}", f"train.epochs={epochs}", 'search.sampler="random"',
             f"search.pruner={pruner}", "eval.baseline=false", 'eval.metrics=["perplexity"]',
@@ -80,13 +93,49 @@ def sweep(pruner: str, trials: int, epochs: int, tmp: Path, extra: list[str]
     return steps, best, sum(r[0] == "pruned" for r in rows), len(rows)
 
 
-PRUNERS = (("median (startup 2)", '{kind="median",startup_trials=2}'),
-           ("successive halving", '{kind="successive_halving"}'),
-           ("hyperband", '{kind="hyperband"}'))
+def _default() -> tuple[str, str]:
+    """The default pruner of a new experiment: its name here and its `--set` value."""
+    from replay_pruners import default_setting
+
+    setting = default_setting()
+    value = "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in setting.items()) + "}"
+    short = {"percentile": "", "startup_trials": "startup ", "warmup_epochs": "warmup ",
+             "min_resource": "min ", "max_resource": "max ", "reduction_factor": "factor "}
+    about = " ".join([setting["kind"]] + [f"{short[k]}{v:g}" if isinstance(v, float) else
+                                          f"{short[k]}{v}" for k, v in setting.items()
+                                          if k != "kind"])
+    return f"the default ({about})", value
+
+
+def pruners(quick: bool) -> list[tuple[str, str]]:
+    """The pruners swept for real: the default, and in a full run the three kinds as a new
+    experiment names them. --quick sweeps the default only: the replayed rows (recorded
+    24-trial sweeps, Optuna's real pruners) compare the kinds in a second instead of minutes."""
+    kinds = [("median (startup 2)", '{kind="median",startup_trials=2}'),
+             ("successive halving", '{kind="successive_halving"}'),
+             ("hyperband", '{kind="hyperband"}')]
+    return [_default(), *([] if quick else kinds)]
+
+
+def replayed() -> list[Row]:
+    """The default and the three kinds replayed on the quickstart's recorded unpruned 24-trial
+    sweeps at 3 and 12 epochs (replay_pruners.py): exact for the random sampler, and free of
+    the machine's load."""
+    from replay_pruners import SWEEPS, compare, default_setting, load, rows, table, tunelab_pruner
+
+    settings = {_default()[0]: tunelab_pruner(**default_setting()),
+                "median (startup 2)": tunelab_pruner(kind="median", startup_trials=2),
+                "successive halving": tunelab_pruner(kind="successive_halving"),
+                "hyperband": tunelab_pruner(kind="hyperband")}
+    results = compare({sweep: load(path) for sweep, path in SWEEPS.items()}, settings)
+    print("replayed on the recorded unpruned 24-trial quickstart sweeps (3 and 12 epochs)")
+    print(table(results))
+    return rows(results, list(settings))
 
 
 def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
-                    saved: Path | None = None, only: set[str] | None = None) -> list[Row]:
+                    saved: Path | None = None, only: set[str] | None = None,
+                    quick: bool = False) -> list[Row]:
     """The same sweep (random sampler, same seed: the same configurations in the same order)
     with no pruner and with each pruner; steps spent and best eval_loss of each.
 
@@ -98,9 +147,10 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
           "the same seed")
     if extra:
         print("changed from the quickstart: " + " ".join(extra))
-    print(f"{'':28}{'train steps':>12}{'pruned':>8}{'best eval_loss':>16}{'wall s':>8}")
+    print(f"{'':48}{'train steps':>12}{'pruned':>8}{'best eval_loss':>16}{'wall s':>8}")
     results: dict[str, tuple[int, float | None]] = {}
-    for name, pruner in (("no pruner", '"none"'), *PRUNERS):
+    swept = pruners(quick)
+    for name, pruner in (("no pruner", '"none"'), *swept):
         folder = tmp / name.replace(" ", "-").replace("(", "").replace(")", "")
         folder.mkdir()
         started = time.time()
@@ -117,12 +167,12 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
                 kept.write_text(json.dumps([steps, best, pruned]))
         results[name] = (steps, best)
         best_text = f"{best:.4f}" if best is not None else "—"
-        print(f"{name:28}{steps:>12}{pruned:>8}{best_text:>16}{time.time() - started:>8.0f}")
+        print(f"{name:48}{steps:>12}{pruned:>8}{best_text:>16}{time.time() - started:>8.0f}")
     full_steps, full_best = results["no pruner"]
     rows = []
-    if any(name not in results for name, _ in PRUNERS):
+    if any(name not in results for name, _ in swept):
         return rows  # a part of the comparison (--only): the last run gathers the verdict
-    for name, _ in PRUNERS:
+    for name, _ in swept:
         steps, best = results[name]
         close = (best is not None and full_best is not None
                  and best <= full_best * 1.01)  # eval_loss: lower is better
@@ -132,8 +182,10 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
                         saved >= 0.5 and close,
                         note=f"{saved:.0%} saved, best {best if best is None else round(best, 4)}"
                              f" vs {full_best if full_best is None else round(full_best, 4)}"))
+    if len(swept) == 1:
+        return rows  # --quick: the default alone; the replayed rows compare the kinds
     # The winner: within 1 % of the unpruned best, then the fewest steps.
-    eligible = [(results[n][0], n) for n, _ in PRUNERS
+    eligible = [(results[n][0], n) for n, _ in swept
                 if results[n][1] is not None and full_best is not None
                 and results[n][1] <= full_best * 1.01]  # type: ignore[operator]
     fewest = min(eligible)[0] if eligible else None
@@ -142,14 +194,9 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
         else "none (no pruner kept the best within 1 %)"
     print(f"fewest steps with the best within 1 %: {winner}")
     return [*rows, Row(f"pruning: the pruner that wins on this sweep is {winner}", None, None,
-                       "", note=f"the default for new experiments: {_default_pruner()} (step "
+                       "", note=f"the default for new experiments is {_default()[0]}: it keeps "
+                                "the best of both recorded sweeps, see the replayed rows (step "
                                 "counts and best values do not depend on the machine's load)")]
-
-
-def _default_pruner() -> str:
-    from tunelab.engine.spec import SearchSpec
-
-    return SearchSpec().pruner_spec.kind
 
 
 def main() -> None:
@@ -208,7 +255,9 @@ def main() -> None:
             if args.saved:
                 args.saved.mkdir(parents=True, exist_ok=True)
             only = {n.strip() for n in args.only.split(",")} if args.only else None
-            out += compare_pruners(trials, epochs, extra, Path(tmp), args.saved, only)
+            out += compare_pruners(trials, epochs, extra, Path(tmp), args.saved, only, args.quick)
+        print()
+        out += replayed()
     write_rows(args.json, out)
 
 

@@ -52,12 +52,14 @@ def _errors(tmp_path: Path, text: str) -> str:
 HEAD = 'name = "x"\n[model]\nscratch = {}\n[data]\ntrain = "d.jsonl"\n'
 
 
-def test_a_new_experiment_is_pruned_by_the_median_after_two_finished_trials(tmp_path: Path) -> None:
-    # the winner of bench/bench_runner.py's 24-trial comparison (median, halving, Hyperband)
+def test_a_new_experiment_is_pruned_by_the_percentile_after_two_finished_trials(tmp_path: Path) -> None:
+    # the setting that keeps the best of both replayed 24-trial quickstart sweeps (3 and 12
+    # epochs) and saves the most steps doing so (bench/replay_pruners.py)
     (tmp_path / "d.jsonl").write_text("{}\n")
     (tmp_path / "x.toml").write_text(HEAD)
     pruner = load_spec(tmp_path / "x.toml").experiment.search.pruner_spec
-    assert (pruner.kind, pruner.startup_trials, pruner.warmup_epochs) == ("median", 2, 0)
+    assert (pruner.kind, pruner.percentile, pruner.startup_trials, pruner.warmup_epochs) == \
+        ("percentile", 90.0, 2, 0)
 
 
 def test_misspelled_key_names_line_and_closest_key(tmp_path: Path) -> None:

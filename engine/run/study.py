@@ -89,9 +89,13 @@ def build_pruner(exp: Experiment) -> Any:
     # that loses clearly stops collecting votes instead, engine.run.preference)
     if spec.kind == "none" or is_multi(exp) or PREFERENCE in exp.search.all_objectives:
         return optuna.pruners.NopPruner()
+    # Steps are evaluations counted from 1, and Optuna may prune at step >= n_warmup_steps: so
+    # warmup_epochs evaluations happen before any pruning at warmup + 1 (with warmup itself, 1
+    # was the same as 0)
+    warmup = spec.warmup_epochs + 1
     if spec.kind == "percentile":
         return optuna.pruners.PercentilePruner(spec.percentile, n_startup_trials=spec.startup_trials,
-                                               n_warmup_steps=spec.warmup_epochs)
+                                               n_warmup_steps=warmup)
     if spec.kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=spec.min_resource,
                                                       reduction_factor=spec.reduction_factor)
@@ -99,9 +103,7 @@ def build_pruner(exp: Experiment) -> Any:
         low = 1 if spec.min_resource == "auto" else spec.min_resource
         return optuna.pruners.HyperbandPruner(min_resource=low, max_resource=spec.max_resource,
                                               reduction_factor=spec.reduction_factor)
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=spec.startup_trials, n_warmup_steps=spec.warmup_epochs
-    )
+    return optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=warmup)
 
 
 def grid(exp: Experiment) -> dict[str, list[Any]]:

@@ -87,7 +87,9 @@ def summary(exp: Experiment) -> list[str]:
     s = exp.search
     pruner = s.pruner_spec
     prune = ("no pruner" if pruner.kind == "none" else
-             f"{pruner.kind} pruner (after {pruner.startup_trials} finished trials)")
+             f"percentile pruner: stops a trial in the worst {100 - pruner.percentile:g} % at an "
+             f"evaluation (after {pruner.startup_trials} finished trials)" if pruner.kind == "percentile"
+             else f"{pruner.kind} pruner (after {pruner.startup_trials} finished trials)")
     m = exp.model
     model = "?" if m is None else m.base or (
         f"scratch {m.scratch.arch} (hidden {m.scratch.hidden_size}, {m.scratch.layers} layers)"
