@@ -302,7 +302,9 @@ def _callbacks(job: TrialJob, exp: Experiment, spool: Spool, progress: Any, atte
             pruned = interrupted = False
             if trial is not None and prunes:
                 trial.report(value, step=outcome["evaluations"])
-                pruned = trial.should_prune()
+                # not at the last evaluation: the training is done, so pruning would save no
+                # step and throw a finished result away (halving at its top rung did that)
+                pruned = state.global_step < state.max_steps and trial.should_prune()
             if rank() == 0:
                 interrupted = _stop_requested(job)  # Ctrl-C: this evaluation is recorded; stop
             if _world() > 1:  # every rank stops together, as rank 0 decided
