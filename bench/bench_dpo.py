@@ -66,11 +66,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--kind", default="worked", choices=["worked", "wrong"])
-    parser.add_argument("--quick", action="store_true", help="120 pairs, one epoch (the suite)")
+    parser.add_argument("--quick", action="store_true", help="64 pairs, one epoch (the suite)")
     parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     args = parser.parse_args()
     if args.quick:
-        args.pairs, args.epochs = 120, 1
+        args.pairs, args.epochs = 64, 1
 
     from tunelab.engine.run.runner import Runner, run_child
     from tunelab.engine.spec import load_spec

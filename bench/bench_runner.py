@@ -201,7 +201,7 @@ def compare_pruners(trials: int, epochs: int, extra: list[str], tmp: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--starts", type=int, default=None, help="5 (2 with --quick)")
+    parser.add_argument("--starts", type=int, default=None, help="5 (1 with --quick)")
     parser.add_argument("--trials", type=int, default=None, help="24 (6 with --quick)")
     parser.add_argument("--epochs", type=int, default=None, help="3 (2 with --quick)")
     parser.add_argument("--rows", type=int, default=None,
@@ -221,7 +221,7 @@ def main() -> None:
     if args.quick:
         args.rows = args.rows or 128
         args.small_model = True
-    starts = args.starts or (2 if args.quick else 5)
+    starts = args.starts or (1 if args.quick else 5)
     trials = args.trials or (6 if args.quick else 24)
     epochs = args.epochs or (2 if args.quick else 3)
 

@@ -45,11 +45,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--method", default="full", choices=["full", "lora"])
-    parser.add_argument("--quick", action="store_true", help="2 epochs, 2 repetitions (for the suite)")
+    parser.add_argument("--quick", action="store_true", help="2 epochs, one pair (for the suite)")
     parser.add_argument("--json", type=Path, help="also write the figures as rows here (the suite)")
     args = parser.parse_args()
     if args.quick:
-        args.epochs, args.repeats = 2, 2
+        args.epochs, args.repeats = 2, 1
 
     from tunelab.engine.data.prepare import read_rows
     from tunelab.engine.run.runner import Runner, run_child
