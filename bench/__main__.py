@@ -2,7 +2,7 @@
 
 Each bench runs in its own process (bench/suite.py) and the rows land in one table with the
 machine and the versions (bench/report.py). `--quick` uses each bench's small sizes and is
-meant to finish within five minutes on 2 CPUs.
+meant to finish within about five minutes on 2 CPUs (the report says how long it took).
 """
 
 from __future__ import annotations
