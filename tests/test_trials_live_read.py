@@ -24,7 +24,8 @@ def store(tmp_path: Path) -> Path:
 def test_a_refresh_rereads_the_changed_new_and_running_trials_and_keeps_the_rest(
         store: Path) -> None:
     paths = (store,)
-    first, stamps = source.trials_since(paths, tui_store.NAME, [], {})
+    read = source.trials_read(paths, tui_store.NAME, [], {})
+    first, stamps = read.trials, read.stamps
     assert [t.overview for t in first] == [t.overview for t in source.trials(paths, "demo")]
     by_number = {t.number: t for t in first}
     now = time.time()
@@ -32,7 +33,8 @@ def test_a_refresh_rereads_the_changed_new_and_running_trials_and_keeps_the_rest
         spool.write([st.TrialRow(experiment="demo", number=0, state="complete", value=2.86,
                                  cost=1.25, updated_at=now),
                      st.TrialRow(experiment="demo", number=5, state="running", updated_at=now)])
-    again, stamps = source.trials_since(paths, "demo", first, stamps)
+    read = source.trials_read(paths, "demo", first, stamps)
+    again, stamps = read.trials, read.stamps
 
     assert [t.overview for t in again] == [t.overview for t in source.trials(paths, "demo")]
     assert [t.number for t in again] == [0, 1, 2, 3, 4, 5]
@@ -43,7 +45,7 @@ def test_a_refresh_rereads_the_changed_new_and_running_trials_and_keeps_the_rest
         assert after[number] is by_number[number]
 
     # nothing changed since: only the running trials are read again
-    third, _ = source.trials_since(paths, "demo", again, stamps)
+    third = source.trials_read(paths, "demo", again, stamps).trials
     assert [t.number for t in third if t is not after[t.number]] == [4, 5]
 
 

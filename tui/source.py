@@ -9,6 +9,7 @@ touches a widget.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -97,9 +98,14 @@ def trials(paths: tuple[Path, ...], experiment: str) -> list[Trial]:
 
 
 def evaluations(paths: tuple[Path, ...], experiment: str) -> dict[str, dict[str, float]]:
+    return _merged(st.evaluations(p, experiment) for p in paths)
+
+
+def _merged(per_store: Iterable[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """The evaluations of several stores as one: {model_ref: {"split/name": value}}."""
     merged: dict[str, dict[str, float]] = {}
-    for p in paths:
-        for ref, values in st.evaluations(p, experiment).items():
+    for found in per_store:
+        for ref, values in found.items():
             merged.setdefault(ref, {}).update(values)
     return merged
 
@@ -133,7 +139,7 @@ def trials_read(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
     kept = {(t.store, t.number): t for t in previous}
     found: list[Trial] = []
     now: Stamps = {}
-    merged: dict[str, dict[str, float]] = {}
+    per_store = []
     for p in paths:
         # a trial this screen does not hold is read whatever its stamp says
         known = {n: d for n, d in stamps.get(p, {}).items() if (p, n) in kept}
@@ -144,21 +150,14 @@ def trials_read(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
             if trial is not None:
                 found.append(trial)
         now[p] = change.digests
-        for ref, values in change.evaluations.items():
-            merged.setdefault(ref, {}).update(values)
-    return TrialsRead(sorted(found, key=lambda t: t.number), now, merged)
-
-
-def trials_since(paths: tuple[Path, ...], experiment: str, previous: list[Trial],
-                 stamps: Stamps) -> tuple[list[Trial], Stamps]:
-    """`trials_read` without the evaluations."""
-    read = trials_read(paths, experiment, previous, stamps)
-    return read.trials, read.stamps
+        per_store.append(change.evaluations)
+    return TrialsRead(sorted(found, key=lambda t: t.number), now, _merged(per_store))
 
 
 def file_states(paths: tuple[Path, ...]) -> tuple[tuple[int, ...], ...] | None:
     """The stores' files as the file system describes them (`store.file_state`): while they
     are what they were at the last read, a read would find what it found then. None when one
     was written too recently to tell."""
-    states = tuple(st.file_state(p) for p in paths)
-    return None if None in states else states  # type: ignore[return-value]
+    states = [st.file_state(p) for p in paths]
+    known = tuple(state for state in states if state is not None)
+    return known if len(known) == len(states) else None

@@ -14,7 +14,7 @@ from typing import Any
 from tunelab.engine.data.prepare import read_rows
 from tunelab.engine.objectives import LOSS_METRICS
 from tunelab.engine.spec import Experiment
-from tunelab.engine.train import model as models
+from tunelab.engine.train import tokens
 from tunelab.store import EvaluationRow, Row, SampleRow
 
 
@@ -23,9 +23,7 @@ def prompt_id(prompt: str) -> str:
 
 
 def loss_on(trainer: Any, rows: list[dict[str, Any]], tokenizer: Any) -> float:
-    from datasets import Dataset
-
-    dataset = Dataset.from_list(models.render(rows, tokenizer))
+    dataset = tokens.rendered(rows, tokenizer)
     return float(trainer.evaluate(eval_dataset=dataset, metric_key_prefix="x")["x_loss"])
 
 
