@@ -115,8 +115,8 @@ def main() -> None:
 
         from tunelab.engine.data import render as chat_render
         from tunelab.engine.data.prepare import read_rows
+        from tunelab.engine.train.builders import first_micro_batch, trainer_arguments
         from tunelab.engine.train.dpo import load_policy
-        from tunelab.engine.train.sft import first_micro_batch, trainer_arguments
 
         def plain_run(name: str) -> tuple[float, float, int]:
             plain_job = runner._job(2, None, exp.model_dump(mode="json"), base, prepared,

@@ -350,7 +350,8 @@ def oom_backoff(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tm
     import torch
 
     from tunelab.engine.run.runner import Runner
-    from tunelab.engine.train.sft import FAULT_OOM, run_trial
+    from tunelab.engine.train.sft import run_trial
+    from tunelab.engine.train.trial import FAULT_OOM
 
     base, _ = bases["Qwen2-0.5B"]
     # every halving allowed (8): whatever the device, some micro-batch down to 1 fits

@@ -214,8 +214,8 @@ def test_a_conversation_is_shown_plainly_and_kept_whole_for_the_dpo_stage(voted)
     store, _ = voted
     from tunelab.engine.data import render as chat_render
     from tunelab.engine.serve.refs import resolve
-    from tunelab.engine.train import dpo as train_dpo
     from tunelab.engine.train import model as models
+    from tunelab.engine.train import pairs as train_pairs
 
     turns = [{"role": "user", "content": "Add 2 and 3."},
              {"role": "assistant", "content": "2 + 3 = 5"},
@@ -246,7 +246,7 @@ def test_a_conversation_is_shown_plainly_and_kept_whole_for_the_dpo_stage(voted)
     template = chat_render.template_text("auto", tokenizer)
     row = {"prompt": pair.prompt, "messages": pair.messages, "chosen": pair.chosen,
            "rejected": pair.rejected + " no"}
-    tokens = train_dpo.tokenize_pairs([row], tokenizer, template, 512)[0]
+    tokens = train_pairs.tokenize_pairs([row], tokenizer, template, 512)[0]
     prompt, _ = chat_render.generation_prompt(
         {"messages": [*turns, {"role": "assistant", "content": ""}]}, tokenizer, template)
     assert tokens["prompt_ids"] == tokenizer(prompt, add_special_tokens=False)["input_ids"]

@@ -12,8 +12,9 @@ from tunelab.engine.objectives import objective_value
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
+from tunelab.engine.train.builders import load_for_method
 from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
-from tunelab.engine.train.sft import build_trainer, load_for_method
+from tunelab.engine.train.sft import build_trainer
 from tunelab.store import Spool
 
 
