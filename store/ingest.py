@@ -29,39 +29,28 @@ import pyarrow.compute as pc
 
 from tunelab.store.damage import is_damage
 from tunelab.store.errors import StoreError
+from tunelab.store.rows import ROW_TYPES
 from tunelab.store.views import refresh_trial_summary
 
 
 @dataclass(frozen=True)
 class TableRule:
+    """How events of one table are ingested (see Row in store/rows.py)."""
+
     key: tuple[str, ...]
     order: str | None = None  # set for upserted tables: the newer row wins
     keep_on_update: tuple[str, ...] = ()
-    # Nearly every event is a new key (a step is logged once): the file path first tries a plain
-    # INSERT, which DuckDB does at the speed of its own reader, and only when a key is already
-    # there or repeats (a re-ingest, a retried trial) does the upsert.
+    # Nearly every event is a new key: the file path first tries a plain INSERT, which DuckDB
+    # does at the speed of its own reader, and only when a key is already there or repeats (a
+    # re-ingest, a retried trial) does the upsert.
     mostly_new: bool = False
 
 
-# Parents before children: the order events of one batch are written in.
+# Each table's rule, read from its row type (store/rows.py), parents before children: the order
+# the events of one batch are written in.
 RULES: dict[str, TableRule] = {
-    "experiments": TableRule(("name",), order="updated_at", keep_on_update=("created_at",)),
-    "trials": TableRule(("experiment", "number"), order="updated_at"),
-    "trial_params": TableRule(("experiment", "number", "name")),
-    # a trial retried after out-of-memory logs the same steps again: the newer value wins
-    "metrics": TableRule(("experiment", "trial", "split", "name", "step"), order="time",
-                         mostly_new=True),
-    "evaluations": TableRule(("experiment", "model_ref", "split", "name"), order="time"),
-    "samples": TableRule(("experiment", "model_ref", "prompt_id"), order="time"),
-    "data_reports": TableRule(("experiment", "fingerprint")),
-    "reviews": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
-    "review_items": TableRule(("review_id", "item")),
-    "votes": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
-    "chats": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
-    "review_ratings": TableRule(("experiment", "scope", "model_ref"), order="fitted_at"),
-    # a trial retried after out-of-memory watches and scores again: the newer row wins
-    "watch_samples": TableRule(("experiment", "trial", "step", "position"), order="time"),
-    "example_losses": TableRule(("experiment", "trial", "split", "position"), order="time"),
+    row.TABLE: TableRule(row.KEY, row.NEWEST_BY, row.KEEP_ON_UPDATE, row.MOSTLY_NEW)
+    for row in ROW_TYPES
 }
 
 
