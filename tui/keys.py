@@ -129,8 +129,9 @@ SCREENS: dict[str, tuple[str, ...]] = {
     "new review": ("~enter", "+back"),
     "statistics": ("+reload", "+back", "+help"),
     "chat": ("~enter", "+back", "+regenerate", "+new", "+help"),
-    "arena": ("+enter", "+a_better", "+b_better", "+tie", "+both_bad", "+skip", "+undo",
-              "+reveal", "+new", "+back", "+help"),
+    # the arena's line above its message box spells the verdicts out while a turn waits
+    "arena": ("+enter", "a_better", "b_better", "tie", "both_bad", "skip", "+undo", "+reveal",
+              "+new", "+back", "+help"),
 }
 
 # The footer's word where a key's action has a name of its own on a screen
@@ -163,7 +164,7 @@ def bindings(screen: str, **actions: str) -> list[BindingType]:
             continue
         keys = key.keys.split(",")
         if key.name == "tab":  # one action per tab: tab(1), tab(2)…
-            found += [Binding(k, f"tab({k})", f"tab {k}", show=False) for k in keys]
+            found += [Binding(k, f"tab({k})", key.label, show=False) for k in keys]
             continue
         action = actions.get(key.name, key.action)
         for k in keys:  # the footer shows the first key; the others work as well

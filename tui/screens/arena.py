@@ -44,7 +44,8 @@ VOTE_KEYS = " · ".join(f"{k.written} {k.label}" for k in keys.rows("arena")
 
 class ArenaScreen(Screen):
     KEYS_OF = "arena"
-    BINDINGS = keys.bindings(KEYS_OF, back="back")  # esc stops the replies first
+    # esc stops the replies first; Enter after a vote opens the message box
+    BINDINGS = keys.bindings(KEYS_OF, back="back", enter="write")
 
     @dataclass
     class Loaded(Message):

@@ -87,6 +87,16 @@ def matches(row: Row, terms: list[str], titles: dict[str, str]) -> bool:
     return True
 
 
+def joined(parts: list[str], width: int) -> str:
+    """`a · b · c`, a new line where the next part would not fit: no part is cut in two."""
+    lines = [""]
+    for part in parts:
+        if lines[-1] and len(lines[-1]) + 3 + len(part) > width:
+            lines.append("")
+        lines[-1] += (" · " if lines[-1] else "") + part
+    return "\n".join(lines)
+
+
 def sort_key(value: Any) -> tuple[int, Any]:
     number = _num(value)
     if number is not None and not math.isnan(number):
@@ -324,11 +334,15 @@ class TrialsScreen(StoreScreen):
         if self.filter_terms:
             parts.append(f"filter: {' '.join(self.filter_terms)} ({shown} shown)")
         if self.sort_column:
-            parts.append(f"sorted by {self.titles.get(self.sort_column, self.sort_column)}"
+            parts.append(f"ordered by {self.titles.get(self.sort_column, self.sort_column)}"
                          + (" ↓" if self.sort_reverse else " ↑"))
+        table = self.query_one(VimTable)
+        if table.cursor_column > 1 and table.columns:  # h/l chose a column: o orders by it
+            column = list(table.columns)[min(table.cursor_column, len(table.columns) - 1)]
+            parts.append(f"o orders by {self.titles.get(column.value, '')}")
         if self.live:
             parts.append("live")
-        text = " · ".join(parts)
+        text = joined(parts, self.size.width - 2)
         if text != self._detail:  # an update re-renders the line even when it is the same
             self._detail = text
             self.query_one("#detail", Static).update(text)
@@ -431,6 +445,12 @@ class TrialsScreen(StoreScreen):
         else:
             self.sort_column, self.sort_reverse = column, False
         self._show(rebuild=False)
+
+    def on_data_table_cell_highlighted(self, _: VimTable.CellHighlighted) -> None:
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, _: VimTable.RowHighlighted) -> None:
+        self._show_detail()
 
     def on_data_table_header_selected(self, event: VimTable.HeaderSelected) -> None:
         table = self.query_one(VimTable)

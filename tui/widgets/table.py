@@ -11,6 +11,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.render import measure
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -69,6 +71,30 @@ class VimTable(DataTable):
         self._given = {}  # nothing shown: the next fill compares nothing against stale cells
         super().clear(columns)
         return self
+
+    def action_cursor_right(self) -> None:
+        self._step_column(1)
+
+    def action_cursor_left(self) -> None:
+        self._step_column(-1)
+
+    def _step_column(self, by: int) -> None:
+        """h/l: a column at a time. A row cursor keeps its row and steps its column (the one
+        a sort takes) into view, where DataTable would scroll one character."""
+        if self.cursor_type != "row":
+            super().action_cursor_right() if by > 0 else super().action_cursor_left()
+            return
+        if not self.columns:
+            return
+        column = max(0, min(self.cursor_column + by, len(self.columns) - 1))
+        self.cursor_coordinate = Coordinate(self.cursor_row, column)
+        x, _, width, _ = self._get_column_region(column)
+        self.scroll_to_region(Region(x, int(self.scroll_y), width, 1),
+                              spacing=self._get_fixed_offset(), animate=False, force=True)
+        if self.row_count:  # as a cell cursor would: the screen may say which column it is
+            coordinate = self.cursor_coordinate
+            self.post_message(self.CellHighlighted(self, self.get_cell_at(coordinate),
+                                                   coordinate, self.coordinate_to_cell_key(coordinate)))
 
     def action_scroll_top(self) -> None:
         self.move_cursor(row=0)
