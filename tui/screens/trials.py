@@ -339,7 +339,7 @@ class TrialsScreen(StoreScreen):
         table = self.query_one(VimTable)
         if table.cursor_column > 1 and table.columns:  # h/l chose a column: o orders by it
             column = list(table.columns)[min(table.cursor_column, len(table.columns) - 1)]
-            parts.append(f"o orders by {self.titles.get(column.value, '')}")
+            parts.append(f"o orders by {self.titles.get(column.value or '', '')}")
         if self.live:
             parts.append("live")
         text = joined(parts, self.size.width - 2)
