@@ -141,6 +141,22 @@ LABELS = {("chat", "back"): "stop / back", ("arena", "back"): "stop / back",
           ("new review", "enter"): "create"}
 
 
+# The screens where a text box usually has the focus
+TYPING = {"chat", "SQL"}
+
+# What a key does on one screen, where the table's sentence is general (Enter)
+SAID = {("experiments", "enter"): "open the experiment's trials",
+        ("trials", "enter"): "open the trial under the cursor",
+        ("SQL", "enter"): "run the query; ↑ ↓ walk the history",
+        ("chat", "enter"): "send the message",
+        ("arena", "enter"): "send the message; once you have voted, open the box for the next",
+        ("new review", "enter"): "make the review (in any box)"}
+
+
+def does(screen: str, key: Key) -> str:
+    return SAID.get((screen, key.name), key.does)
+
+
 def names(screen: str) -> list[str]:
     return [n.lstrip("+~") for n in SCREENS[screen]]
 
@@ -167,9 +183,12 @@ def bindings(screen: str, **actions: str) -> list[BindingType]:
             found += [Binding(k, f"tab({k})", key.label, show=False) for k in keys]
             continue
         action = actions.get(key.name, key.action)
-        for k in keys:  # the footer shows the first key; the others work as well
+        # the footer shows the first key (f1 for help where a text box has the focus: there
+        # ? is a letter); the others work as well
+        shown = keys[-1] if key.name == "help" and screen in TYPING else keys[0]
+        for k in keys:
             found.append(Binding(k, action, label(screen, key),
-                                 show=entry.startswith("+") and k == keys[0],
+                                 show=entry.startswith("+") and k == shown,
                                  key_display=SHOWN.get(k),
                                  priority=key.name == "quit"))  # even from a text box
     return found

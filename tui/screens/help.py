@@ -28,7 +28,7 @@ def key_table(under: str | None) -> Table:
         table.add_row(Text(title, style="bold underline"), "")
         for key in keys.rows(screen):
             if screen == "app" or key.name not in keys.names("app"):
-                table.add_row(key.written, key.does)
+                table.add_row(key.written, keys.does(screen, key))
     return table
 
 
@@ -43,7 +43,8 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         name = getattr(self.under, "KEYS_OF", None)
         module = __import__(type(self.under).__module__, fromlist=["_"])
-        doc = self.under.__doc__ or module.__doc__ or ""
+        # what the screen is: its first paragraph (the rest is for the people who code it)
+        doc = (self.under.__doc__ or module.__doc__ or "").strip().split("\n\n")[0]
         with VimScroll(id="help-box"):
             if doc:
                 yield Static(Text(" ".join(doc.split()), style="italic"), id="help-doc")
