@@ -86,11 +86,9 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _readme_queries() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## The store: SQL tables"):]
-    section = section[:section.index("\n## ", 10)]
+    section = (ROOT / "docs" / "store-and-sql.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
-    assert blocks, "the README's store section has no example queries"
+    assert blocks, "docs/store-and-sql.md has no example queries"
     queries = []
     for block in blocks:
         for statement in block.split(";"):
