@@ -1,5 +1,5 @@
-"""The store's commands (`sql`, `export-store`, `gc`) and the README's example queries, run against
-a store produced by a small real sweep."""
+"""The store's commands (`sql`, `export-store`, `gc`), run against a store produced by a small real
+sweep. The docs' example queries are run by tests/test_docs.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from tunelab import store as st
 
-from conftest import EXPERIMENTS, ROOT, tunelab_command
+from conftest import EXPERIMENTS, tunelab_command
 
 SWEEP = """
 name = "quickstart"
@@ -73,7 +73,7 @@ def _add_votes(store: Path, experiment: str) -> None:
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store from a real three-trial sweep named like the README's examples, plus votes."""
+    """A store from a real three-trial sweep named like the docs' examples, plus votes."""
     folder = tmp_path_factory.mktemp("swept")
     rows = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:400]
     (folder / "data.jsonl").write_text("\n".join(rows) + "\n")
@@ -83,31 +83,6 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert run.returncode == 0, run.stderr + run.stdout
     _add_votes(store, "quickstart")
     return store
-
-
-def _readme_queries() -> list[str]:
-    section = (ROOT / "docs" / "store-and-sql.md").read_text()
-    blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
-    assert blocks, "docs/store-and-sql.md has no example queries"
-    queries = []
-    for block in blocks:
-        for statement in block.split(";"):
-            code = "\n".join(line for line in statement.splitlines()
-                             if not line.strip().startswith("--")).strip()
-            if code:
-                queries.append(statement.strip())
-    return queries
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("query", _readme_queries(), ids=lambda q: q.splitlines()[0][3:40])
-def test_the_readmes_example_queries_answer_on_a_real_sweep(swept: Path, query: str) -> None:
-    # on stdin, as `tunelab sql < report.sql` runs it (a query that starts with a comment would
-    # read as an option on the command line)
-    done = _cli("sql", "--store", str(swept), "--format", "json", stdin=query)
-    assert done.returncode == 0, done.stderr
-    rows = json.loads(done.stdout)
-    assert rows, f"no rows for:\n{query}"
 
 
 @pytest.mark.slow
