@@ -1,7 +1,7 @@
 """The docs hold true: every SQL example on a docs page (or in the README) runs through
-`tunelab sql` on a store made by a real sweep and answers; the README stays a short landing page
-whose links resolve; and the figures the pages quote survive `python -m bench` rewriting
-docs/benchmarks.md.
+`tunelab sql` on a store made by a real sweep (`documented_store`, tests/conftest.py) and
+answers; the README stays a short landing page whose links resolve; and the figures the pages
+quote survive `python -m bench` rewriting docs/benchmarks.md.
 
 The SQL examples are found where a reader finds them: fenced ```sql blocks (one query per
 statement), `tunelab sql … "QUERY"` commands, and inline `select … from …` code.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import EXPERIMENTS, ROOT, Quiet
+from conftest import ROOT
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
@@ -26,30 +26,6 @@ README_MOST_LINES = 160
 # needs votes and a second run): their queries must run, and may answer with no rows
 OTHER_RUNS = ("quickstart-dpo",)
 
-SWEEP = """
-name = "quickstart"
-[model]
-scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }
-[data]
-train = "data.jsonl"
-[train]
-epochs = 2
-batch_size = 16
-logging_steps = 5
-[search]
-trials = 3
-sampler = "random"
-seed = 1
-pruner = "none"
-[search.space]
-"train.learning_rate" = [5e-3, 3e-3]
-"method.kind" = ["full", "lora"]
-[eval]
-samples = 6
-max_new_tokens = 8
-watch = 1
-example_losses = true
-"""
 SQL_START = re.compile(r"^\s*(select|with|describe|show|explain|pragma|summarize)\b", re.I)
 
 
@@ -87,42 +63,6 @@ def _tunelab(*args: str, stdin: str | None = None) -> tuple[int, str, BaseExcept
 
     result = CliRunner().invoke(app, list(args), input=stdin)
     return result.exit_code, result.stdout, result.exception
-
-
-@pytest.fixture(scope="module")
-def documented_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store as the docs' examples assume one: a real three-trial sweep named `quickstart`
-    (full and LoRA, watched prompts, example losses), a blind review of the base against the best
-    trial with votes from two raters, and its ratings fitted."""
-    from tunelab import store as st
-    from tunelab.engine.review import reviews
-    from tunelab.engine.run.runner import Runner
-    from tunelab.engine.spec import load_spec
-
-    folder = tmp_path_factory.mktemp("documented")
-    rows = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:400]
-    (folder / "data.jsonl").write_text("\n".join(rows) + "\n")
-    (folder / "quickstart.toml").write_text(SWEEP)
-    store = folder / "tunelab.duckdb"
-    Runner(load_spec(folder / "quickstart.toml"), store, Quiet()).run()
-
-    prompts = reviews.prompts_for(store, "quickstart", "test", 6)
-    review = reviews.create(store, "quickstart", "first look", ["base", "best"], prompts, "test",
-                            max_new_tokens=8)
-    items = st.review_items(store, review.id)
-    # the trained trial wins most votes, the base one, and one is a tie; sides are random per
-    # item, so each verdict names the side its model was shown on
-    verdicts = {"ana": ["trained", "trained", "base", "trained"], "bo": ["trained", "tie"]}
-    with st.Spool(store) as spool:
-        for rater, winners in verdicts.items():
-            for item, winner in zip(items, winners, strict=False):
-                base_side = "a" if item.model_a == "base" else "b"
-                choice = {"tie": "tie", "base": base_side}.get(
-                    winner, "b" if base_side == "a" else "a")
-                spool.write([st.vote_row(review.id, item.item, rater, choice, 2.5)])
-    code, _, error = _tunelab("review", "stats", "first look", "--store", str(store))
-    assert code == 0, error
-    return store
 
 
 def test_the_docs_have_sql_examples_on_the_pages_that_teach_sql() -> None:
