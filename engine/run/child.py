@@ -94,6 +94,10 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             from tunelab.engine.train import dpo as train_dpo
 
             result = train_dpo.run_trial(job, progress)
+        elif kind == "trial" and job.head == "classification":
+            from tunelab.engine.train import classify
+
+            result = classify.run_trial(job, progress)
         elif kind == "trial":
             from tunelab.engine.train.sft import run_trial
 

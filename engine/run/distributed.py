@@ -96,6 +96,8 @@ def main() -> None:
 
     if job.stage == "dpo":
         from tunelab.engine.train.dpo import run_trial
+    elif job.head == "classification":
+        from tunelab.engine.train.classify import run_trial
     else:
         from tunelab.engine.train.sft import run_trial
 

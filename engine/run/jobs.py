@@ -34,6 +34,11 @@ class TrialJob:
         """sft or dpo: which stage file runs the trial (and its baseline)."""
         return str(self.experiment.get("method", {}).get("stage", "sft"))
 
+    @property
+    def head(self) -> str:
+        """lm or classification: a classification trial runs engine.train.classify."""
+        return str(self.experiment.get("method", {}).get("head", "lm"))
+
 
 @dataclass(frozen=True)
 class TrialResult:

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from tunelab.engine.errors import SpecError
 from tunelab.engine.objectives import CONDITION, LOSS_METRICS, PREFERENCE, PREFERENCE_METRICS
+from tunelab.engine.spec import measures
 from tunelab.engine.spec.overrides import set_path
 from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
@@ -52,6 +53,8 @@ class Experiment(StrictModel):
                 raise ValueError(NO_MODEL)
             if self.data is None:
                 raise ValueError(NO_DATA)
+        for problem in measures.problems(self):
+            raise ValueError(problem)
         computed = self.computed_metrics
         if self.method.stage == "dpo":
             searched = [k for k in ("method.beta", "method.loss_type") if k in self.search.space]
@@ -61,12 +64,12 @@ class Experiment(StrictModel):
                     "values (each beta or loss type scales it differently), so eval_loss cannot "
                     'choose between them: use objective = "reward_accuracy" with direction = '
                     '"maximize", or search neither')
-        if self.search.objective not in computed | {PREFERENCE}:  # votes: engine.run.preference
+        if not self.computes(self.search.objective) and self.search.objective != PREFERENCE:
             raise ValueError(
                 f"search.objective {self.search.objective!r} is never computed; use eval_loss "
                 f"or add it to eval.metrics (computed: {', '.join(sorted(computed))})")
         for metric, condition in self.success.items():
-            if metric not in computed:
+            if not self.computes(metric):
                 raise ValueError(f"success.{metric}: {metric!r} is never computed; add it to "
                                  f"eval.metrics (computed: {', '.join(sorted(computed))})")
             if not CONDITION.match(condition):
@@ -76,9 +79,16 @@ class Experiment(StrictModel):
 
     @property
     def computed_metrics(self) -> set[str]:
-        """What evaluation computes, so what an objective or a success criterion may name."""
-        found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
+        """What evaluation computes, so what an objective or a success criterion may name (and
+        the TASK:METRIC scores of [eval.harness]: see `computes`)."""
+        if self.method.head == "classification":  # a classifier's loss has no perplexity
+            return {"eval_loss", "loss", *measures.measured(self)}
+        found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics, *measures.measured(self)}
         return found | set(PREFERENCE_METRICS) if self.method.stage == "dpo" else found
+
+    def computes(self, metric: str) -> bool:
+        """Whether evaluation computes `metric` (a benchmark's TASK:METRIC once it runs)."""
+        return metric in self.computed_metrics or measures.is_benchmark_score(self, metric)
 
     @property
     def learning_rate(self) -> float:

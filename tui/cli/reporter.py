@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
 from tunelab.tui.cli.output import console, errors
 
 TOKENIZING_SAID = 10_000  # rows: in a log, a trial's tokenizing is a line of its own from here
@@ -145,13 +145,19 @@ class ConsoleReporter:
     def on_baseline_start(self, **_: Any) -> None:
         self._status("evaluating the base model (the baseline)…")
 
-    def on_baseline(self, values: dict[str, float], cached: bool, **_: Any) -> None:
+    def on_baseline(self, values: dict[str, float], cached: bool,
+                    baselines: dict[str, dict[str, float]] | None = None, meets: str | None = None,
+                    **_: Any) -> None:
         self.note = ""
         self.stop_live()
         v = values
         from_before = " (from an earlier run)" if cached else ""
         console.print(f"baseline    eval_loss {fmt.number(v.get('validation/loss'))}"
                       f"   test loss {fmt.number(v.get('test/loss'))}{from_before}")
+        for line in fewshot_lines(baselines or {}):
+            console.print(line)
+        if meets:
+            console.print(f"[bold green]{meets}[/]")
         if "preferences/preference_accuracy" in v:  # a dpo stage: the parent is the baseline
             console.print(
                 "            the parent prefers the chosen answer in "
@@ -306,6 +312,21 @@ class ConsoleReporter:
             console.print("[yellow]no trial was preferred to the base model[/]")
         console.print(f"next: tunelab confirm {self.name} · tunelab review stats {review} · "
                       f"tunelab review export {review}")
+
+
+def fewshot_lines(found: dict[str, dict[str, float]]) -> list[str]:
+    """`base 3-shot  test exact_match 0.95 (zero-shot 0.10)`: each few-shot baseline's test
+    metrics beside the zero-shot base's."""
+    zero = found.get(baselines.BASE, {})
+    lines = []
+    for baseline in baselines.baselines(found):
+        if baseline.shots == 0:
+            continue
+        shown = [f"test {key.split('/', 1)[1]} {fmt.number(value)} "
+                 f"(zero-shot {fmt.number(zero.get(key))})"
+                 for key, value in sorted(baseline.values.items()) if key.startswith("test/")]
+        lines.append(f"{baseline.label:<11} " + (" · ".join(shown) or "nothing measured"))
+    return lines
 
 
 def _elo_interval(interval: tuple[float, float]) -> str:

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from tunelab import store as st
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
 from tunelab.store.errors import TunelabError
 from tunelab.store.read import trial_costs
 from tunelab.tui.cli import pareto
@@ -79,6 +79,11 @@ def print_trials(store: Path, name: str) -> None:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in tested)
         what = "the parent" if dpo else "the base model"
         console.print(f"baseline ({what}): {title} {shown_value(start)}{extra}")
+    for prompted in baselines.baselines(evaluations)[1:]:  # with examples in the prompt
+        judged = [m for m in tested if objectives.judged_key(m) in prompted.values]
+        shown = " · ".join(f"test {m} {fmt.number(prompted.values[objectives.judged_key(m)])}"
+                           for m in judged) or "no metric of the table measured"
+        console.print(f"baseline ({prompted.words}): {shown}")
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
@@ -92,6 +97,9 @@ def print_trials(store: Path, name: str) -> None:
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(verdicts.values()) else "[red]no[/]"
             console.print(f"success: {word} (needs {needs} on the test split)")
+    meets = baselines.meets_words(success, evaluations) if success and not dpo else None
+    if meets:
+        console.print(f"[bold]{meets}[/]")
 
 
 def _param(params: dict[str, Any], key: str) -> str:
@@ -106,7 +114,8 @@ def _test_metrics(success: dict[str, str], metrics: list[str],
     test loss and the file's eval.metrics that the trials have."""
     if success:
         return list(success)
-    found = {k.removeprefix("test/") for ref, values in evaluations.items() if ref != "base"
+    found = {k.removeprefix("test/") for ref, values in evaluations.items()
+             if not baselines.is_baseline(ref)
              for k in values if k.startswith("test/")}
     return [m for m in ("loss", *metrics) if m in found]
 

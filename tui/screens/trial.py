@@ -14,8 +14,8 @@ from textual.message import Message
 from textual.widgets import Static, TabbedContent, TabPane
 
 from tunelab import store as st
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
 from tunelab.tui import keys, source
 from tunelab.tui.screens import trial_texts as texts
 from tunelab.tui.screens.base import TabbedScreen
@@ -201,6 +201,8 @@ class TrialScreen(TabbedScreen):
     def _evaluation(self) -> None:
         ref = f"trial:{self.trial.number}"
         mine, base = self.evaluations.get(ref, {}), self.evaluations.get("base", {})
+        # the base model with examples in its prompts: a column beside the zero-shot baseline
+        shot = next(iter(baselines.baselines(self.evaluations)[1:]), None)
         success: dict[str, str] = self.spec.get("success") or {}
         rows = []
         for key in sorted(set(mine) | set(base), key=lambda k: (k.split("/")[0] != "test", k)):
@@ -214,9 +216,11 @@ class TrialScreen(TabbedScreen):
             if key.startswith("test/") and metric in success:
                 ok = objectives.passes(success[metric], m)
                 judged = Text(f"{success[metric]} {'✓' if ok else '✗'}", style="green" if ok else "red")
-            rows.append((key, [key, fmt.number(m), fmt.number(b), change, judged]))
+            shots = [fmt.number(shot.values.get(key))] if shot else []
+            rows.append((key, [key, fmt.number(m), fmt.number(b), *shots, change, judged]))
         self.query_one("#metrics", VimTable).fill(
             [("metric", "split/metric"), ("trial", f"trial {self.trial.number}"), ("base", "baseline"),
+             *([("fewshot", shot.label)] if shot else []),
              ("change", "vs baseline"), ("criterion", "criterion")], rows)
         verdict = Text()
         if success:
@@ -230,6 +234,9 @@ class TrialScreen(TabbedScreen):
                 verdict.append(f" (needs {needs} on the test split)")
         elif not mine:
             verdict.append("not evaluated (the trial did not complete)", style="dim")
+        meets = baselines.meets_words(success, self.evaluations) if success else None
+        if meets:
+            verdict.append(("\n" if verdict else "") + meets, style="bold")
         self.query_one("#verdict", Static).update(verdict)
 
     def _config(self, exact: list[tuple[str, Any, str]] | None = None) -> None:
