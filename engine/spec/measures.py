@@ -69,6 +69,9 @@ def problems(exp: Experiment) -> list[str]:
                      f"{method.kind}")
     if exp.train.packing:
         found.append("train.packing: a classifier reads one text per row; remove packing")
+    if exp.eval.watch:
+        found.append("eval.watch: a classifier writes no answers to watch; its accuracy is "
+                     "logged at each evaluation instead (remove eval.watch)")
     for key, value in (("eval.forgetting", exp.eval.forgetting), ("eval.harness", exp.eval.harness)):
         if value is not None:
             found.append(f"{key}: needs a language-model head; a classifier has none "

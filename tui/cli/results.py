@@ -129,18 +129,8 @@ def _objectives(store: Path, name: str, search: dict[str, Any], trials: list[st.
     if len(names) < 2:
         return set(), {}
     costs = trial_costs(store, name) if "cost" in names else {}
-    others: dict[str, dict[int, float | None]] = {}
-    for objective in names[1:]:
-        values: dict[int, float | None] = {}
-        for t in trials:
-            if objective == "cost":
-                values[t.number] = costs.get(t.number)
-            elif objective == "duration_s":
-                values[t.number] = t.duration_s
-            else:
-                key = objectives.metric_key(objective)
-                values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
-        others[objective] = values
+    others = {k: v for k, v in pareto.objective_values(names, trials, evaluations, costs).items()
+              if k != names[0]}
     points = {t.number: [t.value, *(others[o].get(t.number) for o in names[1:])]
               for t in trials if t.state == "complete"}
     return pareto.front(points, directions), others
