@@ -12,7 +12,13 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from tunelab.engine.errors import SpecError
-from tunelab.engine.objectives import CONDITION, LOSS_METRICS, PREFERENCE, PREFERENCE_METRICS
+from tunelab.engine.objectives import (
+    CONDITION,
+    EXTRA_OBJECTIVES,
+    LOSS_METRICS,
+    PREFERENCE,
+    PREFERENCE_METRICS,
+)
 from tunelab.engine.spec import measures
 from tunelab.engine.spec.overrides import set_path
 from tunelab.engine.spec.sections import (
@@ -68,6 +74,11 @@ class Experiment(StrictModel):
             raise ValueError(
                 f"search.objective {self.search.objective!r} is never computed; use eval_loss "
                 f"or add it to eval.metrics (computed: {', '.join(sorted(computed))})")
+        for name in self.search.all_objectives[1:]:  # what `tunelab run` would refuse
+            if not self.computes(name) and name not in {*EXTRA_OBJECTIVES, PREFERENCE}:
+                raise ValueError(f"search.objectives: {name!r} is never computed; use eval_loss, "
+                                 "cost, duration_s or a metric that evaluation computes "
+                                 f"(computed: {', '.join(sorted(computed))})")
         for metric, condition in self.success.items():
             if not self.computes(metric):
                 raise ValueError(f"success.{metric}: {metric!r} is never computed; add it to "

@@ -42,10 +42,10 @@ def task_manager(exp: Experiment) -> Any:
     spec = exp.eval.harness
     assert spec is not None
     paths = [str(SHIPPED_TASKS)] + ([str(Path(spec.include_path))] if spec.include_path else [])
-    ours = TaskManager(include_path=paths, include_defaults=False, verbosity="ERROR")
+    ours = TaskManager(include_path=paths, include_defaults=False)
     if all(task in ours.all_tasks for task in spec.tasks):
         return ours
-    return TaskManager(include_path=paths, verbosity="ERROR")
+    return TaskManager(include_path=paths)
 
 
 def check_tasks(exp: Experiment) -> None:
@@ -80,7 +80,7 @@ def scores(model: Any, tokenizer: Any, exp: Experiment) -> dict[str, float]:
     found = simple_evaluate(model=lm, tasks=list(spec.tasks), num_fewshot=spec.num_fewshot,
                             limit=spec.limit, task_manager=manager, log_samples=False,
                             bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed,
-                            torch_random_seed=seed, fewshot_random_seed=seed, verbosity="ERROR")
+                            torch_random_seed=seed, fewshot_random_seed=seed)
     return flatten((found or {}).get("results", {}))
 
 

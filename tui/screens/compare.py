@@ -227,8 +227,8 @@ class CompareScreen(TabbedScreen):
                   xlabel=label, xticks=ticks)
 
     def _front(self, evaluations: dict[str, dict[str, float]], search: dict[str, Any]) -> None:
-        """The first two objectives of a study of several, each complete trial a point, the
-        Pareto front joined by a line, the base model as a reference point (e.g. eval_loss
+        """The first two objectives of a study of several, each complete trial a point (o on the
+        Pareto front, x off it), the base model as a reference point (e.g. eval_loss
         against forgetting: how much general text a task gain cost)."""
         plot = self.query_one("#front-plot", LinePlot)
         names, directions = search.get("objectives") or [], search.get("directions") or []
@@ -248,9 +248,10 @@ class CompareScreen(TabbedScreen):
                 points[t.number] = (a, b)
         front = pareto.front({n: [*p, *(values[o].get(n) for o in names[2:])]
                               for n, p in points.items()}, directions)
-        on = sorted(p for n, p in points.items() if n in front)
+        on = [p for n, p in points.items() if n in front]
         off = [p for n, p in points.items() if n not in front]
-        series = [Series(f"front ({len(on)})", [p[0] for p in on], [p[1] for p in on], marker="o")]
+        series = [Series(f"front ({len(on)})", [p[0] for p in on], [p[1] for p in on], marker="o",
+                         lines=False)]
         if off:
             series.append(Series(f"other trials ({len(off)})", [p[0] for p in off],
                                  [p[1] for p in off], marker="x", lines=False))
