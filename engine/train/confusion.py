@@ -69,4 +69,4 @@ def from_values(values: Mapping[str, float]) -> Confusion | None:
     if not counts:
         return None
     labels = sorted({label for pair in counts for label in pair})
-    return Confusion(tuple(labels), counts)
+    return Confusion(tuple(labels), Counter(counts))
