@@ -96,7 +96,7 @@ class CompareScreen(TabbedScreen):
                 yield VimTable(id="importance-table")
             with TabPane("3 Objective vs parameter", id="scatter"):
                 yield LinePlot(id="scatter-plot")
-            with TabPane("4 Pareto front", id="front"):
+            with TabPane("4 Front", id="front"):
                 yield LinePlot(id="front-plot")
         yield KeyFooter()
 
@@ -233,8 +233,7 @@ class CompareScreen(TabbedScreen):
         plot = self.query_one("#front-plot", LinePlot)
         names, directions = search.get("objectives") or [], search.get("directions") or []
         if len(names) < 2:
-            plot.empty_text = ('one objective: a front needs two, e.g. objectives = '
-                               '["eval_loss", "forgetting"]')
+            plot.empty_text = "a front needs two objectives, e.g. eval_loss and forgetting"
             plot.show([])
             return
         done = [t.overview for t in self.trials if t.overview.state == "complete"]
