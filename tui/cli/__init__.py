@@ -7,11 +7,14 @@ train, so `tunelab sql` and `tunelab trials` start without torch (tests/test_lay
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
+from typing import Annotated
 
 import typer
 
 from tunelab.store.errors import TunelabError
 from tunelab.tui.cli import browse, chat, check, results, run, sql
+from tunelab.tui.cli.helptext import HelpGroup
 from tunelab.tui.cli.output import errors
 from tunelab.tui.cli.review import review_app
 
@@ -21,7 +24,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"tunelab {version('tunelab')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[bool, typer.Option(
+        "--version", help="Print tunelab's version and exit.", callback=_print_version,
+        is_eager=True)] = False,
+) -> None:
+    pass  # the options of `tunelab` itself; each command has its own
+
+
 for command in (run.run, run.worker, run.enqueue, run.confirm, check.check, check.schema,
                 check.data, results.trials, results.export, run.rerun):
     app.command()(command)

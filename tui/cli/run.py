@@ -131,8 +131,9 @@ def _toml_value(text: str) -> Any:
 def enqueue(
     experiment: Annotated[str, typer.Argument(help="The experiment file, or its name in the store.")],
     set_: Annotated[list[str], typer.Option(
-        "--set", help="A parameter of the search space, e.g. --set train.learning_rate=2e-4 "
-                      "(repeatable; those not given are sampled).")],
+        "--set", metavar="KEY=VALUE",
+        help="A parameter of the search space, e.g. --set train.learning_rate=2e-4 "
+             "(repeatable; those not given are sampled).")],
     store: StoreOption = DEFAULT_STORE,
     storage: StorageOption = None,
 ) -> None:
