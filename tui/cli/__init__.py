@@ -15,7 +15,8 @@ import typer
 from tunelab.store.errors import TunelabError
 from tunelab.tui.cli import browse, chat, check, results, run, sql
 from tunelab.tui.cli.helptext import HelpGroup
-from tunelab.tui.cli.output import errors
+from tunelab.tui.cli.layout import wrap
+from tunelab.tui.cli.output import errors, width
 from tunelab.tui.cli.review import review_app
 
 app = typer.Typer(
@@ -55,6 +56,9 @@ app.command("chat")(chat.chat)
 
 
 def main() -> None:
+    from tunelab.engine.run import quiet
+
+    quiet.install()  # the warnings every import of peft printed (engine/run/quiet.py)
     if len(sys.argv) == 1 and sys.stdin.isatty() and sys.stdout.isatty():
         sys.argv.append("tui")  # `tunelab` alone in a terminal opens the UI
     try:
@@ -63,5 +67,5 @@ def main() -> None:
         from tunelab.engine.errors import SpecError
 
         errors.print(f"[bold red]{error.title}[/]")
-        errors.print(error.message, markup=False)
+        errors.print(wrap(error.message, width(), 2, is_markup=False))
         sys.exit(2 if isinstance(error, SpecError) else 1)

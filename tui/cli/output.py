@@ -8,7 +8,12 @@ printed (tests and `tunelab … > log` swap stdout after this module is imported
 
 from __future__ import annotations
 
-from rich.console import Console, RenderableType
+import re
+
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 
 class _Console(Console):
@@ -27,11 +32,37 @@ console = _Console(highlight=False)
 errors = _Console(stderr=True, highlight=False)
 
 
-def print_wide(renderable: RenderableType) -> None:
-    """A table to stdout: fitted to the window on a terminal; in a pipe or a log at its natural
-    width (lines there are never wrapped), so no header is cut to `duratio…` at 80 columns."""
-    if console.is_terminal:
-        console.print(renderable)
-    else:
-        Console(file=console.file, width=1000, highlight=False).print(renderable)
+def width() -> int | None:
+    """The width a line is fitted to (tui/cli/layout.py): the terminal's; in a pipe or a log,
+    None (lines are never wrapped there)."""
+    return console.width if console.is_terminal else None
+
+
+def print_wide(table: Table) -> None:
+    """A table to stdout: in a pipe or a log at its natural width (lines there are never
+    wrapped), so no header is cut to `duratio…`; on a terminal, fitted to the window."""
+    if not console.is_terminal:
+        Console(file=console.file, width=1000, highlight=False).print(table)
+        return
+    if Measurement.get(console, console.options.update_width(10_000), table).maximum > console.width:
+        _narrow(table)
+    console.print(table)
+
+
+def _narrow(table: Table) -> None:
+    """A table too wide for the terminal, made narrow without cutting a value: no vertical
+    rules, each column as wide as its widest value or the longest piece of its header, which
+    folds there (`warmup_` / `ratio`, `test` / `exact_` / `match`), and a space between
+    columns where two do not fit."""
+    table.box, table.show_edge = box.SIMPLE_HEAD, False
+    for column in table.columns:
+        header = column.header if isinstance(column.header, str) else ""
+        pieces = [p for word in header.split() for p in re.findall(r"[^_]+_?", word)]
+        cells = [Measurement.get(console, console.options, c).maximum for c in column.cells]
+        column.width = max([1, *map(len, pieces), *cells])
+        if isinstance(column.header, str):
+            column.header = " ".join(pieces)  # rich breaks a header at its spaces: there
+        column.overflow = "fold"
+    widths = sum(c.width or 0 for c in table.columns) + len(table.columns) - 1
+    table.padding = (0, 1) if widths + 2 * len(table.columns) <= console.width else (0, 0)
 

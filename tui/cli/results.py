@@ -16,8 +16,9 @@ from tunelab.engine import objectives
 from tunelab.store.errors import TunelabError
 from tunelab.store.read import trial_costs
 from tunelab.tui.cli import pareto
+from tunelab.tui.cli.layout import wrap
 from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
-from tunelab.tui.cli.output import console, print_wide
+from tunelab.tui.cli.output import console, print_wide, width
 
 
 def print_trials(store: Path, name: str) -> None:
@@ -78,20 +79,20 @@ def print_trials(store: Path, name: str) -> None:
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in tested)
         what = "the parent" if dpo else "the base model"
-        console.print(f"baseline ({what}): {title} {shown_value(start)}{extra}")
+        console.print(wrap(f"baseline ({what}): {title} {shown_value(start)}{extra}", width()))
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
         if start is not None and best.value is not None:
             gain = f" vs baseline {shown_value(start)}"
         shown = f" ({shown})" if shown else ""  # nothing searched: no empty brackets
-        console.print(f"[bold]best:[/] trial {best.number}{shown} {title} "
-                      f"{shown_value(best.value)}{gain}")
+        console.print(wrap(f"[bold]best:[/] trial {best.number}{shown} {title} "
+                           f"{shown_value(best.value)}{gain}", width()))
         if success:
             verdicts = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(verdicts.values()) else "[red]no[/]"
-            console.print(f"success: {word} (needs {needs} on the test split)")
+            console.print(wrap(f"success: {word} (needs {needs} on the test split)", width()))
 
 
 def _param(params: dict[str, Any], key: str) -> str:
