@@ -9,7 +9,11 @@ and a trial's end line wrapped at 80 columns when its mark was long."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -190,3 +194,25 @@ def test_the_eta_follows_the_trials_pruning_leaves(monkeypatch: pytest.MonkeyPat
     left = eta.snapshot().remaining(clock[0])
     assert left is not None and not left.bound
     assert left.seconds == pytest.approx(2 * (10 + 6 + 6) / 3)  # 15 s; 17 s were left
+
+
+def test_only_the_bitsandbytes_kernels_line_is_dropped_and_in_the_cli_process_too() -> None:
+    # `tunelab chat`, `review new` and `export` import peft in the CLI's own process: the line
+    # goes there too, while the same warning about any other kernel still shows
+    script = textwrap.dedent("""
+        import logging, sys
+        from tunelab.tui.cli import main
+        sys.argv = ["tunelab", "--version"]
+        try:
+            main()  # sets up the command's process, as for any command
+        except SystemExit:
+            pass
+        import peft  # imports bitsandbytes, which asks `kernels` for its CPU kernel
+        logging.getLogger("kernels._internals.hf_hub").warning(
+            "Skipping publisher trust check for 'someone/kernel' because offline.")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert TRUST_LINE + " for 'kernels-community" not in done.stderr, done.stderr
+    assert "Skipping publisher trust check for 'someone/kernel'" in done.stderr

@@ -29,7 +29,7 @@ def print_trials(store: Path, name: str) -> None:
     baseline = evaluations.get("base", {})
     plain_spec = st.experiment_spec(store, name)
     success: dict[str, str] = plain_spec.get("success") or {}
-    front, others = _objectives(store, name, plain_spec.get("search") or {}, trials, evaluations)
+    front, others = _objectives(store, name, plain_spec, trials, evaluations)
     tested = _test_metrics(success, (plain_spec.get("eval") or {}).get("metrics") or [],
                            evaluations)
     keys: list[str] = []
@@ -72,8 +72,9 @@ def print_trials(store: Path, name: str) -> None:
                       *judged, fmt.duration(t.duration_s))
     print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
-    dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
-    start = objectives.objective_value(objective, "dpo" if dpo else "sft", baseline) if plain_spec else None
+    stage = objectives.stage_of(plain_spec)
+    dpo = stage == "dpo"
+    start = objectives.objective_value(objective, stage, baseline) if plain_spec else None
     if preference:
         start = 0.0  # the ratings are over the base model
     if baseline:
@@ -112,10 +113,11 @@ def _test_metrics(success: dict[str, str], metrics: list[str],
     return [m for m in ("loss", *metrics) if m in found]
 
 
-def _objectives(store: Path, name: str, search: dict[str, Any], trials: list[st.TrialRecord],
+def _objectives(store: Path, name: str, spec: dict[str, Any], trials: list[st.TrialRecord],
                 evaluations: dict[str, dict[str, float]]) -> tuple[set[int], dict[str, dict]]:
     """For a study of several objectives: the numbers of the trials on the Pareto front and,
     per objective after the first, each trial's value."""
+    search = spec.get("search") or {}
     names = search.get("objectives") or []
     directions = search.get("directions") or []
     if len(names) < 2:
@@ -130,7 +132,7 @@ def _objectives(store: Path, name: str, search: dict[str, Any], trials: list[st.
             elif objective == "duration_s":
                 values[t.number] = t.duration_s
             else:
-                key = objectives.metric_key(objective)
+                key = objectives.metric_key(objective, objectives.stage_of(spec))
                 values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
         others[objective] = values
     points = {t.number: [t.value, *(others[o].get(t.number) for o in names[1:])]
