@@ -99,6 +99,9 @@ def test_a_sweep_at_80_columns_reads_line_by_line_with_an_eta_and_its_total(
     assert len(ends) == 3, text
     assert re.search(r"^3 trials in \S+ \(\d complete(, \d pruned)?\) · \S+ with the data and "
                      r"the baseline$", text, re.M), text
+    # the summary table, too wide for 80 columns with four parameters, cuts no value or header
+    table = text[text.index("tiny · 3 trials ("):text.index("baseline (the base model)")]
+    assert "…" not in table and "warmup_" in table, table
 
 
 @pytest.mark.slow

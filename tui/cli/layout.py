@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+UNIT_SIGNS = frozenset({"%", "s", "GiB", "MiB"})  # a word never put on a line without its number
+
 
 def fit(parts: Sequence[str | Text], width: int | None, sep: str = "  ", indent: int = 4) -> Text:
     """The parts (rich markup, or Text) joined by `sep` on lines of at most `width` cells,
@@ -45,7 +47,12 @@ def wrap(markup: str, width: int | None, indent: int = 4, is_markup: bool = True
     indented (the spaces it starts with are kept)."""
     lead = len(markup) - len(markup.lstrip(" "))
     text = markup.lstrip(" ")
-    words = list((Text.from_markup(text) if is_markup else Text(text)).split(" "))
+    words: list[Text] = []
+    for word in (Text.from_markup(text) if is_markup else Text(text)).split(" "):
+        if words and word.plain in UNIT_SIGNS:  # `95 %` stays on one line
+            words[-1] = Text(" ").join([words[-1], word])
+        else:
+            words.append(word)
     if words:
         words[0] = Text(" " * lead) + words[0]
     return fit(words, width, " ", indent)

@@ -49,20 +49,32 @@ def print_wide(table: Table) -> None:
     console.print(table)
 
 
+def _pieces(header: str) -> list[str]:
+    """Where a header may break: at its spaces and after its underscores."""
+    return [p for word in header.split() for p in re.findall(r"[^_]+_?", word)]
+
+
 def _narrow(table: Table) -> None:
     """A table too wide for the terminal, made narrow without cutting a value: no vertical
-    rules, each column as wide as its widest value or the longest piece of its header, which
-    folds there (`warmup_` / `ratio`, `test` / `exact_` / `match`), and a space between
-    columns where two do not fit."""
+    rules, each column as wide as its widest value or the longest piece of its header, then
+    the room left given to the headers it makes whole (the narrowest first); a header still
+    too wide folds after an underscore (`warmup_` / `ratio`). A space between columns where
+    two do not fit."""
     table.box, table.show_edge = box.SIMPLE_HEAD, False
-    for column in table.columns:
-        header = column.header if isinstance(column.header, str) else ""
-        pieces = [p for word in header.split() for p in re.findall(r"[^_]+_?", word)]
-        cells = [Measurement.get(console, console.options, c).maximum for c in column.cells]
-        column.width = max([1, *map(len, pieces), *cells])
-        if isinstance(column.header, str):
-            column.header = " ".join(pieces)  # rich breaks a header at its spaces: there
-        column.overflow = "fold"
-    widths = sum(c.width or 0 for c in table.columns) + len(table.columns) - 1
-    table.padding = (0, 1) if widths + 2 * len(table.columns) <= console.width else (0, 0)
-
+    headers = [c.header if isinstance(c.header, str) else "" for c in table.columns]
+    need = [max([1, *map(len, _pieces(h)), *(Measurement.get(console, console.options, cell).maximum
+                                             for cell in c.cells)])
+            for h, c in zip(headers, table.columns, strict=True)]
+    whole = [max([n, *map(len, h.split())]) for n, h in zip(need, headers, strict=True)]
+    gaps = len(need) - 1
+    padded = sum(need) + gaps + 2 * len(need) <= console.width
+    table.padding = (0, 1) if padded else (0, 0)
+    room = console.width - sum(need) - gaps - (2 * len(need) if padded else 0)
+    for i in sorted(range(len(need)), key=lambda i: whole[i] - need[i]):
+        if whole[i] - need[i] <= room:
+            room -= whole[i] - need[i]
+            need[i] = whole[i]
+    for column, header, width in zip(table.columns, headers, need, strict=True):
+        column.width, column.overflow = width, "fold"
+        if header and width < whole[table.columns.index(column)]:
+            column.header = " ".join(_pieces(header))  # rich breaks a header at its spaces

@@ -337,18 +337,19 @@ class ConsoleReporter:
             case ev.PreferenceReview(review=review, waiting=waiting):
                 again = f"; {waiting} trial{'s' if waiting != 1 else ''} still wait for votes" \
                     if waiting else ""
-                self._print(f"votes steer this sweep: [bold]tunelab review {review}[/] (or v in the "
-                            f"TUI) while it trains{again}")
+                self._print(fit(["votes steer this sweep:", f"[bold]tunelab review {review}[/]",
+                                 f"(or v in the TUI) while it trains{again}"], width(), " "))
                 self.eta.voting = waiting
             case ev.Voting(number=number, opponent=opponent, items=items, review=review):
-                self._print(f"trial {number:<3} waits for votes: {items} items against {opponent} "
-                            f"· tunelab review {review}")
+                self._print(fit([f"trial {number:<3} waits for votes: {items} items against "
+                                 f"{opponent}", f"· tunelab review {review}"], width(), " "))
             case ev.Placed():
                 self.on_placed(event)
             case ev.WaitingVotes(numbers=numbers, review=review):
                 if numbers:
-                    self._print(f"trials {', '.join(map(str, numbers))} wait for votes: tunelab "
-                                f"review {review} (Ctrl-C stops waiting; they stay in the sweep)")
+                    self._print(fit([f"trials {', '.join(map(str, numbers))} wait for votes:",
+                                     f"tunelab review {review}",
+                                     "(Ctrl-C stops waiting; they stay in the sweep)"], width(), " "))
             case ev.JudgeError(error=error):
                 self._print(f"the votes could not be read this time ({error}); trying again",
                             err=True)
