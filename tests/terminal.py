@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyte
-
 
 @dataclass
 class Seen:
@@ -47,6 +45,8 @@ def run(args: list[str], columns: int = 80, rows: int = 24, cwd: Path | None = N
         on_screen: Callable[[list[str]], None] | None = None) -> Seen:
     """Runs `args` in a terminal of `columns` × `rows` until it exits; `on_screen` is called
     with each new screen (a test may act on what it shows, as a person would)."""
+    import pyte  # a dev dependency (pyproject.toml): the tests that need it skip without it
+
     screen = pyte.HistoryScreen(columns, rows, history=100_000)
     stream = pyte.ByteStream(screen)
     main, side = os.openpty()

@@ -17,12 +17,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import terminal
 
-pytest.importorskip("pyte")
-
-import terminal  # noqa: E402
-
-from conftest import tunelab_command  # noqa: E402
+from conftest import tunelab_command
 
 # Where a line a person reads may begin at column 0; any other text there is the rest of the
 # line above, wrapped by the terminal (a line tunelab breaks itself goes on indented)
@@ -77,6 +74,7 @@ samples = 0
 @pytest.mark.slow
 def test_a_sweep_at_80_columns_reads_line_by_line_with_an_eta_and_its_total(
         tmp_path: Path, small_experiment) -> None:  # noqa: ANN001
+    pytest.importorskip("pyte")
     experiment = _sweep(small_experiment, SEARCHED.replace("{extra}", ""))
     seen = terminal.run([*tunelab_command(), "run", str(experiment), "--store",
                          str(tmp_path / "tunelab.duckdb")], columns=80, cwd=tmp_path)
@@ -107,6 +105,7 @@ def test_a_sweep_at_80_columns_reads_line_by_line_with_an_eta_and_its_total(
 @pytest.mark.slow
 def test_a_trial_killed_for_time_is_said_and_its_line_stays_whole_at_80_columns(
         tmp_path: Path, small_experiment) -> None:  # noqa: ANN001
+    pytest.importorskip("pyte")
     experiment = _sweep(small_experiment, SEARCHED.replace("{extra}", "trial_timeout = 3")
                         .replace("epochs = 3", "epochs = 40"))
     seen = terminal.run([*tunelab_command(), "run", str(experiment), "--store",
@@ -126,6 +125,7 @@ def test_a_trial_killed_for_time_is_said_and_its_line_stays_whole_at_80_columns(
 @pytest.mark.slow
 def test_a_preference_sweep_waiting_for_votes_says_so_instead_of_an_eta(
         tmp_path: Path, small_experiment) -> None:  # noqa: ANN001
+    pytest.importorskip("pyte")
     from test_preference_sweep import PREFERENCE_SWEEP, Rater
 
     experiment = _sweep(small_experiment, PREFERENCE_SWEEP)
