@@ -34,7 +34,7 @@ def test_scores_are_named_task_colon_metric_without_errors_and_labels() -> None:
         "gsm8k": {"exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.02}})
     assert found == {"harness/arc_easy:acc": 0.5, "harness/arc_easy:acc_norm": 0.55,
                      "harness/gsm8k:exact_match,strict-match": 0.25}
-    assert metric_key("arc_easy:acc") == "harness/arc_easy:acc"
+    assert metric_key("arc_easy:acc", "sft") == "harness/arc_easy:acc"
 
 
 def test_a_score_of_a_named_task_may_be_an_objective_and_a_criterion() -> None:

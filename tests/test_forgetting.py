@@ -46,7 +46,7 @@ def test_a_file_of_general_text_is_jsonl_or_paragraphs(tmp_path: Path) -> None:
 
 def test_forgetting_is_an_objective_to_minimise_read_where_it_is_measured() -> None:
     assert default_direction("forgetting") == "minimize"
-    assert metric_key("forgetting") == judged_key("forgetting") == "general/forgetting"
+    assert metric_key("forgetting", "sft") == judged_key("forgetting") == "general/forgetting"
     assert verdict({"forgetting": "< 0.1"}, {"general/forgetting": 0.05}) == {"forgetting": True}
     plain = {"name": "x", "model": {"base": "m"}, "data": {"train": "d.jsonl"}}
     exp = Experiment.model_validate({**plain, "eval": {"forgetting": {}},

@@ -28,7 +28,8 @@ def front(points: Mapping[int, Sequence[float | None]], directions: Sequence[str
 
 def objective_values(names: Sequence[str], trials: Sequence[Any],
                      evaluations: Mapping[str, Mapping[str, float]],
-                     costs: Mapping[int, float | None]) -> dict[str, dict[int, float | None]]:
+                     costs: Mapping[int, float | None], stage: str,
+                     ) -> dict[str, dict[int, float | None]]:
     """Each objective's value of each trial (a store's TrialRecord or TrialOverview), by trial
     number: the first objective is the trial's value; cost and duration_s are the trial's; any
     other is read from its evaluations where the objective's metric is ("general/forgetting")."""
@@ -43,7 +44,7 @@ def objective_values(names: Sequence[str], trials: Sequence[Any],
             elif objective == "duration_s":
                 values[t.number] = t.duration_s
             else:
-                key = objectives.metric_key(objective)
+                key = objectives.metric_key(objective, stage)
                 values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
         found[objective] = values
     return found

@@ -147,7 +147,7 @@ class CompareScreen(TabbedScreen):
             self.curves[n].add(curve)
         self._overlay()
         self._scatter()
-        self._front(event.evaluations, event.spec.get("search") or {})
+        self._front(event.evaluations, event.spec)
 
     def on_compare_screen_importance_loaded(self, event: ImportanceLoaded) -> None:
         self.importance = event.importance
@@ -226,19 +226,21 @@ class CompareScreen(TabbedScreen):
         plot.show(series, title=f"{objective} vs {name} ({count}; p: next parameter)",
                   xlabel=label, xticks=ticks)
 
-    def _front(self, evaluations: dict[str, dict[str, float]], search: dict[str, Any]) -> None:
+    def _front(self, evaluations: dict[str, dict[str, float]], spec: dict[str, Any]) -> None:
         """The first two objectives of a study of several, each complete trial a point (o on the
         Pareto front, x off it), the base model as a reference point (e.g. eval_loss
         against forgetting: how much general text a task gain cost)."""
         plot = self.query_one("#front-plot", LinePlot)
+        search = spec.get("search") or {}
         names, directions = search.get("objectives") or [], search.get("directions") or []
         if len(names) < 2:
             plot.empty_text = "a front needs two objectives, e.g. eval_loss and forgetting"
             plot.show([])
             return
         done = [t.overview for t in self.trials if t.overview.state == "complete"]
+        stage = objectives.stage_of(spec)
         values = pareto.objective_values(names, done, evaluations,
-                                         {t.number: t.overview.cost for t in self.trials})
+                                         {t.number: t.overview.cost for t in self.trials}, stage)
         x, y = names[0], names[1]
         points: dict[int, tuple[float, float]] = {}
         for t in done:
@@ -255,7 +257,7 @@ class CompareScreen(TabbedScreen):
             series.append(Series(f"other trials ({len(off)})", [p[0] for p in off],
                                  [p[1] for p in off], marker="x", lines=False))
         base = evaluations.get("base", {})
-        bx, by = (base.get(objectives.metric_key(o)) for o in (x, y))
+        bx, by = (base.get(objectives.metric_key(o, stage)) for o in (x, y))
         if bx is not None and by is not None:
             series.append(Series("base model", [bx], [by], marker="+", lines=False))
         plot.empty_text = "no complete trial has both objectives yet"

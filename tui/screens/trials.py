@@ -222,7 +222,7 @@ class TrialsScreen(StoreScreen):
         # the base model, and the same with examples in its prompts (eval.baseline_shots)
         for baseline in baselines.baselines(self.evaluations):
             base = baseline.values
-            base_value = base.get(objectives.metric_key(objective))
+            base_value = base.get(objectives.metric_key(objective, objectives.stage_of(self.spec)))
             shots = baseline.shots
             cells = {"mark": Text("base", style="bold magenta"), "number": "—",
                      "state": Text(f"{shots}-shot" if shots else "baseline", style="magenta"),
