@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from tunelab import store as st
 from tunelab.engine import baselines
 from tunelab.engine.data import render as chat_render
+from tunelab.engine.run import events
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import fewshot
 
@@ -155,11 +156,16 @@ def _follower_data(folder: Path) -> None:
 
 
 class Heard(Quiet):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
+    """A reporter that keeps the events of a run."""
 
-    def event(self, name: str, **data: object) -> None:
-        self.events.append((name, data))
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def event(self, event: object) -> None:
+        self.events.append(event)
+
+    def baseline(self) -> events.Baseline:
+        return next(e for e in self.events if isinstance(e, events.Baseline))
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +195,8 @@ def test_the_few_shot_base_meets_the_criterion_and_the_verdict_says_so(met) -> N
     assert found["base+3shot"]["test/accuracy"] >= 0.9  # with three examples, it answers
     sentence = ("the base model with 3 examples meets accuracy ≥ 0.9: you may not need to "
                 "fine-tune")
-    baseline = dict(heard.events)["baseline"]
-    assert baseline["meets"] == sentence and "base+3shot" in baseline["baselines"]
+    baseline = heard.baseline()
+    assert baseline.meets == sentence and "base+3shot" in baseline.baselines
     # the end of `tunelab run` (and `tunelab trials`) says it plainly
     shown = CliRunner().invoke(app, ["trials", "colours", "--store", str(store)],
                                terminal_width=200)
@@ -212,7 +218,6 @@ def test_a_resumed_study_keeps_both_baselines_without_measuring_again(met) -> No
     folder = store.parent
     heard = Heard()
     Runner(load_spec(folder / "colours.toml"), store, heard).run()
-    names = [name for name, _ in heard.events]
-    assert "baseline_start" not in names
-    baseline = dict(heard.events)["baseline"]
-    assert baseline["cached"] and set(baseline["baselines"]) == {"base", "base+3shot"}
+    assert not any(isinstance(e, events.BaselineStart) for e in heard.events)
+    baseline = heard.baseline()
+    assert baseline.cached and set(baseline.baselines) == {"base", "base+3shot"}
