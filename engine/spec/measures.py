@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.engine.objectives import FORGETTING
+from tunelab.engine.spec.sections import GENERATION_METRICS
 
 if TYPE_CHECKING:
     from tunelab.engine.spec.experiment import Experiment
@@ -100,3 +101,29 @@ def missing_paths(exp: Experiment, folder: Path) -> list[tuple[str, str]]:
     if exp.eval.harness is not None and importlib.util.find_spec("lm_eval") is None:
         found.append(("eval.harness", HARNESS_MISSING))
     return found
+
+
+def fewshot_baseline(exp: Experiment) -> bool:
+    """Whether the baseline also prompts the base model with examples (eval.baseline_shots): a
+    supervised stage with something to score, a generation metric or a classifier's labels
+    (without one it would generate for nothing)."""
+    scores = exp.method.head == "classification" or any(m in GENERATION_METRICS
+                                                         for m in exp.eval.metrics)
+    return exp.eval.baseline and exp.eval.baseline_shots > 0 and exp.method.stage == "sft" \
+        and scores
+
+
+def describe(exp: Experiment) -> str | None:
+    """What the baselines and these sections measure beside the trials' own splits, in words
+    (`tunelab check`'s eval line); None when nothing is."""
+    parts = []
+    shots = exp.eval.baseline_shots
+    if fewshot_baseline(exp):
+        parts.append(f"the base model also with {shots} example{'s' if shots != 1 else ''} "
+                     "in its prompts")
+    if exp.eval.forgetting is not None:
+        parts.append(f"forgetting on {exp.eval.forgetting.source}")
+    if exp.eval.harness is not None:
+        parts.append(f"benchmarks {', '.join(exp.eval.harness.tasks)} (lm-eval, seed "
+                     f"{exp.eval.harness.seed})")
+    return "eval    " + " · ".join(parts) if parts else None

@@ -28,9 +28,8 @@ from tunelab.engine.baselines import fewshot_ref
 from tunelab.engine.data import formats
 from tunelab.engine.data import render as chat_render
 from tunelab.engine.objectives import LOSS_METRICS
-from tunelab.engine.spec import Experiment
+from tunelab.engine.spec import Experiment, measures
 from tunelab.engine.train.evaluate import generation_metrics
-from tunelab.engine.train.metrics import GENERATION
 
 SEPARATOR = "\n\n"  # between the examples of a plain prompt, and where its answer ends
 
@@ -38,10 +37,8 @@ Prompt = Callable[[dict[str, Any], Any, str], "tuple[str, str] | None"]
 
 
 def wanted(exp: Experiment) -> bool:
-    """Whether the file asks for a few-shot baseline that measures something: shots, and a
-    generation metric to score (without one, the baseline would generate for nothing)."""
-    return (exp.eval.baseline and exp.eval.baseline_shots > 0 and exp.method.stage == "sft"
-            and any(m in GENERATION for m in exp.eval.metrics))
+    """Whether the baseline also prompts the base with examples (engine.spec.measures)."""
+    return measures.fewshot_baseline(exp)
 
 
 def choose_examples(train: list[dict[str, Any]], shots: int, seed: int) -> list[dict[str, Any]]:
