@@ -25,6 +25,7 @@ from tunelab.engine.errors import SpecError
 from tunelab.engine.objectives import HARNESS_SPLIT
 from tunelab.engine.spec import Experiment
 from tunelab.engine.spec.measures import HARNESS_MISSING
+from tunelab.engine.train.trial import rank
 
 SHIPPED_TASKS = Path(__file__).resolve().parent / "tasks"
 
@@ -68,7 +69,7 @@ def check_tasks(exp: Experiment) -> None:
 def scores(model: Any, tokenizer: Any, exp: Experiment) -> dict[str, float]:
     """"harness/TASK:METRIC" -> score of the model on the tasks of [eval.harness]."""
     spec = exp.eval.harness
-    if spec is None:
+    if spec is None or rank() != 0:  # a trial on several devices: rank 0 scores and records
         return {}
     manager = task_manager(exp)
     from lm_eval import simple_evaluate
