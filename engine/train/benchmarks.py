@@ -18,6 +18,7 @@ when every task named is one of ours or the file's own.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ from tunelab.engine.errors import SpecError
 from tunelab.engine.objectives import HARNESS_SPLIT
 from tunelab.engine.spec import Experiment
 from tunelab.engine.spec.measures import HARNESS_MISSING
-from tunelab.engine.train.trial import rank
 
 SHIPPED_TASKS = Path(__file__).resolve().parent / "tasks"
 
@@ -69,7 +69,9 @@ def check_tasks(exp: Experiment) -> None:
 def scores(model: Any, tokenizer: Any, exp: Experiment) -> dict[str, float]:
     """"harness/TASK:METRIC" -> score of the model on the tasks of [eval.harness]."""
     spec = exp.eval.harness
-    if spec is None or rank() != 0:  # a trial on several devices: rank 0 scores and records
+    # a trial on several devices: rank 0 scores and records (its rank read as trial.rank() reads
+    # it: the harness imports this module through evaluate, so importing it back is a cycle)
+    if spec is None or int(os.environ.get("RANK", "0")) != 0:
         return {}
     manager = task_manager(exp)
     from lm_eval import simple_evaluate
