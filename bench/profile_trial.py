@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tunelab.engine.run import threads
 
@@ -115,6 +116,19 @@ def stages(stats: pstats.Stats, table: list[tuple[str, list[tuple[str, str, str 
     return found
 
 
+def _profiled(run_trial: Any, job: Any) -> tuple[float, cProfile.Profile]:
+    """The trial under the profiler, its output kept out of the way; (seconds, profile)."""
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        profiler.enable()
+        result = run_trial(job, lambda event, data: None)
+        profiler.disable()
+    if result.state != "complete":
+        raise SystemExit(f"the profiled trial did not complete: {result.fail_reason}\n{result.error}")
+    return time.perf_counter() - started, profiler
+
+
 def profile(epochs: int) -> tuple[float, list[tuple[str, float | None]], str]:
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
@@ -136,15 +150,7 @@ def profile(epochs: int) -> tuple[float, list[tuple[str, float | None]], str]:
         threads.limit(threads.share(1))
         import tunelab.engine.run.preload  # noqa: F401 - what the fork server imports before a trial
 
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            profiler.enable()
-            result = run_trial(job, lambda event, data: None)
-            profiler.disable()
-        wall = time.perf_counter() - started
-    if result.state != "complete":
-        raise SystemExit(f"the profiled trial did not complete: {result.fail_reason}\n{result.error}")
+        wall, profiler = _profiled(run_trial, job)
     stats = pstats.Stats(profiler)
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
@@ -193,16 +199,8 @@ def profile_dpo(pairs: int, epochs: int) -> tuple[float, list[tuple[str, float |
 
         run_child("trial", job)  # the first trial, in its own process (as in a sweep)
         job = runner._job(1, None, experiment, base, prepared, folder / "t1")
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            profiler.enable()
-            result = run_trial(job, lambda event, data: None)
-            profiler.disable()
-        wall = time.perf_counter() - started
+        wall, profiler = _profiled(run_trial, job)
         runner.spool.close()
-    if result.state != "complete":
-        raise SystemExit(f"the profiled trial did not complete: {result.fail_reason}\n{result.error}")
     stats = pstats.Stats(profiler)
     found = stages(stats, DPO_STAGES)
     import inspect
