@@ -37,7 +37,7 @@ TARGET_TRAINING, TARGET_WALL = 0.95, 0.8  # tunelab / plain TRL, pairs/s (issue 
 
 
 class Quiet:
-    def event(self, name: str, **data: object) -> None:
+    def event(self, event: object) -> None:
         pass
 
 
