@@ -116,6 +116,13 @@ def stages(stats: pstats.Stats, table: list[tuple[str, list[tuple[str, str, str 
     return found
 
 
+class Quiet:
+    """A runner reporter that shows nothing (the profile is the output)."""
+
+    def event(self, event: object) -> None:
+        pass
+
+
 def _profiled(run_trial: Any, job: Any) -> tuple[float, cProfile.Profile]:
     """The trial under the profiler, its output kept out of the way; (seconds, profile)."""
     profiler = cProfile.Profile()
@@ -136,10 +143,6 @@ def profile(epochs: int) -> tuple[float, list[tuple[str, float | None]], str]:
 
     sets = [f"train.epochs={epochs}", "search.trials=1", "eval.samples=0", "success={}"]
     spec = load_spec(ROOT / "experiments" / "quickstart.toml", sets)
-
-    class Quiet:
-        def event(self, event: object) -> None:
-            pass
 
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(spec, Path(tmp) / "tunelab.duckdb", Quiet())
@@ -168,10 +171,6 @@ def profile_dpo(pairs: int, epochs: int) -> tuple[float, list[tuple[str, float |
     from tunelab.engine.run.runner import Runner, run_child
     from tunelab.engine.spec import load_spec
     from tunelab.engine.train.dpo import run_trial
-
-    class Quiet:
-        def event(self, name: str, **data: object) -> None:
-            pass
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
