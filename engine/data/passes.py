@@ -21,10 +21,6 @@ from tunelab.engine.data.progress import Progress
 from tunelab.engine.data.reading import SPLITS, Table
 from tunelab.engine.data.spill import BATCH, Spill, origin_text
 
-# the note on a row not tokenized once (engine.data.render: the row is exact either way)
-TURN_BY_TURN = ("tokenized turn by turn, not once (the tokenizer merges across a turn's boundary, "
-                "or reads a piece of text by its place): the same tokens, more work")
-
 
 def _split_major(spill: Spill, table: Table) -> Iterator[tuple[str, dict[str, Any]]]:
     """(origin, row) of every row of the splits, split by split, each in the order read."""

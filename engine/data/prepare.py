@@ -332,9 +332,7 @@ class _Preparation:
                     continue
                 self.findings.add("too_long", "warning", f"longer than train.max_length "
                                   f"({max_length:,} tokens): the trainer cuts the end off", self.origin(row))
-            if facts.turn_by_turn[row]:
-                self.counted["turn_by_turn"] += 1
-                self.findings.add("turn_by_turn", "note", passes.TURN_BY_TURN, self.origin(row))
+            self.counted["turn_by_turn"] += bool(facts.turn_by_turn[row])  # not a problem: counted
             keep.append(row)
             lengths.append(n)
         self.parts[split] = np.array(keep, dtype=np.int64)
