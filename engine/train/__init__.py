@@ -1,6 +1,7 @@
-"""Training: build the model, one file per stage (SFT, DPO, a classifier), metrics, evaluation,
-generation, the few-shot baseline, forgetting, benchmarks.
-Runs inside a trial process.
+"""Training: one recipe per stage (sft.py, dpo.py, classify.py: a classification head) on a
+shared harness (trial.py: callbacks, retries after out-of-memory, manifest, the best
+checkpoint), model building, evaluation, generation, metrics, the few-shot baseline, forgetting,
+benchmarks. Runs inside a trial process.
 
 May import: tunelab.engine.data, tunelab.engine.spec, tunelab.engine.errors,
 tunelab.engine.objectives, tunelab.engine.baselines, tunelab.engine.format, tunelab.store;

@@ -18,6 +18,7 @@ trial: did preference tuning cost accuracy? What every recipe shares is the harn
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 from tunelab.engine.data.prepare import read_rows
@@ -30,6 +31,7 @@ from tunelab.engine.train.builders import load_for_method, peft_config, trainer_
 from tunelab.engine.train.callbacks import Recorder, trial_callbacks
 from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
 from tunelab.engine.train.pairs import named, pair_sets, preference_metrics, sequence_logps
+from tunelab.engine.train.reference import Logps, reference_logps
 from tunelab.engine.train.sft import build_trainer
 from tunelab.store import Spool
 
@@ -41,16 +43,17 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     """One attempt at a DPO trial (the harness tries again at half the micro-batch)."""
     job, exp, rows, micro = attempt.job, attempt.exp, attempt.rows, attempt.micro
 
-    # setup: the parent as the policy, the pairs, and the parent's numbers on them
+    # setup: the parent as the policy, the pairs, and the parent's numbers on them (the
+    # reference: measured once per sweep, by the baseline)
     model, tokenizer, new_adapter = load_policy(job, exp, trainable=True)
     pairs = pair_sets(job, exp, tokenizer)
     pad = _pad_id(tokenizer)
-    before = {s: sequence_logps(model, p, pad, micro) for s, p in pairs.items()}
+    before = reference_logps(job, exp, model, pairs, pad)
     recorder = Recorder(attempt)
     # eval.watch: the parent's first validation prompts, answered at each evaluation
     trainer = build_dpo_trainer(job, exp, model, tokenizer, new_adapter,
                                 trial_callbacks(attempt, recorder, tokenizer, rows.validation),
-                                pairs["train"], pairs["heldout"], micro)
+                                pairs, micro, reference=before)
 
     # train
     trained = trial.train(attempt, trainer, recorder)
@@ -87,16 +90,16 @@ def run_baseline(job: TrialJob, progress: trial.Progress) -> TrialResult:
     pad = _pad_id(tokenizer)
     progress("eval", {"what": "baseline"})
     pairs = pair_sets(job, exp, tokenizer)
+    reference = reference_logps(job, exp, model, pairs, pad)  # kept for every trial
     # the DPO loss where every trial starts: the parent is its own reference (all margins 0).
     # Each beta and loss type gives it another value: with either searched there is no one
     # baseline loss to compare trials with, so none is recorded.
-    dpo = build_dpo_trainer(job, exp, model, tokenizer, new_adapter, [], pairs["train"],
-                            pairs["heldout"], micro=8)
+    dpo = build_dpo_trainer(job, exp, model, tokenizer, new_adapter, [], pairs, micro=8)
     values: dict[str, float] = {}
     if not {"method.beta", "method.loss_type"} & set(exp.search.space):
         values["preferences/loss"] = float(dpo.evaluate()["eval_loss"])
     for split, name in MEASURED:
-        logps = sequence_logps(dpo.model, pairs[split], pad)
+        logps = reference[split]
         values.update(named(name, preference_metrics(logps, logps, exp.method.beta)))
     rows = {s: read_rows(job.data[s]) if s in job.data else [] for s in ("validation", "test")}
     found, samples = _supervised_values(job, exp, dpo.model, tokenizer, rows["validation"],
@@ -121,8 +124,10 @@ def load_policy(job: TrialJob, exp: Experiment, trainable: bool) -> tuple[Any, A
 
 
 def build_dpo_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
-                      new_adapter: Any, callbacks: list[Any], train: list[dict],
-                      heldout: list[dict], micro: int) -> Any:
+                      new_adapter: Any, callbacks: list[Any], pairs: dict[str, list[dict]],
+                      micro: int, reference: dict[str, Logps] | None = None) -> Any:
+    """TRL's DPOTrainer on the tokenized pairs; with the reference's log-probabilities of them
+    (reference.py), the trainer takes those instead of running the reference at every step."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -133,11 +138,17 @@ def build_dpo_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any
         def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
             return dataset
 
+        def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+            assert reference is not None
+            chosen, rejected = reference["train" if name == "train" else "heldout"]
+            return dataset.add_column("ref_chosen_logps", chosen).add_column(
+                "ref_rejected_logps", rejected)
+
     # the DPO loss on the held-out pairs picks the checkpoint (metric_for_best_model eval_loss)
-    args = DPOConfig(**trainer_arguments(job, exp, len(train), micro), beta=exp.method.beta,
-                     loss_type=[exp.method.loss_type])
-    return PreTokenized(model=model, args=args, train_dataset=Dataset.from_list(train),
-                        eval_dataset=Dataset.from_list(heldout), processing_class=tokenizer,
+    args = DPOConfig(**trainer_arguments(job, exp, len(pairs["train"]), micro), beta=exp.method.beta,
+                     loss_type=[exp.method.loss_type], precompute_ref_log_probs=reference is not None)
+    return PreTokenized(model=model, args=args, train_dataset=Dataset.from_list(pairs["train"]),
+                        eval_dataset=Dataset.from_list(pairs["heldout"]), processing_class=tokenizer,
                         peft_config=new_adapter, callbacks=callbacks)
 
 
@@ -151,5 +162,6 @@ def _supervised_values(job: TrialJob, exp: Experiment, model: Any, tokenizer: An
     if not val_rows:
         return {}, []
     plain = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})
-    sft = build_trainer(job, plain, model, tokenizer, [], val_rows[:1], val_rows, micro=8)
-    return evaluate_model(sft, model, tokenizer, exp, val_rows, test_rows)
+    cache = Path(job.data["validation"]).parent  # the parent's prepared data: rendered once a sweep
+    sft = build_trainer(job, plain, model, tokenizer, [], val_rows[:1], val_rows, micro=8, cache=cache)
+    return evaluate_model(sft, model, tokenizer, exp, val_rows, test_rows, cache=cache)

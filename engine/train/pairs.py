@@ -17,25 +17,33 @@ PAIR_SETS = ("train", "heldout")  # the prepared pair files of a preference stag
 
 def tokenize_pairs(pairs: list[dict[str, Any]], tokenizer: Any, template: str,
                    max_length: int) -> list[dict[str, list[int]]]:
-    """prompt_ids / chosen_ids / rejected_ids per pair, rendered as in supervised training; a
-    pair whose prompt alone fills max_length is left out (it has nothing left to compare)."""
-    out = []
+    """prompt_ids / chosen_ids / rejected_ids per pair, rendered as in supervised training (all
+    answers in one batch); an answer is cut where prompt and answer reach max_length (as the
+    trainer's collator cuts it, so every number is of what is trained), and a pair whose prompt
+    alone fills max_length is left out (it has nothing left to compare)."""
+    rows = []
     for pair in pairs:
         turns = pair.get("messages") or [{"role": "user", "content": pair["prompt"]}]
         # earlier answers are context (weight 0): only the last answer is compared
         turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
                  if m["role"] != "assistant" or m.get("content")]
-        ids = []
-        for answer in (pair["chosen"], pair["rejected"]):
-            row = {"messages": [*turns, {"role": "assistant", "content": answer}]}
-            rendered = chat_render.render_tokens(row, tokenizer, template)
-            first = rendered.trained.index(1) if 1 in rendered.trained else len(rendered.input_ids)
-            ids.append((rendered.input_ids[:first], rendered.input_ids[first:]))
-        (prompt, chosen), (other, rejected) = ids
+        rows += [{"messages": [*turns, {"role": "assistant", "content": answer}]}
+                 for answer in (pair["chosen"], pair["rejected"])]
+    rendered = chat_render.render_many(rows, tokenizer, template, strict=True, offsets=False)
+    out = []
+    for chosen_row, rejected_row in zip(rendered[::2], rendered[1::2], strict=True):
+        (prompt, chosen), (other, rejected) = (_prompt_and_answer(r) for r in (chosen_row, rejected_row))
         if prompt != other or len(prompt) >= max_length or not chosen or not rejected:
             continue
-        out.append({"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected})
+        room = max_length - len(prompt)
+        out.append({"prompt_ids": prompt, "chosen_ids": chosen[:room], "rejected_ids": rejected[:room]})
     return out
+
+
+def _prompt_and_answer(rendered: Any) -> tuple[list[int], list[int]]:
+    """A rendered pair row's ids before its (last, only trained) answer, and from it on."""
+    first = rendered.trained.index(1) if 1 in rendered.trained else len(rendered.input_ids)
+    return rendered.input_ids[:first], rendered.input_ids[first:]
 
 
 def pair_sets(job: TrialJob, exp: Experiment, tokenizer: Any) -> dict[str, list[dict]]:

@@ -44,7 +44,8 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     # evaluate the best checkpoint (the trainer loaded it back) on validation and test
     attempt.progress("evaluate", {})
     values, samples = evaluate_model(trainer, trainer.model, tokenizer, exp, rows.validation,
-                                     rows.test, val_loss=trained.best, general_before=general_before)
+                                     rows.test, val_loss=trained.best, cache=attempt.cache,
+                                     general_before=general_before)
     attempt.record(values, samples)
     score_examples(attempt, trainer, tokenizer)
 
