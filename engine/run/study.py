@@ -86,8 +86,9 @@ def build_pruner(exp: Experiment) -> Any:
 
     spec = exp.search.pruner_spec
     # a preference sweep is not pruned on the loss: the loss is not what it maximises (a trial
-    # that loses clearly stops collecting votes instead, engine.run.preference)
-    if spec.kind == "none" or is_multi(exp) or PREFERENCE in exp.search.all_objectives:
+    # that loses clearly stops collecting votes instead, engine.run.preference); `tunelab check`
+    # says so from the same property
+    if spec.kind == "none" or exp.search.pruner_off:
         return optuna.pruners.NopPruner()
     # Steps are evaluations counted from 1, and Optuna may prune at step >= n_warmup_steps: so
     # warmup_epochs evaluations happen before any pruning at warmup + 1 (with warmup itself, 1

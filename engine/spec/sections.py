@@ -22,7 +22,12 @@ from tunelab.engine.objectives import Direction, default_direction
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # nan and inf are refused everywhere: no key of the file means "not a number", and a nan
+    # passes every comparison a range check makes (low > high is false for nan)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+SEED_MAX = 2**32 - 1  # numpy's, torch's and Optuna's samplers' seeds are 32-bit
 
 
 class ScratchModel(StrictModel):
@@ -36,6 +41,17 @@ class ScratchModel(StrictModel):
     intermediate_size: int | None = Field(None, ge=8)
     vocab_size: int = Field(512, ge=64, le=65536)
     max_position: int = Field(512, ge=16)
+
+    @model_validator(mode="after")
+    def _heads_split_hidden(self) -> ScratchModel:
+        # each head takes hidden_size / heads dimensions, and rotary position embeddings rotate
+        # them in pairs: an odd or fractional head size fails when the model is built
+        head = self.hidden_size / self.heads
+        if head != int(head) or int(head) % 2:
+            raise ValueError(f"model.scratch.hidden_size {self.hidden_size} must be an even "
+                             f"number of dimensions per head: a multiple of 2 x heads "
+                             f"({2 * self.heads})")
+        return self
 
 
 class ModelSpec(StrictModel):
@@ -240,7 +256,7 @@ class TrainSpec(StrictModel):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=SEED_MAX)
     early_stopping_patience: int | None = Field(2, ge=1)  # evaluations without improvement
     logging_steps: int = Field(5, ge=1)
     eval_every: Literal["epoch"] | int = "epoch"  # or a number of optimizer steps
@@ -253,10 +269,15 @@ class TrainSpec(StrictModel):
     @model_validator(mode="after")
     def _micro_divides(self) -> TrainSpec:
         micro = self.micro_batch_size
-        if micro != "auto" and self.batch_size % int(micro):
-            raise ValueError(f"micro_batch_size {micro} must divide batch_size {self.batch_size}")
+        if micro != "auto" and micro < 1:
+            raise ValueError(f"train.micro_batch_size must be \"auto\" or a number of examples "
+                             f">= 1 (found {micro})")
+        if micro != "auto" and self.batch_size % micro:
+            raise ValueError(f"train.micro_batch_size {micro} must divide train.batch_size "
+                             f"{self.batch_size}")
         if isinstance(self.eval_every, int) and self.eval_every < 1:
-            raise ValueError("eval_every must be \"epoch\" or a number of steps >= 1")
+            raise ValueError("train.eval_every must be \"epoch\" or a number of steps >= 1 "
+                             f"(found {self.eval_every})")
         return self
 
 
@@ -264,10 +285,17 @@ def _as_list(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
+def _names_a_key(value: Any) -> Any:
+    if isinstance(value, dict) and not value:
+        raise ValueError("when = {} names no key: write when = { KEY = [values] }, or remove it")
+    return value
+
+
 # `when = { "method.kind" = ["lora", "qlora"] }`: the key is searched only in trials whose
 # method.kind is one of these (a single value is a list of one). Checked against the space and
 # the file in engine.spec.conditions, which also holds the rule for sampling it.
-When = dict[str, Annotated[list[Any], BeforeValidator(_as_list)]]
+When = Annotated[dict[str, Annotated[list[Any], BeforeValidator(_as_list)]],
+                 BeforeValidator(_names_a_key)]
 
 
 class RangeSpec(StrictModel):
@@ -284,6 +312,8 @@ class RangeSpec(StrictModel):
             raise ValueError(f"low ({self.low:g}) is above high ({self.high:g})")
         if self.log and self.low <= 0:
             raise ValueError("a log range needs low > 0")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step must be > 0 (found {self.step:g})")
         return self
 
 
@@ -326,11 +356,15 @@ class ChoiceSpec(StrictModel):
 
 
 def _dimension_kind(value: Any) -> str | None:
+    """Which kind of searched key a value is, by its shape; None for none of them (one message
+    then, not one per key a range would have missed)."""
     if isinstance(value, list):
         return "list[choices]"
     if isinstance(value, ChoiceSpec) or (isinstance(value, dict) and "values" in value):
         return "ChoiceSpec"
-    return "RangeSpec" if isinstance(value, (dict, RangeSpec)) else None
+    if isinstance(value, RangeSpec) or (isinstance(value, dict) and {"low", "high"} & set(value)):
+        return "RangeSpec"
+    return None
 
 
 # A searched key: a list of choices, a range, or a list of choices with a condition. Told apart
@@ -362,7 +396,7 @@ class SearchSpec(StrictModel):
     # several objectives (a Pareto front): e.g. ["eval_loss", "cost"]; the first is `objective`
     objectives: list[str] = []
     directions: list[Direction] = []  # one per objective
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
     # objective "preference": the most verdicts a trial waits for against its opponent
     votes_per_trial: int = Field(12, ge=1)
@@ -408,6 +442,15 @@ class SearchSpec(StrictModel):
     @property
     def pruner_spec(self) -> PrunerSpec:
         return self.pruner if isinstance(self.pruner, PrunerSpec) else PrunerSpec(kind=self.pruner)
+
+    @property
+    def pruner_off(self) -> str | None:
+        """Why no trial of this sweep is pruned whatever [search.pruner] says; None if it may be."""
+        if len(self.all_objectives) > 1:
+            return "a sweep of several objectives is not pruned (Optuna has no pruning for a front)"
+        if "preference" in self.all_objectives:  # the loss is not what the votes maximise
+            return "a preference sweep is not pruned on the loss"
+        return None
 
     @property
     def all_objectives(self) -> list[str]:

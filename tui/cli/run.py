@@ -208,14 +208,14 @@ def confirm(
     plan = [(t.number, base_seed + k + 1) for t in best for k in range(seeds)]
     console.print(f"re-running trials {', '.join(str(t.number) for t in best)} with seeds "
                   f"{', '.join(str(base_seed + k + 1) for k in range(seeds))} "
-                  f"({len(plan)} trials)")
+                  f"({fmt.counted(len(plan), 'trial')})")
     try:
         outcomes = runner.confirm(plan)
     except KeyboardInterrupt:
         reporter.stop_live()
         errors.print("stopped by Ctrl-C; the re-runs that finished are kept as trials.")
         raise typer.Exit(130) from None
-    table = Table(title=f"{experiment} · the best {len(best)} trials with {seeds} more seeds",
+    table = Table(title=f"{experiment} · the best {fmt.counted(len(best), 'trial')} with {fmt.counted(seeds, 'more seed')}",
                   title_justify="left")
     for column in ("trial", "first run", "seeds", "mean", "spread (sd)", "min", "max"):
         table.add_column(column, justify="right")

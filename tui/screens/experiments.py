@@ -131,7 +131,7 @@ class ExperimentsScreen(StoreScreen):
         text = Text()
         text.append(s.name, style="bold")
         text.append(f" · {s.direction or 'minimize'} {s.objective or 'eval_loss'}")
-        text.append(f" · {s.trials} trials")
+        text.append(f" · {fmt.counted(s.trials, 'trial')}")
         if s.description:
             text.append("\n" + s.description, style="italic")
         self.query_one("#detail", Static).update(text)
