@@ -18,8 +18,7 @@ from typing import Any
 
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
-from tunelab.engine.errors import SpecError, TrainError
-from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE
+from tunelab.engine.errors import TrainError
 from tunelab.engine.run import preference, records, resume
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
@@ -64,16 +63,8 @@ class Runner:
         self._stopping = threading.Event()  # Ctrl-C once: no new trial
         self.launcher = Launcher(self.exp.search.trial_timeout, self._event)  # the trial processes
         self._parent: str | None = None  # a dpo stage's parent adapter (see _prepare)
-        self._check_objectives()
         self.votes = (preference.PreferenceSweep(self.store, self.exp, self.spool, self._lock,
                                                  self._event) if preference.wanted(self.exp) else None)
-
-    def _check_objectives(self) -> None:
-        computed = self.exp.computed_metrics | {*EXTRA_OBJECTIVES, PREFERENCE}
-        for name in self.exp.search.all_objectives:
-            if name not in computed:
-                raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "
-                                f"cost, duration_s or a metric of eval.metrics", "unknown objective")
 
     def _event(self, name: str, **data: Any) -> None:
         with self._lock:
@@ -169,9 +160,10 @@ class Runner:
                 if number not in by_number:
                     raise TrainError(f"{self.exp.name} has no trial {number} in {self.storage}")
                 again = {"train.seed": seed} if seed is not None else {}
-                study.enqueue_trial(by_number[number].params, user_attrs={"rerun_of": number} | (
+                fixed = (by_number[number].params, {"rerun_of": number} | (
                     {"seed": seed} if seed is not None else {}))
-                outcomes.append((number, self._one_trial(study, base, prepared, again)))
+                outcomes.append((number, self._one_trial(study, base, prepared, again,
+                                                         fixed=fixed)))
             if self.votes is not None:  # the re-runs wait for their votes like any trial
                 self.votes.settle(study, [o for _, o in outcomes])
             return outcomes
@@ -320,11 +312,13 @@ class Runner:
             pass  # the spool itself cannot be written (full disk): said by the first error
 
     def _one_trial(self, study: Any, base: str, prepared: Prepared,
-                   extra: dict[str, Any] | None = None, slot: int = 0) -> TrialOutcome:
+                   extra: dict[str, Any] | None = None, slot: int = 0,
+                   fixed: tuple[dict[str, Any], dict[str, Any]] | None = None) -> TrialOutcome:
+        """One trial: sampled, or with `fixed` (parameters, user attributes) a re-run's."""
         import optuna
 
         with self._lock:
-            trial = study.ask()
+            trial = search.ask_fixed(study, *fixed) if fixed else study.ask()
             trial.set_user_attr("host", socket.gethostname())
             trial.set_user_attr("pid", os.getpid())
             params = {**search.sample(trial, self.exp), **(extra or {})}

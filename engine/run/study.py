@@ -168,6 +168,24 @@ def open_study(exp: Experiment, storage: str) -> Any:
     )
 
 
+def ask_fixed(study: Any, params: dict[str, Any], user_attrs: dict[str, Any]) -> Any:
+    """A new running trial that takes these parameters (a re-run). Made directly, not through
+    Optuna's queue: `ask()` hands out the oldest waiting trial, which may be one that `tunelab
+    enqueue` queued, and the re-run would then run that one's parameters."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    template = create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": params},
+                            user_attrs=user_attrs)
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    # another worker's ask() may take a waiting trial first: then it runs these parameters,
+    # and this re-run makes another
+    if not study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+        return ask_fixed(study, params, user_attrs)
+    study._thread_local.cached_all_trials = None
+    return optuna.Trial(study, trial_id)
+
+
 def objective_values(exp: Experiment, value: float | None, info: dict[str, Any]) -> list[float] | None:
     """The values told to Optuna for a complete trial: the objective, then any others (`cost`,
     `duration_s` measured by the runner, `preference`: the trial's rating over the base model

@@ -104,7 +104,7 @@ def describe(condition: Condition) -> str:
     return "only when " + " and ".join(f"{k} ∈ {shown(v)}" for k, v in condition.items())
 
 
-def _never_takes(key: str, dimension: RangeSpec | ChoiceSpec | list[Any], value: Any) -> bool:
+def never_takes(key: str, dimension: RangeSpec | ChoiceSpec | list[Any], value: Any) -> bool:
     if not isinstance(dimension, RangeSpec):
         return value not in (choices(dimension) or [])
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -135,14 +135,14 @@ def condition_problems(exp: Experiment) -> list[tuple[str, str]]:
                 found.append((name, f"{where}: {name} cannot be searched on a condition on itself"))
             elif not allowed:
                 found.append((name, f"{where}: {key} = [] lets no value through"))
-            elif key in space and _continuous(key, space[key]):
-                dim = space[key]
+            elif key in space and isinstance(dim := space[key], RangeSpec) \
+                    and _continuous(key, dim):
                 found.append((name, f"{where}: {key} is searched over a continuous range "
                                     f"({dim.low:g} … {dim.high:g}), where a value comes up "
                                     f"almost never: search {key} over a list of choices (or a "
                                     "range with a step) to condition on it"))
             elif key in space:
-                never = [v for v in allowed if _never_takes(key, space[key], v)]
+                never = [v for v in allowed if never_takes(key, space[key], v)]
                 if never:
                     dim = space[key]
                     takes = (f"{dim.low:g} … {dim.high:g}" if isinstance(dim, RangeSpec)

@@ -86,10 +86,11 @@ def space(exp: Experiment) -> list[tuple[str, str, str]]:
 def summary(exp: Experiment) -> list[str]:
     s = exp.search
     pruner = s.pruner_spec
-    prune = (f"no pruner ({s.pruner_off})" if s.pruner_off else "no pruner" if pruner.kind == "none" else
-             f"percentile pruner: stops a trial in the worst {100 - pruner.percentile:g} % at an "
-             f"evaluation (after {counted(pruner.startup_trials, 'finished trial')})" if pruner.kind == "percentile"
-             else f"{pruner.kind} pruner (after {counted(pruner.startup_trials, 'finished trial')})")
+    after = f"after {counted(pruner.startup_trials, 'finished trial')}"
+    prune = (f"no pruner ({s.pruner_off})" if s.pruner_off else "no pruner" if pruner.kind == "none"
+             else f"percentile pruner: stops a trial in the worst {100 - pruner.percentile:g} % at "
+                  f"an evaluation ({after})" if pruner.kind == "percentile"
+             else f"{pruner.kind} pruner ({after})")
     m = exp.model
     model = "?" if m is None else m.base or (
         f"scratch {m.scratch.arch} (hidden {m.scratch.hidden_size}, {m.scratch.layers} layers)"

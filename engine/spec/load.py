@@ -99,7 +99,8 @@ def _missing_sections(raw: dict[str, Any]) -> list[str]:
     return [text for section, text in (("model", NO_MODEL), ("data", NO_DATA)) if section not in raw]
 
 
-def _validate(raw: dict[str, Any], places: Places) -> tuple[Experiment | None, list[Mistake]]:
+def validate(raw: dict[str, Any], places: Places) -> tuple[Experiment | None, list[Mistake]]:
+    """The experiment of these values, or every mistake in them, each with where it is."""
     try:
         return Experiment.model_validate(raw), []
     except ValidationError as error:
@@ -114,13 +115,13 @@ def _validate(raw: dict[str, Any], places: Places) -> tuple[Experiment | None, l
 
 
 def _check_space(exp: Experiment, raw: dict[str, Any], places: Places) -> list[Mistake]:
-    def validate(values: dict[str, Any]) -> list[str]:
-        return [what for _, what in _validate(values, places)[1]]
+    def mistakes_of(values: dict[str, Any]) -> list[str]:
+        return [what for _, what in validate(values, places)[1]]
 
     # each check assumes the one before passed: conditions name the keys and values of a valid
     # space, and the trials of a space are drawn by its conditions
     for mistakes in (value_mistakes, lambda e, *_: condition_problems(e), trial_mistakes):
-        found = mistakes(exp, raw, validate)
+        found = mistakes(exp, raw, mistakes_of)
         if found:
             return [(places(f"search.space.{name}"), what) for name, what in found]
     return []
@@ -197,7 +198,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
     early: list[Mistake] = []
     if isinstance(raw.get("method"), dict) and raw["method"].get("stage") == "dpo":
         raw, early = _dpo_sections(raw, places, Path(store) if store else None)
-    experiment, errors = _validate(raw, places)
+    experiment, errors = validate(raw, places)
     errors = early + errors
     if experiment is not None:
         errors += _check_space(experiment, raw, places)

@@ -72,6 +72,7 @@ def candidates(name: str, dim: Dimension) -> list[Any]:
     if found is not None:
         return found
     assert isinstance(dim, RangeSpec)
+    grid: list[Any]
     if field_is_int(name):
         low, high, step = int(dim.low), int(dim.high), int(dim.step or 1)
         grid = list(range(low, high + 1, step))
@@ -131,10 +132,14 @@ def value_mistakes(exp: Experiment, raw: dict[str, Any], validate: Validate
         if problem:
             found.append((name, problem))
             continue
-        for value in candidates(name, dim):
-            for what in validate(set_path(raw, name, value)):
-                found.append((name, f"search.space.{name}: the value {_shown(value)} is not valid "
-                                    f"here: {what.split(': ', 1)[-1]}"))
+        bad = [(value, what) for value in candidates(name, dim)
+               for what in validate(set_path(raw, name, value))[:1]]
+        if bad:  # one message per key: the values it cannot take, and why the first cannot
+            values = [_shown(value) for value, _ in bad]
+            listed = (f"the value {values[0]} is" if len(values) == 1 else
+                      f"the values {', '.join(values[:-1])} and {values[-1]} are")
+            found.append((name, f"search.space.{name}: {listed} not valid here: "
+                                f"{bad[0][1].split(': ', 1)[-1]}"))
     return found
 
 
