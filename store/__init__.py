@@ -17,6 +17,7 @@ from tunelab.store.console import (
     query_page,
     query_to_parquet,
     schema_names,
+    write_whole,
 )
 from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked, TunelabError
 from tunelab.store.learning import ExampleLoss, WatchSample, hardest_examples, watch_samples
@@ -152,6 +153,7 @@ __all__ = [
     "query",
     "query_to_parquet",
     "schema_names",
+    "write_whole",
     "reading",
     "reading_many",
     "spool_dir",

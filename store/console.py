@@ -23,13 +23,14 @@ lock is DuckDB's settings, whatever that check lets through.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -208,15 +209,34 @@ def query_page(stores: StorePaths, sql: str, max_rows: int = 1000, wait: float =
                          rows[:max_rows], len(rows) > max_rows)
 
 
+def write_whole(out: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """A result file written whole or not at all: into a temporary file beside it, renamed
+    over it once complete, so that a full disk leaves the old file (or none), never half a
+    file. A device or a pipe (`/dev/stdout`) is written in place and never replaced: a writer
+    that deletes its target when it fails (pyarrow's) must not delete /dev/full."""
+    out = Path(out)
+    if out.exists() and not out.is_file():
+        with out.open("wb") as f:
+            write(f)
+        return
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("wb") as f:
+            write(f)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def query_to_parquet(stores: StorePaths, sql: str, out: str | Path, wait: float = 10.0,
                      allow: Sequence[Path] = ()) -> int:
     """Writes the rows of a query to a Parquet file (by this process, not by DuckDB: the
-    console writes no file); returns the row count."""
+    console writes no file; see write_whole); returns the row count."""
     import pyarrow.parquet as pq
 
     with _answering(stores, sql, allow, wait) as con:
         relation = con.sql(sql)
         fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # DuckDB 2 renamed it
         table = fetch()
-    pq.write_table(table, str(out))
+    write_whole(out, lambda f: pq.write_table(table, f))
     return int(table.num_rows)

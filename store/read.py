@@ -154,7 +154,26 @@ def _trial_rows(con: duckdb.DuckDBPyConnection, experiment: str, numbers: Sequen
                t.device, t.steps, t.tokens, t.cost, t.success, t.peak_memory_bytes,
                t.params_trainable, t.updated_at, live.step, live.epoch, live.loss
         FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""", args).fetchall()
-    return [(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:]) for r in rows]
+    folder = _store_folder(con)
+    return [(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:11], _resolved(folder, r[11]), *r[12:])
+            for r in rows]
+
+
+def _store_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The folder of the store this connection reads (None for an in-memory union)."""
+    found = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = "
+                        "current_database()").fetchall()
+    return Path(found[0][0]).parent if found and found[0][0] else None
+
+
+def _resolved(folder: Path | None, artifact_dir: str | None) -> str | None:
+    """A trial's folder as a path to open: the store records it relative to the store's own
+    folder (so a store and its runs folder move together, and `--store ../x.duckdb` finds
+    them from anywhere); older rows hold an absolute path, or one relative to where the run
+    started, which was the store's folder by default."""
+    if not artifact_dir or folder is None or Path(artifact_dir).is_absolute():
+        return artifact_dir
+    return str(folder / artifact_dir)
 
 
 def trial_curve(store: str | Path, experiment: str, trial: int, max_points: int = 2000,

@@ -97,9 +97,18 @@ def schema(
     text = json.dumps(Experiment.model_json_schema(), indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
-    else:
+        return
+    if not out.parent.is_dir():
+        raise TunelabError(f"--out {out}: the folder {out.parent} does not exist; create it "
+                           "first or choose another path", "bad option")
+    if out.is_dir():
+        raise TunelabError(f"--out {out} is a folder; give a file name", "bad option")
+    try:
         out.write_text(text)
-        console.print(f"wrote {out}")
+    except OSError as error:
+        raise TunelabError(f"--out {out}: cannot be written: {error.strerror or error}",
+                           "cannot write") from None
+    console.print(f"wrote {out}")
 
 
 def data(

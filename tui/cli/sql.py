@@ -113,6 +113,9 @@ def sql(
         result = st.query(paths, text, allow=allowed)
     except duckdb.Error as error:
         raise TunelabError(str(error), "query failed") from None
+    except OSError as error:  # the parquet file (a full disk, /dev/full)
+        raise TunelabError(f"--out {out}: cannot be written: {error.strerror or error}",
+                           "cannot write") from None
     if format_ in {"csv", "json"}:
         _write(_as_text(result, format_), out)
         return
@@ -149,7 +152,7 @@ def _write(text: str, out: Path | None) -> None:
         sys.stdout.write(text)
         return
     try:
-        out.write_text(text, encoding="utf-8")
+        st.write_whole(out, lambda f: f.write(text.encode("utf-8")))
     except OSError as error:
         raise TunelabError(f"--out {out}: cannot be written: {error.strerror or error}",
                            "cannot write") from None
