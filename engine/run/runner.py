@@ -125,7 +125,8 @@ class Runner:
             result = run_child("base", self._job(None, None, exp.model_dump(mode="json"), base,
                                                  prepared, self.runs / "base"))
             if result.state != "complete":
-                raise TrainError(f"could not build the scratch model: {result.error}")
+                raise TrainError(f"could not build the scratch model: {failure(result)} (the "
+                                 f"log: {self.runs / 'base' / 'base.log'})", "no base model")
         return prepared, base
 
     def _prepare_preferences(self) -> tuple[Prepared, str]:
@@ -257,7 +258,7 @@ class Runner:
                         last = outcome.result
                         sweep.error = TrainError(
                             f"{sweep.failures} trials in a row failed; the last: "
-                            f"{last.fail_reason}: {(last.error or '').strip().splitlines()[-1:]}. "
+                            f"{last.fail_reason}: {failure(last)}. "
                             f"Fix the cause and run again: finished trials are kept.")
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             with self._lock:
@@ -297,8 +298,12 @@ class Runner:
         result = run_child("baseline", self._job(None, None, plain, base, prepared,
                                                  self.runs / "baseline"))
         if result.state != "complete":
-            self._event("baseline_failed", error=result.error)
-            return {}
+            if result.fail_reason == "interrupted":
+                raise KeyboardInterrupt
+            # every trial would load the same model the same way: stop before they all fail
+            raise TrainError(f"the baseline evaluation failed, and every trial would: "
+                             f"{failure(result)}. Nothing was trained (the log: "
+                             f"{self.runs / 'baseline' / 'baseline.log'}).", "baseline failed")
         values: dict[str, float] = result.info.get("values") or {}
         self._event("baseline", values=values, cached=False)
         return values
@@ -379,6 +384,17 @@ class Runner:
         outcome = TrialOutcome(number, params, result, time.time() - started)
         self._event("trial_end", outcome=outcome)
         return outcome
+
+
+def failure(result: TrialResult) -> str:
+    """Why a process failed, in one line: a full disk said so, else its error's last line."""
+    text = result.error or result.fail_reason or "no reason given"
+    full = next((sign for sign in ("No space left on device", "Disk quota exceeded")
+                 if sign in text), None)
+    if full:
+        return f"the disk is full ({full}); free space and run again"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text
 
 
 def _done_states() -> tuple[Any, ...]:

@@ -158,11 +158,6 @@ class ConsoleReporter:
                 f"{fmt.percent(v['preferences/preference_accuracy'])} of held-out pairs, "
                 f"{fmt.percent(v.get('preferences_train/preference_accuracy'))} of training pairs")
 
-    def on_baseline_failed(self, error: str, **_: Any) -> None:
-        self.note = ""
-        self.stop_live()
-        errors.print(f"the baseline evaluation failed: {error}")
-
     # ------------------------------------------------------------ the sweep
 
     def on_sweep(self, trials: int, finished: int, workers: int = 1, threads: int | None = None,

@@ -57,6 +57,9 @@ def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None,
         errors.print("stopped by Ctrl-C; finished trials are kept. "
                      f"Run `tunelab {command} {file}` again to resume.")
         raise typer.Exit(130) from None
+    except TunelabError:
+        reporter.stop_live()  # the message comes below the last line, not inside a live block
+        raise
     console.print()
     print_trials(store, name)
     if smoke:
