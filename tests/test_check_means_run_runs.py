@@ -156,3 +156,13 @@ def test_check_answers_micro_batch_zero_without_a_traceback() -> None:
                            "train.micro_batch_size=0"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "train.micro_batch_size must be" in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["0", "-3"])
+def test_workers_below_one_are_refused(workers: str) -> None:
+    """`--workers 0` and `--workers -3` ran one worker without a word."""
+    done = subprocess.run([*tunelab_command(), "run", str(QUICKSTART), "--workers", workers,
+                           "--store", "/nonexistent/never.duckdb"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--workers" in done.stderr and "greater than or equal to 1" in done.stderr

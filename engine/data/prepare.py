@@ -129,7 +129,8 @@ def _read(sources: list[str], fmt: str, columns: ColumnsSpec, data: DataSpec, sp
     examples: list[_Example] = []
     read = 0
     for source in sources:
-        name, items = data_sources.stream_records(source, "train" if split == "mix" else split)
+        name, items = data_sources.stream_records(source, "train" if split == "mix" else split,
+                                                  data.max_row_bytes)
         head: list[data_sources.Record] = []  # the first records, to tell the format by
         for item in items:
             if isinstance(item, data_sources.Record):

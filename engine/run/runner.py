@@ -18,6 +18,7 @@ from typing import Any
 
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
+from tunelab.engine.data.checks import batch_over_split
 from tunelab.engine.errors import TrainError
 from tunelab.engine.run import preference, records, resume
 from tunelab.engine.run import study as search
@@ -114,6 +115,9 @@ class Runner:
         prepared = data_prep.prepare(self.spec, self.runs / "data")
         self._event("data", report=prepared.report, fingerprint=prepared.fingerprint,
                             smoke=self.smoke)
+        too_big = batch_over_split(exp, prepared.report.counts.get("train", 0))
+        if too_big:
+            self._event("warning", text=too_big)
         self.spool.write([data_prep.report_event(exp.name, prepared)])
         if self.smoke:
             prepared = _smoke_data(prepared, self.runs / "data-smoke")

@@ -125,6 +125,7 @@ def data(
     """
     from tunelab.engine.data import prepare as data_prep
     from tunelab.engine.data import render as chat_render
+    from tunelab.engine.data.checks import batch_over_split
     from tunelab.engine.run.runner import paths
     from tunelab.engine.spec import load_spec
     from tunelab.tui.cli import data_view
@@ -141,6 +142,9 @@ def data(
         data_view.print_report(console, name, data_prep.fingerprint(spec), rejected.report)
         raise
     data_view.print_report(console, name, prepared.fingerprint, prepared.report)
+    too_big = batch_over_split(spec.experiment, prepared.report.counts.get("train", 0))
+    if too_big:
+        console.print(f"[yellow]warning:[/] {too_big}")
     with st.Spool(store, tag="data") as spool:
         spool.write([data_prep.report_event(name, prepared)])
     if show > 0:

@@ -136,6 +136,9 @@ class ConsoleReporter:
     def on_building_base(self, **_: Any) -> None:
         console.print("building the scratch model and training its tokenizer on the data…")
 
+    def on_warning(self, text: str, **_: Any) -> None:
+        errors.print(f"[yellow]warning:[/] {text}")
+
     def on_stale(self, number: int, **_: Any) -> None:
         console.print(f"trial {number} was left running by a stopped run: marked failed")
 
