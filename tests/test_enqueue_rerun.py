@@ -16,6 +16,8 @@ from tunelab.engine.spec import load_spec
 
 from conftest import EXPERIMENTS, Quiet, tunelab_command
 
+pytestmark = pytest.mark.slow  # a real two-trial sweep, then real re-runs
+
 FILE = '''name = "sweep"
 [model]
 scratch = { hidden_size = 32, layers = 1, heads = 2, vocab_size = 128 }

@@ -23,7 +23,7 @@ from tunelab.engine.errors import TrainError
 from tunelab.engine.run import preference, records, resume
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
-from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.run.jobs import TrialJob, TrialResult, failure
 from tunelab.engine.run.launcher import Launcher
 from tunelab.engine.run.outcomes import (
     MAX_FAILURES_IN_A_ROW,
@@ -190,6 +190,8 @@ class Runner:
 
         study = search.open_study(exp, self.storage)
         resume.fail_stale(study, self.storage, self._record_failed, self._event)
+        resume.settle_unrecorded(study, self.spool, self.exp.name, lambda *row: self.spool.write(
+            [self._trial_row(*row)]), self._event)
         if self.retry_failed:
             resume.requeue_failed(study, self._event)
 
@@ -251,6 +253,7 @@ class Runner:
         """One worker thread: trials on its device until the study is done or stops."""
         try:
             while sweep.error is None and self._next_trial(sweep):
+                self._remake_if_gone(sweep)
                 outcome = self._one_trial(sweep.study, sweep.base, sweep.prepared, slot=slot)
                 with self._lock:
                     sweep.summary.trials.append(outcome)
@@ -267,6 +270,22 @@ class Runner:
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             with self._lock:
                 sweep.error = sweep.error or error
+
+    def _remake_if_gone(self, sweep: SweepState) -> None:
+        """What every trial reads (the prepared splits, a scratch base model) deleted during the
+        sweep (`rm -rf tunelab-runs`) is made again before the next trial, and the run says
+        once what could not be: the folders, so the checkpoints, of the trials before."""
+        with self._lock:
+            scratch = models.base_folder(self.exp, sweep.prepared.fingerprint, self.runs)
+            gone = [f for f in sweep.prepared.files.values() if not Path(f).exists()]
+            if scratch is not None and not (scratch / "config.json").exists():
+                gone.append(scratch)
+            if not gone:
+                return
+            sweep.prepared, sweep.base = self._prepare()
+            lost = [t.number for t in sweep.study.get_trials(deepcopy=False, states=_done_states())
+                    if not (self.runs / f"trial-{t.number:04d}").is_dir()]
+            self._event("remade", runs=str(self.runs), lost=lost)
 
     def _wait(self, threads: list[threading.Thread]) -> None:
         """Waits for the workers. Ctrl-C once: no new trial, each running trial stops after its
@@ -388,17 +407,6 @@ class Runner:
         outcome = TrialOutcome(number, params, result, time.time() - started)
         self._event("trial_end", outcome=outcome)
         return outcome
-
-
-def failure(result: TrialResult) -> str:
-    """Why a process failed, in one line: a full disk said so, else its error's last line."""
-    text = result.error or result.fail_reason or "no reason given"
-    full = next((sign for sign in ("No space left on device", "Disk quota exceeded")
-                 if sign in text), None)
-    if full:
-        return f"the disk is full ({full}); free space and run again"
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
 
 
 def _done_states() -> tuple[Any, ...]:

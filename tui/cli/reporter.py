@@ -139,6 +139,19 @@ class ConsoleReporter:
     def on_warning(self, text: str, **_: Any) -> None:
         errors.print(f"[yellow]warning:[/] {text}")
 
+    def on_remade(self, runs: str, lost: list[int], **_: Any) -> None:
+        several = len(lost) > 1
+        gone = (f"; the folder{'s' if several else ''} of trial{'s' if several else ''} "
+                f"{', '.join(map(str, lost))} {'are' if several else 'is'} gone with it: the "
+                "results stay in the store, the checkpoints cannot be exported or chatted with"
+                if lost else "")
+        errors.print(f"[yellow]warning:[/] {runs} was deleted during the sweep: the prepared data "
+                     f"and the base model were made again{gone}")
+
+    def on_settled(self, number: int, state: str, **_: Any) -> None:
+        console.print(f"trial {number} ended {state} but its end never reached the store (a full "
+                      "disk?): recorded now, as the study has it")
+
     def on_stale(self, number: int, **_: Any) -> None:
         console.print(f"trial {number} was left running by a stopped run: marked failed")
 
