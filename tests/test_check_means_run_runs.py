@@ -166,3 +166,12 @@ def test_workers_below_one_are_refused(workers: str) -> None:
                           text=True, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--workers" in done.stderr and "greater than or equal to 1" in done.stderr
+
+
+def test_more_devices_per_trial_than_the_machine_has_is_refused_by_check() -> None:
+    """`run` refused it (SpecError, "not enough devices"); `check` said ✓ valid."""
+    done = subprocess.run([*tunelab_command(), "check", str(QUICKSTART), "--set",
+                           "resources.gpus_per_trial=2", "--set", "resources.devices=[0]"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "✓ valid" not in done.stdout, done.stdout
+    assert done.stderr.startswith("not enough devices\nresources.gpus_per_trial is 2"), done.stderr

@@ -28,6 +28,14 @@ def check_preferences(spec: Any, store: Path) -> None:
         raise TunelabError(refusal, "too few preference pairs")
 
 
+def _fits_this_machine(exp: Any) -> None:
+    """What `run` refuses on this machine is refused here too: more devices per trial
+    (resources.gpus_per_trial) than it has."""
+    from tunelab.engine.run.devices import worker_slots
+
+    worker_slots(exp, None)
+
+
 def check(
     file: Annotated[Path, typer.Argument(help="The experiment file (TOML).")],
     explain: Annotated[bool, typer.Option(
@@ -48,6 +56,7 @@ def check(
         if parent_known:
             spec = load_spec(file, set_ or [], store)
     exp = spec.experiment
+    _fits_this_machine(exp)
     console.print(f"[bold]{exp.name}[/] ({file}) [green]✓ valid[/]")
     if exp.method.stage == "dpo" and parent_known:
         check_preferences(spec, store)
