@@ -175,3 +175,18 @@ def test_more_devices_per_trial_than_the_machine_has_is_refused_by_check() -> No
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "✓ valid" not in done.stdout, done.stdout
     assert done.stderr.startswith("not enough devices\nresources.gpus_per_trial is 2"), done.stderr
+
+
+def test_qlora_on_a_cpu_with_layers_narrower_than_its_kernels_blocks_is_refused(
+        tmp_path: Path) -> None:
+    """Found by the property test (tests/test_check_then_train.py): a scratch model of hidden
+    size 32 passed check, and every QLoRA trial failed at its first evaluation on a CPU
+    (bitsandbytes: "shape '[32, 0]' is invalid for input of size 16")."""
+    from tunelab.engine.run.devices import fits_this_machine, visible_devices
+
+    if visible_devices():
+        pytest.skip("the rule is a CPU machine's")
+    spec = load_spec(QUICKSTART, ["method.kind=\"qlora\"", "model.scratch.hidden_size=32"])
+    with pytest.raises(SpecError, match="hidden_size 32 is not a multiple of 64: QLoRA on a CPU"):
+        fits_this_machine(spec.experiment)
+    fits_this_machine(load_spec(QUICKSTART, ["method.kind=\"qlora\""]).experiment)  # 128: fine

@@ -22,7 +22,7 @@ from tunelab.engine.data.checks import batch_over_split
 from tunelab.engine.errors import TrainError
 from tunelab.engine.run import preference, records, resume
 from tunelab.engine.run import study as search
-from tunelab.engine.run.devices import worker_slots
+from tunelab.engine.run.devices import fits_this_machine, worker_slots
 from tunelab.engine.run.jobs import TrialJob, TrialResult, failure
 from tunelab.engine.run.launcher import Launcher
 from tunelab.engine.run.outcomes import (
@@ -58,6 +58,7 @@ class Runner:
         self.runs, journal = paths(self.store, self.exp.name)
         self.storage = storage or str(journal)
         self.spool = Spool(self.store, tag="run")
+        fits_this_machine(self.exp)
         self.slots = worker_slots(self.exp, workers)
         self.retry_failed = retry_failed
         self._lock = threading.RLock()  # the study, the reporter, the sweep state

@@ -28,14 +28,6 @@ def check_preferences(spec: Any, store: Path) -> None:
         raise TunelabError(refusal, "too few preference pairs")
 
 
-def _fits_this_machine(exp: Any) -> None:
-    """What `run` refuses on this machine is refused here too: more devices per trial
-    (resources.gpus_per_trial) than it has."""
-    from tunelab.engine.run.devices import worker_slots
-
-    worker_slots(exp, None)
-
-
 def check(
     file: Annotated[Path, typer.Argument(help="The experiment file (TOML).")],
     explain: Annotated[bool, typer.Option(
@@ -45,6 +37,7 @@ def check(
 ) -> None:
     """Check an experiment file without running it: every mistake, or the resolved plan.
     A dpo stage is checked against its parent and its preference pairs in the store."""
+    from tunelab.engine.run.devices import fits_this_machine
     from tunelab.engine.spec import explain as ex
     from tunelab.engine.spec import load_spec
 
@@ -56,7 +49,7 @@ def check(
         if parent_known:
             spec = load_spec(file, set_ or [], store)
     exp = spec.experiment
-    _fits_this_machine(exp)
+    fits_this_machine(exp)  # what `run` refuses on this machine is refused here too
     console.print(f"[bold]{exp.name}[/] ({file}) [green]✓ valid[/]")
     if exp.method.stage == "dpo" and parent_known:
         check_preferences(spec, store)
