@@ -186,7 +186,12 @@ def test_qlora_on_a_cpu_with_layers_narrower_than_its_kernels_blocks_is_refused(
 
     if visible_devices():
         pytest.skip("the rule is a CPU machine's")
-    spec = load_spec(QUICKSTART, ["method.kind=\"qlora\"", "model.scratch.hidden_size=32"])
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    (tmp_path / "x.toml").write_text('name = "x"\n[model]\nscratch = { hidden_size = 32, heads = 2 '
+                                     '}\n[data]\ntrain = "d.jsonl"\n[method]\nkind = "qlora"\n')
+    spec = load_spec(tmp_path / "x.toml")
     with pytest.raises(SpecError, match="hidden_size 32 is not a multiple of 64: QLoRA on a CPU"):
         fits_this_machine(spec.experiment)
-    fits_this_machine(load_spec(QUICKSTART, ["method.kind=\"qlora\""]).experiment)  # 128: fine
+    fits_this_machine(load_spec(tmp_path / "x.toml", ["model.scratch.hidden_size=128"]).experiment)
+    lora = load_spec(tmp_path / "x.toml", ['method.kind="lora"']).experiment
+    fits_this_machine(lora)  # LoRA keeps the base in full precision: any width
