@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tunelab.engine.run.events import Event, Retry, Settled, Stale
 from tunelab.engine.run.jobs import TrialResult, running
 from tunelab.store import Spool, list_trials
 
 
 def fail_stale(study: Any, storage: str, record: Callable[[int, dict[str, Any], float, TrialResult], None],
-               event: Callable[..., None]) -> None:
+               event: Callable[[Event], None]) -> None:
     """Trials left RUNNING by a stopped run of this machine (its process is gone) are marked
     failed and recorded so; trials of other machines (an RDB storage) are theirs to finish."""
     import optuna
@@ -34,12 +35,12 @@ def fail_stale(study: Any, storage: str, record: Callable[[int, dict[str, Any], 
         started = stale.datetime_start.timestamp() if stale.datetime_start else time.time()
         record(stale.number, stale.params, started, TrialResult(
             "failed", fail_reason="killed", error="the run was stopped while this trial ran"))
-        event("stale", number=stale.number)
+        event(Stale(number=stale.number))
 
 
 def settle_unrecorded(study: Any, spool: Spool, experiment: str,
                       record: Callable[[int, str, dict[str, Any], float, TrialResult], None],
-                      event: Callable[..., None]) -> None:
+                      event: Callable[[Event], None]) -> None:
     """Trials the store still shows running whose end the study has (the run told Optuna, then
     could not write the last row: the disk was full) are recorded as the study has them, once
     the process that ran them is gone."""
@@ -66,10 +67,10 @@ def settle_unrecorded(study: Any, spool: Spool, experiment: str,
             fail_reason="exception" if state == "failed" else None,
             error="its end was not recorded (the store could not be written then: a full disk?); "
                   "state and value as the study has them"))
-        event("settled", number=number, state=state)
+        event(Settled(number=number, state=state))
 
 
-def requeue_failed(study: Any, event: Callable[..., None]) -> None:
+def requeue_failed(study: Any, event: Callable[[Event], None]) -> None:
     """--retry-failed: each failed trial not retried yet is queued again, same parameters."""
     import optuna
 
@@ -78,4 +79,4 @@ def requeue_failed(study: Any, event: Callable[..., None]) -> None:
     for t in trials:
         if t.state == optuna.trial.TrialState.FAIL and t.number not in retried and t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-            event("retry", number=t.number)
+            event(Retry(number=t.number))
