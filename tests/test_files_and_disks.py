@@ -18,6 +18,7 @@ from test_store_faults import small_disk  # noqa: F401 - the small real disk, a 
 
 from tunelab import store as st
 from tunelab.engine.errors import TrainError
+from tunelab.engine.run import events
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
@@ -56,15 +57,15 @@ def _sweep(folder: Path, trials: int = 3, hidden: int = 32, layers: int = 1, row
 
 
 class Hook:
-    """A reporter that does one thing when an event first comes (as a person would at that
-    moment), and keeps the events."""
+    """A reporter that does one thing when an event of a kind first comes (as a person would at
+    that moment), and keeps the events."""
 
-    def __init__(self, name: str, act: Any) -> None:
-        self.name, self.act, self.events, self.done = name, act, [], False
+    def __init__(self, kind: type | None, act: Any) -> None:
+        self.kind, self.act, self.events, self.done = kind, act, [], False
 
-    def event(self, name: str, **data: Any) -> None:
-        self.events.append((name, data))
-        if name == self.name and not self.done:
+    def event(self, event: Any) -> None:
+        self.events.append(event)
+        if self.kind is not None and isinstance(event, self.kind) and not self.done:
             self.done = True
             self.act()
 
@@ -76,12 +77,12 @@ def test_the_runs_folder_deleted_mid_sweep_is_made_again_and_the_loss_said(tmp_p
     FileNotFoundError (…/train.jsonl) and the sweep stopped."""
     spec = load_spec(_sweep(tmp_path))
     store = tmp_path / "tunelab.duckdb"
-    hook = Hook("trial_end", lambda: shutil.rmtree(tmp_path / "tunelab-runs"))
+    hook = Hook(events.TrialEnd, lambda: shutil.rmtree(tmp_path / "tunelab-runs"))
     Runner(spec, store, hook).run()
     trials = st.list_trials(store, "tiny")
     assert [t.state for t in trials] == ["complete"] * 3, [(t.state, t.error) for t in trials]
-    remade = [data for name, data in hook.events if name == "remade"]
-    assert remade == [{"runs": str(tmp_path / "tunelab-runs" / "tiny"), "lost": [0]}]
+    remade = [e for e in hook.events if isinstance(e, events.Remade)]
+    assert remade == [events.Remade(runs=str(tmp_path / "tunelab-runs" / "tiny"), lost=(0,))]
     with pytest.raises(TrainError, match="its folder .* is gone"):
         from tunelab.engine.serve.export import export_trial
         export_trial(trials[0], {}, tmp_path / "out", merge=False)
@@ -140,12 +141,13 @@ def test_a_trial_running_when_the_disk_filled_is_settled_by_the_resumed_sweep(
         from pathlib import Path
         from test_files_and_disks import Hook, _fill
         from tunelab import store as st
+        from tunelab.engine.run import events
         from tunelab.engine.run.runner import Runner
         from tunelab.engine.spec import load_spec
         folder = Path({str(roomy_disk)!r})
         try:
             Runner(load_spec(folder / "tiny.toml"), folder / "tunelab.duckdb",
-                   Hook("trial_progress", lambda: _fill(folder))).run()
+                   Hook(events.TrialProgress, lambda: _fill(folder))).run()
         except st.StoreError as error:
             print("stopped:", error.message.splitlines()[0])
     """)
@@ -155,12 +157,12 @@ def test_a_trial_running_when_the_disk_filled_is_settled_by_the_resumed_sweep(
         first.stdout + first.stderr
     (roomy_disk / "filler").unlink()
     assert [t.state for t in st.list_trials(store, "tiny")] == ["running"]  # as it was seen
-    again = Hook("never", lambda: None)
+    again = Hook(None, lambda: None)
     Runner(load_spec(roomy_disk / "tiny.toml"), store, again).run()
     trials = {t.number: t for t in st.list_trials(store, "tiny")}
     assert "running" not in {t.state for t in trials.values()}, trials
     assert trials[0].state == "failed" and "its end was not recorded" in (trials[0].error or "")
-    assert ("settled", {"number": 0, "state": "failed"}) in again.events
+    assert events.Settled(number=0, state="failed") in again.events
 
 
 def test_sql_reads_the_store_as_it_is_when_the_spool_cannot_be_merged(small_disk: Path  # noqa: F811
@@ -200,7 +202,7 @@ def test_trial_folders_are_found_from_any_folder(tmp_path: Path,
     folder.mkdir()
     spec = load_spec(_sweep(folder, trials=1))
     monkeypatch.chdir(folder)
-    Runner(spec, Path("tunelab.duckdb"), Hook("never", lambda: None)).run()
+    Runner(spec, Path("tunelab.duckdb"), Hook(None, lambda: None)).run()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

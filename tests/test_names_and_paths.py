@@ -156,7 +156,7 @@ def test_a_review_name_is_one_review_and_never_a_path(own_store: Path) -> None:
     again = _review(own_store, "tiny", "--models", "base,best", "--n", "2", "--name", "dup")
     assert again.returncode != 0 and again.stderr.startswith("review exists\n"), again.stderr
     assert "a review named 'dup' exists" in again.stderr
-    for bad in ("../../evil", "a/b", ".hidden", "x" * 65, "two words"):
+    for bad in ("../../evil", "a/b", ".hidden", "x" * 65, " spaced", "back\\slash"):
         done = _review(own_store, "tiny", "--models", "base,best", "--n", "2", "--name", bad)
         assert done.returncode != 0 and done.stderr.startswith("bad review name\n"), done.stderr
     assert [r.name for r in st.list_reviews(own_store)] == ["dup"]

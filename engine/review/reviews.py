@@ -75,15 +75,15 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     return read_rows(files[-1])[:n]
 
 
-REVIEW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+REVIEW_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9 _.-]{0,62}[A-Za-z0-9_.-])?$")
 
 
 def check_new_name(store: Path, name: str) -> None:
-    """A new review's name: a word of letters, digits, `.`, `-` and `_` (never a path), and not
+    """A new review's name: letters, digits, spaces, `.`, `-` and `_` (never a path), and not
     one a review already has (look-ups by name would find only one of the two)."""
     if not REVIEW_NAME.match(name):
         raise ReviewError(f"{name!r} is not a review name: a letter or digit, then letters, "
-                          "digits, '.', '-' and '_' (64 at most)", "bad review name")
+                          "digits, spaces, '.', '-' and '_' (64 at most)", "bad review name")
     found = find_review(store, name) if store.exists() else None
     if found is not None and found.name == name:
         raise ReviewError(f"a review named {name!r} exists (of {found.experiment}, "
