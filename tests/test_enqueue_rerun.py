@@ -71,7 +71,7 @@ def _study(store: Path) -> optuna.Study:
     ("train.learning_rate=abc", '"abc" is not a number'),
     ("train.learning_rate=nan", "nan is not a number"),
     ("method.kind=qlora", "method.kind is searched over {full, lora}"),
-    ("train.epochs=2", "train.epochs is not searched in sweep"),
+    ("train.epochs=2", "train.epochs is not in search.space of sweep"),
 ])
 def test_enqueue_refuses_a_configuration_no_trial_would_run(sweep: Path, value: str,
                                                             said: str) -> None:

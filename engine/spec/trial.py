@@ -64,8 +64,9 @@ def queued_params(spec: LoadedSpec, arguments: list[str]) -> dict[str, Any]:
         name = ".".join(split_key(key))
         params[name], given[name] = value, item
         if name not in space:
-            mistakes.append(f"--set {item}: {name} is not searched in {exp.name} (searched: "
-                            f"{', '.join(space) or 'nothing'}); a fixed key changes in the file")
+            mistakes.append(f"--set {item}: {name} is not in search.space of {exp.name} "
+                            f"(searched: {', '.join(space) or 'nothing'}); a fixed key changes in "
+                            "the file")
         elif (why := _outside(name, space[name], value)) is not None:
             mistakes.append(f"--set {item}: {why}; no trial of this sweep would take it (widen "
                             "search.space in the file, with --new-study, to try it)")
