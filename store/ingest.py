@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tunelab.store.connection import _is_disk_full
 from tunelab.store.damage import is_damage
 from tunelab.store.errors import StoreError
 from tunelab.store.rows import ROW_TYPES
@@ -161,20 +162,28 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path,
             con.execute("COMMIT")
             return count
         except StoreError:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         except duckdb.ConstraintException:
             # A key already there or repeated (or missing): a plain INSERT refuses it and the
             # whole file goes again through the upsert, which keeps the newest row.
-            con.execute("ROLLBACK")
+            _rollback(con)
             if not plain_insert:
                 break
         except duckdb.Error as error:
-            con.execute("ROLLBACK")
-            if is_damage(error):
-                raise  # the file, not the spool, is at fault: the per-row path would fail the same
+            _rollback(con)
+            if is_damage(error) or _is_disk_full(error):
+                raise  # the file or the disk, not the spool, is at fault: per row fails the same
             break
     return ingest_events(con, read_events(path))
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Rolls back the batch; a COMMIT that failed (a full disk) has already ended it."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass  # "no transaction is active": nothing was committed
 
 
 def _ingest_file_sql(con: duckdb.DuckDBPyConnection, path: Path,

@@ -80,7 +80,7 @@ class Reader:
         for source in sources:
             # a hub source's own split: the training one, but for explicit validation/test files
             split = SPLITS[group] if group is not None and group < MIX else "train"
-            name, items = data_sources.stream_records(source, split)
+            name, items = data_sources.stream_records(source, split, self.data.max_row_bytes)
             use, head = self._format(source, items, fmt, columns)
             if use is None:
                 continue

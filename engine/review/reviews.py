@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.data.preferences import plain, readable
-from tunelab.engine.errors import DataError, TrainError
+from tunelab.engine.errors import DataError, ReviewError, TrainError
 from tunelab.engine.review import stats as rs
 from tunelab.engine.review.style import StyleFit, length_share, style_fit
 from tunelab.store import (
@@ -34,6 +35,7 @@ from tunelab.store import (
     experiment_spec,
     find_review,
     list_reviews,
+    require_experiment,
     review_items,
     review_votes,
 )
@@ -60,6 +62,7 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     from tunelab.engine.run.paths import paths
     from tunelab.engine.spec import Experiment
 
+    require_experiment(store, experiment)  # an unknown name is not a missing test split
     plain = experiment_spec(store, experiment)
     spec = Experiment.model_validate(plain) if plain else None
     if spec is not None and spec.method.stage == "dpo":  # its test split is its parent's
@@ -67,8 +70,25 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     runs, _ = paths(store, experiment)
     files = sorted((runs / "data").glob("*/test.jsonl"), key=lambda p: p.stat().st_mtime)
     if not files:
-        raise TrainError(f"no prepared test split for {experiment}; run the experiment first")
+        raise ReviewError(f"no prepared test split for {experiment}; run the experiment first",
+                          "no prompts")
     return read_rows(files[-1])[:n]
+
+
+REVIEW_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9 _.-]{0,62}[A-Za-z0-9_.-])?$")
+
+
+def check_new_name(store: Path, name: str) -> None:
+    """A new review's name: letters, digits, spaces, `.`, `-` and `_` (never a path), and not
+    one a review already has (look-ups by name would find only one of the two)."""
+    if not REVIEW_NAME.match(name):
+        raise ReviewError(f"{name!r} is not a review name: a letter or digit, then letters, "
+                          "digits, spaces, '.', '-' and '_' (64 at most)", "bad review name")
+    found = find_review(store, name) if store.exists() else None
+    if found is not None and found.name == name:
+        raise ReviewError(f"a review named {name!r} exists (of {found.experiment}, "
+                          f"{len(found.models)} models); choose another --name, or vote on it: "
+                          f"tunelab review {name}", "review exists")
 
 
 def file_prompts(path: Path, n: int) -> list[dict[str, Any]]:
@@ -138,12 +158,13 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
 
     if not prompts:
         raise DataError("a review needs at least one prompt", "no prompts")
+    check_new_name(store, name)
     sources: dict[str, Any] = {}
     for ref in models:  # best resolved to trial:N; best and that trial are one model
         source = resolve(store, experiment, ref)
         sources.setdefault(source.ref, source)
     if len(sources) < 2:
-        raise TrainError(f"a review compares at least two different models; got {len(sources)}"
+        raise ReviewError(f"a review compares at least two different models; got {len(sources)}"
                          f" ({', '.join(models) or 'none chosen'})", "fewer than two models")
     refs = list(sources)
     pool = ModelPool()

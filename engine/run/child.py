@@ -17,6 +17,7 @@ from typing import Any
 
 from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import TrialJob, TrialResult, exit_when_gone
+from tunelab.store.errors import TunelabError
 
 
 def _classify(error: BaseException) -> str:
@@ -132,6 +133,8 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         traceback.print_exc()
         tail = "".join(traceback.format_exception(error)[-6:])
+        if isinstance(error, TunelabError):  # said in words already: the words, not a trace
+            tail = f"{error.title}: {error.message}"
         result = TrialResult("failed", fail_reason=_classify(error), error=tail[-4000:])
     threads.leave()
     result.info.setdefault("threads", taken)

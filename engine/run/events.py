@@ -70,8 +70,26 @@ class Baseline:
 
 
 @dataclass(frozen=True)
-class BaselineFailed:
-    error: str | None
+class Warned:
+    """Something the run does that is likely not what was meant (e.g. a batch larger than the
+    training split): said, and the run goes on."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Remade:
+    """The run folder `runs` was deleted during the sweep: its prepared data and base model were
+    made again; the folders of the finished trials `lost` went with it."""
+    runs: str
+    lost: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Trial `number` ended (`state`, as the study has it) but its end never reached the store
+    (a full disk): recorded now."""
+    number: int
+    state: str
 
 
 # -- the sweep
@@ -184,7 +202,7 @@ class PreferenceWinner:
 
 
 Event = (TrustRemoteCode | DataPrepared | PreferencesPrepared | BuildingBase | Stale | Retry
-         | BaselineStart | Baseline | BaselineFailed | Sweep | SweepTimeout | Stopping | TrialStart
+         | BaselineStart | Baseline | Warned | Remade | Settled | Sweep | SweepTimeout | Stopping | TrialStart
          | TrialProgress | TrialTimeout | TrialEnd | PreferenceReview | Voting | Placed
          | WaitingVotes | JudgeError | PreferenceWinner)
 

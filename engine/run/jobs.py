@@ -49,6 +49,17 @@ class TrialResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def failure(result: TrialResult) -> str:
+    """Why a process failed, in one line: a full disk said so, else its error's last line."""
+    text = result.error or result.fail_reason or "no reason given"
+    full = next((sign for sign in ("No space left on device", "Disk quota exceeded")
+                 if sign in text), None)
+    if full:
+        return f"the disk is full ({full}); free space and run again"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
 def exit_when_gone(pid: int) -> None:
     """Runs in a daemon thread of a trial process: ends the process when `pid` (the runner, or
     torchrun's parent trial) is gone, so no orphan trains on after its sweep died."""

@@ -12,6 +12,8 @@ def paths(store: Path, name: str) -> tuple[Path, Path]:
     """(the experiment's run folder, the default Optuna journal) beside the store. A name that
     would lead out of the runs folder (`..`, a slash, an absolute path) is refused here, the one
     place every run folder is made, whatever let it through before."""
+    store = Path(store).absolute()  # what a trial folder records (its base model, its
+    # manifest) must load from any working folder, as the store's rows do (store.read)
     root = store.parent / f"{store.stem}-runs"
     runs = root / name
     if not name or name in (".", "..") or Path(name).name != name or "\\" in name \

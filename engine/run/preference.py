@@ -45,6 +45,7 @@ from tunelab.engine.run import events
 from tunelab.engine.run import study as search
 from tunelab.engine.run.jobs import TrialResult
 from tunelab.engine.spec import Experiment
+from tunelab.engine.spec.experiment import preference_mistake
 from tunelab.store import (
     ReviewItemRow,
     ReviewRow,
@@ -64,18 +65,11 @@ def wanted(exp: Experiment) -> bool:
 
 
 def check(exp: Experiment) -> None:
-    """What a preference sweep needs, said before any trial trains."""
-    if exp.eval.samples < 1:
-        raise SpecError("search.objective = \"preference\" compares the trials' samples: set "
-                        "eval.samples to the prompts to vote on (e.g. 8)", "no samples to vote on")
-    k = exp.search.all_objectives.index(PREFERENCE)
-    if exp.search.all_directions[k] != "maximize":
-        raise SpecError("search.direction: a preference rating is maximised (a higher rating "
-                        "won more votes); leave the direction out or write \"maximize\"",
-                        "bad direction")
-    if not exp.eval.baseline:
-        raise SpecError("search.objective = \"preference\" compares the first trial with the "
-                        "base model: set eval.baseline = true", "no baseline to vote against")
+    """What a preference sweep needs, said before any trial trains (the rule the file is
+    checked by when it loads: an experiment built another way is held to it too)."""
+    mistake = preference_mistake(exp)
+    if mistake:
+        raise SpecError(mistake, "cannot vote on this sweep")
 
 
 class PreferenceSweep:

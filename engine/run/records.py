@@ -32,7 +32,9 @@ def trial_row(exp: Experiment, runs: Path, number: int, state: str, params: dict
         duration_s=now - started if result else None,
         fail_reason=result.fail_reason if result else None,
         error=result.error if result else None,
-        artifact_dir=str(runs / f"trial-{number:04d}"), updated_at=now)
+        # relative to the store's folder (runs = STORE-runs/NAME beside it): readers resolve it
+        # there (store.read), so the store finds its trials from any working folder
+        artifact_dir=f"{runs.parent.name}/{runs.name}/trial-{number:04d}", updated_at=now)
 
 
 def experiment_row(spec: LoadedSpec) -> ExperimentRow:

@@ -19,12 +19,12 @@ from typing import Any
 from tunelab.engine.baselines import BASE, is_baseline, meets_words
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
-from tunelab.engine.errors import SpecError, TrainError
-from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE
+from tunelab.engine.data.checks import batch_over_split
+from tunelab.engine.errors import TrainError
 from tunelab.engine.run import events, preference, records, resume
 from tunelab.engine.run import study as search
-from tunelab.engine.run.devices import worker_slots
-from tunelab.engine.run.jobs import TrialJob, TrialResult
+from tunelab.engine.run.devices import fits_this_machine, worker_slots
+from tunelab.engine.run.jobs import TrialJob, TrialResult, failure
 from tunelab.engine.run.launcher import Launcher
 from tunelab.engine.run.outcomes import (
     MAX_FAILURES_IN_A_ROW,
@@ -58,22 +58,15 @@ class Runner:
         self.runs, journal = paths(self.store, self.exp.name)
         self.storage = storage or str(journal)
         self.spool = Spool(self.store, tag="run")
+        fits_this_machine(self.exp)
         self.slots = worker_slots(self.exp, workers)
         self.retry_failed = retry_failed
         self._lock = threading.RLock()  # the study, the reporter, the sweep state
         self._stopping = threading.Event()  # Ctrl-C once: no new trial
         self.launcher = Launcher(self.exp.search.trial_timeout, self._event)  # the trial processes
         self._parent: str | None = None  # a dpo stage's parent adapter (see _prepare)
-        self._check_objectives()
         self.votes = (preference.PreferenceSweep(self.store, self.exp, self.spool, self._lock,
                                                  self._event) if preference.wanted(self.exp) else None)
-
-    def _check_objectives(self) -> None:
-        extra = {*EXTRA_OBJECTIVES, PREFERENCE}
-        for name in self.exp.search.all_objectives:
-            if not self.exp.computes(name) and name not in extra:
-                raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "
-                                f"cost, duration_s or a metric of eval.metrics", "unknown objective")
 
     def _event(self, event: events.Event) -> None:
         with self._lock:
@@ -126,6 +119,9 @@ class Runner:
             check_tasks(exp)
         prepared = data_prep.prepare(self.spec, self.runs / "data")
         self._event(events.DataPrepared(report=prepared.report, smoke=self.smoke))
+        too_big = batch_over_split(exp, prepared.report.counts.get("train", 0))
+        if too_big:
+            self._event(events.Warned(text=too_big))
         self.spool.write([data_prep.report_event(exp.name, prepared)])
         if self.smoke:
             prepared = _smoke_data(prepared, self.runs / "data-smoke")
@@ -137,7 +133,8 @@ class Runner:
             result = run_child("base", self._job(None, None, exp.model_dump(mode="json"), base,
                                                  prepared, self.runs / "base"))
             if result.state != "complete":
-                raise TrainError(f"could not build the scratch model: {result.error}")
+                raise TrainError(f"could not build the scratch model: {failure(result)} (the "
+                                 f"log: {self.runs / 'base' / 'base.log'})", "no base model")
         return prepared, base
 
     def _prepare_preferences(self) -> tuple[Prepared, str]:
@@ -172,9 +169,10 @@ class Runner:
                 if number not in by_number:
                     raise TrainError(f"{self.exp.name} has no trial {number} in {self.storage}")
                 again = {"train.seed": seed} if seed is not None else {}
-                study.enqueue_trial(by_number[number].params, user_attrs={"rerun_of": number} | (
+                fixed = (by_number[number].params, {"rerun_of": number} | (
                     {"seed": seed} if seed is not None else {}))
-                outcomes.append((number, self._one_trial(study, base, prepared, again)))
+                outcomes.append((number, self._one_trial(study, base, prepared, again,
+                                                         fixed=fixed)))
             if self.votes is not None:  # the re-runs wait for their votes like any trial
                 self.votes.settle(study, [o for _, o in outcomes])
             return outcomes
@@ -196,6 +194,8 @@ class Runner:
 
         study = search.open_study(exp, self.storage)
         resume.fail_stale(study, self.storage, self._record_failed, self._event)
+        resume.settle_unrecorded(study, self.spool, self.exp.name, lambda *row: self.spool.write(
+            [self._trial_row(*row)]), self._event)
         if self.retry_failed:
             resume.requeue_failed(study, self._event)
 
@@ -259,6 +259,7 @@ class Runner:
         """One worker thread: trials on its device until the study is done or stops."""
         try:
             while sweep.error is None and self._next_trial(sweep):
+                self._remake_if_gone(sweep)
                 outcome = self._one_trial(sweep.study, sweep.base, sweep.prepared, slot=slot)
                 with self._lock:
                     sweep.summary.trials.append(outcome)
@@ -270,11 +271,27 @@ class Runner:
                         last = outcome.result
                         sweep.error = TrainError(
                             f"{sweep.failures} trials in a row failed; the last: "
-                            f"{last.fail_reason}: {(last.error or '').strip().splitlines()[-1:]}. "
+                            f"{last.fail_reason}: {failure(last)}. "
                             f"Fix the cause and run again: finished trials are kept.")
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             with self._lock:
                 sweep.error = sweep.error or error
+
+    def _remake_if_gone(self, sweep: SweepState) -> None:
+        """What every trial reads (the prepared splits, a scratch base model) deleted during the
+        sweep (`rm -rf tunelab-runs`) is made again before the next trial, and the run says
+        once what could not be: the folders, so the checkpoints, of the trials before."""
+        with self._lock:
+            scratch = models.base_folder(self.exp, sweep.prepared.fingerprint, self.runs)
+            gone = [f for f in sweep.prepared.files.values() if not Path(f).exists()]
+            if scratch is not None and not (scratch / "config.json").exists():
+                gone.append(scratch)
+            if not gone:
+                return
+            sweep.prepared, sweep.base = self._prepare()
+            lost = [t.number for t in sweep.study.get_trials(deepcopy=False, states=_done_states())
+                    if not (self.runs / f"trial-{t.number:04d}").is_dir()]
+            self._event(events.Remade(runs=str(self.runs), lost=tuple(lost)))
 
     def _wait(self, threads: list[threading.Thread]) -> None:
         """Waits for the workers. Ctrl-C once: no new trial, each running trial stops after its
@@ -314,8 +331,12 @@ class Runner:
         result = run_child("baseline", self._job(None, None, plain, base, prepared,
                                                  self.runs / "baseline"))
         if result.state != "complete":
-            self._event(events.BaselineFailed(error=result.error))
-            return {}
+            if result.fail_reason == "interrupted":
+                raise KeyboardInterrupt
+            # every trial would load the same model the same way: stop before they all fail
+            raise TrainError(f"the baseline evaluation failed, and every trial would: "
+                             f"{failure(result)}. Nothing was trained (the log: "
+                             f"{self.runs / 'baseline' / 'baseline.log'}).", "baseline failed")
         values: dict[str, float] = result.info.get("values") or {}
         found = result.info.get("baselines") or {BASE: values}
         self._event(events.Baseline(values=values, cached=False, baselines=found,
@@ -331,11 +352,13 @@ class Runner:
             pass  # the spool itself cannot be written (full disk): said by the first error
 
     def _one_trial(self, study: Any, base: str, prepared: Prepared,
-                   extra: dict[str, Any] | None = None, slot: int = 0) -> TrialOutcome:
+                   extra: dict[str, Any] | None = None, slot: int = 0,
+                   fixed: tuple[dict[str, Any], dict[str, Any]] | None = None) -> TrialOutcome:
+        """One trial: sampled, or with `fixed` (parameters, user attributes) a re-run's."""
         import optuna
 
         with self._lock:
-            trial = study.ask()
+            trial = search.ask_fixed(study, *fixed) if fixed else study.ask()
             trial.set_user_attr("host", socket.gethostname())
             trial.set_user_attr("pid", os.getpid())
             params = {**search.sample(trial, self.exp), **(extra or {})}

@@ -82,9 +82,8 @@ def is_multi(exp: Experiment) -> bool:
 def prunes(exp: Experiment) -> bool:
     """Whether a pruner may stop this sweep's trials early. A preference sweep is not pruned on
     the loss: the loss is not what it maximises (a trial that loses clearly stops collecting
-    votes instead, engine.run.preference)."""
-    return not (exp.search.pruner_spec.kind == "none" or is_multi(exp)
-                or PREFERENCE in exp.search.all_objectives)
+    votes instead, engine.run.preference); `tunelab check` says why from the same property."""
+    return not (exp.search.pruner_spec.kind == "none" or exp.search.pruner_off)
 
 
 def build_pruner(exp: Experiment) -> Any:
@@ -171,6 +170,24 @@ def open_study(exp: Experiment, storage: str) -> Any:
         directions=exp.search.all_directions,
         load_if_exists=True,
     )
+
+
+def ask_fixed(study: Any, params: dict[str, Any], user_attrs: dict[str, Any]) -> Any:
+    """A new running trial that takes these parameters (a re-run). Made directly, not through
+    Optuna's queue: `ask()` hands out the oldest waiting trial, which may be one that `tunelab
+    enqueue` queued, and the re-run would then run that one's parameters."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    template = create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": params},
+                            user_attrs=user_attrs)
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    # another worker's ask() may take a waiting trial first: then it runs these parameters,
+    # and this re-run makes another
+    if not study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+        return ask_fixed(study, params, user_attrs)
+    study._thread_local.cached_all_trials = None
+    return optuna.Trial(study, trial_id)
 
 
 def objective_values(exp: Experiment, value: float | None, info: dict[str, Any]) -> list[float] | None:

@@ -23,7 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.errors import TrainError
+from tunelab.engine.errors import ExportError
+from tunelab.engine.serve.refs import kept_checkpoint
 from tunelab.engine.spec import Experiment
 from tunelab.store import TrialRecord
 
@@ -96,19 +97,16 @@ def _point_at_base(config_file: Path, base: str) -> None:
 
 
 def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge: bool) -> Path:
-    folder = Path(trial.artifact_dir or "")
+    folder = kept_checkpoint(trial.experiment, trial)
     best = folder / "best"
-    if not best.is_dir():
-        raise TrainError(f"trial {trial.number} has no kept checkpoint at {best} "
-                         f"(state: {trial.state}; only complete trials keep one)")
     exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
     manifest = json.loads((folder / "manifest.json").read_text())
     adapter = (best / "adapter_config.json").exists()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TrainError(f"{out} exists and is not an empty folder; choose another --out")
+        raise ExportError(f"{out} exists and is not an empty folder; choose another --out")
     if merge and adapter and exp.method.kind == "prefix":
-        raise TrainError("a prefix-tuning adapter cannot be merged into the weights; "
-                         "export it without --merge")
+        raise ExportError("a prefix-tuning adapter cannot be merged into the weights; "
+                          "export it without --merge")
     # written beside `out` under a hidden name and renamed when whole: an export that fails or
     # is killed half-way never leaves a folder that looks like a model
     partial: Path | None = None
@@ -116,21 +114,30 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         _write(exp, trial, manifest, values, best, partial, merge, adapter)
+        _as_umask_allows(partial)
         if out.exists():
             out.rmdir()  # empty (checked above); os.replace cannot replace a folder
         os.replace(partial, out)
     except OSError as error:
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
-        raise TrainError(f"cannot export trial {trial.number} to {out}: "
-                         f"{error.strerror or error}"
-                         f"{f' ({error.filename})' if error.filename else ''}; nothing was written",
-                         "export failed") from error
+        raise ExportError(f"cannot export trial {trial.number} to {out}: "
+                          f"{error.strerror or error}"
+                          f"{f' ({error.filename})' if error.filename else ''}; nothing was written",
+                          "export failed") from error
     except BaseException:
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
         raise
     return out
+
+
+def _as_umask_allows(folder: Path) -> None:
+    """The export folder with the permissions a new folder gets (the temporary folder it was
+    written in is private, 0700: a model to ship is not)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
 
 
 def _write(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],

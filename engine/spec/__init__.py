@@ -4,11 +4,12 @@ tunelab.store (a dpo stage's parent is looked up there).
 
 Every mistake is reported with the file, the line, the dotted key, what was found and what is
 expected; misspelled keys get the closest valid key. All mistakes of a file are collected in
-one pass. The modules: `sections` (one model per table), `experiment` (the whole file, a
-loaded file), `load` (reading and error text), `lines` (where a key is), `overrides`
-(`--set` and dotted keys), `schema` (questions by dotted key), `parent` (a dpo stage's
-parent trial), `explain` (`tunelab check`'s view), `conditions`
-(which searched keys a trial samples).
+one pass. The modules: `sections` (one model per table; `search` holds [search], `strict` their
+base), `experiment` (the whole file, a loaded file), `load` (reading and error text), `lines`
+(where a key is), `overrides` (`--set` and dotted keys), `schema` (questions by dotted key),
+`parent` (a dpo stage's parent trial), `explain` (`tunelab check`'s view), `conditions` (which
+searched keys a trial samples), `space` (every value a trial can take, checked as the run will
+use it), `trial` (a queued configuration, the configuration a re-run runs).
 """
 
 from __future__ import annotations

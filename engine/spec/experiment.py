@@ -74,11 +74,14 @@ class Experiment(StrictModel):
             raise ValueError(
                 f"search.objective {self.search.objective!r} is never computed; use eval_loss "
                 f"or add it to eval.metrics (computed: {', '.join(sorted(computed))})")
-        for name in self.search.all_objectives[1:]:  # what `tunelab run` would refuse
+        for name in self.search.all_objectives[1:]:  # the one rule for check and run
             if not self.computes(name) and name not in {*EXTRA_OBJECTIVES, PREFERENCE}:
                 raise ValueError(f"search.objectives: {name!r} is never computed; use eval_loss, "
                                  "cost, duration_s or a metric that evaluation computes "
                                  f"(computed: {', '.join(sorted(computed))})")
+        mistake = preference_mistake(self)
+        if mistake:
+            raise ValueError(mistake)
         for metric, condition in self.success.items():
             if not self.computes(metric):
                 raise ValueError(f"success.{metric}: {metric!r} is never computed; add it to "
@@ -121,6 +124,24 @@ class Experiment(StrictModel):
             raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
                             "data comes from method.from)")
         return self.data
+
+
+def preference_mistake(exp: Experiment) -> str | None:
+    """What keeps a sweep steered by votes (objective "preference") from running, or None: it
+    is checked when the file loads, and again by the runner (engine.run.preference.check)."""
+    search = exp.search
+    if PREFERENCE not in search.all_objectives:
+        return None
+    if exp.eval.samples < 1:
+        return ("eval.samples: search.objective = \"preference\" compares the trials' samples: "
+                "set eval.samples to the prompts to vote on (e.g. 8)")
+    if search.all_directions[search.all_objectives.index(PREFERENCE)] != "maximize":
+        return ("search.direction: a preference rating is maximised (a higher rating won more "
+                "votes); leave the direction out or write \"maximize\"")
+    if not exp.eval.baseline:
+        return ("eval.baseline: search.objective = \"preference\" compares the first trial with "
+                "the base model: set eval.baseline = true")
+    return None
 
 
 class LoadedSpec(StrictModel):

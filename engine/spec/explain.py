@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tunelab.engine.format import number
+from tunelab.engine.format import counted, number
 from tunelab.engine.spec import measures
 from tunelab.engine.spec.conditions import choices, conditions, describe, fixed_value, order
 from tunelab.engine.spec.experiment import Experiment
@@ -87,10 +87,11 @@ def space(exp: Experiment) -> list[tuple[str, str, str]]:
 def summary(exp: Experiment) -> list[str]:
     s = exp.search
     pruner = s.pruner_spec
-    prune = ("no pruner" if pruner.kind == "none" else
-             f"percentile pruner: stops a trial in the worst {100 - pruner.percentile:g} % at an "
-             f"evaluation (after {pruner.startup_trials} finished trials)" if pruner.kind == "percentile"
-             else f"{pruner.kind} pruner (after {pruner.startup_trials} finished trials)")
+    after = f"after {counted(pruner.startup_trials, 'finished trial')}"
+    prune = (f"no pruner ({s.pruner_off})" if s.pruner_off else "no pruner" if pruner.kind == "none"
+             else f"percentile pruner: stops a trial in the worst {100 - pruner.percentile:g} % at "
+                  f"an evaluation ({after})" if pruner.kind == "percentile"
+             else f"{pruner.kind} pruner ({after})")
     m = exp.model
     model = "?" if m is None else m.base or (
         f"scratch {m.scratch.arch} (hidden {m.scratch.hidden_size}, {m.scratch.layers} layers)"
@@ -117,7 +118,7 @@ def summary(exp: Experiment) -> list[str]:
         *head,
         f"train   {exp.train.epochs} epochs · batch {exp.train.batch_size} · lr {lr_text} · "
         f"warmup {exp.train.warmup_ratio:g} · {exp.train.scheduler}",
-        f"search  {s.trials} trials · {s.sampler} (seed {s.seed}) · {prune} · "
+        f"search  {counted(s.trials, 'trial')} · {s.sampler} (seed {s.seed}) · {prune} · "
         f"{s.direction} {s.objective}" + (f" · timeout {s.timeout:g}s" if s.timeout else ""),
     ]
     measured = measures.describe(exp)

@@ -37,6 +37,7 @@ def check(
 ) -> None:
     """Check an experiment file without running it: every mistake, or the resolved plan.
     A dpo stage is checked against its parent and its preference pairs in the store."""
+    from tunelab.engine.run.devices import fits_this_machine
     from tunelab.engine.spec import explain as ex
     from tunelab.engine.spec import load_spec
 
@@ -48,6 +49,7 @@ def check(
         if parent_known:
             spec = load_spec(file, set_ or [], store)
     exp = spec.experiment
+    fits_this_machine(exp)  # what `run` refuses on this machine is refused here too
     console.print(f"[bold]{exp.name}[/] ({file}) [green]✓ valid[/]")
     if exp.method.stage == "dpo" and parent_known:
         check_preferences(spec, store)
@@ -97,9 +99,18 @@ def schema(
     text = json.dumps(Experiment.model_json_schema(), indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
-    else:
+        return
+    if not out.parent.is_dir():
+        raise TunelabError(f"--out {out}: the folder {out.parent} does not exist; create it "
+                           "first or choose another path", "bad option")
+    if out.is_dir():
+        raise TunelabError(f"--out {out} is a folder; give a file name", "bad option")
+    try:
         out.write_text(text)
-        console.print(f"wrote {out}")
+    except OSError as error:
+        raise TunelabError(f"--out {out}: cannot be written: {error.strerror or error}",
+                           "cannot write") from None
+    console.print(f"wrote {out}")
 
 
 def data(
@@ -116,6 +127,7 @@ def data(
     """
     from tunelab.engine.data import prepare as data_prep
     from tunelab.engine.data import render as chat_render
+    from tunelab.engine.data.checks import batch_over_split
     from tunelab.engine.run.runner import paths
     from tunelab.engine.spec import load_spec
     from tunelab.tui.cli import data_view
@@ -132,6 +144,9 @@ def data(
         data_view.print_report(console, name, data_prep.fingerprint(spec), rejected.report)
         raise
     data_view.print_report(console, name, prepared.fingerprint, prepared.report)
+    too_big = batch_over_split(spec.experiment, prepared.report.counts.get("train", 0))
+    if too_big:
+        console.print(f"[yellow]warning:[/] {too_big}")
     with st.Spool(store, tag="data") as spool:
         spool.write([data_prep.report_event(name, prepared)])
     if show > 0:

@@ -64,8 +64,15 @@ class ConsoleReporter:
                 self._print(f"trial {number} failed: queued again with the same parameters")
             case ev.BaselineStart():
                 self._status("evaluating the base model (the baseline)…")
-            case ev.Baseline() | ev.BaselineFailed():
+            case ev.Baseline():
                 self.on_baseline(event)
+            case ev.Warned(text=text):
+                self._print(f"[yellow]warning:[/] {text}", err=True)
+            case ev.Remade():
+                self.on_remade(event)
+            case ev.Settled(number=number, state=state):
+                self._print(f"trial {number} ended {state} but its end never reached the store "
+                            "(a full disk?): recorded now, as the study has it")
             case ev.Sweep():
                 self.on_sweep(event)
             case ev.SweepTimeout(seconds=seconds):
@@ -207,12 +214,18 @@ class ConsoleReporter:
             self._print(f"[yellow]{len(warned)} data warning{'s' if len(warned) != 1 else ''}[/]"
                         f" (first: {warned[0].message}); `tunelab data FILE` shows the report")
 
-    def on_baseline(self, event: ev.Baseline | ev.BaselineFailed) -> None:
+    def on_remade(self, event: ev.Remade) -> None:
+        lost, several = event.lost, len(event.lost) > 1
+        gone = (f"; the folder{'s' if several else ''} of trial{'s' if several else ''} "
+                f"{', '.join(map(str, lost))} {'are' if several else 'is'} gone with it: the "
+                "results stay in the store, the checkpoints cannot be exported or chatted with"
+                if lost else "")
+        self._print(f"[yellow]warning:[/] {event.runs} was deleted during the sweep: the prepared "
+                    f"data and the base model were made again{gone}", err=True)
+
+    def on_baseline(self, event: ev.Baseline) -> None:
         self.note = ""
         self.stop_live()
-        if isinstance(event, ev.BaselineFailed):
-            self._print(f"the baseline evaluation failed: {event.error}", err=True)
-            return
         v = event.values
         # a preference sweep's objective is a rating over this very model: its loss is shown
         shown = "eval_loss" if self.objective == objectives.PREFERENCE else self.objective

@@ -41,7 +41,7 @@ def print_trials(store: Path, name: str) -> None:
     shown_value = fmt.rating if preference else fmt.number
     title = "rating" if preference else objective
     marks = "◆ Pareto front" if others else "★ best"
-    table = Table(title=f"{name} · {len(trials)} trials ({marks})", title_justify="left")
+    table = Table(title=f"{name} · {fmt.counted(len(trials), 'trial')} ({marks})", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("state")
     for key in keys:

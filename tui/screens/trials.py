@@ -331,7 +331,7 @@ class TrialsScreen(StoreScreen):
         counts: dict[str, int] = {}
         for t in self.trials:
             counts[t.overview.state] = counts.get(t.overview.state, 0) + 1
-        parts = [f"{len(self.trials)} trials"] + [f"{n} {s}" for s, n in sorted(counts.items())]
+        parts = [fmt.counted(len(self.trials), "trial")] + [f"{n} {s}" for s, n in sorted(counts.items())]
         if self.best is not None:
             parts.append(f"★ best #{self.best}")
         if self.selected:
