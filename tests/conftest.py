@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,41 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def tunelab_command() -> list[str]:
-    """The installed console script, run with this interpreter."""
+    """The installed console script, run with this interpreter: for the tests where the process
+    itself is under test (signals, Ctrl-C, kill -9, a terminal, what a fresh process imports).
+    Any other test runs the command in this process (`tunelab`, below)."""
     return [sys.executable, "-m", "tunelab.tui.cli"]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What `tunelab …` did: its exit status and what it wrote to stdout and stderr."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def tunelab(*args: str, input: str | None = None, cwd: Path | None = None,
+            env: dict[str, str | None] | None = None) -> Ran:
+    """`tunelab ARGS` in this process, through typer's CliRunner: the real command, its words
+    and exit status (a user's mistake is said by the `tunelab` group itself), without a fresh
+    interpreter and its imports. `cwd` is the folder it runs in; `env` changes the environment
+    while it runs (None removes a variable). An exception that escapes the command is written
+    to stderr as the interpreter writes it, so a test that reads stderr for a traceback still
+    finds one."""
+    from typer.testing import CliRunner
+
+    from tunelab.engine.run import quiet
+    from tunelab.tui.cli import app
+
+    quiet.install()  # as main() sets up the command's process
+    with contextlib.chdir(cwd or Path.cwd()):
+        result = CliRunner().invoke(app, list(args), input=input, env=env)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return Ran(result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture

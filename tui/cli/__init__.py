@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import version
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 
 from tunelab.store.errors import TunelabError
@@ -19,13 +20,31 @@ from tunelab.tui.cli.layout import wrap
 from tunelab.tui.cli.output import errors, width
 from tunelab.tui.cli.review import review_app
 
+
+class TunelabGroup(HelpGroup):
+    """The `tunelab` group. A user's mistake (a TunelabError from any command under it) ends
+    here in its title and message, never a traceback, with exit status 2 for the experiment
+    file (SpecError) and 1 otherwise: said where every command is invoked, so the group alone
+    is the whole command (the console script, and the tests' CliRunner, end the same way)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TunelabError as error:
+            from tunelab.engine.errors import SpecError
+
+            errors.print(f"[bold red]{error.title}[/]")
+            errors.print(wrap(error.message, width(), 2, is_markup=False))
+            ctx.exit(2 if isinstance(error, SpecError) else 1)
+
+
 app = typer.Typer(
     name="tunelab",
     help="Declare, search, compare, judge and ship language-model fine-tunes.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=HelpGroup,
+    cls=TunelabGroup,
 )
 
 
@@ -61,11 +80,4 @@ def main() -> None:
     quiet.install()  # the warnings every import of peft printed (engine/run/quiet.py)
     if len(sys.argv) == 1 and sys.stdin.isatty() and sys.stdout.isatty():
         sys.argv.append("tui")  # `tunelab` alone in a terminal opens the UI
-    try:
-        app()
-    except TunelabError as error:
-        from tunelab.engine.errors import SpecError
-
-        errors.print(f"[bold red]{error.title}[/]")
-        errors.print(wrap(error.message, width(), 2, is_markup=False))
-        sys.exit(2 if isinstance(error, SpecError) else 1)
+    app()
