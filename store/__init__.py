@@ -46,10 +46,12 @@ from tunelab.store.read import (
 )
 from tunelab.store.retention import GcPlan, apply_gc, plan_gc
 from tunelab.store.reviews import (
+    Judgement,
     ReviewItem,
     ReviewRecord,
     VoteRecord,
     find_review,
+    judgements,
     list_reviews,
     review_items,
     review_votes,
@@ -63,6 +65,7 @@ from tunelab.store.rows import (
     EvaluationRow,
     ExampleLossRow,
     ExperimentRow,
+    JudgementRow,
     MetricRow,
     RatingRow,
     ReviewItemRow,
@@ -86,6 +89,9 @@ __all__ = [
     "EvaluationRow",
     "ExampleLossRow",
     "ExperimentRow",
+    "JudgementRow",
+    "Judgement",
+    "judgements",
     "MetricRow",
     "RatingRow",
     "ReviewItemRow",

@@ -5,7 +5,7 @@ sections are that trial's, and `EXPERIMENT:best` is pinned to a trial number whe
 loaded, so a later, better parent starts a new study instead of mixing into this one.
 
 The pairs come from the votes of a blind review or an arena (`review:NAME`: a decisive vote is
-one pair; ties, "both bad" and skips are not) or from a JSON-lines file of prompt, chosen and
+one pair; ties, "both bad", "both good" and skips are not) or from a JSON-lines file of prompt, chosen and
 rejected. They are checked like any data: broken rows are reported by line and left out, an
 identical chosen and rejected is dropped, duplicates are kept once, and a pair that another
 vote contradicts is dropped with its contradiction. The held-out share is chosen by a hash of
@@ -66,7 +66,7 @@ class PreferenceReport:
 
     def dropped(self) -> list[str]:
         """What did not become a pair, in words: "4 ties", "1 contradicted by another vote"."""
-        names = {"tie": "ties", "both_bad": "both bad", "skip": "skips"}
+        names = {"tie": "ties", "both_bad": "both bad", "both_good": "both good", "skip": "skips"}
         parts = [f"{n} {names[k]}" for k, n in self.left_out.items() if n]
         return parts + [f"{n} {what}" for n, what in (
             (self.identical, "with chosen = rejected"),
@@ -124,13 +124,13 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
 
 def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """prompt/chosen/rejected rows from the decisive votes of a review or an arena; ties,
-    both-bad and skips are counted and left out."""
+    both-bad, both-good and skips are counted and left out."""
     review = find_review(store, name)
     if review is None:
         raise TrainError(f"no review {name!r} in {store}")
     by_item = {i.item: i for i in review_items(store, review.id)}
     rows: list[dict[str, Any]] = []
-    left_out = {"tie": 0, "both_bad": 0, "skip": 0}
+    left_out = {"tie": 0, "both_bad": 0, "both_good": 0, "skip": 0}
     for v in review_votes(store, review.id):
         item = by_item.get(v.item)
         if item is None:

@@ -62,7 +62,7 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
 
     plain = experiment_spec(store, experiment)
     spec = Experiment.model_validate(plain) if plain else None
-    if spec is not None and spec.method.stage == "dpo":  # its test split is its parent's
+    if spec is not None and spec.method.stage != "sft":  # its test split is its parent's
         experiment = spec.method.parent[0]
     runs, _ = paths(store, experiment)
     files = sorted((runs / "data").glob("*/test.jsonl"), key=lambda p: p.stat().st_mtime)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.errors import TrainError
+from tunelab.engine.objectives import PREFERENCE_STAGES
 from tunelab.engine.spec import Experiment
 from tunelab.store import best_trial, experiment_spec, list_trials, require_experiment
 
@@ -35,7 +36,7 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
             raise TrainError(f"{experiment} has no complete trial yet")
         ref = f"trial:{found.number}"
     spec = Experiment.model_validate(experiment_spec(store, experiment))
-    if ref == "base" and spec.method.stage == "dpo":  # a dpo stage starts from its parent
+    if ref == "base" and spec.method.stage in PREFERENCE_STAGES:  # it starts from its parent
         name, number = spec.method.parent
         return replace(resolve(store, name, f"trial:{number}"), ref="base")
     if ref == "base":
@@ -60,6 +61,10 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
         raise TrainError(f"trial {number} kept no checkpoint (was it removed by `tunelab gc`?)")
     manifest = json.loads((folder / "manifest.json").read_text())
     exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
+    if exp.method.stage == "reward":
+        raise TrainError(f"trial {number} of {experiment} is a reward model: it scores answers "
+                         "and writes none (`tunelab review NAME --reward "
+                         f"{experiment}:{number}` shows its verdict after each vote)")
     return ModelSource(f"trial:{number}", manifest["base"], str(best),
                        (best / "adapter_config.json").exists(), exp)
 

@@ -12,11 +12,18 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from tunelab.engine.errors import SpecError
-from tunelab.engine.objectives import CONDITION, LOSS_METRICS, PREFERENCE, PREFERENCE_METRICS
+from tunelab.engine.objectives import (
+    CONDITION,
+    LOSS_METRICS,
+    PREFERENCE,
+    PREFERENCE_METRICS,
+    PREFERENCE_STAGES,
+)
 from tunelab.engine.spec.overrides import set_path
 from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
     DPO_LEARNING_RATE,
+    REWARD_LEARNING_RATE,
     DataSpec,
     EvalSpec,
     MethodSpec,
@@ -26,6 +33,14 @@ from tunelab.engine.spec.sections import (
     StrictModel,
     TrainSpec,
 )
+
+
+def default_learning_rates(stage: str) -> dict[str, float]:
+    """The learning rate of each method kind where the file gives none, for this stage."""
+    if stage == "reward":
+        return REWARD_LEARNING_RATE
+    return DPO_LEARNING_RATE if stage in PREFERENCE_STAGES else DEFAULT_LEARNING_RATE
+
 
 # a supervised stage's required sections (a dpo stage takes both from its parent)
 NO_MODEL = "model.base or model.scratch: required: the experiment has no [model] section"
@@ -53,12 +68,13 @@ class Experiment(StrictModel):
             if self.data is None:
                 raise ValueError(NO_DATA)
         computed = self.computed_metrics
-        if self.method.stage == "dpo":
-            searched = [k for k in ("method.beta", "method.loss_type") if k in self.search.space]
+        if self.method.stage in PREFERENCE_STAGES:
+            searched = [k for k in ("method.beta", "method.loss_type", "method.simpo_gamma")
+                        if k in self.search.space]
             if searched and self.search.objective in ("eval_loss", "loss"):
                 raise ValueError(
-                    f"search.objective: the DPO loss is not comparable across {searched[0]} "
-                    "values (each beta or loss type scales it differently), so eval_loss cannot "
+                    f"search.objective: the {self.method.stage} loss is not comparable across "
+                    f"{searched[0]} values (each scales it differently), so eval_loss cannot "
                     'choose between them: use objective = "reward_accuracy" with direction = '
                     '"maximize", or search neither')
         if self.search.objective not in computed | {PREFERENCE}:  # votes: engine.run.preference
@@ -78,27 +94,26 @@ class Experiment(StrictModel):
     def computed_metrics(self) -> set[str]:
         """What evaluation computes, so what an objective or a success criterion may name."""
         found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
-        return found | set(PREFERENCE_METRICS) if self.method.stage == "dpo" else found
+        return found | set(PREFERENCE_METRICS) if self.method.stage in PREFERENCE_STAGES else found
 
     @property
     def learning_rate(self) -> float:
-        defaults = DPO_LEARNING_RATE if self.method.stage == "dpo" else DEFAULT_LEARNING_RATE
-        return self.train.learning_rate or defaults[self.method.kind]
+        return self.train.learning_rate or default_learning_rates(self.method.stage)[self.method.kind]
 
     @property
     def base_model(self) -> ModelSpec:
         """[model]: the file's, or for a dpo stage its parent's (once resolved)."""
         if self.model is None:
-            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
-                            "model comes from method.from)")
+            raise SpecError(f"{self.name}: the {self.method.stage} stage's parent is not resolved "
+                            "yet (its model comes from method.from)")
         return self.model
 
     @property
     def dataset(self) -> DataSpec:
         """[data]: the file's, or for a dpo stage its parent's (once resolved)."""
         if self.data is None:
-            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
-                            "data comes from method.from)")
+            raise SpecError(f"{self.name}: the {self.method.stage} stage's parent is not resolved "
+                            "yet (its data comes from method.from)")
         return self.data
 
 
@@ -126,7 +141,7 @@ class LoadedSpec(StrictModel):
         """The same pipeline in under a minute on a CPU: a tiny model of the same family, one
         short epoch, two trials, a separate study (`NAME-smoke`) so the real one stays clean."""
         raw = self.raw
-        if self.experiment.method.stage == "dpo":  # the parent's model: only do less of it
+        if self.experiment.method.stage in PREFERENCE_STAGES:  # the parent's: only do less
             changes: dict[str, Any] = {
                 "name": f"{self.experiment.name}-smoke"[:64], "train.epochs": 1,
                 "train.logging_steps": 1, "search.trials": 2, "search.pruner": "none",

@@ -71,8 +71,9 @@ def print_trials(store: Path, name: str) -> None:
                       *judged, fmt.duration(t.duration_s))
     print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
-    dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
-    start = objectives.objective_value(objective, "dpo" if dpo else "sft", baseline) if plain_spec else None
+    stage = (plain_spec.get("method") or {}).get("stage", "sft")
+    dpo = stage != "sft"  # a preference stage: its parent is the baseline
+    start = objectives.objective_value(objective, stage, baseline) if plain_spec else None
     if preference:
         start = 0.0  # the ratings are over the base model
     if baseline:

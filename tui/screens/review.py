@@ -32,6 +32,7 @@ from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.title import ScreenTitle
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
+           "both_good": "both good",
            "skip": "skipped"}
 
 
