@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from tunelab.engine.errors import SpecError, TrainError
 from tunelab.engine.spec import LoadedSpec
@@ -59,6 +59,8 @@ class PreferenceReport:
     conflicting: int = 0  # pairs dropped because another vote said the opposite
     train: int = 0
     heldout: int = 0
+    stage: str = "dpo"  # the stage the pairs are for (kto reads them as single answers)
+    notes: list[str] = field(default_factory=list)  # said after the counts (label smoothing…)
 
     @property
     def usable(self) -> int:
@@ -182,8 +184,17 @@ def _position(prompt: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_pairs(pairs: list[Pair], heldout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """(train, held out) by a hash of each prompt; at least one prompt is held out."""
+class Prompted(Protocol):
+    @property
+    def prompt(self) -> str: ...
+
+
+T = TypeVar("T", bound=Prompted)
+
+
+def split_pairs(pairs: list[T], heldout: float, seed: int) -> tuple[list[T], list[T]]:
+    """(train, held out) by a hash of each prompt; at least one prompt is held out. Pairs, or
+    anything with a prompt (a kto stage's single answers)."""
     held = [p for p in pairs if _position(p.prompt, seed) < heldout]
     if not held and len({p.prompt for p in pairs}) > 1:
         first = min(pairs, key=lambda p: _position(p.prompt, seed)).prompt
@@ -221,7 +232,8 @@ class PreferenceData:
     parent_adapter: str | None
 
 
-def _pair_row(pair: Pair) -> dict[str, Any]:
+def pair_row(pair: Pair) -> dict[str, Any]:
+    """A pair as the prepared files hold it."""
     return {"prompt": pair.prompt, "messages": pair.messages, "chosen": pair.chosen,
             "rejected": pair.rejected, "origin": pair.origin}
 
@@ -232,6 +244,7 @@ def checked_pairs(spec: LoadedSpec, store: Path) -> tuple[list[Pair], list[Pair]
     exp = spec.experiment
     method = exp.method
     pairs, report = load_pairs(str(method.preferences), store)
+    report.stage = method.stage
     train, held = split_pairs(pairs, method.heldout, exp.train.seed)
     report.train, report.heldout = len(train), len(held)
     enough = report.usable >= method.min_pairs and train and held
@@ -240,24 +253,33 @@ def checked_pairs(spec: LoadedSpec, store: Path) -> tuple[list[Pair], list[Pair]
 
 def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
     """Checks and splits the pairs, writes them beside the parent's splits; refuses with too few."""
-    method = spec.experiment.method
     train, held, report, refusal = checked_pairs(spec, store)
     if refusal:
         raise SpecError(refusal, "too few preference pairs")
+    return write_prepared(spec, store, folder, report, {"train": [pair_row(p) for p in train],
+                                                        "heldout": [pair_row(p) for p in held]})
+
+
+def write_prepared(spec: LoadedSpec, store: Path, folder: Path, report: PreferenceReport,
+                   rows: dict[str, list[dict[str, Any]]], prefix: str = "prefs") -> PreferenceData:
+    """The stage's rows (split -> rows) written in a folder named by their fingerprint (and
+    the parent's), beside the parent's validation and test splits."""
+    method = spec.experiment.method
     name, number = method.parent
     _, parent_folder = parent_trial(store, name, number)
     manifest = json.loads((parent_folder / "manifest.json").read_text())
     best = parent_folder / "best"
     adapter = (best / "adapter_config.json").exists()
-    content = json.dumps([[_pair_row(p) for p in train], [_pair_row(p) for p in held],
-                          method.from_, manifest["data"]], sort_keys=True, ensure_ascii=False)
-    fingerprint = "prefs-" + hashlib.sha256(content.encode()).hexdigest()[:12]
+    content = json.dumps([*rows.values(), method.from_, manifest["data"]], sort_keys=True,
+                         ensure_ascii=False)
+    fingerprint = f"{prefix}-" + hashlib.sha256(content.encode()).hexdigest()[:12]
     out = folder / fingerprint
     out.mkdir(parents=True, exist_ok=True)
-    files = {"train": out / "train.jsonl", "heldout": out / "heldout.jsonl"}
-    for split, rows in (("train", train), ("heldout", held)):
-        text = "".join(json.dumps(_pair_row(p), ensure_ascii=False) + "\n" for p in rows)
-        files[split].write_text(text, encoding="utf-8")
+    files = {}
+    for split, found in rows.items():
+        files[split] = out / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in found),
+                                encoding="utf-8")
     for split in ("validation", "test"):  # the parent's: does preference tuning cost accuracy?
         if manifest["data"].get(split) and Path(manifest["data"][split]).exists():
             files[split] = Path(manifest["data"][split])

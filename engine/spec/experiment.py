@@ -42,6 +42,10 @@ def default_learning_rates(stage: str) -> dict[str, float]:
     return DPO_LEARNING_RATE if stage in PREFERENCE_STAGES else DEFAULT_LEARNING_RATE
 
 
+# how a stage is written in a sentence
+STAGE_NAMES = {"sft": "SFT", "dpo": "DPO", "kto": "KTO", "reward": "reward-model", "orpo": "ORPO",
+               "simpo": "SimPO"}
+
 # a supervised stage's required sections (a dpo stage takes both from its parent)
 NO_MODEL = "model.base or model.scratch: required: the experiment has no [model] section"
 NO_DATA = "data.train: required: the experiment has no [data] section"
@@ -67,13 +71,19 @@ class Experiment(StrictModel):
                 raise ValueError(NO_MODEL)
             if self.data is None:
                 raise ValueError(NO_DATA)
+        if self.method.stage == "kto" and (self.train.batch_size < 2
+                                           or self.train.micro_batch_size == 1):
+            raise ValueError("train.batch_size: a kto stage estimates its KL term from the other "
+                             "answers of each micro-batch: batch_size and micro_batch_size of "
+                             "at least 2")
         computed = self.computed_metrics
         if self.method.stage in PREFERENCE_STAGES:
             searched = [k for k in ("method.beta", "method.loss_type", "method.simpo_gamma")
                         if k in self.search.space]
             if searched and self.search.objective in ("eval_loss", "loss"):
                 raise ValueError(
-                    f"search.objective: the {self.method.stage} loss is not comparable across "
+                    f"search.objective: the {STAGE_NAMES[self.method.stage]} loss is not "
+                    "comparable across "
                     f"{searched[0]} values (each scales it differently), so eval_loss cannot "
                     'choose between them: use objective = "reward_accuracy" with direction = '
                     '"maximize", or search neither')
@@ -93,6 +103,8 @@ class Experiment(StrictModel):
     @property
     def computed_metrics(self) -> set[str]:
         """What evaluation computes, so what an objective or a success criterion may name."""
+        if self.method.stage == "reward":  # a reward model writes nothing: its pairs only
+            return {"eval_loss", "reward_accuracy", "reward_margin"}
         found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
         return found | set(PREFERENCE_METRICS) if self.method.stage in PREFERENCE_STAGES else found
 

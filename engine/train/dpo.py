@@ -26,11 +26,11 @@ from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
 from tunelab.engine.train import trial
-from tunelab.engine.train.builders import load_for_method, peft_config, trainer_arguments
+from tunelab.engine.train.builders import trainer_arguments
 from tunelab.engine.train.callbacks import Recorder, trial_callbacks
-from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
+from tunelab.engine.train.evaluate import evaluation_events, sample_events
 from tunelab.engine.train.pairs import named, pair_sets, preference_metrics, sequence_logps
-from tunelab.engine.train.sft import build_trainer
+from tunelab.engine.train.policy import label_smoothing, load_policy, pad_id, supervised_values
 from tunelab.store import Spool
 
 # the pair sets and the names of their metrics in evaluations
@@ -44,7 +44,7 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     # setup: the parent as the policy, the pairs, and the parent's numbers on them
     model, tokenizer, new_adapter = load_policy(job, exp, trainable=True)
     pairs = pair_sets(job, exp, tokenizer)
-    pad = _pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     before = {s: sequence_logps(model, p, pad, micro) for s, p in pairs.items()}
     recorder = Recorder(attempt)
     # eval.watch: the parent's first validation prompts, answered at each evaluation
@@ -63,7 +63,7 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     for split, name in MEASURED:
         after = sequence_logps(trainer.model, pairs[split], pad, micro)
         values.update(named(name, preference_metrics(after, before[split], exp.method.beta)))
-    found, samples = _supervised_values(job, exp, trainer.model, tokenizer, rows.validation,
+    found, samples = supervised_values(job, exp, trainer.model, tokenizer, rows.validation,
                                         rows.test)
     values.update(found)
     attempt.record(values, samples)
@@ -84,7 +84,7 @@ def run_baseline(job: TrialJob, progress: trial.Progress) -> TrialResult:
     answer, and its losses, metrics and samples on its own splits."""
     exp = Experiment.model_validate(job.experiment)
     model, tokenizer, new_adapter = load_policy(job, exp, trainable=True)
-    pad = _pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     progress("eval", {"what": "baseline"})
     pairs = pair_sets(job, exp, tokenizer)
     # the DPO loss where every trial starts: the parent is its own reference (all margins 0).
@@ -99,7 +99,7 @@ def run_baseline(job: TrialJob, progress: trial.Progress) -> TrialResult:
         logps = sequence_logps(dpo.model, pairs[split], pad)
         values.update(named(name, preference_metrics(logps, logps, exp.method.beta)))
     rows = {s: read_rows(job.data[s]) if s in job.data else [] for s in ("validation", "test")}
-    found, samples = _supervised_values(job, exp, dpo.model, tokenizer, rows["validation"],
+    found, samples = supervised_values(job, exp, dpo.model, tokenizer, rows["validation"],
                                         rows["test"])
     values.update(found)
     with Spool(job.store, tag="baseline") as spool:
@@ -107,17 +107,6 @@ def run_baseline(job: TrialJob, progress: trial.Progress) -> TrialResult:
     total, _ = models.count_parameters(model)
     value = objective_value(exp.search.objective, exp.method.stage, values)
     return TrialResult("complete", value=value, info={"params": total, "values": values})
-
-
-def load_policy(job: TrialJob, exp: Experiment, trainable: bool) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, a new adapter's config or None): the parent, ready to train on."""
-    tokenizer = models.load_tokenizer(job.base, exp)
-    model = load_for_method(job.base, exp)
-    if job.parent is None:  # full weights: train them, or a new adapter on them
-        return model, tokenizer, peft_config(exp) if trainable else None
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(model, job.parent, is_trainable=trainable), tokenizer, None
 
 
 def build_dpo_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
@@ -134,22 +123,11 @@ def build_dpo_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any
             return dataset
 
     # the DPO loss on the held-out pairs picks the checkpoint (metric_for_best_model eval_loss)
+    # label smoothing: robust DPO's share of flipped votes (a number, or from the raters'
+    # consistency: engine.review.rater_noise)
     args = DPOConfig(**trainer_arguments(job, exp, len(train), micro), beta=exp.method.beta,
-                     loss_type=[exp.method.loss_type])
+                     loss_type=[exp.method.loss_type],
+                     label_smoothing=label_smoothing(job, exp))
     return PreTokenized(model=model, args=args, train_dataset=Dataset.from_list(train),
                         eval_dataset=Dataset.from_list(heldout), processing_class=tokenizer,
                         peft_config=new_adapter, callbacks=callbacks)
-
-
-def _pad_id(tokenizer: Any) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def _supervised_values(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
-                       val_rows: list[dict], test_rows: list[dict]) -> tuple[dict, list]:
-    """Losses, generation metrics and samples on the parent's splits, as for an SFT trial."""
-    if not val_rows:
-        return {}, []
-    plain = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})
-    sft = build_trainer(job, plain, model, tokenizer, [], val_rows[:1], val_rows, micro=8)
-    return evaluate_model(sft, model, tokenizer, exp, val_rows, test_rows)

@@ -15,23 +15,28 @@ from tunelab.engine.spec import Experiment
 PAIR_SETS = ("train", "heldout")  # the prepared pair files of a preference stage
 
 
+def answer_ids(row: dict[str, Any], answer: str, tokenizer: Any,
+               template: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, answer ids) of an answer to a row's prompt (or its turns), rendered as in
+    supervised training: earlier answers are context (weight 0), only this one is compared."""
+    turns = row.get("messages") or [{"role": "user", "content": row["prompt"]}]
+    turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
+             if m["role"] != "assistant" or m.get("content")]
+    rendered = chat_render.render_tokens(
+        {"messages": [*turns, {"role": "assistant", "content": answer}]}, tokenizer, template)
+    first = rendered.trained.index(1) if 1 in rendered.trained else len(rendered.input_ids)
+    return rendered.input_ids[:first], rendered.input_ids[first:]
+
+
 def tokenize_pairs(pairs: list[dict[str, Any]], tokenizer: Any, template: str,
                    max_length: int) -> list[dict[str, list[int]]]:
     """prompt_ids / chosen_ids / rejected_ids per pair, rendered as in supervised training; a
     pair whose prompt alone fills max_length is left out (it has nothing left to compare)."""
     out = []
     for pair in pairs:
-        turns = pair.get("messages") or [{"role": "user", "content": pair["prompt"]}]
-        # earlier answers are context (weight 0): only the last answer is compared
-        turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
-                 if m["role"] != "assistant" or m.get("content")]
-        ids = []
-        for answer in (pair["chosen"], pair["rejected"]):
-            row = {"messages": [*turns, {"role": "assistant", "content": answer}]}
-            rendered = chat_render.render_tokens(row, tokenizer, template)
-            first = rendered.trained.index(1) if 1 in rendered.trained else len(rendered.input_ids)
-            ids.append((rendered.input_ids[:first], rendered.input_ids[first:]))
-        (prompt, chosen), (other, rejected) = ids
+        (prompt, chosen), (other, rejected) = (
+            answer_ids(pair, answer, tokenizer, template)
+            for answer in (pair["chosen"], pair["rejected"]))
         if prompt != other or len(prompt) >= max_length or not chosen or not rejected:
             continue
         out.append({"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected})
