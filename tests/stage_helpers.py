@@ -4,13 +4,14 @@ stages (kto, reward, dpo's label smoothing, orpo, simpo) and of the judge."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.engine.review import reviews as review
 from tunelab.store import ReviewItem, Spool, review_items, vote_event
 
-from conftest import train_tiny
+from conftest import EXPERIMENTS, train_tiny
 
 # the scripted rater's verdicts on the originals, in turn: mostly the base's answer (the
 # opposite of what the trained model likes), and every other kind of verdict
@@ -36,13 +37,17 @@ def choice_for(item: ReviewItem, verdict: str) -> str:
     return base_side if verdict == "base" else SWAP[base_side]
 
 
-def voted_review(folder: Path, prompts: int = 40) -> Voted:
-    """A LoRA SFT trial ('sft'), a review 'taste' of base against it on its test prompts, and
-    the scripted rater's votes; every second repeat is judged against the original (the rater
-    flips), so the consistency is about one half plus."""
+def voted_review(folder: Path, prompts: int = 100) -> Voted:
+    """A LoRA SFT trial ('sft'), a review 'taste' of base against it on prompts it did not
+    train on (about a tenth come back swapped), and the scripted rater's votes; the rater
+    flips on one repeat, so its consistency is (repeats - 1) / repeats."""
     store = train_tiny(folder, "sft", 'kind = "lora"\nr = 8')
+    rows = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[600:600 + prompts]
+    source = folder / "prompts.jsonl"
+    source.write_text("".join(json.dumps({"prompt": json.loads(r)["prompt"]}) + "\n"
+                              for r in rows))
     made = review.create(store, "sft", "taste", ["base", "best"],
-                         review.test_prompts(store, "sft", prompts), "test", max_new_tokens=3)
+                         review.file_prompts(source, prompts), str(source), max_new_tokens=3)
     items = review_items(store, made.id)
     originals = {i.item: i for i in items if i.repeat_of is None}
     votes: list[tuple[int, str]] = []
@@ -50,13 +55,14 @@ def voted_review(folder: Path, prompts: int = 40) -> Voted:
         votes.append((item.item, choice_for(item, SCRIPT[k % len(SCRIPT)])))
     given = dict(votes)
     consistent = repeats = 0
-    for k, item in enumerate(i for i in items if i.repeat_of is not None):
+    flipped = False
+    for item in (i for i in items if i.repeat_of is not None):
         first = given[item.repeat_of]
         if first == "skip":
             continue
         again = SWAP.get(first, first)  # the same verdict on the swapped sides
-        if k % 3 == 2 and first in SWAP:  # every third decisive repeat flips
-            again = first
+        if not flipped and first in SWAP:  # the first decisive repeat: the rater flips
+            again, flipped = first, True
         votes.append((item.item, again))
         repeats += 1
         consistent += again == SWAP.get(first, first)

@@ -17,7 +17,8 @@ CREATE TABLE judgements (
     PRIMARY KEY (review_id, item, rater, shown)
 );
 
--- The leaderboard as before, with "both good" counted as a tie is (half a win each).
+-- The leaderboard as before, from the people's votes (a judge's are left out, as the ratings
+-- leave them out by default), with "both good" counted as a tie is (half a win each).
 DROP VIEW leaderboard;
 CREATE VIEW leaderboard AS
 WITH live AS (
@@ -26,6 +27,7 @@ WITH live AS (
     JOIN review_items i ON i.review_id = v.review_id AND i.item = v.item
     JOIN reviews r ON r.id = v.review_id
     WHERE NOT coalesce(v.undone, false) AND v.choice IN ('a', 'b', 'tie', 'both_bad', 'both_good')
+      AND v.rater NOT LIKE 'judge:%'
 ), sides AS (
     SELECT experiment, model_a AS model_ref, choice,
            CASE choice WHEN 'a' THEN 1.0 WHEN 'b' THEN 0.0 ELSE 0.5 END AS score
