@@ -97,12 +97,16 @@ def reward_values(model: Any, pairs: list[dict[str, list[int]]], pad: int,
     chosen = rewards(model, [s["chosen_ids"] for s in seqs], pad, batch_size)
     rejected = rewards(model, [s["rejected_ids"] for s in seqs], pad, batch_size)
     margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    # the pairwise loss, −log σ(margin), as RewardTrainer computes it
+    loss = sum(math.log1p(math.exp(-m)) if m > -30 else -m for m in margins) / len(margins)
     return {"pairs": float(len(margins)),
             "reward_accuracy": sum(m > 0 for m in margins) / len(margins),
-            "reward_margin": sum(margins) / len(margins)}
+            "reward_margin": sum(margins) / len(margins), "loss": loss}
 
 
 def _all_values(model: Any, pairs: dict[str, list[dict]], pad: int, micro: int) -> dict[str, float]:
+    """The reward metrics of the held-out and the training pairs, with their pairwise loss
+    (the held-out one is preferences/loss: what picks a trial's checkpoint)."""
     values: dict[str, float] = {}
     for split, name in MEASURED:
         if pairs.get(split):
@@ -146,8 +150,9 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     # evaluate the best checkpoint (the trainer loaded it back) on the held-out and the
     # training pairs; a reward model writes nothing, so there are no samples
     attempt.progress("evaluate", {})
-    values: dict[str, float] = {"preferences/loss": trained.best} if trained.best is not None else {}
-    values.update(_all_values(trainer.model, pairs, pad_id(tokenizer), micro))
+    values = _all_values(trainer.model, pairs, pad_id(tokenizer), micro)
+    if trained.best is not None:  # the trainer's, on the checkpoint it picked (the same loss)
+        values["preferences/loss"] = trained.best
     attempt.record(values, [])
 
     # save: the new adapter with the head (or the weights); the parent's adapter is read back

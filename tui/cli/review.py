@@ -157,6 +157,9 @@ def stats(
                       "items")
     for rater, (k, share) in s.consistency.items():
         console.print(f"self-consistency {rater}: {share:.0%} of {k} repeated items judged alike")
+    from tunelab.tui.cli.judge import print_judges
+
+    print_judges(store, s.review)
 
 
 @review_app.command("export")
