@@ -140,7 +140,7 @@ class LocalJudge:
                 self.tokenizer, template)
             rendered.append(found[0] if found else text)
         written = generate(self.model, self.tokenizer, rendered, self.max_new_tokens, batch_size=8)
-        out = []
+        out: list[tuple[str, str | None]] = []
         for context, said in zip(rendered, written, strict=True):
             verdict = parse_verdict(said)
             if verdict is None:  # no verdict written: the likeliest one after what it wrote
