@@ -40,6 +40,12 @@ def _run(voted: Voted, stage: str, name: str, extra: str = "") -> dict[str, dict
     return st.evaluations(voted.store, name)
 
 
+@pytest.fixture(scope="module")
+def reward_model(voted: Voted) -> dict[str, dict[str, float]]:
+    """A reward stage trained on the review's pairs (taste-reward, trial 0): its evaluations."""
+    return _run(voted, "reward", "taste-reward")
+
+
 def test_kto_examples_count_what_each_kind_of_vote_gives(voted: Voted) -> None:
     spec = load_spec(stage_file(voted.store.parent, "kto", "kto-count"), store=voted.store)
     train, held, report, refusal = kto_examples.checked_examples(spec, voted.store)
@@ -90,9 +96,9 @@ def test_a_kto_stage_trains_on_every_vote_and_says_how_many_each_kind_gave(voted
     assert report["desirable_weight"] >= 1 and report["undesirable_weight"] >= 1
 
 
-def test_a_reward_stage_learns_the_pairs_and_scores_new_answers(voted: Voted) -> None:
-    values = _run(voted, "reward", "taste-reward")
-    parent, tuned = values["base"], values["trial:0"]  # the parent with an untrained head
+def test_a_reward_stage_learns_the_pairs_and_scores_new_answers(voted: Voted,
+                                                                reward_model) -> None:
+    parent, tuned = reward_model["base"], reward_model["trial:0"]  # the parent with an untrained head
     # one vote in nine goes against the rater's taste, so not every pair can be learnt
     assert tuned["preferences/loss"] < parent["preferences/loss"]
     assert tuned["preferences_train/loss"] < parent["preferences_train/loss"]
@@ -205,3 +211,61 @@ def test_judges_vote_on_the_same_review_and_the_stats_show_their_agreement(voted
     stats = CliRunner().invoke(cli, ["review", "stats", "taste", "--store", str(store)])
     assert stats.exit_code == 0, stats.output
     assert "judges and humans" in stats.output and "judge:scripted" in stats.output
+
+
+async def test_the_review_says_the_reward_models_prediction_after_the_vote_only(
+        voted: Voted, reward_model) -> None:
+    from tui_pilot import settle
+
+    from tunelab.engine.review.predicted import Predictor
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.review import ReviewScreen
+
+    review = st.find_review(voted.store, "taste")
+    app = TunelabApp([voted.store], lambda: ReviewScreen(voted.store, review, "pilot",
+                                                          reward="taste-reward:best"))
+
+    def said() -> list[str]:
+        return [n.message for n in app._notifications if "reward model" in n.message]
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        shown = app.screen.current
+        assert shown is not None and not said()  # blind: nothing predicted before the vote
+        await pilot.press("a")
+        await settle(pilot)
+        expected = Predictor.load(voted.store, "taste-reward:0").prefers_a(shown)
+        side = "A" if expected >= 0.5 else "B"
+        assert said() == [f"the reward model taste-reward:0 predicted {side} "
+                          f"({max(expected, 1 - expected):.0%})".replace("%", " %")]
+        await pilot.press("q")
+
+
+def test_a_preference_sweep_asks_first_about_the_trial_its_reward_model_expects_to_win(
+        voted: Voted, reward_model) -> None:
+    import threading
+
+    from tunelab.engine.review.predicted import first_waiting
+    from tunelab.engine.run.preference import PreferenceSweep
+    from tunelab.engine.spec import Experiment
+
+    exp = Experiment.model_validate({
+        "name": "steered", "model": {"base": "x"}, "data": {"train": "d.jsonl"},
+        "search": {"objective": "preference", "reward_model": "taste-reward:best"},
+        "eval": {"samples": 4}})
+    heard: list[tuple[str, dict]] = []
+    items = [i for i in voted.items if i.repeat_of is None][:6]
+    base_side = [(i.prompt, *((i.output_a, i.output_b) if i.model_a == "base"
+                              else (i.output_b, i.output_a))) for i in items]
+    with st.Spool(voted.store, tag="sweep") as spool:
+        sweep = PreferenceSweep(voted.store, exp, spool, threading.Lock(),
+                                lambda name, **data: heard.append((name, data)))
+        # trial 1 answers as the base did (what the rater votes for), trial 2 the other way
+        sweep._predict("trial:1", [(p, b or "", t or "") for p, b, t in base_side])
+        sweep._predict("trial:2", [(p, t or "", b or "") for p, b, t in base_side])
+    values = st.evaluations(voted.store, "steered")
+    one, two = values["trial:1"]["reward/predicted_win"], values["trial:2"]["reward/predicted_win"]
+    assert one == pytest.approx(1 - two, abs=1e-6) and one > 0.5
+    assert [name for name, _ in heard] == ["predicted", "predicted"]
+    assert first_waiting({"trial:1", "trial:2"}, values) == {"trial:1"}
+    assert first_waiting({"trial:3", "trial:4"}, values) == {"trial:3", "trial:4"}

@@ -399,6 +399,9 @@ class SearchSpec(StrictModel):
     workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
     # objective "preference": the most verdicts a trial waits for against its opponent
     votes_per_trial: int = Field(12, ge=1)
+    # objective "preference": a reward model ("EXPERIMENT:N" or "EXPERIMENT:best" of a reward
+    # stage) that predicts each waiting trial's wins; the one it expects to win is voted first
+    reward_model: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]*:(best|[0-9]+)$")
     space: dict[str, Dimension] = {}
 
     @model_validator(mode="before")

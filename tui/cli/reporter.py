@@ -272,6 +272,10 @@ class ConsoleReporter:
         self._print(f"trial {number:<3} waits for votes: {items} items against {opponent} "
                     f"· tunelab review {review}")
 
+    def on_predicted(self, number: int, share: float, model: str, **_: Any) -> None:
+        self._print(f"trial {number:<3} the reward model {model} predicts it wins "
+                    f"{fmt.percent(share)} of its votes (the highest is asked about first)")
+
     def on_placed(self, number: int, rating: float, how: str, opponent: str, votes: int,
                   interval: tuple[float, float], **_: Any) -> None:
         self.counts["voting"] = max(0, self.counts.get("voting", 0) - 1)

@@ -70,6 +70,9 @@ def vote(
     order: Annotated[str, typer.Option(help="adaptive: the next item where a vote teaches the "
                                        "most; random: the review's shuffled order.")]
     = "adaptive",
+    reward: Annotated[str | None, typer.Option(
+        help="A reward model (EXPERIMENT:N or EXPERIMENT:best of a stage = \"reward\" "
+             "experiment): what it predicted is shown after each vote, never before.")] = None,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """The voting screen: a and b, t tie, x both bad, w both good, s skip, u undo, r reveal, C comment,
@@ -82,7 +85,11 @@ def vote(
         raise TunelabError(f"--order {order!r}: adaptive or random", "bad option")
     st.flush_orphans(store)
     found, who = _found(store, name), review.rater_name(rater)
-    run_tui([store], lambda: ReviewScreen(store, found, who, order))
+    if reward is not None:
+        from tunelab.engine.review.predicted import reward_folder
+
+        reward_folder(store, reward)  # a wrong name is said now, not after the first vote
+    run_tui([store], lambda: ReviewScreen(store, found, who, order, reward))
 
 
 def _found(store: Path, name: str) -> st.ReviewRecord:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -24,6 +25,7 @@ from textual.worker import Worker, WorkerState
 
 from tunelab import store as st
 from tunelab.engine.review.order import REFIT_EVERY
+from tunelab.engine.review.predicted import first_waiting
 from tunelab.engine.review.reviews import fit_ratings, flagged, next_item
 from tunelab.store.errors import TunelabError
 from tunelab.tui import keys
@@ -59,8 +61,10 @@ class ReviewScreen(Screen):
         waiting: set[str]  # models a preference sweep waits on: their items first
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
-                 order: str = "adaptive") -> None:
+                 order: str = "adaptive", reward: str | None = None) -> None:
         super().__init__()
+        self.reward = reward  # a reward model (EXPERIMENT:N) whose prediction shows after a vote
+        self._predictor: Any = None
         self.store_path = store_path
         self.review = review
         self.rater = rater
@@ -107,8 +111,11 @@ class ReviewScreen(Screen):
     def _load(self) -> None:
         items = st.review_items(self.store_path, self.review.id)
         votes = st.review_votes(self.store_path, self.review.id)
-        self.post_message(self.Loaded(items, votes, st.waiting_models(self.store_path,
-                                                                      self.review.experiment)))
+        waiting = st.waiting_models(self.store_path, self.review.experiment)
+        if waiting:  # the trial a sweep's reward model expects to win, first
+            waiting = first_waiting(waiting, st.evaluations(self.store_path,
+                                                            self.review.experiment))
+        self.post_message(self.Loaded(items, votes, waiting))
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
         self.items, self.waiting = message.items, message.waiting
@@ -183,7 +190,29 @@ class ReviewScreen(Screen):
         if len(self.history) % REFIT_EVERY == 0:
             self._steer(list(self.items), list(self.votes))
         self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
+        if self.reward and choice != "skip":
+            self._predict(item)  # after the vote only: the review stays blind
         self._show_next()
+
+    @dataclass
+    class Predicted(Message):
+        words: str
+
+    @work(thread=True, exit_on_error=False, group="predict")
+    def _predict(self, item: st.ReviewItem) -> None:
+        """What the reward model predicted for the item just voted on (loaded once)."""
+        from tunelab.engine.review import predicted
+
+        try:
+            if self._predictor is None:
+                self._predictor = predicted.Predictor.load(self.store_path, str(self.reward))
+            said = predicted.words(self._predictor.prefers_a(item), self._predictor.name)
+        except TunelabError as failed:
+            said = f"no reward model: {failed.message}"
+        self.post_message(self.Predicted(said))
+
+    def on_review_screen_predicted(self, message: Predicted) -> None:
+        self.notify(message.words, timeout=4)
 
     def action_undo(self) -> None:
         if not self.history:
