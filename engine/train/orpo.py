@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tunelab.engine.errors import TrainError
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import policy, trial
@@ -27,9 +28,15 @@ def experimental() -> tuple[Any, Any, Any, Any]:
     """(ORPOConfig, ORPOTrainer, CPOConfig, CPOTrainer) from TRL's experimental module, whose
     import warning is said once here, in the docstring, rather than in every trial's log."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    from trl.experimental.cpo import CPOConfig, CPOTrainer
-    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    try:
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    except ImportError as error:
+        import trl
 
+        raise TrainError(f"TRL {trl.__version__} has no {error.name}: ORPO and SimPO need the "
+                         "trl.experimental trainers of TRL 1.16 (pip install 'trl>=1.16,<2')",
+                         "no ORPO or SimPO in this TRL") from None
     return ORPOConfig, ORPOTrainer, CPOConfig, CPOTrainer
 
 
