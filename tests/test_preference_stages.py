@@ -269,3 +269,33 @@ def test_a_preference_sweep_asks_first_about_the_trial_its_reward_model_expects_
     assert [name for name, _ in heard] == ["predicted", "predicted"]
     assert first_waiting({"trial:1", "trial:2"}, values) == {"trial:1"}
     assert first_waiting({"trial:3", "trial:4"}, values) == {"trial:3", "trial:4"}
+
+
+def test_a_kto_file_gives_unpaired_rows_and_pairs(tmp_path: Path) -> None:
+    rows = [{"prompt": "p1", "completion": "yes", "label": True},
+            {"prompt": [{"role": "user", "content": "p2"}],
+             "completion": [{"role": "assistant", "content": "no"}], "label": False},
+            {"prompt": "p3", "chosen": "good", "rejected": "bad"},
+            {"prompt": "p1", "completion": "yes", "label": True},  # the same answer again
+            {"prompt": "p4", "completion": "x", "label": "maybe"}]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    examples, report = kto_examples.load_examples(str(path), tmp_path)
+    assert [(e.prompt, e.completion, e.desirable) for e in examples] == [
+        ("p1", "yes", True), ("p2", "no", False), ("p3", "good", True), ("p3", "bad", False)]
+    assert examples[1].messages == [{"role": "user", "content": "p2"}]
+    assert report.by_vote == {"file": {"votes": 4, "desirable": 3, "undesirable": 2}}
+    assert report.duplicates == 1 and report.rows_read == 6
+    assert report.broken == ["answers.jsonl:5: neither completion and label (true or false) nor "
+                             "chosen and rejected",
+                             "answers.jsonl:6: not JSON (Expecting property name enclosed in "
+                             "double quotes)"]
+
+
+def test_the_flip_rate_inverts_the_chance_of_judging_a_repeat_alike() -> None:
+    from tunelab.engine.review.rater_noise import flip_rate
+
+    for epsilon in (0.0, 0.05, 0.2, 0.35, 0.5):
+        c = (1 - epsilon) ** 2 + epsilon ** 2  # two independent judgements agree
+        assert flip_rate(c) == pytest.approx(epsilon)
+    assert flip_rate(0.3) == 0.5  # worse than chance reads as coin flips

@@ -138,17 +138,8 @@ def _answer(value: Any) -> str | None:
 def file_examples(path: Path, report: ExampleReport) -> list[Example]:
     """Unpaired rows (prompt, completion, label) and pairs (prompt, chosen, rejected)."""
     examples: list[Example] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        report.rows_read += 1
-        where = f"{path.name}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            report.broken.append(f"{where}: not JSON ({error.msg})")
-            continue
-        prompt = row.get("prompt") if isinstance(row, dict) else None
+    for where, row in preferences.json_rows(path, report):
+        prompt = row.get("prompt")
         messages = None
         if isinstance(prompt, list):  # conversational: the turns before the answer
             messages = [m for m in prompt if isinstance(m, dict) and "role" in m]

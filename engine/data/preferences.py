@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -89,8 +90,9 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
-    pairs = []
+def json_rows(path: Path, report: PreferenceReport) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(file:line, row) for each JSON object of a JSON-lines file, counted in the report; a
+    line that is not one is reported as broken."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -104,6 +106,12 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
         if not isinstance(row, dict):
             report.broken.append(f"{where}: not an object")
             continue
+        yield where, row
+
+
+def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
+    pairs = []
+    for where, row in json_rows(path, report):
         prompt, messages = row.get("prompt"), row.get("messages")
         if isinstance(prompt, list):  # conversational: the turns before the answer
             messages = [m for m in prompt if isinstance(m, dict) and "role" in m]
