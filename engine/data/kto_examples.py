@@ -38,8 +38,13 @@ GIVES: dict[str, tuple[bool | None, bool | None]] = {
     "both_good": (True, True), "tie": (None, None), "skip": (None, None)}
 # the kinds of vote the report counts, in the order it says them
 KINDS = ("decisive", "both_bad", "both_good", "tie", "skip", "file")
-KIND_WORDS = {"decisive": "decisive votes", "both_bad": "both bad", "both_good": "both good",
-              "tie": "ties", "skip": "skips", "file": "file rows"}
+KIND_WORDS = {"decisive": ("decisive vote", "decisive votes"), "both_bad": ("both bad",) * 2,
+              "both_good": ("both good",) * 2, "tie": ("tie", "ties"), "skip": ("skip", "skips"),
+              "file": ("file row", "file rows")}
+
+
+def _kind(n: int, kind: str) -> str:
+    return f"{n} {KIND_WORDS[kind][n != 1]}"
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,7 @@ class ExampleReport(PreferenceReport):
     undesirable_weight: float = 1.0
 
     def dropped(self) -> list[str]:
-        parts = [f"{n} {w}" for n, w in ((self.left_out.get("tie", 0), "ties"),
-                                         (self.left_out.get("skip", 0), "skips")) if n]
+        parts = [_kind(self.left_out[k], k) for k in ("tie", "skip") if self.left_out.get(k)]
         if self.conflicting:
             parts.append(f"{self.conflicting} contradicted by another vote")
         return parts + ([f"{len(self.broken)} broken rows"] if self.broken else [])
@@ -78,7 +82,7 @@ class ExampleReport(PreferenceReport):
         for kind in KINDS:
             n = self.by_vote.get(kind)
             if n:
-                lines.append(f"{n['votes']} {KIND_WORDS[kind]} → {n['desirable']} desirable + "
+                lines.append(f"{_kind(n['votes'], kind)} → {n['desirable']} desirable + "
                              f"{n['undesirable']} undesirable")
         return lines
 
