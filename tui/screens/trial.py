@@ -155,7 +155,7 @@ class TrialScreen(TabbedScreen):
         o, s = self.trial.overview, self.experiment.summary
         objective = s.objective or "eval_loss"
         base = self.evaluations.get("base", {})
-        baseline = base.get(objectives.metric_key(objective))
+        baseline = base.get(objectives.metric_key(objective, objectives.stage_of(self.spec)))
         value = o.value if o.value is not None else o.best_value
         text = Text()
         text.append(f"{o.method_kind or '?'} · ")
@@ -187,7 +187,10 @@ class TrialScreen(TabbedScreen):
             xs, ys = self.curves.series(split, "loss", x)
             if xs:
                 series.append(Series(label, xs, ys, marker=marker))
-        base = self.evaluations.get("base", {}).get("validation/loss")
+        # the base model's loss where the validation curve is measured: a dpo stage's is its
+        # DPO loss on the held-out pairs, not the parent's supervised loss
+        base = self.evaluations.get("base", {}).get(
+            objectives.metric_key("eval_loss", objectives.stage_of(self.spec)))
         if base is not None and series:
             lo = min(min(s.xs) for s in series)
             hi = max(max(s.xs) for s in series)

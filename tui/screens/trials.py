@@ -220,7 +220,7 @@ class TrialsScreen(StoreScreen):
         key_of = {id(t): k for k, t in self.keys.items()}
         base = self.evaluations.get("base")
         if base:
-            base_value = base.get(objectives.metric_key(objective))
+            base_value = base.get(objectives.metric_key(objective, objectives.stage_of(self.spec)))
             cells = {"mark": Text("base", style="bold magenta"), "number": "—",
                      "state": Text("baseline", style="magenta"), "method": "—",
                      **{f"p:{k}": "" for k in params}, "objective": fmt.number(base_value),
