@@ -299,3 +299,29 @@ def test_the_flip_rate_inverts_the_chance_of_judging_a_repeat_alike() -> None:
         c = (1 - epsilon) ** 2 + epsilon ** 2  # two independent judgements agree
         assert flip_rate(c) == pytest.approx(epsilon)
     assert flip_rate(0.3) == 0.5  # worse than chance reads as coin flips
+
+
+async def test_w_votes_both_good_which_the_ratings_count_as_a_tie_and_dpo_leaves_out(
+        tmp_path: Path) -> None:
+    from review_helpers import write_review
+    from tui_pilot import settle
+
+    from tunelab.engine.data.preferences import dpo_pairs
+    from tunelab.engine.review import reviews
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.review import ReviewScreen
+
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 4)
+    app = TunelabApp([store], lambda: ReviewScreen(store, st.find_review(store, "r1"), "pilot"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("w", "a")
+        await pilot.press("q")
+        await settle(pilot)
+    st.flush_orphans(store)
+    assert sorted(v.choice for v in st.review_votes(store, "r1")) == ["a", "both_good"]
+    rows, left_out = dpo_pairs(store, "r1")
+    assert len(rows) == 1 and left_out["both_good"] == 1  # not a pair: neither answer won
+    [x, y] = reviews.stats(store, "r1", bootstrap=50).pairs[:2]
+    assert (x.ties, y.ties) == (1, 1)  # half a win each, like a tie
