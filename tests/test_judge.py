@@ -246,3 +246,66 @@ def test_a_local_model_folder_judges_every_item_in_both_orders(trained_store: Pa
         by_item.setdefault(j.item, {})[j.shown] = j.verdict
     assert votes == {i: o["as shown"] if o["as shown"] == o["swapped"] else "tie"
                      for i, o in by_item.items()}
+
+
+def test_the_next_item_for_a_person_is_where_the_judge_doubts(judged) -> None:
+    store, _, _ = judged
+    items = st.review_items(store, "rj")
+    judgements = st.judgements(store, "rj")
+    unsure = [i for i in range(ITEMS) if None not in judge_orders(i)
+              and judge_orders(i)[0] != judge_orders(i)[1]]
+    # the good answer is always model x, which the people rate higher: a "wrong" verdict of
+    # the judge contradicts their ratings
+    against = [i for i in range(ITEMS) if JUDGE[i % len(JUDGE)] == "wrong"]
+    votes = [v for v in st.review_votes(store, "rj")]
+    seen = []
+    for _ in range(len(unsure) + len(against) + 1):
+        item = review.next_item(items, votes, "cy", "adaptive", judged=judgements)
+        assert item is not None
+        seen.append(item.item)
+        votes.append(st.VoteRecord(f"v{item.item}", "rj", item.item, "cy", good_side(item.item),
+                                   1.0, False))
+    assert seen[:len(unsure)] == unsure  # first where it disagreed with itself
+    assert seen[len(unsure):-1] == against  # then where it contradicts the people's ratings
+    assert seen[-1] not in unsure + against  # then the adaptive order as before
+    # the random order and the judge itself are not steered
+    first = review.next_item(items, [], "dee", "random", judged=judgements)
+    assert first is not None and first.item == 0
+
+
+def test_the_ratings_count_humans_by_default_and_judges_or_all_on_request(judged) -> None:
+    store, _, _ = judged
+    people = review.stats(store, "judged", bootstrap=50)
+    assert set(people.per_rater) == {"ana", "bo"} and people.raters == "humans"
+    saved = st.query(store, "select model_ref, votes from review_ratings where scope = 'rj'")
+    judges = review.stats(store, "judged", bootstrap=50, raters="judges")
+    assert set(judges.per_rater) == {"judge:stub-judge-7b"}
+    everyone = review.stats(store, "judged", bootstrap=50, raters="all")
+    assert set(everyone.per_rater) == {"ana", "bo", "judge:stub-judge-7b"}
+    # only the people's fit is saved: the leaderboard stays theirs
+    assert st.query(store, "select model_ref, votes from review_ratings where scope = 'rj'"
+                    ).rows == saved.rows
+    done = CliRunner().invoke(cli, ["review", "stats", "judged", "--raters", "judges",
+                                    "--store", str(store)])
+    assert done.exit_code == 0 and "(judges' votes; not saved)" in done.output
+
+
+async def test_the_statistics_screen_shows_the_judges(judged) -> None:
+    from test_tui_review import screen_text
+    from tui_pilot import settle
+
+    from tunelab.tui.app import TunelabApp
+    from tunelab.tui.screens.review_stats import ReviewStatsScreen
+
+    store, _, _ = judged
+    found = agreement.review_judges(store, "rj")
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "judged")))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        text = screen_text(app.screen)
+        ana = next(a for a in found.agreements if a.human == "ana")
+        row = next(line.split() for line in text.splitlines()
+                   if line.split()[:2] == ["judge:stub-judge-7b", "ana"])
+        assert row[2] == str(ana.shared) and row[-1] == f"{ana.kappa:.2f}"
+        assert "votes are left out of the ratings above" in " ".join(text.split())
+        await pilot.press("q")

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tunelab.engine.review.judge import ORDERS, is_judge
 from tunelab.engine.review.votes import DECISIVE, Vote, counted
@@ -173,3 +174,46 @@ def review_judges(store: Path, review_id: str) -> JudgeStats:
 
     votes = as_votes(review_items(store, review_id), review_votes(store, review_id))
     return JudgeStats(agreements(votes), leanings(votes, judgements(store, review_id)))
+
+
+RATERS = ("humans", "judges", "all")  # whose votes a fit of the ratings counts
+
+
+def check_raters(raters: str) -> None:
+    if raters not in RATERS:
+        from tunelab.engine.errors import DataError
+
+        raise DataError(f"raters = {raters!r}: expected one of {', '.join(RATERS)}", "bad setting")
+
+
+def by_raters(votes: Sequence[Vote], raters: str = "humans") -> list[Vote]:
+    """The votes of the people (the default), of the LLM judges, or of all."""
+    check_raters(raters)
+    if raters == "all":
+        return list(votes)
+    return [v for v in votes if is_judge(v.rater) == (raters == "judges")]
+
+
+def judge_doubts(items: Sequence[Any], votes: Sequence[Vote], judged: Sequence[Judgement],
+                 rater: str) -> list[Any]:
+    """The items (ReviewItems) `rater` has not voted on where a judge doubts: first those whose
+    two orders it judged differently, then those where its verdict contradicts the ratings the
+    people's votes give now (it prefers the model they rate lower). A person's vote there says
+    the most about whether the judge can be trusted, and about the models."""
+    from tunelab.engine.review.bradley_terry import ratings
+
+    mine = {v.item for v in votes if v.rater == rater}
+    left = {i.item: i for i in items if i.item not in mine and i.repeat_of is None}
+    unsure = set().union(*self_disagreements(judged).values()) & set(left)
+    rated = {r.model: r.rating for r in ratings(by_raters(votes), bootstrap=0)
+             if r.finite and r.rating is not None}
+    against: set[int] = set()
+    for j in judged:
+        item = left.get(j.item)
+        if item is None or j.verdict not in DECISIVE or j.item in unsure:
+            continue
+        won, lost = ((item.model_a, item.model_b) if j.verdict == "a"
+                     else (item.model_b, item.model_a))
+        if won in rated and lost in rated and rated[won] < rated[lost]:
+            against.add(j.item)
+    return [left[k] for k in left if k in unsure] + [left[k] for k in left if k in against]

@@ -107,14 +107,19 @@ def stats(
                                       "bars) instead of text.")] = False,
     ties: Annotated[str, typer.Option(help="How ties and both-bad count: half (half a win "
                                       "each) or ignore (left out).")] = "half",
+    raters: Annotated[str, typer.Option(help="Whose votes the ratings count: humans (the "
+                                        "people), judges (the LLM judges) or all.")] = "humans",
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """Win rates, Bradley–Terry ratings with intervals, position bias, agreement. The ratings
-    are saved to the store (the leaderboard view)."""
+    """Win rates, Bradley–Terry ratings with intervals, position bias, agreement, and each LLM
+    judge's agreement with each person. The people's ratings are saved to the store (the
+    leaderboard view)."""
     from tunelab.engine.review import reviews as review
     from tunelab.engine.review import votes as review_words
+    from tunelab.engine.review.agreement import check_raters
 
     review_words.check_ties(ties)
+    check_raters(raters)
     st.flush_orphans(store)
     if tui:
         from tunelab.tui.app import run as run_tui
@@ -123,8 +128,9 @@ def stats(
         found = _found(store, name)
         run_tui([store], lambda: ReviewStatsScreen(store, found))
         return
-    s = review.stats(store, name, ties=ties)
-    console.print(f"[bold]{s.review.name}[/] · {s.votes} votes on {s.items} items · "
+    s = review.stats(store, name, ties=ties, raters=raters)
+    whose = "" if raters == "humans" else f" ({raters}' votes; not saved)"
+    console.print(f"[bold]{s.review.name}[/]{whose} · {s.votes} votes on {s.items} items · "
                   + ", ".join(f"{r} {k}" for r, k in sorted(s.per_rater.items())))
     if not s.votes:
         console.print(f"no votes yet: tunelab review {name}")

@@ -59,6 +59,7 @@ class ReviewScreen(Screen):
         items: list[st.ReviewItem]
         votes: list[st.VoteRecord]
         waiting: set[str]  # models a preference sweep waits on: their items first
+        judged: list[st.Judgement]  # the LLM judges' verdicts: where they doubt comes next
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
                  order: str = "adaptive", reward: str | None = None) -> None:
@@ -81,6 +82,7 @@ class ReviewScreen(Screen):
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
         self.leaving = False
         self.waiting: set[str] = set()
+        self.judged: list[st.Judgement] = []
         self._poll: Timer | None = None  # reloads the items while a preference sweep waits
 
     def compose(self) -> ComposeResult:
@@ -115,10 +117,11 @@ class ReviewScreen(Screen):
         if waiting:  # the trial a sweep's reward model expects to win, first
             waiting = first_waiting(waiting, st.evaluations(self.store_path,
                                                             self.review.experiment))
-        self.post_message(self.Loaded(items, votes, waiting))
+        self.post_message(self.Loaded(items, votes, waiting,
+                                      st.judgements(self.store_path, self.review.id)))
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
-        self.items, self.waiting = message.items, message.waiting
+        self.items, self.waiting, self.judged = message.items, message.waiting, message.judged
         known = {v.id for v in message.votes}  # this session's votes the store may not have yet
         self.votes = list(message.votes) + [v for v in self.votes if v.id not in known]
         self.done = {v.item for v in self.votes if v.rater == self.rater}
@@ -167,7 +170,7 @@ class ReviewScreen(Screen):
     def _show_next(self) -> None:
         again, self.again = self.again, None
         self.current = again or next_item(self.items, self.votes, self.rater, self.order,
-                                          self.steer, self.waiting)
+                                          self.steer, self.waiting, self.judged)
         self._say_progress()
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
