@@ -307,5 +307,5 @@ async def test_the_statistics_screen_shows_the_judges(judged) -> None:
         row = next(line.split() for line in text.splitlines()
                    if line.split()[:2] == ["judge:stub-judge-7b", "ana"])
         assert row[2] == str(ana.shared) and row[-1] == f"{ana.kappa:.2f}"
-        assert "votes are left out of the ratings above" in " ".join(text.split())
+        assert "Judges · LLM raters, left out of the ratings above" in text
         await pilot.press("q")

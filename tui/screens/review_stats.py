@@ -157,8 +157,7 @@ def judges_view(found: JudgeStats) -> Group | Text:
     """Each LLM judge against each person, and everyone's position and length leanings."""
     if not found.judged:
         return Text("Judges: none yet (`tunelab review judge NAME --model REF`).", style="dim")
-    parts: list[Table | Text] = [heading("Judges", "an LLM judge is a rater; its votes are left "
-                                         "out of the ratings above")]
+    parts: list[Table | Text] = [heading("Judges", "LLM raters, left out of the ratings above")]
     for columns, rows in ((judge_words.AGREEMENT_COLUMNS, judge_words.agreement_rows(
             found.agreements)), (judge_words.LEANING_COLUMNS,
                                  judge_words.leaning_rows(found.leanings))):
