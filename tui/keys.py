@@ -126,8 +126,9 @@ SCREENS: dict[str, tuple[str, ...]] = {
     "compare": ("+x_axis", "+parameter", "+method", "tab", "+back", "+help"),
     "SQL": ("~enter", "+query", "+results", "copy", "+back", "+help"),
     "help": ("+back",),
-    # r (reveal) is said on the line above the prompt, which leaves the footer room for w
-    "review": ("+a_better", "+b_better", "+tie", "+both_bad", "+both_good", "+skip", "+undo",
+    # s (skip) and r (reveal) are said on the line above the prompt, which leaves the footer
+    # room for w at 80 columns
+    "review": ("+a_better", "+b_better", "+tie", "+both_bad", "+both_good", "skip", "+undo",
                "reveal",
                "comment", "statistics", "+back", "+help"),
     "new review": ("~enter", "+back"),

@@ -159,8 +159,8 @@ class ReviewScreen(Screen):
     def _say_progress(self) -> None:
         total = len(self.items)
         self.query_one("#progress", Static).update(
-            f"item {min(len(self.done) + 1, total)} of {total} · r reveal last · C comment · "
-            "V stats" if self.current else
+            f"item {min(len(self.done) + 1, total)} of {total} · s skip · r reveal last · "
+            "C comment · V stats" if self.current else
             f"all {total} items voted · V shows the statistics, q leaves")
         warn = self.current is not None and flagged(self.current, self.review.models)
         # one line: the blindness warning first; else what the votes still have to separate
