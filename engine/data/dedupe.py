@@ -18,6 +18,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ def signatures(texts: Sequence[str]) -> np.ndarray:
     return found
 
 
+@lru_cache(maxsize=8)  # datasketch integrates numerically to choose: a tenth of a second a call
 def _bands(threshold: float) -> tuple[int, int]:
     """(bands, rows a band) as datasketch's MinHashLSH picks them for this threshold (equal weight
     on false positives and negatives), so the candidates are those datasketch would find."""

@@ -66,7 +66,6 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- fingerprint
 
-
 def _all_sources(spec: LoadedSpec) -> dict[str, list[str]]:
     data = spec.experiment.dataset
     named = {s: [p for t in data.sources(s) for p in data_sources.expand(t, spec.folder)] for s in SPLITS}
@@ -94,7 +93,6 @@ def fingerprint(spec: LoadedSpec) -> str:
 
 
 # ---------------------------------------------------------------- tokenizer
-
 
 def tokenizer_for(spec: LoadedSpec, train_rows: list[dict[str, Any]], runs: Path | None = None) -> Any:
     """The tokenizer the trials will use: the base model's, or for a scratch model the one trained
@@ -192,8 +190,8 @@ class _Preparation:
     findings: Findings = field(default_factory=Findings)
     parts: dict[str, np.ndarray] = field(default_factory=dict)
     lengths: dict[str, list[int]] = field(default_factory=dict)
-    counted: dict[str, int] = field(default_factory=lambda: {
-        "rows_read": 0, "duplicates": 0, "leaked": 0, "answers_split": 0, "turn_by_turn": 0})
+    counted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("rows_read", "duplicates", "leaked", "answers_split", "turn_by_turn"), 0))
     mixed: dict[str, int] = field(default_factory=dict)
 
     def run(self) -> DataReport:
@@ -326,7 +324,6 @@ class _Preparation:
             passes.check_tokens(facts, row, self.origin, self.tokenizer, self.findings,
                                 eos=split == "train" and len(keep) < EOS_SAMPLE)
             self.counted["answers_split"] += bool(facts.split_answers[row])
-            self.counted["turn_by_turn"] += bool(facts.turn_by_turn[row])
             n = int(facts.length[row])
             if n > max_length:
                 if self.data.too_long == "drop":
@@ -335,6 +332,7 @@ class _Preparation:
                     continue
                 self.findings.add("too_long", "warning", f"longer than train.max_length "
                                   f"({max_length:,} tokens): the trainer cuts the end off", self.origin(row))
+            self.counted["turn_by_turn"] += bool(facts.turn_by_turn[row])  # not a problem: counted
             keep.append(row)
             lengths.append(n)
         self.parts[split] = np.array(keep, dtype=np.int64)

@@ -1,5 +1,6 @@
-"""Training: build the model, one file per stage (SFT, DPO), metrics, evaluation, generation.
-Runs inside a trial process.
+"""Training: one recipe per stage (sft.py, dpo.py) on a shared harness (trial.py: callbacks,
+retries after out-of-memory, manifest, the best checkpoint), model building, evaluation,
+generation, metrics. Runs inside a trial process.
 
 May import: tunelab.engine.data, tunelab.engine.spec, tunelab.engine.errors,
 tunelab.engine.objectives, tunelab.engine.format, tunelab.store; and of the runner only

@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from tunelab.engine.data.prepare import read_rows
@@ -22,8 +23,9 @@ def prompt_id(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()[:12]
 
 
-def loss_on(trainer: Any, rows: list[dict[str, Any]], tokenizer: Any) -> float:
-    dataset = tokens.rendered(rows, tokenizer)
+def loss_on(trainer: Any, rows: list[dict[str, Any]], tokenizer: Any, cache: Path | None = None) -> float:
+    """The trainer's loss on the rows (rendered once per sweep when a cache folder is given)."""
+    dataset = tokens.rendered(rows, tokenizer, cache)
     return float(trainer.evaluate(eval_dataset=dataset, metric_key_prefix="x")["x_loss"])
 
 
@@ -106,13 +108,16 @@ def sample_events(exp: Experiment, ref: str, samples: list[dict[str, Any]]) -> l
 
 def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
                    val_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
-                   val_loss: float | None = None) -> tuple[dict[str, float], list[dict]]:
+                   val_loss: float | None = None, cache: Path | None = None,
+                   ) -> tuple[dict[str, float], list[dict]]:
     """Loss, perplexity and generation metrics on validation (loss; metrics too when the
-    objective is one) and test; returns ("split/name" -> value, samples)."""
+    objective is one) and test; returns ("split/name" -> value, samples). With a cache folder
+    (the prepared data's), each split is rendered once per sweep (engine.train.tokens)."""
     values: dict[str, float] = {}
-    values["validation/loss"] = val_loss if val_loss is not None else loss_on(trainer, val_rows, tokenizer)
+    values["validation/loss"] = (val_loss if val_loss is not None
+                                 else loss_on(trainer, val_rows, tokenizer, cache))
     if test_rows:
-        values["test/loss"] = loss_on(trainer, test_rows, tokenizer)
+        values["test/loss"] = loss_on(trainer, test_rows, tokenizer, cache)
     for split in ("validation", "test"):
         if f"{split}/loss" in values:
             values[f"{split}/perplexity"] = math.exp(min(values[f"{split}/loss"], 50))

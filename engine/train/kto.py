@@ -27,7 +27,7 @@ from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import policy, trial
 from tunelab.engine.train.builders import trainer_arguments
-from tunelab.engine.train.pairs import answer_ids
+from tunelab.engine.train.pairs import answers_ids
 
 # the prepared files of a kto stage's examples (its pairs are "train" and "heldout")
 EXAMPLES = ("examples", "heldout_examples")
@@ -35,14 +35,16 @@ EXAMPLES = ("examples", "heldout_examples")
 
 def tokenize_examples(rows: list[dict[str, Any]], tokenizer: Any, template: str,
                       max_length: int) -> list[dict[str, Any]]:
-    """prompt_ids / completion_ids / label per example, rendered as in supervised training; an
-    example whose prompt alone fills max_length, or whose answer is empty, is left out."""
+    """prompt_ids / completion_ids / label per example, rendered as in supervised training (the
+    answer cut where prompt and answer reach max_length, as for pairs); an example whose prompt
+    alone fills max_length, or whose answer is empty, is left out."""
+    found = answers_ids([(row, row["completion"]) for row in rows], tokenizer, template)
     out = []
-    for row in rows:
-        prompt, answer = answer_ids(row, row["completion"], tokenizer, template)
+    for row, (prompt, answer) in zip(rows, found, strict=True):
         if len(prompt) >= max_length or not answer:
             continue
-        out.append({"prompt_ids": prompt, "completion_ids": answer, "label": bool(row["label"])})
+        out.append({"prompt_ids": prompt, "completion_ids": answer[:max_length - len(prompt)],
+                    "label": bool(row["label"])})
     return out
 
 
@@ -60,7 +62,7 @@ def example_sets(job: TrialJob, exp: Experiment, tokenizer: Any) -> dict[str, li
 
 def build_kto_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
                       new_adapter: Any, callbacks: list[Any], pairs: dict[str, list[dict]],
-                      micro: int) -> Any:
+                      micro: int, reference: Any = None) -> Any:
     from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 

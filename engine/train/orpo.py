@@ -55,7 +55,8 @@ def _features(feature: dict[str, list[int]], max_length: int) -> dict[str, list[
 
 
 def build_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any, new_adapter: Any,
-                  callbacks: list[Any], pairs: dict[str, list[dict]], micro: int) -> Any:
+                  callbacks: list[Any], pairs: dict[str, list[dict]], micro: int,
+                  reference: Any = None) -> Any:
     from datasets import Dataset
 
     orpo_config, orpo_trainer, cpo_config, cpo_trainer = experimental()

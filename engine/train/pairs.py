@@ -1,7 +1,7 @@
 """Preference pairs as a model reads them: tokenized exactly as supervised training renders a
 conversation (chat_render), so the answers are scored in the format the parent learned; the
 summed log-probability of each answer; and the preference metrics on them. For every recipe
-that learns from pairs (dpo.py)."""
+that learns from votes (dpo.py, kto.py, reward.py, orpo.py)."""
 
 from __future__ import annotations
 
@@ -15,32 +15,43 @@ from tunelab.engine.spec import Experiment
 PAIR_SETS = ("train", "heldout")  # the prepared pair files of a preference stage
 
 
-def answer_ids(row: dict[str, Any], answer: str, tokenizer: Any,
-               template: str) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) of an answer to a row's prompt (or its turns), rendered as in
-    supervised training: earlier answers are context (weight 0), only this one is compared."""
-    turns = row.get("messages") or [{"role": "user", "content": row["prompt"]}]
-    turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
-             if m["role"] != "assistant" or m.get("content")]
-    rendered = chat_render.render_tokens(
-        {"messages": [*turns, {"role": "assistant", "content": answer}]}, tokenizer, template)
-    first = rendered.trained.index(1) if 1 in rendered.trained else len(rendered.input_ids)
-    return rendered.input_ids[:first], rendered.input_ids[first:]
-
-
 def tokenize_pairs(pairs: list[dict[str, Any]], tokenizer: Any, template: str,
                    max_length: int) -> list[dict[str, list[int]]]:
-    """prompt_ids / chosen_ids / rejected_ids per pair, rendered as in supervised training; a
-    pair whose prompt alone fills max_length is left out (it has nothing left to compare)."""
+    """prompt_ids / chosen_ids / rejected_ids per pair, rendered as in supervised training (all
+    answers in one batch); an answer is cut where prompt and answer reach max_length (as the
+    trainer's collator cuts it, so every number is of what is trained), and a pair whose prompt
+    alone fills max_length is left out (it has nothing left to compare)."""
+    found = answers_ids([(pair, answer) for pair in pairs
+                         for answer in (pair["chosen"], pair["rejected"])], tokenizer, template)
     out = []
-    for pair in pairs:
-        (prompt, chosen), (other, rejected) = (
-            answer_ids(pair, answer, tokenizer, template)
-            for answer in (pair["chosen"], pair["rejected"]))
+    for (prompt, chosen), (other, rejected) in zip(found[::2], found[1::2], strict=True):
         if prompt != other or len(prompt) >= max_length or not chosen or not rejected:
             continue
-        out.append({"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected})
+        room = max_length - len(prompt)
+        out.append({"prompt_ids": prompt, "chosen_ids": chosen[:room], "rejected_ids": rejected[:room]})
     return out
+
+
+def answers_ids(answers: list[tuple[dict[str, Any], str]], tokenizer: Any,
+                template: str) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, answer ids) of each (row, answer): the answer to the row's prompt (or its
+    turns), rendered as in supervised training, all in one batch. Earlier answers are context
+    (weight 0): only this one is compared (a pair's two answers; a kto stage's one; a reward
+    model's scored one)."""
+    rows = []
+    for row, answer in answers:
+        turns = row.get("messages") or [{"role": "user", "content": row["prompt"]}]
+        turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
+                 if m["role"] != "assistant" or m.get("content")]
+        rows.append({"messages": [*turns, {"role": "assistant", "content": answer}]})
+    rendered = chat_render.render_many(rows, tokenizer, template, strict=True, offsets=False)
+    return [_prompt_and_answer(r) for r in rendered]
+
+
+def _prompt_and_answer(rendered: Any) -> tuple[list[int], list[int]]:
+    """A rendered pair row's ids before its (last, only trained) answer, and from it on."""
+    first = rendered.trained.index(1) if 1 in rendered.trained else len(rendered.input_ids)
+    return rendered.input_ids[:first], rendered.input_ids[first:]
 
 
 def pair_sets(job: TrialJob, exp: Experiment, tokenizer: Any) -> dict[str, list[dict]]:

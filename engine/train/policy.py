@@ -15,8 +15,8 @@ returns its TRL trainer; `train_policy(attempt, build)` reads top to bottom as e
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from tunelab.engine.data.prepare import read_rows
 from tunelab.engine.objectives import objective_value
@@ -28,6 +28,7 @@ from tunelab.engine.train.builders import load_for_method, peft_config
 from tunelab.engine.train.callbacks import Recorder, trial_callbacks
 from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
 from tunelab.engine.train.pairs import named, pair_sets, preference_metrics, sequence_logps
+from tunelab.engine.train.reference import Logps, reference_logps
 from tunelab.engine.train.sft import build_trainer
 from tunelab.store import Spool
 
@@ -38,7 +39,13 @@ MEASURED_FILE = "stage"
 # keys whose values scale a stage's loss: with one searched, no one baseline loss compares
 LOSS_SCALES = {"method.beta", "method.loss_type", "method.simpo_gamma"}
 
-Build = Callable[[TrialJob, Experiment, Any, Any, Any, list[Any], dict[str, list[dict]], int], Any]
+class Build(Protocol):
+    """A recipe's trainer: `reference` (the parent's log-probabilities of the pairs, measured once
+    a sweep) lets a DPO trainer skip running the reference at every step; others ignore it."""
+
+    def __call__(self, job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
+                 new_adapter: Any, callbacks: list[Any], pairs: dict[str, list[dict]], micro: int,
+                 reference: dict[str, Logps] | None = None) -> Any: ...
 
 
 def load_policy(job: TrialJob, exp: Experiment, trainable: bool) -> tuple[Any, Any, Any]:
@@ -83,21 +90,21 @@ def supervised_values(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any
     if not val_rows:
         return {}, []
     plain = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})
-    sft = build_trainer(job, plain, model, tokenizer, [], val_rows[:1], val_rows, micro=8)
-    return evaluate_model(sft, model, tokenizer, exp, val_rows, test_rows)
+    cache = Path(job.data["validation"]).parent  # the parent's prepared data: rendered once a sweep
+    sft = build_trainer(job, plain, model, tokenizer, [], val_rows[:1], val_rows, micro=8, cache=cache)
+    return evaluate_model(sft, model, tokenizer, exp, val_rows, test_rows, cache=cache)
 
 
-def pair_values(model: Any, pairs: dict[str, list[dict]], pad: int, micro: int, beta: float,
-                before: dict[str, Any] | None) -> dict[str, float]:
-    """The preference metrics of each non-empty pair set (against `before`, the parent's
-    log-probabilities; None: the model is its own reference)."""
+def pair_values(model: Any | None, pairs: dict[str, list[dict]], pad: int, micro: int,
+                beta: float, before: dict[str, Logps]) -> dict[str, float]:
+    """The preference metrics of each non-empty pair set, against `before` (the parent's
+    log-probabilities); model None: the parent itself, its own reference."""
     values: dict[str, float] = {}
     for split, name in MEASURED:
         if not pairs.get(split):  # a kto stage's votes may hold no decisive one on a side
             continue
-        now = sequence_logps(model, pairs[split], pad, micro)
-        values.update(named(name, preference_metrics(now, before[split] if before else now,
-                                                      beta)))
+        now = before[split] if model is None else sequence_logps(model, pairs[split], pad, micro)
+        values.update(named(name, preference_metrics(now, before[split], beta)))
     return values
 
 
@@ -107,13 +114,16 @@ def train_policy(attempt: trial.Attempt, build: Build) -> TrialResult:
     job, exp, rows, micro = attempt.job, attempt.exp, attempt.rows, attempt.micro
 
     # setup: the parent as the policy, the pairs, and the parent's numbers on them
+    # (the reference: measured once per sweep, by the baseline)
     model, tokenizer, new_adapter = load_policy(job, exp, trainable=True)
     pairs = pair_sets(job, exp, tokenizer)
     pad = pad_id(tokenizer)
-    before = {s: sequence_logps(model, p, pad, micro) for s, p in pairs.items() if p}
+    before = reference_logps(job, exp, model, pairs, pad)
     recorder = Recorder(attempt)
+    # eval.watch: the parent's first validation prompts, answered at each evaluation
     trainer = build(job, exp, model, tokenizer, new_adapter,
-                    trial_callbacks(attempt, recorder, tokenizer, rows.validation), pairs, micro)
+                    trial_callbacks(attempt, recorder, tokenizer, rows.validation), pairs, micro,
+                    reference=before)
 
     # train
     trained = trial.train(attempt, trainer, recorder)
@@ -144,11 +154,15 @@ def policy_baseline(job: TrialJob, progress: trial.Progress, build: Build) -> Tr
     pad = pad_id(tokenizer)
     progress("eval", {"what": "baseline"})
     pairs = pair_sets(job, exp, tokenizer)
+    reference = reference_logps(job, exp, model, pairs, pad)  # kept for every trial
+    # the loss where every trial starts (a dpo trainer's parent is its own reference: all
+    # margins 0). Each beta and loss type gives it another value: with one searched there is
+    # no one baseline loss to compare trials with, so none is recorded.
     trainer = build(job, exp, model, tokenizer, new_adapter, [], pairs, 8)
     values: dict[str, float] = {}
     if not LOSS_SCALES & set(exp.search.space):
         values["preferences/loss"] = float(trainer.evaluate()["eval_loss"])
-    values.update(pair_values(trainer.model, pairs, pad, 8, exp.method.beta, None))
+    values.update(pair_values(None, pairs, pad, 8, exp.method.beta, reference))
     rows = {s: read_rows(job.data[s]) if s in job.data else [] for s in ("validation", "test")}
     found, samples = supervised_values(job, exp, trainer.model, tokenizer, rows["validation"],
                                        rows["test"])

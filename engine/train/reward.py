@@ -32,7 +32,7 @@ from tunelab.engine.train import trial
 from tunelab.engine.train.builders import peft_config, trainer_arguments
 from tunelab.engine.train.callbacks import Recorder, trial_callbacks
 from tunelab.engine.train.evaluate import evaluation_events
-from tunelab.engine.train.pairs import answer_ids, named, pair_sets
+from tunelab.engine.train.pairs import answers_ids, named, pair_sets
 from tunelab.engine.train.policy import MEASURED, pad_id
 from tunelab.store import Spool
 
@@ -208,8 +208,8 @@ class RewardScorer:
     def scores(self, prompt: str, messages: list[dict] | None, answers: list[str]) -> list[float]:
         """The reward of each answer to one prompt (its turns, when it is a conversation)."""
         row = {"prompt": prompt, "messages": messages}
-        seqs = [sum(answer_ids(row, a, self.tokenizer, self.template), [])[:self.max_length]
-                for a in answers]
+        seqs = [(p + a)[:self.max_length]
+                for p, a in answers_ids([(row, a) for a in answers], self.tokenizer, self.template)]
         return rewards(self.model, seqs, pad_id(self.tokenizer))
 
     def prefers_a(self, prompt: str, messages: list[dict] | None, a: str, b: str) -> float:

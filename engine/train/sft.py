@@ -43,7 +43,7 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     # evaluate the best checkpoint (the trainer loaded it back) on validation and test
     attempt.progress("evaluate", {})
     values, samples = evaluate_model(trainer, trainer.model, tokenizer, exp, rows.validation,
-                                     rows.test, val_loss=trained.best)
+                                     rows.test, val_loss=trained.best, cache=attempt.cache)
     attempt.record(values, samples)
     score_examples(attempt, trainer, tokenizer)
 
