@@ -17,7 +17,6 @@ from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
 from tunelab import store as st
-from tunelab.engine.review import agreement
 from tunelab.engine.review import reviews as review
 from tunelab.tui.cli import app as cli
 
@@ -134,7 +133,7 @@ def test_the_judges_votes_combine_both_orders_as_mt_bench_counts_them(judged) ->
 
 def test_agreement_kappa_and_position_match_an_independent_count(judged) -> None:
     store, output, _ = judged
-    found = agreement.review_judges(store, "rj")
+    found = review.review_judges(store, "rj")
     by_human = {a.human: a for a in found.agreements}
     assert set(by_human) == {"ana", "bo"}
 
@@ -298,7 +297,7 @@ async def test_the_statistics_screen_shows_the_judges(judged) -> None:
     from tunelab.tui.screens.review_stats import ReviewStatsScreen
 
     store, _, _ = judged
-    found = agreement.review_judges(store, "rj")
+    found = review.review_judges(store, "rj")
     app = TunelabApp([store], lambda: ReviewStatsScreen(store, st.find_review(store, "judged")))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)

@@ -19,12 +19,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tunelab.engine.review.judge import ORDERS, is_judge
 from tunelab.engine.review.votes import DECISIVE, Vote, counted
-from tunelab.store import Judgement, judgements, review_items, review_votes
+from tunelab.store import Judgement
 
 
 def label(choice: str) -> str:
@@ -166,14 +165,6 @@ class JudgeStats:
     @property
     def judged(self) -> bool:
         return any(is_judge(r.rater) for r in self.leanings)
-
-
-def review_judges(store: Path, review_id: str) -> JudgeStats:
-    """The judges' agreement with each human and every rater's leanings on one review."""
-    from tunelab.engine.review.reviews import as_votes
-
-    votes = as_votes(review_items(store, review_id), review_votes(store, review_id))
-    return JudgeStats(agreements(votes), leanings(votes, judgements(store, review_id)))
 
 
 RATERS = ("humans", "judges", "all")  # whose votes a fit of the ratings counts

@@ -21,6 +21,13 @@ from typing import Any
 from tunelab.engine.data.preferences import plain, readable
 from tunelab.engine.errors import DataError, TrainError
 from tunelab.engine.review import stats as rs
+from tunelab.engine.review.agreement import (
+    JudgeStats,
+    agreements,
+    by_raters,
+    judge_doubts,
+    leanings,
+)
 from tunelab.engine.review.judge import is_judge
 from tunelab.engine.review.style import StyleFit, length_share, style_fit
 from tunelab.store import (
@@ -35,6 +42,7 @@ from tunelab.store import (
     VoteRecord,
     experiment_spec,
     find_review,
+    judgements,
     list_reviews,
     review_items,
     review_votes,
@@ -214,7 +222,6 @@ def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
     verdicts (`store.judgements`): in the adaptive order, the items where a judge disagrees
     with itself or with the people's ratings come next (engine.review.agreement)."""
     from tunelab.engine.review import order as orders
-    from tunelab.engine.review.agreement import judge_doubts
 
     first = [i for i in items if waiting and {i.model_a, i.model_b} & waiting]
     if first:  # the fit of these items alone: their votes are what the sweep waits for
@@ -270,7 +277,6 @@ def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half",
     """Everything the stats screen and `review stats` show, from the votes of `raters` (the
     people by default; the LLM judges, or all). The people's ratings are fitted by
     `fit_ratings`, so they are also written to the store (the `leaderboard` view)."""
-    from tunelab.engine.review.agreement import by_raters
 
     review = find_review(store, name)
     if review is None:
@@ -305,7 +311,6 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
 
     The people's votes are fitted (and saved) by default; `raters` "judges" or "all" fits the
     LLM judges' or everyone's, shown but not saved, so the leaderboard stays the people's."""
-    from tunelab.engine.review.agreement import by_raters
 
     reviews = [r for r in list_reviews(store) if r.experiment == experiment]
     votes = {r.id: by_raters(as_votes(review_items(store, r.id), review_votes(store, r.id)), raters)
@@ -340,3 +345,10 @@ def _live_votes(votes: list[rs.Vote]) -> dict[str, int]:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def review_judges(store: Path, review_id: str) -> JudgeStats:
+    """The LLM judges' agreement with each person and every rater's leanings on one review
+    (engine.review.agreement)."""
+    votes = as_votes(review_items(store, review_id), review_votes(store, review_id))
+    return JudgeStats(agreements(votes), leanings(votes, judgements(store, review_id)))

@@ -102,9 +102,9 @@ def _review(store: Path, name: str) -> st.ReviewRecord:
 
 def print_judges(store: Path, review: st.ReviewRecord) -> None:
     """The judges' agreement with each human, and every rater's position and length leanings."""
-    from tunelab.engine.review import agreement, judge_words
+    from tunelab.engine.review import judge_words, reviews
 
-    found = agreement.review_judges(store, review.id)
+    found = reviews.review_judges(store, review.id)
     if not found.judged:
         return
     table = Table(title="judges and humans", title_justify="left")

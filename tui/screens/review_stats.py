@@ -26,7 +26,8 @@ from tunelab.engine import format as fmt
 from tunelab.engine.review import judge_words, words
 from tunelab.engine.review import reviews as review
 from tunelab.engine.review import stats as rs
-from tunelab.engine.review.agreement import JudgeStats, review_judges
+from tunelab.engine.review.agreement import JudgeStats
+from tunelab.engine.review.reviews import review_judges
 from tunelab.engine.review.style import StyleFit
 from tunelab.store.errors import TunelabError
 from tunelab.tui import keys
