@@ -99,6 +99,9 @@ samples = 6
 max_new_tokens = 8
 watch = 1
 example_losses = true
+metrics = ["perplexity", "exact_match"]  # and so a few-shot baseline (base+3shot)
+[eval.forgetting]
+max_texts = 8
 """
 
 
@@ -107,7 +110,7 @@ def documented_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store as the docs' example queries assume one (read it, don't change it): a real
     three-trial sweep named `quickstart` (full and LoRA, watched prompts, example losses), a
     blind review of the base against the best trial with votes from two raters, and its ratings
-    fitted by `tunelab review stats`."""
+    fitted by `tunelab review stats`; the few-shot baseline and forgetting measured."""
     from typer.testing import CliRunner
 
     from tunelab import store as st

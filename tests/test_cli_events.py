@@ -30,6 +30,9 @@ SAMPLES: dict[str, Any] = {
     "kind": "eval", "data": {"epoch": 1.0, "step": 10, "eval_loss": 0.5}, "review": "taste",
     "waiting": 1, "opponent": "base", "items": 8, "rating": 120.0, "how": "won", "votes": 6,
     "interval": (10.0, 230.0), "numbers": [3], "told": 120.0, "total": 12,
+    "baselines": {"base": {"test/exact_match": 0.1}, "base+3shot": {"test/exact_match": 0.92}},
+    "meets": "the base model with 3 examples meets exact_match ≥ 0.9: you may not need to "
+             "fine-tune",
     "report": None,  # per event below
     "outcome": TrialOutcome(3, {"train.learning_rate": 3e-3},
                             TrialResult("failed", fail_reason="timeout", error="killed"), 40.0),

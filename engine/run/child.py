@@ -97,7 +97,8 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
         elif kind in ("trial", "baseline"):  # the stage's recipe (engine.train.stages)
             from tunelab.engine.train import stages
 
-            run = stages.trial(job.stage) if kind == "trial" else stages.baseline(job.stage)
+            run = (stages.trial(job.stage, job.head) if kind == "trial"
+                   else stages.baseline(job.stage))
             result = run(job, progress)
         elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)
             import tunelab.engine.run.preload  # noqa: F401 - what a trial needs before it trains

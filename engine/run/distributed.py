@@ -96,7 +96,7 @@ def main() -> None:
 
     from tunelab.engine.train import stages
 
-    run_trial = stages.trial(job.stage)
+    run_trial = stages.trial(job.stage, job.head)
 
     print(f"tunelab: rank {rank} of {os.environ.get('WORLD_SIZE')}", flush=True)
     try:

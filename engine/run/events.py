@@ -7,7 +7,7 @@ here and shown nowhere is a type error (mypy), not a line the user silently neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:  # annotations only: this module is imported before the training stack
@@ -65,6 +65,9 @@ class BaselineStart:
 class Baseline:
     values: dict[str, float]
     cached: bool  # measured by an earlier run of the study
+    # every baseline by model ref: "base" and the few-shot "base+3shot" (engine.baselines)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    meets: str | None = None  # "the base model with 3 examples meets …" (baselines.meets_words)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ class TrialJob:
         """method.stage: which recipe runs the trial and its baseline (engine.train.stages)."""
         return str(self.experiment.get("method", {}).get("stage", "sft"))
 
+    @property
+    def head(self) -> str:
+        """lm or classification: a classification trial runs engine.train.classify."""
+        return str(self.experiment.get("method", {}).get("head", "lm"))
+
 
 @dataclass(frozen=True)
 class TrialResult:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.baselines import BASE, is_baseline, meets_words
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
@@ -69,9 +70,9 @@ class Runner:
                                                  self._event) if preference.wanted(self.exp) else None)
 
     def _check_objectives(self) -> None:
-        computed = self.exp.computed_metrics | {*EXTRA_OBJECTIVES, PREFERENCE}
+        extra = {*EXTRA_OBJECTIVES, PREFERENCE}
         for name in self.exp.search.all_objectives:
-            if name not in computed:
+            if not self.exp.computes(name) and name not in extra:
                 raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "
                                 f"cost, duration_s or a metric of eval.metrics", "unknown objective")
 
@@ -120,6 +121,10 @@ class Runner:
                 scratch.like if scratch and scratch.like else "the scratch model's config")))
         if exp.method.stage != "sft":  # a preference stage (dpo, kto, reward, orpo, simpo)
             return self._prepare_preferences()
+        if exp.eval.harness is not None:  # an unknown benchmark is refused before any training
+            from tunelab.engine.train.benchmarks import check_tasks
+
+            check_tasks(exp)
         prepared = data_prep.prepare(self.spec, self.runs / "data")
         self._event(events.DataPrepared(report=prepared.report, smoke=self.smoke))
         self.spool.write([data_prep.report_event(exp.name, prepared)])
@@ -295,13 +300,18 @@ class Runner:
                   plain: dict[str, Any]) -> dict[str, float]:
         """The base model's values: from the store when an earlier run measured them, else
         measured now in a trial process (they come back with its result)."""
-        known = {}
+        from tunelab.engine.train import fewshot
+
+        known: dict[str, dict[str, float]] = {}
         if self.store.exists():
             self.spool.ingest(wait=5)
-            known = evaluations(self.store, self.exp.name).get("base", {})
-        if known:
-            self._event(events.Baseline(values=known, cached=True))
-            return known
+            known = {ref: values for ref, values in evaluations(self.store, self.exp.name).items()
+                     if is_baseline(ref)}
+        # a study begun before the few-shot baseline existed measures it now (and the base again)
+        if BASE in known and (len(known) > 1 or not fewshot.wanted(self.exp)):
+            self._event(events.Baseline(values=known[BASE], cached=True, baselines=known,
+                                        meets=meets_words(self.exp.success, known)))
+            return known[BASE]
         self._event(events.BaselineStart())
         result = run_child("baseline", self._job(None, None, plain, base, prepared,
                                                  self.runs / "baseline"))
@@ -309,7 +319,9 @@ class Runner:
             self._event(events.BaselineFailed(error=result.error))
             return {}
         values: dict[str, float] = result.info.get("values") or {}
-        self._event(events.Baseline(values=values, cached=False))
+        found = result.info.get("baselines") or {BASE: values}
+        self._event(events.Baseline(values=values, cached=False, baselines=found,
+                                    meets=meets_words(self.exp.success, found)))
         return values
 
     def _keep(self, rows: list[Any]) -> None:

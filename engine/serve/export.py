@@ -2,7 +2,9 @@
 
 An adapter (LoRA, QLoRA, prefix) is written as is, loadable with `PeftModel.from_pretrained`;
 with `merge` it is folded into the base weights (loaded in full precision, also for QLoRA) and
-written as a plain model, loadable with `AutoModelForCausalLM.from_pretrained`. A model card
+written as a plain model, loadable with `AutoModelForCausalLM.from_pretrained`. A classifier's
+adapter is always merged: its classes live in the config of whole weights, and the export
+loads with `AutoModelForSequenceClassification.from_pretrained`. A model card
 (README.md) opens with the metadata block the hub and model tools read (base_model,
 library_name, tags, datasets), then lists the experiment, the parameters, the data fingerprint
 and the metrics.
@@ -42,16 +44,19 @@ def _metadata(exp: Experiment, base: str, library: str) -> str:
                for s in (data.sources(split) if data is not None else [])]
     datasets = [s.removeprefix("hub:").split("?")[0] if s.startswith("hub:") else Path(s).name
                 for s in dict.fromkeys(sources)]
+    task = "text-classification" if exp.method.head == "classification" else "text-generation"
     fields = {"base_model": base, "library_name": library,
-              "tags": ["tunelab", exp.method.kind, "text-generation"], "datasets": datasets,
-              "pipeline_tag": "text-generation"}
+              "tags": ["tunelab", exp.method.kind, task], "datasets": datasets,
+              "pipeline_tag": task}
     return "---\n" + "".join(f"{k}: {json.dumps(v)}\n" for k, v in fields.items()) + "---\n"
 
 
 def _card(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],
           merged: bool, adapter: bool) -> str:
-    loader = ("from transformers import AutoModelForCausalLM\n"
-              "model = AutoModelForCausalLM.from_pretrained(\"PATH\")") if merged or not adapter else (
+    auto = "AutoModelForSequenceClassification" if exp.method.head == "classification" \
+        else "AutoModelForCausalLM"
+    loader = (f"from transformers import {auto}\n"
+              f"model = {auto}.from_pretrained(\"PATH\")") if merged or not adapter else (
         "from peft import AutoPeftModelForCausalLM\n"
         "model = AutoPeftModelForCausalLM.from_pretrained(\"PATH\")")
     params = "\n".join(f"| `{k}` | {v} |" for k, v in trial.params.items()) or "| — | — |"
@@ -131,7 +136,11 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
 def _write(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],
            best: Path, out: Path, merge: bool, adapter: bool) -> None:
     """The model (adapter, merged or full weights), its tokenizer and the card, into `out`."""
-    if merge and adapter:
+    if exp.method.head == "classification" and adapter:
+        # a classifier ships whole, whatever --merge says: the head's classes live in the
+        # config, which an adapter folder lacks, so only merged weights load as they are
+        _merge_classifier(exp, manifest, best, out)
+    elif merge and adapter:
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,4 +158,21 @@ def _write(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, out / item.name)
         if adapter:
             _point_at_base(out / "adapter_config.json", _base(manifest))
-    (out / "README.md").write_text(_card(exp, trial, manifest, values, merge and adapter, adapter))
+    merged = adapter and (merge or exp.method.head == "classification")
+    (out / "README.md").write_text(_card(exp, trial, manifest, values, merged, adapter))
+
+
+def _merge_classifier(exp: Experiment, manifest: dict[str, Any], best: Path, out: Path) -> None:
+    """A LoRA classifier folded into its base: AutoModelForSequenceClassification loads `out`."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from tunelab.engine.train.classify import labels_of, load_classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(str(best))
+    float32 = exp.model_copy(update={"model": exp.base_model.model_copy(update={"dtype": "float32"})})
+    base = load_classifier(_base(manifest), float32, labels_of(best.parent), tokenizer)
+    model = PeftModel.from_pretrained(base, str(best)).merge_and_unload()
+    model.to(torch.float32).save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))

@@ -36,6 +36,10 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
             raise TrainError(f"{experiment} has no complete trial yet")
         ref = f"trial:{found.number}"
     spec = Experiment.model_validate(experiment_spec(store, experiment))
+    if spec.method.head == "classification":
+        raise TrainError(f"{experiment} trains a classifier: it answers a text with a label, "
+                         "not in words; its samples and confusion matrix are in the trial screen, "
+                         "and `tunelab export` ships it")
     if ref == "base" and spec.method.stage in PREFERENCE_STAGES:  # it starts from its parent
         name, number = spec.method.parent
         return replace(resolve(store, name, f"trial:{number}"), ref="base")

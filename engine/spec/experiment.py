@@ -14,11 +14,13 @@ from pydantic import Field, model_validator
 from tunelab.engine.errors import SpecError
 from tunelab.engine.objectives import (
     CONDITION,
+    EXTRA_OBJECTIVES,
     LOSS_METRICS,
     PREFERENCE,
     PREFERENCE_METRICS,
     PREFERENCE_STAGES,
 )
+from tunelab.engine.spec import measures
 from tunelab.engine.spec.overrides import set_path
 from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
@@ -71,11 +73,8 @@ class Experiment(StrictModel):
                 raise ValueError(NO_MODEL)
             if self.data is None:
                 raise ValueError(NO_DATA)
-        if self.method.stage == "kto" and (self.train.batch_size < 2
-                                           or self.train.micro_batch_size == 1):
-            raise ValueError("train.batch_size: a kto stage estimates its KL term from the other "
-                             "answers of each micro-batch: batch_size and micro_batch_size of "
-                             "at least 2")
+        for problem in measures.problems(self):
+            raise ValueError(problem)
         computed = self.computed_metrics
         if self.method.stage in PREFERENCE_STAGES:
             searched = [k for k in ("method.beta", "method.loss_type", "method.simpo_gamma")
@@ -87,12 +86,17 @@ class Experiment(StrictModel):
                     f"{searched[0]} values (each scales it differently), so eval_loss cannot "
                     'choose between them: use objective = "reward_accuracy" with direction = '
                     '"maximize", or search neither')
-        if self.search.objective not in computed | {PREFERENCE}:  # votes: engine.run.preference
+        if not self.computes(self.search.objective) and self.search.objective != PREFERENCE:
             raise ValueError(
                 f"search.objective {self.search.objective!r} is never computed; use eval_loss "
                 f"or add it to eval.metrics (computed: {', '.join(sorted(computed))})")
+        for name in self.search.all_objectives[1:]:  # what `tunelab run` would refuse
+            if not self.computes(name) and name not in {*EXTRA_OBJECTIVES, PREFERENCE}:
+                raise ValueError(f"search.objectives: {name!r} is never computed; use eval_loss, "
+                                 "cost, duration_s or a metric that evaluation computes "
+                                 f"(computed: {', '.join(sorted(computed))})")
         for metric, condition in self.success.items():
-            if metric not in computed:
+            if not self.computes(metric):
                 raise ValueError(f"success.{metric}: {metric!r} is never computed; add it to "
                                  f"eval.metrics (computed: {', '.join(sorted(computed))})")
             if not CONDITION.match(condition):
@@ -102,11 +106,18 @@ class Experiment(StrictModel):
 
     @property
     def computed_metrics(self) -> set[str]:
-        """What evaluation computes, so what an objective or a success criterion may name."""
+        """What evaluation computes, so what an objective or a success criterion may name (and
+        the TASK:METRIC scores of [eval.harness]: see `computes`)."""
         if self.method.stage == "reward":  # a reward model writes nothing: its pairs only
             return {"eval_loss", "reward_accuracy", "reward_margin"}
-        found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics}
+        if self.method.head == "classification":  # a classifier's loss has no perplexity
+            return {"eval_loss", "loss", *measures.measured(self)}
+        found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics, *measures.measured(self)}
         return found | set(PREFERENCE_METRICS) if self.method.stage in PREFERENCE_STAGES else found
+
+    def computes(self, metric: str) -> bool:
+        """Whether evaluation computes `metric` (a benchmark's TASK:METRIC once it runs)."""
+        return metric in self.computed_metrics or measures.is_benchmark_score(self, metric)
 
     @property
     def learning_rate(self) -> float:

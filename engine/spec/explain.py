@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from tunelab.engine.format import number
 from tunelab.engine.objectives import PREFERENCE_STAGES
+from tunelab.engine.spec import measures
 from tunelab.engine.spec.conditions import choices, conditions, describe, fixed_value, order
 from tunelab.engine.spec.experiment import Experiment, default_learning_rates
 from tunelab.engine.spec.schema import field_is_int
@@ -122,7 +123,8 @@ def summary(exp: Experiment) -> list[str]:
         d = exp.dataset
         head = [f"model   {model}",
                 f"data    {d.train} (split {d.split.train:g}/{d.split.validation:g}/{d.split.test:g})",
-                f"method  {method.kind}"]
+                f"method  {method.kind}" + (" · a classification head" if method.head == "classification"
+                                            else "")]
     lines = [
         *head,
         f"train   {exp.train.epochs} epochs · batch {exp.train.batch_size} · lr {lr_text} · "
@@ -130,6 +132,9 @@ def summary(exp: Experiment) -> list[str]:
         f"search  {s.trials} trials · {s.sampler} (seed {s.seed}) · {prune} · "
         f"{s.direction} {s.objective}" + (f" · timeout {s.timeout:g}s" if s.timeout else ""),
     ]
+    measured = measures.describe(exp)
+    if measured:
+        lines.append(measured)
     if exp.success:
         lines.append("success " + " and ".join(f"{k} {v}" for k, v in exp.success.items()))
     return lines

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from tunelab.engine.errors import SpecError
 from tunelab.engine.objectives import PREFERENCE_STAGES
+from tunelab.engine.spec import measures
 from tunelab.engine.spec.conditions import choices, condition_problems
 from tunelab.engine.spec.experiment import NO_DATA, NO_MODEL, Experiment, LoadedSpec
 from tunelab.engine.spec.lines import Places, key_lines, split_key
@@ -182,10 +183,15 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
         general = experiment.eval.general
         if general and not (file.parent / Path(general).expanduser()).exists():
             errors.append((places("eval.general"), f"eval.general: no file at {file.parent / general}"))
+        errors += [(places(key), what) for key, what in measures.missing_paths(experiment, file.parent)]
     if errors or experiment is None:
         count = f"{len(errors)} mistake{'s' if len(errors) != 1 else ''}"
         raise SpecError("\n".join(f"{where}: {what}" for where, what in errors), f"{file}: {count}")
-    if experiment.eval.general:  # trials run elsewhere: paths become absolute here
-        raw = set_path(raw, "eval.general", str((file.parent / experiment.eval.general).resolve()))
+    named = {**measures.local_paths(experiment)}
+    if experiment.eval.general:
+        named["eval.general"] = experiment.eval.general
+    if named:  # trials run elsewhere: paths become absolute here
+        for key, text in named.items():
+            raw = set_path(raw, key, str((file.parent / Path(text).expanduser()).resolve()))
         experiment = Experiment.model_validate(raw)
     return LoadedSpec(experiment=experiment, path=file.resolve(), raw=raw)

@@ -74,7 +74,10 @@ class ColumnsSpec(StrictModel):
     instruction: str | None = None  # alpaca
     input: str | None = None
     output: str | None = None
-    text: str | None = None  # text
+    text: str | None = None  # text and label
+    # label: the class of the text. New keys are left out of dumps at their default, so that a
+    # study run before they existed keeps its spec hash (and resumes)
+    label: str | None = Field(None, exclude_if=lambda v: v is None)
     system: str | None = None  # any format: a column holding a system prompt
 
 
@@ -103,7 +106,11 @@ class DataSpec(StrictModel):
     train: str | list[str]  # files (relative to the experiment file) or "hub:owner/name[?split=…]"
     validation: str | list[str] | None = None  # explicit files override the split
     test: str | list[str] | None = None
-    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text"] = "auto"
+    # label: {"text": …, "label": …} (JSONL or CSV), for method.head = "classification" or a
+    # model that writes the label; never detected by "auto" (a text column with a label column
+    # would otherwise stop training as plain text)
+    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text",
+                    "label"] = "auto"
     columns: ColumnsSpec = ColumnsSpec()
     template: Literal["auto", "model", "plain", "chatml", "alpaca"] = "auto"
     split: SplitSpec = SplitSpec()
@@ -160,6 +167,9 @@ class MethodSpec(StrictModel):
     # sft, or a stage that starts from an SFT trial and learns from votes (PREFERENCE_STAGES)
     stage: Literal["sft", "dpo", "kto", "reward", "orpo", "simpo"] = "sft"
     kind: Literal["full", "lora", "qlora", "prefix"] = "lora"
+    # lm: the model writes its answer; classification: a sequence-classification head on the
+    # base (data.format = "label"), trained fully or with LoRA (the head trained in full)
+    head: Literal["lm", "classification"] = Field("lm", exclude_if=lambda v: v == "lm")
     # LoRA and QLoRA
     r: int = Field(16, ge=1, le=1024)
     alpha_ratio: float = Field(2.0, gt=0)  # lora_alpha = r * alpha_ratio
@@ -457,14 +467,47 @@ class SearchSpec(StrictModel):
 GENERATION_METRICS = ("exact_match", "accuracy", "macro_f1", "bleu", "chrf", "rouge_l", "contains")
 
 
+class ForgettingSpec(StrictModel):
+    """`[eval.forgetting]`: general text the fine-tune should not forget. Its loss is measured on
+    the model before and after each trial's training; `forgetting` is the difference (after
+    minus before: above 0, the trial got worse at general text). peft#2925's method."""
+
+    # "tunelab:general" (a small general set shipped with tunelab), or a file relative to the
+    # experiment file: JSONL with a "text" field, or plain text with blank lines between texts
+    source: str = "tunelab:general"
+    max_texts: int = Field(200, ge=1)  # the first N texts are measured
+    max_length: int = Field(256, ge=8)  # tokens of each text (longer ones are cut)
+
+
+class HarnessSpec(StrictModel):
+    """`[eval.harness]`: benchmarks of lm-evaluation-harness run on the trained model inside each
+    trial (and on the base in the baseline). A score is named TASK:METRIC (e.g. "arc_easy:acc")
+    and may be an objective or a success criterion. Needs `pip install 'tunelab[harness]'`."""
+
+    tasks: list[str] = Field(min_length=1)  # lm-eval task names, e.g. ["tunelab_tiny"]
+    limit: int | None = Field(100, ge=1)  # documents per task (None: all of them)
+    num_fewshot: int | None = Field(None, ge=0)  # None: each task's own number
+    seed: int = 1234  # the few-shot examples drawn with this seed (lm-eval's default)
+    batch_size: int = Field(8, ge=1)
+    include_path: str | None = None  # a folder of task YAMLs of your own (relative to the file)
+
+
 class EvalSpec(StrictModel):
     baseline: bool = True  # evaluate the base model once, before the trials
+    # the base model also with this many training examples in the prompt (a few-shot baseline:
+    # does a good prompt already do the job?); its generation metrics beside the zero-shot ones.
+    # 0: off. 3 is where few-shot gains mostly are (see docs/experiment-file.md)
+    baseline_shots: int = Field(3, ge=0, le=32, exclude_if=lambda v: v == 3)
     metrics: list[Literal["perplexity", "exact_match", "accuracy", "macro_f1", "bleu", "chrf",
                           "rouge_l", "contains"]] = ["perplexity"]
     samples: int = Field(20, ge=0)  # generated outputs kept per model, for review
     max_new_tokens: int = Field(64, ge=1)
     max_examples: int | None = Field(200, ge=1)  # test rows generated for metrics (None: all)
     general: str | None = None  # held-out general text (JSONL with "text"): forgetting check
+    # general text's loss change against the base (left out of dumps when absent: see label)
+    forgetting: ForgettingSpec | None = Field(None, exclude_if=lambda v: v is None)
+    # lm-evaluation-harness benchmarks, inside each trial
+    harness: HarnessSpec | None = Field(None, exclude_if=lambda v: v is None)
     # at each evaluation during training, greedy answers to the first N validation prompts are
     # stored (watch_samples), so a person sees the outputs change; 0: off
     watch: int = Field(0, ge=0)

@@ -14,8 +14,8 @@ from typing import Any
 
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
+from tunelab.engine.train import forgetting, tokens, trial
 from tunelab.engine.train import model as models
-from tunelab.engine.train import tokens, trial
 from tunelab.engine.train.builders import load_for_method, peft_config, trainer_arguments
 from tunelab.engine.train.callbacks import Recorder, trial_callbacks
 from tunelab.engine.train.evaluate import evaluate_model
@@ -29,6 +29,7 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     # setup
     tokenizer = models.load_tokenizer(job.base, exp)
     model = load_for_method(job.base, exp)
+    general_before = forgetting.before_training(model, tokenizer, exp)  # [eval.forgetting]
     recorder = Recorder(attempt)
     trainer = build_trainer(job, exp, model, tokenizer,
                             trial_callbacks(attempt, recorder, tokenizer, rows.validation),
@@ -43,7 +44,8 @@ def train_once(attempt: trial.Attempt) -> TrialResult:
     # evaluate the best checkpoint (the trainer loaded it back) on validation and test
     attempt.progress("evaluate", {})
     values, samples = evaluate_model(trainer, trainer.model, tokenizer, exp, rows.validation,
-                                     rows.test, val_loss=trained.best, cache=attempt.cache)
+                                     rows.test, val_loss=trained.best, cache=attempt.cache,
+                                     general_before=general_before)
     attempt.record(values, samples)
     score_examples(attempt, trainer, tokenizer)
 

@@ -25,9 +25,11 @@ def _module(stage: str) -> Any:
     return importlib.import_module(f"tunelab.engine.train.{RECIPES[stage]}")
 
 
-def trial(stage: str) -> Recipe:
-    """The function that runs one trial of this stage."""
-    found: Recipe = _module(stage).run_trial
+def trial(stage: str, head: str = "lm") -> Recipe:
+    """The function that runs one trial of this stage (a supervised classifier's: classify)."""
+    module = "classify" if stage == "sft" and head == "classification" else None
+    found: Recipe = (importlib.import_module(f"tunelab.engine.train.{module}") if module
+                     else _module(stage)).run_trial
     return found
 
 

@@ -18,8 +18,8 @@ from typing import Any, assert_never
 
 from rich.text import Text
 
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
 from tunelab.engine.run import events as ev
 from tunelab.tui.cli.eta import Eta, Snapshot
 from tunelab.tui.cli.layout import fit, wrap
@@ -230,6 +230,10 @@ class ConsoleReporter:
             self._print(
                 "            an untrained head scores the chosen answer higher in "
                 f"{fmt.percent(v['preferences/reward_accuracy'])} of held-out pairs", indent=12)
+        for line in fewshot_lines(event.baselines):  # the base with examples in its prompts
+            self._print(line, indent=12)
+        if event.meets:
+            self._print(f"[bold green]{event.meets}[/]")
 
     # ------------------------------------------------------------ the sweep
 
@@ -390,6 +394,21 @@ class ConsoleReporter:
             self._print("[yellow]no trial was preferred to the base model[/]")
         self._print(fit([f"next: tunelab confirm {self.name}", f"tunelab review stats {event.review}",
                          f"tunelab review export {event.review}"], width(), " · ", 6))
+
+
+def fewshot_lines(found: dict[str, dict[str, float]]) -> list[str]:
+    """`base 3-shot test exact_match 0.95 (zero-shot 0.10)`: each few-shot baseline's test
+    metrics beside the zero-shot base's."""
+    zero = found.get(baselines.BASE, {})
+    lines = []
+    for baseline in baselines.baselines(found):
+        if baseline.shots == 0:
+            continue
+        shown = [f"test {key.split('/', 1)[1]} {fmt.number(value)} "
+                 f"(zero-shot {fmt.number(zero.get(key))})"
+                 for key, value in sorted(baseline.values.items()) if key.startswith("test/")]
+        lines.append(f"{baseline.label:<11} " + (" · ".join(shown) or "nothing measured"))
+    return lines
 
 
 def _dim(text: Text) -> Text:
