@@ -229,12 +229,30 @@ class VoteRow(Row):
     review_id: str
     item: int
     rater: str
-    choice: str  # a | b | tie | both_bad | skip
+    choice: str  # a | b | tie | both_bad | both_good | skip
     seconds: float | None = None
     undone: bool | None = None
     comment: str | None = None
     created_at: float | None = None
     updated_at: float | None = None
+
+
+@dataclass(frozen=True)
+class JudgementRow(Row):
+    """One order of an LLM judge's verdict on an item (its vote combines both orders)."""
+
+    TABLE: ClassVar[str] = "judgements"
+    KEY: ClassVar[tuple[str, ...]] = ("review_id", "item", "rater", "shown")
+    NEWEST_BY: ClassVar[str | None] = "created_at"  # a judge run again replaces its verdicts
+    review_id: str
+    item: int
+    rater: str  # judge:NAME
+    shown: str  # as shown | swapped
+    verdict: str | None = None  # a | b | tie in the item's own sides; None: the answer said none
+    answer: str | None = None
+    model: str | None = None
+    prompt_sha: str | None = None
+    created_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -312,5 +330,6 @@ class ExampleLossRow(Row):
 # Parents before children: the order ingest writes the events of one batch in.
 ROW_TYPES: tuple[type[Row], ...] = (
     ExperimentRow, TrialRow, TrialParamRow, MetricRow, EvaluationRow, SampleRow, DataReportRow,
-    ReviewRow, ReviewItemRow, VoteRow, ChatRow, RatingRow, WatchSampleRow, ExampleLossRow,
+    ReviewRow, ReviewItemRow, VoteRow, JudgementRow, ChatRow, RatingRow, WatchSampleRow,
+    ExampleLossRow,
 )

@@ -32,7 +32,8 @@ class DataPrepared:
 
 @dataclass(frozen=True)
 class PreferencesPrepared:
-    """A dpo stage's pairs, checked; `parent` is the trial it starts from."""
+    """A preference stage's pairs (a kto stage's answers), checked; `parent` is the trial it
+    starts from."""
     report: PreferenceReport
     parent: str | None
     smoke: bool = False
@@ -167,6 +168,15 @@ class Voting:
 
 
 @dataclass(frozen=True)
+class Predicted:
+    """search.reward_model predicts that trial `number` wins `share` of its votes; the review
+    asks about the waiting trial with the highest share first."""
+    number: int
+    share: float
+    model: str  # EXPERIMENT:N of the reward model
+
+
+@dataclass(frozen=True)
 class Placed:
     """The votes placed trial `number`: the rating told to the search, and why it stopped."""
     number: int
@@ -203,8 +213,8 @@ class PreferenceWinner:
 
 Event = (TrustRemoteCode | DataPrepared | PreferencesPrepared | BuildingBase | Stale | Retry
          | BaselineStart | Baseline | Warned | Remade | Settled | Sweep | SweepTimeout | Stopping | TrialStart
-         | TrialProgress | TrialTimeout | TrialEnd | PreferenceReview | Voting | Placed
-         | WaitingVotes | JudgeError | PreferenceWinner)
+         | TrialProgress | TrialTimeout | TrialEnd | PreferenceReview | Voting | Predicted
+         | Placed | WaitingVotes | JudgeError | PreferenceWinner)
 
 
 class Reporter(Protocol):

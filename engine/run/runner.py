@@ -21,6 +21,7 @@ from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.data.checks import batch_over_split
 from tunelab.engine.errors import TrainError
+from tunelab.engine.review import stage_data
 from tunelab.engine.run import events, preference, records, resume
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import fits_this_machine, worker_slots
@@ -111,7 +112,7 @@ class Runner:
             scratch = exp.base_model.scratch
             self._event(events.TrustRemoteCode(model=exp.base_model.base or (
                 scratch.like if scratch and scratch.like else "the scratch model's config")))
-        if exp.method.stage == "dpo":
+        if exp.method.stage != "sft":  # a preference stage (dpo, kto, reward, orpo, simpo)
             return self._prepare_preferences()
         if exp.eval.harness is not None:  # an unknown benchmark is refused before any training
             from tunelab.engine.train.benchmarks import check_tasks
@@ -138,8 +139,9 @@ class Runner:
         return prepared, base
 
     def _prepare_preferences(self) -> tuple[Prepared, str]:
-        """A dpo stage: the checked pairs and the parent's splits; the parent is its base."""
-        prepared = preferences.prepare(self.spec, self.store, self.runs / "data")
+        """A preference stage: the checked pairs (kto: single answers), what is measured on the
+        votes, and the parent's splits; the parent is its base."""
+        prepared = stage_data.prepare(self.spec, self.store, self.runs / "data")
         self._event(events.PreferencesPrepared(report=prepared.report, parent=self.exp.method.from_,
                                                smoke=self.smoke))
         self.spool.write([preferences.report_event(self.exp.name, prepared)])

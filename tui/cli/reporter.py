@@ -88,8 +88,8 @@ class ConsoleReporter:
                             f"({fmt.duration(seconds)}): killed[/]")
             case ev.TrialEnd(outcome=outcome):
                 self.on_trial_end(outcome)
-            case ev.PreferenceReview() | ev.Voting() | ev.Placed() | ev.WaitingVotes() \
-                    | ev.JudgeError() | ev.PreferenceWinner():
+            case ev.PreferenceReview() | ev.Voting() | ev.Predicted() | ev.Placed() \
+                    | ev.WaitingVotes() | ev.JudgeError() | ev.PreferenceWinner():
                 self.on_votes(event)
             case _:
                 assert_never(event)
@@ -239,6 +239,10 @@ class ConsoleReporter:
                 f"{fmt.percent(v['preferences/preference_accuracy'])} of held-out pairs, "
                 f"{fmt.percent(v.get('preferences_train/preference_accuracy'))} of training pairs",
                 indent=12)
+        elif "preferences/reward_accuracy" in v:  # a reward stage: the parent, an untrained head
+            self._print(
+                "            an untrained head scores the chosen answer higher in "
+                f"{fmt.percent(v['preferences/reward_accuracy'])} of held-out pairs", indent=12)
         for line in fewshot_lines(event.baselines):  # the base with examples in its prompts
             self._print(line, indent=12)
         if event.meets:
@@ -348,8 +352,8 @@ class ConsoleReporter:
 
     # ------------------------------------------------------------ a preference sweep
 
-    def on_votes(self, event: ev.PreferenceReview | ev.Voting | ev.Placed | ev.WaitingVotes
-                 | ev.JudgeError | ev.PreferenceWinner) -> None:
+    def on_votes(self, event: ev.PreferenceReview | ev.Voting | ev.Predicted | ev.Placed
+                 | ev.WaitingVotes | ev.JudgeError | ev.PreferenceWinner) -> None:
         match event:
             case ev.PreferenceReview(review=review, waiting=waiting):
                 again = f"; {waiting} trial{'s' if waiting != 1 else ''} still wait for votes" \
@@ -360,6 +364,10 @@ class ConsoleReporter:
             case ev.Voting(number=number, opponent=opponent, items=items, review=review):
                 self._print(fit([f"trial {number:<3} waits for votes: {items} items against "
                                  f"{opponent}", f"· tunelab review {review}"], width(), " "))
+            case ev.Predicted(number=number, share=share, model=model):
+                self._print(fit([f"trial {number:<3} the reward model {model} predicts it wins "
+                                 f"{fmt.percent(share)} of its votes",
+                                 "(the likeliest winner is voted on first)"], width(), " "))
             case ev.Placed():
                 self.on_placed(event)
             case ev.WaitingVotes(numbers=numbers, review=review):

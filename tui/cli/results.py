@@ -73,7 +73,7 @@ def print_trials(store: Path, name: str) -> None:
     print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
     stage = objectives.stage_of(plain_spec)
-    dpo = stage == "dpo"
+    dpo = stage != "sft"  # a preference stage: its parent is the baseline
     start = objectives.objective_value(objective, stage, baseline) if plain_spec else None
     if preference:
         start = 0.0  # the ratings are over the base model
