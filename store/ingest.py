@@ -41,12 +41,18 @@ class TableRule:
     # INSERT, which DuckDB does at the speed of its own reader, and only when a key is already
     # there or repeats (a re-ingest, a retried trial) does the upsert.
     mostly_new: bool = False
+    # A row in this state is final: only an event with the same value of `same_run` (the same
+    # run of the same trial) changes it. So a trial of another study that reuses a number (a
+    # journal lost and started again) never overwrites a finished trial's row.
+    final_state: str | None = None
+    same_run: str | None = None
 
 
 # Parents before children: the order events of one batch are written in.
 RULES: dict[str, TableRule] = {
     "experiments": TableRule(("name",), order="updated_at", keep_on_update=("created_at",)),
-    "trials": TableRule(("experiment", "number"), order="updated_at"),
+    "trials": TableRule(("experiment", "number"), order="updated_at", final_state="complete",
+                        same_run="started_at"),
     "trial_params": TableRule(("experiment", "number", "name")),
     # a trial retried after out-of-memory logs the same steps again: the newer value wins
     "metrics": TableRule(("experiment", "trial", "split", "name", "step"), order="time",
@@ -90,8 +96,12 @@ def _upsert_sql(table: str, source: str, columns: list[str], select: list[str]) 
     if rule.order and updates:
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in updates)
         order = _q(rule.order)
-        sql += (f"DO UPDATE SET {sets} WHERE {_q(table)}.{order} IS NULL "
-                f"OR excluded.{order} >= {_q(table)}.{order}")
+        sql += (f"DO UPDATE SET {sets} WHERE ({_q(table)}.{order} IS NULL "
+                f"OR excluded.{order} >= {_q(table)}.{order})")
+        if rule.final_state and rule.same_run:
+            state, same = "'" + rule.final_state.replace("'", "''") + "'", _q(rule.same_run)
+            sql += (f" AND ({_q(table)}.state IS DISTINCT FROM {state} "
+                    f"OR excluded.{same} IS NOT DISTINCT FROM {_q(table)}.{same})")
     else:
         sql += "DO NOTHING"
     return sql

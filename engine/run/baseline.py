@@ -26,7 +26,8 @@ def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
     trainer = build_trainer(job, exp, model, tokenizer, [], train_rows[:1], val_rows, micro=8)
     progress("eval", {"what": "baseline"})
     values, samples = evaluate_model(trainer, model, tokenizer, exp, val_rows, test_rows)
-    with Spool(job.store, tag="baseline") as spool:
+    # as a trial's: the runner takes in what is left, so a held store does not hold the sweep
+    with Spool(job.store, tag="baseline", keep_when_gone=True, final_wait=1.0) as spool:
         spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
     total, _ = models.count_parameters(model)
     # the numbers go back to the runner over the pipe: it shows them without reading the store

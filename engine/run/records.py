@@ -9,13 +9,15 @@ from typing import Any
 
 from tunelab.engine.objectives import succeeded
 from tunelab.engine.run.jobs import TrialResult
+from tunelab.engine.run.paths import trial_folder
 from tunelab.engine.spec import Experiment, LoadedSpec
 from tunelab.store import ExperimentRow, TrialRow
 
 
-def trial_row(exp: Experiment, runs: Path, number: int, state: str, params: dict[str, Any],
+def trial_row(exp: Experiment, trials: Path, number: int, state: str, params: dict[str, Any],
               started: float, result: TrialResult | None = None) -> TrialRow:
-    """A trial's row as it stands: running (no result yet) or ended with `result`."""
+    """A trial's row as it stands: running (no result yet) or ended with `result`. `trials`:
+    the study's folder of trial folders (paths.trials_folder)."""
     now = time.time()
     kind = params.get("method.kind", exp.method.kind)
     info = result.info if result else {}
@@ -32,7 +34,7 @@ def trial_row(exp: Experiment, runs: Path, number: int, state: str, params: dict
         duration_s=now - started if result else None,
         fail_reason=result.fail_reason if result else None,
         error=result.error if result else None,
-        artifact_dir=str(runs / f"trial-{number:04d}"), updated_at=now)
+        artifact_dir=str(trial_folder(trials, number)), updated_at=now)
 
 
 def experiment_row(spec: LoadedSpec) -> ExperimentRow:

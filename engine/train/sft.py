@@ -516,7 +516,10 @@ def run_trial(job: TrialJob, progress: Any, once: Any = None) -> TrialResult:
                  for s in ("train", "validation", "test"))
     started = time.time()
     micro = first_micro_batch(exp, device)
-    spool: Any = Spool(job.store, tag=f"trial{job.number}") if rank() == 0 else _NoSpool()
+    # the runner takes in what the trial leaves in its spool: a held store does not lengthen the
+    # trial, and a store deleted under it does not stop it (store/spool.py)
+    spool: Any = (Spool(job.store, tag=f"trial{job.number}", keep_when_gone=True, final_wait=1.0)
+                  if rank() == 0 else _NoSpool())
     try:
         for attempt in range(exp.train.max_oom_retries + 1):
             try:
