@@ -84,9 +84,9 @@ def test_a_run_prints_neither_the_bitsandbytes_nor_the_tied_head_warning(
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "gemm_4bit_forward" not in run.stderr + run.stdout
-    log = (tmp_path / "tunelab-runs" / "tiny" / "trial-0000" / "trial.log").read_text()
-    assert "missing keys" not in log  # the best checkpoint was loaded (load_best_model_at_end)
     (trial,) = st.list_trials(store, "tiny")
+    log = (Path(trial.artifact_dir or "") / "trial.log").read_text()
+    assert "missing keys" not in log  # the best checkpoint was loaded (load_best_model_at_end)
     assert trial.state == "complete" and _validation_rows(store, 0) >= 1
 
 

@@ -21,6 +21,8 @@ import fcntl
 import json
 import logging
 import os
+import random
+import signal
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -91,6 +93,7 @@ class Journal(JournalFileBackend):
                             "writing it); its %d bytes are set aside in %s and the study goes on "
                             "without them.", self._file_path, cut, torn_path(self._file_path))
             with open(self._file_path, "ab") as f:
+                _cut_short_if_asked(f, data.encode("utf-8"))
                 f.write(data.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
@@ -107,6 +110,21 @@ class Journal(JournalFileBackend):
                 f"{self._file_path} has a line Optuna cannot read ({error}). Run the same "
                 "tunelab command again: it sets the damaged lines aside, keeps a copy of the "
                 "file, and goes on with every line it can read.") from None
+
+
+# Fault injection for the soak (tests/test_soak.py): the chance that a journal write is cut at a
+# random byte and its process killed with SIGKILL, as a crash in the middle of a write would.
+FAULT_KILL = "TUNELAB_FAULT_JOURNAL_KILL"
+
+
+def _cut_short_if_asked(f: Any, data: bytes) -> None:
+    chance = float(os.environ.get(FAULT_KILL) or 0)
+    draw = random.SystemRandom()  # not `random`: forked trial processes share its state
+    if chance and draw.random() < chance:
+        f.write(data[:draw.randrange(1, len(data))])
+        f.flush()
+        os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def torn_path(journal: str | Path) -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 
 from tunelab.engine.errors import TunelabError
 from tunelab.engine.run import study as search
+from tunelab.engine.run.jobs import TrialResult
 from tunelab.engine.run.journal import JournalDamaged, needs_repair, repair
 from tunelab.engine.spec import Experiment
 from tunelab.store import TrialRecord, flush_orphans, list_trials
@@ -43,6 +44,9 @@ class Opened:
     study: Any
     notes: list[str] = field(default_factory=list)  # repairs and restores, in words
     lost: list[int] = field(default_factory=list)  # trials neither the journal nor the store had
+    # trials the study has finished whose end the store never got (a run killed between the
+    # two): their rows are recorded from the study
+    ended: list[Any] = field(default_factory=list)
 
 
 def open_checked(exp: Experiment, storage: str, store: Path, say: Callable[[str], None],
@@ -188,6 +192,8 @@ def _restore(study: Any, exp: Experiment, known: dict[int, TrialRecord], opened:
         if t.state == optuna.trial.TrialState.RUNNING and row is not None and row.state in _FINISHED:
             _tell(study, exp, t.number, row)
             told.append(t.number)
+        elif t.state.is_finished() and row is not None and row.state == "running":
+            opened.ended.append(t)
     for number in range(len(trials), max(known, default=-1) + 1):
         row = known.get(number)
         study.add_trial(_frozen(exp, row))
@@ -243,3 +249,16 @@ def _frozen(exp: Experiment, row: TrialRecord | None) -> Any:
     if row is not None and row.started_at is not None:  # as the store has it (see _difference)
         trial.datetime_start = row.started_at.astimezone().replace(tzinfo=None)
     return trial
+
+
+
+def ended_result(trial: Any) -> TrialResult:
+    """What the study knows of a trial it finished whose end the store never got."""
+    import optuna
+
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        return TrialResult("complete", value=trial.value)
+    if trial.state == optuna.trial.TrialState.PRUNED:
+        return TrialResult("pruned")
+    return TrialResult("failed", fail_reason="killed", error="the run was stopped after the study "
+                       "recorded this trial's end and before the store did")

@@ -97,6 +97,11 @@ class Runner:
             self._record_failed(number, {}, started, TrialResult(
                 "failed", fail_reason="lost", error="the study's journal lost this trial, and "
                                                     "the store had not recorded it"))
+        for t in opened.ended:
+            result = reconcile.ended_result(t)
+            self.spool.write([self._trial_row(
+                t.number, result.state, t.params,
+                t.datetime_start.timestamp() if t.datetime_start else started, result)])
         return opened
 
     # -- recording
