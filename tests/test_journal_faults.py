@@ -195,7 +195,7 @@ def test_a_journal_cut_short_is_repaired_and_the_store_restores_what_it_lost(
     said = " ".join(run.stderr.split())
     assert "tunelab.optuna.journal was damaged: its last line was cut short" in said
     assert "the file as it was is kept in tunelab.optuna.journal.before-repair-" in said
-    assert "The study had lost trial 1: restored from the store" in said
+    assert "the study had lost trial 1: restored from the store" in said
     kept = list(folder.glob("tunelab.optuna.journal.before-repair-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == cut
     after = _complete_rows(folder)
@@ -294,3 +294,22 @@ def test_two_runs_at_once_draw_different_trials(finished: Path, tmp_path: Path) 
     assert {n: after[n] for n in before} == before
     trials = _agree(folder)  # no configuration twice: each trial number seeds its own draw
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) >= 4
+
+
+def test_a_store_deleted_between_runs_gets_the_studys_trials_back(
+        finished: Path, tmp_path: Path) -> None:
+    """The store is lost, the journal kept: the next run records each finished trial's row from
+    the study (their curves were in the lost file) and goes on."""
+    folder = _copy(finished, tmp_path)
+    before = {n: row[:6] for n, row in _complete_rows(folder).items()}  # experiment … value
+    (folder / "tunelab.duckdb").unlink()
+    run = _tunelab(folder, "run", "tiny.toml")
+    assert run.returncode == 0, run.stderr
+    said = " ".join(run.stderr.split())
+    assert "the store had no row of trials 0, 1, which the study has finished: recorded from " \
+           "the study" in said
+    after = {n: row[:6] for n, row in _complete_rows(folder).items()}
+    assert {n: after[n] for n in before} == before
+    assert [t.state for t in _agree(folder)] == [optuna.trial.TrialState.COMPLETE] * 3
+    rows = {t.number: t for t in st.list_trials(folder / "tunelab.duckdb", "tiny")}
+    assert rows[0].duration_s is not None and rows[0].duration_s < 120  # its own, not "until now"

@@ -16,6 +16,7 @@ start time, and the study's key in the trials' folders (engine.run.study.study_k
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from tunelab.engine.errors import TunelabError
 from tunelab.engine.run import study as search
-from tunelab.engine.run.jobs import TrialResult
+from tunelab.engine.run.jobs import TrialResult, running
 from tunelab.engine.run.journal import JournalDamaged, needs_repair, repair
 from tunelab.engine.spec import Experiment
 from tunelab.store import TrialRecord, flush_orphans, list_trials
@@ -75,6 +76,8 @@ def open_checked(exp: Experiment, storage: str, store: Path, say: Callable[[str]
         raise StudyMismatch(_mismatch(exp, file, store, storage, known, f"other:{different}"))
     opened = Opened(study, notes)
     _restore(study, exp, known, opened)
+    if journal is not None:  # one machine, one store: it should have every trial of the study
+        _unrecorded(study, known, opened)
     for note in opened.notes:
         say(note)
     return opened
@@ -190,29 +193,63 @@ def _restore(study: Any, exp: Experiment, known: dict[int, TrialRecord], opened:
     for t in trials:
         row = known.get(t.number)
         if t.state == optuna.trial.TrialState.RUNNING and row is not None and row.state in _FINISHED:
-            _tell(study, exp, t.number, row)
+            _tell(study, exp, t, row)
             told.append(t.number)
-        elif t.state.is_finished() and row is not None and row.state == "running":
+        elif t.state.is_finished() and row is not None and row.state == "running" and not (
+                _owner_alive(t)):
             opened.ended.append(t)
     for number in range(len(trials), max(known, default=-1) + 1):
         row = known.get(number)
         study.add_trial(_frozen(exp, row))
         (added if row is not None else opened.lost).append(number)
-    if told or added:
-        numbers = ", ".join(str(n) for n in told + added)
-        opened.notes.append(
-            f"The study had lost trial{'s' if len(told + added) > 1 else ''} {numbers}: "
-            "restored from the store, which had them finished.")
+    if told:
+        opened.notes.append(f"the study had lost how {_trials(told)} ended: told again from the "
+                            "store, which has the end.")
+    if added:
+        opened.notes.append(f"the study had lost {_trials(added)}: restored from the store, "
+                            "which has the results.")
     if opened.lost:
+        opened.notes.append(f"{_trials(opened.lost)} had been started, but neither the journal "
+                            "nor the store kept more: recorded as failed (lost).")
+
+
+def _unrecorded(study: Any, known: dict[int, TrialRecord], opened: Opened) -> None:
+    """Trials the study finished that the store has no row of (the store was deleted and started
+    again): recorded from the study. (Not for a shared RDB study: each machine's store has its
+    own trials only.)"""
+    missing = [t for t in study.get_trials(deepcopy=False)
+               if t.state.is_finished() and t.number not in known and not _owner_alive(t)]
+    opened.ended += missing
+    if missing:
         opened.notes.append(
-            f"Trial{'s' if len(opened.lost) > 1 else ''} "
-            f"{', '.join(str(n) for n in opened.lost)} had been started, but neither the journal "
-            "nor the store kept more of it: recorded as failed (lost).")
+            f"the store had no row of {_trials([t.number for t in missing])}, which the study "
+            "has finished: recorded from the study (their curves and samples were in the store "
+            "that was lost).")
 
 
-def _tell(study: Any, exp: Experiment, number: int, row: TrialRecord) -> None:
+def _owner_alive(trial: Any) -> bool:
+    """Whether the run that ran the trial still lives (another run at once): it records the
+    trial's row itself, with more than the study knows."""
+    attrs = trial.user_attrs
+    return attrs.get("host") == socket.gethostname() and running(attrs.get("pid", -1))
+
+
+def _trials(numbers: list[int]) -> str:
+    return f"trial{'s' if len(numbers) > 1 else ''} {', '.join(str(n) for n in numbers)}"
+
+
+def _tell(study: Any, exp: Experiment, trial: Any, row: TrialRecord) -> None:
+    """Tells the study how a trial it lost the end of ended, with any of its parameters it lost
+    too (they were set one line each)."""
     import optuna
 
+    space = exp.search.space
+    for name, value in row.params.items():
+        if name in space and name not in trial.params:
+            found = search.distribution(name, space[name])
+            study._storage.set_trial_param(trial._trial_id, name, found.to_internal_repr(value),
+                                           found)
+    number = trial.number
     state = _state(exp, row)
     if state == optuna.trial.TrialState.COMPLETE:
         study.tell(number, row.value, skip_if_finished=True)

@@ -15,14 +15,17 @@ from tunelab.store import ExperimentRow, TrialRow
 
 
 def trial_row(exp: Experiment, trials: Path, number: int, state: str, params: dict[str, Any],
-              started: float, result: TrialResult | None = None) -> TrialRow:
-    """A trial's row as it stands: running (no result yet) or ended with `result`. `trials`:
-    the study's folder of trial folders (paths.trials_folder)."""
-    now = time.time()
+              started: float, result: TrialResult | None = None,
+              finished: float | None = None) -> TrialRow:
+    """A trial's row as it stands: running (no result yet) or ended with `result` (now, or at
+    `finished` for a row recorded later from the study). `trials`: the study's folder of trial
+    folders (paths.trials_folder)."""
+    now = finished or time.time()
     kind = params.get("method.kind", exp.method.kind)
     info = result.info if result else {}
     values = info.get("values") or {}
-    success = succeeded(exp.success, values) if state == "complete" else None
+    # judged on the trial's values; a row recorded from the study alone has none: unknown
+    success = succeeded(exp.success, values) if state == "complete" and values else None
     extra = {key: info.get(key) for key in (
         "device", "micro_batch", "accumulation", "steps", "tokens", "disk_bytes", "cost")}
     extra.update({"params_total": info.get("params"), "params_trainable": info.get("trainable"),

@@ -97,17 +97,19 @@ class Runner:
             self._record_failed(number, {}, started, TrialResult(
                 "failed", fail_reason="lost", error="the study's journal lost this trial, and "
                                                     "the store had not recorded it"))
-        for t in opened.ended:
+        for t in opened.ended:  # the study finished them; the store never got their end
             result = reconcile.ended_result(t)
             self.spool.write([self._trial_row(
                 t.number, result.state, t.params,
-                t.datetime_start.timestamp() if t.datetime_start else started, result)])
+                t.datetime_start.timestamp() if t.datetime_start else started, result,
+                t.datetime_complete.timestamp() if t.datetime_complete else None)])
         return opened
 
     # -- recording
     def _trial_row(self, number: int, state: str, params: dict[str, Any], started: float,
-                   result: TrialResult | None = None) -> TrialRow:
-        return records.trial_row(self.exp, self.trials_dir, number, state, params, started, result)
+                   result: TrialResult | None = None, finished: float | None = None) -> TrialRow:
+        return records.trial_row(self.exp, self.trials_dir, number, state, params, started,
+                                 result, finished)
 
     def _record_experiment(self) -> None:
         self.spool.write([records.experiment_row(self.spec)])

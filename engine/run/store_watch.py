@@ -61,6 +61,6 @@ class StoreWatch:
                 f"in waits in {self.spool.path.parent}. No new trial was started.\n"
                 "To go on with the trials recorded in it, put the file back and run the same "
                 "command again: the waiting results go in and the sweep goes on. Or run it again "
-                f"as it is: a new {store.name} starts there with what waited (the rows of the "
-                "earlier trials are lost with the old file; the study keeps them, and their "
-                f"folders stay in {self.runs}).")
+                f"as it is: a new {store.name} starts there with what waited, and the earlier "
+                "trials' rows are recorded again from the study (their curves and samples were "
+                f"in the old file; their folders stay in {self.runs}).")

@@ -5,6 +5,7 @@ The training stack is imported inside each command, so the other commands start 
 
 from __future__ import annotations
 
+import logging
 import shlex
 import warnings
 from dataclasses import dataclass
@@ -34,6 +35,22 @@ from tunelab.tui.cli.results import print_trials, trial_ref
 def _quiet_optuna() -> None:
     # Optuna marks the journal storage and several samplers "experimental" on every trial
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    _notes_to_terminal()
+
+
+class _Notes(logging.Handler):
+    """What tunelab has to say while it works (a journal repaired, a store held or gone), on
+    stderr like the run's other words: wrapped between words at 80 columns, above the live
+    block (Python's own last-resort printing cut sentences mid-word)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        errors.print(record.getMessage(), markup=False, highlight=False)
+
+
+def _notes_to_terminal() -> None:
+    logger = logging.getLogger("tunelab")
+    if not any(isinstance(h, _Notes) for h in logger.handlers):
+        logger.addHandler(_Notes(logging.WARNING))
 
 
 @dataclass(frozen=True)
@@ -182,6 +199,7 @@ def enqueue(
     """Queue a known configuration: the sweep tries it before sampling new ones."""
     from tunelab.engine.run.runner import Runner
 
+    _quiet_optuna()
     spec = _spec_of(experiment, store)
     space = spec.experiment.search.space
     params: dict[str, Any] = {}
