@@ -16,10 +16,8 @@ import optuna
 import pytest
 
 from tunelab import store as st
-from tunelab.engine.run.runner import Runner
-from tunelab.engine.spec import load_spec
 
-from conftest import Quiet, tunelab_command, write_small_experiment
+from conftest import tunelab_command, write_small_experiment
 
 SWEEP = """
 [method]
@@ -48,8 +46,11 @@ STATES = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a finished sweep of two trials: file, data, store, journal, runs."""
     folder = tmp_path_factory.mktemp("finished")
-    file = write_small_experiment(folder, SWEEP.format(trials=2), rows=160)
-    Runner(load_spec(file), folder / "tunelab.duckdb", Quiet()).run()
+    write_small_experiment(folder, SWEEP.format(trials=2), rows=160)
+    # in a process of its own, as a person's run: one that has ended (trials of a live process
+    # are that process's to record)
+    done = _tunelab(folder, "run", "tiny.toml")
+    assert done.returncode == 0, done.stderr
     return folder
 
 
