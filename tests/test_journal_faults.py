@@ -285,6 +285,8 @@ def test_a_finished_configuration_is_not_queued_again_unless_asked(
 def test_two_runs_at_once_draw_different_trials(finished: Path, tmp_path: Path) -> None:
     folder = _copy(finished, tmp_path, trials=4)
     before = _complete_rows(folder)
+    # both build the scratch model at once (the second run's build failed: "Directory not empty")
+    shutil.rmtree(folder / "tunelab-runs" / "tiny" / "base")
     command = [*tunelab_command(), "run", "tiny.toml"]
     runs = [subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(2)]
