@@ -39,12 +39,14 @@ def _quiet_optuna() -> None:
 
 
 class _Notes(logging.Handler):
-    """What tunelab has to say while it works (a journal repaired, a store held or gone), on
-    stderr like the run's other words: wrapped between words at 80 columns, above the live
-    block (Python's own last-resort printing cut sentences mid-word)."""
+    """What tunelab has to say while it works (a journal repaired, a store held or gone),
+    wrapped between words (Python's own last-resort printing cut sentences mid-word). On a
+    terminal through the console that draws the live block, so a note goes above it instead of
+    into it; into a pipe or a log on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        errors.print(record.getMessage(), markup=False, highlight=False)
+        (console if console.is_terminal else errors).print(
+            record.getMessage(), markup=False, highlight=False)
 
 
 def _notes_to_terminal() -> None:
