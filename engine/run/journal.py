@@ -107,9 +107,9 @@ class Journal(JournalFileBackend):
             yield from super().read_logs(log_number_from)
         except ValueError as error:  # JSONDecodeError, or Optuna's "Invalid log format."
             raise JournalDamaged(
-                f"{self._file_path} has a line Optuna cannot read ({error}). Run the same "
-                "tunelab command again: it sets the damaged lines aside, keeps a copy of the "
-                "file, and goes on with every line it can read.") from None
+                f"{self._file_path} has a line Optuna cannot read ({error}). `tunelab run FILE` "
+                "(or enqueue, rerun, confirm) repairs it: it sets the damaged lines aside, keeps "
+                "a copy of the file, and goes on with every line it can read.") from None
 
 
 # Fault injection for the soak (tests/test_soak.py): the chance that a journal write is cut at a

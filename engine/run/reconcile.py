@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from tunelab.engine.run import study as search
 from tunelab.engine.run.jobs import TrialResult, running
 from tunelab.engine.run.journal import JournalDamaged, needs_repair, repair
 from tunelab.engine.spec import Experiment
-from tunelab.store import TrialRecord, flush_orphans, list_trials
+from tunelab.store import TrialRecord, TrialRow, flush_orphans, list_trials
 from tunelab.store.connection import wait_until_readable
 
 SAME_START_S = 120.0  # a trial's start in the journal and in the store: taken a moment apart
@@ -48,6 +49,21 @@ class Opened:
     # trials the study has finished whose end the store never got (a run killed between the
     # two): their rows are recorded from the study
     ended: list[Any] = field(default_factory=list)
+
+    def rows(self, trial_row: Callable[..., TrialRow]) -> list[TrialRow]:
+        """The store rows of the trials the study knows and the store does not, made by
+        `trial_row(number, state, params, started, result, finished)`."""
+        now = time.time()
+        rows = [trial_row(number, "failed", {}, now, TrialResult(
+            "failed", fail_reason="lost", error="the study's journal lost this trial, and the "
+                                                "store had not recorded it")) for number in self.lost]
+        for t in self.ended:
+            result = ended_result(t)
+            rows.append(trial_row(
+                t.number, result.state, t.params,
+                t.datetime_start.timestamp() if t.datetime_start else now, result,
+                t.datetime_complete.timestamp() if t.datetime_complete else None))
+        return rows
 
 
 def open_checked(exp: Experiment, storage: str, store: Path, say: Callable[[str], None],

@@ -31,6 +31,7 @@ from tunelab.engine.run.outcomes import (
     RunSummary,
     SweepState,
     TrialOutcome,
+    done_states,
 )
 from tunelab.engine.run.paths import paths, trial_folder, trials_folder
 from tunelab.engine.run.pipe import run_child
@@ -92,17 +93,9 @@ class Runner:
                                         lambda text: log.warning("tunelab: %s", text),
                                         self.spec.path)
         self.trials_dir = trials_folder(self.runs, search.study_key(opened.study))
-        started = time.time()
-        for number in opened.lost:
-            self._record_failed(number, {}, started, TrialResult(
-                "failed", fail_reason="lost", error="the study's journal lost this trial, and "
-                                                    "the store had not recorded it"))
-        for t in opened.ended:  # the study finished them; the store never got their end
-            result = reconcile.ended_result(t)
-            self.spool.write([self._trial_row(
-                t.number, result.state, t.params,
-                t.datetime_start.timestamp() if t.datetime_start else started, result,
-                t.datetime_complete.timestamp() if t.datetime_complete else None)])
+        rows = opened.rows(self._trial_row)  # what the study knew and the store did not
+        if rows:
+            self.spool.write(rows)
         return opened
 
     # -- recording
@@ -236,7 +229,7 @@ class Runner:
         if exp.search.sampler == "grid":
             target = min(target, search.grid_size(exp))
         self._event("sweep", trials=target, workers=len(self.slots), threads=cpu_share(len(self.slots)),
-                    finished=len(study.get_trials(deepcopy=False, states=_done_states())))
+                    finished=len(study.get_trials(deepcopy=False, states=done_states())))
         sweep = SweepState(study, base, prepared, target, time.monotonic(), summary)
         if self.votes is not None:
             self.votes.open(study)
@@ -276,7 +269,7 @@ class Runner:
             with self._lock:
                 search.fail_dead_trials(sweep.study)  # a machine that died (RDB storage)
                 trials = sweep.study.get_trials(deepcopy=False)
-            done = sum(t.state in _done_states() for t in trials)
+            done = sum(t.state in done_states() for t in trials)
             running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
             if done >= sweep.target:
                 return False
@@ -414,11 +407,3 @@ class Runner:
         self.watch.ended(number)
         self._event("trial_end", outcome=outcome)
         return outcome
-
-
-def _done_states() -> tuple[Any, ...]:
-    """Finished trials: complete or pruned (optuna is imported when a sweep starts, not before:
-    the CLI imports this module to answer fast)."""
-    import optuna
-
-    return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
