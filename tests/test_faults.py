@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 from tunelab import store as st
+from tunelab.engine.run import events as ev
 from tunelab.engine.run import records
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
@@ -63,15 +64,15 @@ def _validation_rows(store: Path, trial: int) -> int:
 class Hooks:
     """A reporter that runs a hook on one event (the tests read the store for the rest)."""
 
-    def __init__(self, hooks: dict[str, Any]) -> None:
+    def __init__(self, hooks: dict[type, Any]) -> None:
         self.hooks = hooks
-        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.seen: list[object] = []
 
-    def event(self, name: str, **data: Any) -> None:
-        self.seen.append((name, data))
-        hook = self.hooks.get(name)
+    def event(self, event: object) -> None:
+        self.seen.append(event)
+        hook = self.hooks.get(type(event))
         if hook is not None:
-            hook(**data)
+            hook(event)
 
 
 # -- the two warnings every run printed
@@ -153,18 +154,18 @@ def test_a_hung_trial_is_killed_by_trial_timeout_and_the_next_runs(
     store = tmp_path / "tunelab.duckdb"
     runner: Runner
 
-    def hang(number: int, kind: str, **_: Any) -> None:
-        if number == 0 and kind == "log" and not hung:
+    def hang(event: ev.TrialProgress) -> None:
+        if event.number == 0 and event.kind == "log" and not hung:
             # a real hang: a stopped process answers nothing but SIGKILL
             os.kill(runner.launcher.process(0).pid, signal.SIGSTOP)
             hung.append(0)
 
     hung: list[int] = []
-    reporter = Hooks({"trial_progress": hang})
+    reporter = Hooks({ev.TrialProgress: hang})
     runner = Runner(load_spec(experiment), store, reporter)
     summary = runner.run()
     assert hung == [0]
-    assert ("trial_timeout", {"number": 0, "seconds": 40.0}) in reporter.seen
+    assert ev.TrialTimeout(number=0, seconds=40.0) in reporter.seen
     trials = {t.number: t for t in st.list_trials(store, "tiny")}
     assert (trials[0].state, trials[0].fail_reason) == ("failed", "timeout")
     assert "longer than search.trial_timeout = 40 s and was killed" in (trials[0].error or "")
@@ -183,12 +184,12 @@ def test_the_store_deleted_mid_trial_lets_it_finish_into_the_spool_and_says_so_o
     store = tmp_path / "tunelab.duckdb"
     deleted: list[int] = []
 
-    def delete(number: int, kind: str, **_: Any) -> None:
-        if number == 0 and kind == "log" and not deleted:  # trial 0 is training
+    def delete(event: ev.TrialProgress) -> None:
+        if event.number == 0 and event.kind == "log" and not deleted:  # trial 0 is training
             store.unlink()
-            deleted.append(number)
+            deleted.append(event.number)
 
-    runner = Runner(load_spec(experiment), store, Hooks({"trial_progress": delete}))
+    runner = Runner(load_spec(experiment), store, Hooks({ev.TrialProgress: delete}))
     with pytest.raises(st.StoreGone) as gone:
         runner.run()
     said = gone.value.message
@@ -239,8 +240,8 @@ def test_a_store_held_while_trials_run_is_said_once_and_not_counted_in_their_dur
     store = tmp_path / "tunelab.duckdb"
     holders: list[subprocess.Popen] = []
 
-    def hold(number: int, kind: str, **_: Any) -> None:
-        if number == 0 and kind == "log" and not holders:
+    def hold(event: ev.TrialProgress) -> None:
+        if event.number == 0 and event.kind == "log" and not holders:
             holders.append(_hold(store))
 
     class LetGo(logging.Handler):
@@ -253,7 +254,7 @@ def test_a_store_held_while_trials_run_is_said_once_and_not_counted_in_their_dur
     let_go = LetGo(logging.WARNING)
     logging.getLogger("tunelab").addHandler(let_go)
     try:
-        summary = Runner(load_spec(experiment), store, Hooks({"trial_progress": hold})).run()
+        summary = Runner(load_spec(experiment), store, Hooks({ev.TrialProgress: hold})).run()
     finally:
         logging.getLogger("tunelab").removeHandler(let_go)
         for holder in holders:

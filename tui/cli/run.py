@@ -19,6 +19,7 @@ from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.engine import objectives
 from tunelab.store.errors import TunelabError
+from tunelab.tui.cli.layout import fit
 from tunelab.tui.cli.options import (
     DEFAULT_STORE,
     RetryOption,
@@ -27,9 +28,15 @@ from tunelab.tui.cli.options import (
     StoreOption,
     WorkersOption,
 )
-from tunelab.tui.cli.output import console, errors
+from tunelab.tui.cli.output import console, errors, width
 from tunelab.tui.cli.reporter import ConsoleReporter
 from tunelab.tui.cli.results import print_trials, trial_ref
+
+
+def reporter_for(exp: Any) -> ConsoleReporter:
+    """The console reporter of an experiment: its objective, which way is better, its stage."""
+    return ConsoleReporter(exp.name, exp.search.direction, exp.search.objective,
+                           exp.method.stage)
 
 
 def _quiet_optuna() -> None:
@@ -96,7 +103,7 @@ def _sweep(request: SweepRequest) -> None:
     spec = settled.spec
     _quiet_optuna()
     name = spec.experiment.name
-    reporter = ConsoleReporter(name, spec.experiment.search.direction)
+    reporter = reporter_for(spec.experiment)
     runner = Runner(spec, store, reporter, storage=request.storage, smoke=request.smoke,
                     workers=request.workers, retry_failed=request.retry_failed)
     if settled.how == "new":
@@ -107,10 +114,14 @@ def _sweep(request: SweepRequest) -> None:
     try:
         runner.run()
     except KeyboardInterrupt:
-        reporter.stop_live()
+        reporter.finish()
         errors.print("stopped by Ctrl-C; finished trials are kept. "
                      f"Run `{request.again()}` to resume.", markup=False)
         raise typer.Exit(130) from None
+    except BaseException:
+        reporter.finish()  # the live block goes before the error is said
+        raise
+    reporter.finish()
     console.print()
     try:
         print_trials(store, name)
@@ -119,8 +130,9 @@ def _sweep(request: SweepRequest) -> None:
     if request.smoke:
         console.print(f"smoke run passed: every stage ran. Next: tunelab run {request.file}")
         return
-    console.print(f"next: tunelab trials {name} · "
-                  f"tunelab sql \"select state, count(*) from trials group by 1\"")
+    console.print(fit([f"next: tunelab trials {name}",
+                       'tunelab sql "select state, count(*) from trials group by 1"'],
+                      width(), " · ", 6))
 
 
 def run(
@@ -193,8 +205,9 @@ def _toml_value(text: str) -> Any:
 def enqueue(
     experiment: Annotated[str, typer.Argument(help="The experiment file, or its name in the store.")],
     set_: Annotated[list[str], typer.Option(
-        "--set", help="A parameter of the search space, e.g. --set train.learning_rate=2e-4 "
-                      "(repeatable; those not given are sampled).")],
+        "--set", metavar="KEY=VALUE",
+        help="A parameter of the search space, e.g. --set train.learning_rate=2e-4 "
+             "(repeatable; those not given are sampled).")],
     store: StoreOption = DEFAULT_STORE,
     storage: StorageOption = None,
 ) -> None:
@@ -215,7 +228,7 @@ def enqueue(
                                f"(searched: {', '.join(space) or 'nothing'})", "not searched")
         params[key] = _toml_value(value.strip())
     _check_conditions(spec.experiment, params)
-    runner = Runner(spec, store, ConsoleReporter(spec.experiment.name), storage=storage)
+    runner = Runner(spec, store, reporter_for(spec.experiment), storage=storage)
     runner.enqueue(params)
     shown = ", ".join(f"{fmt.param_name(k)} {v}" for k, v in params.items())
     console.print(f"queued for {runner.exp.name}: {shown}. "
@@ -265,7 +278,7 @@ def confirm(
     best = objectives.ranked(done, lambda t: t.value or 0.0, record.direction)[:top]
     spec = _spec_of(experiment, store)
     _quiet_optuna()
-    reporter = ConsoleReporter(experiment, record.direction or "minimize")
+    reporter = reporter_for(spec.experiment)
     runner = Runner(spec, store, reporter, storage=storage)
     base_seed = spec.experiment.train.seed
     plan = [(t.number, base_seed + k + 1) for t in best for k in range(seeds)]
@@ -313,7 +326,7 @@ def rerun(
         raise TunelabError(f"the experiment file of {experiment} ({source}) is gone; "
                            "rerun needs it", "experiment file missing")
     spec = load_spec(source, store=store)
-    reporter = ConsoleReporter(experiment)
+    reporter = reporter_for(spec.experiment)
     _quiet_optuna()
     runner = Runner(spec, store, reporter, storage=storage)
     outcome = runner.rerun(record.number, seed)
