@@ -33,6 +33,11 @@ class Row:
     KEEP_ON_UPDATE: ClassVar[tuple[str, ...]] = ()  # columns an upsert leaves as they were
     # nearly every event is a new key (a step is logged once): ingest tries a plain INSERT first
     MOSTLY_NEW: ClassVar[bool] = False
+    # a row in the state FINAL_STATE is changed only by an event with the same SAME_RUN value
+    # (the same run of the same trial), so a trial of another study that reuses its number (a
+    # journal lost and started again) never overwrites a finished row
+    FINAL_STATE: ClassVar[str | None] = None
+    SAME_RUN: ClassVar[str | None] = None
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ()
 
     def event(self) -> dict[str, Any]:
@@ -71,6 +76,8 @@ class TrialRow(Row):
     TABLE: ClassVar[str] = "trials"
     KEY: ClassVar[tuple[str, ...]] = ("experiment", "number")
     NEWEST_BY: ClassVar[str | None] = "updated_at"
+    FINAL_STATE: ClassVar[str | None] = "complete"
+    SAME_RUN: ClassVar[str | None] = "started_at"
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("params",)
     experiment: str
     number: int

@@ -30,7 +30,6 @@ from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sam
 from tunelab.engine.train.pairs import named, pair_sets, preference_metrics, sequence_logps
 from tunelab.engine.train.reference import Logps, reference_logps
 from tunelab.engine.train.sft import build_trainer
-from tunelab.store import Spool
 
 # the pair sets and the names of their metrics in evaluations
 MEASURED = (("heldout", "preferences"), ("train", "preferences_train"))
@@ -167,7 +166,7 @@ def policy_baseline(job: TrialJob, progress: trial.Progress, build: Build) -> Tr
     found, samples = supervised_values(job, exp, trainer.model, tokenizer, rows["validation"],
                                        rows["test"])
     values.update(found)
-    with Spool(job.store, tag="baseline") as spool:
+    with trial.trial_spool(job.store, "baseline") as spool:
         spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
     total, _ = models.count_parameters(model)
     value = objective_value(exp.search.objective, exp.method.stage, values)

@@ -34,7 +34,6 @@ from tunelab.engine.train.callbacks import Recorder, trial_callbacks
 from tunelab.engine.train.evaluate import evaluation_events
 from tunelab.engine.train.pairs import answers_ids, named, pair_sets
 from tunelab.engine.train.policy import MEASURED, pad_id
-from tunelab.store import Spool
 
 
 def load_scoring_model(base: str, parent_adapter: str | None, exp: Experiment,
@@ -174,7 +173,7 @@ def run_baseline(job: TrialJob, progress: trial.Progress) -> TrialResult:
     model.config.pad_token_id = pad_id(tokenizer)
     progress("eval", {"what": "baseline"})
     values = _all_values(model, pair_sets(job, exp, tokenizer), pad_id(tokenizer), 8)
-    with Spool(job.store, tag="baseline") as spool:
+    with trial.trial_spool(job.store, "baseline") as spool:
         spool.write(evaluation_events(exp, "base", values))
     total, _ = models.count_parameters(model)
     value = objective_value(exp.search.objective, exp.method.stage, values)
