@@ -230,6 +230,25 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
 
 
 @contextmanager
+def held(paths: list[Path], wait: float) -> Iterator[None]:
+    """Holds the files against the other threads of this process for the block: a connection of
+    its own (the SQL console's, `reading_many`'s) attaches them, and DuckDB refuses a file that
+    another instance of the same process has attached ("Unique file handle conflict")."""
+    locks = [_path_lock(p) for p in sorted(set(paths), key=lambda p: str(p.resolve()))]
+    taken: list[threading.RLock] = []
+    try:
+        for path_lock in locks:
+            if not path_lock.acquire(timeout=max(wait, 0.001)):
+                raise StoreLocked(f"a store is busy in this process (another thread is writing "
+                                  f"or reading it); waited {wait:g}s.", holder="this process")
+            taken.append(path_lock)
+        yield
+    finally:
+        for path_lock in reversed(taken):
+            path_lock.release()
+
+
+@contextmanager
 def _attached(path: Path, read_only: bool, wait: float, check: bool = True
               ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection whose default database is the store, attached for the block only.
@@ -354,6 +373,11 @@ def reading_many(paths: list[str | Path] | list[Path], wait: float = 10.0
     files. Rows are not deduplicated across files: two machines sharing one Optuna study each
     record their own trials, and an experiment row appears once per file.
     """
+    with held([Path(p) for p in paths], wait):
+        yield from _reading_many([Path(p) for p in paths], wait)
+
+
+def _reading_many(paths: list[Path], wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect()
     try:
         taken: set[str] = set()
