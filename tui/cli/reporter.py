@@ -32,6 +32,7 @@ class ConsoleReporter:
         self.durations: list[float] = []
         self.best: tuple[float, int] | None = None
         self.note = ""  # shown in the live block (the baseline, stopping…)
+        self.shown = fmt.number  # the objective's values (a preference sweep's: fmt.rating)
 
     def event(self, name: str, **data: Any) -> None:
         handler = getattr(self, f"on_{name}", None)
@@ -54,7 +55,7 @@ class ConsoleReporter:
             if self.counts.get(state):
                 parts.append(f"{self.counts[state]} {state}")
         if self.best is not None:
-            parts.append(f"best {fmt.number(self.best[0])} (trial {self.best[1]})")
+            parts.append(f"best {self.shown(self.best[0])} (trial {self.best[1]})")
         if self.durations and self.finished < self.target:
             mean = sum(self.durations) / len(self.durations)
             left = self.target - self.finished
@@ -266,6 +267,7 @@ class ConsoleReporter:
             if waiting else ""
         self._print(f"votes steer this sweep: [bold]tunelab review {review}[/] (or v in the TUI) "
                     f"while it trains{again}")
+        self.shown = fmt.rating  # the best so far is a placement: a rating over the base
         self.counts["voting"] = waiting
 
     def on_voting(self, number: int, opponent: str, items: int, review: str, **_: Any) -> None:
@@ -273,17 +275,16 @@ class ConsoleReporter:
                     f"· tunelab review {review}")
 
     def on_placed(self, number: int, rating: float, how: str, opponent: str, votes: int,
-                  interval: tuple[float, float], **_: Any) -> None:
+                  **_: Any) -> None:
         self.counts["voting"] = max(0, self.counts.get("voting", 0) - 1)
         self.counts["complete"] = self.counts.get("complete", 0) + 1
         self.finished += 1
         if self.best is None or objectives.better(rating, self.best[0], self.direction):
             self.best = (rating, number)
-        why = {"won": f"won clearly against {opponent}", "lost": f"lost clearly to {opponent}",
-               "budget": f"the vote budget against {opponent} is spent"}[how]
-        self._print(f"trial {number:<3} [green]placed[/]: rating {rating:+.0f} over the base "
-                    f"({why}; {votes} votes; 95 % interval {_elo_interval(interval)})   "
-                    f"[dim]{self._progress()}[/]")
+        why = {"won": f"ranked above {opponent}", "lost": f"ranked below {opponent}",
+               "budget": f"not ranked apart from {opponent} within the vote budget"}[how]
+        self._print(f"trial {number:<3} [green]placed {fmt.rating(rating)}[/] over the base, told "
+                    f"to the search ({why} after {votes} votes)   [dim]{self._progress()}[/]")
         if self.live is not None:
             self._refresh()
 
@@ -295,25 +296,18 @@ class ConsoleReporter:
     def on_judge_error(self, error: str, **_: Any) -> None:
         errors.print(f"the votes could not be read this time ({error}); trying again")
 
-    def on_preference_winner(self, number: int, rating: float, interval: tuple[float, float],
+    def on_preference_winner(self, number: int, told: float, now: str, rank: str, of: int,
                              votes: int, opponent: str, total: int, review: str,
                              **_: Any) -> None:
         self.stop_live()
-        console.print(f"[bold]winner: trial {number}[/] · rating {rating:+.0f} Elo over the base "
-                      f"model, 95 % interval {_elo_interval(interval)} · {votes} votes "
-                      f"against {opponent} ({total} votes in the review)")
-        if rating <= 0:
+        console.print(f"[bold]winner: trial {number}[/] · placed {fmt.rating(told)} over the base "
+                      f"(told to the search when {votes} votes against {opponent} placed it)")
+        console.print(f"the review now, on all {total} votes: trial {number} rated {now}, rank "
+                      f"{rank} of {of} (1000 = the average model; tunelab review stats {review})")
+        if told <= 0:
             console.print("[yellow]no trial was preferred to the base model[/]")
         console.print(f"next: tunelab confirm {self.name} · tunelab review stats {review} · "
                       f"tunelab review export {review}")
-
-
-def _elo_interval(interval: tuple[float, float]) -> str:
-    low, high = interval
-
-    def side(x: float) -> str:
-        return "no bound" if x != x or abs(x) == float("inf") else f"{x:+.0f}"
-    return f"{side(low)} … {side(high)}"
 
 
 def _beside(line: str, extra: str, otherwise: str) -> str:
