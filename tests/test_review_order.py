@@ -125,23 +125,22 @@ def test_the_stop_names_the_closest_pair_and_the_votes_it_needs() -> None:
     assert not advice.may_stop
     (closest,) = advice.pending
     assert (closest.high, closest.low) == ("b", "c") and not closest.too_close
-    assert advice.words.startswith(f"b and c are closest: about {closest.more:.0f} more votes")
-    # the estimate, by hand: the gap of the quick fit, its variance, the normal quantile at
-    # the level Holm tests the pair at (one pair left of three: 5 %)
-    group = ranking.groups[0]
-    k = {m: i for i, m in enumerate(group.outcomes.models)}
-    sigma = np.linalg.inv(group.info + np.ones((3, 3)) / 3) - np.ones((3, 3)) / 3
-    variance = sigma[k["b"], k["b"]] + sigma[k["c"], k["c"]] - 2 * sigma[k["b"], k["c"]]
-    gap = group.strength[k["b"]] - group.strength[k["c"]]
-    p = 1 / (1 + math.exp(-gap))
+    assert advice.words == f"b–c closest: ~{closest.more:.0f} more votes to rank apart"
+    # the estimate, by hand: the pair's score statistic grows with its information (¼ a
+    # vote at equal strengths) until it passes z² at the level Holm tests it at (the last of
+    # three pairs: 5 %): b–c has 10 votes of its own and a–b–c none around it
+    test = ranking.tests[frozenset("bc")]
     z = 1.959963984540054
-    assert closest.more == math.ceil((z * z / gap ** 2 - 1 / variance) / (p * (1 - p)))
+    assert closest.more == math.ceil(4 * 2.5 * (z * z / test.statistic - 1))
 
 
 def test_two_models_too_close_for_the_items_left_may_stop() -> None:
     votes = _votes([("a", "b", "a"), ("a", "b", "b")] * 30)  # dead even after 60 votes
     advice = stop.advise(ranks.rank(votes), left=20)
-    assert advice.may_stop and "too close to rank apart with the 20 items left" in advice.words
+    # even one standard error further apart than they look (z 0 → 1 on 15 of information):
+    # 4 · 15 · (1.96² − 1) = 171 more votes
+    assert advice.may_stop
+    assert advice.words == "you may stop (q): a–b too close for the 20 items left (≥ 171 more votes)"
     assert not stop.advise(ranks.rank(votes), left=5000).may_stop  # a big budget: keep going
 
 
@@ -153,6 +152,5 @@ def test_the_stop_is_never_offered_while_a_preference_sweep_waits_on_your_votes(
     assert ranking.settled()
     advice = stop.advise(ranking, left=19, waiting={"trial:1": 8})
     assert not advice.may_stop
-    assert advice.words == ("the sweep waits on your votes for trial:1 (8 items left): "
-                            "keep voting")
+    assert advice.words == "the sweep waits on your votes for trial:1 (8 items): keep voting"
     assert stop.advise(ranking, left=19, waiting={"trial:1": 0}).may_stop  # none left to give

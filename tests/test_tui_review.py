@@ -216,12 +216,15 @@ async def test_the_voting_screen_says_what_is_left_to_separate(tmp_path: Path) -
     app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot"))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert "x and y are closest: about 1 more vote between them" in screen_text(app.screen)
+        assert "x–y closest: ~1 more vote to rank apart" in screen_text(app.screen)
     vote_for(store, "r1", "x", range(3, 18))  # 18 of 18: x is above y at 95 %
     app = TunelabApp([store], lambda: ReviewScreen(store, found, "pilot", "random"))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert "ranks settled: every neighbouring pair is ranked apart" in screen_text(app.screen)
+        text = screen_text(app.screen)
+        assert "ranks settled: every neighbouring pair is ranked apart; you may stop (q)" in text
+        status = str(app.screen.query_one("#status", Static).content)
+        assert len(status) <= 78  # the whole sentence on one line at 80 columns
         assert app.screen.current.item == 0  # random: the review's own order
 
 
@@ -240,7 +243,6 @@ async def test_undo_names_the_item_as_the_progress_line_numbered_it(tmp_path: Pa
             await pilot.press("a")
         await settle(pilot)
         assert "item 17 of 24" in screen_text(screen)
-        assert screen.history[-1][1].item != 15  # the review's own place differs
         await pilot.press("u")
         await settle(pilot)
         said = [n.message for n in app._notifications]
@@ -268,7 +270,7 @@ async def test_the_voting_screen_never_says_stop_while_the_sweep_waits(tmp_path:
         screen = app.screen
         text = screen_text(screen)
         assert "you may stop" not in text and "ranks settled" not in text
-        assert "the sweep waits on your votes for trial:1 (8 items left): keep voting" in text
+        assert "the sweep waits on your votes for trial:1 (8 items): keep voting" in text
         assert "trial:1" in {screen.current.model_a, screen.current.model_b}
 
 

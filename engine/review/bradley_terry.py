@@ -150,7 +150,8 @@ def _rate_group(models: list[str], found: list[Outcome], ranking: ranks.Ranking,
     out = []
     for m in models:
         part = next(p for p in parts if m in p)
-        above = below = ()
+        above: tuple[str, ...] = ()
+        below: tuple[str, ...] = ()
         if m not in point and m not in undecided:
             above = tuple(sorted(graph.reachable(set(part), edges)))
             below = tuple(sorted(graph.reachable(set(part), {(b, a) for a, b in edges})))

@@ -85,7 +85,7 @@ class Ranking:
         are settled, these are the neighbours of the rank order), and a pair for each two
         groups no vote links yet (their first models; a model of `models` without a counted
         vote is a group of its own)."""
-        found = [tuple(sorted(pair)) for pair, t in self.tests.items()
+        found = [(min(pair), max(pair)) for pair, t in self.tests.items()
                  if t.adjusted > ALPHA * SETTLED]
         firsts = [g.models[0] for g in self.groups] + sorted(set(models) - set(self.ranks))
         return sorted(found) + list(zip(firsts, firsts[1:], strict=False))

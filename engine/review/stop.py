@@ -4,9 +4,11 @@
 rank rule (`ranks`), or too close to matter at this budget: even if their difference were one
 standard error larger than the votes show, ranking the two apart would take more votes than
 the items left for this rater. Otherwise the line says which pair is closest and about how many
-more votes would rank it apart at its difference now. Votes needed: a vote between i and j adds
-p(1 − p) to the information on their difference d, and the pair is ranked apart once
-d² / var(d) passes the square of the normal quantile at the level Holm would test it at.
+more votes would rank it apart at its difference now. Votes needed: the rank rule's score
+statistic S of the pair grows with the information on its difference if the votes keep going
+the way they went (a vote between the two adds ¼ at equal strengths), so m more votes give
+S · (I + m/4) / I; the pair is ranked apart once that passes z², the square of the normal
+quantile at the level Holm would test it at. One standard error more is √S + 1 on that scale.
 
 In a preference sweep, while the search waits on trials, the stop is never offered: the line
 says which trial waits and how many of its items are left.
@@ -41,12 +43,12 @@ class Advice:
     pending: tuple[Pending, ...] = ()
 
 
-def _needed(gap: float, variance: float, z: float) -> float:
-    """Votes between two models `gap` logits apart until gap² / variance ≥ z²."""
-    if gap < 1e-9:
+def _needed(z_now: float, information: float, z: float) -> float:
+    """More votes between two models until a score z of `z_now` (on `information` so far)
+    reaches `z`, the votes going on as they went."""
+    if z_now < 1e-6:
         return math.inf
-    p = 1 / (1 + math.exp(-gap))
-    return max(0.0, math.ceil((z * z / (gap * gap) - 1 / variance) / (p * (1 - p))))
+    return max(0.0, math.ceil(4 * information * (z * z / (z_now * z_now) - 1)))
 
 
 def pending(ranking: Ranking, left: int) -> list[Pending]:
@@ -54,16 +56,16 @@ def pending(ranking: Ranking, left: int) -> list[Pending]:
     out = []
     for group in ranking.groups:
         index = {m: k for k, m in enumerate(group.outcomes.models)}
-        sigma = bt.covariance(group.info)
+        even = bt.covariance(bt.information(group.outcomes, 0 * group.strength))
         z = NormalDist().inv_cdf(1 - group.level() / 2)
         for a, b in zip(group.models, group.models[1:], strict=False):
             if ranking.separated(a, b):
                 continue
             i, j = index[a], index[b]
-            variance = float(sigma[i, i] + sigma[j, j] - 2 * sigma[i, j])
-            gap = abs(float(group.strength[i] - group.strength[j]))
-            fewest = _needed(gap + math.sqrt(variance), variance, z)
-            out.append(Pending(a, b, _needed(gap, variance, z), fewest, fewest > left))
+            information = 1 / max(float(even[i, i] + even[j, j] - 2 * even[i, j]), 1e-9)
+            z_now = math.sqrt(ranking.tests[frozenset((a, b))].statistic)
+            fewest = _needed(z_now + 1, information, z)
+            out.append(Pending(a, b, _needed(z_now, information, z), fewest, fewest > left))
     return sorted(out, key=lambda p: (-p.more, p.high, p.low))
 
 
@@ -72,12 +74,12 @@ def advise(ranking: Ranking, left: int, waiting: Mapping[str, int] | None = None
     the models a preference sweep waits on, with their items left for this rater."""
     waits = {m: n for m, n in (waiting or {}).items() if n > 0}
     if waits:
-        named = ", ".join(f"{m} ({n} item{'s' if n != 1 else ''} left)"
+        named = ", ".join(f"{m} ({n} item{'s' if n != 1 else ''})"
                           for m, n in sorted(waits.items()))
         return Advice(False, f"the sweep waits on your votes for {named}: keep voting")
     if len(ranking.groups) > 1:
         a, b = ranking.in_doubt()[-1]
-        return Advice(False, f"no vote links {a}'s group with {b}'s yet: vote on items of both")
+        return Advice(False, f"no vote links {a}'s group with {b}'s yet: vote on both")
     found = pending(ranking, left)
     if not found:
         if ranking.settled():
@@ -86,16 +88,15 @@ def advise(ranking: Ranking, left: int, waiting: Mapping[str, int] | None = None
         return Advice(False, "")
     if all(p.too_close for p in found):
         closest = found[0]
-        return Advice(True, f"you may stop (q): {closest.high} and {closest.low} are too close "
-                      f"to rank apart with the {left} items left ({_votes(closest.more)} "
-                      "between them would do it)", tuple(found))
+        return Advice(True, f"you may stop (q): {closest.high}–{closest.low} too close for the "
+                      f"{left} items left (≥ {closest.fewest:.0f} more votes)", tuple(found))
     closest = next(p for p in found if not p.too_close)
     rest = f"; {len(found)} pairs in doubt" if len(found) > 1 else ""
-    return Advice(False, f"{closest.high} and {closest.low} are closest: "
-                  f"{_votes(closest.more)} between them to rank them apart{rest}", tuple(found))
+    return Advice(False, f"{closest.high}–{closest.low} closest: {_votes(closest.more)} to rank "
+                  f"apart{rest}", tuple(found))
 
 
 def _votes(more: float) -> str:
     if math.isinf(more):
         return "more votes than any review holds"
-    return f"about {more:.0f} more vote{'s' if more != 1 else ''}"
+    return f"~{more:.0f} more vote{'s' if more != 1 else ''}"

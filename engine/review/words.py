@@ -151,7 +151,8 @@ def _interval_notes(ratings: Sequence[Rating]) -> list[str]:
 def pair_rows(pairs: Sequence[PairRecord]) -> list[tuple[str, ...]]:
     """The pairs table (PAIR_COLUMNS): each pair once, from the side of the model that won
     more, the most one-sided first."""
-    rows, seen = [], set()
+    rows: list[tuple[str, ...]] = []
+    seen: set[frozenset[str]] = set()
     for p in sorted(pairs, key=lambda p: (-(0.5 if math.isnan(p.win_rate) else p.win_rate),
                                           p.model, p.other)):
         if frozenset((p.model, p.other)) in seen:
