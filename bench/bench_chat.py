@@ -11,7 +11,8 @@ folder, plus three LoRA adapters (r 16, all linear layers) saved as a trial keep
    - plain: `model.generate` with a streamer that only notes the time of each token;
    - tunelab: `engine.chat.stream_reply` (TextIteratorStreamer, decoding, stop check), timed
      from the call to its first non-empty piece of text;
-   - arena: `engine.side_by_side.stream_pair` on two adapters of one base (one batch of two).
+   - arena: `engine.side_by_side.stream_pair` on two adapters of one base (one batch of two),
+     against plain `generate` of that same batch (peft's mixed adapters, `adapter_names`).
    Time to first token and tokens per second (after the first), medians of --repeats runs.
    With --json PATH (the suite) these are also written as rows; --quick: a smaller model and
    no memory part.
@@ -146,6 +147,22 @@ def speed(folder: Path, tokens: int, repeats: int) -> dict[str, tuple[float, flo
         return streamed(lambda: stream_pair(pair, (ASK, ASK), settings, threading.Event()),
                         2 * tokens)
 
+    def plain_pair() -> tuple[float, float]:
+        """The arena's work done by peft and generate alone: the same two rows, each with its
+        adapter, in one mixed-adapter batch (both sides' tokens per second)."""
+        holder = pair.sides[0].model
+        ids = inputs["input_ids"].repeat(2, 1)
+        clock = Clock()
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = holder.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                  max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                                  pad_token_id=tokenizer.pad_token_id, streamer=clock,
+                                  adapter_names=[s.adapter for s in pair.sides])
+        assert out.shape[1] - ids.shape[1] == tokens
+        first, last = clock.times[1], clock.times[-1]
+        return first - start, 2 * (tokens - 1) / (last - first)
+
     params = sum(p.numel() for p in model.parameters())
     threads = torch.get_num_threads()
     print(f"model: Llama, {params / 1e6:.1f}M parameters, {model.dtype}, {model.device} "
@@ -154,6 +171,7 @@ def speed(folder: Path, tokens: int, repeats: int) -> dict[str, tuple[float, flo
           f"{tokens} new tokens, greedy; median of {repeats} runs after a warm-up")
     print(f"{'':44}{'first token':>12}{'tokens/s':>10}")  # arena: both sides' tokens
     cases = {"plain model.generate": plain, "tunelab stream_reply (first text shown)": ours,
+             "plain generate, 2 adapters, 1 batch": plain_pair,
              "tunelab arena, A+B: 2 adapters, 1 batch": arena}
     results: dict[str, list[tuple[float, float]]] = {label: [] for label in cases}
     for run in cases.values():
@@ -174,11 +192,12 @@ def speed_rows(found: dict[str, tuple[float, float]], tokens: int) -> list[Row]:
     plain = found["plain model.generate"]
     ours = found["tunelab stream_reply (first text shown)"]
     arena = found["tunelab arena, A+B: 2 adapters, 1 batch"]
+    pair = found["plain generate, 2 adapters, 1 batch"]
     return [Row(f"chat first token ({tokens} new tokens, greedy)", ours[0] * 1000,
                 plain[0] * 1000, "ms"),
             Row("chat tokens/s after the first, vs plain generate", ours[1], plain[1], "tokens/s"),
-            Row("arena: two adapters in one batch (both sides' tokens/s) vs plain generate",
-                arena[1], plain[1], "tokens/s")]
+            Row("arena: two adapters in one batch (both sides' tokens/s) vs plain generate of "
+                "the same batch", arena[1], pair[1], "tokens/s")]
 
 
 def _rss() -> int:

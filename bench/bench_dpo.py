@@ -32,7 +32,7 @@ from measure import Row, write_rows  # noqa: E402
 
 
 class Quiet:
-    def event(self, name: str, **data: object) -> None:
+    def event(self, event: object) -> None:
         pass
 
 

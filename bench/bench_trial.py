@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Quiet:
-    def event(self, name: str, **data: object) -> None:
+    def event(self, event: object) -> None:
         pass
 
 

@@ -58,7 +58,7 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_atte
 
 
 class Quiet:
-    def event(self, name: str, **data: object) -> None:
+    def event(self, event: object) -> None:
         pass
 
 

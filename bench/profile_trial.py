@@ -96,7 +96,7 @@ def profile(epochs: int) -> tuple[float, list[tuple[str, float | None]], str]:
     spec = load_spec(ROOT / "experiments" / "quickstart.toml", sets)
 
     class Quiet:
-        def event(self, name: str, **data: object) -> None:
+        def event(self, event: object) -> None:
             pass
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,9 @@
 """Writes docs/benchmarks.md: the machine, the versions, one table of figures and verdicts.
 
 Two scripts own a section of the same file each, between two markers: the GPU check
-(bench/gpu_check.py) and the profile of a trial (bench/profile_trial.py). The suite keeps those
-sections when it rewrites the rest, and each script replaces only its own.
+(bench/gpu_check.py) and the profile of a trial (bench/profile_trial.py). A third section, the
+figures the docs pages quote, is written by hand. The suite keeps those sections when it
+rewrites the rest, and each script replaces only its own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ GPU_BEGIN = "<!-- gpu-check: written by bench/gpu_check.py -->"
 GPU_END = "<!-- /gpu-check -->"
 PROFILE_BEGIN = "<!-- trial-profile: written by bench/profile_trial.py -->"
 PROFILE_END = "<!-- /trial-profile -->"
+FIGURES_BEGIN = "<!-- figures: kept by hand; python -m bench keeps this section -->"
+FIGURES_END = "<!-- /figures -->"
 PACKAGES = ("torch", "transformers", "trl", "peft", "optuna", "duckdb", "textual")
 
 
@@ -170,7 +173,8 @@ PROFILING_NOTES = """## Profiling notes
 
 
 def render(results: list[BenchResult], quick: bool, gpu_section: str | None,
-           under_load: bool = True, profile_section: str | None = None) -> str:
+           under_load: bool = True, profile_section: str | None = None,
+           figures_section: str | None = None) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     host = machine()
     lines = [
@@ -190,6 +194,8 @@ def render(results: list[BenchResult], quick: bool, gpu_section: str | None,
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in versions().items()), ""]
     lines += ["## Results", "", *table(results), ""]
     lines += [*timings(results, quick), ""]
+    if figures_section:
+        lines += [figures_section, ""]
     lines += [PROFILING_NOTES, profile_section or _empty_profile_section(), "",
               gpu_section or _empty_gpu_section(), ""]
     return "\n".join(lines)
@@ -236,7 +242,8 @@ def write(path: Path, results: list[BenchResult], quick: bool, under_load: bool 
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(results, quick, gpu_section(old), under_load,
-                           section(old, PROFILE_BEGIN, PROFILE_END)), encoding="utf-8")
+                           section(old, PROFILE_BEGIN, PROFILE_END),
+                           section(old, FIGURES_BEGIN, FIGURES_END)), encoding="utf-8")
 
 
 def replace_section(path: Path, begin: str, end: str, body: str) -> None:

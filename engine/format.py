@@ -49,6 +49,24 @@ def percent(share: float | None) -> str:
     return "—" if share is None else f"{share:.0%}".replace("%", " %")
 
 
+def change(value: float | None, base: float | None) -> str:
+    """How `value` compares with `base`, in words that read right at any size: `-12 %` and
+    `+40 %` between half and double, the ratio beyond (`435× lower` for 0.0115 against 5.00,
+    where a percentage would round to -100 %), the difference where no ratio exists (a base
+    of 0: `+0.902`)."""
+    if value is None or base is None:
+        return "—"
+    if base == 0 or value == 0 or (value < 0) != (base < 0):
+        return "+0" if value == base else ("+" if value > base else "") + number(value - base)
+    ratio = value / base
+    if 0.5 < ratio < 2:
+        share = ratio - 1
+        return ("+" if share >= 0 else "-") + percent(abs(share))
+    times = ratio if ratio >= 2 else 1 / ratio
+    shown = f"{times:.1f}" if times < 10 else count(round(times))
+    return f"{shown}× " + ("higher" if ratio >= 2 else "lower")
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"

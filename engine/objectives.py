@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 Direction = Literal["minimize", "maximize"]
 T = TypeVar("T")
@@ -54,9 +54,15 @@ def best_of(items: Iterable[T], value: Callable[[T], float], direction: str | No
     return found[0] if found else None
 
 
-def metric_key(objective: str, stage: str = "sft") -> str:
+def stage_of(spec: Mapping[str, Any]) -> str:
+    """The stage of an experiment as the store keeps its spec (method.stage): "sft" or "dpo"."""
+    return str((spec.get("method") or {}).get("stage") or "sft")
+
+
+def metric_key(objective: str, stage: str) -> str:
     """Where an objective is among a model's values. A dpo stage's eval_loss is its DPO loss on
-    the held-out pairs (what it reported to the pruner and picked its checkpoint by)."""
+    the held-out pairs (what it reported to the pruner and picked its checkpoint by), not the
+    supervised loss on its parent's validation split: so the stage is always given."""
     if stage == "dpo" and objective in {"eval_loss", *PREFERENCE_METRICS}:
         return "preferences/" + ("loss" if objective == "eval_loss" else objective)
     return "validation/loss" if objective == "eval_loss" else f"validation/{objective}"

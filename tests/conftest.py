@@ -48,7 +48,7 @@ def read_json_lines(path: Path) -> list[dict]:
 class Quiet:
     """A runner reporter that keeps nothing (the tests read the store)."""
 
-    def event(self, name: str, **data: object) -> None:
+    def event(self, event: object) -> None:
         pass
 
 
@@ -74,3 +74,69 @@ def train_tiny(folder: Path, name: str, method: str) -> Path:
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with one trained tiny model ('tiny', trial 0) and its baseline."""
     return train_tiny(tmp_path_factory.mktemp("trained"), "tiny", 'kind = "full"')
+
+
+DOCUMENTED_SWEEP = """
+name = "quickstart"
+[model]
+scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }
+[data]
+train = "data.jsonl"
+[train]
+epochs = 2
+batch_size = 16
+logging_steps = 5
+[search]
+trials = 3
+sampler = "random"
+seed = 1
+pruner = "none"
+[search.space]
+"train.learning_rate" = [5e-3, 3e-3]
+"method.kind" = ["full", "lora"]
+[eval]
+samples = 6
+max_new_tokens = 8
+watch = 1
+example_losses = true
+"""
+
+
+@pytest.fixture(scope="session")
+def documented_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store as the docs' example queries assume one (read it, don't change it): a real
+    three-trial sweep named `quickstart` (full and LoRA, watched prompts, example losses), a
+    blind review of the base against the best trial with votes from two raters, and its ratings
+    fitted by `tunelab review stats`."""
+    from typer.testing import CliRunner
+
+    from tunelab import store as st
+    from tunelab.engine.review import reviews
+    from tunelab.engine.run.runner import Runner
+    from tunelab.engine.spec import load_spec
+    from tunelab.tui.cli import app
+
+    folder = tmp_path_factory.mktemp("documented")
+    rows = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:400]
+    (folder / "data.jsonl").write_text("\n".join(rows) + "\n")
+    (folder / "quickstart.toml").write_text(DOCUMENTED_SWEEP)
+    store = folder / "tunelab.duckdb"
+    Runner(load_spec(folder / "quickstart.toml"), store, Quiet()).run()
+
+    prompts = reviews.prompts_for(store, "quickstart", "test", 6)
+    review = reviews.create(store, "quickstart", "first look", ["base", "best"], prompts, "test",
+                            max_new_tokens=8)
+    items = st.review_items(store, review.id)
+    # the trained trial wins most votes, the base one, and one is a tie; sides are random per
+    # item, so each verdict names the side its model was shown on
+    verdicts = {"ana": ["trained", "trained", "base", "trained"], "bo": ["trained", "tie"]}
+    with st.Spool(store) as spool:
+        for rater, winners in verdicts.items():
+            for item, winner in zip(items, winners, strict=False):
+                base_side = "a" if item.model_a == "base" else "b"
+                choice = {"tie": "tie", "base": base_side}.get(
+                    winner, "b" if base_side == "a" else "a")
+                spool.write([st.vote_row(review.id, item.item, rater, choice, 2.5)])
+    fitted = CliRunner().invoke(app, ["review", "stats", "first look", "--store", str(store)])
+    assert fitted.exit_code == 0, fitted.exception
+    return store

@@ -161,7 +161,10 @@ def _screen_text(app) -> str:  # noqa: ANN001
 async def _send(pilot, text: str) -> None:  # noqa: ANN001
     from textual.widgets import Input
 
-    pilot.app.screen.query_one("#message", Input).value = text
+    box = pilot.app.screen.query_one("#message", Input)
+    if box.disabled:  # after a vote: Enter opens the box for the next message
+        await pilot.press("enter")
+    box.value = text
     await pilot.press("enter")
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
@@ -196,12 +199,12 @@ async def test_the_arena_screen_is_blind_until_the_reveal_and_stores_the_votes(s
             await pilot.press(key)
             await pilot.pause()
             if turn == 0:  # taken back and given again: one live vote stays
-                await pilot.press("ctrl+z", "b")
+                await pilot.press("u", "b")
                 await pilot.pause()
         assert any(0 < len(a) < len(shown[-1][0]) for a, _ in shown)  # streamed in pieces
         assert any(0 < len(b) < len(shown[-1][1]) for _, b in shown)
         chosen = screen.arena
-        await pilot.press("ctrl+r")
+        await pilot.press("r")
         await pilot.pause()
         revealed = _screen_text(app)
         assert f"A · {chosen.left}" in revealed and f"B · {chosen.right}" in revealed
@@ -219,14 +222,14 @@ async def test_the_arena_screen_is_blind_until_the_reveal_and_stores_the_votes(s
     assert board == [("base", 2), ("trial:0", 2)]
 
 
-async def test_a_on_the_trials_screen_opens_an_arena_and_escape_comes_back(store) -> None:
+async def test_A_on_the_trials_screen_opens_an_arena_and_escape_comes_back(store) -> None:
     from tunelab.tui.app import TunelabApp
     from tunelab.tui.screens.arena import ArenaScreen
     from tunelab.tui.screens.trials import TrialsScreen
 
     app = TunelabApp([store])
     async with app.run_test(size=(80, 24)) as pilot:
-        for key in ("enter", "j", "a"):  # the experiment, the row under the baseline: trial 0
+        for key in ("enter", "j", "A"):  # the experiment, the row under the baseline: trial 0
             await app.workers.wait_for_complete()
             await pilot.pause()
             await pilot.press(key)

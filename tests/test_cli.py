@@ -80,23 +80,24 @@ def test_progress_into_a_log_is_one_line_per_event(tmp_path: Path) -> None:
     # the reporter as `tunelab run … > sweep.log` drives it, with long parameter lists
     script = textwrap.dedent("""
         from types import SimpleNamespace as NS
+        from tunelab.engine.run import events as ev
         from tunelab.tui.cli.reporter import ConsoleReporter
 
         r = ConsoleReporter("a-rather-long-experiment-name")
         params = {"train.learning_rate": 1.234e-4, "method.kind": "lora", "method.r": 64,
                   "method.alpha_ratio": 2.0, "train.warmup_ratio": 0.05, "train.batch_size": 32}
-        r.event("sweep", trials=2, finished=0, workers=1)
+        r.event(ev.Sweep(trials=2, finished=0, workers=1))
         for number in (0, 1):
-            r.event("trial_start", number=number, params=params, epochs=3, worker=0)
+            r.event(ev.TrialStart(number=number, params=params, epochs=3, worker=0))
             # the first trial tokenizes a large set (a line); a small one is not worth a line
-            r.event("trial_progress", number=number, kind="tokenizing",
-                    rows=77256 if number == 0 else 240)
+            r.event(ev.TrialProgress(number=number, kind="tokenizing",
+                                     data={"rows": 77256 if number == 0 else 240}))
             for epoch in (1, 2, 3):
-                r.event("trial_progress", number=number, kind="eval", epoch=epoch,
-                        step=epoch * 60, eval_loss=1.0 / epoch)
+                r.event(ev.TrialProgress(number=number, kind="eval", data={
+                    "epoch": epoch, "step": epoch * 60, "eval_loss": 1.0 / epoch}))
             result = NS(state="complete", value=0.33, fail_reason=None, error=None)
-            r.event("trial_end", outcome=NS(number=number, params=params, result=result,
-                                            duration_s=61.0))
+            r.event(ev.TrialEnd(outcome=NS(number=number, params=params, result=result,
+                                           duration_s=61.0)))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=ENV, timeout=120)

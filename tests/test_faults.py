@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from tunelab import store as st
+from tunelab.engine.run import events as ev
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
@@ -59,15 +60,15 @@ def _validation_rows(store: Path, trial: int) -> int:
 class Hooks:
     """A reporter that runs a hook on one event (the tests read the store for the rest)."""
 
-    def __init__(self, hooks: dict[str, Any]) -> None:
+    def __init__(self, hooks: dict[type, Any]) -> None:
         self.hooks = hooks
-        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.seen: list[object] = []
 
-    def event(self, name: str, **data: Any) -> None:
-        self.seen.append((name, data))
-        hook = self.hooks.get(name)
+    def event(self, event: object) -> None:
+        self.seen.append(event)
+        hook = self.hooks.get(type(event))
         if hook is not None:
-            hook(**data)
+            hook(event)
 
 
 # -- the two warnings every run printed
@@ -149,18 +150,18 @@ def test_a_hung_trial_is_killed_by_trial_timeout_and_the_next_runs(
     store = tmp_path / "tunelab.duckdb"
     runner: Runner
 
-    def hang(number: int, kind: str, **_: Any) -> None:
-        if number == 0 and kind == "log" and not hung:
+    def hang(event: ev.TrialProgress) -> None:
+        if event.number == 0 and event.kind == "log" and not hung:
             # a real hang: a stopped process answers nothing but SIGKILL
             os.kill(runner.launcher.process(0).pid, signal.SIGSTOP)
             hung.append(0)
 
     hung: list[int] = []
-    reporter = Hooks({"trial_progress": hang})
+    reporter = Hooks({ev.TrialProgress: hang})
     runner = Runner(load_spec(experiment), store, reporter)
     summary = runner.run()
     assert hung == [0]
-    assert ("trial_timeout", {"number": 0, "seconds": 40.0}) in reporter.seen
+    assert ev.TrialTimeout(number=0, seconds=40.0) in reporter.seen
     trials = {t.number: t for t in st.list_trials(store, "tiny")}
     assert (trials[0].state, trials[0].fail_reason) == ("failed", "timeout")
     assert "longer than search.trial_timeout = 40 s and was killed" in (trials[0].error or "")
@@ -177,11 +178,11 @@ def test_the_store_deleted_mid_sweep_stops_it_and_the_spool_keeps_the_events(
     experiment = _sweep(small_experiment, trials=3)
     store = tmp_path / "tunelab.duckdb"
 
-    def delete(outcome: Any) -> None:
-        if outcome.number == 0:
+    def delete(event: ev.TrialEnd) -> None:
+        if event.outcome.number == 0:
             store.unlink()
 
-    runner = Runner(load_spec(experiment), store, Hooks({"trial_end": delete}))
+    runner = Runner(load_spec(experiment), store, Hooks({ev.TrialEnd: delete}))
     with pytest.raises(st.StoreGone, match="was deleted while tunelab was writing to it"):
         runner.run()
     study = _study(store)

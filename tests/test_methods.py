@@ -19,10 +19,10 @@ from conftest import tunelab_command
 
 class Collect:
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[object] = []
 
-    def event(self, name: str, **data: object) -> None:
-        self.events.append((name, data))
+    def event(self, event: object) -> None:
+        self.events.append(event)
 
 
 BODY = """

@@ -31,14 +31,19 @@ def test_ranked_and_best_of_keep_ties_in_order() -> None:
 
 
 def test_objective_names_its_metric_key_by_stage() -> None:
-    assert ob.metric_key("eval_loss") == "validation/loss"
-    assert ob.metric_key("exact_match") == "validation/exact_match"
+    assert ob.metric_key("eval_loss", "sft") == "validation/loss"
+    assert ob.metric_key("exact_match", "sft") == "validation/exact_match"
     assert ob.metric_key("eval_loss", "dpo") == "preferences/loss"
     assert ob.metric_key("reward_accuracy", "dpo") == "preferences/reward_accuracy"
     values = {"validation/loss": 1.5, "preferences/loss": 0.6}
     assert ob.objective_value("eval_loss", "sft", values) == 1.5
     assert ob.objective_value("eval_loss", "dpo", values) == 0.6
     assert ob.objective_value("bleu", "sft", values) is None
+
+
+def test_the_stage_of_a_stored_spec_is_sft_unless_it_says_dpo() -> None:
+    assert ob.stage_of({"method": {"stage": "dpo"}}) == "dpo"
+    assert ob.stage_of({"method": {"kind": "lora"}}) == ob.stage_of({}) == "sft"
 
 
 @pytest.mark.parametrize(("condition", "value", "expected"), [

@@ -16,6 +16,7 @@ from tunelab.engine.errors import SpecError
 from tunelab.engine.review import standing
 from tunelab.engine.review.reviews import as_votes, next_item
 from tunelab.engine.review.votes import Vote
+from tunelab.engine.run import events as ev
 from tunelab.engine.run import study as search
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
@@ -51,10 +52,10 @@ def taste(a: str, b: str) -> str:
 
 class Events:
     def __init__(self) -> None:
-        self.seen: list[tuple[str, dict]] = []
+        self.seen: list[object] = []
 
-    def event(self, name: str, **data: object) -> None:
-        self.seen.append((name, data))
+    def event(self, event: object) -> None:
+        self.seen.append(event)
 
 
 class Rater(threading.Thread):
@@ -151,9 +152,9 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
     assert tastes[best] > score("base")
     assert trials[best].value > 0  # rated above the base model
 
-    winner = [data for name, data in events.seen if name == "preference_winner"]
-    assert winner and winner[0]["number"] == best
-    assert winner[0]["votes"] >= 1
+    winner = [e for e in events.seen if isinstance(e, ev.PreferenceWinner)]
+    assert winner and winner[0].number == best
+    assert winner[0].votes >= 1
     # the votes are DPO pairs as before
     pairs, _ = dpo_pairs(store, "tiny")
     assert len(pairs) == sum(1 for v in votes if v.choice in {"a", "b"})
@@ -302,7 +303,7 @@ def test_a_stopped_preference_sweep_resumes_waiting_for_votes(
         rater.join()
     (placed,) = optuna.load_study(study_name="tiny", storage=search.open_storage(journal)).trials
     assert placed.state == optuna.trial.TrialState.COMPLETE and rater.votes >= 1
-    assert not [name for name, _ in events.seen if name in {"stale", "trial_start"}]
+    assert not [e for e in events.seen if isinstance(e, ev.Stale | ev.TrialStart)]
     assert [(t.state, t.value) for t in st.list_trials(store, "tiny")] == [
         ("complete", pytest.approx(placed.value))]
 

@@ -12,12 +12,12 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
 
 from tunelab import store as st
+from tunelab.engine.run import events as ev
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
@@ -61,10 +61,10 @@ class Killer:
         self.killed: list[int] = []
         self.lock = threading.Lock()
 
-    def event(self, name: str, **data: Any) -> None:
-        if name != "trial_progress" or data.get("kind") != "log" or self.runner is None:
+    def event(self, event: object) -> None:
+        if not isinstance(event, ev.TrialProgress) or event.kind != "log" or self.runner is None:
             return
-        number = data["number"]
+        number = event.number
         with self.lock:
             if number in self.killed or (self.killed and number - self.killed[-1] < 3):
                 return

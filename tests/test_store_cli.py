@@ -1,5 +1,5 @@
-"""The store's commands (`sql`, `export-store`, `gc`) and the README's example queries, run against
-a store produced by a small real sweep."""
+"""The store's commands (`sql`, `export-store`, `gc`), run against a store produced by a small real
+sweep (`documented_store`, tests/conftest.py, which tests/test_docs.py reads too)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,32 +14,7 @@ import pytest
 
 from tunelab import store as st
 
-from conftest import EXPERIMENTS, ROOT, tunelab_command
-
-SWEEP = """
-name = "quickstart"
-[model]
-scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }
-[data]
-train = "data.jsonl"
-[method]
-kind = "full"
-[train]
-epochs = 2
-batch_size = 16
-logging_steps = 5
-[search]
-trials = 3
-sampler = "random"
-seed = 1
-pruner = "none"
-[search.space]
-"train.learning_rate" = [5e-3, 3e-3]
-"method.kind" = ["full", "lora"]
-[eval]
-watch = 1
-example_losses = true
-"""
+from conftest import tunelab_command
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -48,129 +22,65 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
                           text=True, timeout=600)
 
 
-def _add_votes(store: Path, experiment: str) -> None:
-    """A blind review of the base model against the best trial, with votes, as the TUI records it."""
-    best = st.query(store, f"select number from best_trials where experiment = '{experiment}'")
-    ref = f"trial:{best.rows[0][0]}"
-    review = str(uuid.uuid4())
-    choices = ["b", "a", "b", "tie", "both_bad", "b"]
-    events: list[dict] = [{"table": "reviews", "row": {
-        "id": review, "experiment": experiment, "name": "first look",
-        "models": json.dumps(["base", ref]), "prompt_set": "test", "status": "open",
-        "created_at": 1.0, "updated_at": 1.0}}]
-    for item, choice in enumerate(choices):
-        a, b = ("base", ref) if item % 2 == 0 else (ref, "base")
-        events.append({"table": "review_items", "row": {
-            "review_id": review, "item": item, "prompt_id": str(item), "prompt": f"{item}+1=",
-            "model_a": a, "model_b": b, "output_a": "?", "output_b": "?", "created_at": 1.0}})
-        events.append({"table": "votes", "row": {
-            "id": str(uuid.uuid4()), "review_id": review, "item": item, "rater": "ana",
-            "choice": choice, "seconds": 2.5, "undone": False, "created_at": 2.0,
-            "updated_at": 2.0}})
-    with st.Spool(store) as spool:
-        spool.write(events)
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store from a real three-trial sweep named like the README's examples, plus votes."""
-    folder = tmp_path_factory.mktemp("swept")
-    rows = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:400]
-    (folder / "data.jsonl").write_text("\n".join(rows) + "\n")
-    (folder / "quickstart.toml").write_text(SWEEP)
-    store = folder / "tunelab.duckdb"
-    run = _cli("run", str(folder / "quickstart.toml"), "--store", str(store))
-    assert run.returncode == 0, run.stderr + run.stdout
-    _add_votes(store, "quickstart")
-    return store
-
-
-def _readme_queries() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## The store: SQL tables"):]
-    section = section[:section.index("\n## ", 10)]
-    blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
-    assert blocks, "the README's store section has no example queries"
-    queries = []
-    for block in blocks:
-        for statement in block.split(";"):
-            code = "\n".join(line for line in statement.splitlines()
-                             if not line.strip().startswith("--")).strip()
-            if code:
-                queries.append(statement.strip())
-    return queries
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("query", _readme_queries(), ids=lambda q: q.splitlines()[0][3:40])
-def test_the_readmes_example_queries_answer_on_a_real_sweep(swept: Path, query: str) -> None:
-    # on stdin, as `tunelab sql < report.sql` runs it (a query that starts with a comment would
-    # read as an option on the command line)
-    done = _cli("sql", "--store", str(swept), "--format", "json", stdin=query)
-    assert done.returncode == 0, done.stderr
-    rows = json.loads(done.stdout)
-    assert rows, f"no rows for:\n{query}"
-
-
-@pytest.mark.slow
-def test_sql_reads_stdin_and_writes_csv_json_and_parquet_files(swept: Path,
+def test_sql_reads_stdin_and_writes_csv_json_and_parquet_files(documented_store: Path,
                                                                tmp_path: Path) -> None:
     query = "select number, state, value from trials order by number"
-    piped = _cli("sql", "--store", str(swept), "--format", "csv", stdin=query)
+    piped = _cli("sql", "--store", str(documented_store), "--format", "csv", stdin=query)
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.splitlines()[0] == "number,state,value"
     assert len(piped.stdout.splitlines()) == 4
 
     out = tmp_path / "trials.parquet"
-    done = _cli("sql", query, "--store", str(swept), "--format", "parquet", "--out", str(out))
+    done = _cli("sql", query, "--store", str(documented_store), "--format", "parquet", "--out", str(out))
     assert done.returncode == 0, done.stderr
     table = pq.read_table(out)
     assert table.column_names == ["number", "state", "value"] and table.num_rows == 3
 
     as_json = tmp_path / "trials.json"
-    assert _cli("sql", query, "--store", str(swept), "--format", "json",
+    assert _cli("sql", query, "--store", str(documented_store), "--format", "json",
                 "--out", str(as_json)).returncode == 0
     assert [r["number"] for r in json.loads(as_json.read_text())] == [0, 1, 2]
 
-    commented = _cli("sql", "-- the trials\n" + query, "--store", str(swept), "--format", "csv")
+    commented = _cli("sql", "-- the trials\n" + query, "--store", str(documented_store), "--format", "csv")
     assert commented.returncode == 0 and commented.stdout == piped.stdout  # a comment first is fine
 
-    missing = _cli("sql", query, "--store", str(swept), "--format", "parquet")
+    missing = _cli("sql", query, "--store", str(documented_store), "--format", "parquet")
     assert missing.returncode == 1 and "--out" in missing.stderr
 
 
 @pytest.mark.slow
-def test_sql_queries_several_stores_as_one(swept: Path, tmp_path: Path) -> None:
+def test_sql_queries_several_stores_as_one(documented_store: Path, tmp_path: Path) -> None:
     other = tmp_path / "box2.duckdb"
-    shutil.copy(swept, other)
-    done = _cli("sql", "select count(*) as n from trials", "--store", str(swept),
+    shutil.copy(documented_store, other)
+    done = _cli("sql", "select count(*) as n from trials", "--store", str(documented_store),
                 "--store", str(other), "--format", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [{"n": 6}]
-    one = _cli("sql", "select count(*) as n from box2.trials", "--store", str(swept),
+    one = _cli("sql", "select count(*) as n from box2.trials", "--store", str(documented_store),
                "--store", str(other), "--format", "json")
     assert json.loads(one.stdout) == [{"n": 3}]
 
 
 @pytest.mark.slow
-def test_sql_refuses_statements_that_write(swept: Path) -> None:
+def test_sql_refuses_statements_that_write(documented_store: Path) -> None:
     for statement in ("delete from trials", "copy trials to 'x.csv'",
                       "attach 'other.duckdb' as o", "drop view best_trials"):
-        done = _cli("sql", statement, "--store", str(swept))
+        done = _cli("sql", statement, "--store", str(documented_store))
         assert done.returncode == 1 and "read-only" in done.stderr, statement
         assert "Traceback" not in done.stderr
-    assert st.query(swept, "select count(*) from trials").rows == [(3,)]
+    assert st.query(documented_store, "select count(*) from trials").rows == [(3,)]
 
 
 @pytest.mark.slow
-def test_export_store_writes_every_table_to_parquet(swept: Path, tmp_path: Path) -> None:
-    done = _cli("export-store", str(tmp_path / "out"), "--store", str(swept))
+def test_export_store_writes_every_table_to_parquet(documented_store: Path, tmp_path: Path) -> None:
+    done = _cli("export-store", str(tmp_path / "out"), "--store", str(documented_store))
     assert done.returncode == 0, done.stderr
-    tables = [r[0] for r in st.query(swept, "select table_name from duckdb_tables() "
+    tables = [r[0] for r in st.query(documented_store, "select table_name from duckdb_tables() "
                                             "where database_name = current_database()").rows]
     for table in tables:
         exported = pq.read_table(tmp_path / "out" / f"{table}.parquet")
-        count = st.query(swept, f"select count(*) from {table}").rows[0][0]
+        count = st.query(documented_store, f"select count(*) from {table}").rows[0][0]
         assert exported.num_rows == count, table
     assert {"metrics", "trials", "votes"} <= set(tables)
 
@@ -215,11 +125,11 @@ def test_gc_deletes_checkpoints_outside_the_best_n_after_showing_them(tmp_path: 
 
 
 @pytest.mark.slow
-def test_sql_shows_a_result_too_wide_for_the_terminal_one_row_per_block(swept: Path) -> None:
+def test_sql_shows_a_result_too_wide_for_the_terminal_one_row_per_block(documented_store: Path) -> None:
     narrow = _cli("sql", "select number, state from trials order by number", "--store",
-                  str(swept))  # 80 columns when not a terminal
+                  str(documented_store))  # 80 columns when not a terminal
     assert narrow.returncode == 0 and "┃ number ┃ state" in narrow.stdout
-    wide = _cli("sql", "select * from trials order by number", "--store", str(swept))
+    wide = _cli("sql", "select * from trials order by number", "--store", str(documented_store))
     assert wide.returncode == 0, wide.stderr
     assert "── row 1 ──" in wide.stdout and "── row 3 ──" in wide.stdout
     assert re.search(r"^ *artifact_dir +\S", wide.stdout, re.M)  # a column, then its value

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import TrialJob
@@ -12,6 +15,14 @@ from tunelab.engine.run.jobs import TrialJob
 # a process that counts itself among those training, until its stdin closes
 _SIBLING = ("import sys; from tunelab.engine.run import threads; threads.enter(); "
             "print('in', flush=True); sys.stdin.read(); threads.leave()")
+
+
+@pytest.fixture(autouse=True)
+def _own_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A count of this test's own processes: tunelab runs of this user elsewhere on the machine
+    (a sweep in another terminal) come and go while the test counts, and must not move it."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def _sibling() -> subprocess.Popen:

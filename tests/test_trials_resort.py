@@ -45,7 +45,7 @@ def test_a_re_sort_moves_the_rows_keeps_the_cursor_and_matches_a_rebuild(store: 
             titles = [str(c.label) for c in table.ordered_columns]
             table.move_cursor(row=3, column=titles.index("eval_loss"))
             under_cursor = table.current_key
-            await pilot.press("s")
+            await pilot.press("o")
             await pilot.pause()
             after = shown(table)
             numbers = [r[1] for r in after[1:]]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import tui_store
+from rich.console import Console
 from rich.text import Text
 from tui_pilot import open_trials, settle
 
@@ -25,6 +26,8 @@ from tunelab.tui.screens.trials import TrialsScreen
 from tunelab.tui.widgets.plot import LinePlot
 from tunelab.tui.widgets.table import VimTable
 
+pytest_plugins = ("tui_fixtures",)  # demo_store, sql_history
+
 
 def aio(test):  # noqa: ANN001, ANN201
     """Runs an async test in its own event loop (no pytest async plugin needed)."""
@@ -36,19 +39,16 @@ def aio(test):  # noqa: ANN001, ANN201
     return run
 
 
-@pytest.fixture(scope="session")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tui_store.build(tmp_path_factory.mktemp("tui"))
-
-
-@pytest.fixture(autouse=True)
-def _history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TUNELAB_SQL_HISTORY", str(tmp_path / "history.json"))
-
-
 def cells(table: VimTable) -> list[list[str]]:
     return [[c.plain if isinstance(c, Text) else str(c) for c in table.get_row_at(i)]
             for i in range(table.row_count)]
+
+
+def text_of(screen, selector: str, width: int = 78) -> list[str]:  # noqa: ANN001
+    """The lines a Static shows (a rich Table in it included), as plain text."""
+    console = Console(width=width, file=io.StringIO(), record=True)
+    console.print(screen.query_one(selector).content)
+    return console.export_text().splitlines()
 
 
 def column(table: VimTable, title: str) -> int:
@@ -62,8 +62,10 @@ async def test_experiments_screen_shows_counts_best_baseline_and_verdict(demo_st
         await settle(pilot)
         assert isinstance(app.screen, ExperimentsScreen)
         rows = cells(app.screen.query_one(VimTable))
-        assert rows == [["demo", "2", "1", "1", "1", "0.652 #1", "4.57", "-86%", "✓ yes", rows[0][-1]]]
+        # 0.652 against the baseline's 4.57: the ratio (a percentage reads -86 %)
+        assert rows == [["demo", "2", "1", "1", "1", "0.652 #1", "7.0× lower", "✓ yes", rows[0][-1]]]
         assert rows[0][-1].endswith("ago")  # within a day: relative
+        assert "baseline 4.57" in str(app.screen.query_one("#detail").render())
         assert app.screen.live  # a trial runs: the screen keeps refreshing
 
 
@@ -83,13 +85,13 @@ async def test_trials_screen_marks_best_and_baseline_sorts_and_filters(demo_stor
         running = rows[5]
         assert running[2] == "running" and running[column(table, "eval_loss")].startswith("~")
         assert "step 100" in running[column(table, "progress")]
-        assert [str(c.label) for c in table.ordered_columns][4] == "lr"  # a searched parameter
+        assert [str(c.label) for c in table.ordered_columns][7] == "lr"  # a searched parameter
 
-        # sort by the objective (cursor on its column, s), then reverse (s again)
+        # order by the objective (cursor on its column, o), then reverse (o again)
         table.move_cursor(column=column(table, "eval_loss"))
-        await pilot.press("s")
+        await pilot.press("o")
         assert [r[1] for r in cells(table)[1:]][:2] == ["1", "4"]  # 0.652, then ~2.38 (running)
-        await pilot.press("s")
+        await pilot.press("o")
         assert cells(table)[0][0] == "base"  # the baseline stays on top
 
         # filter: / opens the box, Enter applies, escape clears
@@ -123,11 +125,11 @@ async def test_trial_screen_shows_curves_evaluation_config_samples_and_log(demo_
         assert isinstance(trial, TrialScreen) and trial.trial.number == 1
         plot = trial.query_one(LinePlot)
         labels = [s.label for s in plot.series]
-        assert labels == ["train loss", "validation loss", "baseline validation"]
+        assert labels == ["train loss", "validation loss", "baseline validation 4.57"]
         assert plot.series[0].xs[0] == 5.0
-        await pilot.press("x")
+        await pilot.press("X")
         assert trial.x_axis == "epoch" and plot.series[0].xs[-1] == pytest.approx(3.0)
-        await pilot.press("x")
+        await pilot.press("X")
         assert trial.x_axis == "tokens" and plot.series[0].xs[0] == 5 * 320
 
         await pilot.press("2")
@@ -137,11 +139,12 @@ async def test_trial_screen_shows_curves_evaluation_config_samples_and_log(demo_
         assert "success: ✓ yes" in str(trial.query_one("#verdict").render())
 
         await pilot.press("3")
-        config = {r[0]: r for r in cells(trial.query_one("#resolved", VimTable))}
-        assert config["train.learning_rate"][1:] == ["searched", "2e-3"]
-        assert config["method.kind"][1:] == ["searched", "full"]
-        assert config["train.scheduler"][1] == "default"
-        assert config["data.format"][1:] == ["", "prompt_completion"]  # set in the file
+        config = {line.split()[0]: line.split()[1:] for line in text_of(trial, "#config-text")
+                  if line.strip()}
+        assert config["train.learning_rate"] == ["searched", "2e-3"]
+        assert config["method.kind"] == ["searched", "full"]
+        assert config["train.scheduler"][0] == "default"
+        assert config["data.format"] == ["prompt_completion"]  # set in the file
 
         sample = str(trial.query_one("#sample-text").render())
         assert "What is 12 plus 7?" in sample and "differs from the reference" in sample

@@ -14,7 +14,7 @@ from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 
-async def test_v_opens_the_review_and_t_a_chat_and_both_come_back(trained_store: Path) -> None:
+async def test_v_opens_the_review_and_T_a_chat_and_both_come_back(trained_store: Path) -> None:
     if st.find_review(trained_store, "tiny") is None:
         review.create(trained_store, "tiny", "tiny", ["base", "best"],
                       review.test_prompts(trained_store, "tiny", 4), "test", max_new_tokens=4)
@@ -30,7 +30,7 @@ async def test_v_opens_the_review_and_t_a_chat_and_both_come_back(trained_store:
         await pilot.press("q")  # back once the ratings are fitted (in a worker)
         await settle(pilot)
         assert isinstance(app.screen, TrialsScreen)
-        await pilot.press("j", "t")  # the row under the baseline: trial 0
+        await pilot.press("j", "T")  # the row under the baseline: trial 0
         await settle(pilot)
         assert isinstance(app.screen, ChatScreen) and app.screen.ref == "trial:0"
         assert app.screen.model is not None  # loaded in a worker

@@ -76,7 +76,7 @@ async def test_votes_then_i_shows_them_and_leaving_saves_the_ratings(tmp_path: P
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await pilot.press("a", "b", "t")
-        await pilot.press("i")  # the votes just cast are counted
+        await pilot.press("V")  # the votes just cast are counted
         await settle(pilot)
         assert isinstance(app.screen, ReviewStatsScreen)
         assert "3 votes on 6 items · pilot 3" in screen_text(app.screen)

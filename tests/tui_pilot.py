@@ -1,5 +1,6 @@
 """Driving the TUI in tests: wait for the workers' results to land, open an experiment's
-trials. Shared by the TUI tests (each had its own copy of these lines)."""
+trials. Shared by the TUI tests (each had its own copy of these lines); their fixtures are in
+tui_fixtures.py."""
 
 from __future__ import annotations
 

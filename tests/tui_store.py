@@ -1,7 +1,9 @@
 """A real store for the TUI tests, written the way a sweep writes it: events through a Spool.
 
 Five trials of a quickstart-like experiment (complete, best, pruned, failed, running) with
-curves, evaluations, samples, trial logs, and the Optuna journal beside the store.
+curves, evaluations, samples (one of them an empty output), trial logs, the best trial's
+example losses with the prepared split its manifest names, and the Optuna journal beside the
+store. `build_taste` writes a preference sweep of four trials instead.
 """
 
 from __future__ import annotations
@@ -110,14 +112,65 @@ def build(folder: Path, now: float | None = None) -> Path:
         (folder_ / "trial.log").write_text(
             "".join(f"step {s} loss {4 - s / 100:.3f}\n" for s in range(0, last, 10))
             + ("TrainError: loss is NaN\n" if t["state"] == "failed" else ""))
-    for i, (a, b) in enumerate(((12, 7), (3, 9), (40, 2))):
+    for i, (a, b) in enumerate(((12, 7), (3, 9), (40, 2), (5, 5))):
+        output = {2: f"{a} + {b} = 41", 3: ""}.get(i, f"{a} + {b} = {a + b}")  # a miss, nothing
         events.append({"table": "samples", "row": {
             "experiment": NAME, "model_ref": "trial:1", "prompt_id": f"p{i}", "position": i,
-            "prompt": f"What is {a} plus {b}?", "output": f"{a} + {b} = {a + b if i != 2 else 41}",
+            "prompt": f"What is {a} plus {b}?", "output": output,
             "reference": f"{a} + {b} = {a + b}", "settings": "{}", "time": now}})
+    events += hardest(folder, runs / "trial-0001", now)
     with st.Spool(path, tag="fixture") as spool:
         spool.write(events)
     journal(folder)
+    return path
+
+
+# the prepared train split of the best trial: (origin, prompt, completion, loss)
+PREPARED = [("arithmetic.jsonl:12", "What is 2 plus 2?", "2 + 2 = 4", 0.011),
+            ("arithmetic.jsonl:989", "What is 7 plus 5?", "7 + 5 = 13", 0.393),
+            ("arithmetic.jsonl:40", "What is 1 plus 8?", "1 + 8 = 9", 0.052)]
+
+
+def hardest(folder: Path, trial_dir: Path, now: float) -> list[dict]:
+    """Trial 1's example losses, and the prepared split and manifest they point into (as a
+    run leaves them: paths relative to the folder it ran in)."""
+    data = folder / "tunelab-runs" / NAME / "data" / "f1ngerprint"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "train.jsonl").write_text("".join(
+        json.dumps({"prompt": p, "completion": c, "origin": o}) + "\n" for o, p, c, _ in PREPARED))
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    (trial_dir / "manifest.json").write_text(json.dumps(
+        {"data": {"train": str((data / "train.jsonl").relative_to(folder))}}))
+    return [{"table": "example_losses", "row": {
+        "experiment": NAME, "trial": 1, "split": "train", "position": i, "origin": o,
+        "source_row": int(o.rsplit(":", 1)[1]), "tokens": 4, "loss": loss, "time": now}}
+        for i, (o, _, _, loss) in enumerate(PREPARED)]
+
+
+TASTE = "taste"
+# a preference sweep's trials: (learning rate, epochs, rating over the base); the best has the
+# lowest learning rate, so it is drawn in the top left corner of objective vs learning rate
+TASTE_TRIALS = [(5.2e-4, 8, 310.0), (1.1e-3, 3, 120.0), (2.3e-3, 1, 35.0), (3.9e-3, 3, -40.0)]
+
+
+def build_taste(folder: Path, now: float | None = None) -> Path:
+    """A preference sweep ("taste", objective preference, maximised) of four rated trials."""
+    path = folder / "tunelab.duckdb"
+    now = now or time.time()
+    body = {**spec(), "name": TASTE}
+    body["search"] = {**body["search"], "objective": "preference", "direction": "maximize"}
+    events: list[dict] = [{"table": "experiments", "row": {
+        "name": TASTE, "description": "searched by blind votes", "spec_path": "", "spec_hash": "x",
+        "spec": json.dumps(body), "objective": "preference", "direction": "maximize",
+        "created_at": now, "updated_at": now}}]
+    for number, (lr, epochs, rating) in enumerate(TASTE_TRIALS):
+        params = {"train.learning_rate": lr, "train.epochs": epochs}
+        events.append({"table": "trials", "row": {
+            "experiment": TASTE, "number": number, "state": "complete", "method_kind": "full",
+            "params": json.dumps(params), "value": rating, "started_at": now - 60,
+            "finished_at": now, "duration_s": 60.0, "updated_at": now, "steps": 60 * epochs}})
+    with st.Spool(path, tag="fixture") as spool:
+        spool.write(events)
     return path
 
 

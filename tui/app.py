@@ -4,11 +4,11 @@ review statistics, chat and arena.
 One App, one stylesheet (app.tcss). Screens read the store in named thread workers and get
 their data back as messages; nothing here imports torch, so the first screen shows fast.
 
-Navigation: `tunelab tui` starts on the experiments screen; Enter goes deeper, escape goes
-back, `:` opens the SQL console from anywhere, ctrl+p the command palette. The commands that
-open one screen directly (`tunelab chat`, `tunelab chat --arena`, `tunelab review NAME`,
+Navigation: `tunelab tui` starts on the experiments screen; Enter goes deeper, escape (or q)
+goes back, `:` opens the SQL console from anywhere, ctrl+p the command palette. The commands
+that open one screen directly (`tunelab chat`, `tunelab chat --arena`, `tunelab review NAME`,
 `tunelab review stats NAME --tui`) start this same App with that screen first (`first=`):
-leaving that screen leaves the app.
+going back from that screen leaves the app. Every key is in one table, tui/keys.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 
-from tunelab.tui import source
+from tunelab.engine import format as fmt
+from tunelab.tui import keys, source
 from tunelab.tui.screens.experiments import ExperimentsScreen
 from tunelab.tui.screens.help import HelpScreen
 from tunelab.tui.screens.sql import SqlScreen
@@ -59,11 +59,7 @@ class _NotifyHandler(logging.Handler):
 class TunelabApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "tunelab"
-    BINDINGS = [
-        Binding("colon", "sql", "SQL", show=False),
-        Binding("question_mark", "help", "Help", show=False),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-    ]
+    BINDINGS = keys.bindings("app")
 
     def __init__(self, stores: Sequence[str | Path],
                  first: Callable[[], Screen] | None = None) -> None:
@@ -111,9 +107,16 @@ class TunelabApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
-    async def action_pop_screen(self) -> None:  # async, as App's own
-        if len(self.screen_stack) > 2:  # the default screen, then the experiments screen
+    def back(self) -> None:
+        """Back to the screen underneath; out of the app from its first screen (the experiments
+        of `tunelab tui`, or the one screen of `tunelab chat`, `tunelab review`…)."""
+        if len(self.screen_stack) > 2:  # the default screen, then the first screen
             self.pop_screen()
+        else:
+            self.exit()
+
+    async def action_back(self) -> None:  # async, as App's own
+        self.back()
 
     # -- the command palette: the app's actions, then those of the screen underneath
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -124,7 +127,19 @@ class TunelabApp(App):
         if commands is not None:
             for title, help_text, callback in commands():
                 yield SystemCommand(title, help_text, callback)
+        yield from self._trial_commands(screen)
         yield from super().get_system_commands(screen)
+
+    def _trial_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """"Open trial N" on every screen of an experiment (its trials, a trial, compare)."""
+        experiment = getattr(screen, "experiment", None)
+        trials = getattr(screen, "trials", None)
+        if not isinstance(experiment, source.Experiment) or not trials:
+            return
+        for t in trials:
+            value = fmt.number(t.overview.value)
+            yield SystemCommand(f"Open trial {t.number}", f"{t.overview.state} {value}",
+                                lambda t=t: self.open_trial(experiment, t, trials))
 
     def _home(self) -> None:
         while len(self.screen_stack) > 2:

@@ -8,6 +8,7 @@ touches a widget.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -161,3 +162,52 @@ def file_states(paths: tuple[Path, ...]) -> tuple[tuple[int, ...], ...] | None:
     states = [st.file_state(p) for p in paths]
     known = tuple(state for state in states if state is not None)
     return known if len(known) == len(states) else None
+
+
+@dataclass(frozen=True)
+class ExampleText:
+    """What a trial trained on for one example: the prompt and the answer it was taught."""
+
+    prompt: str
+    answer: str
+
+
+def example_texts(store: Path, artifact_dir: str | None, examples: Iterable[st.ExampleLoss]
+                  ) -> dict[tuple[str, int], ExampleText]:
+    """The text of each example (by split and position) from the prepared split the trial
+    trained on, as its manifest names it; an example whose row no longer has the same origin
+    (the split was prepared again since) is left out, as is everything when the files are
+    gone."""
+    wanted: dict[str, dict[int, str | None]] = {}
+    for e in examples:
+        wanted.setdefault(e.split, {})[e.position] = e.origin
+    manifest = _beside(store, Path(artifact_dir or "") / "manifest.json") if artifact_dir else None
+    if not wanted or manifest is None:
+        return {}
+    try:
+        files = json.loads(manifest.read_text()).get("data") or {}
+    except (OSError, ValueError):
+        return {}
+    found: dict[tuple[str, int], ExampleText] = {}
+    for split, positions in wanted.items():
+        path = _beside(store, Path(files.get(split) or ""))
+        if path is None:
+            continue
+        with path.open("rb") as f:
+            for position, line in enumerate(f):
+                if position in positions:
+                    row = json.loads(line)
+                    if row.get("origin") == positions[position]:
+                        found[(split, position)] = ExampleText(str(row.get("prompt") or ""),
+                                                               str(row.get("completion") or ""))
+                if position >= max(positions):
+                    break
+    return found
+
+
+def _beside(store: Path, path: Path) -> Path | None:
+    """`path` as a run wrote it: from the folder it ran in (usually the store's), else None."""
+    for candidate in (path, store.parent / path):
+        if str(path) not in ("", ".") and candidate.is_file():
+            return candidate
+    return None

@@ -12,12 +12,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tunelab.engine.run.events import Event, TrialTimeout
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.run.pipe import run_child
 
 
 class Launcher:
-    def __init__(self, trial_timeout: float | None, event: Callable[..., None]) -> None:
+    def __init__(self, trial_timeout: float | None, event: Callable[[Event], None]) -> None:
         self.trial_timeout = trial_timeout
         self._event = event
         self._lock = threading.Lock()
@@ -69,7 +70,8 @@ class Launcher:
             with self._lock:
                 self._children[number] = process
             if self.trial_timeout:
-                timer = threading.Timer(self.trial_timeout, self._overrun, args=(job, process))
+                timer = threading.Timer(self.trial_timeout, self._overrun,
+                                        args=(number, job, process, self.trial_timeout))
                 timer.daemon = True
                 timer.start()
 
@@ -97,14 +99,14 @@ class Launcher:
         with self._lock:
             return job.out_dir in self._interrupted or job.out_dir in self._overdue
 
-    def _overrun(self, job: TrialJob, process: Any) -> None:
+    def _overrun(self, number: int, job: TrialJob, process: Any, seconds: float) -> None:
         """search.trial_timeout passed: the trial is killed, not asked, because a hung trial (a
         dead-locked collective, a stuck data loader) answers no signal it could catch."""
         with self._lock:
             if process.exitcode is not None:
                 return
             self._overdue.add(job.out_dir)
-        self._event("trial_timeout", number=job.number, seconds=self.trial_timeout)
+        self._event(TrialTimeout(number=number, seconds=seconds))
         try:
             process.kill()
         except (ProcessLookupError, AttributeError):

@@ -1,10 +1,10 @@
-"""What a run hands around: the reporter it tells, each trial's outcome, the run's summary,
-and the state the workers of one sweep share."""
+"""What a run hands around: each trial's outcome, the run's summary, and the state the workers
+of one sweep share (what it tells its reporter: engine.run.events)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
@@ -15,12 +15,6 @@ Prepared = data_prep.PreparedData | preferences.PreferenceData
 P = TypeVar("P", data_prep.PreparedData, preferences.PreferenceData)
 
 MAX_FAILURES_IN_A_ROW = 3
-
-
-class Reporter(Protocol):
-    """What the runner tells whoever shows progress (the CLI prints it; tests collect it)."""
-
-    def event(self, name: str, **data: Any) -> None: ...
 
 
 @dataclass

@@ -43,6 +43,7 @@ from tunelab.engine.objectives import PREFERENCE
 from tunelab.engine.review import standing
 from tunelab.engine.review.reviews import _id as prompt_id
 from tunelab.engine.review.reviews import as_votes
+from tunelab.engine.run import events
 from tunelab.engine.run import study as search
 from tunelab.engine.run.jobs import TrialResult
 from tunelab.engine.spec import Experiment
@@ -83,7 +84,7 @@ class PreferenceSweep:
     """The review side of one preference sweep: trials enter it, the judge places them."""
 
     def __init__(self, store: Path, exp: Experiment, spool: Spool, lock: Any,
-                 event: Callable[..., None]) -> None:
+                 event: Callable[[events.Event], None]) -> None:
         check(exp)
         self.store, self.exp, self.spool, self.lock, self.event = store, exp, spool, lock, event
         self.review_id = ""
@@ -107,7 +108,7 @@ class PreferenceSweep:
                 id=found, experiment=self.exp.name, name=self.exp.name, models=json.dumps(["base"]),
                 prompt_set="test", status="open", kind="review", created_at=now,
                 updated_at=now)])
-        self.event("preference_review", review=self.exp.name, waiting=len(self._waiting(study)))
+        self.event(events.PreferenceReview(review=self.exp.name, waiting=len(self._waiting(study))))
 
     def enter(self, study: Any, trial: Any, row: TrialRow, info: dict[str, Any]) -> TrialResult:
         """A trained trial joins the review against the incumbent and waits for votes."""
@@ -128,8 +129,8 @@ class PreferenceSweep:
             study._storage.set_trial_user_attr(trial._trial_id, "info", kept)
         self._add_items(ref, opponent, pairs)
         self.spool.write([_with(row, state="voting", value=None)])
-        self.event("voting", number=row.number, opponent=opponent, items=len(pairs),
-                   review=self.exp.name)
+        self.event(events.Voting(number=row.number, opponent=opponent, items=len(pairs),
+                                 review=self.exp.name))
         return TrialResult("voting", info=info)
 
     def _pairs(self, ref: str, opponent: str) -> list[tuple[str, str, str]]:
@@ -154,8 +155,8 @@ class PreferenceSweep:
             study._storage.set_trial_user_attr(
                 t._trial_id, "faced", [*t.user_attrs.get("faced", []), incumbent])
         self._add_items(ref, incumbent, pairs)
-        self.event("voting", number=t.number, opponent=incumbent, items=len(pairs),
-                   review=self.exp.name)
+        self.event(events.Voting(number=t.number, opponent=incumbent, items=len(pairs),
+                                 review=self.exp.name))
         return True
 
     def _add_items(self, ref: str, opponent: str, pairs: list[tuple[str, str, str]]) -> None:
@@ -254,8 +255,8 @@ class PreferenceSweep:
         value = rating if self.exp.search.objective == PREFERENCE else row.value
         self.spool.write([_with(row, state="complete" if values else "failed", value=value,
                                 updated_at=now)])
-        self.event("placed", number=t.number, rating=rating, how=how,
-                   opponent=found.opponent, votes=found.votes)
+        self.event(events.Placed(number=t.number, rating=rating, how=how,
+                                 opponent=found.opponent, votes=found.votes))
 
     def watch(self, study: Any) -> None:
         """Starts the judge thread (stopped by `stop`)."""
@@ -264,7 +265,7 @@ class PreferenceSweep:
                 try:
                     self.judge(study)
                 except Exception as error:  # noqa: BLE001 - a locked store: the next round
-                    self.event("judge_error", error=str(error))
+                    self.event(events.JudgeError(error=str(error)))
 
         self._thread = threading.Thread(target=loop, daemon=True, name="tunelab-judge")
         self._thread.start()
@@ -279,7 +280,7 @@ class PreferenceSweep:
         carries the rating it was told. Ctrl-C stops the wait: the trials keep waiting in the
         study, and a later `tunelab run` places them."""
         numbers = {o.number for o in outcomes if o.result.state == "voting"}
-        self.event("waiting_votes", numbers=sorted(numbers), review=self.exp.name)
+        self.event(events.WaitingVotes(numbers=sorted(numbers), review=self.exp.name))
         while True:
             self.judge(study)
             told = {t.number: t for t in _trials(study) if t.number in numbers}
@@ -313,11 +314,10 @@ class PreferenceSweep:
         rated = ratings(votes)
         now = next((r for r in rated if r.model == ref), None)
         group = sum(1 for r in rated if now and r.group == now.group)
-        self.event("preference_winner", number=best.number, told=best.values[k],
-                   now=words.rating_text(now) if now else "—",
-                   rank=ranks.text(now.ranks) if now else "—", of=group,
-                   votes=found.votes, opponent=found.opponent,
-                   total=len(votes), review=self.exp.name)
+        self.event(events.PreferenceWinner(
+            number=best.number, told=best.values[k], now=words.rating_text(now) if now else "—",
+            rank=ranks.text(now.ranks) if now else "—", of=group, votes=found.votes,
+            opponent=found.opponent, total=len(votes), review=self.exp.name))
 
 
 def _with(row: TrialRow, **changes: Any) -> TrialRow:

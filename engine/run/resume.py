@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tunelab.engine.run.events import Event, Retry, Stale
 from tunelab.engine.run.jobs import TrialResult, running
 
 
 def fail_stale(study: Any, storage: str, record: Callable[[int, dict[str, Any], float, TrialResult], None],
-               event: Callable[..., None]) -> None:
+               event: Callable[[Event], None]) -> None:
     """Trials left RUNNING by a stopped run of this machine (its process is gone) are marked
     failed and recorded so; trials of other machines (an RDB storage) are theirs to finish."""
     import optuna
@@ -32,10 +33,10 @@ def fail_stale(study: Any, storage: str, record: Callable[[int, dict[str, Any], 
         started = stale.datetime_start.timestamp() if stale.datetime_start else time.time()
         record(stale.number, stale.params, started, TrialResult(
             "failed", fail_reason="killed", error="the run was stopped while this trial ran"))
-        event("stale", number=stale.number)
+        event(Stale(number=stale.number))
 
 
-def requeue_failed(study: Any, event: Callable[..., None]) -> None:
+def requeue_failed(study: Any, event: Callable[[Event], None]) -> None:
     """--retry-failed: each failed trial not retried yet is queued again, same parameters."""
     import optuna
 
@@ -44,4 +45,4 @@ def requeue_failed(study: Any, event: Callable[..., None]) -> None:
     for t in trials:
         if t.state == optuna.trial.TrialState.FAIL and t.number not in retried and t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-            event("retry", number=t.number)
+            event(Retry(number=t.number))

@@ -20,7 +20,7 @@ from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.errors import SpecError, TrainError
 from tunelab.engine.objectives import EXTRA_OBJECTIVES, PREFERENCE
-from tunelab.engine.run import preference, records, resume
+from tunelab.engine.run import events, preference, records, resume
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.run.jobs import TrialJob, TrialResult
@@ -29,7 +29,6 @@ from tunelab.engine.run.outcomes import (
     MAX_FAILURES_IN_A_ROW,
     P,
     Prepared,
-    Reporter,
     RunSummary,
     SweepState,
     TrialOutcome,
@@ -47,7 +46,7 @@ class Runner:
     """Runs the trials of one study. The spec's name is the study (see identity.settle_study:
     a smoke run's or a new version's name is settled before the runner is built)."""
 
-    def __init__(self, spec: LoadedSpec, store: Path, reporter: Reporter,
+    def __init__(self, spec: LoadedSpec, store: Path, reporter: events.Reporter,
                  storage: str | None = None, smoke: bool = False,
                  workers: int | None = None, retry_failed: bool = False) -> None:
         self.store = Path(store)
@@ -75,9 +74,9 @@ class Runner:
                 raise SpecError(f"search.objectives: {name!r} is never computed; use eval_loss, "
                                 f"cost, duration_s or a metric of eval.metrics", "unknown objective")
 
-    def _event(self, name: str, **data: Any) -> None:
+    def _event(self, event: events.Event) -> None:
         with self._lock:
-            self.reporter.event(name, **data)
+            self.reporter.event(event)
 
     # -- recording
     def _trial_row(self, number: int, state: str, params: dict[str, Any], started: float,
@@ -116,13 +115,12 @@ class Runner:
         exp = self.exp
         if exp.base_model.trust_remote_code:  # said first: the model's own Python runs in trials
             scratch = exp.base_model.scratch
-            self._event("trust_remote_code", model=exp.base_model.base or (
-                scratch.like if scratch and scratch.like else "the scratch model's config"))
+            self._event(events.TrustRemoteCode(model=exp.base_model.base or (
+                scratch.like if scratch and scratch.like else "the scratch model's config")))
         if exp.method.stage == "dpo":
             return self._prepare_preferences()
         prepared = data_prep.prepare(self.spec, self.runs / "data")
-        self._event("data", report=prepared.report, fingerprint=prepared.fingerprint,
-                            smoke=self.smoke)
+        self._event(events.DataPrepared(report=prepared.report, smoke=self.smoke))
         self.spool.write([data_prep.report_event(exp.name, prepared)])
         if self.smoke:
             prepared = _smoke_data(prepared, self.runs / "data-smoke")
@@ -130,7 +128,7 @@ class Runner:
         base = models.base_ref(exp, prepared.fingerprint, self.runs)
         folder = models.base_folder(exp, prepared.fingerprint, self.runs)
         if folder is not None and not (folder / "config.json").exists():
-            self._event("building_base")
+            self._event(events.BuildingBase())
             result = run_child("base", self._job(None, None, exp.model_dump(mode="json"), base,
                                                  prepared, self.runs / "base"))
             if result.state != "complete":
@@ -140,8 +138,8 @@ class Runner:
     def _prepare_preferences(self) -> tuple[Prepared, str]:
         """A dpo stage: the checked pairs and the parent's splits; the parent is its base."""
         prepared = preferences.prepare(self.spec, self.store, self.runs / "data")
-        self._event("preferences", report=prepared.report, parent=self.exp.method.from_,
-                    smoke=self.smoke)
+        self._event(events.PreferencesPrepared(report=prepared.report, parent=self.exp.method.from_,
+                                               smoke=self.smoke))
         self.spool.write([preferences.report_event(self.exp.name, prepared)])
         if self.smoke:
             prepared = _smoke_data(prepared, self.runs / "data-smoke")
@@ -202,8 +200,10 @@ class Runner:
         target = exp.search.trials
         if exp.search.sampler == "grid":
             target = min(target, search.grid_size(exp))
-        self._event("sweep", trials=target, workers=len(self.slots), threads=cpu_share(len(self.slots)),
-                    finished=len(study.get_trials(deepcopy=False, states=_done_states())))
+        self._event(events.Sweep(
+            trials=target, workers=len(self.slots), threads=cpu_share(len(self.slots)),
+            finished=len(study.get_trials(deepcopy=False, states=_done_states())),
+            pruning=search.prunes(exp)))
         sweep = SweepState(study, base, prepared, target, time.monotonic(), summary)
         if self.votes is not None:
             self.votes.open(study)
@@ -236,7 +236,7 @@ class Runner:
                 with self._lock:
                     first, sweep.timed_out = not sweep.timed_out, True
                 if first:
-                    self._event("timeout", seconds=timeout)
+                    self._event(events.SweepTimeout(seconds=timeout))
                 return False
             with self._lock:
                 search.fail_dead_trials(sweep.study)  # a machine that died (RDB storage)
@@ -283,8 +283,7 @@ class Runner:
             except KeyboardInterrupt:
                 presses += 1
                 self._stopping.set()
-                self._event("stopping" if presses == 1 else "stopping_now",
-                            running=self.launcher.running())
+                self._event(events.Stopping(running=self.launcher.running(), now=presses > 1))
                 self.launcher.signal_all(signal.SIGUSR1 if presses == 1 else signal.SIGINT,
                                          now=presses > 1)
                 if presses >= 3:  # the trial processes do not answer: end them
@@ -299,16 +298,16 @@ class Runner:
             self.spool.ingest(wait=5)
             known = evaluations(self.store, self.exp.name).get("base", {})
         if known:
-            self._event("baseline", values=known, cached=True)
+            self._event(events.Baseline(values=known, cached=True))
             return known
-        self._event("baseline_start")
+        self._event(events.BaselineStart())
         result = run_child("baseline", self._job(None, None, plain, base, prepared,
                                                  self.runs / "baseline"))
         if result.state != "complete":
-            self._event("baseline_failed", error=result.error)
+            self._event(events.BaselineFailed(error=result.error))
             return {}
         values: dict[str, float] = result.info.get("values") or {}
-        self._event("baseline", values=values, cached=False)
+        self._event(events.Baseline(values=values, cached=False))
         return values
 
     def _keep(self, rows: list[Any]) -> None:
@@ -346,14 +345,14 @@ class Runner:
             self._keep([self._trial_row(number, "failed", params, started, TrialResult(
                 "failed", fail_reason="exception", error=f"not started: {error}"))])
             raise
-        self._event("trial_start", number=number, params=params, worker=slot,
-                    epochs=trial_exp.train.epochs, method=trial_exp.method.kind)
+        self._event(events.TrialStart(number=number, params=params, worker=slot,
+                                      epochs=trial_exp.train.epochs))
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,
                         prepared, self.runs / f"trial-{number:04d}", slot)
         beat = search.heartbeat(study, trial._trial_id)
         try:
             result = self.launcher.run("trial", number, job, lambda e, p: self._event(
-                "trial_progress", number=number, kind=e, **p))
+                events.TrialProgress(number=number, kind=e, data=p)))
         except KeyboardInterrupt:
             result = TrialResult("failed", fail_reason="interrupted", error="stopped by Ctrl-C")
             with self._lock:
@@ -383,7 +382,7 @@ class Runner:
         if result.state != "voting":  # the judge writes the voting trial's row
             self.spool.write([self._trial_row(number, result.state, params, started, result)])
         outcome = TrialOutcome(number, params, result, time.time() - started)
-        self._event("trial_end", outcome=outcome)
+        self._event(events.TrialEnd(outcome=outcome))
         return outcome
 
 

@@ -79,15 +79,21 @@ def is_multi(exp: Experiment) -> bool:
     return len(exp.search.all_objectives) > 1
 
 
+def prunes(exp: Experiment) -> bool:
+    """Whether a pruner may stop this sweep's trials early. A preference sweep is not pruned on
+    the loss: the loss is not what it maximises (a trial that loses clearly stops collecting
+    votes instead, engine.run.preference)."""
+    return not (exp.search.pruner_spec.kind == "none" or is_multi(exp)
+                or PREFERENCE in exp.search.all_objectives)
+
+
 def build_pruner(exp: Experiment) -> Any:
     """Decides on the validation loss reported at each evaluation. A sweep of several
     objectives is never pruned (Optuna has no pruning for a Pareto front)."""
     import optuna
 
     spec = exp.search.pruner_spec
-    # a preference sweep is not pruned on the loss: the loss is not what it maximises (a trial
-    # that loses clearly stops collecting votes instead, engine.run.preference)
-    if spec.kind == "none" or is_multi(exp) or PREFERENCE in exp.search.all_objectives:
+    if not prunes(exp):
         return optuna.pruners.NopPruner()
     # Steps are evaluations counted from 1, and Optuna may prune at step >= n_warmup_steps: so
     # warmup_epochs evaluations happen before any pruning at warmup + 1 (with warmup itself, 1

@@ -85,13 +85,13 @@ def generate_in_thread(model: Any, kwargs: dict[str, Any], streamer: Any) -> Cal
 def stream_reply(model: Any, tokenizer: Any, messages: list[dict[str, str]], settings: Settings,
                  stop: threading.Event, template_name: str = "auto") -> Iterator[str]:
     """Yields pieces of the reply as the model writes them; `stop.set()` ends it early."""
-    from transformers import TextIteratorStreamer
+    from tunelab.engine.serve.stream import PieceStreamer, end_tokens
 
     text = prompt_for(messages, tokenizer, template_name)
     device = next(model.parameters()).device
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(device)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    finish = generate_in_thread(model, {**inputs, **generation_kwargs(tokenizer, settings, stop)},
-                                streamer)
+    kwargs = generation_kwargs(tokenizer, settings, stop)
+    streamer = PieceStreamer(tokenizer, end_tokens(kwargs))
+    finish = generate_in_thread(model, {**inputs, **kwargs}, streamer)
     yield from streamer
     finish()

@@ -27,6 +27,7 @@ from typing import Any
 
 from tunelab.engine.serve.chat import Settings, generate_in_thread, generation_kwargs, prompt_for
 from tunelab.engine.serve.refs import ModelPool, ModelSource, adapter_name
+from tunelab.engine.serve.stream import TokenText, end_tokens
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 
@@ -82,11 +83,12 @@ def load_pair(left: ModelSource, right: ModelSource) -> Pair:
 
 class _RowsStreamer:
     """Receives the batch's new tokens each step (shape [2]) and puts (row, text so far) on a
-    queue; a row's text ends at its end-of-sequence token (generate pads it after that)."""
+    queue; a row's text ends at its end-of-sequence token (generate pads it after that). Each
+    token is decoded once, in a short window (stream.TokenText), not the whole reply again."""
 
     def __init__(self, tokenizers: list[Any], eos: set[int], out: queue.Queue) -> None:
-        self.tokenizers, self.eos, self.out = tokenizers, eos, out
-        self.tokens: list[list[int]] = [[] for _ in tokenizers]
+        self.replies = [TokenText(tokenizer) for tokenizer in tokenizers]
+        self.eos, self.out = eos, out
         self.done = [False for _ in tokenizers]
         self.prompt_seen = False
         self.ended = False
@@ -101,14 +103,15 @@ class _RowsStreamer:
             if token in self.eos:
                 self.done[row] = True
                 continue
-            self.tokens[row].append(token)
-            text = self.tokenizers[row].decode(self.tokens[row], skip_special_tokens=True)
-            self.out.put((row, text))
+            if self.replies[row].add(token):
+                self.out.put((row, self.replies[row].text))
 
     def end(self) -> None:
         if not self.ended:
             self.ended = True
-            for row in range(len(self.tokens)):
+            for row, reply in enumerate(self.replies):
+                if reply.rest():
+                    self.out.put((row, reply.text))
                 self.out.put((row, None))
 
 
@@ -182,9 +185,7 @@ def _stream_batch(pair: Pair, conversations: tuple[list[dict[str, str]], list[di
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
     device = next(model.parameters()).device
     kwargs = generation_kwargs(first, settings, stop)
-    eos = kwargs["eos_token_id"]
-    streamer = _RowsStreamer([s.tokenizer for s in pair.sides],
-                             set(eos if isinstance(eos, list) else [eos]), out)
+    streamer = _RowsStreamer([s.tokenizer for s in pair.sides], end_tokens(kwargs), out)
     finish = generate_in_thread(model, {
         **kwargs, "input_ids": input_ids.to(device), "attention_mask": mask.to(device),
         "adapter_names": [s.adapter for s in pair.sides]}, streamer)

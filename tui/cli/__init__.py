@@ -7,12 +7,16 @@ train, so `tunelab sql` and `tunelab trials` start without torch (tests/test_lay
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
+from typing import Annotated
 
 import typer
 
 from tunelab.store.errors import TunelabError
 from tunelab.tui.cli import browse, chat, check, results, run, sql
-from tunelab.tui.cli.output import errors
+from tunelab.tui.cli.helptext import HelpGroup
+from tunelab.tui.cli.layout import wrap
+from tunelab.tui.cli.output import errors, width
 from tunelab.tui.cli.review import review_app
 
 app = typer.Typer(
@@ -21,7 +25,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"tunelab {version('tunelab')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[bool, typer.Option(
+        "--version", help="Print tunelab's version and exit.", callback=_print_version,
+        is_eager=True)] = False,
+) -> None:
+    pass  # the options of `tunelab` itself; each command has its own
+
+
 for command in (run.run, run.worker, run.enqueue, run.confirm, check.check, check.schema,
                 check.data, results.trials, results.export, run.rerun):
     app.command()(command)
@@ -34,6 +56,9 @@ app.command("chat")(chat.chat)
 
 
 def main() -> None:
+    from tunelab.engine.run import quiet
+
+    quiet.install()  # the warnings every import of peft printed (engine/run/quiet.py)
     if len(sys.argv) == 1 and sys.stdin.isatty() and sys.stdout.isatty():
         sys.argv.append("tui")  # `tunelab` alone in a terminal opens the UI
     try:
@@ -42,5 +67,5 @@ def main() -> None:
         from tunelab.engine.errors import SpecError
 
         errors.print(f"[bold red]{error.title}[/]")
-        errors.print(error.message, markup=False)
+        errors.print(wrap(error.message, width(), 2, is_markup=False))
         sys.exit(2 if isinstance(error, SpecError) else 1)

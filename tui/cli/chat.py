@@ -23,12 +23,14 @@ def chat(
 ) -> None:
     """Chat with a model of an experiment: streamed, multi-turn, in the training template.
 
-    Enter sends, Esc stops a reply, Ctrl+R regenerates it; /help in the input lists the
-    commands (system prompt, temperature, top-p, max tokens, seed, saved probes).
+    Enter sends, Esc stops a reply (and leaves when none is being written), Ctrl+R writes
+    it again, Ctrl+N forgets the conversation; /help in the input lists the commands (system
+    prompt, temperature, top-p, max tokens, seed, saved probes).
 
     With --arena A,B: both models answer each message as A and B (which is which is drawn at
-    random); after each turn vote a, b, t (tie), x (both bad) or s (skip); Ctrl+R then reveals
-    the models. The votes go to a review of kind arena (`tunelab review stats NAME`).
+    random); after each turn vote a, b, t (tie), x (both bad) or s (skip), u undoes, r reveals
+    the models, Enter writes the next message. The votes go to a review of kind arena
+    (`tunelab review stats NAME`).
     """
     from tunelab.engine.run.runner import paths
     from tunelab.tui.app import run as run_tui

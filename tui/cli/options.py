@@ -11,14 +11,15 @@ import typer
 from tunelab import store as st
 
 StoreOption = Annotated[Path, typer.Option(
-    "--store", envvar="TUNELAB_STORE", help="The DuckDB store file.")]
+    "--store", envvar="TUNELAB_STORE", metavar="FILE", help="The DuckDB store file.")]
 
 StoresOption = Annotated[list[Path] | None, typer.Option(
-    "--store", envvar="TUNELAB_STORE",
+    "--store", envvar="TUNELAB_STORE", metavar="FILE",
     help="A store file; repeat it to query several files as one.")]
 
 SetOption = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a key for this run, e.g. --set train.epochs=2 (repeatable).")]
+    "--set", metavar="KEY=VALUE",
+    help="Override a key for this run, e.g. --set train.epochs=2 (repeatable).")]
 
 StorageOption = Annotated[str | None, typer.Option(help="Optuna storage, as for run.")]
 

@@ -1,102 +1,169 @@
-"""How `tunelab run` shows a sweep: the runner sends events (`data`, `baseline`, `trial_start`,
-`trial_progress`, `trial_end`, …) and `ConsoleReporter.event` hands each to its `on_NAME`
-method; an event without one is not shown.
+"""How `tunelab run` shows a sweep: the runner sends typed events (engine.run.events) and
+`ConsoleReporter.event` matches each to what a person reads; its last case is `assert_never`,
+so an event nobody shows is a type error.
 
-On a terminal: a live block (done/running/pruned/failed, best so far, ETA, then one line per
-running trial with its step and loss) above which a line per finished trial is printed.
-Otherwise (nohup, CI, logs): plain lines, one per event shown (an evaluation, a finished
-trial), never wrapped (see `output`).
+On a terminal: a live block at the bottom (one line per running trial with its epoch, step
+and losses, then the sweep's counter: done/target, pruned, best so far, ETA) above which a
+line per finished trial is printed. Every line is fitted to the terminal's width between its
+parts (tui/cli/layout.py): nothing is cut inside a value, and the counter stays in the block.
+Otherwise (nohup, CI, logs): plain lines, one per event shown, each with the counter, never
+wrapped (see `output`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import time
+from typing import Any, assert_never
+
+from rich.text import Text
 
 from tunelab.engine import format as fmt
 from tunelab.engine import objectives
-from tunelab.tui.cli.output import console, errors
+from tunelab.engine.run import events as ev
+from tunelab.tui.cli.eta import Eta, Snapshot
+from tunelab.tui.cli.layout import fit, wrap
+from tunelab.tui.cli.output import console, errors, width
 
 TOKENIZING_SAID = 10_000  # rows: in a log, a trial's tokenizing is a line of its own from here
+TRIAL_INDENT = len("trial 123  ")  # a trial's line goes on under its parameters
 
 
 class ConsoleReporter:
-    def __init__(self, name: str, direction: str = "minimize") -> None:
-        self.name = name
-        self.direction = direction
+    def __init__(self, name: str, direction: str = "minimize", objective: str = "eval_loss",
+                 stage: str = "sft") -> None:
+        self.name, self.direction, self.objective, self.stage = name, direction, objective, stage
         self.live: Any = None
         self.running: dict[int, dict[str, Any]] = {}  # trial number -> what it shows
-        self.target = 0
-        self.finished = 0
-        self.workers = 1
-        self.counts = {"complete": 0, "pruned": 0, "failed": 0}
-        self.durations: list[float] = []
+        self.counts = {"complete": 0, "pruned": 0, "failed": 0}  # waiting for votes: self.eta
         self.best: tuple[float, int] | None = None
         self.note = ""  # shown in the live block (the baseline, stopping…)
-        self.shown = fmt.number  # the objective's values (a preference sweep's: fmt.rating)
+        self.eta = Eta(0, 0)
+        self.began = time.monotonic()  # the command's start: the total at the end
+        self.swept: float | None = None  # the sweep's start
+        # the live block as of the last event: trial lines, head, counter, ETA's inputs, note
+        self.frame: tuple[list[Text], list[str], list[str], Snapshot | None, list[str]] = (
+            [], [], [], None, [])
 
-    def event(self, name: str, **data: Any) -> None:
-        handler = getattr(self, f"on_{name}", None)
-        if handler is not None:
-            handler(**data)
+    def event(self, event: ev.Event) -> None:
+        match event:
+            case ev.TrustRemoteCode(model=model):
+                self._print(f"[yellow]model.trust_remote_code = true: the Python code that comes "
+                            f"with {model} runs in every trial[/]")
+            case ev.DataPrepared(report=report):
+                self.on_data(report)
+            case ev.PreferencesPrepared(report=report, parent=parent):
+                from tunelab.tui.cli import data_view
+
+                data_view.print_preferences(console, self.name, parent, report)
+            case ev.BuildingBase():
+                self._print("building the scratch model and training its tokenizer on the data…")
+            case ev.Stale(number=number):
+                self._print(f"trial {number} was left running by a stopped run: marked failed")
+            case ev.Retry(number=number):
+                self._print(f"trial {number} failed: queued again with the same parameters")
+            case ev.BaselineStart():
+                self._status("evaluating the base model (the baseline)…")
+            case ev.Baseline() | ev.BaselineFailed():
+                self.on_baseline(event)
+            case ev.Sweep():
+                self.on_sweep(event)
+            case ev.SweepTimeout(seconds=seconds):
+                self._print(f"search.timeout ({fmt.duration(seconds)}) reached: no new trial starts")
+            case ev.Stopping():
+                self.on_stopping(event)
+            case ev.TrialStart():
+                self.on_trial_start(event)
+            case ev.TrialProgress():
+                self.on_trial_progress(event)
+            case ev.TrialTimeout(number=number, seconds=seconds):
+                self._print(f"[red]trial {number} ran past search.trial_timeout "
+                            f"({fmt.duration(seconds)}): killed[/]")
+            case ev.TrialEnd(outcome=outcome):
+                self.on_trial_end(outcome)
+            case ev.PreferenceReview() | ev.Voting() | ev.Placed() | ev.WaitingVotes() \
+                    | ev.JudgeError() | ev.PreferenceWinner():
+                self.on_votes(event)
+            case _:
+                assert_never(event)
 
     # ------------------------------------------------------------ the live block and lines
 
-    @property
-    def current(self) -> dict[str, Any]:
-        """The trial shown last (one worker: the trial)."""
-        return next(reversed(self.running.values()), {})
+    def value(self, value: float | None) -> str:
+        """The objective as every surface shows it (a preference sweep's: its placement)."""
+        return fmt.objective_value(self.objective, value)
 
-    def _progress(self) -> str:
-        """`3/8 · 2 running · 1 pruned · best 0.652 (trial 1) · ETA 2m10s`"""
-        parts = [f"{self.finished}/{self.target}"]
-        if len(self.running) > 1 or self.workers > 1:
+    def counter(self) -> list[str]:
+        """`3/8`, `2 running`, `1 pruned`, `best 0.652 (trial 1)`, `ETA 2m10s`: the sweep so far."""
+        return self._counted() + self._left(self.eta.snapshot(), time.monotonic()) + \
+            ([self.note] if self.note else [])
+
+    def _counted(self) -> list[str]:
+        parts = [f"{self.eta.finished}/{self.eta.target}"]
+        if len(self.running) > 1 or self.eta.workers > 1:
             parts.append(f"{len(self.running)} running")
-        for state in ("voting", "pruned", "failed"):
-            if self.counts.get(state):
-                parts.append(f"{self.counts[state]} {state}")
+        parts += [f"{n} {s}" for s, n in (("voting", self.eta.voting), ("pruned", self.counts["pruned"]),
+                                          ("failed", self.counts["failed"])) if n]
         if self.best is not None:
-            parts.append(f"best {self.shown(self.best[0])} (trial {self.best[1]})")
-        if self.durations and self.finished < self.target:
-            mean = sum(self.durations) / len(self.durations)
-            left = self.target - self.finished
-            parts.append(f"ETA {fmt.duration(mean * left / max(1, self.workers))}")
-        return " · ".join(parts)
+            parts.append(f"best {self.value(self.best[0])} (trial {self.best[1]})")
+        return parts
 
-    def _trial_text(self, number: int, params: dict[str, Any], tail: str) -> str:
+    def _left(self, snapshot: Snapshot, now: float) -> list[str]:
+        """`ETA 2m10s` (`ETA ≤ 3m30s` where a pruner may stop trials early); while only votes
+        are left, that the sweep waits for them."""
+        left = snapshot.remaining(now)
+        if left is not None:
+            return [f"ETA {'≤ ' if left.bound else ''}{fmt.duration(left.seconds)}"]
+        if snapshot.voting and not snapshot.running and not snapshot.not_started:
+            return ["waits for your votes"]
+        return []
+
+    def _trial_parts(self, number: int, params: dict[str, Any]) -> list[str]:
         parts = [f"trial {number:<3}"]
         for key, value in params.items():
             shown = fmt.number(value) if isinstance(value, float) else str(value)
             parts.append(shown if key == "method.kind" else f"{fmt.param_name(key)} {shown}")
-        return "  ".join(parts) + "  " + tail
+        return parts
 
-    def _running_text(self, c: dict[str, Any]) -> str:
-        step = f"  step {c['step']}" if c.get("step") is not None else ""
-        ev = f"  eval_loss {fmt.number(c['eval'])}" if c.get("eval") is not None else ""
-        loss = f"  loss {fmt.number(c['loss'])}" if c.get("loss") is not None else ""
+    def _running_parts(self, c: dict[str, Any]) -> list[str]:
+        # the epoch under way (the last logged step's), else the trial's setup
         where = f"epoch {c['epoch']}/{c['epochs']}" if c.get("started") else c.get("setup", "starting…")
-        return self._trial_text(c["number"], c["params"], f"{where}{step}{ev}{loss}")
+        return [*self._trial_parts(c["number"], c["params"]), where,
+                f"step {c['step']}" if c.get("step") is not None else "",
+                f"eval_loss {fmt.number(c['eval'])}" if c.get("eval") is not None else "",
+                f"loss {fmt.number(c['loss'])}" if c.get("loss") is not None else "",
+                c.get("final", "")]
 
-    def _render(self) -> str:
-        if not self.running:
-            return self.note
-        lines = [self._running_text(c) for c in self.running.values()]
-        if len(lines) == 1 and self.workers == 1:
-            return _beside(lines[0], f"[dim]{self._progress()}[/]", "\n")
-        head = f"[bold]{self.name}[/] · {self._progress()}" + (f" · {self.note}" if self.note else "")
-        return "\n".join([head, *("  " + line for line in lines)])
+    def __rich__(self) -> Text:
+        """The live block, drawn by rich's own thread several times a second: from the frame of
+        the last event (never the reporter's changing state), with the ETA worked out now, so
+        that it counts down between events."""
+        trials, head, counted, snapshot, note = self.frame
+        parts = [*counted, *(self._left(snapshot, time.monotonic()) if snapshot else []), *note]
+        if not parts:
+            return Text("\n").join(trials)
+        return Text("\n").join([*trials, _dim(fit([*head, *parts], width(), " · ", 2))])
 
     def _refresh(self) -> None:
+        """The live block made anew from the reporter's state (started on first use)."""
         if not console.is_terminal:
             return
         from rich.live import Live
-        from rich.text import Text
 
-        text = Text.from_markup(self._render())
+        several = len(self.running) > 1 or self.eta.workers > 1
+        trials = [fit(self._running_parts(c), (width() or 80) - 2 * several, indent=TRIAL_INDENT)
+                  for c in self.running.values()]
+        if several:  # under the sweep's name
+            trials = [Text("\n").join(Text("  ") + line for line in t.split("\n")) for t in trials]
+        swept = self.swept is not None
+        self.frame = (trials, [f"[bold]{self.name}[/]"] if several else [],
+                      self._counted() if swept else [], self.eta.snapshot() if swept else None,
+                      [self.note] if self.note else [])
         if self.live is None:
-            self.live = Live(text, console=console, transient=True, refresh_per_second=4)
+            self.live = Live(self, console=console, transient=True, refresh_per_second=4)
             self.live.start()
         else:
-            self.live.update(text)
+            self.live.refresh()
 
     def _status(self, text: str) -> None:
         if console.is_terminal:
@@ -110,99 +177,89 @@ class ConsoleReporter:
             self.live.stop()
             self.live = None
 
-    def _print(self, text: str, err: bool = False) -> None:
-        """A line above the live block (which stays)."""
-        (self.live.console if self.live is not None and not err else errors if err else console).print(text)
+    def _print(self, text: str | Text, err: bool = False, indent: int = 4) -> None:
+        """A line above the live block (which stays); a sentence is broken between words to
+        the terminal's width, its lines after the first indented."""
+        # while the live block is up, every line goes above it through its console (a line
+        # written to stderr meanwhile would land inside the block)
+        out = self.live.console if self.live is not None else errors if err else console
+        out.print(wrap(text, width(), indent) if isinstance(text, str) else text)
+
+    def _print_trial(self, parts: list[str]) -> None:
+        """A trial's line: fitted to the terminal (the block below shows the counter); in a log,
+        one line with the counter at its end."""
+        if console.is_terminal:
+            self._print(fit(parts, width(), indent=TRIAL_INDENT))
+        else:
+            console.print(fit([*parts, " · ".join(self.counter())], None))
 
     # ------------------------------------------------------------ before the sweep
 
-    def on_data(self, report: Any, **_: Any) -> None:
+    def on_data(self, report: Any) -> None:
         counts = report.counts
-        rejected = report.rows_rejected
-        console.print(
-            f"[bold]{self.name}[/] · {report.rows_read:,} examples → "
-            f"{counts['train']}/{counts['validation']}/{counts['test']} (train/validation/test)"
-            f" · {report.duplicates_removed} duplicates removed · {rejected} rows rejected"
-        )
+        console.print(fit([f"[bold]{self.name}[/]",
+                           f"{report.rows_read:,} examples → {counts['train']}/"
+                           f"{counts['validation']}/{counts['test']} (train/validation/test)",
+                           f"{report.duplicates_removed} duplicates removed",
+                           f"{report.rows_rejected} rows rejected"], width(), " · ", 2))
         warned = [f for f in getattr(report, "findings", []) if f.level == "warning"]
         if warned:
-            console.print(f"[yellow]{len(warned)} data warning{'s' if len(warned) != 1 else ''}[/]"
-                          f" (first: {warned[0].message}); `tunelab data FILE` shows the report")
+            self._print(f"[yellow]{len(warned)} data warning{'s' if len(warned) != 1 else ''}[/]"
+                        f" (first: {warned[0].message}); `tunelab data FILE` shows the report")
 
-    def on_preferences(self, parent: str, report: Any, **_: Any) -> None:
-        from tunelab.tui.cli import data_view
-
-        data_view.print_preferences(console, self.name, parent, report)
-
-    def on_building_base(self, **_: Any) -> None:
-        console.print("building the scratch model and training its tokenizer on the data…")
-
-    def on_stale(self, number: int, **_: Any) -> None:
-        console.print(f"trial {number} was left running by a stopped run: marked failed")
-
-    def on_retry(self, number: int, **_: Any) -> None:
-        console.print(f"trial {number} failed: queued again with the same parameters")
-
-    def on_baseline_start(self, **_: Any) -> None:
-        self._status("evaluating the base model (the baseline)…")
-
-    def on_baseline(self, values: dict[str, float], cached: bool, **_: Any) -> None:
+    def on_baseline(self, event: ev.Baseline | ev.BaselineFailed) -> None:
         self.note = ""
         self.stop_live()
-        v = values
-        from_before = " (from an earlier run)" if cached else ""
-        console.print(f"baseline    eval_loss {fmt.number(v.get('validation/loss'))}"
-                      f"   test loss {fmt.number(v.get('test/loss'))}{from_before}")
+        if isinstance(event, ev.BaselineFailed):
+            self._print(f"the baseline evaluation failed: {event.error}", err=True)
+            return
+        v = event.values
+        # a preference sweep's objective is a rating over this very model: its loss is shown
+        shown = "eval_loss" if self.objective == objectives.PREFERENCE else self.objective
+        value = v.get(objectives.metric_key(shown, self.stage))
+        console.print(fit(["baseline  ", f"{shown} {fmt.number(value)}",
+                           f" test loss {fmt.number(v.get('test/loss'))}",
+                           "(from an earlier run)" if event.cached else ""], width(), indent=12))
         if "preferences/preference_accuracy" in v:  # a dpo stage: the parent is the baseline
-            console.print(
+            self._print(
                 "            the parent prefers the chosen answer in "
                 f"{fmt.percent(v['preferences/preference_accuracy'])} of held-out pairs, "
-                f"{fmt.percent(v.get('preferences_train/preference_accuracy'))} of training pairs")
-
-    def on_baseline_failed(self, error: str, **_: Any) -> None:
-        self.note = ""
-        self.stop_live()
-        errors.print(f"the baseline evaluation failed: {error}")
+                f"{fmt.percent(v.get('preferences_train/preference_accuracy'))} of training pairs",
+                indent=12)
 
     # ------------------------------------------------------------ the sweep
 
-    def on_sweep(self, trials: int, finished: int, workers: int = 1, threads: int | None = None,
-                 **_: Any) -> None:
-        self.target, self.finished, self.workers = trials, finished, workers
-        left = trials - finished
-        resumed = f", resuming after {finished} finished" if finished else ""
-        at_once = f", {workers} at a time" if workers > 1 else ""
+    def on_sweep(self, event: ev.Sweep) -> None:
+        self.eta = Eta(event.trials, event.finished, event.workers, event.pruning)
+        self.swept = time.monotonic()
+        left = event.trials - event.finished
+        resumed = f", resuming after {event.finished} finished" if event.finished else ""
+        at_once = f", {event.workers} at a time" if event.workers > 1 else ""
+        threads = event.threads
         cpu = f" ({threads} CPU thread{'s' if threads != 1 else ''} each)" if threads else ""
-        console.print(f"{left} trial{'s' if left != 1 else ''} to run{at_once}{resumed}{cpu}")
+        self._print(f"{left} trial{'s' if left != 1 else ''} to run{at_once}{resumed}{cpu}")
+        self._refresh()
 
-    def on_trust_remote_code(self, model: Any, **_: Any) -> None:
-        console.print(f"[yellow]model.trust_remote_code = true: the Python code that comes with "
-                      f"{model} runs in every trial[/]")
-
-    def on_timeout(self, seconds: float, **_: Any) -> None:
-        self._print(f"search.timeout ({fmt.duration(seconds)}) reached: no new trial starts")
-
-    def on_stopping(self, running: list[int], now: bool = False, **_: Any) -> None:
-        listed = ", ".join(str(n) for n in running) or "none"
-        self.note = "stopping now…" if now else "stopping after the current evaluation…"
-        self._print("[yellow]Ctrl-C: stopping now[/]" if now else
+    def on_stopping(self, event: ev.Stopping) -> None:
+        listed = ", ".join(str(n) for n in event.running) or "none"
+        self.note = "stopping now…" if event.now else "stopping after the current evaluation…"
+        self._print("[yellow]Ctrl-C: stopping now[/]" if event.now else
                     f"[yellow]Ctrl-C: no new trial; trials {listed} stop after their current "
                     "evaluation (Ctrl-C again to stop now)[/]")
         self._refresh()
 
-    def on_stopping_now(self, running: list[int], **_: Any) -> None:
-        self.on_stopping(running, now=True)
-
-    def on_trial_start(self, number: int, params: dict[str, Any], epochs: int, **_: Any) -> None:
-        self.running[number] = {"number": number, "params": params, "epochs": epochs,
-                                "epoch": 0, "eval": None, "loss": None, "step": None,
-                                "started": False}
+    def on_trial_start(self, event: ev.TrialStart) -> None:
+        self.running[event.number] = {"number": event.number, "params": event.params,
+                                      "epochs": event.epochs, "epoch": 0, "eval": None,
+                                      "loss": None, "step": None, "started": False}
+        self.eta.start(event.number, event.epochs)
         if console.is_terminal:
             self._refresh()
-        elif self.workers > 1:
-            console.print(self._trial_text(number, params, "started"))
+        elif self.eta.workers > 1:
+            console.print(fit([*self._trial_parts(event.number, event.params), "started"], None))
 
-    def on_trial_progress(self, number: int, kind: str, **data: Any) -> None:
+    def on_trial_progress(self, event: ev.TrialProgress) -> None:
+        number, kind, data = event.number, event.kind, event.data
         if kind == "oom":
             self._print(f"trial {number}: out of memory at micro-batch {data['micro_batch']}; "
                         f"retrying at {data['next']} with twice the gradient accumulation "
@@ -211,112 +268,126 @@ class ConsoleReporter:
         c = self.running.get(number)
         if c is None:
             return
+        self.eta.progress(number, kind, data.get("epoch"))
         if kind == "tokenizing":  # seconds at a large data set; the sweep's other trials read it back
             c["setup"] = f"tokenizing {data['rows']:,} rows…"
             if not console.is_terminal and data["rows"] >= TOKENIZING_SAID:
                 console.print(f"trial {number}: tokenizing {data['rows']:,} rows (once: the "
                               "sweep's other trials read them back)")
-        if kind in ("start", "log", "eval"):
-            c["started"] = True
-        if "step" in data:
-            c["step"] = data["step"]
+        c["started"] = c["started"] or kind in ("start", "log", "eval")
+        c["step"] = data.get("step", c["step"])
         if kind == "eval":
-            c["epoch"] = round(data["epoch"])
+            c["epoch"] = c["evaluated"] = round(data["epoch"])
             c["eval"] = data["eval_loss"]
         if kind == "log":
             c["loss"] = data["loss"]
+            c["epoch"] = max(c["epoch"], math.ceil(data.get("epoch") or 0))
+        if kind == "evaluate":
+            c["final"] = "final evaluation…"
         if console.is_terminal:
             self._refresh()
         elif kind == "eval":
-            console.print(self._running_text({**c, "loss": None}) + f"   {self._progress()}")
+            console.print(fit([*self._running_parts({**c, "loss": None}),
+                               " · ".join(self.counter())], None))
 
-    def on_trial_end(self, outcome: Any, **_: Any) -> None:
+    def on_trial_end(self, outcome: Any) -> None:
         result = outcome.result
-        c = self.running.pop(outcome.number, None) or {"epoch": 0, "epochs": "?"}
-        self.counts[result.state] = self.counts.get(result.state, 0) + 1
-        self.durations.append(outcome.duration_s)
-        if result.state in {"complete", "pruned"}:
-            self.finished += 1
+        c = self.running.pop(outcome.number, None) or {"epochs": "?"}
+        self.eta.end(outcome.number, result.state, outcome.duration_s)
+        if result.state != "voting":  # counted by self.eta until the votes place it
+            self.counts[result.state] = self.counts.get(result.state, 0) + 1
         if result.state == "complete" and result.value is not None:
             if self.best is None or objectives.better(result.value, self.best[0], self.direction):
                 self.best = (result.value, outcome.number)
         mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]",
                 "voting": "[magenta]⧗ waits for votes[/]"}.get(
             result.state, f"[red]✗ failed ({result.fail_reason})[/]")
-        loss = result.value if result.state != "voting" else (  # its objective is the votes'
-            (result.info.get("values") or {}).get("validation/loss"))
-        tail = (f"epoch {c['epoch']}/{c['epochs']}  eval_loss {fmt.number(loss)}  "
-                f"{mark}  {fmt.duration(outcome.duration_s)}")
-        # the sweep's progress: beside the line when it fits; on a narrow terminal the live
-        # block below shows it, and a log (no terminal) keeps it on the line
-        line = self._trial_text(outcome.number, outcome.params, tail)
-        self._print(_beside(line, f"[dim]{self._progress()}[/]",
-                            "" if console.is_terminal and self.running else "\n    "))
+        if result.state == "voting":  # its objective is the votes': its loss is shown
+            values = result.info.get("values") or {}
+            shown = f"eval_loss {fmt.number(values.get(objectives.metric_key('eval_loss', self.stage)))}"
+        else:
+            shown = f"{self.objective} {self.value(result.value)}"
+        self._print_trial([*self._trial_parts(outcome.number, outcome.params),
+                           f"epoch {c.get('evaluated', 0)}/{c['epochs']}", shown, mark,
+                           fmt.duration(outcome.duration_s)])
         if result.state == "failed" and result.error:
             last = result.error.strip().splitlines()[-1]
-            errors.print(f"            {last}")
-        if not self.running:
-            self.stop_live()
-        else:
-            self._refresh()
+            self._print(f"            {last}", err=True, indent=12)
+        self._refresh()
+
+    def finish(self) -> None:
+        """The sweep ended: the live block goes, and the time it took is said."""
+        self.stop_live()
+        ran = {s: n for s, n in {**self.counts, "waiting for votes": self.eta.voting}.items() if n}
+        trials = sum(ran.values())
+        if self.swept is None or not trials:
+            return
+        now = time.monotonic()
+        what = ", ".join(f"{n} {s}" for s, n in ran.items())
+        console.print(fit([f"{trials} trial{'s' if trials != 1 else ''} in "
+                           f"{fmt.duration(now - self.swept)} ({what})",
+                           f"{fmt.duration(now - self.began)} with the data and the baseline"],
+                          width(), " · ", 2))
 
     # ------------------------------------------------------------ a preference sweep
 
-    def on_preference_review(self, review: str, waiting: int, **_: Any) -> None:
-        again = f"; {waiting} trial{'s' if waiting != 1 else ''} still wait for votes" \
-            if waiting else ""
-        self._print(f"votes steer this sweep: [bold]tunelab review {review}[/] (or v in the TUI) "
-                    f"while it trains{again}")
-        self.shown = fmt.rating  # the best so far is a placement: a rating over the base
-        self.counts["voting"] = waiting
+    def on_votes(self, event: ev.PreferenceReview | ev.Voting | ev.Placed | ev.WaitingVotes
+                 | ev.JudgeError | ev.PreferenceWinner) -> None:
+        match event:
+            case ev.PreferenceReview(review=review, waiting=waiting):
+                again = f"; {waiting} trial{'s' if waiting != 1 else ''} still wait for votes" \
+                    if waiting else ""
+                self._print(fit(["votes steer this sweep:", f"[bold]tunelab review {review}[/]",
+                                 f"(or v in the TUI) while it trains{again}"], width(), " "))
+                self.eta.voting = waiting
+            case ev.Voting(number=number, opponent=opponent, items=items, review=review):
+                self._print(fit([f"trial {number:<3} waits for votes: {items} items against "
+                                 f"{opponent}", f"· tunelab review {review}"], width(), " "))
+            case ev.Placed():
+                self.on_placed(event)
+            case ev.WaitingVotes(numbers=numbers, review=review):
+                if numbers:
+                    self._print(fit([f"trials {', '.join(map(str, numbers))} wait for votes:",
+                                     f"tunelab review {review}",
+                                     "(Ctrl-C stops waiting; they stay in the sweep)"], width(), " "))
+            case ev.JudgeError(error=error):
+                self._print(f"the votes could not be read this time ({error}); trying again",
+                            err=True)
+            case ev.PreferenceWinner():
+                self.on_preference_winner(event)
+            case _:
+                assert_never(event)
+        self._refresh()
 
-    def on_voting(self, number: int, opponent: str, items: int, review: str, **_: Any) -> None:
-        self._print(f"trial {number:<3} waits for votes: {items} items against {opponent} "
-                    f"· tunelab review {review}")
-
-    def on_placed(self, number: int, rating: float, how: str, opponent: str, votes: int,
-                  **_: Any) -> None:
-        self.counts["voting"] = max(0, self.counts.get("voting", 0) - 1)
-        self.counts["complete"] = self.counts.get("complete", 0) + 1
-        self.finished += 1
+    def on_placed(self, event: ev.Placed) -> None:
+        number, rating, opponent = event.number, event.rating, event.opponent
+        self.eta.placed()
+        self.counts["complete"] += 1
         if self.best is None or objectives.better(rating, self.best[0], self.direction):
             self.best = (rating, number)
         why = {"won": f"ranked above {opponent}", "lost": f"ranked below {opponent}",
-               "budget": f"not ranked apart from {opponent} within the vote budget"}[how]
-        self._print(f"trial {number:<3} [green]placed {fmt.rating(rating)}[/] over the base, told "
-                    f"to the search ({why} after {votes} votes)   [dim]{self._progress()}[/]")
-        if self.live is not None:
-            self._refresh()
+               "budget": f"not ranked apart from {opponent} within the vote budget"}[event.how]
+        placed = (f"trial {number:<3} [green]placed {fmt.rating(rating)}[/] over the base, told "
+                  f"to the search ({why} after {event.votes} votes)")
+        # on a terminal the counter is in the live block; in a log, at the line's end
+        self._print(placed if console.is_terminal else f"{placed}   {' · '.join(self.counter())}")
 
-    def on_waiting_votes(self, numbers: list[int], review: str, **_: Any) -> None:
-        if numbers:
-            self._print(f"trials {', '.join(map(str, numbers))} wait for votes: "
-                        f"tunelab review {review} (Ctrl-C stops waiting; they stay in the sweep)")
-
-    def on_judge_error(self, error: str, **_: Any) -> None:
-        errors.print(f"the votes could not be read this time ({error}); trying again")
-
-    def on_preference_winner(self, number: int, told: float, now: str, rank: str, of: int,
-                             votes: int, opponent: str, total: int, review: str,
-                             **_: Any) -> None:
+    def on_preference_winner(self, event: ev.PreferenceWinner) -> None:
+        """Two numbers, each named: the placement the search was told, and where the review's
+        statistics (the current fit of every vote) put the trial now."""
         self.stop_live()
-        console.print(f"[bold]winner: trial {number}[/] · placed {fmt.rating(told)} over the base "
-                      f"(told to the search when {votes} votes against {opponent} placed it)")
-        console.print(f"the review now, on all {total} votes: trial {number} rated {now}, rank "
-                      f"{rank} of {of} (1000 = the average model; tunelab review stats {review})")
-        if told <= 0:
-            console.print("[yellow]no trial was preferred to the base model[/]")
-        console.print(f"next: tunelab confirm {self.name} · tunelab review stats {review} · "
-                      f"tunelab review export {review}")
+        self._print(f"[bold]winner: trial {event.number}[/] · placed {fmt.rating(event.told)} over "
+                    f"the base (told to the search when {event.votes} votes against "
+                    f"{event.opponent} placed it)")
+        self._print(f"the review now, on all {event.total} votes: trial {event.number} rated "
+                    f"{event.now}, rank {event.rank} of {event.of} (1000 = the average model; "
+                    f"tunelab review stats {event.review})")
+        if event.told <= 0:
+            self._print("[yellow]no trial was preferred to the base model[/]")
+        self._print(fit([f"next: tunelab confirm {self.name}", f"tunelab review stats {event.review}",
+                         f"tunelab review export {event.review}"], width(), " · ", 6))
 
 
-def _beside(line: str, extra: str, otherwise: str) -> str:
-    """`line   extra` when it fits the terminal's width (80 columns over SSH is common), else
-    `line` + `otherwise` + `extra` (`otherwise` "" drops `extra`). Not a terminal: beside."""
-    from rich.text import Text
-
-    joined = f"{line}   {extra}"
-    if not console.is_terminal or Text.from_markup(joined).cell_len <= console.width:
-        return joined
-    return line if not otherwise else f"{line}{otherwise}{extra}"
-
+def _dim(text: Text) -> Text:
+    text.stylize("dim")
+    return text

@@ -16,8 +16,9 @@ from tunelab.engine import objectives
 from tunelab.store.errors import TunelabError
 from tunelab.store.read import trial_costs
 from tunelab.tui.cli import pareto
+from tunelab.tui.cli.layout import wrap
 from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
-from tunelab.tui.cli.output import console, print_wide
+from tunelab.tui.cli.output import console, print_wide, width
 
 
 def print_trials(store: Path, name: str) -> None:
@@ -28,7 +29,7 @@ def print_trials(store: Path, name: str) -> None:
     baseline = evaluations.get("base", {})
     plain_spec = st.experiment_spec(store, name)
     success: dict[str, str] = plain_spec.get("success") or {}
-    front, others = _objectives(store, name, plain_spec.get("search") or {}, trials, evaluations)
+    front, others = _objectives(store, name, plain_spec, trials, evaluations)
     tested = _test_metrics(success, (plain_spec.get("eval") or {}).get("metrics") or [],
                            evaluations)
     keys: list[str] = []
@@ -74,8 +75,9 @@ def print_trials(store: Path, name: str) -> None:
                       *judged, fmt.duration(t.duration_s))
     print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
-    dpo = (plain_spec.get("method") or {}).get("stage") == "dpo"
-    start = objectives.objective_value(objective, "dpo" if dpo else "sft", baseline) if plain_spec else None
+    stage = objectives.stage_of(plain_spec)
+    dpo = stage == "dpo"
+    start = objectives.objective_value(objective, stage, baseline) if plain_spec else None
     if preference:
         start = 0.0  # the ratings are over the base model
     if baseline:
@@ -83,7 +85,7 @@ def print_trials(store: Path, name: str) -> None:
         what = "the parent" if dpo else "the base model"
         said = "+0: the placements are ratings over it" if preference else \
             f"{title} {shown_value(start)}"
-        console.print(f"baseline ({what}): {said}{extra}")
+        console.print(wrap(f"baseline ({what}): {said}{extra}", width()))
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
@@ -91,13 +93,13 @@ def print_trials(store: Path, name: str) -> None:
             gain = f" vs baseline {shown_value(start)}"
         shown = f" ({shown})" if shown else ""  # nothing searched: no empty brackets
         over = " over the base" if preference else ""
-        console.print(f"[bold]best:[/] trial {best.number}{shown} {title} "
-                      f"{shown_value(best.value)}{over}{gain}")
+        console.print(wrap(f"[bold]best:[/] trial {best.number}{shown} {title} "
+                           f"{shown_value(best.value)}{over}{gain}", width()))
         if success:
             verdicts = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(verdicts.values()) else "[red]no[/]"
-            console.print(f"success: {word} (needs {needs} on the test split)")
+            console.print(wrap(f"success: {word} (needs {needs} on the test split)", width()))
 
 
 def _param(params: dict[str, Any], key: str) -> str:
@@ -117,10 +119,11 @@ def _test_metrics(success: dict[str, str], metrics: list[str],
     return [m for m in ("loss", *metrics) if m in found]
 
 
-def _objectives(store: Path, name: str, search: dict[str, Any], trials: list[st.TrialRecord],
+def _objectives(store: Path, name: str, spec: dict[str, Any], trials: list[st.TrialRecord],
                 evaluations: dict[str, dict[str, float]]) -> tuple[set[int], dict[str, dict]]:
     """For a study of several objectives: the numbers of the trials on the Pareto front and,
     per objective after the first, each trial's value."""
+    search = spec.get("search") or {}
     names = search.get("objectives") or []
     directions = search.get("directions") or []
     if len(names) < 2:
@@ -135,7 +138,7 @@ def _objectives(store: Path, name: str, search: dict[str, Any], trials: list[st.
             elif objective == "duration_s":
                 values[t.number] = t.duration_s
             else:
-                key = objectives.metric_key(objective)
+                key = objectives.metric_key(objective, objectives.stage_of(spec))
                 values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
         others[objective] = values
     points = {t.number: [t.value, *(others[o].get(t.number) for o in names[1:])]

@@ -72,8 +72,8 @@ def vote(
     = "adaptive",
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, c comment,
-    i statistics."""
+    """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, C comment,
+    V statistics, esc or q to finish."""
     from tunelab.engine.review import reviews as review
     from tunelab.tui.app import run as run_tui
     from tunelab.tui.screens.review import ReviewScreen

@@ -16,6 +16,7 @@ from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.engine import objectives
 from tunelab.store.errors import TunelabError
+from tunelab.tui.cli.layout import fit
 from tunelab.tui.cli.options import (
     DEFAULT_STORE,
     RetryOption,
@@ -24,9 +25,15 @@ from tunelab.tui.cli.options import (
     StoreOption,
     WorkersOption,
 )
-from tunelab.tui.cli.output import console, errors
+from tunelab.tui.cli.output import console, errors, width
 from tunelab.tui.cli.reporter import ConsoleReporter
 from tunelab.tui.cli.results import print_trials, trial_ref
+
+
+def reporter_for(exp: Any) -> ConsoleReporter:
+    """The console reporter of an experiment: its objective, which way is better, its stage."""
+    return ConsoleReporter(exp.name, exp.search.direction, exp.search.objective,
+                           exp.method.stage)
 
 
 def _quiet_optuna() -> None:
@@ -44,7 +51,7 @@ def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None,
     spec = settle_study(loaded, store, new_study=new_study, smoke=smoke)
     _quiet_optuna()
     name = spec.experiment.name
-    reporter = ConsoleReporter(name, spec.experiment.search.direction)
+    reporter = reporter_for(spec.experiment)
     runner = Runner(spec, store, reporter, storage=storage, smoke=smoke, workers=workers,
                     retry_failed=retry_failed)
     if new_study and name != loaded.experiment.name:
@@ -52,17 +59,22 @@ def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None,
     try:
         runner.run()
     except KeyboardInterrupt:
-        reporter.stop_live()
+        reporter.finish()
         errors.print("stopped by Ctrl-C; finished trials are kept. "
                      f"Run `tunelab {command} {file}` again to resume.")
         raise typer.Exit(130) from None
+    except BaseException:
+        reporter.finish()  # the live block goes before the error is said
+        raise
+    reporter.finish()
     console.print()
     print_trials(store, name)
     if smoke:
         console.print(f"smoke run passed: every stage ran. Next: tunelab run {file}")
         return
-    console.print(f"next: tunelab trials {name} · "
-                  f"tunelab sql \"select state, count(*) from trials group by 1\"")
+    console.print(fit([f"next: tunelab trials {name}",
+                       'tunelab sql "select state, count(*) from trials group by 1"'],
+                      width(), " · ", 6))
 
 
 def run(
@@ -131,8 +143,9 @@ def _toml_value(text: str) -> Any:
 def enqueue(
     experiment: Annotated[str, typer.Argument(help="The experiment file, or its name in the store.")],
     set_: Annotated[list[str], typer.Option(
-        "--set", help="A parameter of the search space, e.g. --set train.learning_rate=2e-4 "
-                      "(repeatable; those not given are sampled).")],
+        "--set", metavar="KEY=VALUE",
+        help="A parameter of the search space, e.g. --set train.learning_rate=2e-4 "
+             "(repeatable; those not given are sampled).")],
     store: StoreOption = DEFAULT_STORE,
     storage: StorageOption = None,
 ) -> None:
@@ -152,7 +165,7 @@ def enqueue(
                                f"(searched: {', '.join(space) or 'nothing'})", "not searched")
         params[key] = _toml_value(value.strip())
     _check_conditions(spec.experiment, params)
-    runner = Runner(spec, store, ConsoleReporter(spec.experiment.name), storage=storage)
+    runner = Runner(spec, store, reporter_for(spec.experiment), storage=storage)
     runner.enqueue(params)
     shown = ", ".join(f"{fmt.param_name(k)} {v}" for k, v in params.items())
     console.print(f"queued for {runner.exp.name}: {shown}. "
@@ -202,7 +215,7 @@ def confirm(
     best = objectives.ranked(done, lambda t: t.value or 0.0, record.direction)[:top]
     spec = _spec_of(experiment, store)
     _quiet_optuna()
-    reporter = ConsoleReporter(experiment, record.direction or "minimize")
+    reporter = reporter_for(spec.experiment)
     runner = Runner(spec, store, reporter, storage=storage)
     base_seed = spec.experiment.train.seed
     plan = [(t.number, base_seed + k + 1) for t in best for k in range(seeds)]
@@ -250,7 +263,7 @@ def rerun(
         raise TunelabError(f"the experiment file of {experiment} ({source}) is gone; "
                            "rerun needs it", "experiment file missing")
     spec = load_spec(source, store=store)
-    reporter = ConsoleReporter(experiment)
+    reporter = reporter_for(spec.experiment)
     _quiet_optuna()
     runner = Runner(spec, store, reporter, storage=storage)
     outcome = runner.rerun(record.number, seed)

@@ -4,9 +4,12 @@ after each turn the person votes, and may then reveal which model was which.
 Blind until the reveal: the panes are titled A and B only, nothing on screen says which models
 were asked for, both replies stream together (on one shared base they even advance token by
 token in lockstep), and no timing or length is shown. The sides are drawn once per arena
-(`engine.arena.new`); Ctrl+N starts a new arena with the sides drawn again. Each turn and each
-vote is fsynced to the spool before the screen moves on (a killed app loses nothing), then
-moved into the store by a worker: the arena is a review of kind `arena`.
+(`engine.arena.new`); ctrl+n starts a new arena with the sides drawn again. The keys are the
+voting screen's (tui/keys.py): a b t x s vote, u undoes, r reveals; after a vote, Enter opens
+the message box for the next turn (until then a letter is a key, never the start of a
+message). Each turn and each vote is fsynced to the spool before the screen moves on (a killed
+app loses nothing), then moved into the store by a worker: the arena is a review of kind
+`arena`.
 """
 
 from __future__ import annotations
@@ -17,34 +20,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Markdown, Static
+from textual.widgets import Input, Markdown, Static
 
 from tunelab import store as st
 from tunelab.engine.review import arena as ar
 from tunelab.engine.serve.chat import Settings
-from tunelab.tui.screens.review import VOTE_BINDINGS
+from tunelab.tui import keys
+from tunelab.tui.widgets.footer import KeyFooter
+from tunelab.tui.widgets.title import ScreenTitle
 
 VOTES = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad",
          "skip": "skipped"}
-VOTE_KEYS = "a  A is better · b  B is better · t  tie · x  both bad · s  skip"
+# the verdict keys as the table writes them: `a A better · b B better · t tie …`
+VOTE_KEYS = " · ".join(f"{k.written} {k.label}" for k in keys.rows("arena")
+                       if k.action.startswith("vote("))
 
 
 class ArenaScreen(Screen):
-
-    BINDINGS = [
-        *VOTE_BINDINGS,
-        Binding("escape", "stop", "stop / back"),
-        Binding("ctrl+z", "undo", "undo vote"),
-        Binding("ctrl+r", "reveal", "reveal"),
-        Binding("ctrl+n", "new_arena", "new arena"),
-        Binding("ctrl+q", "app.quit", "quit"),
-    ]
+    KEYS_OF = "arena"
+    # esc stops the replies first; Enter after a vote opens the message box
+    BINDINGS = keys.bindings(KEYS_OF, back="back", enter="write")
 
     @dataclass
     class Loaded(Message):
@@ -77,7 +78,7 @@ class ArenaScreen(Screen):
         self.spool = st.Spool(store_path, tag=f"arena-{rater}")
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield ScreenTitle(id="title")
         yield Static(id="state")
         with Horizontal(id="sides"):
             for side in ("a", "b"):
@@ -86,7 +87,7 @@ class ArenaScreen(Screen):
                 yield box
         yield Static(id="vote")
         yield Input(placeholder="loading the two models… (you can type already)", id="message")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = f"arena · {self.experiment}"
@@ -119,7 +120,9 @@ class ArenaScreen(Screen):
         self.post_message(self.Loaded(pair, models))
 
     def on_arena_screen_load_failed(self, message: LoadFailed) -> None:
-        self._state(f"[red]cannot load the models: {message.error}[/]")
+        self.query_one("#message", Input).placeholder = "no models to ask: esc leaves"
+        self.query_one("#state", Static).update(
+            Text(f"cannot load the models: {message.error}", style="red"))
 
     def on_arena_screen_loaded(self, message: Loaded) -> None:
         self.pair, self.models = message.pair, message.models
@@ -233,6 +236,9 @@ class ArenaScreen(Screen):
             return self.vote_id is not None and not self.revealed
         if action == "reveal":
             return self.arena is not None and not self.revealed and not self.generating
+        if action == "write":  # after a vote, the message box waits for Enter
+            return not self.voting and not self.generating and self.pair is not None \
+                and self.query_one("#message", Input).disabled
         return True
 
     def action_vote(self, choice: str) -> None:
@@ -245,8 +251,15 @@ class ArenaScreen(Screen):
         self._ingest()
         self.voting, self.voted = False, choice
         self.turn += 1
-        self._say(f"voted: {VOTES[choice]} · Ctrl+Z undoes it · Ctrl+R reveals the models "
-                  "(and ends the votes of this arena) · or write the next message")
+        self._say(f"voted: {VOTES[choice]} · u undoes it · r reveals the models (and ends the "
+                  "votes of this arena) · ⏎ writes the next message")
+        box = self.query_one("#message", Input)
+        box.placeholder = "⏎ to write the next message"  # a letter now is a key, not text
+        self._state(f"turn {self.turn} voted")
+        self.refresh_bindings()
+
+    def action_write(self) -> None:
+        """Enter after a vote: the message box for the next turn."""
         self._ready()
 
     def action_undo(self) -> None:
@@ -261,6 +274,7 @@ class ArenaScreen(Screen):
         self.voting, self.voted = True, None
         box = self.query_one("#message", Input)
         box.disabled = True
+        box.placeholder = "vote first (keys above)"
         self.set_focus(None)
         self._state(f"turn {self.turn + 1}: which answer is better? (vote undone)")
         self._say(VOTE_KEYS)
@@ -281,21 +295,22 @@ class ArenaScreen(Screen):
         votes = (f"{self.turn} turn{plural} stored: tunelab review stats {self.arena.name}"
                  if self.turn else "no votes were given")
         self._say(f"A was {self.arena.left}, B was {self.arena.right} · {votes} · "
-                  "Ctrl+N starts a new blind arena")
+                  "ctrl+n starts a new blind arena")
         self._ready()
 
-    def action_new_arena(self) -> None:
+    def action_new(self) -> None:
         if self.pair is None or self.generating:
             return
         self._start_arena()
         self.notify("new arena: the sides are drawn again", timeout=2)
 
-    def action_stop(self) -> None:
-        """Esc stops both replies; otherwise it goes back (inside `tunelab tui`)."""
+    def action_back(self) -> None:
+        """Esc stops both replies; otherwise it goes back, out of the app when the arena is
+        its only screen (`tunelab chat --arena`)."""
         if self.generating:
             self.stop_event.set()
-        elif len(self.app.screen_stack) > 2:
-            self.app.pop_screen()
+        else:
+            self.app.back()  # type: ignore[attr-defined]
 
     @work(thread=True, exit_on_error=False, group="ingest")
     def _ingest(self) -> None:

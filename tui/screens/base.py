@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import TabbedContent, Tabs
 
 from tunelab.store.errors import StoreLocked, TunelabError
 
@@ -77,6 +79,44 @@ class StoreScreen(Screen):
     def on_store_screen_failed(self, event: StoreScreen.Failed) -> None:
         self.notify(event.message, title=event.title, severity="warning" if event.locked else "error",
                     timeout=4 if event.locked else 8)
+
+
+class TabbedScreen(StoreScreen):
+    """A StoreScreen of numbered tabs (one TabbedContent): `tab(n)` shows the nth of TABS, and
+    the shown tab's content takes the focus, so j/k/G/End/PageDown scroll it at once (the tab
+    bar itself never takes it). A key that acts on one tab only (TAB_KEYS: action -> tab) is
+    in the footer on that tab only, and does nothing elsewhere."""
+
+    TABS: tuple[str, ...] = ()
+    TAB_KEYS: dict[str, str] = {}
+    # focus is given by the shown tab (Textual's default would focus the first focusable
+    # widget, and the TabbedContent would then show the tab that holds it)
+    AUTO_FOCUS = ""
+
+    def on_mount(self) -> None:
+        self.query_one(Tabs).can_focus = False
+        super().on_mount()
+        self._focus_tab()
+
+    def action_tab(self, n: int | str) -> None:
+        n = int(n)
+        if 1 <= n <= len(self.TABS):
+            self.query_one(TabbedContent).active = self.TABS[n - 1]
+
+    def on_tabbed_content_tab_activated(self, _: TabbedContent.TabActivated) -> None:
+        self._focus_tab()
+        self.refresh_bindings()
+
+    def _focus_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(tabs.active) if tabs.active else None
+        target = next((w for w in pane.query(Widget) if w.can_focus and not w.disabled), None) \
+            if pane else None
+        self.set_focus(target)  # None on a tab with nothing to move in: keys reach the screen
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        tab = self.TAB_KEYS.get(action)
+        return tab is None or self.query_one(TabbedContent).active == tab
 
 
 def ago(when: datetime | None) -> str:

@@ -2,8 +2,10 @@
 
 The model loads in a worker (the screen says so meanwhile); each reply streams in from a
 thread worker that hands every piece to the screen with `call_from_thread`, so keys work while
-the model writes. Commands in the input: /system TEXT, /temp X, /top_p X, /max N, /min N,
-/seed N, /clear, /save (keep the last message as a probe), /probe N (send a saved probe), /probes.
+the model writes. The model is sent the whole conversation each turn, and the state line says
+so (ctrl+n forgets it). Commands in the input: /system TEXT, /temp X, /top_p X, /max N, /min N,
+/seed N, /clear (as ctrl+n), /save (keep the last message as a probe), /probe N (send a saved
+probe), /probes.
 """
 
 from __future__ import annotations
@@ -16,24 +18,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Markdown, Static
+from textual.widgets import Input, Markdown, Static
 
 from tunelab import store as st
 from tunelab.engine.serve.chat import Settings
+from tunelab.tui import keys
+from tunelab.tui.widgets.footer import KeyFooter
+from tunelab.tui.widgets.title import ScreenTitle
 
 
 class ChatScreen(Screen):
-
-    BINDINGS = [
-        Binding("escape", "stop", "stop / back"),
-        Binding("ctrl+r", "regenerate", "regenerate"),
-        Binding("ctrl+q", "app.quit", "quit"),
-    ]
+    KEYS_OF = "chat"
+    BINDINGS = keys.bindings(KEYS_OF, back="back")  # esc stops a reply first
 
     def __init__(self, store_path: Path, experiment: str, ref: str, probes: Path) -> None:
         super().__init__()
@@ -51,19 +52,24 @@ class ChatScreen(Screen):
         self.created = time.time()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ScreenTitle(id="title")
         yield Static(id="state")
         yield VerticalScroll(id="log")
         yield Input(placeholder="loading the model…", id="message", disabled=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.title = f"chat · {self.experiment} · {self.ref}"
+        self.title = f"chat · {self.experiment} · {self.ref}"  # after the app's name
         self._state(f"loading {self.ref}…")
         self._load()
 
     def _state(self, text: str) -> None:
-        self.query_one("#state", Static).update(f"{text}   [dim]{self.settings.describe()}[/]")
+        """`trial:0 ready · remembers 2 turns (ctrl+n forgets)`, and the settings under it."""
+        turns = sum(m["role"] == "user" for m in self.messages)
+        memory = (f" · remembers {turns} turn{'s' if turns != 1 else ''} (ctrl+n forgets)"
+                  if turns else "")
+        self.query_one("#state", Static).update(
+            f"{text}{memory}\n[dim]{self.settings.describe()}[/]")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def _load(self) -> None:
@@ -73,12 +79,16 @@ class ChatScreen(Screen):
             source = resolve(self.store_path, self.experiment, self.ref)
             model, tokenizer = ModelPool().get(source)
         except Exception as error:  # noqa: BLE001 - shown to the user, the screen stays
-            self.app.call_from_thread(self._state, f"[red]cannot load {self.ref}: {error}[/]")
+            self.app.call_from_thread(self._failed, f"cannot load {self.ref}: {error}")
             return
         # a dpo stage's own file has no [data]: its parent's template, else the model's own
         data = source.experiment.data
         self.template = data.template if data is not None else "auto"
         self.app.call_from_thread(self._loaded, model, tokenizer, source.ref)
+
+    def _failed(self, why: str) -> None:
+        self.query_one("#message", Input).placeholder = "no model to talk to: esc leaves"
+        self.query_one("#state", Static).update(Text(why, style="red"))
 
     def _loaded(self, model: Any, tokenizer: Any, ref: str) -> None:
         self.model, self.tokenizer, self.ref = model, tokenizer, ref
@@ -123,9 +133,7 @@ class ChatScreen(Screen):
             elif name == "seed":
                 self.settings = replace(self.settings, seed=int(arg) if arg else None)
             elif name == "clear":
-                self.messages.clear()
-                self.query_one("#log").remove_children()
-                self.chat_id = uuid.uuid4().hex
+                self.action_new()
             elif name == "save":
                 probes = self._probes()
                 last = next((m["content"] for m in reversed(self.messages)
@@ -194,12 +202,24 @@ class ChatScreen(Screen):
                 settings=json.dumps(self.settings.__dict__), created_at=self.created,
                 updated_at=time.time())])
 
-    def action_stop(self) -> None:
-        """Esc stops a reply; with no reply under way it goes back (inside `tunelab tui`)."""
+    def action_back(self) -> None:
+        """Esc stops a reply; with no reply under way it goes back, out of the app when the
+        chat is its only screen (`tunelab chat`)."""
         if self.generating:
             self.stop_event.set()
-        elif len(self.app.screen_stack) > 2:
-            self.app.pop_screen()
+        else:
+            self.app.back()  # type: ignore[attr-defined]
+
+    def action_new(self) -> None:
+        """A new conversation: the model forgets this one (it stays stored)."""
+        if self.generating:
+            self.notify("still writing: esc stops it", timeout=2)
+            return
+        self.messages.clear()
+        self.query_one("#log").remove_children()
+        self.chat_id = uuid.uuid4().hex
+        self.created = time.time()
+        self._state(f"{self.ref} ready · a new conversation")
 
     def action_regenerate(self) -> None:
         if self.generating or not self.messages or self.messages[-1]["role"] != "assistant":

@@ -11,17 +11,18 @@ from typing import Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
-from tunelab.tui import source
-from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui import keys, source
+from tunelab.tui.screens.base import TabbedScreen
 from tunelab.tui.widgets.curves import X_AXES, Curves
+from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.plot import LinePlot, Series
 from tunelab.tui.widgets.table import VimTable
+from tunelab.tui.widgets.title import ScreenTitle
 
 
 def bar(share: float, width: int = 20) -> str:
@@ -29,22 +30,29 @@ def bar(share: float, width: int = 20) -> str:
     return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
 
 
+def spread(slots: list[int]) -> list[float]:
+    """Positions for points in category slots: the points of one slot side by side around its
+    middle, so that trials with the same value and a close objective each stay visible."""
+    count = {slot: slots.count(slot) for slot in set(slots)}
+    seen: dict[int, int] = {}
+    positions = []
+    for slot in slots:
+        k = seen[slot] = seen.get(slot, -1) + 1
+        gap = min(0.12, 0.7 / count[slot])
+        positions.append(slot + (k - (count[slot] - 1) / 2) * gap)
+    return positions
+
+
 def value_means(means: tuple[Any, ...]) -> str:
     """`full: 0.82 (3) · lora: 3.1 (2)`: each value's mean objective and its trials."""
     return " · ".join(f"{m.value}: {fmt.number(m.mean)} ({m.count})" for m in means)
 
 
-class CompareScreen(StoreScreen):
-    BINDINGS = [
-        Binding("x", "x_axis", "x: step/epoch/tokens"),
-        Binding("p", "param", "Next param"),
-        Binding("m", "method", "Importance method"),
-        Binding("1", "tab('overlay')", "Curves", show=False),
-        Binding("2", "tab('importance')", "Importance", show=False),
-        Binding("3", "tab('scatter')", "Scatter", show=False),
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-    ]
+class CompareScreen(TabbedScreen):
+    KEYS_OF = "compare"
+    BINDINGS = keys.bindings(KEYS_OF)
+    TABS = ("overlay", "importance", "scatter")
+    TAB_KEYS = {"x_axis": "overlay"}  # p and m show their own tab
 
     # fANOVA first: the evaluator whose answer holds on small sweeps (engine/run/importance.py)
     METHODS = ("fanova", "ped-anova", "mean-decrease-impurity")
@@ -73,8 +81,8 @@ class CompareScreen(StoreScreen):
 
     def compose(self) -> ComposeResult:
         numbers = ", ".join(f"#{n}" for n in self.chosen) or "no trials"
-        yield Static(f"tunelab · {self.experiment.summary.name} · compare {numbers}",
-                     id="title", classes="title")
+        self.title = f"{self.experiment.summary.name} · compare {numbers}"
+        yield ScreenTitle(id="title")
         with TabbedContent(id="tabs", initial="overlay"):
             with TabPane("1 Validation curves", id="overlay"):
                 yield LinePlot(id="overlay-plot")
@@ -83,7 +91,7 @@ class CompareScreen(StoreScreen):
                 yield VimTable(id="importance-table")
             with TabPane("3 Objective vs parameter", id="scatter"):
                 yield LinePlot(id="scatter-plot")
-        yield Footer()
+        yield KeyFooter()
 
     def reload(self) -> None:
         self._load_curves()
@@ -191,7 +199,7 @@ class CompareScreen(StoreScreen):
             label = f"log10 {name}" if log else name
         else:
             cats = sorted({str(v) for v in values})
-            shown = [float(cats.index(str(v))) for v in values]
+            shown = spread([cats.index(str(v)) for v in values])
             ticks = (list(range(len(cats))), cats)
             label = name
         series = []
@@ -222,9 +230,6 @@ class CompareScreen(StoreScreen):
         self.query_one("#importance-note", Static).update(f"computing {self.method}…")
         self.query_one(TabbedContent).active = "importance"
         self._load_importance(self.method)
-
-    def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
 
     def commands(self):  # noqa: ANN201
         yield ("Next parameter for the scatter", "objective vs parameter", self.action_param)

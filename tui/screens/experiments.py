@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tunelab.engine import format as fmt
 from tunelab.engine import objectives
-from tunelab.tui import source
+from tunelab.tui import keys, source
 from tunelab.tui.screens.base import StoreScreen, ago
+from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.table import VimTable
+from tunelab.tui.widgets.title import ScreenTitle
 
 
 def verdict(success: bool | None) -> Text:
@@ -25,24 +26,18 @@ def verdict(success: bool | None) -> Text:
 
 
 def versus(best: float | None, baseline: float | None, direction: str | None) -> Text:
-    """`-86%` against the baseline, green when better (in the objective's direction)."""
-    if best is None or baseline is None or baseline == 0:
+    """`7.0× lower` against the baseline (format.change), green when better in the objective's
+    direction."""
+    if best is None or baseline is None:
         return Text("—", style="dim")
-    change = (best - baseline) / abs(baseline)
     better = objectives.better(best, baseline, direction)
-    return Text(f"{change:+.0%}", style="green" if better else "red")
+    return Text(fmt.change(best, baseline), style="green" if better else "red")
 
 
 class ExperimentsScreen(StoreScreen):
     AUTO_FOCUS = "VimTable"
-    BINDINGS = [
-        # the same label as the table's own Enter, so the footer does not depend on focus
-        Binding("enter", "open", "Open"),
-        Binding("r", "reload", "Reload"),
-        Binding("colon", "app.sql", "SQL", key_display=":"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.quit", "Quit"),
-    ]
+    KEYS_OF = "experiments"
+    BINDINGS = keys.bindings(KEYS_OF)
 
     @dataclass
     class Loaded(Message):
@@ -53,10 +48,11 @@ class ExperimentsScreen(StoreScreen):
         self.experiments: list[source.Experiment] = []
 
     def compose(self) -> ComposeResult:
-        yield Static("tunelab · experiments", id="title", classes="title")
-        yield VimTable(id="experiments")
+        self.title = "experiments"
+        yield ScreenTitle(id="title")
+        yield VimTable(id="experiments", screen_enter=True)
         yield Static("", id="detail", classes="detail")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(VimTable).loading = True
@@ -89,11 +85,11 @@ class ExperimentsScreen(StoreScreen):
         if self.focused is None:  # the loading indicator may have kept the focus away
             table.focus()
         many = self.stores.many
-        # short titles: the whole row fits 80 columns
+        # short titles: the row of a short name fits 80 columns (the baseline itself is in the
+        # line under the table); a long one keeps its name at the left as the table scrolls
         columns = [("name", "experiment"), ("done", "done"), ("running", "run"),
                    ("pruned", "pruned"), ("failed", "failed"), ("best", "best"),
-                   ("baseline", "base"), ("vs", "vs base"), ("success", "success"),
-                   ("activity", "active")]
+                   ("vs", "vs base"), ("success", "success"), ("activity", "active")]
         if many:
             columns.append(("store", "store"))
         # a store by its file name, or folder/name where two files share a name
@@ -109,7 +105,7 @@ class ExperimentsScreen(StoreScreen):
                 Text(s.name, style="bold"), str(s.complete),
                 Text(str(s.running), style="bold cyan") if s.running else "0",
                 str(s.pruned), Text(str(s.failed), style="red") if s.failed else "0",
-                best, fmt.number(s.baseline_value), versus(s.best_value, s.baseline_value, s.direction),
+                best, versus(s.best_value, s.baseline_value, s.direction),
                 verdict(s.best_success), ago(s.last_activity)]
             if many:
                 cells.append(", ".join(short[p] for p in e.stores))
@@ -132,6 +128,8 @@ class ExperimentsScreen(StoreScreen):
         text = Text()
         text.append(s.name, style="bold")
         text.append(f" · {s.direction or 'minimize'} {s.objective or 'eval_loss'}")
+        if s.baseline_value is not None:
+            text.append(f" · baseline {fmt.number(s.baseline_value)}")
         text.append(f" · {s.trials} trials")
         if s.description:
             text.append("\n" + s.description, style="italic")

@@ -1,51 +1,52 @@
-"""`?`: the keys of the screen underneath and of the whole app, in a dialog."""
+"""`?`: the keys of the screen underneath, of the whole app and of moving, in a dialog. Every
+line comes from the one table of keys (tui/keys.py), as docs/tui.md does."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-GLOBAL = [
-    ("ctrl+p", "command palette: every action of this screen, open an experiment or trial"),
-    (":", "SQL console (read-only)"),
-    ("?", "this help"),
-    ("escape", "back"),
-    ("q / ctrl+q", "quit"),
-    ("j k h l g G", "move in tables (arrows, page keys and the mouse work too)"),
-]
+from tunelab.tui import keys
+from tunelab.tui.widgets.scroll import VimScroll
+
+
+def key_table(under: str | None) -> Table:
+    """The keys of screen `under` (a name in keys.SCREENS), then those that work everywhere,
+    then those that move in tables and text."""
+    table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=True)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(ratio=1)
+    groups = [("everywhere", "app"), ("in tables and text", "tables and text")]
+    if under is not None:
+        groups.insert(0, (f"{under} screen", under))
+    for n, (title, screen) in enumerate(groups):
+        if n:
+            table.add_row("", "")
+        table.add_row(Text(title, style="bold underline"), "")
+        for key in keys.rows(screen):
+            if screen == "app" or key.name not in keys.names("app"):
+                table.add_row(key.written, keys.does(screen, key))
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+    BINDINGS = keys.bindings("help", back="dismiss")
+    AUTO_FOCUS = "#help-box"
 
     def __init__(self, under: Screen) -> None:
         super().__init__()
         self.under = under
 
     def compose(self) -> ComposeResult:
-        table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        name = type(self.under).__name__.removesuffix("Screen").lower() or "screen"
-        table.add_row(Text(f"{name} screen", style="bold underline"), "")
-        seen = set()
-        for binding in getattr(self.under, "BINDINGS", []):
-            if isinstance(binding, Binding) and binding.description and binding.key not in seen:
-                seen.add(binding.key)
-                table.add_row(binding.key_display or binding.key, binding.description)
-        doc = (self.under.__doc__ or type(self.under).__module__ and
-               __import__(type(self.under).__module__, fromlist=["_"]).__doc__ or "")
-        table.add_row("", "")
-        table.add_row(Text("everywhere", style="bold underline"), "")
-        for key, what in GLOBAL:
-            table.add_row(key, what)
-        with VerticalScroll(id="help-box"):
+        name = getattr(self.under, "KEYS_OF", None)
+        module = __import__(type(self.under).__module__, fromlist=["_"])
+        # what the screen is: its first paragraph (the rest is for the people who code it)
+        doc = (self.under.__doc__ or module.__doc__ or "").strip().split("\n\n")[0]
+        with VimScroll(id="help-box"):
             if doc:
                 yield Static(Text(" ".join(doc.split()), style="italic"), id="help-doc")
-            yield Static(table)
-            yield Static(Text("escape closes", style="dim"))
+            yield Static(key_table(name))
+            yield Static(Text("esc closes · j k scroll", style="dim"))

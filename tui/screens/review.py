@@ -19,20 +19,23 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from tunelab import store as st
 from tunelab.engine.review.reviews import fit_ratings, flagged, next_item
 from tunelab.store.errors import TunelabError
+from tunelab.tui import keys
 from tunelab.tui.screens.review_stats import ReviewStatsScreen, back_or_exit
+from tunelab.tui.widgets.footer import KeyFooter
+from tunelab.tui.widgets.title import ScreenTitle
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
            "skip": "skipped"}
 
 
 class CommentDialog(ModalScreen[str]):
-    BINDINGS = [Binding("escape", "dismiss('')", "cancel")]
+    BINDINGS = [Binding("escape", "dismiss('')", "cancel")]  # esc: back, nothing saved
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="a comment on this item (Enter to save, Esc to cancel)",
@@ -42,27 +45,10 @@ class CommentDialog(ModalScreen[str]):
         self.dismiss(event.value)
 
 
-# The verdict keys, the same wherever a person votes (the review and the arena)
-VOTE_BINDINGS = [
-    Binding("a", "vote('a')", "A better"),
-    Binding("b", "vote('b')", "B better"),
-    Binding("t", "vote('tie')", "tie"),
-    Binding("x", "vote('both_bad')", "both bad"),
-    Binding("s", "vote('skip')", "skip"),
-]
-
-
 class ReviewScreen(Screen):
-
-    BINDINGS = [
-        *VOTE_BINDINGS,
-        Binding("u", "undo", "undo"),
-        Binding("q", "leave", "done"),
-        # named on the progress line, so that every key shows in 80 columns
-        Binding("r", "reveal", "reveal", show=False),
-        Binding("c", "comment", "comment", show=False),
-        Binding("i", "stats", "stats", show=False),
-    ]
+    KEYS_OF = "review"
+    # the keys of tui/keys.py (the arena's too); esc and q leave, saving first
+    BINDINGS = keys.bindings(KEYS_OF, back="leave", statistics="stats")
 
     @dataclass
     class Loaded(Message):
@@ -93,7 +79,7 @@ class ReviewScreen(Screen):
         self._poll: Timer | None = None  # reloads the items while a preference sweep waits
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield ScreenTitle(id="title")
         yield Static(id="progress")
         with VerticalScroll(id="prompt-box"):
             yield Static(id="prompt")
@@ -106,7 +92,7 @@ class ReviewScreen(Screen):
                 yield Static(id="output-b")
         yield Static(id="status")
         # every key in 80 columns: no padding, and ctrl+p (which still works) left unsaid
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.title = f"review {self.review.name}"
@@ -168,9 +154,9 @@ class ReviewScreen(Screen):
     def _say_progress(self) -> None:
         total = len(self.items)
         self.query_one("#progress", Static).update(
-            f"item {self._number()} of {total} · r reveal last · c comment · "
-            "i stats" if self.current else
-            f"all {total} items voted · i shows the statistics, q quits")
+            f"item {self._number()} of {total} · r reveal last · C comment · "
+            "V stats" if self.current else
+            f"all {total} items voted · V shows the statistics, q leaves")
         warn = self.current is not None and flagged(self.current, self.review.models)
         # one line: the blindness warning first; else what the votes still have to separate
         self.query_one("#status", Static).update(

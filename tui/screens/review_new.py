@@ -25,6 +25,7 @@ from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.engine.review import reviews as review
 from tunelab.store.errors import TunelabError
+from tunelab.tui import keys
 from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.source import Trial
@@ -55,7 +56,8 @@ class ModelList(SelectionList[str]):
 class NewReviewDialog(ModalScreen["st.ReviewRecord | None"]):
     """Models, prompts, how many, a name; Enter in a box (or Create) generates the outputs."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    KEYS_OF = "new review"
+    BINDINGS = keys.bindings(KEYS_OF, back="cancel")
 
     @dataclass
     class Progress(Message):

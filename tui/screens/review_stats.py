@@ -17,11 +17,9 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Static
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
@@ -30,6 +28,10 @@ from tunelab.engine.review import stats as rs
 from tunelab.engine.review import words
 from tunelab.engine.review.style import StyleFit
 from tunelab.store.errors import TunelabError
+from tunelab.tui import keys
+from tunelab.tui.widgets.footer import KeyFooter
+from tunelab.tui.widgets.scroll import VimScroll
+from tunelab.tui.widgets.title import ScreenTitle
 
 BAR = 24  # characters of the interval plot (fewer beside the length-controlled column)
 
@@ -140,10 +142,8 @@ def raters_view(s: review.ReviewStats) -> Group:
 
 
 class ReviewStatsScreen(Screen):
-    BINDINGS = [
-        Binding("r", "refit", "recount"),
-        Binding("escape,q", "leave", "back"),
-    ]
+    KEYS_OF = "statistics"
+    BINDINGS = keys.bindings(KEYS_OF, reload="refit", back="leave")  # tui/keys.py: R, esc q
 
     @dataclass
     class Loaded(Message):
@@ -163,12 +163,12 @@ class ReviewStatsScreen(Screen):
         self.stats: review.ReviewStats | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield ScreenTitle(id="title")
         yield Static("counting the votes and fitting the ratings…", id="stats-status")
-        with VerticalScroll(id="stats-body"):
+        with VimScroll(id="stats-body"):
             for part in ("ratings", "pairs", "bias", "raters"):
                 yield Static(id=part)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = f"review {self.review.name} · statistics"

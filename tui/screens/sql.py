@@ -15,11 +15,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
+from tunelab.tui import keys
+from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.table import VimTable
+from tunelab.tui.widgets.title import ScreenTitle
 
 MAX_ROWS = 1000
 EXAMPLE = "select experiment, number, state, method_kind, value from trials order by value limit 20"
@@ -35,13 +38,11 @@ def history_file() -> Path:
 
 
 class QueryBox(Input):
-    """An Input that walks the history with up/down (ctrl+p/ctrl+n)."""
+    """An Input that walks the history with up/down (ctrl+p stays the command palette's)."""
 
     BINDINGS = [
         Binding("up", "older", "Older query", show=False),
         Binding("down", "newer", "Newer query", show=False),
-        Binding("ctrl+p", "older", show=False),
-        Binding("ctrl+n", "newer", show=False),
     ]
 
     def __init__(self, history: list[str], **kwargs) -> None:  # noqa: ANN003
@@ -75,14 +76,8 @@ def _cell(value: object) -> str | Text:
 
 
 class SqlScreen(Screen):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("ctrl+r", "run", "Run"),
-        Binding("ctrl+l", "focus_query", "Query box"),
-        Binding("ctrl+t", "focus_results", "Results"),
-        Binding("ctrl+y", "copy", "Copy cell/query"),
-        Binding("f1", "app.help", "Help"),
-    ]
+    KEYS_OF = "SQL"
+    BINDINGS = keys.bindings(KEYS_OF)
 
     @dataclass
     class Answered(Message):
@@ -98,13 +93,14 @@ class SqlScreen(Screen):
 
     def compose(self) -> ComposeResult:
         names = ", ".join(p.name for p in self.app.stores.paths)  # type: ignore[attr-defined]
-        yield Static(f"tunelab · SQL (read-only) · {names}", id="title", classes="title")
+        self.title = f"SQL (read-only) · {names}"
+        yield ScreenTitle(id="title")
         yield QueryBox(self.history, value=self.initial, placeholder=EXAMPLE, id="query")
         yield Static(Text("Enter runs the query · ↑/↓ history · tables: experiments, trials, "
                           "trial_params, metrics, evaluations, samples · views: best_trials, curves, "
                           "trial_summary, leaderboard", style="dim"), id="sql-status")
         yield VimTable(id="results", cursor_type="cell")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(QueryBox).focus()
@@ -160,7 +156,8 @@ class SqlScreen(Screen):
             return
         page = event.page
         assert page is not None
-        columns = [(f"c{i}", name) for i, name in enumerate(page.columns)]
+        # keyed by name too: another query's columns start at their own width
+        columns = [(f"{i}:{name}", name) for i, name in enumerate(page.columns)]
         table.fill(columns, [(str(i), [_cell(v) for v in row]) for i, row in enumerate(page.rows)])
         more = f" (first {MAX_ROWS:,}; add a LIMIT or narrow the query)" if page.truncated else ""
         status.update(f"{len(page.rows):,} rows{more} · {len(page.columns)} columns · "
@@ -173,15 +170,10 @@ class SqlScreen(Screen):
         self.query_one("#results", VimTable).focus()
 
     def action_copy(self) -> None:
-        table = self.query_one("#results", VimTable)
-        if table.has_focus and table.row_count:
-            cell = table.get_cell_at(table.cursor_coordinate)
-            text = cell.plain if isinstance(cell, Text) else str(cell)
-        else:
-            text = self.query_one(QueryBox).value
-        self.app.copy_to_clipboard(text)
-        self.notify("copied (OSC 52, where the terminal supports it)", timeout=2)
+        """y in the results: the cell under the cursor (in the query box y is a letter)."""
+        self.query_one("#results", VimTable).copy_cell()
 
     def commands(self):  # noqa: ANN201
-        yield ("Run the query", "ctrl+r or Enter", self.action_run)
-        yield ("Copy the query or cell", "through OSC 52", self.action_copy)
+        yield ("Run the query", "Enter in the query box", self.action_run)
+        yield ("Copy the cell", "the results' cell under the cursor, through OSC 52",
+               self.action_copy)

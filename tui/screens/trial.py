@@ -10,145 +10,28 @@ from typing import Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.engine import objectives
-from tunelab.tui import source
-from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui import keys, source
+from tunelab.tui.screens import trial_texts as texts
+from tunelab.tui.screens.base import TabbedScreen
 from tunelab.tui.widgets.curves import X_AXES, Curves
+from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.plot import LinePlot, Series
+from tunelab.tui.widgets.scroll import VimScroll
 from tunelab.tui.widgets.table import VimTable
+from tunelab.tui.widgets.title import ScreenTitle
 
 
-def resolved_rows(spec: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, Any, str]]:
-    """(dotted key, value, note) for every leaf of the trial's experiment: the sampled values
-    set, each key marked "searched" or "default" (equal to the field's default)."""
-    from tunelab.engine.spec import Experiment
-
-    defaults: dict[str, Any] = {}
-
-    def walk_defaults(model: Any, prefix: str) -> None:
-        for name, info in type(model).model_fields.items():
-            value = getattr(model, name)
-            if hasattr(type(value), "model_fields"):
-                walk_defaults(value, f"{prefix}{name}.")
-            elif not info.is_required():
-                defaults[f"{prefix}{name}"] = info.get_default(call_default_factory=True)
-
-    rows: list[tuple[str, Any, str]] = []
-
-    def walk(value: Any, prefix: str) -> None:
-        if isinstance(value, dict) and not prefix.endswith("space."):
-            for k, v in value.items():
-                walk(v, f"{prefix}{k}.")
-            return
-        key = prefix.rstrip(".")
-        rows.append((key, value, ""))
-
-    try:
-        walk_defaults(Experiment.model_validate(spec), "")
-    except Exception:  # noqa: BLE001 - an older spec: no default marks, values still shown
-        defaults = {}
-    merged = {**spec}
-    for dotted, v in params.items():
-        section, _, key = dotted.partition(".")
-        if isinstance(merged.get(section), dict):
-            merged[section] = {**merged[section], key: v}
-    walk(merged, "")
-    found = []
-    for key, value, _ in rows:
-        if key in params:
-            note = "searched"
-        elif key in defaults and defaults[key] == value:
-            note = "default"
-        else:
-            note = ""
-        found.append((key, value, note))
-    return found
-
-
-def exact_rows(store: Path, experiment: str, params: dict[str, Any]
-               ) -> list[tuple[str, Any, str]] | None:
-    """The rows of `tunelab check --explain` for the trial, defaults known exactly, when the
-    experiment file is still there and unchanged since the run (its spec hash matches)."""
-    from tunelab.engine.spec import explain, load_spec, with_overrides
-
-    record = st.get_experiment(store, experiment)
-    path = st.experiment_source(store, experiment)
-    if record is None or not path or not Path(path).is_file():
-        return None
-    try:
-        spec = load_spec(path, store=store)
-    except Exception:  # noqa: BLE001 - a file edited since: fall back to the stored spec
-        return None
-    if spec.spec_hash() != record.spec_hash or spec.experiment.name != experiment:
-        return None
-    exp = with_overrides(spec, params)
-    return [(key, value, "searched" if key in params else "default" if default else "")
-            for key, value, default in explain.resolved(exp)]
-
-
-HARDEST = 5  # examples listed under "hardest examples"; the rest are a query away
-
-
-def watch_text(watched: list[st.WatchSample]) -> Text:
-    """The watched prompts (eval.watch), each with its answer at every evaluation, oldest first:
-    the outputs changing as the trial learns."""
-    text = Text()
-    if not watched:
-        return text
-    steps = sorted({w.step for w in watched})
-    text.append(f"\n── watched as it learned ({len(steps)} evaluations)\n", style="bold")
-    by_prompt: dict[int, list[st.WatchSample]] = {}
-    for w in watched:
-        by_prompt.setdefault(w.position, []).append(w)
-    for position in sorted(by_prompt):
-        answers = by_prompt[position]
-        text.append("prompt     ", style="bold")
-        text.append((answers[0].prompt or "").rstrip() + "\n")
-        for w in answers:
-            when = f"epoch {w.epoch:.2g}" if w.epoch is not None else f"step {w.step}"
-            right = (w.output or "").strip() == (w.reference or "").strip()
-            text.append(f"  {when:<10} ", style="bold green" if right else "bold")
-            text.append((w.output or "").rstrip().replace("\n", " ⏎ ") + "\n")
-        text.append("reference  ", style="bold")
-        text.append((answers[0].reference or "").rstrip() + "\n\n")
-    return text
-
-
-def hardest_text(hardest: list[st.ExampleLoss]) -> Text:
-    """The examples the best checkpoint finds hardest: often mislabelled or off-format."""
-    text = Text()
-    if not hardest:
-        return text
-    text.append("\n── hardest examples (highest loss under the best checkpoint)\n", style="bold")
-    for e in hardest:
-        text.append(f"  {fmt.number(e.loss):>8}  ", style="bold")
-        text.append(f"{e.split:<10} {e.origin or f'row {e.position}'}\n")
-    text.append("  all of them: select * from example_losses order by loss desc\n", style="dim")
-    return text
-
-
-class TrialScreen(StoreScreen):
-    BINDINGS = [
-        Binding("x", "x_axis", "x: step/epoch/tokens"),
-        Binding("L", "log_y", "log y", show=False),
-        Binding("left_square_bracket", "step(-1)", "Prev", key_display="["),
-        Binding("right_square_bracket", "step(1)", "Next", key_display="]"),
-        Binding("1", "tab('curves')", "Curves", show=False),
-        Binding("2", "tab('evaluation')", "Eval", show=False),
-        Binding("3", "tab('config')", "Config", show=False),
-        Binding("4", "tab('samples')", "Samples", show=False),
-        Binding("5", "tab('log')", "Log", show=False),
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("r", "reload", "Reload", show=False),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-    ]
+class TrialScreen(TabbedScreen):
+    KEYS_OF = "trial"
+    BINDINGS = keys.bindings(KEYS_OF)
+    TABS = ("curves", "evaluation", "config", "samples", "log")
+    TAB_KEYS = {"x_axis": "curves", "log_y": "curves"}  # keys that act on one tab only
 
     @dataclass
     class Loaded(Message):
@@ -162,13 +45,14 @@ class TrialScreen(StoreScreen):
         config: list[tuple[str, Any, str]] | None = None  # exact rows, when the file allows
         watched: list[st.WatchSample] = field(default_factory=list)  # eval.watch, per evaluation
         hardest: list[st.ExampleLoss] = field(default_factory=list)  # highest example losses
+        hard_texts: dict[tuple[str, int], source.ExampleText] = field(default_factory=dict)
 
     def __init__(self, experiment: source.Experiment, trial: source.Trial,
                  trials: list[source.Trial] | None = None) -> None:
         super().__init__()
         self.experiment = experiment
         self.trial = trial
-        self.neighbours = trials or [trial]
+        self.trials = trials or [trial]  # the neighbours [ and ] step through
         self.curves = Curves()
         self.x_axis = "step"
         self.log_y = False
@@ -176,9 +60,10 @@ class TrialScreen(StoreScreen):
         self.spec: dict[str, Any] = {}
         self._fresh = True
         self._log_shown = False
+        self._config_shown = False
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="title", classes="title")
+        yield ScreenTitle(id="title")
         yield Static("", id="summary", classes="detail")
         with TabbedContent(id="tabs", initial="curves"):
             with TabPane("1 Curves", id="curves"):
@@ -187,14 +72,15 @@ class TrialScreen(StoreScreen):
                 yield Static("", id="verdict")
                 yield VimTable(id="metrics")
             with TabPane("3 Config", id="config"):
-                yield VimTable(id="resolved")
+                with VimScroll(id="config-scroll"):
+                    yield Static("", id="config-text")
             with TabPane("4 Samples", id="samples"):
-                with VerticalScroll():
+                with VimScroll(id="samples-scroll"):
                     yield Static("", id="sample-text")
             with TabPane("5 Log", id="log"):
-                with VerticalScroll(id="log-scroll"):
+                with VimScroll(id="log-scroll"):
                     yield Static("", id="log-text")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._title()
@@ -202,8 +88,7 @@ class TrialScreen(StoreScreen):
 
     def _title(self) -> None:
         o = self.trial.overview
-        self.query_one("#title", Static).update(
-            f"tunelab · {self.experiment.summary.name} · trial {o.number} ({o.state})")
+        self.title = f"{self.experiment.summary.name} · trial {o.number} ({o.state})"
 
     def reload(self) -> None:
         self._load(self._fresh)
@@ -225,17 +110,18 @@ class TrialScreen(StoreScreen):
             spec = self.spec or source.spec(self.experiment.stores, name)
             samples = st.samples(path, name, f"trial:{number}", limit=20)
             watched = st.watch_samples(path, name, number)
-            hardest = st.hardest_examples(path, name, number, limit=HARDEST)
+            hardest = st.hardest_examples(path, name, number, limit=texts.HARDEST)
+            hard_texts = source.example_texts(path, found.overview.artifact_dir, hardest)
             log = st.log_tail(Path(found.overview.artifact_dir or "") / "trial.log", 400) \
                 if found.overview.artifact_dir else []
             config = None
             if fresh:
                 try:
-                    config = exact_rows(path, name, found.overview.params)
+                    config = texts.exact_rows(path, name, found.overview.params)
                 except Exception:  # noqa: BLE001 - the stored spec is shown instead
                     config = None
-            self.post_message(self.Loaded(found, curve, fresh, evaluations, spec, samples, log, config,
-                                          watched, hardest))
+            self.post_message(self.Loaded(found, curve, fresh, evaluations, spec, samples, log,
+                                          config, watched, hardest, hard_texts))
         except Exception as error:  # noqa: BLE001
             self.report(error)
 
@@ -254,17 +140,22 @@ class TrialScreen(StoreScreen):
         self._summary()
         self._plot()
         self._evaluation()
-        if event.config is not None or not self.query_one("#resolved", VimTable).row_count:
+        if event.config is not None or not self._config_shown:
             self._config(event.config)
-        self._samples(event.samples, event.watched, event.hardest)
+        text = texts.samples_text(event.samples)
+        text.append_text(texts.watch_text(event.watched))
+        text.append_text(texts.hardest_text(event.hardest, event.hard_texts))
+        self.query_one("#sample-text", Static).update(text)
         self._log(event.log)
 
     # -- the parts
     def _summary(self) -> None:
+        """Three lines, each whole: how it was trained; the objective against the baseline and
+        the verdict; what it cost."""
         o, s = self.trial.overview, self.experiment.summary
         objective = s.objective or "eval_loss"
         base = self.evaluations.get("base", {})
-        baseline = base.get(objectives.metric_key(objective))
+        baseline = base.get(objectives.metric_key(objective, objectives.stage_of(self.spec)))
         value = o.value if o.value is not None else o.best_value
         text = Text()
         text.append(f"{o.method_kind or '?'} · ")
@@ -281,7 +172,8 @@ class TrialScreen(StoreScreen):
                  f"{o.steps} steps" if o.steps else (f"step {o.last_step}" if o.last_step else ""),
                  f"{fmt.count(o.tokens)} tokens" if o.tokens else "", o.device or "",
                  f"${o.cost:.2f}" if o.cost else ""]
-        text.append(" · " + " · ".join(e for e in extra if e) if any(extra) else "")
+        if any(extra):
+            text.append("\n" + " · ".join(e for e in extra if e))
         if o.state == "failed":
             text.append(f"\nfailed: {o.fail_reason or 'unknown'} (the Log tab has the traceback)",
                         style="bold red")
@@ -290,16 +182,20 @@ class TrialScreen(StoreScreen):
     def _plot(self) -> None:
         x = self.x_axis
         series = []
-        for split, label, marker, lines in (("train", "train loss", "braille", True),
-                                            ("validation", "validation loss", "x", True)):
+        for split, label, marker in (("train", "train loss", "braille"),
+                                     ("validation", "validation loss", "x")):
             xs, ys = self.curves.series(split, "loss", x)
             if xs:
-                series.append(Series(label, xs, ys, marker=marker, lines=lines))
-        base = self.evaluations.get("base", {}).get("validation/loss")
+                series.append(Series(label, xs, ys, marker=marker))
+        # the base model's loss where the validation curve is measured: a dpo stage's is its
+        # DPO loss on the held-out pairs, not the parent's supervised loss
+        base = self.evaluations.get("base", {}).get(
+            objectives.metric_key("eval_loss", objectives.stage_of(self.spec)))
         if base is not None and series:
             lo = min(min(s.xs) for s in series)
             hi = max(max(s.xs) for s in series)
-            series.append(Series("baseline validation", [lo, hi], [base, base], marker="-"))
+            series.append(Series(f"baseline validation {fmt.number(base)}", [lo, hi], [base, base],
+                                 marker="-", reference=True))
         plot = self.query_one(LinePlot)
         plot.empty_text = "no metrics logged yet" if self.loaded_once else "loading…"
         plot.show(series, title=f"loss by {x}" + (" (log y)" if self.log_y else ""),
@@ -314,9 +210,9 @@ class TrialScreen(StoreScreen):
             m, b = mine.get(key), base.get(key)
             change = Text("—", style="dim")
             metric = key.split("/", 1)[1]
-            if m is not None and b:
+            if m is not None and b is not None:
                 better = objectives.better(m, b, objectives.default_direction(metric))
-                change = Text(f"{(m - b) / abs(b):+.0%}", style="green" if better else "red")
+                change = Text(fmt.change(m, b), style="green" if better else "red")
             judged: Any = ""
             if key.startswith("test/") and metric in success:
                 ok = objectives.passes(success[metric], m)
@@ -324,7 +220,7 @@ class TrialScreen(StoreScreen):
             rows.append((key, [key, fmt.number(m), fmt.number(b), change, judged]))
         self.query_one("#metrics", VimTable).fill(
             [("metric", "split/metric"), ("trial", f"trial {self.trial.number}"), ("base", "baseline"),
-             ("change", "vs baseline"), ("criterion", "success criterion")], rows)
+             ("change", "vs baseline"), ("criterion", "criterion")], rows)
         verdict = Text()
         if success:
             needs = " and ".join(f"{k} {v}" for k, v in success.items())
@@ -342,36 +238,9 @@ class TrialScreen(StoreScreen):
     def _config(self, exact: list[tuple[str, Any, str]] | None = None) -> None:
         if not self.spec and exact is None:
             return
-        rows = []
-        for key, value, note in exact or resolved_rows(self.spec, self.trial.overview.params):
-            shown = fmt.number(value) if isinstance(value, float) else str(value)
-            style = "bold" if note == "searched" else ("dim" if note == "default" else "")
-            rows.append((key, [Text(key, style=style), Text(note, style="italic"),
-                               Text(shown, style=style)]))
-        self.query_one("#resolved", VimTable).fill(
-            [("key", "key"), ("note", ""), ("value", "value")], rows)
-
-    def _samples(self, samples: list[st.Sample], watched: list[st.WatchSample],
-                 hardest: list[st.ExampleLoss]) -> None:
-        text = Text()
-        if samples:
-            for i, s in enumerate(samples, 1):
-                right = (s.output or "").strip() == (s.reference or "").strip()
-                text.append(f"── sample {i} ", style="bold")
-                text.append("(matches the reference)\n" if right else "(differs from the reference)\n",
-                            style="green" if right else "yellow")
-                text.append("prompt     ", style="bold")
-                text.append((s.prompt or "").rstrip() + "\n")
-                text.append("output     ", style="bold")
-                text.append((s.output or "").rstrip() + "\n")
-                text.append("reference  ", style="bold")
-                text.append((s.reference or "").rstrip() + "\n\n")
-        else:
-            text.append("no samples: they are generated on the test split once a trial completes\n",
-                        style="dim")
-        text.append_text(watch_text(watched))
-        text.append_text(hardest_text(hardest))
-        self.query_one("#sample-text", Static).update(text)
+        self._config_shown = True
+        rows = exact or texts.resolved_rows(self.spec, self.trial.overview.params)
+        self.query_one("#config-text", Static).update(texts.config_table(rows))
 
     def _log(self, lines: list[str]) -> None:
         o = self.trial.overview
@@ -388,7 +257,7 @@ class TrialScreen(StoreScreen):
             text.append("no log file" + (f" at {o.artifact_dir}/trial.log" if o.artifact_dir else ""),
                         style="dim")
         self.query_one("#log-text", Static).update(text)
-        scroll = self.query_one("#log-scroll", VerticalScroll)
+        scroll = self.query_one("#log-scroll", VimScroll)
         if self.live or not self._log_shown:  # a tail: open at its end, follow it while it grows
             self._log_shown = True
             scroll.scroll_end(animate=False)
@@ -403,18 +272,15 @@ class TrialScreen(StoreScreen):
         self.log_y = not self.log_y
         self._plot()
 
-    def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-
     def action_step(self, by: int) -> None:
-        numbers = [t.number for t in self.neighbours]
+        numbers = [t.number for t in self.trials]
         if self.trial.number not in numbers:
             return
         i = numbers.index(self.trial.number) + by
         if 0 <= i < len(numbers):
-            self.trial = self.neighbours[i]
+            self.trial = self.trials[i]
             self.curves = Curves()
-            self.query_one("#resolved", VimTable).clear()
+            self._config_shown = False
             self._title()
             self._fresh = True
             self.reload()
@@ -422,6 +288,5 @@ class TrialScreen(StoreScreen):
     def commands(self):  # noqa: ANN201
         yield ("Switch the x axis", "step, epoch, tokens", self.action_x_axis)
         yield ("Toggle a log y axis", "for losses that span decades", self.action_log_y)
-        for tab in ("curves", "evaluation", "config", "samples", "log"):
-            yield (f"Show {tab}", f"the {tab} tab", lambda tab=tab: self.action_tab(tab))
-
+        for n, tab in enumerate(self.TABS, 1):
+            yield (f"Show {tab}", f"the {tab} tab ({n})", lambda n=n: self.action_tab(n))

@@ -1,5 +1,9 @@
 """The trials of one experiment: a live, sortable, filterable table; the best and the baseline
-marked; several trials selected for comparison."""
+marked; several trials selected for comparison.
+
+At 80 columns the table shows what decides a trial first: its number (held at the left when
+the table scrolls right), state, objective, the metrics of the success criterion and the
+verdict; then the method, the searched parameters and the rest."""
 
 from __future__ import annotations
 
@@ -14,19 +18,23 @@ from typing import Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from tunelab.engine import format as fmt
 from tunelab.engine import objectives
-from tunelab.tui import source
+from tunelab.tui import keys, source
 from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.table import VimTable
+from tunelab.tui.widgets.title import ScreenTitle
 
 STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "bold red", "running": "bold cyan",
                "voting": "bold magenta"}  # trained, waiting for votes (a preference sweep)
 BASE = "base"
+# Room kept for the cells a live refresh fills in or grows ("—" becomes 0.0383, "starting"
+# becomes "step 1180 · loss 0.0412"): the columns do not jump as a sweep runs.
+LIVE_WIDTHS = {"state": 8, "objective": 7, "progress": 22, "duration": 6, "cost": 5}
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,16 @@ def matches(row: Row, terms: list[str], titles: dict[str, str]) -> bool:
     return True
 
 
+def joined(parts: list[str], width: int) -> str:
+    """`a · b · c`, a new line where the next part would not fit: no part is cut in two."""
+    lines = [""]
+    for part in parts:
+        if lines[-1] and len(lines[-1]) + 3 + len(part) > width:
+            lines.append("")
+        lines[-1] += (" · " if lines[-1] else "") + part
+    return "\n".join(lines)
+
+
 def sort_key(value: Any) -> tuple[int, Any]:
     number = _num(value)
     if number is not None and not math.isnan(number):
@@ -90,23 +108,8 @@ def sort_key(value: Any) -> tuple[int, Any]:
 
 class TrialsScreen(StoreScreen):
     AUTO_FOCUS = "VimTable"
-    BINDINGS = [
-        Binding("enter", "open", "Open"),
-        Binding("space", "select", "Select"),
-        Binding("c", "compare", "Compare"),
-        Binding("t", "chat", "Chat"),
-        Binding("v", "review", "Review"),
-        Binding("n", "review('new')", "New review", show=False),
-        Binding("V", "review('stats')", "Review stats", show=False),
-        Binding("a", "arena", "Arena: this trial vs the best, blind (the best vs the base)", show=False),
-        Binding("s", "sort", "Sort"),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("escape", "back", "Back"),
-        Binding("y", "copy", "Copy", show=False),
-        Binding("r", "reload", "Reload", show=False),
-        Binding("colon", "app.sql", "SQL", key_display=":"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-    ]
+    KEYS_OF = "trials"
+    BINDINGS = keys.bindings(KEYS_OF, back="back")  # esc clears a filter first
 
     @dataclass
     class Loaded(Message):
@@ -145,14 +148,16 @@ class TrialsScreen(StoreScreen):
         self._files: tuple[tuple[int, ...], ...] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"tunelab · {self.name_} · trials", id="title", classes="title")
+        self.title = f"{self.name_} · trials"
+        yield ScreenTitle(id="title")
         box = Input(placeholder="filter: state=complete lr<1e-3 lora   (Enter applies, Esc clears)",
                     id="filter")
         box.display = False
         yield box
-        yield VimTable(id="trials")
+        # the mark and the number stay in view as the table scrolls right
+        yield VimTable(id="trials", fixed_columns=2, screen_enter=True)
         yield Static("", id="detail", classes="detail")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(VimTable).loading = True
@@ -176,13 +181,13 @@ class TrialsScreen(StoreScreen):
             self.report(error)
 
     # -- building the table
-    def _metrics(self) -> list[str]:
+    def _metrics(self) -> tuple[list[str], list[str]]:
+        """The test metrics shown: (those the success criterion judges, the others)."""
+        success = list(self.spec.get("success") or {})
         wanted = ["loss"] + [m for m in (self.spec.get("eval", {}).get("metrics") or []) if m != "loss"]
-        for m in (self.spec.get("success") or {}):
-            if m not in wanted:
-                wanted.append(m)
         present = {k for values in self.evaluations.values() for k in values}
-        return [m for m in wanted if f"test/{m}" in present]
+        judged = [m for m in success if f"test/{m}" in present]
+        return judged, [m for m in wanted if f"test/{m}" in present and m not in judged]
 
     def rows(self) -> tuple[list[tuple[str, str]], list[Row]]:
         s = self.experiment.summary
@@ -191,14 +196,19 @@ class TrialsScreen(StoreScreen):
         params: list[str] = []
         for t in self.trials:
             params += [k for k in t.overview.params if k not in params and k != "method.kind"]
-        metrics = self._metrics()
-        columns = [("mark", " "), ("number", "#"), ("state", "state"), ("method", "method")]
+        judged, others = self._metrics()
+        metrics = judged + others
+        # what decides a trial first (it fits 80 columns), then how it was trained
+        columns = [("mark", " "), ("number", "#"), ("state", "state"),
+                   # a preference sweep's objective is each trial's placement: its rating over
+                   # the base model when its votes placed it, told to the search
+                   ("objective", fmt.objective_title(objective))]
+        columns += [(f"m:{m}", f"test {m}") for m in judged]
+        columns += [("success", "success"), ("method", "method")]
         columns += [(f"p:{k}", fmt.param_name(k)) for k in params]
-        # a preference sweep's objective is each trial's placement: its rating over the base
-        # model when its votes placed it, told to the search
-        columns += [("objective", fmt.objective_title(objective)), ("progress", "progress")]
-        columns += [(f"m:{m}", f"test {m}") for m in metrics]
-        columns += [("success", "success"), ("duration", "duration"), ("cost", "cost")]
+        columns += [("progress", "progress")]
+        columns += [(f"m:{m}", f"test {m}") for m in others]
+        columns += [("duration", "duration"), ("cost", "cost")]
         done = [t for t in self.trials if t.overview.state == "complete" and t.overview.value is not None]
         best = objectives.best_of(done, lambda t: t.overview.value, direction)  # type: ignore[arg-type, return-value]
         self.best = best.number if best else None
@@ -211,7 +221,7 @@ class TrialsScreen(StoreScreen):
         key_of = {id(t): k for k, t in self.keys.items()}
         base = self.evaluations.get("base")
         if base:
-            base_value = base.get(objectives.metric_key(objective))
+            base_value = base.get(objectives.metric_key(objective, objectives.stage_of(self.spec)))
             cells = {"mark": Text("base", style="bold magenta"), "number": "—",
                      "state": Text("baseline", style="magenta"), "method": "—",
                      **{f"p:{k}": "" for k in params}, "objective": fmt.number(base_value),
@@ -247,10 +257,9 @@ class TrialsScreen(StoreScreen):
                 state.append(f" ({o.fail_reason})")
             if o.state == "running":
                 value = Text("~" + fmt.number(o.best_value), style="italic") if o.best_value is not None \
-                    else Text("…", style="dim")
+                    else Text("—", style="dim")
                 progress = " · ".join(x for x in (
                     f"step {o.last_step}" if o.last_step is not None else "starting",
-                    f"ep {o.last_epoch:.2f}" if o.last_epoch is not None else "",
                     f"loss {fmt.number(o.last_train_loss)}" if o.last_train_loss is not None else "") if x)
             elif o.state == "voting":  # where the votes would place it now: not placed yet
                 value = Text("~" + fmt.rating(o.value), style="italic") if o.value is not None \
@@ -301,7 +310,7 @@ class TrialsScreen(StoreScreen):
             table.focus()
         if columns != self._cells_columns:
             self._cells, self._cells_columns = {}, columns
-        table.fill(columns, [(r.key, self._cells_of(r)) for r in shown])
+        table.fill(columns, [(r.key, self._cells_of(r)) for r in shown], LIVE_WIDTHS)
         self._show_detail(len(body))
 
     def _cells_of(self, row: Row) -> list[Any]:
@@ -326,11 +335,15 @@ class TrialsScreen(StoreScreen):
         if self.filter_terms:
             parts.append(f"filter: {' '.join(self.filter_terms)} ({shown} shown)")
         if self.sort_column:
-            parts.append(f"sorted by {self.titles.get(self.sort_column, self.sort_column)}"
+            parts.append(f"ordered by {self.titles.get(self.sort_column, self.sort_column)}"
                          + (" ↓" if self.sort_reverse else " ↑"))
+        table = self.query_one(VimTable)
+        if table.cursor_column > 1 and table.columns:  # h/l chose a column: o orders by it
+            column = list(table.columns)[min(table.cursor_column, len(table.columns) - 1)]
+            parts.append(f"o orders by {self.titles.get(column.value or '', '')}")
         if self.live:
             parts.append("live")
-        text = " · ".join(parts)
+        text = joined(parts, self.size.width - 2)
         if text != self._detail:  # an update re-renders the line even when it is the same
             self._detail = text
             self.query_one("#detail", Static).update(text)
@@ -390,9 +403,12 @@ class TrialsScreen(StoreScreen):
                                          rater_name()))
 
     def action_review(self, what: str = "vote") -> None:
-        """v votes in the experiment's newest review (or makes one), n makes a new one, V shows
-        the statistics."""
+        """v votes in the experiment's newest review (or makes one), n makes a new one."""
         self._open_review(what)
+
+    def action_statistics(self) -> None:
+        """The statistics of the experiment's newest review."""
+        self._open_review("stats")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="review")
     def _open_review(self, what: str) -> None:
@@ -431,6 +447,12 @@ class TrialsScreen(StoreScreen):
             self.sort_column, self.sort_reverse = column, False
         self._show(rebuild=False)
 
+    def on_data_table_cell_highlighted(self, _: VimTable.CellHighlighted) -> None:
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, _: VimTable.RowHighlighted) -> None:
+        self._show_detail()
+
     def on_data_table_header_selected(self, event: VimTable.HeaderSelected) -> None:
         table = self.query_one(VimTable)
         table.move_cursor(column=event.column_index)
@@ -457,15 +479,10 @@ class TrialsScreen(StoreScreen):
             self.query_one(VimTable).focus()
             self._show()
             return
-        self.app.pop_screen()
+        self.app.back()  # type: ignore[attr-defined]
 
     def action_copy(self) -> None:
-        table = self.query_one(VimTable)
-        if table.row_count:
-            cell = table.get_cell_at(table.cursor_coordinate)
-            text = cell.plain if isinstance(cell, Text) else str(cell)
-            self.app.copy_to_clipboard(text)
-            self.notify(f"copied {text!r} (OSC 52)", timeout=2)
+        self.query_one(VimTable).copy_cell()
 
     def commands(self):  # noqa: ANN201
         yield ("Compare selected trials", "overlaid curves, importance, objective vs parameter",
@@ -476,7 +493,4 @@ class TrialsScreen(StoreScreen):
                lambda: self.action_review("new"))
         yield ("Review statistics", "ratings, win rates, side bias, agreement",
                lambda: self.action_review("stats"))
-        yield ("Sort by the cursor's column", "again to reverse", self.action_sort)
-        for t in self.trials:
-            yield (f"Open trial {t.number}", f"{t.overview.state} {fmt.number(t.overview.value)}",
-                   lambda t=t: self.app.open_trial(self.experiment, t))  # type: ignore[attr-defined]
+        yield ("Order by the cursor's column", "again to reverse", self.action_sort)

@@ -1,51 +1,114 @@
-"""A DataTable with vim movement and a way to refill it without losing the cursor."""
+"""A DataTable with vim movement, a cursor that shows without colour, a first column that
+stays when the table scrolls right, and a way to refill it without losing the cursor or
+changing a column's width."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
-from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.render import measure
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets._data_table import default_cell_formatter
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from tunelab.tui import keys
+
+CURSOR = "▶"  # in the left padding of the cursor's row: the cursor shows without colour
+
 
 class VimTable(DataTable):
-    """j/k/h/l, g/G, ctrl+d/ctrl+u on top of the arrows, page keys and the mouse."""
+    """The movement keys of tui/keys.py (j/k/h/l, g/G, ctrl+d/ctrl+u) on top of the arrows,
+    page keys and the mouse."""
 
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("h", "cursor_left", "Left", show=False),
-        Binding("l", "cursor_right", "Right", show=False),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
-        Binding("enter", "select_cursor", "Open"),
-        Binding("ctrl+d", "page_down", "Page down", show=False),
-        Binding("ctrl+u", "page_up", "Page up", show=False),
-    ]
+    BINDINGS = keys.bindings("tables and text")
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, screen_enter: bool = False, **kwargs: Any) -> None:
+        """`screen_enter`: Enter is the screen's (`open`, shown in its footer); the table's own
+        Enter, which would hide it from the footer, steps aside."""
+        self.screen_enter = screen_enter
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
+        # the first column (a row's name or number) stays in view when the table scrolls right
+        kwargs.setdefault("fixed_columns", 1)
         super().__init__(**kwargs)
         self._shape: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         self._given: dict[str, Sequence[Any]] = {}  # row key -> the cells last given for it
+        self._widths: dict[ColumnKey, int] = {}  # the widest each column has been
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "select_cursor" and self.screen_enter:
+            return False
+        return super().check_action(action, parameters)
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """A line as DataTable draws it, with CURSOR in the cursor row's first cell of padding."""
+        strip = super()._render_line(y, x1, x2, base_style)
+        if not self.show_cursor or not self.row_count or (x1 and not self.fixed_columns):
+            return strip
+        try:
+            row_key, line = self._get_offsets(y)
+        except LookupError:
+            return strip
+        if line or row_key == self._header_row_key \
+                or self._row_locations.get(row_key) != self.cursor_row:
+            return strip
+        segments = list(strip)
+        if not segments or not segments[0].text.startswith(" "):
+            return strip
+        first = segments[0]
+        return Strip([Segment(CURSOR, (first.style or Style()) + Style(bold=True)),
+                      Segment(first.text[1:], first.style), *segments[1:]], strip.cell_length)
 
     def clear(self, columns: bool = False) -> VimTable:
         self._given = {}  # nothing shown: the next fill compares nothing against stale cells
         super().clear(columns)
         return self
 
+    def action_cursor_right(self) -> None:
+        self._step_column(1)
+
+    def action_cursor_left(self) -> None:
+        self._step_column(-1)
+
+    def _step_column(self, by: int) -> None:
+        """h/l: a column at a time. A row cursor keeps its row and steps its column (the one
+        a sort takes) into view, where DataTable would scroll one character."""
+        if self.cursor_type != "row":
+            super().action_cursor_right() if by > 0 else super().action_cursor_left()
+            return
+        if not self.columns:
+            return
+        column = max(0, min(self.cursor_column + by, len(self.columns) - 1))
+        self.cursor_coordinate = Coordinate(self.cursor_row, column)
+        x, _, width, _ = self._get_column_region(column)
+        self.scroll_to_region(Region(x, int(self.scroll_y), width, 1),
+                              spacing=self._get_fixed_offset(), animate=False, force=True)
+        if self.row_count:  # as a cell cursor would: the screen may say which column it is
+            coordinate = self.cursor_coordinate
+            self.post_message(self.CellHighlighted(self, self.get_cell_at(coordinate),
+                                                   coordinate, self.coordinate_to_cell_key(coordinate)))
+
     def action_scroll_top(self) -> None:
         self.move_cursor(row=0)
 
     def action_scroll_bottom(self) -> None:
         self.move_cursor(row=max(self.row_count - 1, 0))
+
+    def copy_cell(self) -> None:
+        """The cell under the cursor to the clipboard (OSC 52, where the terminal has it)."""
+        if self.row_count:
+            cell = self.get_cell_at(self.cursor_coordinate)
+            text = cell.plain if isinstance(cell, Text) else str(cell)
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {text!r} (OSC 52)", timeout=2)
 
     @property
     def current_key(self) -> str | None:
@@ -57,8 +120,10 @@ class VimTable(DataTable):
         except Exception:  # noqa: BLE001 - an empty or shrinking table
             return None
 
-    def fill(self, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """Shows `rows` ((key, cells)) under `columns` ((key, title)).
+    def fill(self, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[str, Sequence[Any]]],
+             widths: dict[str, int] | None = None) -> None:
+        """Shows `rows` ((key, cells)) under `columns` ((key, title)); `widths` are columns'
+        least widths (room kept for a live cell that grows: no column jumps when it does).
 
         When the columns and the row keys are those already shown, only the cells that changed
         are updated (a running trial's step and loss): the cursor and scroll stay put and a
@@ -96,10 +161,14 @@ class VimTable(DataTable):
             return
         keep = self.current_key
         column = self.cursor_column
+        for held, have in self.columns.items():  # a column is never narrower than it has been
+            self._widths[held] = max(self._widths.get(held, 0), have.content_width)
         self.clear(columns=column_keys != self._shape[0])
         if not self.columns:
             for key, title in columns:
-                self.add_column(title, key=key)
+                added = self.columns[self.add_column(title, key=key)]
+                added.content_width = max(added.content_width, self._widths.get(added.key, 0),
+                                          (widths or {}).get(key, 0))
         self._given = {}
         for key, cells in rows:
             self.add_row(*cells, key=key)
