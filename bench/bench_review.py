@@ -249,16 +249,21 @@ def main() -> None:
                         help="3 5 8 (5 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="votes to separate only, with fewer seeds")
-    parser.add_argument("--false-seeds", type=int, default=200,
+    parser.add_argument("--false-seeds", type=int, default=150,
                         help="seeds per cell of the false separations")
     parser.add_argument("--coverage-seeds", type=int, default=40)
+    parser.add_argument("--only", choices=["separate", "false", "coverage"],
+                        help="one part of the report (the three can run side by side)")
     parser.add_argument("--json", type=Path, help="also write the figures as rows here")
     args = parser.parse_args()
     seeds = args.seeds or (3 if args.quick else 30)
     models = args.models or ([5] if args.quick else [3, 5, 8])
-    rows = separation(models, seeds, args.prompts)
-    if not args.quick:
+    parts = ["separate"] if args.quick else [args.only] if args.only else \
+        ["separate", "false", "coverage"]
+    rows = separation(models, seeds, args.prompts) if "separate" in parts else []
+    if "false" in parts:
         rows += false_separations(args.false_seeds)
+    if "coverage" in parts:
         rows += coverage(args.coverage_seeds)
     write_rows(args.json, rows)
 

@@ -37,9 +37,11 @@ ALPHA = 0.05  # familywise, per comparison group
 PRIOR = 0.05  # the order's weak Gaussian prior (logits⁻²): finite for any votes
 NULL_PRIOR = 1e-4  # keeps a null fit finite where a model won every vote; moves nothing else
 # A pair leaves the adaptive order's doubts only when ranked apart with this much to spare (its
-# Holm-adjusted p under ALPHA · SETTLED): a pair ranked apart by a chance lead and then given
-# no more votes would keep that lead (see `order`)
-SETTLED = 0.1
+# Holm-adjusted p at most ALPHA · SETTLED): a pair ranked apart by a chance lead and then given
+# no more votes would keep that lead (see `order`). Simulated with 3 equal models, 300 reviews
+# of 20 votes: ranked apart in 7 % of them at 1, 4.7 % at 0.5, 5.0 % at 0.1; votes to rank 5
+# models 150 points apart: 149, 189 and 226
+SETTLED = 0.5
 
 
 @dataclass(frozen=True)
