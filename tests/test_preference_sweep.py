@@ -162,7 +162,7 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
 
 
 def _every_surface_names_its_number(store: Path, events: Events, trials: dict,
-                                    best: int, winner: dict) -> None:
+                                    best: int, winner: ev.PreferenceWinner) -> None:
     """Issue 25: one trial read `placed: rating +1110 over the base` in the run log, `winner:
     trial 1 · rating +1520 … interval +514 … no bound` at the end, `+1110` in the trials table,
     `1109.72` in the experiments list and the new-review dialog, `≥ 1092` on the statistics
@@ -180,11 +180,12 @@ def _every_surface_names_its_number(store: Path, events: Events, trials: dict,
     from tunelab.tui.cli.output import console
     from tunelab.tui.cli.reporter import ConsoleReporter
 
-    reporter = ConsoleReporter("tiny", "maximize")
+    reporter = ConsoleReporter("tiny", "maximize", "preference")
     with console.capture() as captured:
-        for name, data in events.seen:
-            if name in {"preference_review", "voting", "placed", "preference_winner"}:
-                reporter.event(name, **data)
+        for event in events.seen:
+            if isinstance(event, ev.PreferenceReview | ev.Voting | ev.Placed
+                          | ev.PreferenceWinner):
+                reporter.event(event)
     log = " ".join(captured.get().split())
     for number, t in trials.items():  # the run log: each placement as told to the search
         assert f"trial {number} placed {fmt.rating(t.value)} over the base, told to the search" \
@@ -196,12 +197,12 @@ def _every_surface_names_its_number(store: Path, events: Events, trials: dict,
     found = st.find_review(store, "tiny")
     assert found is not None
     then = as_votes(st.review_items(store, found.id),
-                    st.review_votes(store, found.id)[:winner["total"]])
+                    st.review_votes(store, found.id)[:winner.total])
     fitted = ratings(then)
     at_end = next(r for r in fitted if r.model == f"trial:{best}")
-    assert winner["now"] == words.rating_text(at_end)
-    assert winner["rank"] == words.rank_text(at_end)
-    assert (f"the review now, on all {winner['total']} votes: trial {best} rated "
+    assert winner.rated == words.rating_text(at_end)
+    assert winner.rank == words.rank_text(at_end)
+    assert (f"the review now, on all {winner.total} votes: trial {best} rated "
             f"{words.rating_text(at_end)}, rank {words.rank_text(at_end)} of {len(fitted)} "
             "(1000 = the average model") in log
     stats = review.stats(store, "tiny", bootstrap=200)  # the statistics screen, now

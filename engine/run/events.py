@@ -173,7 +173,7 @@ class PreferenceWinner:
     """The search's best trial: its placement, and where the review's statistics put it now."""
     number: int
     told: float  # the placement: what the search was told when the trial was placed
-    now: str  # its rating in the review's current fit, as the statistics show it ("≥ 1092")
+    rated: str  # its rating in the review's current fit, as the statistics show it ("≥ 1092")
     rank: str  # its rank there ("1", "1–3")
     of: int  # the models of its comparison group
     votes: int

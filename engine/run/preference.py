@@ -315,7 +315,7 @@ class PreferenceSweep:
         now = next((r for r in rated if r.model == ref), None)
         group = sum(1 for r in rated if now and r.group == now.group)
         self.event(events.PreferenceWinner(
-            number=best.number, told=best.values[k], now=words.rating_text(now) if now else "—",
+            number=best.number, told=best.values[k], rated=words.rating_text(now) if now else "—",
             rank=ranks.text(now.ranks) if now else "—", of=group, votes=found.votes,
             opponent=found.opponent, total=len(votes), review=self.exp.name))
 

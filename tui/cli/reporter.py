@@ -380,7 +380,7 @@ class ConsoleReporter:
                     f"the base (told to the search when {event.votes} votes against "
                     f"{event.opponent} placed it)")
         self._print(f"the review now, on all {event.total} votes: trial {event.number} rated "
-                    f"{event.now}, rank {event.rank} of {event.of} (1000 = the average model; "
+                    f"{event.rated}, rank {event.rank} of {event.of} (1000 = the average model; "
                     f"tunelab review stats {event.review})")
         if event.told <= 0:
             self._print("[yellow]no trial was preferred to the base model[/]")
