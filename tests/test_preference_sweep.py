@@ -202,7 +202,7 @@ def _every_surface_names_its_number(store: Path, events: Events, trials: dict,
     at_end = next(r for r in fitted if r.model == f"trial:{best}")
     assert winner.rated == words.rating_text(at_end)
     assert winner.rank == words.rank_text(at_end)
-    assert (f"the review now, on all {winner.total} votes: trial {best} rated "
+    assert (f"· the review now, on all {winner.total} votes: trial {best} rated "
             f"{words.rating_text(at_end)}, rank {words.rank_text(at_end)} of {len(fitted)} "
             "(1000 = the average model") in log
     stats = review.stats(store, "tiny", bootstrap=200)  # the statistics screen, now

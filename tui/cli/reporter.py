@@ -376,12 +376,14 @@ class ConsoleReporter:
         """Two numbers, each named: the placement the search was told, and where the review's
         statistics (the current fit of every vote) put the trial now."""
         self.stop_live()
-        self._print(f"[bold]winner: trial {event.number}[/] · placed {fmt.rating(event.told)} over "
-                    f"the base (told to the search when {event.votes} votes against "
-                    f"{event.opponent} placed it)")
-        self._print(f"the review now, on all {event.total} votes: trial {event.number} rated "
-                    f"{event.rated}, rank {event.rank} of {event.of} (1000 = the average model; "
-                    f"tunelab review stats {event.review})")
+        self._print(fit([f"[bold]winner: trial {event.number}[/]",
+                         f"· placed {fmt.rating(event.told)} over the base",
+                         f"(told to the search when {event.votes} votes against "
+                         f"{event.opponent} placed it)",
+                         f"· the review now, on all {event.total} votes:",
+                         f"trial {event.number} rated {event.rated}, rank {event.rank} of "
+                         f"{event.of}", "(1000 = the average model;",
+                         f"tunelab review stats {event.review})"], width(), " "))
         if event.told <= 0:
             self._print("[yellow]no trial was preferred to the base model[/]")
         self._print(fit([f"next: tunelab confirm {self.name}", f"tunelab review stats {event.review}",

@@ -83,9 +83,7 @@ def print_trials(store: Path, name: str) -> None:
     if baseline:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in tested)
         what = "the parent" if dpo else "the base model"
-        said = "+0: the placements are ratings over it" if preference else \
-            f"{title} {shown_value(start)}"
-        console.print(wrap(f"baseline ({what}): {said}{extra}", width()))
+        console.print(wrap(f"baseline ({what}): {title} {shown_value(start)}{extra}", width()))
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
