@@ -27,6 +27,12 @@ def rating(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:+.0f}"
 
 
+def points(value: float) -> str:
+    """A rating on a review's scale (1000 = the average model), in whole points: 1092. The
+    leaderboard view rounds the same way."""
+    return f"{value:.0f}"
+
+
 # A preference sweep tells the search each trial's placement: its rating over the base model
 # when its votes placed it, fixed from then on. The statistics of its review show another
 # number, the current fit of every vote (1000 = the average model): the words say which is which.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tunelab.engine import format as fmt
 from tunelab.engine.review import fit as bt
 from tunelab.engine.review import graph, intervals, ranks
 from tunelab.engine.review.intervals import ELO, elo_gap
@@ -77,12 +78,12 @@ class Rating:
             return "ties only"
         if self.above or self.below:
             if math.isfinite(self.low) and math.isfinite(self.high):
-                return f"{self.low:.0f}{sep}{self.high:.0f}"
+                return f"{fmt.points(self.low)}{sep}{fmt.points(self.high)}"
             if self.rating is not None:  # the bound is the rating column ("≥ 1143")
                 return "no upper bound" if self.open_side == "above" else "no lower bound"
             return self.record or "no bound yet"
-        low = f"{self.low:.0f}" if math.isfinite(self.low) else "no bound"
-        high = f"{self.high:.0f}" if math.isfinite(self.high) else "no bound"
+        low = fmt.points(self.low) if math.isfinite(self.low) else "no bound"
+        high = fmt.points(self.high) if math.isfinite(self.high) else "no bound"
         return f"{low}{sep}{high}"
 
 

@@ -23,8 +23,8 @@ def rating_text(r: Rating) -> str:
     if r.rating is None:
         return "—"
     if r.finite:
-        return f"{r.rating:.0f}"
-    return f"≥ {r.rating:.0f}" if r.open_side == "above" else f"≤ {r.rating:.0f}"
+        return fmt.points(r.rating)
+    return f"≥ {fmt.points(r.rating)}" if r.open_side == "above" else f"≤ {fmt.points(r.rating)}"
 
 
 def rank_text(r: Rating) -> str:
@@ -36,7 +36,7 @@ def styled_text(style: StyleFit | None, model: str) -> str:
     """The length-controlled rating column (only shown when it disagrees with the raw one)."""
     if style is None or model not in style.ratings:
         return "—"
-    return f"{style.ratings[model]:.0f}"
+    return fmt.points(style.ratings[model])
 
 
 def groups(ratings: Sequence[Rating]) -> list[list[str]]:

@@ -73,7 +73,7 @@ def forest(ratings: list[rs.Rating], width: int = BAR) -> tuple[str, list[Text]]
         if r.finite and r.rating is not None:
             cells[at(r.rating)] = "●"
         bars.append(Text("".join(cells), style="bold" if r.ranks == (1, 1) else ""))
-    left, right = f"{low:.0f}", f"{high:.0f}"
+    left, right = fmt.points(low), fmt.points(high)
     return left + right.rjust(width - len(left)), bars
 
 
