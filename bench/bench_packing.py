@@ -63,7 +63,8 @@ def main() -> None:
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
     from tunelab.engine.train import model as models
-    from tunelab.engine.train.sft import build_trainer, first_micro_batch
+    from tunelab.engine.train.builders import first_micro_batch
+    from tunelab.engine.train.sft import build_trainer
 
     results: dict[bool, dict[str, list[float]]] = {
         packed: {"tokens/s": [], "eval_loss": [], "seconds": []} for packed in (False, True)}

@@ -55,7 +55,8 @@ def main() -> None:
     from tunelab.engine.run.runner import Runner, run_child
     from tunelab.engine.spec import load_spec
     from tunelab.engine.train import model as models
-    from tunelab.engine.train.sft import build_trainer, first_micro_batch
+    from tunelab.engine.train.builders import first_micro_batch
+    from tunelab.engine.train.sft import build_trainer
 
     # the same work as the plain run: no generated samples, no per-example scoring after
     # training (its cost is bench_watch's figure)

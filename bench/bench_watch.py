@@ -50,8 +50,9 @@ def main() -> None:
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
     from tunelab.engine.train import model as models
+    from tunelab.engine.train.builders import first_micro_batch
     from tunelab.engine.train.example_losses import example_loss_events
-    from tunelab.engine.train.sft import build_trainer, first_micro_batch
+    from tunelab.engine.train.sft import build_trainer
     from tunelab.engine.train.watch import watch_callback, watched_prompts
     from tunelab.store import Spool
 

@@ -157,7 +157,7 @@ def sets_for(base: Path, data: Path, method: str, cpu: bool, extra: list[str]) -
             "train.max_length=256", "train.logging_steps=5", "search.trials=1",
             'search.pruner="none"', 'eval.metrics=["perplexity"]', "eval.samples=0", "data.force=true",
             "eval.baseline=false", "success={}", "train.early_stopping_patience=10"]
-    # QLoRA's paged 8-bit AdamW is the engine's own choice on CUDA (engine/train/sft.py)
+    # QLoRA's paged 8-bit AdamW is the engine's own choice on CUDA (engine/train/builders.py)
     return sets + extra
 
 
@@ -350,7 +350,8 @@ def oom_backoff(check: Check, bases: dict[str, tuple[Path, int]], data: Path, tm
     import torch
 
     from tunelab.engine.run.runner import Runner
-    from tunelab.engine.train.sft import FAULT_OOM, run_trial
+    from tunelab.engine.train.sft import run_trial
+    from tunelab.engine.train.trial import FAULT_OOM
 
     base, _ = bases["Qwen2-0.5B"]
     # every halving allowed (8): whatever the device, some micro-batch down to 1 fits

@@ -1,6 +1,7 @@
 """Where a trial's time goes: one quickstart trial under cProfile, in this process.
 
     python bench/profile_trial.py [--epochs 2] [--write docs/benchmarks.md]
+    python bench/profile_trial.py --dpo [--pairs 400]   # a DPO trial of bench_dpo.py's stage
 
 The trial is the one `tunelab run` starts (engine.train.sft.run_trial with the runner's own
 job), run here instead of in a forked child so that the profiler sees all of it. Its time is
@@ -26,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tunelab.engine.run import threads
 
@@ -60,6 +62,31 @@ STAGES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
 ]
 
 
+# The stages of a DPO trial (bench/bench_dpo.py's stage: the quickstart's LoRA trial as parent),
+# measured in its second trial: the baseline has run, as in a sweep.
+DPO_STAGES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
+    ("pairs: read and tokenized", [("engine/train/pairs.py", "pair_sets", None),
+                                   ("engine/train/dpo.py", "_pair_sets", None)]),
+    ("the parent's log-probabilities before training", [
+        ("engine/train/reference.py", "reference_logps", None),
+        ("engine/train/pairs.py", "sequence_logps", "<dictcomp>")]),
+    ("training steps: forward (the policy; and the reference, unless precomputed)", [
+        ("trl/trainer/dpo_trainer.py", "compute_loss", "training_step")]),
+    ("backward", [("accelerate/accelerator.py", "backward", None)]),
+    ("optimizer step", [("accelerate/optimizer.py", "step", None),
+                        ("torch/optim/optimizer.py", "wrapper", None)]),
+    ("evaluation: held-out pairs each epoch", [("transformers/trainer.py", "_evaluate", None)]),
+    ("the best checkpoint's log-probabilities after training", [
+        ("engine/train/pairs.py", "sequence_logps", "train_once")]),
+    ("the parent's splits: losses, generations, samples", [
+        ("engine/train/dpo.py", "_supervised_values", None)]),
+    ("store writes (spool + ingest)", [("store/spool.py", "write", None),
+                                       ("store/spool.py", "close", None)]),
+    ("checkpoints (save)", [("transformers/trainer.py", "_save_checkpoint", None),
+                            ("transformers/trainer.py", "save_model", None)]),
+]
+
+
 def _find(stats: pstats.Stats, path: str, name: str, caller: str | None) -> float | None:
     total = None
     for (filename, _, function), (_, _, _, cumulative, callers) in stats.stats.items():  # type: ignore[attr-defined]
@@ -73,18 +100,40 @@ def _find(stats: pstats.Stats, path: str, name: str, caller: str | None) -> floa
     return total
 
 
-def stages(stats: pstats.Stats) -> list[tuple[str, float | None]]:
+def stages(stats: pstats.Stats, table: list[tuple[str, list[tuple[str, str, str | None]]]] = STAGES
+           ) -> list[tuple[str, float | None]]:
     found = []
-    for stage, candidates in STAGES:
+    for stage, candidates in table:
         seconds = None
         for path, name, caller in candidates:
             hit = _find(stats, path, name, caller)
             if hit is not None:
                 seconds = (seconds or 0.0) + hit
-                if stage.startswith(("forward", "optimizer", "evaluation: validation")):
+                if stage.startswith(("forward", "optimizer", "evaluation: validation", "pairs",
+                                     "the parent's log", "the best")):
                     break  # the first that exists: the others wrap or are wrapped by it
         found.append((stage, seconds))
     return found
+
+
+class Quiet:
+    """A runner reporter that shows nothing (the profile is the output)."""
+
+    def event(self, event: object) -> None:
+        pass
+
+
+def _profiled(run_trial: Any, job: Any) -> tuple[float, cProfile.Profile]:
+    """The trial under the profiler, its output kept out of the way; (seconds, profile)."""
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        profiler.enable()
+        result = run_trial(job, lambda event, data: None)
+        profiler.disable()
+    if result.state != "complete":
+        raise SystemExit(f"the profiled trial did not complete: {result.fail_reason}\n{result.error}")
+    return time.perf_counter() - started, profiler
 
 
 def profile(epochs: int) -> tuple[float, list[tuple[str, float | None]], str]:
@@ -95,10 +144,6 @@ def profile(epochs: int) -> tuple[float, list[tuple[str, float | None]], str]:
     sets = [f"train.epochs={epochs}", "search.trials=1", "eval.samples=0", "success={}"]
     spec = load_spec(ROOT / "experiments" / "quickstart.toml", sets)
 
-    class Quiet:
-        def event(self, event: object) -> None:
-            pass
-
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(spec, Path(tmp) / "tunelab.duckdb", Quiet())
         prepared, base = runner._prepare()
@@ -108,19 +153,65 @@ def profile(epochs: int) -> tuple[float, list[tuple[str, float | None]], str]:
         threads.limit(threads.share(1))
         import tunelab.engine.run.preload  # noqa: F401 - what the fork server imports before a trial
 
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            profiler.enable()
-            result = run_trial(job, lambda event, data: None)
-            profiler.disable()
-        wall = time.perf_counter() - started
-    if result.state != "complete":
-        raise SystemExit(f"the profiled trial did not complete: {result.fail_reason}\n{result.error}")
+        wall, profiler = _profiled(run_trial, job)
     stats = pstats.Stats(profiler)
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
     return wall, stages(stats), text.getvalue()
+
+
+def profile_dpo(pairs: int, epochs: int) -> tuple[float, list[tuple[str, float | None]], str, int]:
+    """A DPO trial of bench_dpo.py's stage, after its baseline (as the second trial of a sweep);
+    also the number of forward passes of the model."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_dpo import make_pairs
+
+    from tunelab.engine.run.runner import Runner, run_child
+    from tunelab.engine.spec import load_spec
+    from tunelab.engine.train.dpo import run_trial
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store = folder / "tunelab.duckdb"
+        Runner(load_spec(ROOT / "experiments" / "quickstart.toml", [
+            "search.trials=1", "method.kind=lora", "train.epochs=1", "search.space={}",
+            'eval.metrics=["perplexity"]', "eval.samples=0", "success={}"]), store, Quiet()).run()
+        rows = [json.loads(line) for line in (ROOT / "experiments/data/arithmetic.jsonl").open()]
+        (folder / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n"
+                                                    for p in make_pairs(rows, pairs, "worked")))
+        (folder / "dpo.toml").write_text(
+            'name = "bench-dpo"\n[method]\nstage = "dpo"\nfrom = "quickstart:best"\n'
+            'preferences = "pairs.jsonl"\nbeta = 0.1\nmin_pairs = 10\n'
+            f"[train]\nepochs = {epochs}\nbatch_size = 16\nlearning_rate = 2e-4\n"
+            "early_stopping_patience = 10\n[search]\ntrials = 1\n"
+            "[eval]\nsamples = 0\nmax_examples = 8\n")
+        spec = load_spec(folder / "dpo.toml", store=store)
+        runner = Runner(spec, store, Quiet())
+        prepared, base = runner._prepare()
+        experiment = spec.experiment.model_dump(mode="json")
+        runner._baseline(base, prepared, experiment)
+        job = runner._job(0, None, experiment, base, prepared, folder / "t0")
+        threads.limit(threads.share(1))
+        import tunelab.engine.run.preload  # noqa: F401 - what the fork server imports before a trial
+
+        run_child("trial", job)  # the first trial, in its own process (as in a sweep)
+        job = runner._job(1, None, experiment, base, prepared, folder / "t1")
+        wall, profiler = _profiled(run_trial, job)
+        runner.spool.close()
+    stats = pstats.Stats(profiler)
+    found = stages(stats, DPO_STAGES)
+    import inspect
+
+    from transformers.models.llama import modeling_llama
+
+    code = inspect.unwrap(modeling_llama.LlamaForCausalLM.forward).__code__
+    key = (code.co_filename, code.co_firstlineno, code.co_name)
+    forwards = stats.stats.get(key, (0, 0))[1]  # type: ignore[attr-defined]
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
+    return wall, found, text.getvalue(), forwards
 
 
 def section(epochs: int, wall: float, found: list[tuple[str, float | None]]) -> str:
@@ -154,7 +245,19 @@ def main() -> None:
     parser.add_argument("--write", type=Path, metavar="REPORT",
                         help="put the table in this report's profiling section")
     parser.add_argument("--top", action="store_true", help="also print cProfile's top 30")
+    parser.add_argument("--dpo", action="store_true", help="a DPO trial (bench_dpo.py's stage)")
+    parser.add_argument("--pairs", type=int, default=400, help="with --dpo: preference pairs")
     args = parser.parse_args()
+    if args.dpo:
+        wall, found, top, forwards = profile_dpo(args.pairs, args.epochs)
+        print(f"A DPO trial ({args.pairs} pairs, {args.epochs} epochs) under cProfile: {wall:.1f} s "
+              f"(read the shares, not the seconds); {forwards:,} forward passes of the model")
+        for stage, seconds in found:
+            print(f"{seconds / wall if seconds else 0:>6.0%}  {stage}" if seconds is not None
+                  else f"{'—':>6}  {stage} (not in this profile)")
+        if args.top:
+            print(top)
+        return
     wall, found, top = profile(args.epochs)
     body = section(args.epochs, wall, found)
     print(body)

@@ -130,7 +130,7 @@ def replay(curves: list[Curve], pruner: Any, study_name: str = STUDY) -> Outcome
 
 def _pruned_at(trial: Any, curve: Curve) -> int | None:
     """The train step at which the pruner stops this trial (None: it runs to the end). As in a
-    trial (engine/train/sft.py), the pruner is not asked at the last evaluation: the training is
+    trial (engine/train/callbacks.py), the pruner is not asked at the last evaluation: the training is
     done, and pruning then would save nothing and throw the finished result away."""
     last = len(curve.steps)
     for evaluation, (step, loss) in enumerate(zip(curve.steps, curve.losses, strict=True),

@@ -17,4 +17,13 @@ class TrainError(TunelabError):
     title = "training error"
 
 
-__all__ = ["DataError", "SpecError", "StoreError", "TrainError", "TunelabError"]
+class ReviewError(TunelabError):
+    title = "review error"
+
+
+class ExportError(TunelabError):
+    title = "export error"
+
+
+__all__ = ["DataError", "ExportError", "ReviewError", "SpecError", "StoreError", "TrainError",
+           "TunelabError"]

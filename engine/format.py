@@ -94,6 +94,11 @@ def count(n: int) -> str:
     return str(n)
 
 
+def counted(n: int, thing: str, things: str | None = None) -> str:
+    """`1 trial`, `2 trials`, `1,200 rows`: a count and its noun, singular for one."""
+    return f"{n:,} {thing if n == 1 else things or thing + 's'}"
+
+
 def param_name(dotted: str) -> str:
     """A short column title for a dotted key: train.learning_rate -> lr, method.kind -> method."""
     short = {"train.learning_rate": "lr", "method.kind": "method", "method.r": "r",

@@ -20,9 +20,17 @@ LOSS_METRICS = ("loss", "perplexity")
 EXTRA_OBJECTIVES = ("cost", "duration_s")
 # a person's blind votes: the trial's rating over the base model (engine.run.preference)
 PREFERENCE = "preference"
-# what a dpo stage computes besides the losses, on its held-out pairs (split "preferences")
+# The stages that start from a trial of a supervised experiment (method.from) and learn from
+# votes (method.preferences): the trial tuned from pairs (dpo, orpo, simpo) or from single
+# answers marked desirable or not (kto), or a reward model trained on the pairs (reward)
+PREFERENCE_STAGES = ("dpo", "kto", "reward", "orpo", "simpo")
+# what a preference stage computes besides the losses, on its held-out pairs (split "preferences")
 PREFERENCE_METRICS = ("reward_accuracy", "reward_margin", "preference_accuracy")
-LOWER_IS_BETTER = frozenset({"eval_loss", *LOSS_METRICS, *EXTRA_OBJECTIVES})
+# [eval.forgetting]: a trial's loss on general text minus the base model's (split "general")
+FORGETTING = "forgetting"
+# [eval.harness]: a benchmark score is named TASK:METRIC ("arc_easy:acc"; split "harness")
+HARNESS_SPLIT = "harness"
+LOWER_IS_BETTER = frozenset({"eval_loss", *LOSS_METRICS, *EXTRA_OBJECTIVES, FORGETTING})
 
 # a success criterion: an operator and a number, e.g. ">= 0.9", "< 1.5", "== 1", "> -2e-3"
 CONDITION = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*$")
@@ -55,17 +63,27 @@ def best_of(items: Iterable[T], value: Callable[[T], float], direction: str | No
 
 
 def stage_of(spec: Mapping[str, Any]) -> str:
-    """The stage of an experiment as the store keeps its spec (method.stage): "sft" or "dpo"."""
+    """The stage of an experiment as the store keeps its spec (method.stage): "sft", or a
+    preference stage (PREFERENCE_STAGES)."""
     return str((spec.get("method") or {}).get("stage") or "sft")
 
 
 def metric_key(objective: str, stage: str) -> str:
-    """Where an objective is among a model's values. A dpo stage's eval_loss is its DPO loss on
-    the held-out pairs (what it reported to the pruner and picked its checkpoint by), not the
+    """Where an objective is among a model's values. A preference stage's eval_loss is its loss
+    on the held-out votes (what it reported to the pruner and picked its checkpoint by), not the
     supervised loss on its parent's validation split: so the stage is always given."""
-    if stage == "dpo" and objective in {"eval_loss", *PREFERENCE_METRICS}:
+    if stage in PREFERENCE_STAGES and objective in {"eval_loss", *PREFERENCE_METRICS}:
         return "preferences/" + ("loss" if objective == "eval_loss" else objective)
-    return "validation/loss" if objective == "eval_loss" else f"validation/{objective}"
+    return "validation/loss" if objective == "eval_loss" else _beside_the_splits(objective) or \
+        f"validation/{objective}"
+
+
+def _beside_the_splits(metric: str) -> str | None:
+    """Where a metric measured on something other than the task's own splits is: forgetting on
+    the general text, a benchmark's score on its task; None for a metric of the splits."""
+    if metric == FORGETTING:
+        return f"general/{FORGETTING}"
+    return f"{HARNESS_SPLIT}/{metric}" if ":" in metric else None
 
 
 def objective_value(objective: str, stage: str, values: Mapping[str, float]) -> float | None:
@@ -85,9 +103,16 @@ def passes(condition: str, value: float | None) -> bool:
 
 def verdict(success: Mapping[str, str], values: Mapping[str, float]) -> dict[str, bool]:
     """Each success criterion judged on the test split's values ("test/exact_match"); a
-    preference metric of a dpo stage, on its held-out pairs ("preferences/reward_accuracy")."""
-    return {metric: passes(cond, values.get(f"test/{metric}", values.get(f"preferences/{metric}")))
+    preference metric of a dpo stage, on its held-out pairs ("preferences/reward_accuracy");
+    forgetting and a benchmark's score where they are measured ("general/forgetting")."""
+    return {metric: passes(cond, values.get(judged_key(metric), values.get(f"preferences/{metric}")))
             for metric, cond in success.items()}
+
+
+def judged_key(metric: str) -> str:
+    """Where a success criterion on `metric` reads its value: the test split's, unless the metric
+    is measured beside the splits (forgetting, a benchmark)."""
+    return _beside_the_splits(metric) or f"test/{metric}"
 
 
 def succeeded(success: Mapping[str, str], values: Mapping[str, float]) -> bool | None:

@@ -9,6 +9,16 @@ from tunelab.store.connection import (
     reading_many,
     writing,
 )
+from tunelab.store.console import (
+    QueryPage,
+    QueryResult,
+    check_read_only,
+    query,
+    query_page,
+    query_to_parquet,
+    schema_names,
+    write_whole,
+)
 from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked, TunelabError
 from tunelab.store.learning import ExampleLoss, WatchSample, hardest_examples, watch_samples
 from tunelab.store.read import (
@@ -16,14 +26,11 @@ from tunelab.store.read import (
     ExperimentRecord,
     ExperimentSummary,
     ExportedTable,
-    QueryPage,
-    QueryResult,
     Sample,
     TrialCurve,
     TrialOverview,
     TrialRecord,
     best_trial,
-    check_read_only,
     curve_since,
     evaluations,
     experiment_source,
@@ -35,9 +42,6 @@ from tunelab.store.read import (
     list_experiments,
     list_trials,
     log_tail,
-    query,
-    query_page,
-    query_to_parquet,
     require_experiment,
     samples,
     trial_curve,
@@ -46,10 +50,12 @@ from tunelab.store.read import (
 )
 from tunelab.store.retention import GcPlan, apply_gc, plan_gc
 from tunelab.store.reviews import (
+    Judgement,
     ReviewItem,
     ReviewRecord,
     VoteRecord,
     find_review,
+    judgements,
     list_reviews,
     review_items,
     review_votes,
@@ -63,6 +69,7 @@ from tunelab.store.rows import (
     EvaluationRow,
     ExampleLossRow,
     ExperimentRow,
+    JudgementRow,
     MetricRow,
     RatingRow,
     ReviewItemRow,
@@ -86,6 +93,9 @@ __all__ = [
     "EvaluationRow",
     "ExampleLossRow",
     "ExperimentRow",
+    "JudgementRow",
+    "Judgement",
+    "judgements",
     "MetricRow",
     "RatingRow",
     "ReviewItemRow",
@@ -148,6 +158,8 @@ __all__ = [
     "plan_gc",
     "query",
     "query_to_parquet",
+    "schema_names",
+    "write_whole",
     "reading",
     "reading_many",
     "spool_dir",

@@ -311,6 +311,27 @@ def reading(path: str | Path, wait: float = 10.0, check: bool = True
         yield con
 
 
+def wait_until_readable(path: str | Path, wait: float = 1.0) -> None:
+    """Returns once the store can be read. While another process holds it for writing (a duckdb
+    shell, a program of the user's), says once who, and waits on until it is free (Ctrl-C
+    stops): a run started then begins when the file is free, instead of ending after a few
+    seconds without a word. A missing store returns at once (the first writer makes it)."""
+    path = Path(path)
+    said = False
+    while path.exists():
+        try:
+            with _attached(path, read_only=True, wait=wait):
+                break
+        except StoreLocked as error:
+            if not said:
+                log.warning("tunelab: %s is held by %s; waiting until it is free (Ctrl-C to "
+                            "stop). A duckdb shell keeps the file open: close it.", path,
+                            error.holder)
+                said, wait = True, 5.0
+    if said:
+        log.warning("tunelab: %s is free; going on.", path)
+
+
 def _alias(path: Path, taken: set[str]) -> str:
     base = re.sub(r"[^0-9a-zA-Z_]", "_", path.stem) or "store"
     if base[0].isdigit() or base in {"main", "memory", "system", "temp"}:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from tunelab.store.errors import StoreDamaged
+from tunelab.store.errors import StoreDamaged, StoreError
 
 # DuckDB's file layout: a main header, then two database headers (the one with the higher
 # iteration is current), each a 4 KiB block that starts with an 8-byte checksum; blocks follow.
@@ -112,8 +112,38 @@ def truncation(path: Path) -> str | None:
     return None
 
 
+def foreign(path: Path) -> str | None:
+    """What a file that is no DuckDB file at all is instead (a journal, a text, other data), or
+    None. A damaged store keeps DuckDB's shape (its size is its headers plus whole blocks) even
+    where its first bytes are overwritten: it is not foreign, it is damaged."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None  # gone or unreadable: the open that follows says so
+    if not size or head[8:12] == b"DUCK":
+        return None
+    shaped = size >= _BLOCKS_START and not (size - _BLOCKS_START) % 4096
+    if shaped and b"\0" in head:
+        return None  # overwritten in place: DuckDB's checks call it damaged
+    if head.startswith(b'{"op_code"'):
+        store = path.name.removesuffix(".optuna.journal") + ".duckdb" \
+            if path.name.endswith(".optuna.journal") else "the .duckdb file"
+        return f"it is the Optuna journal of a sweep; its store is {store} beside it"
+    first = head.split(b"\n", 1)[0][:40].decode("utf-8", "replace")
+    shown = f"it begins {first!r}" if b"\0" not in head else "it holds other binary data"
+    return f"not a DuckDB file: {shown}"
+
+
 def check_intact(path: Path) -> None:
-    """Raises StoreDamaged if the file is truncated: checked before every open."""
+    """Raises StoreDamaged if the file is truncated, and StoreError if it is no DuckDB file at
+    all (`--store /etc/passwd`): checked before every open."""
+    other = foreign(path)
+    if other:
+        raise StoreError(f"{path} is not a tunelab store ({other}). A store is the .duckdb file a "
+                         "run writes (./tunelab.duckdb unless --store says otherwise).",
+                         "not a tunelab store")
     why = truncation(path)
     if why:
         raise damaged(path, why)

@@ -27,41 +27,37 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tunelab.store.connection import _is_disk_full
 from tunelab.store.damage import is_damage
 from tunelab.store.errors import StoreError
+from tunelab.store.rows import ROW_TYPES
 from tunelab.store.views import refresh_trial_summary
 
 
 @dataclass(frozen=True)
 class TableRule:
+    """How events of one table are ingested (see Row in store/rows.py)."""
+
     key: tuple[str, ...]
     order: str | None = None  # set for upserted tables: the newer row wins
     keep_on_update: tuple[str, ...] = ()
-    # Nearly every event is a new key (a step is logged once): the file path first tries a plain
-    # INSERT, which DuckDB does at the speed of its own reader, and only when a key is already
-    # there or repeats (a re-ingest, a retried trial) does the upsert.
+    # Nearly every event is a new key: the file path first tries a plain INSERT, which DuckDB
+    # does at the speed of its own reader, and only when a key is already there or repeats (a
+    # re-ingest, a retried trial) does the upsert.
     mostly_new: bool = False
+    # A row in this state is final: only an event with the same value of `same_run` (the same
+    # run of the same trial) changes it. So a trial of another study that reuses a number (a
+    # journal lost and started again) never overwrites a finished trial's row.
+    final_state: str | None = None
+    same_run: str | None = None
 
 
-# Parents before children: the order events of one batch are written in.
+# Each table's rule, read from its row type (store/rows.py), parents before children: the order
+# the events of one batch are written in.
 RULES: dict[str, TableRule] = {
-    "experiments": TableRule(("name",), order="updated_at", keep_on_update=("created_at",)),
-    "trials": TableRule(("experiment", "number"), order="updated_at"),
-    "trial_params": TableRule(("experiment", "number", "name")),
-    # a trial retried after out-of-memory logs the same steps again: the newer value wins
-    "metrics": TableRule(("experiment", "trial", "split", "name", "step"), order="time",
-                         mostly_new=True),
-    "evaluations": TableRule(("experiment", "model_ref", "split", "name"), order="time"),
-    "samples": TableRule(("experiment", "model_ref", "prompt_id"), order="time"),
-    "data_reports": TableRule(("experiment", "fingerprint")),
-    "reviews": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
-    "review_items": TableRule(("review_id", "item")),
-    "votes": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
-    "chats": TableRule(("id",), order="updated_at", keep_on_update=("created_at",)),
-    "review_ratings": TableRule(("experiment", "scope", "model_ref"), order="fitted_at"),
-    # a trial retried after out-of-memory watches and scores again: the newer row wins
-    "watch_samples": TableRule(("experiment", "trial", "step", "position"), order="time"),
-    "example_losses": TableRule(("experiment", "trial", "split", "position"), order="time"),
+    row.TABLE: TableRule(row.KEY, row.NEWEST_BY, row.KEEP_ON_UPDATE, row.MOSTLY_NEW,
+                         row.FINAL_STATE, row.SAME_RUN)
+    for row in ROW_TYPES
 }
 
 
@@ -90,8 +86,12 @@ def _upsert_sql(table: str, source: str, columns: list[str], select: list[str]) 
     if rule.order and updates:
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in updates)
         order = _q(rule.order)
-        sql += (f"DO UPDATE SET {sets} WHERE {_q(table)}.{order} IS NULL "
-                f"OR excluded.{order} >= {_q(table)}.{order}")
+        sql += (f"DO UPDATE SET {sets} WHERE ({_q(table)}.{order} IS NULL "
+                f"OR excluded.{order} >= {_q(table)}.{order})")
+        if rule.final_state and rule.same_run:
+            state, same = "'" + rule.final_state.replace("'", "''") + "'", _q(rule.same_run)
+            sql += (f" AND ({_q(table)}.state IS DISTINCT FROM {state} "
+                    f"OR excluded.{same} IS NOT DISTINCT FROM {_q(table)}.{same})")
     else:
         sql += "DO NOTHING"
     return sql
@@ -172,20 +172,28 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path,
             con.execute("COMMIT")
             return count
         except StoreError:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         except duckdb.ConstraintException:
             # A key already there or repeated (or missing): a plain INSERT refuses it and the
             # whole file goes again through the upsert, which keeps the newest row.
-            con.execute("ROLLBACK")
+            _rollback(con)
             if not plain_insert:
                 break
         except duckdb.Error as error:
-            con.execute("ROLLBACK")
-            if is_damage(error):
-                raise  # the file, not the spool, is at fault: the per-row path would fail the same
+            _rollback(con)
+            if is_damage(error) or _is_disk_full(error):
+                raise  # the file or the disk, not the spool, is at fault: per row fails the same
             break
     return ingest_events(con, read_events(path))
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Rolls back the batch; a COMMIT that failed (a full disk) has already ended it."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass  # "no transaction is active": nothing was committed
 
 
 def _ingest_file_sql(con: duckdb.DuckDBPyConnection, path: Path,

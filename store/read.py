@@ -17,8 +17,6 @@ from tunelab.store import connection
 from tunelab.store.damage import is_damage, reason, truncation, what_else
 from tunelab.store.errors import StoreDamaged, StoreError
 
-StorePaths = str | Path | Sequence[str | Path]
-
 
 @dataclass(frozen=True)
 class ExperimentRecord:
@@ -71,13 +69,6 @@ class TrialCurve:
 
     def get(self, split: str, name: str) -> CurveSeries | None:
         return next((s for s in self.series if s.split == split and s.name == name), None)
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    types: list[str]
-    rows: list[tuple[Any, ...]]
 
 
 def get_experiment(store: str | Path, name: str) -> ExperimentRecord | None:
@@ -163,7 +154,26 @@ def _trial_rows(con: duckdb.DuckDBPyConnection, experiment: str, numbers: Sequen
                t.device, t.steps, t.tokens, t.cost, t.success, t.peak_memory_bytes,
                t.params_trainable, t.updated_at, live.step, live.epoch, live.loss
         FROM t LEFT JOIN live ON live.trial = t.number ORDER BY t.number""", args).fetchall()
-    return [(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:]) for r in rows]
+    folder = _store_folder(con)
+    return [(*r[:4], json.loads(r[4]) if r[4] else {}, *r[5:11], _resolved(folder, r[11]), *r[12:])
+            for r in rows]
+
+
+def _store_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The folder of the store this connection reads (None for an in-memory union)."""
+    found = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = "
+                        "current_database()").fetchall()
+    return Path(found[0][0]).parent if found and found[0][0] else None
+
+
+def _resolved(folder: Path | None, artifact_dir: str | None) -> str | None:
+    """A trial's folder as a path to open: the store records it relative to the store's own
+    folder (so a store and its runs folder move together, and `--store ../x.duckdb` finds
+    them from anywhere); older rows hold an absolute path, or one relative to where the run
+    started, which was the store's folder by default."""
+    if not artifact_dir or folder is None or Path(artifact_dir).is_absolute():
+        return artifact_dir
+    return str(folder / artifact_dir)
 
 
 def trial_curve(store: str | Path, experiment: str, trial: int, max_points: int = 2000,
@@ -238,81 +248,6 @@ def _evaluations(con: duckdb.DuckDBPyConnection, experiment: str) -> dict[str, d
     for ref, split, name, value in rows:
         found.setdefault(ref, {})[f"{split}/{name}"] = value
     return found
-
-
-READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"}
-
-
-def check_read_only(sql: str) -> None:
-    """Refuses statements that would change something (a store, a setting, a file)."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error:
-        return  # a syntax error: DuckDB's own message comes when it runs
-    for statement in statements:
-        kind = statement.type.name
-        if kind not in READ_STATEMENTS:
-            raise StoreError(
-                f"the store is read-only here: a {kind} statement is refused. tunelab sql runs "
-                "queries (SELECT, DESCRIBE, SHOW, EXPLAIN, PRAGMA). To change the file, use a "
-                "duckdb shell while no sweep runs.",
-                "read-only",
-            )
-
-
-def _paths(stores: StorePaths) -> list[Path]:
-    if isinstance(stores, (str, Path)):
-        return [Path(stores)]
-    return [Path(s) for s in stores]
-
-
-def _run(con: duckdb.DuckDBPyConnection, sql: str) -> QueryResult:
-    cursor = con.execute(sql)
-    if cursor.description is None:
-        return QueryResult([], [], [])
-    columns = [d[0] for d in cursor.description]
-    types = [str(d[1]) for d in cursor.description]
-    return QueryResult(columns, types, cursor.fetchall())
-
-
-def query(store: StorePaths, sql: str, wait: float = 10.0) -> QueryResult:
-    """Runs read-only SQL on one store or several attached as one; DuckDB's errors propagate.
-
-    Only reading statements run (see `check_read_only`); the last statement's rows come back.
-    """
-    check_read_only(sql)
-    paths = _paths(store)
-    if len(paths) == 1:
-        with connection.reading(paths[0], wait=wait) as con:
-            if connection._version(con) == connection.SCHEMA_VERSION:
-                return _run(con, sql)
-    with connection.reading_many(paths, wait=wait) as con:
-        return _run(con, sql)
-
-
-def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    """The result as a pyarrow Table (the method's name changed in DuckDB 2)."""
-    relation = con.sql(sql)
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return fetch()
-
-
-def query_to_parquet(store: StorePaths, sql: str, out: str | Path, wait: float = 10.0) -> int:
-    """Writes the rows of a read-only query to a Parquet file; returns the row count."""
-    import pyarrow.parquet as pq
-
-    check_read_only(sql)
-    paths = _paths(store)
-    table = None
-    if len(paths) == 1:
-        with connection.reading(paths[0], wait=wait) as con:
-            if connection._version(con) == connection.SCHEMA_VERSION:
-                table = _arrow(con, sql)
-    if table is None:
-        with connection.reading_many(paths, wait=wait) as con:
-            table = _arrow(con, sql)
-    pq.write_table(table, str(out))
-    return table.num_rows
 
 
 @dataclass(frozen=True)
@@ -480,7 +415,8 @@ def experiment_summaries(store: str | Path) -> list[ExperimentSummary]:
                    -- the baseline's objective, where evaluation put it: validation, or for
                    -- a dpo stage the held-out preference pairs
                    (SELECT value FROM base WHERE base.experiment = e.name
-                      AND base.split = CASE WHEN json_extract_string(e.spec, '$.method.stage') = 'dpo'
+                      AND base.split = CASE WHEN coalesce(json_extract_string(e.spec,
+                                                     '$.method.stage'), 'sft') <> 'sft'
                                              AND coalesce(e.objective, 'eval_loss') IN (
                                                  'eval_loss', 'reward_accuracy', 'reward_margin',
                                                  'preference_accuracy')
@@ -572,32 +508,6 @@ def samples(store: str | Path, experiment: str, model_ref: str, limit: int = 50)
             "WHERE experiment = ? AND model_ref = ? ORDER BY position NULLS LAST LIMIT ?",
             [experiment, model_ref, limit]).fetchall()
     return [Sample(*r) for r in rows]
-
-
-@dataclass(frozen=True)
-class QueryPage(QueryResult):
-    truncated: bool = False  # more rows than `max_rows` came back
-
-
-def query_page(store: StorePaths, sql: str, max_rows: int = 1000, wait: float = 10.0) -> QueryPage:
-    """`query`, keeping at most `max_rows` rows (a screen never holds a whole metrics table)."""
-    check_read_only(sql)
-    paths = _paths(store)
-
-    def run(con: duckdb.DuckDBPyConnection) -> QueryPage:
-        cursor = con.execute(sql)
-        if cursor.description is None:
-            return QueryPage([], [], [])
-        rows = cursor.fetchmany(max_rows + 1)
-        return QueryPage([d[0] for d in cursor.description], [str(d[1]) for d in cursor.description],
-                         rows[:max_rows], len(rows) > max_rows)
-
-    if len(paths) == 1:
-        with connection.reading(paths[0], wait=wait) as con:
-            if connection._version(con) == connection.SCHEMA_VERSION:
-                return run(con)
-    with connection.reading_many(paths, wait=wait) as con:
-        return run(con)
 
 
 def log_tail(path: str | Path, lines: int = 200, max_bytes: int = 256 * 1024) -> list[str]:

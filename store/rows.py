@@ -22,9 +22,22 @@ from typing import Any, ClassVar
 
 
 class Row:
-    """Base of the row types: the table name and which columns are JSON."""
+    """Base of the row types: the table name, its key, how ingest treats a key seen again, and
+    which columns are JSON. Ingest's rules (store/ingest.py RULES) are read from these."""
 
     TABLE: ClassVar[str]
+    KEY: ClassVar[tuple[str, ...]]  # the table's primary key: an event with a key seen before
+    # is the same row. Upserted tables name the column that orders their versions (the newer
+    # row wins, whatever order spools are ingested in); the others keep the first row of a key.
+    NEWEST_BY: ClassVar[str | None] = None
+    KEEP_ON_UPDATE: ClassVar[tuple[str, ...]] = ()  # columns an upsert leaves as they were
+    # nearly every event is a new key (a step is logged once): ingest tries a plain INSERT first
+    MOSTLY_NEW: ClassVar[bool] = False
+    # a row in the state FINAL_STATE is changed only by an event with the same SAME_RUN value
+    # (the same run of the same trial), so a trial of another study that reuses its number (a
+    # journal lost and started again) never overwrites a finished row
+    FINAL_STATE: ClassVar[str | None] = None
+    SAME_RUN: ClassVar[str | None] = None
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ()
 
     def event(self) -> dict[str, Any]:
@@ -43,6 +56,9 @@ class Row:
 @dataclass(frozen=True)
 class ExperimentRow(Row):
     TABLE: ClassVar[str] = "experiments"
+    KEY: ClassVar[tuple[str, ...]] = ("name",)
+    NEWEST_BY: ClassVar[str | None] = "updated_at"
+    KEEP_ON_UPDATE: ClassVar[tuple[str, ...]] = ("created_at",)
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("spec",)
     name: str
     description: str | None = None
@@ -58,6 +74,10 @@ class ExperimentRow(Row):
 @dataclass(frozen=True)
 class TrialRow(Row):
     TABLE: ClassVar[str] = "trials"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "number")
+    NEWEST_BY: ClassVar[str | None] = "updated_at"
+    FINAL_STATE: ClassVar[str | None] = "complete"
+    SAME_RUN: ClassVar[str | None] = "started_at"
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("params",)
     experiment: str
     number: int
@@ -88,6 +108,7 @@ class TrialRow(Row):
 @dataclass(frozen=True)
 class TrialParamRow(Row):
     TABLE: ClassVar[str] = "trial_params"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "number", "name")
     experiment: str
     number: int
     name: str  # dotted path, e.g. train.learning_rate
@@ -98,6 +119,10 @@ class TrialParamRow(Row):
 @dataclass(frozen=True)
 class MetricRow(Row):
     TABLE: ClassVar[str] = "metrics"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "trial", "split", "name", "step")
+    # a trial retried after out-of-memory logs the same steps again: the newer value wins
+    NEWEST_BY: ClassVar[str | None] = "time"
+    MOSTLY_NEW: ClassVar[bool] = True
     experiment: str
     trial: int
     step: int
@@ -112,6 +137,8 @@ class MetricRow(Row):
 @dataclass(frozen=True)
 class EvaluationRow(Row):
     TABLE: ClassVar[str] = "evaluations"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "model_ref", "split", "name")
+    NEWEST_BY: ClassVar[str | None] = "time"
     experiment: str
     model_ref: str  # base | trial:N
     split: str
@@ -123,6 +150,8 @@ class EvaluationRow(Row):
 @dataclass(frozen=True)
 class SampleRow(Row):
     TABLE: ClassVar[str] = "samples"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "model_ref", "prompt_id")
+    NEWEST_BY: ClassVar[str | None] = "time"
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("settings",)
     experiment: str
     model_ref: str
@@ -138,6 +167,7 @@ class SampleRow(Row):
 @dataclass(frozen=True)
 class DataReportRow(Row):
     TABLE: ClassVar[str] = "data_reports"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "fingerprint")
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("sources", "formats", "findings", "report")
     experiment: str
     fingerprint: str
@@ -163,6 +193,9 @@ class DataReportRow(Row):
 @dataclass(frozen=True)
 class ReviewRow(Row):
     TABLE: ClassVar[str] = "reviews"
+    KEY: ClassVar[tuple[str, ...]] = ("id",)
+    NEWEST_BY: ClassVar[str | None] = "updated_at"
+    KEEP_ON_UPDATE: ClassVar[tuple[str, ...]] = ("created_at",)
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("models",)
     id: str
     experiment: str
@@ -178,6 +211,7 @@ class ReviewRow(Row):
 @dataclass(frozen=True)
 class ReviewItemRow(Row):
     TABLE: ClassVar[str] = "review_items"
+    KEY: ClassVar[tuple[str, ...]] = ("review_id", "item")
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("messages",)
     review_id: str
     item: int
@@ -195,11 +229,14 @@ class ReviewItemRow(Row):
 @dataclass(frozen=True)
 class VoteRow(Row):
     TABLE: ClassVar[str] = "votes"
+    KEY: ClassVar[tuple[str, ...]] = ("id",)
+    NEWEST_BY: ClassVar[str | None] = "updated_at"
+    KEEP_ON_UPDATE: ClassVar[tuple[str, ...]] = ("created_at",)
     id: str
     review_id: str
     item: int
     rater: str
-    choice: str  # a | b | tie | both_bad | skip
+    choice: str  # a | b | tie | both_bad | both_good | skip
     seconds: float | None = None
     undone: bool | None = None
     comment: str | None = None
@@ -208,8 +245,29 @@ class VoteRow(Row):
 
 
 @dataclass(frozen=True)
+class JudgementRow(Row):
+    """One order of an LLM judge's verdict on an item (its vote combines both orders)."""
+
+    TABLE: ClassVar[str] = "judgements"
+    KEY: ClassVar[tuple[str, ...]] = ("review_id", "item", "rater", "shown")
+    NEWEST_BY: ClassVar[str | None] = "created_at"  # a judge run again replaces its verdicts
+    review_id: str
+    item: int
+    rater: str  # judge:NAME
+    shown: str  # as shown | swapped
+    verdict: str | None = None  # a | b | tie in the item's own sides; None: the answer said none
+    answer: str | None = None
+    model: str | None = None
+    prompt_sha: str | None = None
+    created_at: float | None = None
+
+
+@dataclass(frozen=True)
 class ChatRow(Row):
     TABLE: ClassVar[str] = "chats"
+    KEY: ClassVar[tuple[str, ...]] = ("id",)
+    NEWEST_BY: ClassVar[str | None] = "updated_at"
+    KEEP_ON_UPDATE: ClassVar[tuple[str, ...]] = ("created_at",)
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("messages", "settings")
     id: str
     experiment: str
@@ -224,6 +282,8 @@ class ChatRow(Row):
 @dataclass(frozen=True)
 class RatingRow(Row):
     TABLE: ClassVar[str] = "review_ratings"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "scope", "model_ref")
+    NEWEST_BY: ClassVar[str | None] = "fitted_at"
     experiment: str
     scope: str  # a review id, or 'all'
     model_ref: str
@@ -244,6 +304,9 @@ class WatchSampleRow(Row):
     """What a trial answered to one watched prompt at one evaluation (eval.watch)."""
 
     TABLE: ClassVar[str] = "watch_samples"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "trial", "step", "position")
+    # a trial retried after out-of-memory watches again: the newer row wins
+    NEWEST_BY: ClassVar[str | None] = "time"
     experiment: str
     trial: int
     step: int
@@ -261,6 +324,9 @@ class ExampleLossRow(Row):
     """The loss of one training or validation example under a trial's best checkpoint."""
 
     TABLE: ClassVar[str] = "example_losses"
+    KEY: ClassVar[tuple[str, ...]] = ("experiment", "trial", "split", "position")
+    # a trial retried after out-of-memory scores again: the newer row wins
+    NEWEST_BY: ClassVar[str | None] = "time"
     experiment: str
     trial: int
     split: str  # train | validation
@@ -272,7 +338,9 @@ class ExampleLossRow(Row):
     time: float | None = None
 
 
+# Parents before children: the order ingest writes the events of one batch in.
 ROW_TYPES: tuple[type[Row], ...] = (
     ExperimentRow, TrialRow, TrialParamRow, MetricRow, EvaluationRow, SampleRow, DataReportRow,
-    ReviewRow, ReviewItemRow, VoteRow, ChatRow, RatingRow, WatchSampleRow, ExampleLossRow,
+    ReviewRow, ReviewItemRow, VoteRow, JudgementRow, ChatRow, RatingRow, WatchSampleRow,
+    ExampleLossRow,
 )

@@ -21,22 +21,28 @@ def tunelab_command() -> list[str]:
     return [sys.executable, "-m", "tunelab.tui.cli"]
 
 
+def write_small_experiment(folder: Path, body: str, rows: int = 400, name: str = "tiny") -> Path:
+    """A small, fast variant of the quickstart in `folder` (its file, returned, and its data):
+    a tiny scratch model on arithmetic rows; `body` is the rest of the file ([method] on)."""
+    source = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:rows]
+    data = folder / "data.jsonl"
+    data.write_text("\n".join(source) + "\n")
+    path = folder / f"{name}.toml"
+    path.write_text(
+        f'name = "{name}"\n'
+        "[model]\n"
+        "scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }\n"
+        f'[data]\ntrain = "{data.name}"\n' + body
+    )
+    return path
+
+
 @pytest.fixture
 def small_experiment(tmp_path: Path):
     """Writes a small, fast variant of the quickstart into tmp_path and returns a maker."""
 
     def make(body: str, rows: int = 400, name: str = "tiny") -> Path:
-        source = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:rows]
-        data = tmp_path / "data.jsonl"
-        data.write_text("\n".join(source) + "\n")
-        path = tmp_path / f"{name}.toml"
-        path.write_text(
-            f'name = "{name}"\n'
-            "[model]\n"
-            "scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }\n"
-            f'[data]\ntrain = "{data.name}"\n' + body
-        )
-        return path
+        return write_small_experiment(tmp_path, body, rows, name)
 
     return make
 
@@ -99,6 +105,9 @@ samples = 6
 max_new_tokens = 8
 watch = 1
 example_losses = true
+metrics = ["perplexity", "exact_match"]  # and so a few-shot baseline (base+3shot)
+[eval.forgetting]
+max_texts = 8
 """
 
 
@@ -107,7 +116,7 @@ def documented_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store as the docs' example queries assume one (read it, don't change it): a real
     three-trial sweep named `quickstart` (full and LoRA, watched prompts, example losses), a
     blind review of the base against the best trial with votes from two raters, and its ratings
-    fitted by `tunelab review stats`."""
+    fitted by `tunelab review stats`; the few-shot baseline and forgetting measured."""
     from typer.testing import CliRunner
 
     from tunelab import store as st

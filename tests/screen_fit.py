@@ -122,8 +122,8 @@ def plot_problems(plot: LinePlot, lines: list[str]) -> list[str]:
     region = getattr(plot, "canvas_region", plot.region)
     rows = [line[region.x:region.right] for line in lines[region.y:region.bottom]]
     box = _box(rows)
-    if box is None:
-        return []  # nothing drawn yet (an empty plot says so in words)
+    if box is None or not plot.series:
+        return []  # nothing drawn yet (an empty plot says so in words, in its empty frame)
     top, left, bottom, right = box
     inside = [row[left + 1:right] for row in rows[top + 1:bottom]]
     found = [f"the legend {s.label!r} is drawn inside the plot" for s in plot.series

@@ -35,6 +35,8 @@ def store(trained_store: Path, tmp_path: Path) -> Path:
     st.flush_orphans(trained_store)
     copy = tmp_path / "tunelab.duckdb"
     shutil.copy(trained_store, copy)
+    # trial folders are recorded relative to the store: its runs folder goes beside the copy
+    (tmp_path / "tunelab-runs").symlink_to(trained_store.parent / "tunelab-runs")
     with duckdb.connect(str(copy)) as con:  # other tests' reviews of the shared store: not ours
         for table in ("votes", "review_items", "reviews", "review_ratings"):
             con.execute(f"DELETE FROM {table}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tunelab import store as st
+from tunelab.engine.errors import TrainError
 from tunelab.engine.spec import load_spec
 
 from conftest import tunelab_command
@@ -36,23 +37,73 @@ def test_remote_code_is_off_unless_the_file_turns_it_on(small_experiment) -> Non
     assert load_spec(experiment).experiment.base_model.trust_remote_code is True
 
 
-def test_weights_load_only_from_safetensors(tmp_path: Path, small_experiment) -> None:
-    """A folder with only a pickled pytorch_model.bin is refused (a pickle can run code)."""
+def _pickled(folder: Path) -> Path:
+    """A model folder with its weights only as a pickle (pytorch_model.bin)."""
     import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tunelab.engine.train.model import train_tokenizer
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2)
+    config.save_pretrained(folder)  # transformers no longer writes .bin files itself
+    torch.save(LlamaForCausalLM(config).state_dict(), folder / "pytorch_model.bin")
+    texts = [f"{a} + {b} = {a + b}" for a in range(20) for b in range(5)]
+    train_tokenizer(texts, 60).save_pretrained(folder)
+    return folder
+
+
+def test_weights_load_only_from_safetensors(tmp_path: Path, small_experiment) -> None:
+    """A folder with only a pickled pytorch_model.bin is refused (a pickle can run code), in
+    words that say how to convert it (it was a raw OSError: no file named model.safetensors)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from tunelab.engine.train.model import load_model
 
-    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2)
-    pickled = tmp_path / "pickled"
-    config.save_pretrained(pickled)  # transformers no longer writes .bin files itself
-    torch.save(LlamaForCausalLM(config).state_dict(), pickled / "pytorch_model.bin")
+    pickled = _pickled(tmp_path / "pickled")
     exp = load_spec(small_experiment(SWEEP)).experiment
-    with pytest.raises(OSError, match="safetensors"):
-        load_model(str(tmp_path / "pickled"), exp)
+    with pytest.raises(TrainError) as refused:
+        load_model(str(pickled), exp)
+    assert refused.value.title == "pickled weights"
+    assert "pytorch_model.bin" in refused.value.message and "save_pretrained" in refused.value.message
+    config = LlamaConfig.from_pretrained(pickled)
     LlamaForCausalLM(config).save_pretrained(tmp_path / "safe")
     assert load_model(str(tmp_path / "safe"), exp) is not None
+
+
+def test_custom_model_code_names_tunelabs_key(tmp_path: Path, small_experiment) -> None:
+    """transformers' hint names its own argument (trust_remote_code=True), not the file's key."""
+    from tunelab.engine.train.model import load_model
+
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        '{"model_type": "mytiny", "auto_map": {"AutoConfig": "configuration_mytiny.MyConfig", '
+        '"AutoModelForCausalLM": "modeling_mytiny.MyModel"}}')
+    (folder / "configuration_mytiny.py").write_text("raise SystemExit('this code must not run')\n")
+    exp = load_spec(small_experiment(SWEEP)).experiment
+    with pytest.raises(TrainError) as refused:
+        load_model(str(folder), exp)
+    assert refused.value.title == "custom model code"
+    assert "trust_remote_code = true" in refused.value.message and "[model]" in refused.value.message
+
+
+def test_a_failed_baseline_stops_the_run_before_any_trial(tmp_path: Path, small_experiment) -> None:
+    """The trials started anyway, each failing as the baseline had."""
+    experiment = small_experiment(SWEEP, rows=120)
+    pickled = _pickled(tmp_path / "pickled")
+    text = experiment.read_text().replace(
+        "scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }",
+        f'base = "{pickled}"')
+    experiment.write_text(text.replace("[data]", "[data]\nmin_examples = 10"))
+    store = tmp_path / "tunelab.duckdb"
+    done = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "baseline failed\nthe baseline evaluation failed, and every trial would: pickled " \
+           "weights" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "trial 0" not in done.stdout
+    assert st.list_trials(store, "tiny") == []
 
 
 def _tree(root: int) -> set[int]:

@@ -8,7 +8,8 @@ from pathlib import Path
 from data_helpers import finding, jsonl, pc_rows, prepared, sentence
 
 from tunelab.engine.data.dedupe import dedupe
-from tunelab.engine.data.prepare import _bucket, _content_key
+from tunelab.engine.data.reading import bucket as _bucket
+from tunelab.engine.data.reading import content_key as _content_key
 
 
 def _long_rows(n: int, seed: int = 0) -> list[dict[str, str]]:

@@ -116,3 +116,87 @@ def test_a_lone_surrogate_costs_its_row_not_the_preparation(tmp_path: Path) -> N
     bad = finding(p.report, "bad_row")
     assert bad.removed == 1 and bad.examples == ["d.jsonl:8"] and "lone surrogate" in bad.message
     assert p.report.rows_read == 120 and sum(p.report.counts.values()) == 119
+
+
+@pytest.mark.parametrize("line", [6, 901])
+def test_a_nul_byte_costs_its_row_wherever_it_is(tmp_path: Path, line: int) -> None:
+    """On line 6 of 1,200 valid lines the whole file was refused as "binary data in its first
+    bytes"; on line 901 it was one bad row. Judged by the rows, both are one bad row."""
+    lines = _lines(1200)
+    lines[line - 1] = lines[line - 1][:12] + b"\x00\x00" + lines[line - 1][12:]
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    read = read_source(str(path))
+    assert read.problems == [("binary data (a NUL byte)", f"train.jsonl:{line}")]
+    assert len(read.records) == 1199
+
+
+def test_a_csv_row_with_a_nul_byte_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text('prompt,completion\n"a","b"\n"c\x00","d"\n"e","f"\n')
+    read = read_source(str(path))
+    assert [r.data["prompt"] for r in read.records] == ["a", "e"]
+    assert read.problems == [("binary data (a NUL byte)", "train.csv:3")]
+
+
+def test_a_huge_row_is_skipped_unread_and_named_by_its_line(tmp_path: Path) -> None:
+    """One 50 MB line among 1,200 rows: `tunelab data` printed nothing for 300+ s at 2.1 GB.
+    The row is now read past in pieces: never held whole (Python's allocations stay far below
+    the row's size) and named by its line."""
+    import tracemalloc
+
+    lines = _lines(1200)
+    lines[600] = b'{"prompt": "' + b"x" * 20_000_000 + b'", "completion": "y"}'
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    tracemalloc.start()
+    try:
+        read = read_source(str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert read.problems == [("a row of 20.0 MB, larger than data.max_row_bytes (1,000,000 bytes): "
+                              "skipped unread", "train.jsonl:601")]
+    assert len(read.records) == 1199 and read.records[600].origin == "train.jsonl:602"
+    assert peak < 5_000_000, peak
+
+
+def test_a_huge_csv_field_costs_its_row_not_the_file(tmp_path: Path) -> None:
+    """A field over the csv module's limit (128 KiB) ended the read in a traceback."""
+    path = tmp_path / "train.csv"
+    path.write_text(f'prompt,completion\n"a","b"\n"{"x" * 2_000_000}","c"\n"d","e"\n')
+    read = read_source(str(path))
+    assert [r.data["prompt"] for r in read.records] == ["a", "d"]
+    assert [(reason.split(":")[0][:7], where) for reason, where in read.problems] == [
+        ("a field", "train.csv:3")]
+
+
+def test_the_row_size_cap_is_a_setting(tmp_path: Path) -> None:
+    """data.max_row_bytes: the default skips a 2 MB row, a larger cap reads it; at its default
+    the key is left out of the dump, so an existing study keeps its spec hash."""
+    from data_helpers import experiment, finding, prepared
+
+    lines = _lines(120)
+    lines[3] = json.dumps({"prompt": "long " * 400_000, "completion": "z"}).encode()
+    files = {"d.jsonl": b"\n".join(lines) + b"\n"}
+    spec = experiment(tmp_path, 'train = "d.jsonl"', files)
+    assert "max_row_bytes" not in spec.experiment.model_dump(mode="json")["data"]
+    skipped = prepared(tmp_path, 'train = "d.jsonl"', files, force=True)
+    assert "larger than data.max_row_bytes" in finding(skipped.report, "unreadable").message
+    kept = prepared(tmp_path, 'train = "d.jsonl"\nmax_row_bytes = 4_000_000', files, force=True)
+    assert all(f.check != "unreadable" for f in kept.report.findings)
+    assert finding(kept.report, "too_long").examples == ["d.jsonl:4"]  # read, then too long
+
+
+def test_an_effective_batch_larger_than_the_training_split_is_said(tmp_path: Path) -> None:
+    """`train.batch_size = 1000000` "completed" after one optimizer step without a word."""
+    (tmp_path / "d.jsonl").write_bytes(b"\n".join(_lines(150)) + b"\n")
+    (tmp_path / "x.toml").write_text(
+        'name = "x"\n[model]\nscratch = { hidden_size = 32, layers = 1, heads = 2 }\n'
+        '[data]\ntrain = "d.jsonl"\n[train]\nbatch_size = 1000000\n')
+    done = subprocess.run([*tunelab_command(), "data", "x.toml", "--store", "s.duckdb"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stderr
+    assert "warning: train.batch_size 1,000,000 is larger than the training split (123 " \
+           "examples): each epoch is one optimizer step on all of them" in said, said

@@ -50,3 +50,26 @@ def test_a_tokenizer_whose_pieces_differ_falls_back_on_its_first_rows() -> None:
     fast = chat_render.render_many(rows, tokenizer, template, offsets=False)
     assert pieces.Splitter.of(tokenizer) is None
     assert _facts(fast) == _facts(chat_render.render_many(rows, tokenizer, template, offsets=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_text_is_tokenized_once_and_only_a_row_with_a_merge_across_a_turn_goes_turn_by_turn(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokenizer = _build(kind)
+    template = chat_render.template_text("auto", tokenizer)
+    rows = _conversations(120, seed=5)
+    sent: list[str] = []
+    encode = pieces.Splitter._encode
+    monkeypatch.setattr(pieces.Splitter, "_encode",
+                        lambda self, texts: sent.extend(texts) or encode(self, texts))
+    rendered = chat_render.render_many(rows, tokenizer, template, offsets=False)
+    again = [r for r in rendered if r.turn_by_turn]
+    if kind == "metaspace":  # a tokenizer that reads a piece by its place: every prefix alone
+        assert len(again) == len(rows)
+    elif kind in ("chatml", "llama3"):
+        assert not again  # byte-level BPE splits before a word after a newline
+        # each text once: no character is sent to the tokenizer twice but the shared openings
+        assert sum(map(len, sent)) <= sum(len(r.text) for r in rendered)
+    else:  # the plain template puts the answer right after "?\n", which this tokenizer merges
+        assert again and all(r.split_answers or r.inexact_prompts for r in again)
+        assert not [r for r in rendered if not r.turn_by_turn and (r.split_answers or r.inexact_prompts)]

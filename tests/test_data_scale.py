@@ -45,8 +45,8 @@ def test_a_preparation_on_all_cores_writes_what_one_core_writes(tmp_path: Path, 
     files = {"d.jsonl": jsonl(rows)}
     one = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "one")
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
-    monkeypatch.setattr("tunelab.engine.data.prepare.RENDER_BATCH", 50)
-    monkeypatch.setattr("tunelab.engine.data.prepare.SIGNATURE_BATCH", 50)
+    for module in ("spill", "passes"):  # rows a batch: many tasks for the workers
+        monkeypatch.setattr(f"tunelab.engine.data.{module}.BATCH", 50)
     many = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "many")
     assert one.report.duplicates_removed >= 30
     assert many.report.to_json() == one.report.to_json()

@@ -84,6 +84,12 @@ def test_a_dpo_trial_on_exported_votes_ranks_the_chosen_answers_above_the_parent
     assert tuned["preferences_train/preference_accuracy"] >= \
         parent["preferences_train/preference_accuracy"]
     assert tuned["preferences/loss"] < parent["preferences/loss"]
+    # the parent's log-probabilities of the pairs: measured once, by the baseline, for every
+    # trial (engine/train/reference.py), one number per pair
+    [kept] = store.parent.glob("**/reference-*.json")
+    measured = json.loads(kept.read_text())
+    assert {k: len(v[0]) for k, v in measured.items()} == {
+        "train": parent["preferences_train/pairs"], "heldout": parent["preferences/pairs"]}
     # the same metrics as a supervised trial, on the parent's splits, and the objective
     assert {"validation/loss", "test/loss", "preferences/loss"} <= set(tuned)
     assert trials[0].value == pytest.approx(tuned["preferences/loss"])
@@ -214,8 +220,8 @@ def test_a_conversation_is_shown_plainly_and_kept_whole_for_the_dpo_stage(voted)
     store, _ = voted
     from tunelab.engine.data import render as chat_render
     from tunelab.engine.serve.refs import resolve
-    from tunelab.engine.train import dpo as train_dpo
     from tunelab.engine.train import model as models
+    from tunelab.engine.train import pairs as train_pairs
 
     turns = [{"role": "user", "content": "Add 2 and 3."},
              {"role": "assistant", "content": "2 + 3 = 5"},
@@ -246,7 +252,7 @@ def test_a_conversation_is_shown_plainly_and_kept_whole_for_the_dpo_stage(voted)
     template = chat_render.template_text("auto", tokenizer)
     row = {"prompt": pair.prompt, "messages": pair.messages, "chosen": pair.chosen,
            "rejected": pair.rejected + " no"}
-    tokens = train_dpo.tokenize_pairs([row], tokenizer, template, 512)[0]
+    tokens = train_pairs.tokenize_pairs([row], tokenizer, template, 512)[0]
     prompt, _ = chat_render.generation_prompt(
         {"messages": [*turns, {"role": "assistant", "content": ""}]}, tokenizer, template)
     assert tokens["prompt_ids"] == tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -265,3 +271,41 @@ def test_a_dpo_stage_watches_the_parents_validation_prompts(voted) -> None:  # n
     # two prompts (the parent's first two of validation), the same two at every evaluation
     assert steps >= 1 and len(watched) == 2 * steps
     assert len({w.prompt for w in watched}) == 2 and all(w.output is not None for w in watched)
+
+
+def test_the_parents_log_probabilities_are_measured_once_and_again_when_the_parent_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tunelab.engine.run.jobs import TrialJob
+    from tunelab.engine.spec import Experiment
+    from tunelab.engine.train import pairs as train_pairs
+    from tunelab.engine.train import reference
+
+    parent = tmp_path / "parent"
+    LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32,
+                                 num_hidden_layers=1, num_attention_heads=2,
+                                 num_key_value_heads=2)).save_pretrained(parent)
+    model = LlamaForCausalLM.from_pretrained(parent)
+    (tmp_path / "data").mkdir()
+    exp = Experiment.model_validate({"name": "x", "model": {"base": str(parent)},
+                                     "data": {"train": "d.jsonl"}})
+    job = TrialJob(store="", experiment={}, number=0, trial_id=None, study_name="x", storage="",
+                   base=str(parent), data={"train": str(tmp_path / "data" / "train.jsonl")},
+                   out_dir=str(tmp_path / "t"))
+    sets = {"train": [{"prompt_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6]}] * 3,
+            "heldout": [{"prompt_ids": [1, 7], "chosen_ids": [8], "rejected_ids": [9, 10]}]}
+    measured: list[int] = []
+    real = train_pairs.sequence_logps
+    monkeypatch.setattr(reference, "sequence_logps",
+                        lambda *args: measured.append(1) or real(*args))
+    first = reference.reference_logps(job, exp, model, sets, 0)
+    assert len(measured) == 2 and len(first["train"][0]) == 3  # each set once
+    assert reference.reference_logps(job, exp, model, sets, 0) == first and len(measured) == 2
+    assert first["train"] == real(model, sets["train"], 0, reference.BATCH)
+    # other pairs, or a parent trained again (its weights rewritten), are measured again
+    reference.reference_logps(job, exp, model, {**sets, "heldout": sets["heldout"] * 2}, 0)
+    assert len(measured) == 4
+    model.save_pretrained(parent)
+    reference.reference_logps(job, exp, model, sets, 0)
+    assert len(measured) == 6

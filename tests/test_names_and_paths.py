@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tunelab import store as st
-from tunelab.engine.errors import SpecError, TrainError
+from tunelab.engine.errors import ExportError, SpecError, TrainError
 from tunelab.engine.run.paths import paths
 from tunelab.engine.serve.export import export_trial
 
@@ -88,7 +89,7 @@ def test_an_export_is_written_whole_or_not_at_all(tmp_path: Path, trained_store:
     # a file that cannot be read half-way through the copy
     (folder / "best" / "zz-broken.json").symlink_to(tmp_path / "nowhere")
     out = tmp_path / "exports" / "tiny"
-    with pytest.raises(TrainError, match="cannot export trial 0 .*nothing was written"):
+    with pytest.raises(ExportError, match="cannot export trial 0 .*nothing was written"):
         export_trial(record, {}, out, merge=False)
     assert not out.exists()
     assert list((tmp_path / "exports").iterdir()) == []  # no partial folder left beside it
@@ -100,8 +101,30 @@ def test_an_export_is_written_whole_or_not_at_all(tmp_path: Path, trained_store:
     assert (out / "model.safetensors").exists() and (out / "README.md").exists()
     assert not (out / "training_args.bin").exists()
     assert [p.name for p in (tmp_path / "exports").iterdir()] == ["tiny"]
-    with pytest.raises(TrainError, match="not an empty folder"):
+    with pytest.raises(ExportError, match="not an empty folder"):
         export_trial(record, {}, out, merge=False)
+
+
+def test_an_export_folder_has_the_permissions_of_any_new_folder(tmp_path: Path,
+                                                                trained_store: Path) -> None:
+    """It was 0700, the mode of the private temporary folder it is written in."""
+    (trial,) = st.list_trials(trained_store, "tiny")
+    mask = os.umask(0o022)
+    try:
+        out = export_trial(trial, {}, tmp_path / "shipped", merge=False)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_an_export_of_a_trial_whose_folder_is_gone_says_so(tmp_path: Path,
+                                                          trained_store: Path) -> None:
+    """After `rm -rf tunelab-runs` it ended in a traceback."""
+    (trial,) = st.list_trials(trained_store, "tiny")
+    gone = dataclasses.replace(trial, artifact_dir=str(tmp_path / "deleted" / "trial-0000"))
+    with pytest.raises(TrainError, match=r"its folder .*deleted.* is gone .*tunelab rerun tiny 0"):
+        export_trial(gone, {}, tmp_path / "out", merge=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_checkpoint_is_renamed_into_place_when_whole(trained_store: Path) -> None:
@@ -111,3 +134,39 @@ def test_a_checkpoint_is_renamed_into_place_when_whole(trained_store: Path) -> N
     assert (folder / "best" / "tokenizer.json").exists()
     assert not (folder / "best.partial").exists()
     assert os.listdir(folder / "best")  # whole: the weights and the tokenizer
+
+
+@pytest.fixture
+def own_store(tmp_path: Path, trained_store: Path) -> Path:
+    """A copy of the trained store with its runs folder (they move together), to add to."""
+    shutil.copytree(trained_store.parent, tmp_path / "copy")
+    return tmp_path / "copy" / trained_store.name
+
+
+def _review(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*tunelab_command(), "review", "new", *args, "--store", str(store)],
+                          capture_output=True, text=True, timeout=600, cwd=store.parent)
+
+
+def test_a_review_name_is_one_review_and_never_a_path(own_store: Path) -> None:
+    """`--name dup` twice made two reviews of one name (look-ups took the newest), and
+    `../../evil` was accepted."""
+    before = {r.name for r in st.list_reviews(own_store)}  # the shared store's, if a test made one
+    first = _review(own_store, "tiny", "--models", "base,best", "--n", "2", "--name", "dup")
+    assert first.returncode == 0, first.stderr
+    again = _review(own_store, "tiny", "--models", "base,best", "--n", "2", "--name", "dup")
+    assert again.returncode != 0 and again.stderr.startswith("review exists\n"), again.stderr
+    assert "a review named 'dup' exists" in again.stderr
+    for bad in ("../../evil", "a/b", ".hidden", "x" * 65, " spaced", "back\\slash"):
+        done = _review(own_store, "tiny", "--models", "base,best", "--n", "2", "--name", bad)
+        assert done.returncode != 0 and done.stderr.startswith("bad review name\n"), done.stderr
+    assert [r.name for r in st.list_reviews(own_store) if r.name not in before] == ["dup"]
+
+
+def test_review_new_on_an_unknown_experiment_names_the_experiments(own_store: Path) -> None:
+    """It said "no prepared test split", under the heading "training error"."""
+    done = _review(own_store, "nosuchexp")
+    assert done.returncode != 0
+    assert done.stderr.startswith("unknown experiment\n"), done.stderr
+    assert "no experiment 'nosuchexp'" in done.stderr and "(experiments: tiny)" in done.stderr
+    assert "training error" not in done.stderr and "test split" not in done.stderr

@@ -277,9 +277,8 @@ def test_a_preference_sweep_needs_samples_and_a_baseline(tmp_path: Path, small_e
     for body, words in ((PREFERENCE_SWEEP.replace("samples = 6", "samples = 0"), "eval.samples"),
                         (PREFERENCE_SWEEP.replace("[eval]", "[eval]\nbaseline = false"),
                          "eval.baseline")):
-        spec = load_spec(small_experiment(body))
-        with pytest.raises(SpecError, match=words):
-            Runner(spec, tmp_path / "tunelab.duckdb", Events())
+        with pytest.raises(SpecError, match=words):  # said when the file loads, as check says it
+            Runner(load_spec(small_experiment(body)), tmp_path / "tunelab.duckdb", Events())
 
 
 def test_a_stopped_preference_sweep_resumes_waiting_for_votes(

@@ -16,8 +16,8 @@ from tunelab.engine.review import reviews as review
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.serve.refs import resolve
 from tunelab.engine.spec import load_spec
-from tunelab.engine.train import dpo as train_dpo
 from tunelab.engine.train import model as models
+from tunelab.engine.train import pairs as train_pairs
 
 from conftest import EXPERIMENTS, Quiet
 
@@ -91,7 +91,7 @@ def test_a_review_of_the_test_split_keeps_system_prompts_and_turns(chat_store: P
     for pair in pairs:
         row = {"prompt": pair.prompt, "messages": pair.messages, "chosen": pair.chosen + " x",
                "rejected": pair.rejected + " y"}
-        tokens = train_dpo.tokenize_pairs([row], tokenizer, template, 512)[0]
+        tokens = train_pairs.tokenize_pairs([row], tokenizer, template, 512)[0]
         prompt, _ = chat_render.generation_prompt(by_turns[json.dumps(pair.messages)],
                                                   tokenizer, template)
         assert tokens["prompt_ids"] == tokenizer(prompt, add_special_tokens=False)["input_ids"]

@@ -159,7 +159,8 @@ def test_a_success_condition_that_is_not_a_comparison(tmp_path: Path) -> None:
 
 def test_micro_batch_must_divide_the_effective_batch(tmp_path: Path) -> None:
     text = HEAD + "[train]\nbatch_size = 16\nmicro_batch_size = 5\n"
-    assert "micro_batch_size 5 must divide batch_size 16" in _errors(tmp_path, text)
+    assert "x.toml:8: train.micro_batch_size 5 must divide train.batch_size 16" in _errors(
+        tmp_path, text)  # line 8: the key's own line, not [train]'s
 
 
 def test_method_keys_are_sampled_only_in_trials_of_their_kind(tmp_path: Path) -> None:

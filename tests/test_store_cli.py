@@ -4,6 +4,7 @@ sweep (`documented_store`, tests/conftest.py, which tests/test_docs.py reads too
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -126,11 +127,34 @@ def test_gc_deletes_checkpoints_outside_the_best_n_after_showing_them(tmp_path: 
 
 @pytest.mark.slow
 def test_sql_shows_a_result_too_wide_for_the_terminal_one_row_per_block(documented_store: Path) -> None:
-    narrow = _cli("sql", "select number, state from trials order by number", "--store",
-                  str(documented_store))  # 80 columns when not a terminal
-    assert narrow.returncode == 0 and "┃ number ┃ state" in narrow.stdout
-    wide = _cli("sql", "select * from trials order by number", "--store", str(documented_store))
-    assert wide.returncode == 0, wide.stderr
-    assert "── row 1 ──" in wide.stdout and "── row 3 ──" in wide.stdout
-    assert re.search(r"^ *artifact_dir +\S", wide.stdout, re.M)  # a column, then its value
-    assert wide.stdout.rstrip().endswith("3 rows")
+    terminal = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "80", "NO_COLOR": "1"}
+
+    def shown(query: str) -> str:  # as an 80-column terminal shows it, less the bold
+        done = subprocess.run([*tunelab_command(), "sql", query, "--store", str(documented_store)],
+                              capture_output=True, text=True, timeout=600, env=terminal)
+        assert done.returncode == 0, done.stderr
+        return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+
+    assert "┃ number ┃ state" in shown("select number, state from trials order by number")
+    wide = shown("select * from trials order by number")
+    assert "── row 1 ──" in wide and "── row 3 ──" in wide
+    assert re.search(r"^ *artifact_dir +\S", wide, re.M)  # a column, then its value
+    assert wide.rstrip().endswith("3 rows")
+
+
+@pytest.mark.slow
+def test_sql_into_a_pipe_or_a_file_keeps_every_value_whole(documented_store: Path, tmp_path: Path) -> None:
+    """Piped, the table was cut to 80 columns and --out to 200, values ending in `…`."""
+    query = "select number, params, artifact_dir, spec from trials, experiments order by number"
+    rows = st.query(documented_store, query).rows
+    piped = _cli("sql", query, "--store", str(documented_store))
+    assert piped.returncode == 0, piped.stderr
+    written = _cli("sql", query, "--store", str(documented_store), "--out", str(tmp_path / "t.txt"))
+    assert written.returncode == 0, written.stderr
+    for text in (piped.stdout, (tmp_path / "t.txt").read_text()):
+        assert "…" not in text and text.rstrip().endswith("3 rows")
+        lines = text.splitlines()
+        for number, params, folder, spec in rows:
+            # each row on one line, every value in it whole
+            line = next(x for x in lines if re.match(rf"│ +{number} │", x))
+            assert f"│ {params} " in line and folder in line and spec in line

@@ -63,6 +63,24 @@ def test_every_table_has_one_row_type_whose_fields_are_its_columns(tmp_path: Pat
         assert set(RULES[row_type.TABLE].key) <= required, row_type.__name__
 
 
+def test_ingest_reads_its_rules_from_the_row_types_and_each_key_is_the_tables_primary_key(
+        tmp_path: Path) -> None:
+    # the keys are spelled once, on the row types; RULES is read from them in their order
+    assert [row.TABLE for row in ROW_TYPES] == list(RULES)
+    for row in ROW_TYPES:
+        rule = RULES[row.TABLE]
+        assert (rule.key, rule.order, rule.keep_on_update, rule.mostly_new) == (
+            row.KEY, row.NEWEST_BY, row.KEEP_ON_UPDATE, row.MOSTLY_NEW), row.__name__
+    with st.writing(tmp_path / "s.duckdb") as con:
+        primary = {table: set(columns) for table, columns in con.execute(
+            "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+            "WHERE constraint_type = 'PRIMARY KEY' AND database_name = current_database()"
+        ).fetchall()}
+    for row in ROW_TYPES:
+        assert set(row.KEY) == primary[row.TABLE], row.__name__
+        assert row.NEWEST_BY is None or row.NEWEST_BY in {f.name for f in dataclasses.fields(row)}
+
+
 def _one_of_each(now: float) -> list[st.Row]:
     return [
         st.ExperimentRow(name="e", spec={"name": "e"}, objective="eval_loss", direction="minimize",
@@ -85,6 +103,8 @@ def _one_of_each(now: float) -> list[st.Row]:
                          prompt="hi", messages=[{"role": "user", "content": "x"}],
                          created_at=now),
         st.vote_row("r", 0, "ann", "a", 1.5),
+        st.JudgementRow(review_id="r", item=0, rater="judge:j", shown="swapped", verdict="b",
+                        answer="[[A]]", model="gpt", prompt_sha="abc", created_at=now),
         st.ChatRow(id="c", experiment="e", model_ref="base", messages=[], settings={},
                    created_at=now, updated_at=now),
         st.RatingRow(experiment="e", scope="all", model_ref="base", rating=1000.0, rank=1,

@@ -70,4 +70,5 @@ def test_a_sweeps_trials_render_the_rows_once(small_experiment) -> None:  # noqa
     assert done.returncode == 0, done.stderr[-2000:]
     data = next(path.parent.glob("s-runs/*/data/*/train.jsonl")).parent
     kept = sorted(p.name for p in data.iterdir() if p.name.startswith("tokens-"))
-    assert len(kept) == 2  # the training and the validation rows, for both trials
+    # the training, validation and test rows (the test loss after training), for both trials
+    assert len(kept) == 3

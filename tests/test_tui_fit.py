@@ -49,6 +49,7 @@ BROWSING = [
     ("compare importance", ["enter", "c", "2"]),
     ("compare scatter", ["enter", "c", "3"]),
     ("compare scatter, next parameter", ["enter", "c", "p"]),
+    ("compare front of one objective", ["enter", "c", "4"]),
     ("SQL", ["colon", *"select number, state, value from trials", "enter"]),
     ("help", ["enter", "question_mark"]),
     ("help of a trial", ["enter", "enter", "question_mark"]),

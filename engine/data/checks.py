@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunelab.engine.data.formats import completions_of, prompt_of
-from tunelab.engine.spec import RulesSpec
+from tunelab.engine.spec import ChoiceSpec, Experiment, RangeSpec, RulesSpec
 
 EXAMPLES_KEPT = 10  # places listed per finding
 MANY_EXAMPLES = 10_000
@@ -157,6 +157,26 @@ def size_checks(usable: int, minimum: int, forced: bool, findings: Findings) -> 
         findings.once("many_examples", "note",
                       f"{usable:,} examples: past about 10,000, more of the same kind of example brings "
                       "diminishing returns; variety and quality matter more than volume.")
+
+
+def batch_over_split(exp: Experiment, train: int) -> str | None:
+    """A warning when an effective batch a trial can take is larger than the training split:
+    every epoch is then one optimizer step on all of it, and a sweep "completes" having barely
+    trained. Not a data finding (the prepared splits do not depend on the batch): said when a
+    run or `tunelab data` starts."""
+    searched = exp.search.space.get("train.batch_size")
+    sizes = [exp.train.batch_size]
+    if isinstance(searched, RangeSpec):
+        sizes.append(int(searched.high))
+    elif searched is not None:
+        sizes += [v for v in (searched.values if isinstance(searched, ChoiceSpec) else searched)
+                  if isinstance(v, int)]
+    batch = max(sizes)
+    if not 0 < train < batch:
+        return None
+    return (f"train.batch_size {batch:,} is larger than the training split ({train:,} examples): "
+            "each epoch is one optimizer step on all of them. Lower train.batch_size (16 or 32 "
+            "is usual) for more steps per epoch.")
 
 
 def percentiles(values: list[int]) -> dict[str, float]:

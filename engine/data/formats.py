@@ -10,6 +10,7 @@ token is trained. Formats:
 - alpaca: `{"instruction": …, "input": …, "output": …}`
 - sharegpt: `{"conversations": [{"from": "human" | "gpt" | "system", "value": …}]}`
 - text: `{"text": …}`
+- label: `{"text": …, "label": …}`, a text and its class (engine.data.labels); never detected
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from tunelab.engine.data import labels
 from tunelab.engine.data.sources import Record
 from tunelab.engine.spec import ColumnsSpec
 
-FORMATS = ("prompt_completion", "messages", "alpaca", "sharegpt", "text")
+FORMATS = ("prompt_completion", "messages", "alpaca", "sharegpt", "text", "label")
 
 # The fields of each format, by their default column names
 FIELDS = {
@@ -29,6 +31,7 @@ FIELDS = {
     "alpaca": ("instruction", "output"),
     "sharegpt": ("messages",),  # default column "conversations", see _column
     "text": ("text",),
+    "label": labels.FIELDS,
 }
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -97,7 +100,13 @@ def normalise(data: dict[str, Any], fmt: str, columns: ColumnsSpec) -> dict[str,
         if key not in data:
             raise RowProblem(f"no {key!r} field (format text)")
         return {"text": _text(data[key], "the text")}
-    if fmt == "prompt_completion":
+    if fmt == "label":
+        try:
+            messages: list[dict[str, Any]] = labels.labelled(
+                data, _column(columns, "text", fmt), _column(columns, "label", fmt))
+        except labels.LabelProblem as problem:
+            raise RowProblem(str(problem)) from None
+    elif fmt == "prompt_completion":
         messages = _prompt_completion(data, columns)
     elif fmt == "alpaca":
         messages = _alpaca(data, columns)

@@ -18,6 +18,7 @@ tokenized prefix by prefix (`Splitter.of` gives None).
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import weakref
@@ -69,6 +70,72 @@ class Splitter:
                 found[end] = Ids(ids + encoded[cut] if cut is not None else list(ids))
             out.append(found)
         return out
+
+    def tokenize_once(self, rows: Sequence[tuple[str, Sequence[tuple[int, int, bool]]]]
+                      ) -> list[tuple[list[int], list[int]] | None]:
+        """For each (text, turns): the ids of the whole text, each distinct piece tokenized once
+        for the batch, and the mask of its trained turns. At a turn's boundary inside a piece,
+        the text before it is tokenized alone too (a chat template's `assistant\\n`: once per
+        batch) and must be the start of the piece's ids; where it is not (the tokenizer merges
+        across the boundary), None: that row is rendered turn by turn."""
+        todo: dict[str, int] = {}
+        layouts = [self._layout(text, turns, todo) for text, turns in rows]
+        encoded = self._encode(list(todo))
+        return [self._whole(layout, encoded) for layout in layouts]
+
+    def _layout(self, text: str, turns: Sequence[tuple[int, int, bool]], todo: dict[str, int]
+                ) -> tuple[list[int], list[tuple[int, int, int, int | None]]] | None:
+        """(the pieces, each as in _plan; the trained turns' boundaries, each as the piece it
+        falls in or starts, and the cut of that piece before it) or None (a cut in an added token)."""
+        pieces: list[int] = []
+        starts: list[int] = []
+        at = 0
+        for n, part in enumerate(self.pattern.split(text)):  # text, token, text, … (in C)
+            if part:
+                starts.append(at)
+                pieces.append(-1 - self.added[part] if n % 2 else todo.setdefault(part, len(todo)))
+                at += len(part)
+        starts.append(at)
+        bounds: list[tuple[int, int, int, int | None]] = []
+        for before, upto, trained in turns:
+            if not trained:
+                continue
+            for end in (before, upto):
+                k = bisect.bisect_right(starts, end) - 1
+                if starts[k] == end:  # between pieces: the ids so far are those of whole pieces
+                    bounds.append((end, k, 0, None))
+                elif pieces[k] < 0:
+                    return None
+                else:
+                    bounds.append((end, k, pieces[k], todo.setdefault(text[starts[k]:end], len(todo))))
+        return pieces, bounds
+
+    def _whole(self, layout: Any, encoded: list[list[int]]) -> tuple[list[int], list[int]] | None:
+        if layout is None:
+            return None
+        pieces, bounds = layout
+        ids: list[int] = []
+        first: list[int] = []  # the place of each piece's first id
+        for piece in pieces:
+            first.append(len(ids))
+            if piece >= 0:
+                ids.extend(encoded[piece])
+            else:
+                ids.append(-1 - piece)
+        first.append(len(ids))
+        places = []
+        for _, k, piece, cut in bounds:
+            if cut is None:
+                places.append(first[k])
+                continue
+            head = encoded[cut]
+            if encoded[piece][:len(head)] != head:
+                return None  # a merge crosses the boundary
+            places.append(first[k] + len(head))
+        mask = [0] * len(ids)
+        for start, stop in zip(places[::2], places[1::2], strict=True):
+            mask[start:stop] = [1] * (stop - start)
+        return ids, mask
 
     def _plan(self, text: str, ends: Sequence[int],
               todo: dict[str, int]) -> list[tuple[int, list[int], int | None]]:

@@ -5,17 +5,22 @@ A conversation is rendered with the model's own chat template, or with a templat
 experiment file (`data.template`): `plain` (the prompt, a newline, the answer and the
 end-of-sequence token; the default for a tokenizer without a chat template, e.g. a scratch
 model's), `chatml` or `alpaca`. The trained tokens are those of the assistant turns (with their
-end-of-turn markers); the span of each turn is found by rendering the conversation up to that
-turn, so any template works whose rendering of a conversation starts with the rendering of its
+end-of-turn markers). A template tunelab recognises exactly (ChatML, Llama 3 and its own three:
+engine.data.templates) is rendered once, in Python, and every turn's place is known as it is
+written; any other is rendered by Jinja, once whole and once up to each turn, which locates the
+turns for any template whose rendering of a conversation starts with the rendering of its
 beginning. A plain-text example is its text and the end-of-sequence token, all trained.
 
-The tokens are built turn by turn, not by tokenizing the whole text: the prompt of every
-assistant turn is that prompt tokenized alone, exactly the ids `generation_prompt` gives the
-model at inference, and where a tokenizer would merge an answer's first characters into the
-prompt's last token (`?\nI` in a BPE without a pre-tokenizer split there), the answer is
-tokenized on its own, so its first token is trained. A prompt can still differ from the
-inference one when an earlier answer, tokenized on its own, is read differently as part of the
-later prompt; such turns are counted (`Rendered.inexact_prompts`) and the data report says so.
+The text is tokenized once (engine.data.pieces: each piece between the tokenizer's added tokens
+once) and each turn found in it by its characters. The prompt of every assistant turn must be
+exactly the ids `generation_prompt` gives the model at inference, so at each turn's boundary
+the tokens are checked against those of the prompt tokenized alone. Where a tokenizer merges
+across a boundary (an answer's first characters into the prompt's last token: `?\nI` in a BPE
+without a pre-tokenizer split there), that row is built turn by turn instead: every prefix
+tokenized alone, the answer on its own so its first token is trained (`Rendered.split_answers`;
+the rows are counted in the data report). A prompt can still differ from the inference one when
+an earlier answer, tokenized on its own, is read differently as part of the later prompt; such
+turns are counted (`Rendered.inexact_prompts`) and the data report says so.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from tunelab.engine.data import templates
 from tunelab.engine.data.pieces import Splitter, unpadded
 from tunelab.engine.data.pieces import forget as forget_pieces
+from tunelab.engine.data.templates import NOT_CONCATENATED, Plan
 from tunelab.engine.errors import DataError
 
 PIECES_CHECKED = 32  # rows of a tokenizer's first batch also tokenized prefix by prefix, to compare
@@ -133,37 +140,50 @@ def _bos(tokenizer: Any) -> str:
     return str(_facts(tokenizer)["bos"])
 
 
-def render_text(row: dict[str, Any], tokenizer: Any, template: str) -> str:
-    """The whole example as text (for counting tokens)."""
-    if "text" in row:
-        return _bos(tokenizer) + row["text"] + (tokenizer.eos_token or "")
-    return _with_bos(tokenizer, _render(tokenizer, template, _messages(row), False), template)
+def render_text(row: dict[str, Any], tokenizer: Any) -> str:
+    """A plain-text example as the model sees it: its text and the end-of-sequence token."""
+    return _bos(tokenizer) + row["text"] + (tokenizer.eos_token or "")
+
+
+def _named_bos(tokenizer: Any, template: str) -> str:
+    """The BOS the named templates get (they carry none; a model's own template writes its
+    own when it wants one)."""
+    return _bos(tokenizer) if template in TEMPLATES.values() else ""
 
 
 def _with_bos(tokenizer: Any, text: str, template: str) -> str:
-    bos = _bos(tokenizer)
-    # the named templates carry no BOS; a model's own template writes it itself when it wants one
-    return bos + text if bos and template in TEMPLATES.values() and not text.startswith(bos) else text
+    bos = _named_bos(tokenizer, template)
+    return bos + text if bos and not text.startswith(bos) else text
 
 
 def _prefix(tokenizer: Any, template: str, messages: list[dict[str, str]], generation: bool) -> str:
     return _with_bos(tokenizer, _render(tokenizer, template, messages, generation), template)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """An example's text and, for each assistant turn, where its prompt and its answer end in it
-    (every prompt and every answer is a prefix of the text) and whether it is trained."""
-
-    text: str
-    turns: list[tuple[int, int, bool]]
+_DIGESTS = tuple(templates.known(TEMPLATES).items())
 
 
-def _plan(row: dict[str, Any], tokenizer: Any, template: str) -> _Plan:
+def _native(template: str, tokenizer: Any, messages: list[dict[str, str]]) -> templates.Native | None:
+    """The Python renderer of a recognised template; None for Jinja: any other template, and the
+    rare row whose first turn is the assistant's or starts with the BOS text the named templates
+    would add (where Jinja's rendering of a prefix says what becomes of it)."""
+    found = templates.native(template, _DIGESTS)
+    if found is None or not messages or messages[0]["role"] == "assistant":
+        return None
+    bos = _named_bos(tokenizer, template)
+    return None if bos and messages[0]["content"].startswith(bos) else found
+
+
+def _plan(row: dict[str, Any], tokenizer: Any, template: str) -> Plan:
     if "text" in row:
-        text = render_text(row, tokenizer, template)
-        return _Plan(text, [(0, len(text), True)])
+        text = render_text(row, tokenizer)
+        return Plan(text, [(0, len(text), True)])
     messages = _messages(row)
+    native = _native(template, tokenizer, messages)
+    if native is not None:
+        trained = [m.get("weight", 1) != 0 for m in row["messages"]]
+        return native.plan(messages, trained, _facts(tokenizer)["specials"],
+                           _named_bos(tokenizer, template))
     full = _prefix(tokenizer, template, messages, False)
     turns = []
     for i, m in enumerate(row["messages"]):
@@ -172,18 +192,9 @@ def _plan(row: dict[str, Any], tokenizer: Any, template: str) -> _Plan:
         before = _prefix(tokenizer, template, messages[:i], True)
         upto = full if i == len(messages) - 1 else _prefix(tokenizer, template, messages[:i + 1], False)
         if not (upto.startswith(before) and full.startswith(upto)):
-            raise DataError(
-                "the chat template does not render a conversation as the concatenation of its turns "
-                "(it rewrites earlier turns), so the trained tokens cannot be located; "
-                "set data.template to plain, chatml or alpaca")
+            raise DataError(NOT_CONCATENATED)
         turns.append((len(before), len(upto), m.get("weight", 1) != 0))
-    return _Plan(full, turns)
-
-
-def trained_spans(row: dict[str, Any], tokenizer: Any, template: str) -> tuple[str, list[tuple[int, int]]]:
-    """(the text, the character spans of the trained turns)."""
-    plan = _plan(row, tokenizer, template)
-    return plan.text, [(b, u) for b, u, trained in plan.turns if trained]
+    return Plan(full, turns)
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,7 @@ class Rendered:
     offsets: list[tuple[int, int]]  # each token's characters in text (empty when not asked for)
     split_answers: int = 0  # answers tokenized on their own: the tokenizer merged them into the prompt
     inexact_prompts: int = 0  # assistant turns whose prompt tokens differ from those at inference
+    turn_by_turn: bool = False  # not tokenized once: every prefix of the text tokenized alone
 
 
 def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
@@ -206,7 +218,7 @@ def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
         return list(backend.encode_batch(texts, add_special_tokens=False))
 
 
-def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:
+def _assemble(plan: Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:
     """The token ids of a planned example, built turn by turn so that the prompt of every
     assistant turn is the token sequence of that prompt tokenized alone (what the model gets at
     inference), and the answer starts on a token of its own."""
@@ -255,24 +267,25 @@ def _assemble(plan: _Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets
         split += exact and not natural
     if at < len(plan.text):
         extend(len(plan.text), 0)
-    return Rendered(ids, mask, plan.text, offsets, split, inexact)
+    return Rendered(ids, mask, plan.text, offsets, split, inexact, turn_by_turn=True)
 
 
-def _prefix_ends(plan: _Plan) -> set[int]:
+def _prefix_ends(plan: Plan) -> set[int]:
     ends = {end for turn in plan.turns for end in turn[:2] if end > 0}
     return ends | {len(plan.text)}
 
 
 def render_tokens(row: dict[str, Any], tokenizer: Any, template: str) -> Rendered:
-    """The token ids of an example and its loss mask, exactly as the trainer gets them."""
+    """The token ids of an example and its loss mask, exactly as the trainer gets them, with each
+    token's characters (`offsets`)."""
     found = render_many([row], tokenizer, template, strict=True)[0]
     assert isinstance(found, Rendered)
     return found
 
 
-def _prefix_encodings(plans: list[_Plan | str], tokenizer: Any) -> dict[int, dict[int, Any]]:
+def _prefix_encodings(plans: list[Plan | str], tokenizer: Any) -> dict[int, dict[int, Any]]:
     """Each planned row's prefixes (by their end), each tokenized whole, in one batch."""
-    wanted = [(n, end) for n, plan in enumerate(plans) if isinstance(plan, _Plan)
+    wanted = [(n, end) for n, plan in enumerate(plans) if isinstance(plan, Plan)
               for end in sorted(_prefix_ends(plan))]
     texts = [plans[n].text[:end] for n, end in wanted]  # type: ignore[union-attr]
     per_row: dict[int, dict[int, Any]] = {}
@@ -281,21 +294,9 @@ def _prefix_encodings(plans: list[_Plan | str], tokenizer: Any) -> dict[int, dic
     return per_row
 
 
-def _prefix_ids(plans: list[_Plan | str], splitter: Splitter) -> dict[int, dict[int, Any]]:
-    """The same ids as _prefix_encodings (without offsets), each text tokenized about once."""
-    rows = [(n, plan) for n, plan in enumerate(plans) if isinstance(plan, _Plan)]
-    found = splitter.encode([p.text for _, p in rows], [sorted(_prefix_ends(p)) for _, p in rows])
-    return {n: ids for (n, _), ids in zip(rows, found, strict=True)}
-
-
-def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool = False,
-                offsets: bool = True) -> list[Rendered | str]:
-    """render_tokens for many rows, with every prefix tokenized in one batch (the fast tokenizer
-    runs a batch on all cores). Unless strict, an example the template cannot render (many
-    templates refuse some role orders) gives the template's message instead."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise DataError("a fast tokenizer (tokenizers library) is needed to locate the trained tokens")
-    plans: list[_Plan | str] = []
+def _plans(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool) -> list[Plan | str]:
+    """Each row's plan; unless strict, the template's message for a row it cannot render."""
+    plans: list[Plan | str] = []
     for row in rows:
         try:
             plans.append(_plan(row, tokenizer, template))
@@ -305,18 +306,66 @@ def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, stric
             if strict:
                 raise
             plans.append(str(error) or type(error).__name__)
+    return plans
+
+
+def _turn_by_turn(plans: list[Plan | str], tokenizer: Any, splitter: Splitter | None,
+                  offsets: bool) -> list[Rendered | str]:
+    """Every prefix of each row tokenized alone (by pieces when a splitter reads them the same)."""
+    rows = [(n, p) for n, p in enumerate(plans) if isinstance(p, Plan)]
+    if splitter is not None and not offsets:
+        found = splitter.encode([p.text for _, p in rows], [sorted(_prefix_ends(p)) for _, p in rows])
+        per_row: dict[int, dict[int, Any]] = {n: ids for (n, _), ids in zip(rows, found, strict=True)}
+    else:
+        per_row = _prefix_encodings(plans, tokenizer)
+    return [p if isinstance(p, str) else _assemble(p, per_row.get(n, {}), tokenizer, offsets)
+            for n, p in enumerate(plans)]
+
+
+def _tokenized_once(plans: list[Plan | str], tokenizer: Any, splitter: Splitter) -> list[Rendered | str]:
+    """Each text tokenized once, by its pieces; a row where a merge crosses a turn's boundary is
+    rendered turn by turn."""
+    rows = [(n, p) for n, p in enumerate(plans) if isinstance(p, Plan)]
+    found = splitter.tokenize_once([(p.text, p.turns) for _, p in rows])
+    out: list[Rendered | str] = list(plans)  # type: ignore[arg-type]
+    again = [n for (n, _), got in zip(rows, found, strict=True) if got is None]
+    for (n, p), got in zip(rows, found, strict=True):
+        if got is not None:
+            out[n] = Rendered(got[0], got[1], p.text, [])
+    for n, rendered in zip(again, _turn_by_turn([plans[n] for n in again], tokenizer, splitter, False),
+                           strict=True):
+        out[n] = rendered
+    return out
+
+
+def render_many(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool = False,
+                offsets: bool = True) -> list[Rendered | str]:
+    """render_tokens for many rows in one batch (the fast tokenizer runs a batch on all cores);
+    with offsets, every prefix is tokenized whole (each token's characters are wanted: a few rows
+    shown to a person). Unless strict, an example the template cannot render (many templates
+    refuse some role orders) gives the template's message instead."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError("a fast tokenizer (tokenizers library) is needed to locate the trained tokens")
+    plans = _plans(rows, tokenizer, template, strict)
     splitter = None if offsets else Splitter.of(tokenizer)
-    per_row = _prefix_ids(plans, splitter) if splitter is not None else _prefix_encodings(plans, tokenizer)
-    if splitter is not None and not splitter.checked:
+    if splitter is None:
+        return _turn_by_turn(plans, tokenizer, None, offsets)
+    found = _tokenized_once(plans, tokenizer, splitter)
+    if not splitter.checked:
         # the first batch: the pieces must give the ids tokenizing every prefix whole gives
         sample = plans[:PIECES_CHECKED]
-        whole = _prefix_encodings(sample, tokenizer)
-        if any(per_row[n][end].ids != got.ids for n, ends in whole.items() for end, got in ends.items()):
+        whole = _turn_by_turn(sample, tokenizer, None, False)
+        if any(_ids_and_counts(a) != _ids_and_counts(b) for a, b in zip(found, whole, strict=False)):
             forget_pieces(tokenizer)
-            per_row = _prefix_encodings(plans, tokenizer)
+            return _turn_by_turn(plans, tokenizer, None, False)
         splitter.checked = True
-    return [plan if isinstance(plan, str) else _assemble(plan, per_row.get(n, {}), tokenizer, offsets)
-            for n, plan in enumerate(plans)]
+    return found
+
+
+def _ids_and_counts(rendered: Rendered | str) -> Any:
+    if isinstance(rendered, str):
+        return rendered
+    return rendered.input_ids, rendered.trained, rendered.split_answers, rendered.inexact_prompts
 
 
 def eos_trained(rendered: Rendered, tokenizer: Any) -> tuple[bool, bool]:
@@ -333,21 +382,6 @@ def eos_trained(rendered: Rendered, tokenizer: Any) -> tuple[bool, bool]:
     return bool(places), any(rendered.trained[i] for i in places)
 
 
-def token_lengths(rows: list[dict[str, Any]], tokenizer: Any, template: str) -> list[int | str]:
-    """The length in tokens of each example, counted in one batch; for an example the template
-    cannot render (many templates refuse some role orders), the template's message instead."""
-    texts: list[str] = []
-    failed: dict[int, str] = {}
-    for i, row in enumerate(rows):
-        try:
-            texts.append(render_text(row, tokenizer, template))
-        except Exception as error:  # noqa: BLE001 - jinja's own errors and raise_exception()
-            failed[i] = str(error) or type(error).__name__
-            texts.append("")
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-    return [failed.get(i, len(ids)) for i, ids in enumerate(encoded)]
-
-
 def generation_prompt(row: dict[str, Any], tokenizer: Any, template: str) -> tuple[str, str] | None:
     """(the prompt as the model sees it at inference, the expected answer) for a conversation:
     every turn before the last assistant turn, rendered as in training and opened for the
@@ -358,5 +392,9 @@ def generation_prompt(row: dict[str, Any], tokenizer: Any, template: str) -> tup
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
     if last is None:
         return None
+    native = _native(template, tokenizer, messages)
+    if native is not None:
+        bos = _named_bos(tokenizer, template)
+        return native.prompt(messages[:last], _facts(tokenizer)["specials"], bos), messages[last]["content"]
     text = _render(tokenizer, template, messages[:last], True)
     return _with_bos(tokenizer, text, template), messages[last]["content"]

@@ -35,6 +35,9 @@ class DataReport:
     # rows where the tokenizer would merge the answer's first characters into the prompt's last
     # token; their answers are tokenized on their own (see render), so nothing is lost
     answers_split: int = 0
+    # rows not tokenized once but turn by turn: every prefix of the text alone (a merge across a
+    # turn's boundary, or a tokenizer whose pieces cannot be tokenized apart; engine.data.render)
+    turn_by_turn: int = 0
 
     @property
     def rejected(self) -> dict[str, list[str]]:

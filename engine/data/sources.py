@@ -1,9 +1,11 @@
 """Reading the records of a data source: JSON lines, a JSON array, CSV, Parquet, a folder saved by
 `datasets` (`save_to_disk`), or a hub data set (`hub:owner/name?split=train&config=…&revision=…`).
 
-A record that cannot be read (not UTF-8, not JSON, not an object, a CSV row of the wrong width)
-is reported by its place in the file, `file.jsonl:17`, and the rest of the file is still read.
-Each source also has a digest of its content, so that a changed file changes the fingerprint.
+A record that cannot be read (not UTF-8, not JSON, not an object, a CSV row of the wrong width,
+binary data, a row larger than `data.max_row_bytes`) is reported by its place in the file,
+`file.jsonl:17`, and the rest of the file is still read: a file is refused whole only when it is
+not text at all. Each source also has a digest of its content, so that a changed file changes
+the fingerprint.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from tunelab.engine.errors import DataError
+from tunelab.engine.spec.sections import MAX_ROW_BYTES
+
+# a row larger than data.max_row_bytes is reported and skipped, never parsed: one 50 MB line
+# among normal rows held 2 GB and minutes of tokenizing
 
 FILE_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
               ".parquet": "parquet"}
@@ -87,7 +93,12 @@ def _hash_file(h: Any, path: Path) -> None:
             h.update(chunk)
 
 
-def read_source(source: str, split: str = "train") -> SourceRead:
+def _too_big(size: int, cap: int) -> str:
+    return (f"a row of {size / 1e6:,.1f} MB, larger than data.max_row_bytes ({cap:,} bytes): "
+            "skipped unread")
+
+
+def read_source(source: str, split: str = "train", max_row_bytes: int = MAX_ROW_BYTES) -> SourceRead:
     """Every readable record of one source; unreadable ones are listed in `problems`."""
     if source.startswith("hub:"):
         dataset = _load_hub(source)
@@ -103,14 +114,35 @@ def read_source(source: str, split: str = "train") -> SourceRead:
                         f"{', '.join(sorted(FILE_KINDS))} or a folder saved by datasets")
     if kind != "parquet":
         _check_text(path, kind)
-    reader = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_csv,
-              "parquet": _read_parquet}[kind]
-    return reader(path)
+    if kind == "jsonl":
+        return _read_jsonl(path, max_row_bytes)
+    if kind in ("csv", "tsv"):
+        return _read_csv(path, max_row_bytes)
+    # an array or a Parquet file is read whole; its records over the cap are then skipped
+    return _capped(_read_json(path) if kind == "json" else _read_parquet(path), max_row_bytes)
+
+
+def _capped(got: SourceRead, cap: int) -> SourceRead:
+    """Records read whole (a JSON array, Parquet) over the cap become problems too."""
+    kept = SourceRead(got.name, problems=got.problems)
+    for record in got.records:
+        size = len(orjson.dumps(record.data, default=str))
+        if size > cap:
+            kept.problems.append((_too_big(size, cap), record.origin))
+        else:
+            kept.records.append(record)
+    return kept
+
+
+def _binary(line: bytes) -> bool:
+    return b"\0" in line or line.decode("utf-8", errors="replace").count("\ufffd") > len(line) // 10
 
 
 def _check_text(path: Path, kind: str) -> None:
     """An empty file, or one that is not UTF-8 text at all, is refused whole with one line that
-    says why: listing every record as unreadable would bury the cause under a count."""
+    says why: listing every record as unreadable would bury the cause under a count. Judged by
+    the lines of its first 8 KiB: a text file with a few binary rows (a NUL on line 6 of 1,200)
+    is text, and those rows are each reported where they are."""
     with path.open("rb") as f:
         head = f.read(8192)
     if not head.strip() and path.stat().st_size <= len(head):
@@ -118,13 +150,16 @@ def _check_text(path: Path, kind: str) -> None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(f"{path}: the file is UTF-16 text; save it as UTF-8 "
                         f"(iconv -f utf-16 -t utf-8 {path.name})")
-    undecodable = head.decode("utf-8", errors="replace").count("\ufffd")
-    if b"\0" in head or undecodable > len(head) // 10:
+    lines = head.split(b"\n")
+    whole = lines[:-1] if len(lines) > 1 and len(head) == 8192 else lines  # the last may be cut
+    lines = [line for line in whole if line.strip()] or [head]
+    if sum(map(_binary, lines)) * 2 > len(lines):
         raise DataError(f"{path}: not a text file (binary data in its first bytes); expected "
                         f"{kind} text: is it the right file?")
 
 
-def stream_records(source: str, split: str = "train") -> tuple[str, Iterator[Record | tuple[str, str]]]:
+def stream_records(source: str, split: str = "train", max_row_bytes: int = MAX_ROW_BYTES
+                   ) -> tuple[str, Iterator[Record | tuple[str, str]]]:
     """(the source's name, its records and its unreadable rows as (reason, origin), in order).
 
     JSON lines are read one line at a time, so a million rows never sit in memory as records all
@@ -132,8 +167,8 @@ def stream_records(source: str, split: str = "train") -> tuple[str, Iterator[Rec
     path = Path(source)
     if not source.startswith("hub:") and path.suffix.lower() in (".jsonl", ".ndjson") and path.is_file():
         _check_text(path, "jsonl")  # an empty, binary or UTF-16 file is refused whole here too
-        return path.name, _iter_jsonl(path)
-    got = read_source(source, split)
+        return path.name, _iter_jsonl(path, max_row_bytes)
+    got = read_source(source, split, max_row_bytes)
     return got.name, itertools.chain(got.problems, got.records)
 
 
@@ -150,9 +185,9 @@ def size_hint(source: str) -> int | None:
     return lines
 
 
-def _read_jsonl(path: Path) -> SourceRead:
+def _read_jsonl(path: Path, max_row_bytes: int = MAX_ROW_BYTES) -> SourceRead:
     out = SourceRead(path.name)
-    for item in _iter_jsonl(path):
+    for item in _iter_jsonl(path, max_row_bytes):
         if isinstance(item, Record):
             out.records.append(item)
         else:
@@ -160,18 +195,35 @@ def _read_jsonl(path: Path) -> SourceRead:
     return out
 
 
-def _iter_jsonl(path: Path) -> Iterator[Record | tuple[str, str]]:
+def _iter_jsonl(path: Path, max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[Record | tuple[str, str]]:
     with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            item = _json_line(raw, f"{path.name}:{number}")
+        for number, (raw, size) in enumerate(_lines(f, max_row_bytes), start=1):
+            origin = f"{path.name}:{number}"
+            item = _json_line(raw, origin) if raw is not None else (_too_big(size, max_row_bytes),
+                                                                    origin)
             if item is not None:
                 yield item
+
+
+def _lines(f: Any, cap: int) -> Iterator[tuple[bytes | None, int]]:
+    """(the line, its size) of a binary file, a line longer than `cap` as (None, its size):
+    read past in pieces, never held whole."""
+    while line := f.readline(cap + 1):
+        if len(line) <= cap or line.endswith(b"\n"):
+            yield line, len(line)
+            continue
+        size = len(line)
+        while (piece := f.readline(1 << 20)) and not piece.endswith(b"\n"):
+            size += len(piece)
+        yield None, size + len(piece)
 
 
 def _json_line(raw: bytes, origin: str) -> Record | tuple[str, str] | None:
     """The record on a line, the reason it cannot be read, or None for a blank line."""
     if not raw.strip():
         return None
+    if b"\0" in raw:  # never in JSON text: binary data in this row (the file is text, _check_text)
+        return ("binary data (a NUL byte)", origin)
     try:
         record = orjson.loads(raw)  # several times faster than json; strict UTF-8
     except orjson.JSONDecodeError:  # bad bytes, bad JSON or a BOM: the slow path tells which
@@ -240,9 +292,10 @@ def _read_json(path: Path) -> SourceRead:
     return out
 
 
-def _read_csv(path: Path) -> SourceRead:
+def _read_csv(path: Path, max_row_bytes: int = MAX_ROW_BYTES) -> SourceRead:
     out = SourceRead(path.name)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    csv.field_size_limit(max(max_row_bytes, 1 << 17))  # a larger field fails its row only
     # surrogateescape keeps undecodable bytes as markers, so the row they sit in can be named
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
@@ -252,12 +305,26 @@ def _read_csv(path: Path) -> SourceRead:
             return out
         header = [h.lstrip("\ufeff").strip() for h in header]
         line = reader.line_num
-        for row in reader:
+        while True:
             origin = f"{path.name}:{line + 1}"
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                out.problems.append((f"a field larger than data.max_row_bytes ({max_row_bytes:,} "
+                                     "bytes): skipped", origin))
+                line = reader.line_num
+                continue
             line = reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
-            if any(_has_surrogates(cell) for cell in row):
+            size = sum(len(cell) for cell in row)
+            if size > max_row_bytes:
+                out.problems.append((_too_big(size, max_row_bytes), origin))
+            elif any("\0" in cell for cell in row):
+                out.problems.append(("binary data (a NUL byte)", origin))
+            elif any(_has_surrogates(cell) for cell in row):
                 out.problems.append(("not UTF-8", origin))
             elif len(row) != len(header):
                 out.problems.append((f"{len(row)} columns where the header has {len(header)}", origin))

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -19,10 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.data.preferences import plain, readable
-from tunelab.engine.errors import DataError, TrainError
+from tunelab.engine.errors import DataError, ReviewError, TrainError
 from tunelab.engine.review import stats as rs
+from tunelab.engine.review.agreement import (
+    JudgeStats,
+    agreements,
+    by_raters,
+    judge_doubts,
+    leanings,
+)
+from tunelab.engine.review.judge import is_judge
 from tunelab.engine.review.style import StyleFit, length_share, style_fit
 from tunelab.store import (
+    Judgement,
     RatingRow,
     ReviewItem,
     ReviewItemRow,
@@ -33,7 +43,9 @@ from tunelab.store import (
     VoteRecord,
     experiment_spec,
     find_review,
+    judgements,
     list_reviews,
+    require_experiment,
     review_items,
     review_votes,
 )
@@ -60,15 +72,33 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     from tunelab.engine.run.paths import paths
     from tunelab.engine.spec import Experiment
 
+    require_experiment(store, experiment)  # an unknown name is not a missing test split
     plain = experiment_spec(store, experiment)
     spec = Experiment.model_validate(plain) if plain else None
-    if spec is not None and spec.method.stage == "dpo":  # its test split is its parent's
+    if spec is not None and spec.method.stage != "sft":  # its test split is its parent's
         experiment = spec.method.parent[0]
     runs, _ = paths(store, experiment)
     files = sorted((runs / "data").glob("*/test.jsonl"), key=lambda p: p.stat().st_mtime)
     if not files:
-        raise TrainError(f"no prepared test split for {experiment}; run the experiment first")
+        raise ReviewError(f"no prepared test split for {experiment}; run the experiment first",
+                          "no prompts")
     return read_rows(files[-1])[:n]
+
+
+REVIEW_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9 _.-]{0,62}[A-Za-z0-9_.-])?$")
+
+
+def check_new_name(store: Path, name: str) -> None:
+    """A new review's name: letters, digits, spaces, `.`, `-` and `_` (never a path), and not
+    one a review already has (look-ups by name would find only one of the two)."""
+    if not REVIEW_NAME.match(name):
+        raise ReviewError(f"{name!r} is not a review name: a letter or digit, then letters, "
+                          "digits, spaces, '.', '-' and '_' (64 at most)", "bad review name")
+    found = find_review(store, name) if store.exists() else None
+    if found is not None and found.name == name:
+        raise ReviewError(f"a review named {name!r} exists (of {found.experiment}, "
+                          f"{len(found.models)} models); choose another --name, or vote on it: "
+                          f"tunelab review {name}", "review exists")
 
 
 def file_prompts(path: Path, n: int) -> list[dict[str, Any]]:
@@ -138,12 +168,13 @@ def create(store: Path, experiment: str, name: str, models: list[str], prompts: 
 
     if not prompts:
         raise DataError("a review needs at least one prompt", "no prompts")
+    check_new_name(store, name)
     sources: dict[str, Any] = {}
     for ref in models:  # best resolved to trial:N; best and that trial are one model
         source = resolve(store, experiment, ref)
         sources.setdefault(source.ref, source)
     if len(sources) < 2:
-        raise TrainError(f"a review compares at least two different models; got {len(sources)}"
+        raise ReviewError(f"a review compares at least two different models; got {len(sources)}"
                          f" ({', '.join(models) or 'none chosen'})", "fewer than two models")
     refs = list(sources)
     pool = ModelPool()
@@ -203,11 +234,14 @@ def rater_name(given: str | None = None) -> str:
 
 def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
               order: str = "adaptive", steer: list[Any] | None = None,
-              waiting: set[str] | None = None) -> ReviewItem | None:
+              waiting: set[str] | None = None,
+              judged: list[Judgement] | None = None) -> ReviewItem | None:
     """The next item for this rater, in the `adaptive` or `random` order (see `order`; `steer`:
     the doubts of the last fit of the ratings); a rater never gets the same item twice.
     `votes`: every rater's live votes on the review. `waiting`: models a preference sweep
-    waits on (`store.waiting_models`): their items come first."""
+    waits on (`store.waiting_models`): their items come first. `judged`: the LLM judges'
+    verdicts (`store.judgements`): in the adaptive order, the items where a judge disagrees
+    with itself or with the people's ratings come next (engine.review.agreement)."""
     from tunelab.engine.review import order as orders
 
     first = [i for i in items if waiting and {i.model_a, i.model_b} & waiting]
@@ -217,6 +251,10 @@ def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
             first, as_votes(first, [v for v in votes if v.item in ids]), rater, order, None)
         if waited is not None:
             return waited
+    if judged and order == "adaptive" and not is_judge(rater):
+        doubted = judge_doubts(items, as_votes(items, votes), judged, rater)
+        if doubted:
+            return doubted[0]
     found: ReviewItem | None = orders.choose(items, as_votes(items, votes), rater, order, steer)
     return found
 
@@ -253,29 +291,35 @@ class ReviewStats:
     # two disagree (`StyleFit.disagrees`)
     style: StyleFit | None = None
     verdicts: int = 0  # what the votes count for: skips dropped, a repeat folded into its original
+    raters: str = "humans"  # whose votes the ratings, pairs and bias count: humans | judges | all
 
 
-def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half") -> ReviewStats:
-    """Everything the stats screen and `review stats` show. The ratings are fitted by
+def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half",
+          raters: str = "humans") -> ReviewStats:
+    """Everything the stats screen and `review stats` show, from the votes of `raters` (the
+    people by default; the LLM judges, or all). The people's ratings are fitted by
     `fit_ratings`, so they are also written to the store (the `leaderboard` view)."""
+
     review = find_review(store, name)
     if review is None:
         raise TrainError(f"no review {name!r} in {store}", "unknown review")
     items = review_items(store, review.id)
-    votes = as_votes(items, review_votes(store, review.id))
+    votes = by_raters(as_votes(items, review_votes(store, review.id)), raters)
     per_rater: dict[str, int] = {}
     for v in votes:
         per_rater[v.rater] = per_rater.get(v.rater, 0) + 1
-    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id, ties=ties)
+    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id, ties=ties,
+                         raters=raters)
     styled = style_fit(votes, fitted[review.id], ties)
     return ReviewStats(review, len(items), len(votes), rs.pairwise(votes, ties), fitted[review.id],
                        rs.position_bias(votes), rs.agreement(votes), rs.self_consistency(votes),
                        per_rater, ties, styled if styled and styled.disagrees(fitted[review.id])
-                       else None, len(rs.counted(votes)))
+                       else None, len(rs.counted(votes)), raters)
 
 
 def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
-                review_id: str | None = None, ties: str = "half") -> dict[str, list[rs.Rating]]:
+                review_id: str | None = None, ties: str = "half",
+                raters: str = "humans") -> dict[str, list[rs.Rating]]:
     """Bradley–Terry ratings per review (scope: the review's id) and over every review and arena
     of the experiment pooled (scope 'all'), written to `review_ratings` through a spool, so the
     `leaderboard` view shows them. With `review_id`, only that review and the pool are refitted.
@@ -287,9 +331,13 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
     A model without a finite rating is written with `rating` as its bound (NULL when it has
     none), the open side of its interval NULL and `rating_is` saying which; ranks are ranges
     within a comparison group (`rank` … `rank_worst`), `position` the fit's order and `ties`
-    how it counted ties, so the leaderboard counts its win rates the same way."""
+    how it counted ties, so the leaderboard counts its win rates the same way.
+
+    The people's votes are fitted (and saved) by default; `raters` "judges" or "all" fits the
+    LLM judges' or everyone's, shown but not saved, so the leaderboard stays the people's."""
+
     reviews = [r for r in list_reviews(store) if r.experiment == experiment]
-    votes = {r.id: as_votes(review_items(store, r.id), review_votes(store, r.id))
+    votes = {r.id: by_raters(as_votes(review_items(store, r.id), review_votes(store, r.id)), raters)
              for r in reviews}
     scopes = {r.id: votes[r.id] for r in reviews if review_id in (None, r.id)}
     scopes["all"] = [v for vs in votes.values() for v in vs]
@@ -301,7 +349,7 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
         rating_low=_finite(r.low), rating_high=_finite(r.high), rank=r.rank, votes=r.votes,
         fitted_at=now, rank_worst=r.ranks[1], rating_is=rating_is(r), ties=ties, position=k)
         for scope, found in fitted.items() for k, r in enumerate(found)]
-    if events:
+    if events and raters == "humans":
         with Spool(store, tag="ratings") as spool:
             spool.write(events)
     return fitted
@@ -321,3 +369,10 @@ def rating_is(r: rs.Rating) -> str:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def review_judges(store: Path, review_id: str) -> JudgeStats:
+    """The LLM judges' agreement with each person and every rater's leanings on one review
+    (engine.review.agreement)."""
+    votes = as_votes(review_items(store, review_id), review_votes(store, review_id))
+    return JudgeStats(agreements(votes), leanings(votes, judgements(store, review_id)))

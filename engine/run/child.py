@@ -17,6 +17,7 @@ from typing import Any
 
 from tunelab.engine.run import threads
 from tunelab.engine.run.jobs import TrialJob, TrialResult, exit_when_gone
+from tunelab.store.errors import TunelabError
 
 
 def _classify(error: BaseException) -> str:
@@ -90,22 +91,16 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             from tunelab.engine.run.distributed import launch
 
             result = launch(job, progress, processes)
-        elif kind == "trial" and job.stage == "dpo":
-            from tunelab.engine.train import dpo as train_dpo
-
-            result = train_dpo.run_trial(job, progress)
-        elif kind == "trial":
-            from tunelab.engine.train.sft import run_trial
-
-            result = run_trial(job, progress)
-        elif kind == "baseline" and job.stage == "dpo":
-            from tunelab.engine.train import dpo as train_dpo
-
-            result = train_dpo.run_baseline(job, progress)
-        elif kind == "baseline":
+        elif kind == "baseline" and job.stage == "sft":
             from tunelab.engine.run.baseline import run_baseline
 
             result = run_baseline(job, progress)
+        elif kind in ("trial", "baseline"):  # the stage's recipe (engine.train.stages)
+            from tunelab.engine.train import stages
+
+            run = (stages.trial(job.stage, job.head) if kind == "trial"
+                   else stages.baseline(job.stage))
+            result = run(job, progress)
         elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)
             import tunelab.engine.run.preload  # noqa: F401 - what a trial needs before it trains
 
@@ -128,6 +123,8 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         traceback.print_exc()
         tail = "".join(traceback.format_exception(error)[-6:])
+        if isinstance(error, TunelabError):  # said in words already: the words, not a trace
+            tail = f"{error.title}: {error.message}"
         result = TrialResult("failed", fail_reason=_classify(error), error=tail[-4000:])
     threads.leave()
     result.info.setdefault("threads", taken)

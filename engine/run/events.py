@@ -7,7 +7,7 @@ here and shown nowhere is a type error (mypy), not a line the user silently neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:  # annotations only: this module is imported before the training stack
@@ -32,7 +32,8 @@ class DataPrepared:
 
 @dataclass(frozen=True)
 class PreferencesPrepared:
-    """A dpo stage's pairs, checked; `parent` is the trial it starts from."""
+    """A preference stage's pairs (a kto stage's answers), checked; `parent` is the trial it
+    starts from."""
     report: PreferenceReport
     parent: str | None
     smoke: bool = False
@@ -64,11 +65,32 @@ class BaselineStart:
 class Baseline:
     values: dict[str, float]
     cached: bool  # measured by an earlier run of the study
+    # every baseline by model ref: "base" and the few-shot "base+3shot" (engine.baselines)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    meets: str | None = None  # "the base model with 3 examples meets …" (baselines.meets_words)
 
 
 @dataclass(frozen=True)
-class BaselineFailed:
-    error: str | None
+class Warned:
+    """Something the run does that is likely not what was meant (e.g. a batch larger than the
+    training split): said, and the run goes on."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Remade:
+    """The run folder `runs` was deleted during the sweep: its prepared data and base model were
+    made again; the folders of the finished trials `lost` went with it."""
+    runs: str
+    lost: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Trial `number` ended (`state`, as the study has it) but its end never reached the store
+    (a full disk): recorded now."""
+    number: int
+    state: str
 
 
 # -- the sweep
@@ -146,6 +168,15 @@ class Voting:
 
 
 @dataclass(frozen=True)
+class Predicted:
+    """search.reward_model predicts that trial `number` wins `share` of its votes; the review
+    asks about the waiting trial with the highest share first."""
+    number: int
+    share: float
+    model: str  # EXPERIMENT:N of the reward model
+
+
+@dataclass(frozen=True)
 class Placed:
     """The votes placed trial `number`: its placement (the rating over the base told to the
     search), and why it stopped waiting."""
@@ -183,9 +214,9 @@ class PreferenceWinner:
 
 
 Event = (TrustRemoteCode | DataPrepared | PreferencesPrepared | BuildingBase | Stale | Retry
-         | BaselineStart | Baseline | BaselineFailed | Sweep | SweepTimeout | Stopping | TrialStart
-         | TrialProgress | TrialTimeout | TrialEnd | PreferenceReview | Voting | Placed
-         | WaitingVotes | JudgeError | PreferenceWinner)
+         | BaselineStart | Baseline | Warned | Remade | Settled | Sweep | SweepTimeout | Stopping | TrialStart
+         | TrialProgress | TrialTimeout | TrialEnd | PreferenceReview | Voting | Predicted
+         | Placed | WaitingVotes | JudgeError | PreferenceWinner)
 
 
 class Reporter(Protocol):

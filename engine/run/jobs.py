@@ -31,8 +31,13 @@ class TrialJob:
 
     @property
     def stage(self) -> str:
-        """sft or dpo: which stage file runs the trial (and its baseline)."""
+        """method.stage: which recipe runs the trial and its baseline (engine.train.stages)."""
         return str(self.experiment.get("method", {}).get("stage", "sft"))
+
+    @property
+    def head(self) -> str:
+        """lm or classification: a classification trial runs engine.train.classify."""
+        return str(self.experiment.get("method", {}).get("head", "lm"))
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,17 @@ class TrialResult:
     fail_reason: str | None = None
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def failure(result: TrialResult) -> str:
+    """Why a process failed, in one line: a full disk said so, else its error's last line."""
+    text = result.error or result.fail_reason or "no reason given"
+    full = next((sign for sign in ("No space left on device", "Disk quota exceeded")
+                 if sign in text), None)
+    if full:
+        return f"the disk is full ({full}); free space and run again"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text
 
 
 def exit_when_gone(pid: int) -> None:

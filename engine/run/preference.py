@@ -47,7 +47,9 @@ from tunelab.engine.run import events
 from tunelab.engine.run import study as search
 from tunelab.engine.run.jobs import TrialResult
 from tunelab.engine.spec import Experiment
+from tunelab.engine.spec.experiment import preference_mistake
 from tunelab.store import (
+    EvaluationRow,
     ReviewItemRow,
     ReviewRow,
     Spool,
@@ -66,18 +68,11 @@ def wanted(exp: Experiment) -> bool:
 
 
 def check(exp: Experiment) -> None:
-    """What a preference sweep needs, said before any trial trains."""
-    if exp.eval.samples < 1:
-        raise SpecError("search.objective = \"preference\" compares the trials' samples: set "
-                        "eval.samples to the prompts to vote on (e.g. 8)", "no samples to vote on")
-    k = exp.search.all_objectives.index(PREFERENCE)
-    if exp.search.all_directions[k] != "maximize":
-        raise SpecError("search.direction: a preference rating is maximised (a higher rating "
-                        "won more votes); leave the direction out or write \"maximize\"",
-                        "bad direction")
-    if not exp.eval.baseline:
-        raise SpecError("search.objective = \"preference\" compares the first trial with the "
-                        "base model: set eval.baseline = true", "no baseline to vote against")
+    """What a preference sweep needs, said before any trial trains (the rule the file is
+    checked by when it loads: an experiment built another way is held to it too)."""
+    mistake = preference_mistake(exp)
+    if mistake:
+        raise SpecError(mistake, "cannot vote on this sweep")
 
 
 class PreferenceSweep:
@@ -91,6 +86,7 @@ class PreferenceSweep:
         self._seen: dict[int, int] = {}  # trial -> verdicts at its last row, to write on change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._predictor: Any = None  # search.reward_model, loaded at the first trial
 
     # -- the review
     def open(self, study: Any) -> None:
@@ -128,6 +124,7 @@ class PreferenceSweep:
             study._storage.set_trial_user_attr(trial._trial_id, "row", row.event()["row"])
             study._storage.set_trial_user_attr(trial._trial_id, "info", kept)
         self._add_items(ref, opponent, pairs)
+        self._predict(ref, pairs)
         self.spool.write([_with(row, state="voting", value=None)])
         self.event(events.Voting(number=row.number, opponent=opponent, items=len(pairs),
                                  review=self.exp.name))
@@ -140,6 +137,23 @@ class PreferenceSweep:
                                                             limit=self.exp.eval.samples)}
         return [(s.prompt, s.output or "", theirs[s.prompt]) for s in mine
                 if s.prompt is not None and s.prompt in theirs]
+
+    def _predict(self, ref: str, pairs: list[tuple[str, str, str]]) -> None:
+        """search.reward_model: the trial's predicted share of wins against its opponent, kept
+        in evaluations (split reward); the review asks first about the highest. The model is
+        loaded once, in this process."""
+        if not self.exp.search.reward_model:
+            return
+        from tunelab.engine.review import predicted
+
+        if self._predictor is None:
+            self._predictor = predicted.Predictor.load(self.store, self.exp.search.reward_model)
+        share = self._predictor.win_share(pairs)
+        self.spool.write([EvaluationRow(experiment=self.exp.name, model_ref=ref,
+                                        split=predicted.SPLIT, name=predicted.NAME, value=share,
+                                        time=time.time())])
+        self.event(events.Predicted(number=int(ref.split(":")[1]), share=share,
+                                    model=self._predictor.name))
 
     def _challenge(self, study: Any, t: Any, row: TrialRow, incumbent: str) -> bool:
         """A waiting trial that won against an opponent who is no longer the incumbent (trials

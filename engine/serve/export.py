@@ -2,7 +2,9 @@
 
 An adapter (LoRA, QLoRA, prefix) is written as is, loadable with `PeftModel.from_pretrained`;
 with `merge` it is folded into the base weights (loaded in full precision, also for QLoRA) and
-written as a plain model, loadable with `AutoModelForCausalLM.from_pretrained`. A model card
+written as a plain model, loadable with `AutoModelForCausalLM.from_pretrained`. A classifier's
+adapter is always merged: its classes live in the config of whole weights, and the export
+loads with `AutoModelForSequenceClassification.from_pretrained`. A model card
 (README.md) opens with the metadata block the hub and model tools read (base_model,
 library_name, tags, datasets), then lists the experiment, the parameters, the data fingerprint
 and the metrics.
@@ -21,7 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tunelab.engine.errors import TrainError
+from tunelab.engine.errors import ExportError
+from tunelab.engine.serve.refs import kept_checkpoint
 from tunelab.engine.spec import Experiment
 from tunelab.store import TrialRecord
 
@@ -42,16 +45,19 @@ def _metadata(exp: Experiment, base: str, library: str) -> str:
                for s in (data.sources(split) if data is not None else [])]
     datasets = [s.removeprefix("hub:").split("?")[0] if s.startswith("hub:") else Path(s).name
                 for s in dict.fromkeys(sources)]
+    task = "text-classification" if exp.method.head == "classification" else "text-generation"
     fields = {"base_model": base, "library_name": library,
-              "tags": ["tunelab", exp.method.kind, "text-generation"], "datasets": datasets,
-              "pipeline_tag": "text-generation"}
+              "tags": ["tunelab", exp.method.kind, task], "datasets": datasets,
+              "pipeline_tag": task}
     return "---\n" + "".join(f"{k}: {json.dumps(v)}\n" for k, v in fields.items()) + "---\n"
 
 
 def _card(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],
           merged: bool, adapter: bool) -> str:
-    loader = ("from transformers import AutoModelForCausalLM\n"
-              "model = AutoModelForCausalLM.from_pretrained(\"PATH\")") if merged or not adapter else (
+    auto = "AutoModelForSequenceClassification" if exp.method.head == "classification" \
+        else "AutoModelForCausalLM"
+    loader = (f"from transformers import {auto}\n"
+              f"model = {auto}.from_pretrained(\"PATH\")") if merged or not adapter else (
         "from peft import AutoPeftModelForCausalLM\n"
         "model = AutoPeftModelForCausalLM.from_pretrained(\"PATH\")")
     params = "\n".join(f"| `{k}` | {v} |" for k, v in trial.params.items()) or "| — | — |"
@@ -91,19 +97,16 @@ def _point_at_base(config_file: Path, base: str) -> None:
 
 
 def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge: bool) -> Path:
-    folder = Path(trial.artifact_dir or "")
+    folder = kept_checkpoint(trial.experiment, trial)
     best = folder / "best"
-    if not best.is_dir():
-        raise TrainError(f"trial {trial.number} has no kept checkpoint at {best} "
-                         f"(state: {trial.state}; only complete trials keep one)")
     exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
     manifest = json.loads((folder / "manifest.json").read_text())
     adapter = (best / "adapter_config.json").exists()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TrainError(f"{out} exists and is not an empty folder; choose another --out")
+        raise ExportError(f"{out} exists and is not an empty folder; choose another --out")
     if merge and adapter and exp.method.kind == "prefix":
-        raise TrainError("a prefix-tuning adapter cannot be merged into the weights; "
-                         "export it without --merge")
+        raise ExportError("a prefix-tuning adapter cannot be merged into the weights; "
+                          "export it without --merge")
     # written beside `out` under a hidden name and renamed when whole: an export that fails or
     # is killed half-way never leaves a folder that looks like a model
     partial: Path | None = None
@@ -111,16 +114,17 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         _write(exp, trial, manifest, values, best, partial, merge, adapter)
+        _as_umask_allows(partial)
         if out.exists():
             out.rmdir()  # empty (checked above); os.replace cannot replace a folder
         os.replace(partial, out)
     except OSError as error:
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
-        raise TrainError(f"cannot export trial {trial.number} to {out}: "
-                         f"{error.strerror or error}"
-                         f"{f' ({error.filename})' if error.filename else ''}; nothing was written",
-                         "export failed") from error
+        raise ExportError(f"cannot export trial {trial.number} to {out}: "
+                          f"{error.strerror or error}"
+                          f"{f' ({error.filename})' if error.filename else ''}; nothing was written",
+                          "export failed") from error
     except BaseException:
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
@@ -128,10 +132,22 @@ def export_trial(trial: TrialRecord, values: dict[str, float], out: Path, merge:
     return out
 
 
+def _as_umask_allows(folder: Path) -> None:
+    """The export folder with the permissions a new folder gets (the temporary folder it was
+    written in is private, 0700: a model to ship is not)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+
+
 def _write(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values: dict[str, float],
            best: Path, out: Path, merge: bool, adapter: bool) -> None:
     """The model (adapter, merged or full weights), its tokenizer and the card, into `out`."""
-    if merge and adapter:
+    if exp.method.head == "classification" and adapter:
+        # a classifier ships whole, whatever --merge says: the head's classes live in the
+        # config, which an adapter folder lacks, so only merged weights load as they are
+        _merge_classifier(exp, manifest, best, out)
+    elif merge and adapter:
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,4 +165,21 @@ def _write(exp: Experiment, trial: TrialRecord, manifest: dict[str, Any], values
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, out / item.name)
         if adapter:
             _point_at_base(out / "adapter_config.json", _base(manifest))
-    (out / "README.md").write_text(_card(exp, trial, manifest, values, merge and adapter, adapter))
+    merged = adapter and (merge or exp.method.head == "classification")
+    (out / "README.md").write_text(_card(exp, trial, manifest, values, merged, adapter))
+
+
+def _merge_classifier(exp: Experiment, manifest: dict[str, Any], best: Path, out: Path) -> None:
+    """A LoRA classifier folded into its base: AutoModelForSequenceClassification loads `out`."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from tunelab.engine.train.classify import labels_of, load_classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(str(best))
+    float32 = exp.model_copy(update={"model": exp.base_model.model_copy(update={"dtype": "float32"})})
+    base = load_classifier(_base(manifest), float32, labels_of(best.parent), tokenizer)
+    model = PeftModel.from_pretrained(base, str(best)).merge_and_unload()
+    model.to(torch.float32).save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))

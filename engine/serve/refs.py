@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.errors import TrainError
+from tunelab.engine.objectives import PREFERENCE_STAGES
 from tunelab.engine.spec import Experiment
-from tunelab.store import best_trial, experiment_spec, list_trials, require_experiment
+from tunelab.store import TrialRecord, best_trial, experiment_spec, list_trials, require_experiment
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,14 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
     if ref == "best":
         found = best_trial(trials, record.direction)
         if found is None:
-            raise TrainError(f"{experiment} has no complete trial yet")
+            raise TrainError(f"{experiment} has no complete trial yet", "no best trial")
         ref = f"trial:{found.number}"
     spec = Experiment.model_validate(experiment_spec(store, experiment))
-    if ref == "base" and spec.method.stage == "dpo":  # a dpo stage starts from its parent
+    if spec.method.head == "classification":
+        raise TrainError(f"{experiment} trains a classifier: it answers a text with a label, "
+                         "not in words; its samples and confusion matrix are in the trial screen, "
+                         "and `tunelab export` ships it")
+    if ref == "base" and spec.method.stage in PREFERENCE_STAGES:  # it starts from its parent
         name, number = spec.method.parent
         return replace(resolve(store, name, f"trial:{number}"), ref="base")
     if ref == "base":
@@ -47,21 +52,44 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
         if spec.base_model.base:
             return ModelSource("base", spec.base_model.base, None, False, spec)
         raise TrainError(f"{experiment}: the scratch base model is only known from a trial's "
-                         "manifest; run a trial first")
+                         "manifest; run a trial first", "no base model")
     number = ref.removeprefix("trial:")
     if not number.isdigit():
-        raise TrainError(f"{ref!r}: a model is base, best or trial:N")
+        raise TrainError(f"{ref!r}: a model is base, best or trial:N", "unknown model")
     trial = next((t for t in trials if t.number == int(number)), None)
     if trial is None or trial.state != "complete":
-        raise TrainError(f"{experiment} has no complete trial {number}")
-    folder = Path(trial.artifact_dir or "")
+        raise TrainError(f"{experiment} has no complete trial {number}", "unknown model")
+    folder = kept_checkpoint(experiment, trial)
     best = folder / "best"
-    if not best.is_dir():
-        raise TrainError(f"trial {number} kept no checkpoint (was it removed by `tunelab gc`?)")
     manifest = json.loads((folder / "manifest.json").read_text())
     exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
+    if exp.method.stage == "reward":
+        raise TrainError(f"trial {number} of {experiment} is a reward model: it scores answers "
+                         "and writes none (`tunelab review NAME --reward "
+                         f"{experiment}:{number}` shows its verdict after each vote)")
     return ModelSource(f"trial:{number}", manifest["base"], str(best),
                        (best / "adapter_config.json").exists(), exp)
+
+
+def kept_checkpoint(experiment: str, trial: TrialRecord) -> Path:
+    """The folder of a trial whose best checkpoint is kept (best/, experiment.json and
+    manifest.json in it), or a TrainError that says what is missing and why it may be."""
+    folder = Path(trial.artifact_dir or "")
+    if not trial.artifact_dir or not folder.is_dir():
+        raise TrainError(f"trial {trial.number} of {experiment}: its folder {folder} is gone "
+                         "(deleted with the runs folder?), and its checkpoint with it; train it "
+                         f"again with `tunelab rerun {experiment} {trial.number}`", "no checkpoint")
+    if not (folder / "best").is_dir():
+        why = ("removed by `tunelab gc`?" if trial.state == "complete"
+               else f"it is {trial.state}: only complete trials keep one")
+        raise TrainError(f"trial {trial.number} of {experiment} kept no checkpoint at "
+                         f"{folder / 'best'} ({why})", "no checkpoint")
+    for name in ("experiment.json", "manifest.json"):
+        if not (folder / name).is_file():
+            raise TrainError(f"trial {trial.number} of {experiment}: {folder / name} is missing, "
+                             "so its checkpoint cannot be loaded as it was trained",
+                             "no checkpoint")
+    return folder
 
 
 def adapter_name(source: ModelSource) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tunelab.engine.errors import SpecError
 from tunelab.engine.spec.experiment import Experiment
-from tunelab.engine.spec.schema import close_match, model_at, path_exists
+from tunelab.engine.spec.schema import close_match, field_is_int, model_at, path_exists
 from tunelab.engine.spec.sections import METHOD_KEYS_OF_KIND, ChoiceSpec, RangeSpec
 
 Condition = dict[str, list[Any]]  # key -> the values under which the conditioned key is searched
@@ -104,12 +104,23 @@ def describe(condition: Condition) -> str:
     return "only when " + " and ".join(f"{k} ∈ {shown(v)}" for k, v in condition.items())
 
 
-def _never_takes(dimension: RangeSpec | ChoiceSpec | list[Any], value: Any) -> bool:
+def never_takes(key: str, dimension: RangeSpec | ChoiceSpec | list[Any], value: Any) -> bool:
     if not isinstance(dimension, RangeSpec):
         return value not in (choices(dimension) or [])
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return True
-    return not dimension.low <= value <= dimension.high
+    if not dimension.low <= value <= dimension.high:
+        return True
+    step = dimension.step or (1 if field_is_int(key) else None)
+    if step is None:
+        return False
+    off = (value - dimension.low) / step  # the grid Optuna draws from: low, low + step, …
+    return abs(off - round(off)) > 1e-9
+
+
+def _continuous(key: str, dimension: RangeSpec | ChoiceSpec | list[Any]) -> bool:
+    """A range over real numbers without a step: any one value has no chance to be drawn."""
+    return isinstance(dimension, RangeSpec) and dimension.step is None and not field_is_int(key)
 
 
 def condition_problems(exp: Experiment) -> list[tuple[str, str]]:
@@ -124,8 +135,14 @@ def condition_problems(exp: Experiment) -> list[tuple[str, str]]:
                 found.append((name, f"{where}: {name} cannot be searched on a condition on itself"))
             elif not allowed:
                 found.append((name, f"{where}: {key} = [] lets no value through"))
+            elif key in space and isinstance(dim := space[key], RangeSpec) \
+                    and _continuous(key, dim):
+                found.append((name, f"{where}: {key} is searched over a continuous range "
+                                    f"({dim.low:g} … {dim.high:g}), where a value comes up "
+                                    f"almost never: search {key} over a list of choices (or a "
+                                    "range with a step) to condition on it"))
             elif key in space:
-                never = [v for v in allowed if _never_takes(space[key], v)]
+                never = [v for v in allowed if never_takes(key, space[key], v)]
                 if never:
                     dim = space[key]
                     takes = (f"{dim.low:g} … {dim.high:g}" if isinstance(dim, RangeSpec)
@@ -145,7 +162,8 @@ def condition_problems(exp: Experiment) -> list[tuple[str, str]]:
                                     "condition)"))
         kinds = _implicit(name)
         given = when.get("method.kind")
-        if kinds is not None and given and not set(given) & set(kinds):
+        said = any(f"{where}: method.kind " in what for _, what in found)  # one mistake, one message
+        if kinds is not None and given and not said and not set(given) & set(kinds):
             found.append((name, f"{where}: {name} is read only by {', '.join(kinds)} trials, "
                                 f"and the condition allows only {shown(given)}"))
     if not found:

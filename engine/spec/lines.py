@@ -68,5 +68,8 @@ class Places:
         for key, argument in self.overrides.items():
             if dotted == key or dotted.startswith(key + "."):
                 return f"--set {argument}"
+        for key, argument in self.overrides.items():  # a table the --set made, not the file
+            if key.startswith(dotted + ".") and dotted not in self.lines:
+                return f"--set {argument}"
         line = line_of(self.lines, dotted)
         return f"{self.file}:{line}" if line else str(self.file)

@@ -4,6 +4,7 @@ found and what is expected. Whatever is given, the answer is a SpecError, never 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import tomllib
@@ -13,13 +14,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from tunelab.engine.errors import SpecError
-from tunelab.engine.spec.conditions import choices, condition_problems
+from tunelab.engine.format import counted
+from tunelab.engine.objectives import PREFERENCE_STAGES
+from tunelab.engine.spec import measures
+from tunelab.engine.spec.conditions import condition_problems
 from tunelab.engine.spec.experiment import NO_DATA, NO_MODEL, Experiment, LoadedSpec
 from tunelab.engine.spec.lines import Places, key_lines, split_key
 from tunelab.engine.spec.overrides import parse_override, set_parts, set_path
 from tunelab.engine.spec.parent import resolve_parent
-from tunelab.engine.spec.schema import close_match, model_at, path_exists
-from tunelab.engine.spec.sections import RangeSpec
+from tunelab.engine.spec.schema import model_at, path_exists
+from tunelab.engine.spec.space import trial_mistakes, value_mistakes
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 # pydantic puts union members and tags in loc ("RangeSpec", "list[choices]"); they are not keys
@@ -28,24 +32,61 @@ NOT_A_KEY = re.compile(r"^(RangeSpec|ChoiceSpec|list\[|PrunerSpec|str|int|functi
 Mistake = tuple[str, str]  # (where, what)
 
 
+DIMENSION_KEYS = ("low", "high", "log", "step", "values", "when")
+
+
+def _not_a_dimension(dotted: str, found: Any) -> str:
+    """A searched key whose value is a table of neither a range nor choices: one message for
+    it, with the likely cause (an unquoted dotted key, a misspelled `values`)."""
+    name = dotted.removeprefix("search.space.")
+    expected = "expected a list of choices, a range { low = …, high = … } or { values = […] }"
+    if not isinstance(found, dict) or not found:
+        return f"{dotted}: {expected}"
+    inner = [k for k in found if path_exists(f"{name}.{k}")]
+    if inner:  # search.space.train.learning_rate = {…}: the dots made tables
+        key = f"{name}.{inner[0]}"
+        return (f"{dotted}: {name!r} is not a key; a searched key is quoted, as it is one dotted "
+                f"name: \"{key}\" = {{…}} in the file, or --set 'search.space.\"{key}\"={{…}}'")
+    hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
+        k, DIMENSION_KEYS, n=1, cutoff=0.6)) else repr(k) for k in found]
+    return f"{dotted}: {expected}; found {', '.join(hints)}"
+
+
+def _not_finite(value: Any) -> str:
+    return "nan is not a number" if value != value else f"{value} is not a finite number"
+
+
 def _describe(error: dict[str, Any], places: Places) -> Mistake:
     loc = [str(p) for p in error["loc"] if not NOT_A_KEY.match(str(p))]
     dotted = ".".join(loc) or "(top level)"
     where = places(dotted)
     kind = error["type"]
+    found = error.get("input")
     if kind == "extra_forbidden":
-        hint = close_match(model_at(loc), loc[-1]) if loc else None
         known = model_at(loc)
-        options = ", ".join(known.model_fields) if known is not None else ""
+        names = list(known.model_fields) if known is not None else list(DIMENSION_KEYS) \
+            if loc[:2] == ["search", "space"] else []  # inside a searched key's table
+        near = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6) if loc else []
+        hint = near[0] if near else None
+        options = ", ".join(names)
         text = f"unknown key {dotted!r}"
         text += f"; did you mean {'.'.join([*loc[:-1], hint])!r}?" if hint else f" (valid: {options})"
         return where, text
     if kind == "missing":
         return where, f"{dotted}: required key is missing"
-    found = error.get("input")
+    if kind == "dimension":
+        return where, _not_a_dimension(dotted, found)
+    if kind == "finite_number":
+        return where, f"{dotted}: {_not_finite(found)}; write a number"
+    if kind == "int_parsing_size":
+        return where, f"{dotted}: {found:g} is too large a number" if isinstance(found, float) \
+            else f"{dotted}: too large a number"
+    if kind == "int_from_float" and isinstance(found, float):
+        return where, f"{dotted}: {found:g} is not a whole number"
     message = error["msg"].removeprefix("Value error, ")
     named = re.match(r"^([a-z_]+(?:\.[A-Za-z0-9_]+)+)[: ]", message)
-    if not loc and named:  # a check across sections names its own key: point at its line
+    # a check across keys names its own key: point at that key's line (or its --set)
+    if named and (not loc or named.group(1).startswith(dotted + ".")):
         return places(named.group(1)), message
     shown = json.dumps(found) if isinstance(found, (str, int, float, bool)) else None
     return where, f"{dotted}: {message}" + (f" (found {shown})" if shown is not None else "")
@@ -55,12 +96,13 @@ def _missing_sections(raw: dict[str, Any]) -> list[str]:
     """[model] and [data] that a supervised stage lacks. The model's own check names them too,
     but only once every field is valid: an empty file would learn of them one run at a time."""
     method = raw.get("method")
-    if isinstance(method, dict) and method.get("stage") == "dpo":
+    if isinstance(method, dict) and method.get("stage") in PREFERENCE_STAGES:
         return []
     return [text for section, text in (("model", NO_MODEL), ("data", NO_DATA)) if section not in raw]
 
 
-def _validate(raw: dict[str, Any], places: Places) -> tuple[Experiment | None, list[Mistake]]:
+def validate(raw: dict[str, Any], places: Places) -> tuple[Experiment | None, list[Mistake]]:
+    """The experiment of these values, or every mistake in them, each with where it is."""
     try:
         return Experiment.model_validate(raw), []
     except ValidationError as error:
@@ -75,28 +117,16 @@ def _validate(raw: dict[str, Any], places: Places) -> tuple[Experiment | None, l
 
 
 def _check_space(exp: Experiment, raw: dict[str, Any], places: Places) -> list[Mistake]:
-    errors = []
-    for dotted, dimension in exp.search.space.items():
-        where = places(f"search.space.{dotted}")
-        if not path_exists(dotted) or dotted.startswith("search."):
-            parts = dotted.split(".")
-            hint = close_match(model_at(parts), parts[-1])
-            guess = f"; did you mean {'.'.join([*parts[:-1], hint])!r}?" if hint else ""
-            errors.append((where, f"search.space: {dotted!r} is not a key of the experiment{guess}"))
-            continue
-        if isinstance(dimension, RangeSpec):
-            candidates = [dimension.low, dimension.high]
-        elif not (candidates := choices(dimension) or []):
-            errors.append((where, f"search.space.{dotted}: the list of choices is empty"))
-            continue
-        for value in candidates:
-            _, problems = _validate(set_path(raw, dotted, value), places)
-            for _, what in problems:
-                errors.append((where, f"search.space.{dotted}: the value {value!r} is not valid "
-                                      f"here: {what.split(': ', 1)[-1]}"))
-    if not errors:  # the conditions name keys and values of a space that is itself valid
-        errors += [(places(f"search.space.{name}"), what) for name, what in condition_problems(exp)]
-    return errors
+    def mistakes_of(values: dict[str, Any]) -> list[str]:
+        return [what for _, what in validate(values, places)[1]]
+
+    # each check assumes the one before passed: conditions name the keys and values of a valid
+    # space, and the trials of a space are drawn by its conditions
+    for mistakes in (value_mistakes, lambda e, *_: condition_problems(e), trial_mistakes):
+        found = mistakes(exp, raw, mistakes_of)
+        if found:
+            return [(places(f"search.space.{name}"), what) for name, what in found]
+    return []
 
 
 def _dpo_sections(raw: dict[str, Any], places: Places,
@@ -104,7 +134,8 @@ def _dpo_sections(raw: dict[str, Any], places: Places,
     """A dpo stage's file names its parent instead of [model] and [data]: with a store, the
     parent's sections are filled in and `best` is pinned to its trial number (so a later, better
     parent makes a new study, not a silent mix); the preference file becomes absolute."""
-    errors = [(places(section), f"[{section}]: a dpo stage uses its parent's {section} "
+    stage = raw.get("method", {}).get("stage")
+    errors = [(places(section), f"[{section}]: a {stage} stage uses its parent's {section} "
                                 "(method.from); remove this section")
               for section in ("model", "data") if section in raw]
     method = raw.get("method", {})
@@ -168,9 +199,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
         arguments[".".join(parts)] = item
     places = Places(file, key_lines(text), arguments)
     early: list[Mistake] = []
-    if isinstance(raw.get("method"), dict) and raw["method"].get("stage") == "dpo":
+    if isinstance(raw.get("method"), dict) and raw["method"].get("stage") in PREFERENCE_STAGES:
         raw, early = _dpo_sections(raw, places, Path(store) if store else None)
-    experiment, errors = _validate(raw, places)
+    experiment, errors = validate(raw, places)
     errors = early + errors
     if experiment is not None:
         errors += _check_space(experiment, raw, places)
@@ -180,10 +211,15 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
         general = experiment.eval.general
         if general and not (file.parent / Path(general).expanduser()).exists():
             errors.append((places("eval.general"), f"eval.general: no file at {file.parent / general}"))
+        errors += [(places(key), what) for key, what in measures.missing_paths(experiment, file.parent)]
     if errors or experiment is None:
-        count = f"{len(errors)} mistake{'s' if len(errors) != 1 else ''}"
+        count = counted(len(errors), "mistake")
         raise SpecError("\n".join(f"{where}: {what}" for where, what in errors), f"{file}: {count}")
-    if experiment.eval.general:  # trials run elsewhere: paths become absolute here
-        raw = set_path(raw, "eval.general", str((file.parent / experiment.eval.general).resolve()))
+    named = {**measures.local_paths(experiment)}
+    if experiment.eval.general:
+        named["eval.general"] = experiment.eval.general
+    if named:  # trials run elsewhere: paths become absolute here
+        for key, text in named.items():
+            raw = set_path(raw, key, str((file.parent / Path(text).expanduser()).resolve()))
         experiment = Experiment.model_validate(raw)
     return LoadedSpec(experiment=experiment, path=file.resolve(), raw=raw)

@@ -57,3 +57,15 @@ def field_is_int(dotted: str) -> bool:
     annotation = holder.model_fields[parts[-1]].annotation
     kinds = set(getattr(annotation, "__args__", ())) or {annotation}
     return int in kinds and float not in kinds
+
+
+def field_is_number(dotted: str) -> bool:
+    """True when the key holds numbers (whole or not), so that a range can be searched over it;
+    false for true/false keys (a bool is an int to Python, never a range to search)."""
+    parts = dotted.split(".")
+    holder = model_at(parts)
+    if holder is None or parts[-1] not in holder.model_fields:
+        return False
+    annotation = holder.model_fields[parts[-1]].annotation
+    kinds = set(getattr(annotation, "__args__", ())) or {annotation}
+    return bool(kinds & {int, float}) and bool not in kinds

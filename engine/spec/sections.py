@@ -6,23 +6,24 @@ from __future__ import annotations
 import glob
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    model_validator,
+from pydantic import ConfigDict, Field, model_validator
+
+from tunelab.engine.spec.search import (  # [search], re-exported: importers name it from here
+    MULTI_OBJECTIVE_SAMPLERS,
+    SAMPLERS,
+    ChoiceSpec,
+    Dimension,
+    PrunerKind,
+    PrunerSpec,
+    RangeSpec,
+    SearchSpec,
+    When,
 )
+from tunelab.engine.spec.strict import SEED_MAX, StrictModel
 
-from tunelab.engine.objectives import Direction, default_direction
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+MAX_ROW_BYTES = 1_000_000  # data.max_row_bytes's default (engine.data.sources reads by it)
 
 
 class ScratchModel(StrictModel):
@@ -36,6 +37,17 @@ class ScratchModel(StrictModel):
     intermediate_size: int | None = Field(None, ge=8)
     vocab_size: int = Field(512, ge=64, le=65536)
     max_position: int = Field(512, ge=16)
+
+    @model_validator(mode="after")
+    def _heads_split_hidden(self) -> ScratchModel:
+        # each head takes hidden_size / heads dimensions, and rotary position embeddings rotate
+        # them in pairs: an odd or fractional head size fails when the model is built
+        head = self.hidden_size / self.heads
+        if head != int(head) or int(head) % 2:
+            raise ValueError(f"model.scratch.hidden_size {self.hidden_size} must be an even "
+                             f"number of dimensions per head: a multiple of 2 x heads "
+                             f"({2 * self.heads})")
+        return self
 
 
 class ModelSpec(StrictModel):
@@ -74,7 +86,10 @@ class ColumnsSpec(StrictModel):
     instruction: str | None = None  # alpaca
     input: str | None = None
     output: str | None = None
-    text: str | None = None  # text
+    text: str | None = None  # text and label
+    # label: the class of the text. New keys are left out of dumps at their default, so that a
+    # study run before they existed keeps its spec hash (and resumes)
+    label: str | None = Field(None, exclude_if=lambda v: v is None)
     system: str | None = None  # any format: a column holding a system prompt
 
 
@@ -103,7 +118,11 @@ class DataSpec(StrictModel):
     train: str | list[str]  # files (relative to the experiment file) or "hub:owner/name[?split=…]"
     validation: str | list[str] | None = None  # explicit files override the split
     test: str | list[str] | None = None
-    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text"] = "auto"
+    # label: {"text": …, "label": …} (JSONL or CSV), for method.head = "classification" or a
+    # model that writes the label; never detected by "auto" (a text column with a label column
+    # would otherwise stop training as plain text)
+    format: Literal["auto", "prompt_completion", "messages", "alpaca", "sharegpt", "text",
+                    "label"] = "auto"
     columns: ColumnsSpec = ColumnsSpec()
     template: Literal["auto", "model", "plain", "chatml", "alpaca"] = "auto"
     split: SplitSpec = SplitSpec()
@@ -116,6 +135,10 @@ class DataSpec(StrictModel):
     mix: list[MixSpec] = []
     order: Literal["shuffle", "length", "difficulty"] = "shuffle"  # curriculum: easy first
     difficulty_column: str | None = None  # for order = "difficulty"
+    # a row (a line of JSON lines, a CSV row, a record) larger than this is reported by its line
+    # and skipped unread; left out of dumps at its default, so existing studies keep their hash
+    max_row_bytes: int = Field(MAX_ROW_BYTES, ge=1_000,
+                               exclude_if=lambda v: v == MAX_ROW_BYTES)
 
     @model_validator(mode="after")
     def _consistent(self) -> DataSpec:
@@ -157,8 +180,12 @@ class MethodSpec(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
                               validate_by_alias=True, serialize_by_alias=True)
 
-    stage: Literal["sft", "dpo"] = "sft"  # dpo: preference tuning of an SFT trial (train_dpo.py)
+    # sft, or a stage that starts from an SFT trial and learns from votes (PREFERENCE_STAGES)
+    stage: Literal["sft", "dpo", "kto", "reward", "orpo", "simpo"] = "sft"
     kind: Literal["full", "lora", "qlora", "prefix"] = "lora"
+    # lm: the model writes its answer; classification: a sequence-classification head on the
+    # base (data.format = "label"), trained fully or with LoRA (the head trained in full)
+    head: Literal["lm", "classification"] = Field("lm", exclude_if=lambda v: v == "lm")
     # LoRA and QLoRA
     r: int = Field(16, ge=1, le=1024)
     alpha_ratio: float = Field(2.0, gt=0)  # lora_alpha = r * alpha_ratio
@@ -178,10 +205,17 @@ class MethodSpec(StrictModel):
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair",
                        "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm"] = "sigmoid"
     heldout: float = Field(0.2, gt=0, lt=1)  # share of the pairs kept out to measure accuracy
-    min_pairs: int = Field(32, ge=2)  # usable pairs (decisive votes) below which a run refuses
+    min_pairs: int = Field(32, ge=2)  # usable pairs (a kto stage: examples) below which it refuses
+    # dpo with loss_type robust or exo_pair: the share of votes taken to be flipped; or
+    # "from-consistency": measured from the raters' swapped repeats (engine.data.rater_noise)
+    # (these two are left out of dumps at their defaults, so older files keep their spec hash)
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] | Literal["from-consistency"] = Field(
+        0.0, exclude_if=lambda v: v == 0.0)
+    simpo_gamma: float = Field(0.5, ge=0, exclude_if=lambda v: v == 0.5)  # simpo: target margin
 
     @model_validator(mode="after")
     def _stage_keys(self) -> MethodSpec:
+        self._smoothing_is_read()
         if self.stage == "sft":
             for key in ("from_", "preferences"):
                 if getattr(self, key) is not None:
@@ -189,16 +223,36 @@ class MethodSpec(StrictModel):
                     raise ValueError(f"method.{name} is read only by a preference stage: add "
                                      f"stage = \"dpo\" to [method], or remove {name}")
             return self
+        if self.stage == "reward" and self.kind == "prefix":
+            raise ValueError('method.kind: a reward stage trains a scoring head on full weights '
+                             'or an adapter: kind = "full", "lora" or "qlora"')
         if self.from_ is None:
-            raise ValueError('method.from: a dpo stage starts from a trial of a supervised '
-                             'experiment: from = "EXPERIMENT:best" or "EXPERIMENT:N"')
+            raise ValueError(f'method.from: a {self.stage} stage starts from a trial of a '
+                             'supervised experiment: from = "EXPERIMENT:best" or "EXPERIMENT:N"')
         if not PARENT.match(self.from_):
             raise ValueError(f'method.from: {self.from_!r} is not EXPERIMENT:best or '
                              'EXPERIMENT:N (e.g. "quickstart:best", "quickstart:7")')
         if self.preferences is None:
-            raise ValueError('method.preferences: a dpo stage learns from preference pairs: '
+            raise ValueError(f'method.preferences: a {self.stage} stage learns from votes: '
                              'preferences = "review:NAME" or a JSONL file of prompt/chosen/rejected')
         return self
+
+    def _smoothing_is_read(self) -> None:
+        """label_smoothing only where TRL reads it: a dpo stage's robust or exo_pair loss (its
+        sigmoid loss ignores it since TRL 1.x, so a value there would silently do nothing)."""
+        if self.label_smoothing == 0.0:
+            return
+        if self.stage != "dpo" or self.loss_type not in SMOOTHED_LOSSES:
+            raise ValueError(
+                "method.label_smoothing is read only by a dpo stage with loss_type = \"robust\" "
+                "(robust DPO: the share of flipped votes) or \"exo_pair\"; set one, or remove "
+                "label_smoothing")
+        if self.preferences is not None and self.label_smoothing == "from-consistency" and \
+                not self.preferences.startswith(("review:", "arena:")):
+            raise ValueError(
+                'method.label_smoothing = "from-consistency" measures the raters\' swapped '
+                'repeats of a review: preferences = "review:NAME" (a file has no repeats), or '
+                "give the share of flipped votes as a number")
 
     @property
     def parent(self) -> tuple[str, str]:
@@ -206,6 +260,10 @@ class MethodSpec(StrictModel):
         found = PARENT.match(self.from_ or "")
         assert found is not None, "only a dpo stage has a parent"
         return found.group(1), found.group(2)
+
+
+# the DPO losses that read method.label_smoothing (TRL's sigmoid loss ignores it)
+SMOOTHED_LOSSES = ("robust", "exo_pair")
 
 
 # Keys of [method] that only some kinds read; when method.kind is searched they are
@@ -229,6 +287,9 @@ DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4, "qlora": 2e-4, "prefix": 3e
 # Preference tuning moves a model that already answers well, and DPO's loss is steep: steps
 # an order of magnitude or two below supervised ones (TRL's default is 1e-6 for full weights).
 DPO_LEARNING_RATE = {"full": 1e-6, "lora": 5e-6, "qlora": 5e-6, "prefix": 1e-4}
+# A reward model's scoring head starts from random: steps nearer supervised ones (TRL's
+# RewardConfig default is 1e-4 for an adapter)
+REWARD_LEARNING_RATE = {"full": 1e-5, "lora": 1e-4, "qlora": 1e-4, "prefix": 1e-4}
 
 
 class TrainSpec(StrictModel):
@@ -240,7 +301,7 @@ class TrainSpec(StrictModel):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=SEED_MAX)
     early_stopping_patience: int | None = Field(2, ge=1)  # evaluations without improvement
     logging_steps: int = Field(5, ge=1)
     eval_every: Literal["epoch"] | int = "epoch"  # or a number of optimizer steps
@@ -253,182 +314,62 @@ class TrainSpec(StrictModel):
     @model_validator(mode="after")
     def _micro_divides(self) -> TrainSpec:
         micro = self.micro_batch_size
-        if micro != "auto" and self.batch_size % int(micro):
-            raise ValueError(f"micro_batch_size {micro} must divide batch_size {self.batch_size}")
+        if micro != "auto" and micro < 1:
+            raise ValueError(f"train.micro_batch_size must be \"auto\" or a number of examples "
+                             f">= 1 (found {micro})")
+        if micro != "auto" and self.batch_size % micro:
+            raise ValueError(f"train.micro_batch_size {micro} must divide train.batch_size "
+                             f"{self.batch_size}")
         if isinstance(self.eval_every, int) and self.eval_every < 1:
-            raise ValueError("eval_every must be \"epoch\" or a number of steps >= 1")
+            raise ValueError("train.eval_every must be \"epoch\" or a number of steps >= 1 "
+                             f"(found {self.eval_every})")
         return self
-
-
-def _as_list(value: Any) -> Any:
-    return value if isinstance(value, list) else [value]
-
-
-# `when = { "method.kind" = ["lora", "qlora"] }`: the key is searched only in trials whose
-# method.kind is one of these (a single value is a list of one). Checked against the space and
-# the file in engine.spec.conditions, which also holds the rule for sampling it.
-When = dict[str, Annotated[list[Any], BeforeValidator(_as_list)]]
-
-
-class RangeSpec(StrictModel):
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
-    # left out of dumps when absent, so that a file without conditions keeps its spec hash
-    when: When | None = Field(None, exclude_if=lambda v: v is None)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RangeSpec:
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low:g}) is above high ({self.high:g})")
-        if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
-        return self
-
-
-PrunerKind = Literal["median", "percentile", "successive_halving", "hyperband", "none"]
-
-
-class PrunerSpec(StrictModel):
-    """`[search.pruner]`: when a trial whose validation loss lags is stopped early. Steps are
-    evaluations (one per epoch by default).
-
-    The default stops only the clear losers: a trial in the worst tenth of the finished trials
-    at the same evaluation, once two have finished. Replayed on the quickstart's unpruned
-    24-trial sweeps (bench/replay_pruners.py), no setting of Optuna's pruners saves half the
-    steps and keeps the best (within 1 %) on both the 3- and the 12-epoch sweep: at 12 epochs
-    the best trial trails at epoch 1 and by 2x at epoch 8, so every median, percentile or
-    halving setting that saves 50 % there stops it. This one keeps both bests, also in 99 % and
-    68 % of 200 shuffled orders of the same trials, and saves 28 % and 38 % of the steps. The
-    median after 2 trials (the default before) saved 43 % and 68 % but lost the 12-epoch best
-    (0.0115 against 0.0094); Hyperband kept both (19 % and 58 % saved) by luck of its brackets,
-    a hash of the study name: 46 % of the shuffled orders.
-    """
-
-    kind: PrunerKind = "percentile"
-    # median/percentile: trials that finish before any is pruned (only finished trials are
-    # compared with, so with 1 the first trial is the yardstick of every other)
-    startup_trials: int = Field(2, ge=0)
-    warmup_epochs: int = Field(0, ge=0)  # median/percentile: evaluations before a trial may be pruned
-    percentile: float = Field(90.0, gt=0, lt=100)  # percentile: kept if in the best PERCENTILE %
-    min_resource: int | Literal["auto"] = "auto"  # halving/hyperband: evaluations before the first rung
-    max_resource: int | Literal["auto"] = "auto"  # hyperband: evaluations of a full trial
-    reduction_factor: int = Field(3, ge=2)  # halving/hyperband: 1/FACTOR of trials go up a rung
-
-
-class ChoiceSpec(StrictModel):
-    """A list of choices with a condition: `{ values = [8, 16], when = { "method.kind" = "lora" } }`
-    (a plain list is the same without one)."""
-
-    values: list[Any]
-    when: When | None = Field(None, exclude_if=lambda v: v is None)
-
-
-def _dimension_kind(value: Any) -> str | None:
-    if isinstance(value, list):
-        return "list[choices]"
-    if isinstance(value, ChoiceSpec) or (isinstance(value, dict) and "values" in value):
-        return "ChoiceSpec"
-    return "RangeSpec" if isinstance(value, (dict, RangeSpec)) else None
-
-
-# A searched key: a list of choices, a range, or a list of choices with a condition. Told apart
-# by the value's shape, so that a bad range is reported as a range only (not also as "Input
-# should be a valid list").
-Dimension = Annotated[
-    Annotated[RangeSpec, Tag("RangeSpec")] | Annotated[list[Any], Tag("list[choices]")]
-    | Annotated[ChoiceSpec, Tag("ChoiceSpec")],
-    Discriminator(_dimension_kind, custom_error_type="dimension",
-                  custom_error_message="expected a list of choices, a range "
-                                       "{ low = …, high = … } or { values = […], when = … }"),
-]
-
-
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
-MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "tpe", "gp")
-
-
-class SearchSpec(StrictModel):
-    trials: int = Field(8, ge=1)  # finished (complete or pruned) trials to reach
-    timeout: float | None = Field(None, gt=0)  # seconds; no new trial starts after it
-    # seconds one trial may run; a trial still running then is killed and recorded failed
-    trial_timeout: float | None = Field(None, gt=0)
-    sampler: Literal["tpe", "random", "grid", "cmaes", "gp", "nsga2"] = "tpe"
-    # the default: PrunerSpec's (the measured figures are there)
-    pruner: PrunerKind | PrunerSpec = "percentile"
-    objective: str = "eval_loss"  # eval_loss, or a metric of [eval] metrics (on validation)
-    direction: Direction = "minimize"
-    # several objectives (a Pareto front): e.g. ["eval_loss", "cost"]; the first is `objective`
-    objectives: list[str] = []
-    directions: list[Direction] = []  # one per objective
-    seed: int = 0
-    workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
-    # objective "preference": the most verdicts a trial waits for against its opponent
-    votes_per_trial: int = Field(12, ge=1)
-    space: dict[str, Dimension] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _first_objective_is_the_objective(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("objective") == "preference" \
-                and "direction" not in data:  # votes: a higher rating is better
-            data = {**data, "direction": "maximize"}
-        if not isinstance(data, dict) or not data.get("objectives"):
-            return data
-        objectives, given = data["objectives"], data.get("directions")
-        if not (isinstance(objectives, list) and all(isinstance(o, str) for o in objectives)
-                and (given is None or isinstance(given, list))):
-            return data  # not lists of names: the fields' own validation says so
-        objectives = list(objectives)
-        directions = list(given or [default_direction(o) for o in objectives])
-        if len(directions) != len(objectives):
-            raise ValueError(f"search.directions has {len(directions)} entries for "
-                             f"{len(objectives)} objectives")
-        if len(set(objectives)) != len(objectives):
-            raise ValueError("search.objectives names an objective twice")
-        for key, first in (("objective", objectives[0]), ("direction", directions[0])):
-            if key in data and data[key] != first:
-                raise ValueError(f"search.{key} is {data[key]!r} but search.{key}s starts with "
-                                 f"{first!r}; give only search.{key}s")
-        return {**data, "objectives": objectives, "directions": directions,
-                "objective": objectives[0], "direction": directions[0]}
-
-    @model_validator(mode="after")
-    def _sampler_fits(self) -> SearchSpec:
-        if len(self.objectives) > 1 and self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
-            raise ValueError(f"the {self.sampler} sampler takes one objective; for several use "
-                             f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
-        if self.sampler == "grid":
-            for name, dim in self.space.items():
-                if isinstance(dim, RangeSpec) and dim.step is None:
-                    raise ValueError(f"the grid sampler needs a list or a step for {name}")
-        return self
-
-    @property
-    def pruner_spec(self) -> PrunerSpec:
-        return self.pruner if isinstance(self.pruner, PrunerSpec) else PrunerSpec(kind=self.pruner)
-
-    @property
-    def all_objectives(self) -> list[str]:
-        return self.objectives or [self.objective]
-
-    @property
-    def all_directions(self) -> list[Direction]:
-        return self.directions or [self.direction]
 
 
 GENERATION_METRICS = ("exact_match", "accuracy", "macro_f1", "bleu", "chrf", "rouge_l", "contains")
 
 
+class ForgettingSpec(StrictModel):
+    """`[eval.forgetting]`: general text the fine-tune should not forget. Its loss is measured on
+    the model before and after each trial's training; `forgetting` is the difference (after
+    minus before: above 0, the trial got worse at general text). peft#2925's method."""
+
+    # "tunelab:general" (a small general set shipped with tunelab), or a file relative to the
+    # experiment file: JSONL with a "text" field, or plain text with blank lines between texts
+    source: str = "tunelab:general"
+    max_texts: int = Field(200, ge=1)  # the first N texts are measured
+    max_length: int = Field(256, ge=8)  # tokens of each text (longer ones are cut)
+
+
+class HarnessSpec(StrictModel):
+    """`[eval.harness]`: benchmarks of lm-evaluation-harness run on the trained model inside each
+    trial (and on the base in the baseline). A score is named TASK:METRIC (e.g. "arc_easy:acc")
+    and may be an objective or a success criterion. Needs `pip install 'tunelab[harness]'`."""
+
+    tasks: list[str] = Field(min_length=1)  # lm-eval task names, e.g. ["tunelab_tiny"]
+    limit: int | None = Field(100, ge=1)  # documents per task (None: all of them)
+    num_fewshot: int | None = Field(None, ge=0)  # None: each task's own number
+    seed: int = 1234  # the few-shot examples drawn with this seed (lm-eval's default)
+    batch_size: int = Field(8, ge=1)
+    include_path: str | None = None  # a folder of task YAMLs of your own (relative to the file)
+
+
 class EvalSpec(StrictModel):
     baseline: bool = True  # evaluate the base model once, before the trials
+    # the base model also with this many training examples in the prompt (a few-shot baseline:
+    # does a good prompt already do the job?); its generation metrics beside the zero-shot ones.
+    # 0: off. 3 is where few-shot gains mostly are (see docs/experiment-file.md)
+    baseline_shots: int = Field(3, ge=0, le=32, exclude_if=lambda v: v == 3)
     metrics: list[Literal["perplexity", "exact_match", "accuracy", "macro_f1", "bleu", "chrf",
                           "rouge_l", "contains"]] = ["perplexity"]
     samples: int = Field(20, ge=0)  # generated outputs kept per model, for review
     max_new_tokens: int = Field(64, ge=1)
     max_examples: int | None = Field(200, ge=1)  # test rows generated for metrics (None: all)
     general: str | None = None  # held-out general text (JSONL with "text"): forgetting check
+    # general text's loss change against the base (left out of dumps when absent: see label)
+    forgetting: ForgettingSpec | None = Field(None, exclude_if=lambda v: v is None)
+    # lm-evaluation-harness benchmarks, inside each trial
+    harness: HarnessSpec | None = Field(None, exclude_if=lambda v: v is None)
     # at each evaluation during training, greedy answers to the first N validation prompts are
     # stored (watch_samples), so a person sees the outputs change; 0: off
     watch: int = Field(0, ge=0)
@@ -447,3 +388,9 @@ class ResourcesSpec(StrictModel):
     # number of processes of the trial (gloo backend).
     gpus_per_trial: int = Field(1, ge=1)
     price_per_hour: float = Field(0.0, ge=0)  # per device: the estimated cost of each trial
+
+
+# the names of [search] (engine.spec.search) that importers take from here; the rest are this
+# module's own
+__all__ = ["MULTI_OBJECTIVE_SAMPLERS", "SAMPLERS", "SEED_MAX", "ChoiceSpec", "Dimension",
+           "PrunerKind", "PrunerSpec", "RangeSpec", "SearchSpec", "StrictModel", "When"]

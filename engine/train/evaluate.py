@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from tunelab.engine.data.prepare import read_rows
@@ -22,35 +23,27 @@ def prompt_id(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()[:12]
 
 
-def loss_on(trainer: Any, rows: list[dict[str, Any]], tokenizer: Any) -> float:
-    dataset = tokens.rendered(rows, tokenizer)
+def loss_on(trainer: Any, rows: list[dict[str, Any]], tokenizer: Any, cache: Path | None = None) -> float:
+    """The trainer's loss on the rows (rendered once per sweep when a cache folder is given)."""
+    dataset = tokens.rendered(rows, tokenizer, cache)
     return float(trainer.evaluate(eval_dataset=dataset, metric_key_prefix="x")["x_loss"])
 
 
 def general_perplexity(model: Any, tokenizer: Any, path: str, max_length: int) -> float:
     """Perplexity on held-out general text (JSONL with "text"): did fine-tuning forget?"""
-    import torch
+    from tunelab.engine.train.forgetting import general_loss
 
     texts = [r["text"] for r in read_rows(path) if r.get("text")][:200]
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for text in texts:
-            ids = tokenizer(text, return_tensors="pt", truncation=True,
-                            max_length=max_length)["input_ids"].to(device)
-            if ids.shape[1] < 2:
-                continue
-            loss = model(input_ids=ids, labels=ids).loss
-            total += float(loss) * (ids.shape[1] - 1)  # .float() is a GPU sync point, once a text
-            count += ids.shape[1] - 1
-    return math.exp(min(total / max(count, 1), 50))
+    return math.exp(min(general_loss(model, tokenizer, texts, max_length), 50))
 
 
 def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[dict[str, Any]],
+                       prompt_of: Any = None, stop: str | None = None,
                        ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Generates for the rows (their last assistant turn is the reference) and scores the
-    outputs; returns metrics and (prompt, output, reference) samples in row order."""
+    outputs; returns metrics and (prompt, output, reference) samples in row order. `prompt_of`
+    renders a row's prompt (by default chat_render.generation_prompt; a few-shot baseline puts
+    examples before it) and an output ends before `stop` (the few-shot examples' separator)."""
     from tunelab.engine.data import render as chat_render
     from tunelab.engine.train.generate import generate
     from tunelab.engine.train.metrics import GENERATION
@@ -61,11 +54,14 @@ def generation_metrics(model: Any, tokenizer: Any, exp: Experiment, rows: list[d
     todo = (rows[:limit] if limit else rows) if wanted else rows[:keep]
     name = todo[0].get("template", exp.dataset.template) if todo else "auto"
     template = chat_render.template_text(name, tokenizer)
+    prompt_of = prompt_of or chat_render.generation_prompt
     pairs = [(row, found) for row in todo
-             if (found := chat_render.generation_prompt(row, tokenizer, template)) is not None]
+             if (found := prompt_of(row, tokenizer, template)) is not None]
     if not pairs:
         return {}, []
     outputs = generate(model, tokenizer, [p for _, (p, _) in pairs], exp.eval.max_new_tokens)
+    if stop:
+        outputs = [out.split(stop)[0].strip() for out in outputs]
     references = [ref for _, (_, ref) in pairs]
     values: dict[str, float] = {m: GENERATION[m](outputs, references) for m in wanted}
     samples = [{"prompt": readable_prompt(row), "output": out, "reference": ref}
@@ -106,13 +102,18 @@ def sample_events(exp: Experiment, ref: str, samples: list[dict[str, Any]]) -> l
 
 def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
                    val_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
-                   val_loss: float | None = None) -> tuple[dict[str, float], list[dict]]:
+                   val_loss: float | None = None, cache: Path | None = None,
+                   general_before: float | None = None) -> tuple[dict[str, float], list[dict]]:
     """Loss, perplexity and generation metrics on validation (loss; metrics too when the
-    objective is one) and test; returns ("split/name" -> value, samples)."""
+    objective is one) and test; the general text's loss against `general_before` (the model
+    before training: [eval.forgetting]) and the benchmarks ([eval.harness]); returns
+    ("split/name" -> value, samples). With a cache folder (the prepared data's), each split is
+    rendered once per sweep (engine.train.tokens)."""
     values: dict[str, float] = {}
-    values["validation/loss"] = val_loss if val_loss is not None else loss_on(trainer, val_rows, tokenizer)
+    values["validation/loss"] = (val_loss if val_loss is not None
+                                 else loss_on(trainer, val_rows, tokenizer, cache))
     if test_rows:
-        values["test/loss"] = loss_on(trainer, test_rows, tokenizer)
+        values["test/loss"] = loss_on(trainer, test_rows, tokenizer, cache)
     for split in ("validation", "test"):
         if f"{split}/loss" in values:
             values[f"{split}/perplexity"] = math.exp(min(values[f"{split}/loss"], 50))
@@ -126,4 +127,9 @@ def evaluate_model(trainer: Any, model: Any, tokenizer: Any, exp: Experiment,
     if exp.eval.general:
         values["general/perplexity"] = general_perplexity(model, tokenizer, exp.eval.general,
                                                           exp.train.max_length)
+    if exp.eval.forgetting is not None or exp.eval.harness is not None:
+        from tunelab.engine.train import benchmarks, forgetting
+
+        values.update(forgetting.measured(model, tokenizer, exp, general_before))
+        values.update(benchmarks.scores(model, tokenizer, exp))
     return values, samples

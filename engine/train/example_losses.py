@@ -10,6 +10,7 @@ batched by length at the evaluation batch size (bench/bench_watch.py measures it
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from contextlib import nullcontext
@@ -17,7 +18,12 @@ from typing import Any
 
 from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
+from tunelab.engine.train.trial import Attempt, OutOfMemory, is_oom, rank
 from tunelab.store import ExampleLossRow
+
+# Tests set this to make the first N tries of scoring the examples after training fail as if
+# CUDA ran out of memory.
+FAULT_OOM_SCORING = "TUNELAB_FAULT_OOM_SCORING"
 
 # "data.jsonl:17" (a JSON or CSV line), "data.parquet#3" (a row, from 1), "x#12" (a saved
 # datasets folder's row, from 0): the number at the end is the row in the user's file
@@ -96,3 +102,44 @@ def example_loss_events(exp: Experiment, trial: int, model: Any, tokenizer: Any,
             source_row=source_row(row.get("origin")), tokens=tokens, loss=loss, time=now)
             for i, (row, (tokens, loss)) in enumerate(zip(rows, found, strict=True))]
     return events
+
+
+def wanted(exp: Experiment) -> bool:
+    """eval.example_losses; `auto`: from four epochs (a third of an epoch: within 10 % of the
+    trial)."""
+    if exp.eval.example_losses == "auto":
+        return exp.train.epochs >= 4
+    return bool(exp.eval.example_losses)
+
+
+def score_examples(attempt: Attempt, trainer: Any, tokenizer: Any) -> None:
+    """eval.example_losses: every train and validation example's loss under the best checkpoint
+    (the trainer loaded it back), into example_losses. Out of memory here must not send a
+    trained trial back to the start (the harness's retry): the batch halves, and at one example
+    the scoring alone is given up (`example_losses_skipped` in the trial's cost)."""
+    if not wanted(attempt.exp) or rank() != 0:
+        return
+    started = time.perf_counter()
+    rows = attempt.rows
+    batch = trainer.args.per_device_eval_batch_size
+    faults = int(os.environ.get(FAULT_OOM_SCORING, "0"))
+    while True:
+        try:
+            if faults > 0:
+                faults -= 1
+                raise OutOfMemory(f"CUDA out of memory (injected by {FAULT_OOM_SCORING})")
+            events = example_loss_events(attempt.exp, attempt.trial, trainer.model, tokenizer,
+                                         {"train": rows.train, "validation": rows.validation}, batch)
+            break
+        except Exception as error:
+            if not is_oom(error):
+                raise
+            import torch
+
+            torch.cuda.empty_cache()
+            if batch == 1:
+                attempt.cost["example_losses_skipped"] = 1.0
+                return
+            batch //= 2
+    attempt.spool.write(events)
+    attempt.cost["example_losses_seconds"] = time.perf_counter() - started

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tunelab.engine.errors import TrainError
 from tunelab.engine.spec import Experiment
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -55,11 +59,44 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     )
 
 
+PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@contextmanager
+def loading(ref: str) -> Iterator[None]:
+    """A model's load errors that a person can act on, in tunelab's words: custom model code
+    the file has not allowed (transformers' hint names its own argument, not tunelab's key),
+    and a folder of pickled weights only (refused on purpose: a pickle can run code)."""
+    try:
+        yield
+    except ValueError as error:
+        if "trust_remote_code" not in str(error):
+            raise
+        raise TrainError(
+            f"{ref} comes with its own Python code (a custom model), which tunelab runs only "
+            "when the experiment allows it: read that code, then add trust_remote_code = true "
+            "to [model] (model.trust_remote_code)", "custom model code") from None
+    except OSError:
+        folder = Path(ref).expanduser()
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLES) \
+            if folder.is_dir() else []
+        if not pickled or any(folder.glob("*.safetensors")):
+            raise
+        raise TrainError(
+            f"{ref} holds pickled weights only ({', '.join(pickled)}); tunelab loads safetensors "
+            "and never unpickles (a pickle can run code when loaded). Convert them once, where "
+            "you trust the file: python -c \"from transformers import AutoModelForCausalLM as M; "
+            f"M.from_pretrained('{folder}', use_safetensors=False).save_pretrained('{folder}-st')\" "
+            "(copy the tokenizer files too), then set model.base to the new folder",
+            "pickled weights") from None
+
+
 def _shrunk_config(like: str, scratch: Any, trust_remote_code: bool) -> Any:
     """The config of `like` (same architecture family) at the scratch model's small size."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(like, trust_remote_code=trust_remote_code)
+    with loading(like):
+        config = AutoConfig.from_pretrained(like, trust_remote_code=trust_remote_code)
     heads = scratch.heads
     sizes = {"hidden_size": scratch.hidden_size, "num_hidden_layers": scratch.layers,
              "num_attention_heads": heads, "num_key_value_heads": heads,
@@ -81,8 +118,9 @@ def build_scratch_base(exp: Experiment, train_rows: list[dict[str, str]], folder
     scratch = exp.base_model.scratch
     assert scratch is not None
     if scratch.like:
-        tokenizer = AutoTokenizer.from_pretrained(scratch.like,
-                                                  trust_remote_code=exp.base_model.trust_remote_code)
+        with loading(scratch.like):
+            tokenizer = AutoTokenizer.from_pretrained(
+                scratch.like, trust_remote_code=exp.base_model.trust_remote_code)
         config = _shrunk_config(scratch.like, scratch, exp.base_model.trust_remote_code)
     else:
         texts = [r["prompt"] + "\n" + r["completion"] for r in train_rows]
@@ -102,11 +140,17 @@ def build_scratch_base(exp: Experiment, train_rows: list[dict[str, str]], folder
         )
     torch.manual_seed(exp.train.seed)
     model = AutoModelForCausalLM.from_config(config)
-    tmp = folder.with_name(folder.name + ".tmp")
+    # a folder of this process's own: two runs started at once in one folder both build it
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer.save_pretrained(tmp)
     model.save_pretrained(tmp)
-    tmp.replace(folder)  # whole or absent: a killed run never leaves half a base model
+    try:
+        tmp.replace(folder)  # whole or absent: a killed run never leaves half a base model
+    except OSError:
+        if not (folder / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # the other run's, the same seed and data: same
     return folder
 
 
@@ -124,7 +168,9 @@ def device_and_dtype(exp: Experiment) -> tuple[str, Any]:
 def load_tokenizer(ref: str, exp: Experiment) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=exp.base_model.trust_remote_code)
+    with loading(ref):
+        tokenizer = AutoTokenizer.from_pretrained(
+            ref, trust_remote_code=exp.base_model.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     template = exp.base_model.chat_template
@@ -141,10 +187,11 @@ def load_model(ref: str, exp: Experiment) -> Any:
     logging.disable_progress_bar()  # "Loading weights" bars are noise in a terminal UI and logs
 
     _, dtype = device_and_dtype(exp)
-    return AutoModelForCausalLM.from_pretrained(
-        ref, dtype=dtype, trust_remote_code=exp.base_model.trust_remote_code,
-        use_safetensors=True,  # never unpickle a .bin: a pickle can run code when loaded
-    )
+    with loading(ref):
+        return AutoModelForCausalLM.from_pretrained(
+            ref, dtype=dtype, trust_remote_code=exp.base_model.trust_remote_code,
+            use_safetensors=True,  # never unpickle a .bin: a pickle can run code when loaded
+        )
 
 
 def render(rows: list[dict[str, Any]], tokenizer: Any, template: str | None = None) -> list[dict[str, Any]]:

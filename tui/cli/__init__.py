@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from tunelab.store.errors import TunelabError
-from tunelab.tui.cli import browse, chat, check, results, run, sql
+from tunelab.tui.cli import browse, chat, check, judge, results, run, sql
 from tunelab.tui.cli.helptext import HelpGroup
 from tunelab.tui.cli.layout import wrap
 from tunelab.tui.cli.output import errors, width
@@ -51,6 +51,7 @@ app.command(context_settings=sql.SETTINGS)(sql.sql)
 app.command("export-store")(results.export_store)
 app.command()(results.gc)
 app.command()(browse.tui)
+judge.register(review_app)  # review judge, review judge-prompt
 app.add_typer(review_app, name="review")
 app.command("chat")(chat.chat)
 

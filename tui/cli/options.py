@@ -24,8 +24,8 @@ SetOption = Annotated[list[str] | None, typer.Option(
 StorageOption = Annotated[str | None, typer.Option(help="Optuna storage, as for run.")]
 
 WorkersOption = Annotated[int | None, typer.Option(
-    "--workers", help="Trials at once on this machine (default: one per GPU, pinned to it; 1 on "
-                      "a CPU machine).")]
+    "--workers", min=1, help="Trials at once on this machine (default: one per GPU, pinned to "
+                             "it; 1 on a CPU machine).")]
 
 RetryOption = Annotated[bool, typer.Option(
     "--retry-failed", help="Queue the failed trials again with the same parameters.")]

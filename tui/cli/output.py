@@ -28,8 +28,9 @@ class _Console(Console):
         pass  # set by Console.__init__; decided per line instead
 
 
-console = _Console(highlight=False)
-errors = _Console(stderr=True, highlight=False)
+# no emoji codes: a message quoting a file ("root:x:0:0") must not print "root❌0:0"
+console = _Console(highlight=False, emoji=False)
+errors = _Console(stderr=True, highlight=False, emoji=False)
 
 
 def width() -> int | None:

@@ -1,8 +1,10 @@
-"""The Pareto front of a study with several objectives: pure functions, no store, no UI."""
+"""The Pareto front of a study with several objectives: pure functions, no store, no UI. The
+end of `tunelab run`, `tunelab trials` and the TUI's compare screen read the front from here."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tunelab.engine import objectives
 
@@ -22,3 +24,27 @@ def front(points: Mapping[int, Sequence[float | None]], directions: Sequence[str
                    for q in costs.values())
 
     return {n for n, p in costs.items() if not dominated(p)}
+
+
+def objective_values(names: Sequence[str], trials: Sequence[Any],
+                     evaluations: Mapping[str, Mapping[str, float]],
+                     costs: Mapping[int, float | None], stage: str,
+                     ) -> dict[str, dict[int, float | None]]:
+    """Each objective's value of each trial (a store's TrialRecord or TrialOverview), by trial
+    number: the first objective is the trial's value; cost and duration_s are the trial's; any
+    other is read from its evaluations where the objective's metric is ("general/forgetting")."""
+    found: dict[str, dict[int, float | None]] = {}
+    for n, objective in enumerate(names):
+        values: dict[int, float | None] = {}
+        for t in trials:
+            if n == 0:
+                values[t.number] = t.value
+            elif objective == "cost":
+                values[t.number] = costs.get(t.number)
+            elif objective == "duration_s":
+                values[t.number] = t.duration_s
+            else:
+                key = objectives.metric_key(objective, stage)
+                values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
+        found[objective] = values
+    return found

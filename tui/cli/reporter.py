@@ -18,8 +18,8 @@ from typing import Any, assert_never
 
 from rich.text import Text
 
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
 from tunelab.engine.run import events as ev
 from tunelab.tui.cli.eta import Eta, Snapshot
 from tunelab.tui.cli.layout import fit, wrap
@@ -64,8 +64,15 @@ class ConsoleReporter:
                 self._print(f"trial {number} failed: queued again with the same parameters")
             case ev.BaselineStart():
                 self._status("evaluating the base model (the baseline)…")
-            case ev.Baseline() | ev.BaselineFailed():
+            case ev.Baseline():
                 self.on_baseline(event)
+            case ev.Warned(text=text):
+                self._print(f"[yellow]warning:[/] {text}", err=True)
+            case ev.Remade():
+                self.on_remade(event)
+            case ev.Settled(number=number, state=state):
+                self._print(f"trial {number} ended {state} but its end never reached the store "
+                            "(a full disk?): recorded now, as the study has it")
             case ev.Sweep():
                 self.on_sweep(event)
             case ev.SweepTimeout(seconds=seconds):
@@ -81,8 +88,8 @@ class ConsoleReporter:
                             f"({fmt.duration(seconds)}): killed[/]")
             case ev.TrialEnd(outcome=outcome):
                 self.on_trial_end(outcome)
-            case ev.PreferenceReview() | ev.Voting() | ev.Placed() | ev.WaitingVotes() \
-                    | ev.JudgeError() | ev.PreferenceWinner():
+            case ev.PreferenceReview() | ev.Voting() | ev.Predicted() | ev.Placed() \
+                    | ev.WaitingVotes() | ev.JudgeError() | ev.PreferenceWinner():
                 self.on_votes(event)
             case _:
                 assert_never(event)
@@ -207,12 +214,18 @@ class ConsoleReporter:
             self._print(f"[yellow]{len(warned)} data warning{'s' if len(warned) != 1 else ''}[/]"
                         f" (first: {warned[0].message}); `tunelab data FILE` shows the report")
 
-    def on_baseline(self, event: ev.Baseline | ev.BaselineFailed) -> None:
+    def on_remade(self, event: ev.Remade) -> None:
+        lost, several = event.lost, len(event.lost) > 1
+        gone = (f"; the folder{'s' if several else ''} of trial{'s' if several else ''} "
+                f"{', '.join(map(str, lost))} {'are' if several else 'is'} gone with it: the "
+                "results stay in the store, the checkpoints cannot be exported or chatted with"
+                if lost else "")
+        self._print(f"[yellow]warning:[/] {event.runs} was deleted during the sweep: the prepared "
+                    f"data and the base model were made again{gone}", err=True)
+
+    def on_baseline(self, event: ev.Baseline) -> None:
         self.note = ""
         self.stop_live()
-        if isinstance(event, ev.BaselineFailed):
-            self._print(f"the baseline evaluation failed: {event.error}", err=True)
-            return
         v = event.values
         # a preference sweep's objective is a rating over this very model: its loss is shown
         shown = "eval_loss" if self.objective == objectives.PREFERENCE else self.objective
@@ -226,6 +239,14 @@ class ConsoleReporter:
                 f"{fmt.percent(v['preferences/preference_accuracy'])} of held-out pairs, "
                 f"{fmt.percent(v.get('preferences_train/preference_accuracy'))} of training pairs",
                 indent=12)
+        elif "preferences/reward_accuracy" in v:  # a reward stage: the parent, an untrained head
+            self._print(
+                "            an untrained head scores the chosen answer higher in "
+                f"{fmt.percent(v['preferences/reward_accuracy'])} of held-out pairs", indent=12)
+        for line in fewshot_lines(event.baselines):  # the base with examples in its prompts
+            self._print(line, indent=12)
+        if event.meets:
+            self._print(f"[bold green]{event.meets}[/]")
 
     # ------------------------------------------------------------ the sweep
 
@@ -331,8 +352,8 @@ class ConsoleReporter:
 
     # ------------------------------------------------------------ a preference sweep
 
-    def on_votes(self, event: ev.PreferenceReview | ev.Voting | ev.Placed | ev.WaitingVotes
-                 | ev.JudgeError | ev.PreferenceWinner) -> None:
+    def on_votes(self, event: ev.PreferenceReview | ev.Voting | ev.Predicted | ev.Placed
+                 | ev.WaitingVotes | ev.JudgeError | ev.PreferenceWinner) -> None:
         match event:
             case ev.PreferenceReview(review=review, waiting=waiting):
                 again = f"; {waiting} trial{'s' if waiting != 1 else ''} still wait for votes" \
@@ -343,6 +364,10 @@ class ConsoleReporter:
             case ev.Voting(number=number, opponent=opponent, items=items, review=review):
                 self._print(fit([f"trial {number:<3} waits for votes: {items} items against "
                                  f"{opponent}", f"· tunelab review {review}"], width(), " "))
+            case ev.Predicted(number=number, share=share, model=model):
+                self._print(fit([f"trial {number:<3} the reward model {model} predicts it wins "
+                                 f"{fmt.percent(share)} of its votes",
+                                 "(the likeliest winner is voted on first)"], width(), " "))
             case ev.Placed():
                 self.on_placed(event)
             case ev.WaitingVotes(numbers=numbers, review=review):
@@ -388,6 +413,21 @@ class ConsoleReporter:
             self._print("[yellow]no trial was preferred to the base model[/]")
         self._print(fit([f"next: tunelab confirm {self.name}", f"tunelab review stats {event.review}",
                          f"tunelab review export {event.review}"], width(), " · ", 6))
+
+
+def fewshot_lines(found: dict[str, dict[str, float]]) -> list[str]:
+    """`base 3-shot test exact_match 0.95 (zero-shot 0.10)`: each few-shot baseline's test
+    metrics beside the zero-shot base's."""
+    zero = found.get(baselines.BASE, {})
+    lines = []
+    for baseline in baselines.baselines(found):
+        if baseline.shots == 0:
+            continue
+        shown = [f"test {key.split('/', 1)[1]} {fmt.number(value)} "
+                 f"(zero-shot {fmt.number(zero.get(key))})"
+                 for key, value in sorted(baseline.values.items()) if key.startswith("test/")]
+        lines.append(f"{baseline.label:<11} " + (" · ".join(shown) or "nothing measured"))
+    return lines
 
 
 def _dim(text: Text) -> Text:

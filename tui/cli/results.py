@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from tunelab import store as st
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
 from tunelab.store.errors import TunelabError
 from tunelab.store.read import trial_costs
 from tunelab.tui.cli import pareto
@@ -44,7 +44,7 @@ def print_trials(store: Path, name: str) -> None:
     def shown_value(value: float | None) -> str:
         return fmt.objective_value(objective, value)
     marks = "◆ Pareto front" if others else "★ best"
-    table = Table(title=f"{name} · {len(trials)} trials ({marks})", title_justify="left")
+    table = Table(title=f"{name} · {fmt.counted(len(trials), 'trial')} ({marks})", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("state")
     for key in keys:
@@ -76,7 +76,7 @@ def print_trials(store: Path, name: str) -> None:
     print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
     stage = objectives.stage_of(plain_spec)
-    dpo = stage == "dpo"
+    dpo = stage != "sft"  # a preference stage: its parent is the baseline
     start = objectives.objective_value(objective, stage, baseline) if plain_spec else None
     if preference:
         start = 0.0  # the ratings are over the base model
@@ -84,6 +84,11 @@ def print_trials(store: Path, name: str) -> None:
         extra = "".join(f" · test {m} {fmt.number(baseline.get(f'test/{m}'))}" for m in tested)
         what = "the parent" if dpo else "the base model"
         console.print(wrap(f"baseline ({what}): {title} {shown_value(start)}{extra}", width()))
+    for prompted in baselines.baselines(evaluations)[1:]:  # with examples in the prompt
+        judged = [m for m in tested if objectives.judged_key(m) in prompted.values]
+        shown = " · ".join(f"test {m} {fmt.number(prompted.values[objectives.judged_key(m)])}"
+                           for m in judged) or "no metric of the table measured"
+        console.print(wrap(f"baseline ({prompted.words}): {shown}", width()))
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
@@ -98,6 +103,9 @@ def print_trials(store: Path, name: str) -> None:
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(verdicts.values()) else "[red]no[/]"
             console.print(wrap(f"success: {word} (needs {needs} on the test split)", width()))
+    meets = baselines.meets_words(success, evaluations) if success and not dpo else None
+    if meets:
+        console.print(wrap(f"[bold]{meets}[/]", width()))
 
 
 def _param(params: dict[str, Any], key: str) -> str:
@@ -112,7 +120,8 @@ def _test_metrics(success: dict[str, str], metrics: list[str],
     test loss and the file's eval.metrics that the trials have."""
     if success:
         return list(success)
-    found = {k.removeprefix("test/") for ref, values in evaluations.items() if ref != "base"
+    found = {k.removeprefix("test/") for ref, values in evaluations.items()
+             if not baselines.is_baseline(ref)
              for k in values if k.startswith("test/")}
     return [m for m in ("loss", *metrics) if m in found]
 
@@ -127,18 +136,8 @@ def _objectives(store: Path, name: str, spec: dict[str, Any], trials: list[st.Tr
     if len(names) < 2:
         return set(), {}
     costs = trial_costs(store, name) if "cost" in names else {}
-    others: dict[str, dict[int, float | None]] = {}
-    for objective in names[1:]:
-        values: dict[int, float | None] = {}
-        for t in trials:
-            if objective == "cost":
-                values[t.number] = costs.get(t.number)
-            elif objective == "duration_s":
-                values[t.number] = t.duration_s
-            else:
-                key = objectives.metric_key(objective, objectives.stage_of(spec))
-                values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
-        others[objective] = values
+    others = {k: v for k, v in pareto.objective_values(
+        names, trials, evaluations, costs, objectives.stage_of(spec)).items() if k != names[0]}
     points = {t.number: [t.value, *(others[o].get(t.number) for o in names[1:])]
               for t in trials if t.state == "complete"}
     return pareto.front(points, directions), others

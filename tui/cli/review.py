@@ -70,9 +70,12 @@ def vote(
     order: Annotated[str, typer.Option(help="adaptive: the next item where a vote teaches the "
                                        "most; random: the review's shuffled order.")]
     = "adaptive",
+    reward: Annotated[str | None, typer.Option(
+        help="A reward model (EXPERIMENT:N or EXPERIMENT:best of a stage = \"reward\" "
+             "experiment): what it predicted is shown after each vote, never before.")] = None,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, C comment,
+    """The voting screen: a and b, t tie, x both bad, w both good, s skip, u undo, r reveal, C comment,
     V statistics, esc or q to finish."""
     from tunelab.engine.review import reviews as review
     from tunelab.tui.app import run as run_tui
@@ -82,7 +85,11 @@ def vote(
         raise TunelabError(f"--order {order!r}: adaptive or random", "bad option")
     st.flush_orphans(store)
     found, who = _found(store, name), review.rater_name(rater)
-    run_tui([store], lambda: ReviewScreen(store, found, who, order))
+    if reward is not None:
+        from tunelab.engine.review.predicted import reward_folder
+
+        reward_folder(store, reward)  # a wrong name is said now, not after the first vote
+    run_tui([store], lambda: ReviewScreen(store, found, who, order, reward))
 
 
 def _found(store: Path, name: str) -> st.ReviewRecord:
@@ -100,15 +107,20 @@ def stats(
                                       "bars) instead of text.")] = False,
     ties: Annotated[str, typer.Option(help="How ties and both-bad count: half (half a win "
                                       "each) or ignore (left out).")] = "half",
+    raters: Annotated[str, typer.Option(help="Whose votes the ratings count: humans (the "
+                                        "people), judges (the LLM judges) or all.")] = "humans",
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """Ratings with intervals and ranks, win rates per pair, side bias, agreement. The ratings
-    are saved to the store (the leaderboard view)."""
+    """Ratings with intervals and ranks, win rates per pair, side bias, agreement, and each LLM
+    judge's agreement with each person. The people's ratings are saved to the store (the
+    leaderboard view)."""
     from tunelab.engine.review import reviews as review
     from tunelab.engine.review import votes as review_words
     from tunelab.engine.review import words
+    from tunelab.engine.review.agreement import check_raters
 
     review_words.check_ties(ties)
+    check_raters(raters)
     st.flush_orphans(store)
     if tui:
         from tunelab.tui.app import run as run_tui
@@ -117,8 +129,9 @@ def stats(
         found = _found(store, name)
         run_tui([store], lambda: ReviewStatsScreen(store, found))
         return
-    s = review.stats(store, name, ties=ties)
-    console.print(f"[bold]{s.review.name}[/] · "
+    s = review.stats(store, name, ties=ties, raters=raters)
+    whose = "" if raters == "humans" else f" ({raters}' votes; not saved)"
+    console.print(f"[bold]{s.review.name}[/]{whose} · "
                   + words.header(s.votes, s.verdicts, s.items, s.per_rater))
     if not s.votes:
         console.print(f"no votes yet: tunelab review {name}")
@@ -153,6 +166,9 @@ def stats(
     for rater, (k, share) in s.consistency.items():
         console.print(f"self-consistency {rater}: {fmt.percent(share)} of {k} repeated items "
                       "judged alike")
+    from tunelab.tui.cli.judge import print_judges
+
+    print_judges(store, s.review)
 
 
 @review_app.command("export")

@@ -5,7 +5,10 @@ The training stack is imported inside each command, so the other commands start 
 
 from __future__ import annotations
 
+import logging
+import shlex
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +18,7 @@ from rich.table import Table
 from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.engine import objectives
+from tunelab.engine.spec.sections import SEED_MAX
 from tunelab.store.errors import TunelabError
 from tunelab.tui.cli.layout import fit
 from tunelab.tui.cli.options import (
@@ -39,38 +43,93 @@ def reporter_for(exp: Any) -> ConsoleReporter:
 def _quiet_optuna() -> None:
     # Optuna marks the journal storage and several samplers "experimental" on every trial
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    _notes_to_terminal()
 
 
-def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None, smoke: bool,
-           new_study: bool, workers: int | None, retry_failed: bool, command: str) -> None:
+class _Notes(logging.Handler):
+    """What tunelab has to say while it works (a journal repaired, a store held or gone),
+    wrapped between words (Python's own last-resort printing cut sentences mid-word). On a
+    terminal through the console that draws the live block, so a note goes above it instead of
+    into it; into a pipe or a log on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        (console if console.is_terminal else errors).print(
+            record.getMessage(), markup=False, highlight=False)
+
+
+def _notes_to_terminal() -> None:
+    logger = logging.getLogger("tunelab")
+    if not any(isinstance(h, _Notes) for h in logger.handlers):
+        logger.addHandler(_Notes(logging.WARNING))
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """What `run` and `worker` were asked for, each option by name."""
+
+    command: str  # run | worker
+    file: Path
+    store: Path
+    sets: tuple[str, ...] = ()
+    storage: str | None = None
+    workers: int | None = None
+    smoke: bool = False
+    new_study: bool = False
+    retry_failed: bool = False
+
+    def again(self) -> str:
+        """The command that resumes this sweep: the same file, --set, store and storage. Not
+        --new-study: a study it started is the study of this version of the file, which a
+        plain run goes on with (engine.run.identity)."""
+        words = ["tunelab", self.command, str(self.file)]
+        words += [w for item in self.sets for w in ("--set", item)]
+        if self.store != DEFAULT_STORE:
+            words += ["--store", str(self.store)]
+        if self.storage:
+            words += ["--storage", self.storage]
+        if self.smoke:
+            words.append("--smoke")
+        return shlex.join(words)
+
+
+def _sweep(request: SweepRequest) -> None:
     from tunelab.engine.run.identity import settle_study
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
-    loaded = load_spec(file, set_ or [], store)
-    spec = settle_study(loaded, store, new_study=new_study, smoke=smoke)
+    store = request.store
+    loaded = load_spec(request.file, list(request.sets), store)
+    settled = settle_study(loaded, store, new_study=request.new_study, smoke=request.smoke,
+                           sets=request.sets)
+    spec = settled.spec
     _quiet_optuna()
     name = spec.experiment.name
     reporter = reporter_for(spec.experiment)
-    runner = Runner(spec, store, reporter, storage=storage, smoke=smoke, workers=workers,
-                    retry_failed=retry_failed)
-    if new_study and name != loaded.experiment.name:
+    runner = Runner(spec, store, reporter, storage=request.storage, smoke=request.smoke,
+                    workers=request.workers, retry_failed=request.retry_failed)
+    if settled.how == "new":
         console.print(f"[bold]{name}[/]: a new study beside {loaded.experiment.name!r}")
+    elif settled.how == "version":
+        console.print(f"[bold]{name}[/]: going on with the study of this version of "
+                      f"{request.file.name} (started with --new-study)")
     try:
         runner.run()
     except KeyboardInterrupt:
         reporter.finish()
         errors.print("stopped by Ctrl-C; finished trials are kept. "
-                     f"Run `tunelab {command} {file}` again to resume.")
+                     f"Run `{request.again()}` to resume.", markup=False)
         raise typer.Exit(130) from None
     except BaseException:
         reporter.finish()  # the live block goes before the error is said
         raise
     reporter.finish()
     console.print()
-    print_trials(store, name)
-    if smoke:
-        console.print(f"smoke run passed: every stage ran. Next: tunelab run {file}")
+    try:
+        print_trials(store, name)
+    except st.StoreLocked as error:
+        errors.print(f"the trials are not shown: {error.message}", markup=False)
+    if request.smoke:
+        console.print(f"smoke run passed: every stage ran. Next: tunelab run {request.file}")
         return
     console.print(fit([f"next: tunelab trials {name}",
                        'tunelab sql "select state, count(*) from trials group by 1"'],
@@ -88,7 +147,9 @@ def run(
         "--smoke", help="The whole pipeline on a tiny model of the same family, a few dozen "
                         "examples and two short trials, in a separate study NAME-smoke.")] = False,
     new_study: Annotated[bool, typer.Option(
-        "--new-study", help="The file changed since its study ran: start NAME-v2 beside it.")] = False,
+        "--new-study", help="Start a new study NAME-v2 beside NAME (the file changed since "
+                            "NAME ran, or NAME cannot go on). Running the file again later "
+                            "goes on with NAME-v2.")] = False,
     workers: WorkersOption = None,
     retry_failed: RetryOption = False,
 ) -> None:
@@ -97,7 +158,8 @@ def run(
     Running it again resumes a stopped sweep; finished trials are kept. Ctrl-C once: the
     running trials stop after their current evaluation; twice: they stop now.
     """
-    _sweep(file, store, set_, storage, smoke, new_study, workers, retry_failed, "run")
+    _sweep(SweepRequest("run", file, store, tuple(set_ or ()), storage, workers, smoke=smoke,
+                        new_study=new_study, retry_failed=retry_failed))
 
 
 def worker(
@@ -114,30 +176,25 @@ def worker(
     Each machine writes its own store file; `tunelab sql --store a.duckdb --store b.duckdb`
     queries them as one.
     """
-    _sweep(file, store, set_, storage, False, False, workers, retry_failed, "worker")
+    _sweep(SweepRequest("worker", file, store, tuple(set_ or ()), storage, workers,
+                        retry_failed=retry_failed))
 
 
-def _spec_of(experiment: str, store: Path, set_: list[str] | None = None) -> Any:
-    """An experiment file, or the name of an experiment of the store (its file is read)."""
+def _spec_of(experiment: str, store: Path) -> Any:
+    """The experiment a queued trial or a re-run is checked and run with: a file as it is now,
+    or for an experiment's name the configuration its trials ran with (as the store recorded
+    it, `--set`s included; the file may have changed since)."""
     from tunelab.engine.spec import load_spec
+    from tunelab.engine.spec.trial import recorded_spec
 
     path = Path(experiment)
-    if not (path.suffix == ".toml" and path.exists()):
-        source = st.experiment_source(store, experiment) if store.exists() else None
-        if source is None or not Path(source).exists():
-            raise TunelabError(f"{experiment!r} is neither an experiment file nor an experiment "
-                               f"of {store} whose file is still there", "unknown experiment")
-        path = Path(source)
-    return load_spec(path, set_ or [], store)
-
-
-def _toml_value(text: str) -> Any:
-    import tomllib
-
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+    if path.suffix == ".toml" and path.exists():
+        return load_spec(path, [], store)
+    if not store.exists() or st.get_experiment(store, experiment) is None:
+        raise TunelabError(f"{experiment!r} is neither an experiment file nor an experiment of "
+                           f"{store}", "unknown experiment")
+    return recorded_spec(st.experiment_spec(store, experiment),
+                         st.experiment_source(store, experiment), experiment)
 
 
 def enqueue(
@@ -149,46 +206,19 @@ def enqueue(
     store: StoreOption = DEFAULT_STORE,
     storage: StorageOption = None,
 ) -> None:
-    """Queue a known configuration: the sweep tries it before sampling new ones."""
+    """Queue a known configuration: the sweep tries it before sampling new ones. It is checked
+    as its trial will run: searched keys, values the space takes, a valid experiment."""
     from tunelab.engine.run.runner import Runner
+    from tunelab.engine.spec.trial import queued_params
 
+    _quiet_optuna()
     spec = _spec_of(experiment, store)
-    space = spec.experiment.search.space
-    params: dict[str, Any] = {}
-    for item in set_:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise TunelabError(f"--set {item!r}: expected KEY=VALUE", "bad --set")
-        if key not in space:
-            raise TunelabError(f"{key} is not in search.space of {spec.experiment.name} "
-                               f"(searched: {', '.join(space) or 'nothing'})", "not searched")
-        params[key] = _toml_value(value.strip())
-    _check_conditions(spec.experiment, params)
+    params = queued_params(spec, set_)
     runner = Runner(spec, store, reporter_for(spec.experiment), storage=storage)
     runner.enqueue(params)
     shown = ", ".join(f"{fmt.param_name(k)} {v}" for k, v in params.items())
     console.print(f"queued for {runner.exp.name}: {shown}. "
                   f"The next trial of `tunelab run {spec.path}` takes it.")
-
-
-def _check_conditions(exp: Any, params: dict[str, Any]) -> None:
-    """A queued value of a conditional key must be one its trial would use: its condition has to
-    hold with the other values given (a trial never carries a key its condition rules out)."""
-    from tunelab.engine.spec import conditions as cond
-
-    for key, condition in cond.conditions(exp).items():
-        if key not in params or not condition:
-            continue
-        missing = [k for k in condition if k in exp.search.space and k not in params]
-        if missing:
-            raise TunelabError(
-                f"{key} is searched {cond.describe(condition)}: give "
-                f"{' and '.join(f'--set {k}=…' for k in missing)} too", "conditional key")
-        if not cond.holds(condition, params, exp):
-            raise TunelabError(
-                f"{key} is searched {cond.describe(condition)}, which these values "
-                f"rule out: drop --set {key}", "conditional key")
 
 
 def confirm(
@@ -213,7 +243,7 @@ def confirm(
     if not done:
         raise TunelabError(f"{experiment} has no complete trial yet", "no best trial")
     best = objectives.ranked(done, lambda t: t.value or 0.0, record.direction)[:top]
-    spec = _spec_of(experiment, store)
+    spec = _spec_of(experiment, store)  # the trials' own configuration, not the file's now
     _quiet_optuna()
     reporter = reporter_for(spec.experiment)
     runner = Runner(spec, store, reporter, storage=storage)
@@ -221,15 +251,15 @@ def confirm(
     plan = [(t.number, base_seed + k + 1) for t in best for k in range(seeds)]
     console.print(f"re-running trials {', '.join(str(t.number) for t in best)} with seeds "
                   f"{', '.join(str(base_seed + k + 1) for k in range(seeds))} "
-                  f"({len(plan)} trials)")
+                  f"({fmt.counted(len(plan), 'trial')})")
     try:
         outcomes = runner.confirm(plan)
     except KeyboardInterrupt:
         reporter.stop_live()
         errors.print("stopped by Ctrl-C; the re-runs that finished are kept as trials.")
         raise typer.Exit(130) from None
-    table = Table(title=f"{experiment} · the best {len(best)} trials with {seeds} more seeds",
-                  title_justify="left")
+    title = f"the best {fmt.counted(len(best), 'trial')} with {fmt.counted(seeds, 'more seed')}"
+    table = Table(title=f"{experiment} · {title}", title_justify="left")
     for column in ("trial", "first run", "seeds", "mean", "spread (sd)", "min", "max"):
         table.add_column(column, justify="right")
     for t in best:
@@ -249,20 +279,17 @@ def confirm(
 def rerun(
     experiment: Annotated[str, typer.Argument(help="The experiment's name.")],
     trial: Annotated[str, typer.Argument(help="best, trial:N or N.")],
-    seed: Annotated[int | None, typer.Option(help="Another seed (default: the same).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Another seed (default: the same).", min=0, max=SEED_MAX)] = None,
     store: StoreOption = DEFAULT_STORE,
     storage: StorageOption = None,
 ) -> None:
-    """Run a trial again with the same parameters (and another seed), as a new trial."""
+    """Run a trial again as a new trial: its parameters and the configuration it ran with (as
+    the store recorded it, whatever the file says now), with another seed if given."""
     from tunelab.engine.run.runner import Runner
-    from tunelab.engine.spec import load_spec
 
     record = trial_ref(store, experiment, trial)
-    source = st.experiment_source(store, experiment)
-    if source is None or not Path(source).exists():
-        raise TunelabError(f"the experiment file of {experiment} ({source}) is gone; "
-                           "rerun needs it", "experiment file missing")
-    spec = load_spec(source, store=store)
+    spec = _spec_of(experiment, store)
     reporter = reporter_for(spec.experiment)
     _quiet_optuna()
     runner = Runner(spec, store, reporter, storage=storage)

@@ -1,6 +1,7 @@
 """Several trials side by side: their validation curves overlaid, which parameters mattered
 (Optuna's importance evaluators, with each categorical value's mean objective beside the shares),
-and the objective against each parameter."""
+the objective against each parameter, and for a study of several objectives its Pareto front
+(every complete trial, not only the chosen)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
+from tunelab.engine import objectives
 from tunelab.tui import keys, source
+from tunelab.tui.cli import pareto
 from tunelab.tui.screens.base import TabbedScreen
 from tunelab.tui.widgets.curves import X_AXES, Curves
 from tunelab.tui.widgets.footer import KeyFooter
@@ -51,7 +54,7 @@ def value_means(means: tuple[Any, ...]) -> str:
 class CompareScreen(TabbedScreen):
     KEYS_OF = "compare"
     BINDINGS = keys.bindings(KEYS_OF)
-    TABS = ("overlay", "importance", "scatter")
+    TABS = ("overlay", "importance", "scatter", "front")
     TAB_KEYS = {"x_axis": "overlay"}  # p and m show their own tab
 
     # fANOVA first: the evaluator whose answer holds on small sweeps (engine/run/importance.py)
@@ -61,6 +64,8 @@ class CompareScreen(TabbedScreen):
     class CurvesLoaded(Message):
         curves: dict[int, st.TrialCurve]
         trials: list[source.Trial]
+        evaluations: dict[str, dict[str, float]]  # what the front plots beside the objective
+        spec: dict[str, Any]
 
     @dataclass
     class ImportanceLoaded(Message):
@@ -91,6 +96,8 @@ class CompareScreen(TabbedScreen):
                 yield VimTable(id="importance-table")
             with TabPane("3 Objective vs parameter", id="scatter"):
                 yield LinePlot(id="scatter-plot")
+            with TabPane("4 Front", id="front"):
+                yield LinePlot(id="front-plot")
         yield KeyFooter()
 
     def reload(self) -> None:
@@ -113,7 +120,9 @@ class CompareScreen(TabbedScreen):
             curves = {n: st.trial_curve(by_number[n].store, name, n, max_points=1000,
                                         names=["loss"])
                       for n in self.chosen if n in by_number}
-            self.post_message(self.CurvesLoaded(curves, trials))
+            stores = self.experiment.stores
+            self.post_message(self.CurvesLoaded(curves, trials, source.evaluations(stores, name),
+                                                source.spec(stores, name)))
         except Exception as error:  # noqa: BLE001
             self.report(error)
 
@@ -138,6 +147,7 @@ class CompareScreen(TabbedScreen):
             self.curves[n].add(curve)
         self._overlay()
         self._scatter()
+        self._front(event.evaluations, event.spec)
 
     def on_compare_screen_importance_loaded(self, event: ImportanceLoaded) -> None:
         self.importance = event.importance
@@ -215,6 +225,44 @@ class CompareScreen(TabbedScreen):
             if len(done) < scored else f"{len(done)} trials"
         plot.show(series, title=f"{objective} vs {name} ({count}; p: next parameter)",
                   xlabel=label, xticks=ticks)
+
+    def _front(self, evaluations: dict[str, dict[str, float]], spec: dict[str, Any]) -> None:
+        """The first two objectives of a study of several, each complete trial a point (o on the
+        Pareto front, x off it), the base model as a reference point (e.g. eval_loss
+        against forgetting: how much general text a task gain cost)."""
+        plot = self.query_one("#front-plot", LinePlot)
+        search = spec.get("search") or {}
+        names, directions = search.get("objectives") or [], search.get("directions") or []
+        if len(names) < 2:
+            plot.empty_text = "a front needs two objectives, e.g. eval_loss and forgetting"
+            plot.show([])
+            return
+        done = [t.overview for t in self.trials if t.overview.state == "complete"]
+        stage = objectives.stage_of(spec)
+        values = pareto.objective_values(names, done, evaluations,
+                                         {t.number: t.overview.cost for t in self.trials}, stage)
+        x, y = names[0], names[1]
+        points: dict[int, tuple[float, float]] = {}
+        for t in done:
+            a, b = values[x].get(t.number), values[y].get(t.number)
+            if a is not None and b is not None:
+                points[t.number] = (a, b)
+        front = pareto.front({n: [*p, *(values[o].get(n) for o in names[2:])]
+                              for n, p in points.items()}, directions)
+        on = [p for n, p in points.items() if n in front]
+        off = [p for n, p in points.items() if n not in front]
+        series = [Series(f"front ({len(on)})", [p[0] for p in on], [p[1] for p in on], marker="o",
+                         lines=False)]
+        if off:
+            series.append(Series(f"other trials ({len(off)})", [p[0] for p in off],
+                                 [p[1] for p in off], marker="x", lines=False))
+        base = evaluations.get("base", {})
+        bx, by = (base.get(objectives.metric_key(o, stage)) for o in (x, y))
+        if bx is not None and by is not None:
+            series.append(Series("base model", [bx], [by], marker="+", lines=False))
+        plot.empty_text = "no complete trial has both objectives yet"
+        plot.show(series if on else [], title=f"{y} against {x}: the front is the trials no "
+                                               "other beats on both", xlabel=x, ylabel=y)
 
     def action_x_axis(self) -> None:
         self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]

@@ -130,7 +130,7 @@ class ExperimentsScreen(StoreScreen):
         text.append(f" · {s.direction or 'minimize'} {s.objective or 'eval_loss'}")
         if s.baseline_value is not None:
             text.append(f" · baseline {fmt.number(s.baseline_value)}")
-        text.append(f" · {s.trials} trials")
+        text.append(f" · {fmt.counted(s.trials, 'trial')}")
         if s.description:
             text.append("\n" + s.description, style="italic")
         self.query_one("#detail", Static).update(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -23,6 +24,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from tunelab import store as st
+from tunelab.engine.review.predicted import first_waiting
 from tunelab.engine.review.reviews import fit_ratings, flagged, next_item
 from tunelab.store.errors import TunelabError
 from tunelab.tui import keys
@@ -31,6 +33,7 @@ from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.title import ScreenTitle
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
+           "both_good": "both good",
            "skip": "skipped"}
 
 
@@ -55,10 +58,13 @@ class ReviewScreen(Screen):
         items: list[st.ReviewItem]
         votes: list[st.VoteRecord]
         waiting: set[str]  # models a preference sweep waits on: their items first
+        judged: list[st.Judgement]  # the LLM judges' verdicts: where they doubt comes next
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
-                 order: str = "adaptive") -> None:
+                 order: str = "adaptive", reward: str | None = None) -> None:
         super().__init__()
+        self.reward = reward  # a reward model (EXPERIMENT:N) whose prediction shows after a vote
+        self._predictor: Any = None
         self.store_path = store_path
         self.review = review
         self.rater = rater
@@ -76,6 +82,7 @@ class ReviewScreen(Screen):
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
         self.leaving = False
         self.waiting: set[str] = set()
+        self.judged: list[st.Judgement] = []
         self._poll: Timer | None = None  # reloads the items while a preference sweep waits
 
     def compose(self) -> ComposeResult:
@@ -106,11 +113,15 @@ class ReviewScreen(Screen):
     def _load(self) -> None:
         items = st.review_items(self.store_path, self.review.id)
         votes = st.review_votes(self.store_path, self.review.id)
-        self.post_message(self.Loaded(items, votes, st.waiting_models(self.store_path,
-                                                                      self.review.experiment)))
+        waiting = st.waiting_models(self.store_path, self.review.experiment)
+        if waiting:  # the trial a sweep's reward model expects to win, first
+            waiting = first_waiting(waiting, st.evaluations(self.store_path,
+                                                            self.review.experiment))
+        self.post_message(self.Loaded(items, votes, waiting,
+                                      st.judgements(self.store_path, self.review.id)))
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
-        self.items, self.waiting = message.items, message.waiting
+        self.items, self.waiting, self.judged = message.items, message.waiting, message.judged
         known = {v.id for v in message.votes}  # this session's votes the store may not have yet
         self.votes = list(message.votes) + [v for v in self.votes if v.id not in known]
         self.done = {v.item for v in self.votes if v.rater == self.rater}
@@ -154,7 +165,7 @@ class ReviewScreen(Screen):
     def _say_progress(self) -> None:
         total = len(self.items)
         self.query_one("#progress", Static).update(
-            f"item {self._number()} of {total} · r reveal last · C comment · "
+            f"item {self._number()} of {total} · s skip · r reveal last · C comment · "
             "V stats" if self.current else
             f"all {total} items voted · V shows the statistics, q leaves")
         warn = self.current is not None and flagged(self.current, self.review.models)
@@ -165,7 +176,7 @@ class ReviewScreen(Screen):
     def _show_next(self) -> None:
         again, self.again = self.again, None
         self.current = again or next_item(self.items, self.votes, self.rater, self.order,
-                                          self.steer, self.waiting)
+                                          self.steer, self.waiting, self.judged)
         self._say_progress()
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
@@ -187,7 +198,29 @@ class ReviewScreen(Screen):
         self._ingest()
         self._steer(list(self.items), list(self.votes), set(self.waiting))
         self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
+        if self.reward and choice != "skip":
+            self._predict(item)  # after the vote only: the review stays blind
         self._show_next()
+
+    @dataclass
+    class Predicted(Message):
+        words: str
+
+    @work(thread=True, exit_on_error=False, group="predict")
+    def _predict(self, item: st.ReviewItem) -> None:
+        """What the reward model predicted for the item just voted on (loaded once)."""
+        from tunelab.engine.review import predicted
+
+        try:
+            if self._predictor is None:
+                self._predictor = predicted.Predictor.load(self.store_path, str(self.reward))
+            said = predicted.words(self._predictor.prefers_a(item), self._predictor.name)
+        except TunelabError as failed:
+            said = f"no reward model: {failed.message}"
+        self.post_message(self.Predicted(said))
+
+    def on_review_screen_predicted(self, message: Predicted) -> None:
+        self.notify(message.words, timeout=4)
 
     def action_undo(self) -> None:
         if not self.history:

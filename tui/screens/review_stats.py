@@ -23,9 +23,11 @@ from textual.widgets import Static
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
+from tunelab.engine.review import judge_words, words
 from tunelab.engine.review import reviews as review
 from tunelab.engine.review import stats as rs
-from tunelab.engine.review import words
+from tunelab.engine.review.agreement import JudgeStats
+from tunelab.engine.review.reviews import review_judges
 from tunelab.engine.review.style import StyleFit
 from tunelab.store.errors import TunelabError
 from tunelab.tui import keys
@@ -141,6 +143,26 @@ def raters_view(s: review.ReviewStats) -> Group:
                  table, Text("\n".join(lines)))
 
 
+def judges_view(found: JudgeStats) -> Group | Text:
+    """Each LLM judge against each person, and everyone's position and length leanings."""
+    if not found.judged:
+        return Text("Judges: none yet (`tunelab review judge NAME --model REF`).", style="dim")
+    parts: list[Table | Text] = [heading("Judges", "LLM raters, left out of the ratings above")]
+    for columns, rows in ((judge_words.AGREEMENT_COLUMNS, judge_words.agreement_rows(
+            found.agreements)), (judge_words.LEANING_COLUMNS,
+                                 judge_words.leaning_rows(found.leanings))):
+        table = Table(box=None, padding=(0, 1), pad_edge=False)
+        for column in columns:
+            table.add_column(column, justify="left" if column in {"judge", "human", "rater"}
+                             else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        parts.append(table)
+    parts.append(Text("\n".join(judge_words.notes(found.agreements, found.leanings)),
+                      style="dim"))
+    return Group(*parts)
+
+
 class ReviewStatsScreen(Screen):
     KEYS_OF = "statistics"
     BINDINGS = keys.bindings(KEYS_OF, reload="refit", back="leave")  # tui/keys.py: R, esc q
@@ -148,6 +170,7 @@ class ReviewStatsScreen(Screen):
     @dataclass
     class Loaded(Message):
         stats: review.ReviewStats
+        judges: JudgeStats
 
     @dataclass
     class Failed(Message):
@@ -166,7 +189,7 @@ class ReviewStatsScreen(Screen):
         yield ScreenTitle(id="title")
         yield Static("counting the votes and fitting the ratings…", id="stats-status")
         with VimScroll(id="stats-body"):
-            for part in ("ratings", "pairs", "bias", "raters"):
+            for part in ("ratings", "pairs", "bias", "raters", "judges"):
                 yield Static(id=part)
         yield KeyFooter()
 
@@ -186,7 +209,8 @@ class ReviewStatsScreen(Screen):
         try:
             if self.before is not None:
                 self.before()
-            self.post_message(self.Loaded(review.stats(self.store_path, self.review.id)))
+            self.post_message(self.Loaded(review.stats(self.store_path, self.review.id),
+                                          review_judges(self.store_path, self.review.id)))
         except TunelabError as error:
             self.post_message(self.Failed(error.title, error.message))
         except Exception as error:  # noqa: BLE001 - shown, not a traceback
@@ -201,6 +225,7 @@ class ReviewStatsScreen(Screen):
         self.query_one("#pairs", Static).update(pairs_view(s.pairs, s.ties))
         self.query_one("#bias", Static).update(bias_view(s.bias))
         self.query_one("#raters", Static).update(raters_view(s))
+        self.query_one("#judges", Static).update(judges_view(message.judges))
 
     def on_review_stats_screen_failed(self, message: Failed) -> None:
         self.query_one("#stats-status", Static).update(f"{message.title}: {message.message}")

@@ -1,5 +1,5 @@
 """The SQL console: a query box with history, the results in a table, errors inline. Read-only,
-by the store's rules (`store.query_page` refuses anything that writes)."""
+by DuckDB's own settings (`store.console`: the stores attached read-only, no file, no setting)."""
 
 from __future__ import annotations
 
@@ -96,9 +96,9 @@ class SqlScreen(Screen):
         self.title = f"SQL (read-only) · {names}"
         yield ScreenTitle(id="title")
         yield QueryBox(self.history, value=self.initial, placeholder=EXAMPLE, id="query")
-        yield Static(Text("Enter runs the query · ↑/↓ history · tables: experiments, trials, "
-                          "trial_params, metrics, evaluations, samples · views: best_trials, curves, "
-                          "trial_summary, leaderboard", style="dim"), id="sql-status")
+        tables, views = st.schema_names()  # the schema's own list, never one short
+        yield Static(Text(f"Enter runs the query · ↑/↓ history · tables: {', '.join(tables)} · "
+                          f"views: {', '.join(views)}", style="dim"), id="sql-status")
         yield VimTable(id="results", cursor_type="cell")
         yield KeyFooter()
 

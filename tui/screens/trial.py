@@ -1,5 +1,6 @@
-"""One trial: its loss curves, its evaluation against the baseline, the resolved experiment,
-samples, and the log tail (the failure reason and traceback first, for a failed trial)."""
+"""One trial: its loss curves, its evaluation against the baselines (a classifier's confusion
+matrix above it), the resolved experiment, samples, and the log tail (the failure reason and
+traceback first, for a failed trial)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from textual.message import Message
 from textual.widgets import Static, TabbedContent, TabPane
 
 from tunelab import store as st
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
+from tunelab.engine.train import confusion
 from tunelab.tui import keys, source
 from tunelab.tui.screens import trial_texts as texts
 from tunelab.tui.screens.base import TabbedScreen
@@ -70,6 +72,8 @@ class TrialScreen(TabbedScreen):
                 yield LinePlot(id="plot")
             with TabPane("2 Evaluation", id="evaluation"):
                 yield Static("", id="verdict")
+                # a classifier's (method.head = "classification"): read, not moved through
+                yield VimTable(id="confusion", show_cursor=False)
                 yield VimTable(id="metrics")
             with TabPane("3 Config", id="config"):
                 with VimScroll(id="config-scroll"):
@@ -204,9 +208,12 @@ class TrialScreen(TabbedScreen):
     def _evaluation(self) -> None:
         ref = f"trial:{self.trial.number}"
         mine, base = self.evaluations.get(ref, {}), self.evaluations.get("base", {})
+        # the base model with examples in its prompts: a column beside the zero-shot baseline
+        shot = next(iter(baselines.baselines(self.evaluations)[1:]), None)
         success: dict[str, str] = self.spec.get("success") or {}
         rows = []
-        for key in sorted(set(mine) | set(base), key=lambda k: (k.split("/")[0] != "test", k)):
+        shown = {k for k in set(mine) | set(base) if not k.startswith(f"{confusion.SPLIT}/")}
+        for key in sorted(shown, key=lambda k: (k.split("/")[0] != "test", k)):
             m, b = mine.get(key), base.get(key)
             change = Text("—", style="dim")
             metric = key.split("/", 1)[1]
@@ -217,9 +224,11 @@ class TrialScreen(TabbedScreen):
             if key.startswith("test/") and metric in success:
                 ok = objectives.passes(success[metric], m)
                 judged = Text(f"{success[metric]} {'✓' if ok else '✗'}", style="green" if ok else "red")
-            rows.append((key, [key, fmt.number(m), fmt.number(b), change, judged]))
+            shots = [fmt.number(shot.values.get(key))] if shot else []
+            rows.append((key, [key, fmt.number(m), fmt.number(b), *shots, change, judged]))
         self.query_one("#metrics", VimTable).fill(
             [("metric", "split/metric"), ("trial", f"trial {self.trial.number}"), ("base", "baseline"),
+             *([("fewshot", shot.label)] if shot else []),
              ("change", "vs baseline"), ("criterion", "criterion")], rows)
         verdict = Text()
         if success:
@@ -233,7 +242,29 @@ class TrialScreen(TabbedScreen):
                 verdict.append(f" (needs {needs} on the test split)")
         elif not mine:
             verdict.append("not evaluated (the trial did not complete)", style="dim")
+        self._confusion(confusion.from_values(mine))
+        meets = baselines.meets_words(success, self.evaluations) if success else None
+        if meets:
+            verdict.append(("\n" if verdict else "") + meets, style="bold")
         self.query_one("#verdict", Static).update(verdict)
+
+    def _confusion(self, matrix: confusion.Confusion | None) -> None:
+        """A classifier's confusion matrix on the test split: a row per true label, a column per
+        predicted one; the diagonal (right) green, the rest red where it is not 0."""
+        table = self.query_one("#confusion", VimTable)
+        table.display = matrix is not None
+        if matrix is None:
+            return
+        rows = []
+        for truth in matrix.labels:
+            cells: list[Any] = [truth]
+            for predicted in matrix.labels:
+                n = matrix.count(truth, predicted)
+                style = "bold green" if truth == predicted else ("red" if n else "dim")
+                cells.append(Text(fmt.number(n), style=style))
+            rows.append((truth, cells))
+        columns = [("truth", "true ↓ predicted →"), *((f"p:{n}", n) for n in matrix.labels)]
+        table.fill(columns, rows)
 
     def _config(self, exact: list[tuple[str, Any, str]] | None = None) -> None:
         if not self.spec and exact is None:

@@ -1,5 +1,6 @@
-"""The trials of one experiment: a live, sortable, filterable table; the best and the baseline
-marked; several trials selected for comparison.
+"""The trials of one experiment: a live, sortable, filterable table; the best and the baselines
+(the base model, and with eval.baseline_shots examples in its prompts) pinned on top; several
+trials selected for comparison.
 
 At 80 columns the table shows what decides a trial first: its number (held at the left when
 the table scrolls right), state, objective, the metrics of the success criterion and the
@@ -21,8 +22,8 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
-from tunelab.engine import objectives
 from tunelab.tui import keys, source
 from tunelab.tui.screens.base import StoreScreen
 from tunelab.tui.widgets.footer import KeyFooter
@@ -219,18 +220,21 @@ class TrialsScreen(StoreScreen):
                       else f"{t.number}@{self.experiment.stores.index(t.store)}"): t
                      for t in self.trials}
         key_of = {id(t): k for k, t in self.keys.items()}
-        base = self.evaluations.get("base")
-        if base:
+        # the base model, and the same with examples in its prompts (eval.baseline_shots)
+        for baseline in baselines.baselines(self.evaluations):
+            base = baseline.values
             base_value = base.get(objectives.metric_key(objective, objectives.stage_of(self.spec)))
+            shots = baseline.shots
             cells = {"mark": Text("base", style="bold magenta"), "number": "—",
-                     "state": Text("baseline", style="magenta"), "method": "—",
+                     "state": Text(f"{shots}-shot" if shots else "baseline", style="magenta"),
+                     "method": "—",
                      **{f"p:{k}": "" for k in params}, "objective": fmt.number(base_value),
                      **{f"m:{m}": fmt.number(base.get(f"test/{m}")) for m in metrics},
-                     "success": "", "progress": "untrained", "duration": "",
-                     "cost": ""}
-            if objective == "preference":  # the ratings are over the base model: it is 0
+                     "success": "", "progress": f"{shots} examples in prompt" if shots else "untrained",
+                     "duration": "", "cost": ""}
+            if objective == "preference" and not shots:  # the ratings are over the base model: 0
                 base_value, cells["objective"] = 0.0, "+0"
-            rows.append(Row(BASE, cells, {"state": "baseline", "objective": base_value}))
+            rows.append(Row(baseline.ref, cells, {"state": "baseline", "objective": base_value}))
         shape = (tuple(params), tuple(metrics))
         cache, self._row_cache = self._row_cache, {}
         for t in self.trials:
@@ -298,8 +302,9 @@ class TrialsScreen(StoreScreen):
             self._built = self.rows()
         columns, rows = self._built
         self.titles = dict(columns)
-        pinned = [r for r in rows if r.key == BASE]
-        body = [r for r in rows if r.key != BASE and matches(r, self.filter_terms, self.titles)]
+        pinned = [r for r in rows if baselines.is_baseline(r.key)]
+        body = [r for r in rows if not baselines.is_baseline(r.key)
+                and matches(r, self.filter_terms, self.titles)]
         column = self.sort_column
         if column:
             body.sort(key=lambda r: sort_key(r.values.get(column)), reverse=self.sort_reverse)
@@ -327,7 +332,7 @@ class TrialsScreen(StoreScreen):
         counts: dict[str, int] = {}
         for t in self.trials:
             counts[t.overview.state] = counts.get(t.overview.state, 0) + 1
-        parts = [f"{len(self.trials)} trials"] + [f"{n} {s}" for s, n in sorted(counts.items())]
+        parts = [fmt.counted(len(self.trials), "trial")] + [f"{n} {s}" for s, n in sorted(counts.items())]
         if self.best is not None:
             parts.append(f"★ best #{self.best}")
         if self.selected:

@@ -2,7 +2,8 @@
 -- ranks are ranges (rank … rank_worst) from tests of the differences, a bound is named as one
 -- and is never sorted as a rating, the ties setting of the fit is kept and the win rate counts
 -- ties the same way, and a rater's verdicts on an item and on its swapped repeat count once,
--- as in `tunelab review stats` (engine/review/votes.py says the rule in full).
+-- as in `tunelab review stats` (engine/review/votes.py says the rule in full). As in 008, the
+-- people's votes only, and "both good" counted as a tie is.
 
 ALTER TABLE review_ratings ADD COLUMN rank_worst INTEGER;  -- the worst rank the votes allow
 ALTER TABLE review_ratings ADD COLUMN rating_is VARCHAR;   -- fitted | at least | at most | between | no bound | ties only
@@ -23,7 +24,8 @@ WITH live AS (
     FROM votes v
     JOIN review_items i ON i.review_id = v.review_id AND i.item = v.item
     JOIN reviews r ON r.id = v.review_id
-    WHERE NOT coalesce(v.undone, false) AND v.choice IN ('a', 'b', 'tie', 'both_bad')
+    WHERE NOT coalesce(v.undone, false) AND v.choice IN ('a', 'b', 'tie', 'both_bad', 'both_good')
+      AND v.rater NOT LIKE 'judge:%'  -- the people's votes: an LLM judge's are left out
     GROUP BY r.experiment, v.review_id, v.rater, v.item, i.repeat_of, i.model_a, i.model_b
 ), folded AS (
     -- a repeat shows its original again with the sides swapped: it agrees when its verdict,
@@ -61,6 +63,7 @@ WITH live AS (
            count(*) FILTER (WHERE s.score = 0.0) AS losses,
            count(*) FILTER (WHERE s.choice = 'tie') AS tie_votes,
            count(*) FILTER (WHERE s.choice = 'both_bad') AS both_bad,
+           count(*) FILTER (WHERE s.choice = 'both_good') AS both_good,
            avg(s.score) FILTER (WHERE coalesce(t.ties, 'half') = 'half' OR s.score <> 0.5)
                AS win_rate
     FROM sides s LEFT JOIN setting t ON t.experiment = s.experiment
@@ -83,7 +86,7 @@ SELECT c.experiment, c.model_ref,
            (c.win_rate + 1.9208 / c.votes + 1.96 * sqrt(c.win_rate * (1 - c.win_rate) / c.votes
                + 0.9604 / (c.votes * c.votes))) / (1 + 3.8416 / c.votes) END AS win_rate_high,
        c.ties AS ties_setting,
-       rr.votes AS votes_at_fit, rr.fitted_at
+       rr.votes AS votes_at_fit, rr.fitted_at, c.both_good
 FROM counted c
 LEFT JOIN review_ratings rr
        ON rr.experiment = c.experiment AND rr.scope = 'all' AND rr.model_ref = c.model_ref
