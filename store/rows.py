@@ -293,6 +293,10 @@ class RatingRow(Row):
     rank: int | None = None
     votes: int | None = None
     fitted_at: float | None = None
+    rank_worst: int | None = None
+    rating_is: str | None = None  # fitted | at least | at most | between | no bound | ties only
+    ties: str | None = None  # half | ignore
+    position: int | None = None
 
 
 @dataclass(frozen=True)

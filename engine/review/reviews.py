@@ -290,6 +290,7 @@ class ReviewStats:
     # the ratings with answer length as a covariate, shown beside the raw ones only when the
     # two disagree (`StyleFit.disagrees`)
     style: StyleFit | None = None
+    verdicts: int = 0  # what the votes count for: skips dropped, a repeat folded into its original
     raters: str = "humans"  # whose votes the ratings, pairs and bias count: humans | judges | all
 
 
@@ -313,7 +314,7 @@ def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half",
     return ReviewStats(review, len(items), len(votes), rs.pairwise(votes, ties), fitted[review.id],
                        rs.position_bias(votes), rs.agreement(votes), rs.self_consistency(votes),
                        per_rater, ties, styled if styled and styled.disagrees(fitted[review.id])
-                       else None, raters)
+                       else None, len(rs.counted(votes)), raters)
 
 
 def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
@@ -328,7 +329,9 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
     models by their live votes, no longer shows it.
 
     A model without a finite rating is written with `rating` as its bound (NULL when it has
-    none) and the open side of its interval NULL; ranks are within a comparison group.
+    none), the open side of its interval NULL and `rating_is` saying which; ranks are ranges
+    within a comparison group (`rank` … `rank_worst`), `position` the fit's order and `ties`
+    how it counted ties, so the leaderboard counts its win rates the same way.
 
     The people's votes are fitted (and saved) by default; `raters` "judges" or "all" fits the
     LLM judges' or everyone's, shown but not saved, so the leaderboard stays the people's."""
@@ -340,28 +343,28 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
     scopes["all"] = [v for vs in votes.values() for v in vs]
     fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap, ties=ties)
               for scope, scope_votes in scopes.items()}
-    # `votes` is what the leaderboard compares with its live count to say a fit is behind: the
-    # live votes (repeats included, as the view counts them), not the verdicts the fit counted
-    live = {scope: _live_votes(scope_votes) for scope, scope_votes in scopes.items()}
     now = time.time()
     events = [RatingRow(
         experiment=experiment, scope=scope, model_ref=r.model, rating=r.rating,
-        rating_low=_finite(r.low), rating_high=_finite(r.high), rank=r.rank,
-        votes=live[scope].get(r.model, r.votes), fitted_at=now)
-        for scope, found in fitted.items() for r in found]
+        rating_low=_finite(r.low), rating_high=_finite(r.high), rank=r.rank, votes=r.votes,
+        fitted_at=now, rank_worst=r.ranks[1], rating_is=rating_is(r), ties=ties, position=k)
+        for scope, found in fitted.items() for k, r in enumerate(found)]
     if events and raters == "humans":
         with Spool(store, tag="ratings") as spool:
             spool.write(events)
     return fitted
 
 
-def _live_votes(votes: list[rs.Vote]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in votes:
-        if v.choice != "skip":
-            for m in (v.left, v.right):
-                counts[m] = counts.get(m, 0) + 1
-    return counts
+def rating_is(r: rs.Rating) -> str:
+    """What the rating column of a fit holds, as the store's `rating_is` says it (a NULL cannot
+    blank an older value, so the leaderboard reads the bounds through this word)."""
+    if r.undecided:
+        return "ties only"
+    if r.finite:
+        return "fitted"
+    if r.rating is not None:
+        return "at least" if r.open_side == "above" else "at most"
+    return "between" if math.isfinite(r.low) and math.isfinite(r.high) else "no bound"
 
 
 def _finite(x: float) -> float | None:

@@ -178,13 +178,13 @@ class Predicted:
 
 @dataclass(frozen=True)
 class Placed:
-    """The votes placed trial `number`: the rating told to the search, and why it stopped."""
+    """The votes placed trial `number`: its placement (the rating over the base told to the
+    search), and why it stopped waiting."""
     number: int
     rating: float
-    how: str  # "won" or "lost" (clearly, against the opponent), or "budget" (votes spent)
+    how: str  # "won" or "lost" (the rank rule ranks it apart from the opponent), or "budget"
     opponent: str
     votes: int
-    interval: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -201,10 +201,12 @@ class JudgeError:
 
 @dataclass(frozen=True)
 class PreferenceWinner:
+    """The search's best trial: its placement, and where the review's statistics put it now."""
     number: int
-    rating: float  # on all the votes now
-    told: float  # what the search was told when the trial was placed
-    interval: tuple[float, float]
+    told: float  # the placement: what the search was told when the trial was placed
+    rated: str  # its rating in the review's current fit, as the statistics show it ("≥ 1092")
+    rank: str  # its rank there ("1", "1–3")
+    of: int  # the models of its comparison group
     votes: int
     opponent: str
     total: int
