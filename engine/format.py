@@ -24,7 +24,30 @@ def number(value: Any) -> str:
 
 def rating(value: float | None) -> str:
     """A rating over the base model, in Elo points: +120, -35 (a preference sweep's objective)."""
-    return "—" if value is None else f"{value:+.0f}"
+    return "—" if value is None or math.isnan(value) else f"{value:+.0f}"
+
+
+def points(value: float) -> str:
+    """A rating on a review's scale (1000 = the average model), in whole points: 1092. The
+    leaderboard view rounds the same way."""
+    return f"{value:.0f}"
+
+
+# A preference sweep tells the search each trial's placement: its rating over the base model
+# when its votes placed it, fixed from then on. The statistics of its review show another
+# number, the current fit of every vote (1000 = the average model): the words say which is which.
+PLACED = "placed"
+
+
+def objective_title(objective: str | None) -> str:
+    """The column title of an objective's values: `placed` for a preference sweep's."""
+    return PLACED if objective == "preference" else objective or "objective"
+
+
+def objective_value(objective: str | None, value: float | None) -> str:
+    """An objective's value as people read it: a preference sweep's placement as a rating over
+    the base (+779), any other objective as a number (0.652)."""
+    return rating(value) if objective == "preference" else number(value)
 
 
 def percent(share: float | None) -> str:

@@ -20,7 +20,11 @@ LOSS_METRICS = ("loss", "perplexity")
 EXTRA_OBJECTIVES = ("cost", "duration_s")
 # a person's blind votes: the trial's rating over the base model (engine.run.preference)
 PREFERENCE = "preference"
-# what a dpo stage computes besides the losses, on its held-out pairs (split "preferences")
+# The stages that start from a trial of a supervised experiment (method.from) and learn from
+# votes (method.preferences): the trial tuned from pairs (dpo, orpo, simpo) or from single
+# answers marked desirable or not (kto), or a reward model trained on the pairs (reward)
+PREFERENCE_STAGES = ("dpo", "kto", "reward", "orpo", "simpo")
+# what a preference stage computes besides the losses, on its held-out pairs (split "preferences")
 PREFERENCE_METRICS = ("reward_accuracy", "reward_margin", "preference_accuracy")
 # [eval.forgetting]: a trial's loss on general text minus the base model's (split "general")
 FORGETTING = "forgetting"
@@ -59,15 +63,16 @@ def best_of(items: Iterable[T], value: Callable[[T], float], direction: str | No
 
 
 def stage_of(spec: Mapping[str, Any]) -> str:
-    """The stage of an experiment as the store keeps its spec (method.stage): "sft" or "dpo"."""
+    """The stage of an experiment as the store keeps its spec (method.stage): "sft", or a
+    preference stage (PREFERENCE_STAGES)."""
     return str((spec.get("method") or {}).get("stage") or "sft")
 
 
 def metric_key(objective: str, stage: str) -> str:
-    """Where an objective is among a model's values. A dpo stage's eval_loss is its DPO loss on
-    the held-out pairs (what it reported to the pruner and picked its checkpoint by), not the
+    """Where an objective is among a model's values. A preference stage's eval_loss is its loss
+    on the held-out votes (what it reported to the pruner and picked its checkpoint by), not the
     supervised loss on its parent's validation split: so the stage is always given."""
-    if stage == "dpo" and objective in {"eval_loss", *PREFERENCE_METRICS}:
+    if stage in PREFERENCE_STAGES and objective in {"eval_loss", *PREFERENCE_METRICS}:
         return "preferences/" + ("loss" if objective == "eval_loss" else objective)
     return "validation/loss" if objective == "eval_loss" else _beside_the_splits(objective) or \
         f"validation/{objective}"

@@ -50,10 +50,12 @@ from tunelab.store.read import (
 )
 from tunelab.store.retention import GcPlan, apply_gc, plan_gc
 from tunelab.store.reviews import (
+    Judgement,
     ReviewItem,
     ReviewRecord,
     VoteRecord,
     find_review,
+    judgements,
     list_reviews,
     review_items,
     review_votes,
@@ -67,6 +69,7 @@ from tunelab.store.rows import (
     EvaluationRow,
     ExampleLossRow,
     ExperimentRow,
+    JudgementRow,
     MetricRow,
     RatingRow,
     ReviewItemRow,
@@ -90,6 +93,9 @@ __all__ = [
     "EvaluationRow",
     "ExampleLossRow",
     "ExperimentRow",
+    "JudgementRow",
+    "Judgement",
+    "judgements",
     "MetricRow",
     "RatingRow",
     "ReviewItemRow",

@@ -230,6 +230,25 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait: float,
 
 
 @contextmanager
+def held(paths: list[Path], wait: float) -> Iterator[None]:
+    """Holds the files against the other threads of this process for the block: a connection of
+    its own (the SQL console's, `reading_many`'s) attaches them, and DuckDB refuses a file that
+    another instance of the same process has attached ("Unique file handle conflict")."""
+    locks = [_path_lock(p) for p in sorted(set(paths), key=lambda p: str(p.resolve()))]
+    taken: list[threading.RLock] = []
+    try:
+        for path_lock in locks:
+            if not path_lock.acquire(timeout=max(wait, 0.001)):
+                raise StoreLocked(f"a store is busy in this process (another thread is writing "
+                                  f"or reading it); waited {wait:g}s.", holder="this process")
+            taken.append(path_lock)
+        yield
+    finally:
+        for path_lock in reversed(taken):
+            path_lock.release()
+
+
+@contextmanager
 def _attached(path: Path, read_only: bool, wait: float, check: bool = True
               ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection whose default database is the store, attached for the block only.
@@ -311,6 +330,27 @@ def reading(path: str | Path, wait: float = 10.0, check: bool = True
         yield con
 
 
+def wait_until_readable(path: str | Path, wait: float = 1.0) -> None:
+    """Returns once the store can be read. While another process holds it for writing (a duckdb
+    shell, a program of the user's), says once who, and waits on until it is free (Ctrl-C
+    stops): a run started then begins when the file is free, instead of ending after a few
+    seconds without a word. A missing store returns at once (the first writer makes it)."""
+    path = Path(path)
+    said = False
+    while path.exists():
+        try:
+            with _attached(path, read_only=True, wait=wait):
+                break
+        except StoreLocked as error:
+            if not said:
+                log.warning("tunelab: %s is held by %s; waiting until it is free (Ctrl-C to "
+                            "stop). A duckdb shell keeps the file open: close it.", path,
+                            error.holder)
+                said, wait = True, 5.0
+    if said:
+        log.warning("tunelab: %s is free; going on.", path)
+
+
 def _alias(path: Path, taken: set[str]) -> str:
     base = re.sub(r"[^0-9a-zA-Z_]", "_", path.stem) or "store"
     if base[0].isdigit() or base in {"main", "memory", "system", "temp"}:
@@ -333,6 +373,11 @@ def reading_many(paths: list[str | Path] | list[Path], wait: float = 10.0
     files. Rows are not deduplicated across files: two machines sharing one Optuna study each
     record their own trials, and an experiment row appears once per file.
     """
+    with held([Path(p) for p in paths], wait):
+        yield from _reading_many([Path(p) for p in paths], wait)
+
+
+def _reading_many(paths: list[Path], wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect()
     try:
         taken: set[str] = set()

@@ -100,6 +100,12 @@ def console(stores: StorePaths, allow: Sequence[Path] = (), wait: float = 10.0
         if not path.exists():
             raise StoreError(f"no store at {path}. Run an experiment first (tunelab run FILE) "
                              "or point at one with --store PATH.", "no store")
+    with connection.held(paths, wait):
+        yield from _console(paths, allow, wait)
+
+
+def _console(paths: list[Path], allow: Sequence[Path], wait: float
+             ) -> Iterator[duckdb.DuckDBPyConnection]:
     if len(paths) == 1:
         con = duckdb.connect()
         try:

@@ -45,12 +45,18 @@ class TableRule:
     # does at the speed of its own reader, and only when a key is already there or repeats (a
     # re-ingest, a retried trial) does the upsert.
     mostly_new: bool = False
+    # A row in this state is final: only an event with the same value of `same_run` (the same
+    # run of the same trial) changes it. So a trial of another study that reuses a number (a
+    # journal lost and started again) never overwrites a finished trial's row.
+    final_state: str | None = None
+    same_run: str | None = None
 
 
 # Each table's rule, read from its row type (store/rows.py), parents before children: the order
 # the events of one batch are written in.
 RULES: dict[str, TableRule] = {
-    row.TABLE: TableRule(row.KEY, row.NEWEST_BY, row.KEEP_ON_UPDATE, row.MOSTLY_NEW)
+    row.TABLE: TableRule(row.KEY, row.NEWEST_BY, row.KEEP_ON_UPDATE, row.MOSTLY_NEW,
+                         row.FINAL_STATE, row.SAME_RUN)
     for row in ROW_TYPES
 }
 
@@ -80,8 +86,12 @@ def _upsert_sql(table: str, source: str, columns: list[str], select: list[str]) 
     if rule.order and updates:
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in updates)
         order = _q(rule.order)
-        sql += (f"DO UPDATE SET {sets} WHERE {_q(table)}.{order} IS NULL "
-                f"OR excluded.{order} >= {_q(table)}.{order}")
+        sql += (f"DO UPDATE SET {sets} WHERE ({_q(table)}.{order} IS NULL "
+                f"OR excluded.{order} >= {_q(table)}.{order})")
+        if rule.final_state and rule.same_run:
+            state, same = "'" + rule.final_state.replace("'", "''") + "'", _q(rule.same_run)
+            sql += (f" AND ({_q(table)}.state IS DISTINCT FROM {state} "
+                    f"OR excluded.{same} IS NOT DISTINCT FROM {_q(table)}.{same})")
     else:
         sql += "DO NOTHING"
     return sql

@@ -415,7 +415,8 @@ def experiment_summaries(store: str | Path) -> list[ExperimentSummary]:
                    -- the baseline's objective, where evaluation put it: validation, or for
                    -- a dpo stage the held-out preference pairs
                    (SELECT value FROM base WHERE base.experiment = e.name
-                      AND base.split = CASE WHEN json_extract_string(e.spec, '$.method.stage') = 'dpo'
+                      AND base.split = CASE WHEN coalesce(json_extract_string(e.spec,
+                                                     '$.method.stage'), 'sft') <> 'sft'
                                              AND coalesce(e.objective, 'eval_loss') IN (
                                                  'eval_loss', 'reward_accuracy', 'reward_margin',
                                                  'preference_accuracy')

@@ -49,6 +49,17 @@ class VoteRecord:
     undone: bool
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """One order of an LLM judge's verdict on an item (the `judgements` table)."""
+
+    item: int
+    rater: str  # judge:NAME
+    shown: str  # as shown | swapped
+    verdict: str | None  # a | b | tie in the item's own sides; None: the answer said none
+    answer: str | None
+
+
 _REVIEW_COLUMNS = "id, experiment, name, models, prompt_set, status, coalesce(kind, 'review')"
 
 
@@ -89,6 +100,15 @@ def review_votes(store: str | Path, review_id: str, include_undone: bool = False
             "WHERE review_id = ? ORDER BY created_at", [review_id]).fetchall()
     votes = [VoteRecord(*r) for r in rows]
     return votes if include_undone else [v for v in votes if not v.undone]
+
+
+def judgements(store: str | Path, review_id: str) -> list[Judgement]:
+    """Every LLM judge's verdicts on the review's items, in both orders."""
+    with connection.reading(store) as con:
+        rows = con.execute(
+            "SELECT item, rater, shown, verdict, answer FROM judgements WHERE review_id = ? "
+            "ORDER BY rater, item, shown", [review_id]).fetchall()
+    return [Judgement(*r) for r in rows]
 
 
 def vote_row(review_id: str, item: int, rater: str, choice: str, seconds: float | None,

@@ -33,6 +33,11 @@ class Row:
     KEEP_ON_UPDATE: ClassVar[tuple[str, ...]] = ()  # columns an upsert leaves as they were
     # nearly every event is a new key (a step is logged once): ingest tries a plain INSERT first
     MOSTLY_NEW: ClassVar[bool] = False
+    # a row in the state FINAL_STATE is changed only by an event with the same SAME_RUN value
+    # (the same run of the same trial), so a trial of another study that reuses its number (a
+    # journal lost and started again) never overwrites a finished row
+    FINAL_STATE: ClassVar[str | None] = None
+    SAME_RUN: ClassVar[str | None] = None
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ()
 
     def event(self) -> dict[str, Any]:
@@ -71,6 +76,8 @@ class TrialRow(Row):
     TABLE: ClassVar[str] = "trials"
     KEY: ClassVar[tuple[str, ...]] = ("experiment", "number")
     NEWEST_BY: ClassVar[str | None] = "updated_at"
+    FINAL_STATE: ClassVar[str | None] = "complete"
+    SAME_RUN: ClassVar[str | None] = "started_at"
     JSON_COLUMNS: ClassVar[tuple[str, ...]] = ("params",)
     experiment: str
     number: int
@@ -229,12 +236,30 @@ class VoteRow(Row):
     review_id: str
     item: int
     rater: str
-    choice: str  # a | b | tie | both_bad | skip
+    choice: str  # a | b | tie | both_bad | both_good | skip
     seconds: float | None = None
     undone: bool | None = None
     comment: str | None = None
     created_at: float | None = None
     updated_at: float | None = None
+
+
+@dataclass(frozen=True)
+class JudgementRow(Row):
+    """One order of an LLM judge's verdict on an item (its vote combines both orders)."""
+
+    TABLE: ClassVar[str] = "judgements"
+    KEY: ClassVar[tuple[str, ...]] = ("review_id", "item", "rater", "shown")
+    NEWEST_BY: ClassVar[str | None] = "created_at"  # a judge run again replaces its verdicts
+    review_id: str
+    item: int
+    rater: str  # judge:NAME
+    shown: str  # as shown | swapped
+    verdict: str | None = None  # a | b | tie in the item's own sides; None: the answer said none
+    answer: str | None = None
+    model: str | None = None
+    prompt_sha: str | None = None
+    created_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +293,10 @@ class RatingRow(Row):
     rank: int | None = None
     votes: int | None = None
     fitted_at: float | None = None
+    rank_worst: int | None = None
+    rating_is: str | None = None  # fitted | at least | at most | between | no bound | ties only
+    ties: str | None = None  # half | ignore
+    position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -312,5 +341,6 @@ class ExampleLossRow(Row):
 # Parents before children: the order ingest writes the events of one batch in.
 ROW_TYPES: tuple[type[Row], ...] = (
     ExperimentRow, TrialRow, TrialParamRow, MetricRow, EvaluationRow, SampleRow, DataReportRow,
-    ReviewRow, ReviewItemRow, VoteRow, ChatRow, RatingRow, WatchSampleRow, ExampleLossRow,
+    ReviewRow, ReviewItemRow, VoteRow, JudgementRow, ChatRow, RatingRow, WatchSampleRow,
+    ExampleLossRow,
 )

@@ -90,7 +90,13 @@ def flush_orphans(store: str | Path, wait: float = 0.5) -> bool:
 class Spool:
     """One process's spool. `write()` returns once the events are on disk."""
 
-    def __init__(self, store: str | Path, tag: str = "", say_locked_after: float = 5.0) -> None:
+    def __init__(self, store: str | Path, tag: str = "", say_locked_after: float = 5.0,
+                 keep_when_gone: bool = False, final_wait: float = 30.0) -> None:
+        """`keep_when_gone`: a store deleted or replaced under this writer does not stop it
+        (StoreGone): its events stay in the spool, `gone` says what happened, and the writer
+        decides what to tell (a sweep's running trials finish into the spool). `final_wait`:
+        how long `close` waits for a held store; a trial process waits briefly, because its
+        runner takes in what it leaves (a trial's duration must not count someone's lock)."""
         self.store = Path(store)
         folder = spool_dir(self.store)
         name = f"{socket.gethostname()}-{os.getpid()}-{tag or 'w'}-{uuid.uuid4().hex[:8]}.jsonl"
@@ -115,6 +121,9 @@ class Spool:
         self.say_locked_after = say_locked_after  # seconds of lock before the user is told
         self._backoff = 0.0  # while the store is locked, ingest is tried at growing intervals
         self._retry_at: float | None = None
+        self.keep_when_gone = keep_when_gone
+        self.final_wait = final_wait
+        self.gone: StoreGone | None = None  # set when the store went away (keep_when_gone)
 
     def write(self, events: Iterable[Row | Mapping[str, Any]], ingest: bool = True) -> None:
         """Appends rows (or ready events) to the spool, fsynced; then tries to ingest."""
@@ -179,11 +188,15 @@ class Spool:
             now = time.monotonic()
             if not final and self._retry_at is not None and now < self._retry_at:
                 return False  # locked a moment ago: don't slow the writer down with another wait
-            self._check_same_store()
             try:
-                with connection.writing(self.store, wait=wait) as con:
-                    ingest_file(con, self.path, self._tables)
-                    ingest_orphans(con, self.store, skip=self.path)
+                self._check_same_store()
+            except StoreGone as error:
+                if not self.keep_when_gone:
+                    raise
+                self.gone = self.gone or error
+                return False  # the events stay here; the next writer of a healthy store takes them
+            try:
+                self._ingest_all(wait, final)
             except StoreLocked as error:
                 now = time.monotonic()
                 self._locked_since = self._locked_since or now
@@ -191,9 +204,7 @@ class Spool:
                 self._retry_at = now + self._backoff
                 if not self._said_locked and (
                         final or now - self._locked_since > self.say_locked_after):
-                    log.warning("tunelab: %s is held by %s. Results are kept in %s and moved in "
-                                "when it is free.", self.store, error.holder, self.path.parent)
-                    self._said_locked = True
+                    self._say_held(error)
                 return False
             if self._said_locked and self._locked_since is not None:
                 log.warning("tunelab: %s is free again; the kept results are in it.", self.store)
@@ -207,12 +218,36 @@ class Spool:
             self._tables = set()
             return True
 
-    def close(self, wait: float = 30.0) -> bool:
+    def _ingest_all(self, wait: float, final: bool) -> None:
+        """This spool and the orphans into the store. A final ingest that has to wait for a
+        held store says first who holds it, and then waits: the writer is not silent while it
+        waits at its end."""
+        first = min(wait, 0.5) if final and not self._said_locked else wait
+        try:
+            with connection.writing(self.store, wait=first) as con:
+                ingest_file(con, self.path, self._tables)
+                ingest_orphans(con, self.store, skip=self.path)
+            return
+        except StoreLocked as error:
+            if first >= wait:
+                raise
+            self._locked_since = self._locked_since or time.monotonic()
+            self._say_held(error)
+        with connection.writing(self.store, wait=wait - first) as con:
+            ingest_file(con, self.path, self._tables)
+            ingest_orphans(con, self.store, skip=self.path)
+
+    def _say_held(self, error: StoreLocked) -> None:
+        log.warning("tunelab: %s is held by %s. Results are kept in %s and moved in when it is "
+                    "free.", self.store, error.holder, self.path.parent)
+        self._said_locked = True
+
+    def close(self, wait: float | None = None) -> bool:
         """Final ingest; if the store stays locked the spool file stays for the next writer."""
         if self._file.closed:
             return True
         try:
-            done = self.ingest(wait=wait, final=True)
+            done = self.ingest(wait=self.final_wait if wait is None else wait, final=True)
         except StoreError:  # damaged or gone: said by the write that found it; the events stay
             log.warning("tunelab: %s could not take the results; they are kept in %s.",
                         self.store, self.path)

@@ -57,22 +57,28 @@ def tunelab(*args: str, input: str | None = None, cwd: Path | None = None,
     return Ran(result.exit_code, result.stdout, stderr)
 
 
+def write_small_experiment(folder: Path, body: str, rows: int = 400, name: str = "tiny") -> Path:
+    """A small, fast variant of the quickstart in `folder` (its file, returned, and its data):
+    a tiny scratch model on arithmetic rows; `body` is the rest of the file ([method] on)."""
+    source = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:rows]
+    data = folder / "data.jsonl"
+    data.write_text("\n".join(source) + "\n")
+    path = folder / f"{name}.toml"
+    path.write_text(
+        f'name = "{name}"\n'
+        "[model]\n"
+        "scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }\n"
+        f'[data]\ntrain = "{data.name}"\n' + body
+    )
+    return path
+
+
 @pytest.fixture
 def small_experiment(tmp_path: Path):
     """Writes a small, fast variant of the quickstart into tmp_path and returns a maker."""
 
     def make(body: str, rows: int = 400, name: str = "tiny") -> Path:
-        source = (EXPERIMENTS / "data" / "arithmetic.jsonl").read_text().splitlines()[:rows]
-        data = tmp_path / "data.jsonl"
-        data.write_text("\n".join(source) + "\n")
-        path = tmp_path / f"{name}.toml"
-        path.write_text(
-            f'name = "{name}"\n'
-            "[model]\n"
-            "scratch = { hidden_size = 64, layers = 2, heads = 4, vocab_size = 256 }\n"
-            f'[data]\ntrain = "{data.name}"\n' + body
-        )
-        return path
+        return write_small_experiment(tmp_path, body, rows, name)
 
     return make
 

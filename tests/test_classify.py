@@ -98,7 +98,8 @@ batch_size = 16
 learning_rate = 2e-3
 [search]
 trials = 2
-sampler = "random"  # seed 0 draws lora, then full
+sampler = "random"
+seed = 3  # draws lora, then full (each trial's draws are seeded by its number)
 objective = "macro_f1"
 [search.space]
 "method.kind" = ["full", "lora"]

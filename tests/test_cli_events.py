@@ -30,6 +30,9 @@ SAMPLES: dict[str, Any] = {
     "kind": "eval", "data": {"epoch": 1.0, "step": 10, "eval_loss": 0.5}, "review": "taste",
     "waiting": 1, "opponent": "base", "items": 8, "rating": 120.0, "how": "won", "votes": 6,
     "interval": (10.0, 230.0), "numbers": [3], "told": 120.0, "total": 12,
+    "rated": "≥ 1092", "rank": "1–2", "of": 3,
+    "text": "the effective batch (64) is larger than the training split (40)",
+    "runs": "tunelab-runs/taste", "lost": (0, 1), "state": "complete", "share": 0.75,
     "baselines": {"base": {"test/exact_match": 0.1}, "base+3shot": {"test/exact_match": 0.92}},
     "meets": "the base model with 3 examples meets exact_match ≥ 0.9: you may not need to "
              "fine-tune",

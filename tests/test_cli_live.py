@@ -152,7 +152,8 @@ def test_a_preference_sweep_waiting_for_votes_says_so_instead_of_an_eta(
     assert waiting == ["0/3 · 3 voting · waits for your votes"], (waiting, text)
     lines = seen.lines()
     assert not _misread(lines), "\n".join(_misread(lines)) + "\n---\n" + text
-    placed = [line for line in seen.transcript if re.match(r"trial \d +placed: rating", line)]
+    placed = [line for line in seen.transcript
+              if re.match(r"trial \d +placed [+-]\d+ over the base, told to the search", line)]
     assert len(placed) == 3, text
     assert re.search(r"^3 trials in \S+ \(3 complete\) · ", text, re.M), text
 

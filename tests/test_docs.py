@@ -24,7 +24,8 @@ PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md", ROOT / "CONTRIBUTING.md
 README_MOST_LINES = 160
 # experiments the example queries name that a quickstart sweep does not make (a dpo stage
 # needs votes and a second run): their queries must run, and may answer with no rows
-OTHER_RUNS = ("quickstart-dpo", "tickets-classify")  # and a classifier's own experiment
+OTHER_RUNS = ("quickstart-dpo", "quickstart-kto", "quickstart-reward",
+              "tickets-classify")  # and a classifier's own experiment
 
 SQL_START = re.compile(r"^\s*(select|with|describe|show|explain|pragma|summarize)\b", re.I)
 

@@ -4,9 +4,11 @@ recorded is lost."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from tunelab import store as st
 from tunelab.engine.run import events as ev
+from tunelab.engine.run import records
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
@@ -37,13 +40,14 @@ sampler = "random"
 pruner = "none"
 {extra}
 [search.space]
-"train.learning_rate" = [1e-3, 2e-3, 3e-3]
+"train.learning_rate" = {space}
 """
 
 
 def _sweep(small_experiment, epochs: int = 1, trials: int = 2, extra: str = "",
-           rows: int = 160) -> Path:
-    return small_experiment(SWEEP.format(epochs=epochs, trials=trials, extra=extra), rows=rows)
+           rows: int = 160, space: str = "[1e-3, 2e-3, 3e-3]") -> Path:
+    return small_experiment(SWEEP.format(epochs=epochs, trials=trials, extra=extra, space=space),
+                            rows=rows)
 
 
 def _study(store: Path, name: str = "tiny") -> optuna.Study:
@@ -81,9 +85,9 @@ def test_a_run_prints_neither_the_bitsandbytes_nor_the_tied_head_warning(
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "gemm_4bit_forward" not in run.stderr + run.stdout
-    log = (tmp_path / "tunelab-runs" / "tiny" / "trial-0000" / "trial.log").read_text()
-    assert "missing keys" not in log  # the best checkpoint was loaded (load_best_model_at_end)
     (trial,) = st.list_trials(store, "tiny")
+    log = (Path(trial.artifact_dir or "") / "trial.log").read_text()
+    assert "missing keys" not in log  # the best checkpoint was loaded (load_best_model_at_end)
     assert trial.state == "complete" and _validation_rows(store, 0) >= 1
 
 
@@ -173,29 +177,119 @@ def test_a_hung_trial_is_killed_by_trial_timeout_and_the_next_runs(
 
 # -- the store deleted while the sweep runs
 
-def test_the_store_deleted_mid_sweep_stops_it_and_the_spool_keeps_the_events(
-        tmp_path: Path, small_experiment) -> None:
-    experiment = _sweep(small_experiment, trials=3)
+
+def test_the_store_deleted_mid_trial_lets_it_finish_into_the_spool_and_says_so_once(
+        tmp_path: Path, small_experiment, caplog: pytest.LogCaptureFixture) -> None:
+    experiment = _sweep(small_experiment, trials=2, space="{ low = 1e-3, high = 5e-3 }")
     store = tmp_path / "tunelab.duckdb"
+    deleted: list[int] = []
 
-    def delete(event: ev.TrialEnd) -> None:
-        if event.outcome.number == 0:
+    def delete(event: ev.TrialProgress) -> None:
+        if event.number == 0 and event.kind == "log" and not deleted:  # trial 0 is training
             store.unlink()
+            deleted.append(event.number)
 
-    runner = Runner(load_spec(experiment), store, Hooks({ev.TrialEnd: delete}))
-    with pytest.raises(st.StoreGone, match="was deleted while tunelab was writing to it"):
+    runner = Runner(load_spec(experiment), store, Hooks({ev.TrialProgress: delete}))
+    with pytest.raises(st.StoreGone) as gone:
         runner.run()
+    said = gone.value.message
+    assert f"{store} was deleted while the sweep ran: trial 0, running then, finished" in said
+    assert "No new trial was started" in said
+    assert "put the file back and run the same command again" in said
+    assert "Or run it again as it is: a new tunelab.duckdb starts there" in said
+    # said once: no other line about the store (neither the runner's spool nor the trial's)
+    assert not [r for r in caplog.records if "tunelab.duckdb" in r.getMessage()]
     study = _study(store)
-    # trial 1 was asked but never started: Optuna does not count it as running for ever
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE,
-                                               optuna.trial.TrialState.FAIL]
-    assert not store.exists()
-    spooled = list((tmp_path / "tunelab.duckdb.spool").glob("*.jsonl"))
-    assert spooled and any('"number":1' in p.read_text() for p in spooled)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert not store.exists()  # nothing started a new store behind the person's back
 
-    # the next writer starts a new store there and takes in the waiting events
-    with st.Spool(store, tag="test") as spool:
-        spool.ingest(wait=5)
+    # run again as it is: a new store takes in what waited, and the sweep goes on
+    Runner(load_spec(experiment), store, Hooks({})).run()
+    trials = {t.number: t for t in st.list_trials(store, "tiny")}
+    study = _study(store)
+    assert sorted(trials) == [0, 1] and [t.state for t in study.trials] == [
+        optuna.trial.TrialState.COMPLETE] * 2
+    assert trials[0].state == "complete" and trials[0].value == pytest.approx(study.trials[0].value)
+    assert _validation_rows(store, 0) >= 1  # trial 0's evaluation, logged after the delete
+    assert trials[0].params != trials[1].params
+
+
+# -- a store held by another program
+
+
+HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.readline()
+con.close()
+"""
+
+
+def _hold(store: Path) -> subprocess.Popen:
+    """A person's `duckdb FILE` shell: holds the store for writing until told to let go."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_store_held_while_trials_run_is_said_once_and_not_counted_in_their_durations(
+        tmp_path: Path, small_experiment, caplog: pytest.LogCaptureFixture) -> None:
+    experiment = _sweep(small_experiment, trials=2)
+    store = tmp_path / "tunelab.duckdb"
+    holders: list[subprocess.Popen] = []
+
+    def hold(event: ev.TrialProgress) -> None:
+        if event.number == 0 and event.kind == "log" and not holders:
+            holders.append(_hold(store))
+
+    class LetGo(logging.Handler):
+        """The person closes the shell once the run has said who holds the file."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "is held by" in record.getMessage() and holders:
+                holders[0].communicate("let go\n", timeout=60)
+
+    let_go = LetGo(logging.WARNING)
+    logging.getLogger("tunelab").addHandler(let_go)
+    try:
+        summary = Runner(load_spec(experiment), store, Hooks({ev.TrialProgress: hold})).run()
+    finally:
+        logging.getLogger("tunelab").removeHandler(let_go)
+        for holder in holders:
+            if holder.poll() is None:
+                holder.communicate("let go\n", timeout=60)
+    held = [r.getMessage() for r in caplog.records if "is held by" in r.getMessage()]
+    assert len(held) == 1 and f"process {holders[0].pid}" in held[0], held
+    # a trial's duration is its own: the old trial process waited 30 s for the lock at its end
+    durations = {o.number: o.duration_s for o in summary.trials}
+    assert all(d < 30 for d in durations.values()), durations
+    trials = st.list_trials(store, "tiny")  # everything went in once the store was free
+    assert [t.state for t in trials] == ["complete", "complete"]
+    assert all(t.duration_s is not None and t.duration_s < 30 for t in trials)
+    assert _validation_rows(store, 0) >= 1 and _validation_rows(store, 1) >= 1
+
+
+def test_a_run_started_on_a_held_store_says_who_holds_it_and_waits(
+        tmp_path: Path, small_experiment) -> None:
+    experiment = _sweep(small_experiment, trials=1)
+    store = tmp_path / "tunelab.duckdb"
+    with st.Spool(store, tag="test") as spool:  # an existing store, as after an earlier run
+        spool.write([records.experiment_row(load_spec(experiment))])
+    holder = _hold(store)
+    run = subprocess.Popen([*tunelab_command(), "run", str(experiment), "--store", str(store)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stderr is not None
+        said = next((line for line in run.stderr if "is held by" in line), "")  # however long
+        assert f"{store} is held by process {holder.pid}" in said
+        assert "waiting until it is free (Ctrl-C to stop)" in said
+        assert run.poll() is None  # still waiting, not gone
+    finally:
+        holder.communicate("let go\n", timeout=60)
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    assert "is free; going on" in err and "Traceback" not in err
     (trial,) = st.list_trials(store, "tiny")
-    assert (trial.number, trial.state) == (1, "failed")
-    assert "not started" in (trial.error or "") and "was deleted" in (trial.error or "")
+    assert trial.state == "complete"

@@ -158,6 +158,68 @@ def test_a_preference_sweep_finds_the_trial_the_raters_taste_implies(
     # the votes are DPO pairs as before
     pairs, _ = dpo_pairs(store, "tiny")
     assert len(pairs) == sum(1 for v in votes if v.choice in {"a", "b"})
+    _every_surface_names_its_number(store, events, trials, best, winner[0])
+
+
+def _every_surface_names_its_number(store: Path, events: Events, trials: dict,
+                                    best: int, winner: ev.PreferenceWinner) -> None:
+    """Issue 25: one trial read `placed: rating +1110 over the base` in the run log, `winner:
+    trial 1 · rating +1520 … interval +514 … no bound` at the end, `+1110` in the trials table,
+    `1109.72` in the experiments list and the new-review dialog, `≥ 1092` on the statistics
+    screen and `rating 1393.00` in the leaderboard view. Two numbers now, each named on every
+    surface: the placement told to the search, and the review's current fit."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from tunelab.engine import format as fmt
+    from tunelab.engine.review import reviews as review
+    from tunelab.engine.review import words
+    from tunelab.engine.review.bradley_terry import ratings
+    from tunelab.tui.cli import app as cli
+    from tunelab.tui.cli.output import console
+    from tunelab.tui.cli.reporter import ConsoleReporter
+
+    reporter = ConsoleReporter("tiny", "maximize", "preference")
+    with console.capture() as captured:
+        for event in events.seen:
+            if isinstance(event, ev.PreferenceReview | ev.Voting | ev.Placed
+                          | ev.PreferenceWinner):
+                reporter.event(event)
+    log = " ".join(captured.get().split())
+    for number, t in trials.items():  # the run log: each placement as told to the search
+        assert f"trial {number} placed {fmt.rating(t.value)} over the base, told to the search" \
+            in log
+    told = fmt.rating(trials[best].value)
+    assert f"winner: trial {best} · placed {told} over the base (told to the search when" in log
+    # the winner line's second number: the statistics' fit of the votes in at the end of the
+    # run (`tunelab confirm` added votes since: the first `total` are those)
+    found = st.find_review(store, "tiny")
+    assert found is not None
+    then = as_votes(st.review_items(store, found.id),
+                    st.review_votes(store, found.id)[:winner.total])
+    fitted = ratings(then)
+    at_end = next(r for r in fitted if r.model == f"trial:{best}")
+    assert winner.rated == words.rating_text(at_end)
+    assert winner.rank == words.rank_text(at_end)
+    assert (f"· the review now, on all {winner.total} votes: trial {best} rated "
+            f"{words.rating_text(at_end)}, rank {words.rank_text(at_end)} of {len(fitted)} "
+            "(1000 = the average model") in log
+    stats = review.stats(store, "tiny", bootstrap=200)  # the statistics screen, now
+    now = next(r for r in stats.ratings if r.model == f"trial:{best}")
+    assert not re.search(r"\d\.\d\d\b", log), log  # no raw floats
+    board = {row[0]: row[1:] for row in st.query(
+        store, "SELECT model_ref, rating, rating_is FROM leaderboard WHERE experiment = 'tiny'"
+    ).rows}
+    rating, rating_is = board[f"trial:{best}"]
+    assert words.rating_text(now) in {str(rating), f"≥ {rating}", f"≤ {rating}", "—"}
+    assert rating_is in {"fitted", "at least", "at most", "no bound", "between", "ties only"}
+    shown = CliRunner().invoke(cli, ["trials", "tiny", "--store", str(store)])
+    assert shown.exit_code == 0, shown.output
+    table = " ".join(shown.output.split())
+    top = max(st.list_trials(store, "tiny"), key=lambda t: t.value or float("-inf"))  # confirm's
+    assert "placed" in table and f"placed {fmt.rating(top.value)} over the base" in table
+    assert f"{top.value:.2f}" not in table
 
 
 class LateRater(Rater):

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tunelab import store as st
 
 from conftest import tunelab_command
@@ -80,3 +82,136 @@ def test_kill_9_in_the_middle_of_a_trial_then_run_again(tmp_path: Path, small_ex
     assert set(before) <= after  # every metric row recorded before the kill is still there
     assert st.query(store, "select count(*) from (select trial, step, split, name, count(*) n "
                            "from metrics group by all having n > 1)").rows[0][0] == 0
+
+
+# -- a resumed sweep continues the sampler's sequence (#31)
+
+SPACE = """
+[method]
+kind = "full"
+[search]
+trials = 4
+sampler = "{sampler}"
+seed = 7
+[search.space]
+"train.learning_rate" = {{ low = 1e-4, high = 1e-2, log = true }}
+"method.kind" = ["full", "lora"]
+"""
+
+
+def _asked(study, exp) -> dict:
+    from tunelab.engine.run import study as search
+
+    trial = study.ask()
+    params = search.sample(trial, exp)
+    study.tell(trial, sum(len(str(v)) for v in params.values()) / 10)  # a value TPE can use
+    return params
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_each_run_of_a_study_continues_the_samplers_sequence(
+        tmp_path: Path, small_experiment, sampler: str) -> None:
+    """Four runs of one trial each draw what one run of four trials draws, and never trial 0's
+    parameters again (each new run restarted the seeded sequence: its first trial was trial 0's)."""
+    from tunelab.engine.run import study as search
+    from tunelab.engine.spec import load_spec
+
+    exp = load_spec(small_experiment(SPACE.format(sampler=sampler))).experiment
+    whole = search.open_study(exp, str(tmp_path / "whole.journal"))
+    in_one_run = [_asked(whole, exp) for _ in range(4)]
+    in_four_runs = [_asked(search.open_study(exp, str(tmp_path / "runs.journal")), exp)
+                    for _ in range(4)]
+    assert in_four_runs == in_one_run
+    rates = [p["train.learning_rate"] for p in in_four_runs]
+    assert len(set(rates)) == 4, rates
+
+
+def test_two_runs_at_once_draw_different_trials(tmp_path: Path, small_experiment) -> None:
+    """Two processes open the study before either asks: each trial number draws its own."""
+    from tunelab.engine.run import study as search
+    from tunelab.engine.spec import load_spec
+
+    exp = load_spec(small_experiment(SPACE.format(sampler="tpe"))).experiment
+    first, second = (search.open_study(exp, str(tmp_path / "s.journal")) for _ in range(2))
+    drawn = [_asked(first, exp), _asked(second, exp), _asked(second, exp), _asked(first, exp)]
+    assert len({p["train.learning_rate"] for p in drawn}) == 4, drawn
+
+
+def test_the_first_trial_draws_what_the_files_seed_always_drew(
+        tmp_path: Path, small_experiment) -> None:
+    """Trial 0 is the sampler's first draw with the file's seed, as before the seeding by trial
+    (the quickstart's file is ordered so that its trial 0 is full fine-tuning)."""
+    import optuna
+
+    from tunelab.engine.run import study as search
+    from tunelab.engine.spec import load_spec
+
+    exp = load_spec(small_experiment(SPACE.format(sampler="tpe"))).experiment
+    plain = optuna.create_study(sampler=optuna.samplers.TPESampler(
+        seed=7, multivariate=True, group=True))
+    assert _asked(search.open_study(exp, str(tmp_path / "s.journal")), exp) == _asked(plain, exp)
+
+
+# -- which study a run goes on with (#31: --new-study interrupted; "experiment changed")
+
+def _recorded(store: Path, spec) -> None:
+    from tunelab.engine.run import records
+
+    with st.Spool(store, tag="test") as spool:
+        spool.write([records.experiment_row(spec)])
+
+
+def test_after_new_study_the_file_alone_goes_on_with_the_new_study(
+        tmp_path: Path, small_experiment) -> None:
+    """`--new-study` started tiny-v2 and was stopped: the hint's command, `tunelab run FILE`,
+    goes on with tiny-v2 (it was refused as "experiment changed"); --new-study again makes v3."""
+    from tunelab.engine.run.identity import settle_study
+    from tunelab.engine.spec import load_spec
+    from tunelab.tui.cli.run import SweepRequest
+
+    store = tmp_path / "tunelab.duckdb"
+    file = small_experiment(SWEEP)
+    _recorded(store, load_spec(file, ["train.epochs=1"]))  # tiny, run with another value
+    changed = load_spec(file)
+    first = settle_study(changed, store, new_study=True)
+    assert (first.spec.experiment.name, first.how) == ("tiny-v2", "new")
+    _recorded(store, first.spec)  # what the stopped run had recorded
+    hint = SweepRequest("run", file, Path("tunelab.duckdb"), new_study=True).again()
+    assert hint == f"tunelab run {file}"
+    again = settle_study(changed, store)
+    assert (again.spec.experiment.name, again.how) == ("tiny-v2", "version")
+    assert settle_study(changed, store, new_study=True).spec.experiment.name == "tiny-v3"
+
+
+def test_the_resume_hint_repeats_the_set_store_and_smoke_it_ran_with() -> None:
+    from tunelab.tui.cli.run import SweepRequest
+
+    asked = SweepRequest("run", Path("exp.toml"), Path("runs/other.duckdb"),
+                         ("train.epochs=2", "search.space.train.learning_rate={low=1e-4, high=1e-3}"),
+                         smoke=True, new_study=True)
+    assert asked.again() == ("tunelab run exp.toml --set train.epochs=2 --set "
+                             "'search.space.train.learning_rate={low=1e-4, high=1e-3}' "
+                             "--store runs/other.duckdb --smoke")
+
+
+def test_a_refused_change_names_the_key_its_values_and_where_it_came_from(
+        tmp_path: Path, small_experiment) -> None:
+    from tunelab.engine.errors import SpecError
+    from tunelab.engine.run.identity import settle_study
+    from tunelab.engine.spec import load_spec
+
+    store = tmp_path / "tunelab.duckdb"
+    file = small_experiment(SWEEP)
+    _recorded(store, load_spec(file))
+    with pytest.raises(SpecError) as by_set:
+        settle_study(load_spec(file, ["train.epochs=2"]), store, sets=["train.epochs=2"])
+    said = by_set.value.message
+    assert "train.epochs: 3 → 2 (--set train.epochs=2)" in said
+    assert "drop that --set" in said and "your changes to the file" not in said
+
+    file.write_text(file.read_text().replace("batch_size = 16", "batch_size = 8"))
+    line = file.read_text().splitlines().index("batch_size = 8") + 1
+    with pytest.raises(SpecError) as by_file:
+        settle_study(load_spec(file), store)
+    assert f"train.batch_size: 16 → 8 ({file.name}:{line})" in by_file.value.message
+    assert "revert the file" in by_file.value.message

@@ -128,7 +128,7 @@ def test_stats_and_dpo_export_from_the_command_line(reviewed) -> None:
                             str(store)], capture_output=True, text=True)
     assert stats.returncode == 0, stats.stderr
     assert "Bradley–Terry" in stats.stdout and "Cohen's κ" in stats.stdout
-    assert "left position" in stats.stdout
+    assert "Side bias: the left output (A) won" in " ".join(stats.stdout.split())
     header = next(line for line in stats.stdout.splitlines() if "rank" in line and "model" in line)
     assert "group" not in header  # one comparison group: no column that says 1 on every row
     board = st.query(store, "SELECT model_ref, rating, votes, votes_at_fit FROM leaderboard "

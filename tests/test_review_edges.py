@@ -17,6 +17,7 @@ from tunelab.engine.review.stats import (
     position_bias,
     ratings,
     self_consistency,
+    wilson,
 )
 
 
@@ -34,7 +35,7 @@ def test_models_no_vote_links_are_rated_apart_and_the_joining_pair_is_named() ->
     found = _by_model(votes)
     assert found["A"].group == found["B"].group != found["C"].group == found["D"].group
     # ranks within a group only: before, C came first and A, B second over both groups
-    assert {r.rank for r in found.values()} == {1}
+    assert {r.ranks for r in found.values()} == {(1, 2)}
     for group in (("A", "B"), ("C", "D")):  # each group centred on its own
         assert sum(found[m].rating for m in group) / 2 == pytest.approx(1000, abs=1e-6)
     found_list = ratings(votes, bootstrap=300)
@@ -42,11 +43,20 @@ def test_models_no_vote_links_are_rated_apart_and_the_joining_pair_is_named() ->
     (hub, other), = words.joins(found_list)
     assert hub in {"A", "B"} and other in {"C", "D"}
     said = " ".join(words.notes(found_list))
-    assert "Cannot be compared: no votes link A and B; C and D" in said
-    assert f"To join them, vote on {hub} vs {other}" in said
+    assert f"to join them, vote on {hub} vs {other}" in said
     # once such a vote is in, one group, one scale
     joined = _by_model(votes + [Vote(99, "ana", "a", hub, other), Vote(98, "ana", "b", hub, other)])
     assert {r.group for r in joined.values()} == {1}
+
+
+def test_the_groups_no_vote_links_are_named_as_groups() -> None:
+    """Issue 25: `Cannot be compared: no votes link A and B; D and C` read as if A and B were
+    not linked, when A–B was the linked group."""
+    votes = _votes([("A", "B", "a")] * 3 + [("B", "A", "a")] * 2 + [("D", "C", "a")] * 4
+                   + [("C", "D", "a")])
+    said = " ".join(words.notes(ratings(votes, bootstrap=100)))
+    assert "no votes link A and B" not in said
+    assert "No vote links these groups: group 1 (A, B); group 2 (C, D)." in said
 
 
 def test_a_group_that_beat_every_other_model_has_only_a_bound() -> None:
@@ -58,11 +68,52 @@ def test_a_group_that_beat_every_other_model_has_only_a_bound() -> None:
     for m in ("C", "D"):
         r = found[m]
         assert not r.finite and r.below == ("A", "B") and r.above == ()
-        assert r.interval().startswith("below every model of A, B")
+        assert r.interval() == "no lower bound" and r.pooled == 12
         assert math.isfinite(r.high) and r.low == -math.inf  # only an upper bound
         assert r.rating == r.high  # shown as the bound, never as a point
+        assert r.rating < min(found["A"].rating, found["B"].rating)
     # the fitted part is centred on its own models, not pulled by the unbounded ones
     assert (found["A"].rating + found["B"].rating) / 2 == pytest.approx(1000, abs=1e-6)
+
+
+def _cut_of_twelve(upper: tuple[str, str], lower: tuple[str, str]) -> list[Vote]:
+    """Issue 25's case: the upper pair won all 12 votes against the lower pair (3 per pair of
+    models), and inside each pair both won as often."""
+    (a, b), (c, d) = upper, lower
+    spec = [(a, b, "a"), (a, b, "b")] * 3 + [(c, d, "a"), (c, d, "b")] * 3
+    spec += [(x, y, "a") for x in upper for y in lower for _ in range(3)]
+    return _votes(spec)
+
+
+def test_a_bound_pools_the_whole_cut_and_is_never_below_a_model_it_is_above() -> None:
+    """Issue 25: {A,B} won all 12 votes against {C,D}, yet A and B read `≥ 837 · above every
+    model of C, D` while C showed 965 and D 1035: the bound was built per pair (3 of 3). Pooled,
+    12 of 12 give a Wilson lower bound of +197 Elo."""
+    found = _by_model(_cut_of_twelve(("A", "B"), ("C", "D")))
+    fitted = [m for m, r in found.items() if r.finite]
+    bounded = [m for m, r in found.items() if not r.finite]
+    gap = 400 * math.log10(wilson(12, 12)[0] / (1 - wilson(12, 12)[0]))
+    assert gap == pytest.approx(197, abs=1)
+    # by structure: the two parts are alike, so the upper one (it is above the other) is fitted
+    assert sorted(fitted) == ["A", "B"] and sorted(bounded) == ["C", "D"]
+    for m in bounded:
+        assert found[m].rating == pytest.approx(1000 - gap)  # both of A, B at 1000
+        assert found[m].rating < min(found[x].rating for x in fitted)
+        assert found[m].pooled == 12 and found[m].method == "pooled"
+    said = " ".join(words.notes(list(found.values())))
+    assert "C and D lost every vote that links them to A and B: only an upper bound, from the 12 votes" \
+        in said
+    assert {found[m].ranks for m in fitted} == {(1, 2)}
+    assert {found[m].ranks for m in bounded} == {(3, 4)}
+
+
+def test_renaming_the_models_does_not_change_which_part_gets_finite_ratings() -> None:
+    for upper, lower in ((("A", "B"), ("C", "D")), (("C", "D"), ("A", "B")),
+                         (("y", "z"), ("b", "a")), (("m1", "m9"), ("m2", "m0"))):
+        found = _by_model(_cut_of_twelve(upper, lower))
+        assert sorted(m for m, r in found.items() if r.finite) == sorted(upper), (upper, lower)
+        texts = sorted(words.rating_text(r) for r in found.values())
+        assert texts == ["1000", "1000", "≤ 802", "≤ 802"]
 
 
 def test_one_vote_against_a_pair_with_a_hundred_votes_moves_nothing() -> None:
@@ -74,35 +125,53 @@ def test_one_vote_against_a_pair_with_a_hundred_votes_moves_nothing() -> None:
     width = before["Y"].high - before["Y"].low
     assert after["Y"].high - after["Y"].low == pytest.approx(width, rel=0.05)  # was 8× wider
     x = after["X"]
-    assert not x.finite and x.above == ("Y", "Z") and x.interval().startswith("won every vote")
+    assert not x.finite and x.above == ("Y", "Z") and x.interval() == "won every vote"
+    assert x.rating is None  # one vote says who won, not by how much
     assert x.rank == after["Y"].rank == 1  # one vote separates nothing
 
 
 def test_a_chain_of_one_way_wins_is_bounds_on_both_sides_in_the_middle() -> None:
     found = _by_model(_votes([("A", "B", "a")] * 6 + [("B", "C", "a")] * 6))
     assert found["B"].above == ("C",) and found["B"].below == ("A",)
-    assert found["B"].interval() == "below every model of A; above every model of C" or \
-        found["B"].interval().startswith("above every model of C; below every model of A")
     assert not any(r.finite for r in found.values())
+    said = " ".join(words.notes(list(found.values())))
+    assert "B won every vote that links it to C and lost every vote that links it to A" in said
+    assert "no fitted rating on the other side of that line to measure a bound from" in said
 
 
-def test_one_vote_ranks_nobody_and_gives_no_point_interval() -> None:
+def test_one_vote_ranks_nobody_and_gives_the_winner_no_smaller_number() -> None:
+    """Issue 25: one vote A>B showed A `≥ 883` and B `≤ 1117`: the winner's number the
+    smaller. One vote says who won, not by how much: no number either side."""
     found = _by_model(_votes([("A", "B", "a")]))
-    assert found["A"].rank == found["B"].rank == 1
-    gap = 400 * math.log10(0.2065 / 0.7935)  # the Wilson bound of 1 in 1: a negative gap
-    assert (found["A"].low, found["A"].high) == (pytest.approx(1000 + gap / 2, abs=0.5), math.inf)
-    assert (found["B"].low, found["B"].high) == (-math.inf, pytest.approx(1000 - gap / 2, abs=0.5))
-    assert words.rating_text(found["A"]) == "≥ 883"
+    assert found["A"].ranks == found["B"].ranks == (1, 2)
+    assert words.rating_text(found["A"]) == words.rating_text(found["B"]) == "—"
     assert found["A"].interval() == "won every vote"
     assert found["B"].interval() == "lost every vote"
+    said = " ".join(words.notes(list(found.values())))
+    assert "too few votes to bound" in said
+    four = _by_model(_votes([("A", "B", "a")] * 4))  # four give a bound, on the right side
+    assert four["A"].rating > 1000 > four["B"].rating
+    assert four["A"].ranks == (1, 1)
 
 
 def test_ties_only_say_no_decisive_votes_instead_of_a_zero_width_interval() -> None:
     found = _by_model(_votes([("A", "B", "tie")] * 3 + [("B", "A", "both_bad")] * 3))
     for r in found.values():
-        assert r.undecided and r.interval() == "no decisive votes yet" and r.rank == 1
+        assert r.undecided and r.interval() == "ties only" and r.ranks == (1, 2)
         assert r.high - r.low > 0
     assert "No decisive votes yet between A and B" in " ".join(words.notes(list(found.values())))
+
+
+def test_a_part_with_decisive_votes_is_fitted_before_a_larger_tied_one() -> None:
+    """Seen on a preference sweep: trial:1 and trial:2 tied 8 times, base and trial:0 split 5–3,
+    and the tied part was chosen (by name), so no model got a number."""
+    spec = ([("trial:1", "trial:2", "tie")] * 8 + [("trial:0", "base", "a")] * 5
+            + [("base", "trial:0", "a")] * 3 + [("trial:1", "trial:0", "a")] * 8
+            + [("trial:1", "trial:3", "a")] * 6)
+    found = _by_model(_votes(spec))
+    assert found["base"].finite and found["trial:0"].finite
+    assert words.rating_text(found["trial:1"]).startswith("≥ ")
+    assert found["trial:1"].rating > found["trial:0"].rating
 
 
 def test_no_interval_is_narrower_than_the_votes_allow() -> None:

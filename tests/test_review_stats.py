@@ -72,17 +72,17 @@ def _votes(spec: list[tuple[str, str, str]], rater: str = "ana") -> list[Vote]:
     return [Vote(k, rater, choice, left, right) for k, (left, right, choice) in enumerate(spec)]
 
 
-def test_ratings_separate_only_models_whose_intervals_do_not_overlap() -> None:
+def test_ranks_separate_only_models_whose_difference_the_rank_rule_tests_apart() -> None:
     spec = ([("strong", "weak", "a")] * 30 + [("weak", "strong", "b")] * 30
             + [("mid", "other", "a")] * 5 + [("other", "mid", "a")] * 5
             + [("strong", "mid", "a")] * 20 + [("strong", "other", "a")] * 20
             + [("mid", "weak", "tie")] * 4 + [("other", "weak", "a")] * 3)
     found = {r.model: r for r in ratings(_votes(spec), bootstrap=300)}
-    assert found["strong"].rank == 1
-    assert found["mid"].rank == found["other"].rank  # a coin flip between them: not separated
+    assert found["strong"].ranks == (1, 1)
+    assert found["mid"].ranks == found["other"].ranks  # a coin flip between them: not separated
     for r in found.values():
         assert r.low <= r.rating <= r.high
-    assert found["strong"].low > found["mid"].high
+    assert [r.model for r in ratings(_votes(spec), bootstrap=0)][0] == "strong"
 
 
 def test_pairwise_win_rates_count_ties_half() -> None:
@@ -120,21 +120,24 @@ def test_self_consistency_maps_sides_on_swapped_repeats() -> None:
     assert self_consistency(votes) == {"ana": (2, 0.5)}
 
 
-def test_a_model_that_won_every_vote_has_no_interval_to_show() -> None:
+def test_a_model_that_won_every_vote_has_only_a_bound() -> None:
     from tunelab.engine.review.stats import Vote, ratings
 
     votes = [Vote(i, "r", "a" if i % 2 else "b", "x" if i % 2 else "y", "y" if i % 2 else "x")
              for i in range(20)]  # x wins all 20, on either side
     found = {r.model: r for r in ratings(votes, bootstrap=50)}
     assert (found["x"].open_side, found["y"].open_side) == ("above", "below")
-    assert found["x"].interval() == "won every vote"
+    assert found["x"].interval() == "no upper bound"
+    assert found["y"].interval() == "no lower bound"
+    assert found["x"].rating > 1000 > found["y"].rating
     votes.append(Vote(20, "r", "tie", "x", "y"))  # a tie is half a win: the fit is finite
     assert all(r.open_side is None for r in ratings(votes, bootstrap=50))
 
 
-def test_point_ratings_without_bootstrap_have_open_intervals_and_one_rank() -> None:
-    """bootstrap=0 asks for the fit alone: the same point ratings as with draws, and intervals
-    that say nothing is known about the spread (so nothing is separated by them)."""
+def test_without_bootstrap_the_intervals_are_the_profile_likelihoods() -> None:
+    """bootstrap=0: no resampling; the same point ratings and ranks, and the profile-likelihood
+    intervals (as below ten decisive votes a model): where twice the drop in log-likelihood
+    reaches χ²₁(95 %)."""
     spec = [("strong", "weak", "a")] * 30 + [("weak", "strong", "b")] * 28 + \
         [("weak", "strong", "a")] * 2
     drawn = {r.model: r for r in ratings(_votes(spec), bootstrap=200)}
@@ -142,6 +145,19 @@ def test_point_ratings_without_bootstrap_have_open_intervals_and_one_rank() -> N
     assert point.keys() == drawn.keys()
     for model, r in point.items():
         assert r.rating == pytest.approx(drawn[model].rating)
-        assert r.low == -math.inf and r.high == math.inf
-    assert {r.rank for r in point.values()} == {1}
-    assert drawn["strong"].rank == 1 and drawn["weak"].rank == 2
+        assert r.ranks == drawn[model].ranks and r.method == "profile"
+        assert drawn[model].method == "bootstrap"
+    # two models, 58 of 60: the difference d = 2 (θ − 1000)/ELO; the profile of d is the
+    # binomial log-likelihood, so its ends solve 2 (ℓ(d̂) − ℓ(d)) = 3.84
+    from scipy.optimize import brentq
+    from scipy.stats import chi2
+
+    def loglik(d: float) -> float:
+        return 58 * -np.logaddexp(0, -d) + 2 * -np.logaddexp(0, d)
+
+    best = math.log(58 / 2)
+    ends = [brentq(lambda d: 2 * (loglik(best) - loglik(d)) - chi2.ppf(0.95, 1), a, b)
+            for a, b in ((0.0, best), (best, 20.0))]
+    elo = 400 / math.log(10)
+    assert point["strong"].low == pytest.approx(1000 + ends[0] / 2 * elo, abs=0.5)
+    assert point["strong"].high == pytest.approx(1000 + ends[1] / 2 * elo, abs=0.5)

@@ -60,6 +60,7 @@ def test_review_stats_shows_the_length_controlled_ratings_beside_the_raw(tmp_pat
 
     from tunelab import store as st
     from tunelab.engine.review import reviews as review
+    from tunelab.engine.review import words
     from tunelab.tui.cli import app as cli
 
     store, rng, now = tmp_path / "t.duckdb", random.Random(6), time.time()
@@ -82,8 +83,15 @@ def test_review_stats_shows_the_length_controlled_ratings_beside_the_raw(tmp_pat
     s = review.stats(store, "r1", bootstrap=100)
     assert s.style is not None and s.style.beta > 1.5
     printed = CliRunner().invoke(cli, ["review", "stats", "r1", "--store", str(store)])
-    assert printed.exit_code == 0 and "length-controlled" in printed.output
-    assert "Answer length sways these votes" in " ".join(printed.output.split())
+    assert printed.exit_code == 0 and words.LENGTH_COLUMN in printed.output
+    said = " ".join(printed.output.split())
+    assert "Answer length sways these votes" in said
+    # issue 25: a rank column beside the length-controlled ratings said nothing of which it
+    # ranked; now the notes say the ranks are the raw ratings', and the order length control gives
+    order = sorted(s.style.ratings, key=lambda m: -s.style.ratings[m])
+    raw = [r.model for r in s.ratings]
+    gives = "the same order" if order == raw else f"the order {', '.join(order)}"
+    assert f"which gives {gives}. Ranks and intervals are the raw ratings'." in said
 
 
 def test_votes_that_separate_length_from_quality_give_no_length_controlled_ratings() -> None:

@@ -152,7 +152,7 @@ def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> N
     assert evaluations >= 1  # what it evaluated before it stopped is kept
     # once is not twice: the terminal's SIGINT and the runner's SIGUSR1 are one request, and the
     # trial ended after an evaluation, not in the middle of a step (a Ctrl-C used to kill it)
-    log = (tmp_path / "tunelab-runs" / "tiny" / "trial-0000" / "trial.log").read_text()
+    log = (Path(first.artifact_dir or "") / "trial.log").read_text()
     assert "KeyboardInterrupt" not in log, log[-3000:]
 
     again = subprocess.run([*command, "--retry-failed"], capture_output=True, text=True, timeout=900)

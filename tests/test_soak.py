@@ -145,3 +145,79 @@ def test_fifty_trials_with_random_kills_and_readers_match_the_study(
                             "and name = 'loss' group by 1, 2 having c > 1").rows
     assert dupes == []
     print(json.dumps({"trials": len(study.trials), "killed": killer.killed, **counts}))
+
+
+# -- kill -9 in the middle of journal writes (#31)
+
+JOURNAL_TRIALS = 20
+
+
+def test_kill_9_in_the_middle_of_journal_writes_thirty_times_loses_nothing(
+        tmp_path: Path, small_experiment) -> None:
+    """Every write to the Optuna journal, by the runner or a trial process, is cut at a random
+    byte and its process killed, with a small chance, until 30 kills have happened; each time
+    the runner died, `tunelab run` is run again, as a person would. Then the store must match the
+    study trial by trial, the journal read whole by plain Optuna, no configuration twice."""
+    from tunelab.engine.run.journal import FAULT_KILL
+
+    experiment = small_experiment(SOAK, rows=120)
+    store = tmp_path / "tunelab.duckdb"
+    counts = {"runs": 0, "runner killed": 0, "stopped after 3 failures": 0}
+    faults = {**os.environ, FAULT_KILL: "0.06"}
+    target = JOURNAL_TRIALS
+    while True:
+        killed = counts["runner killed"] + _trials_killed(store)
+        command = [*tunelab_command(), "run", str(experiment), "--store", str(store),
+                   "--set", f"search.trials={target}"]  # the budget may grow between runs
+        run = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                             env=faults if killed < 30 else dict(os.environ))
+        counts["runs"] += 1
+        assert "Traceback" not in run.stderr, run.stderr
+        if run.returncode == 0 and killed >= 30:
+            break
+        if run.returncode == 0:  # done before 30 kills: a bigger budget, and on
+            target += 10
+            continue
+        if run.returncode == -signal.SIGKILL:
+            counts["runner killed"] += 1
+        else:  # the trial processes killed three times in a row: the sweep stops, as it should
+            assert run.returncode == 1 and "trials in a row failed" in run.stderr, run.stderr
+            counts["stopped after 3 failures"] += 1
+        assert counts["runs"] < 200, counts
+
+    journal = tmp_path / "tunelab.optuna.journal"
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))  # plain Optuna reads it whole
+    trials = {t.number: t for t in st.list_trials(store, "tiny")}
+    assert sorted(trials) == [t.number for t in study.trials]  # none missing, none extra
+    for t in study.trials:
+        row = trials[t.number]
+        assert row.state == STATES[t.state], (t.number, row.state, t.state)
+        assert row.params == t.params, t.number
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert row.value is not None and math.isclose(row.value, t.value), t.number
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == target
+    tried = [json.dumps(t.params, sort_keys=True) for t in study.trials if t.params]
+    assert len(tried) == len(set(tried))
+    dupes = st.query(store, "select trial, step, count(*) c from metrics where split = 'train' "
+                            "and name = 'loss' group by 1, 2 having c > 1").rows
+    assert dupes == []
+    counts["trials killed"] = _trials_killed(store)
+    counts["kills"] = counts["runner killed"] + counts["trials killed"]
+    assert counts["kills"] >= 30, counts
+    torn = tmp_path / "tunelab.optuna.journal.torn"
+    counts["torn tails set aside while running"] = (
+        len(torn.read_bytes().splitlines()) if torn.exists() else 0)
+    counts["repairs when a command opened the study"] = len(
+        list(tmp_path.glob("tunelab.optuna.journal.before-repair-*")))
+    counts["trials"], counts["complete"] = len(study.trials), len(complete)
+    counts["failed"] = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    print(json.dumps(counts))
+
+
+def _trials_killed(store: Path) -> int:
+    """Trial processes killed by the fault (the runner records them failed: signal 9)."""
+    if not store.exists():
+        return 0
+    return sum("signal 9" in (t.error or "") for t in st.list_trials(store, "tiny"))

@@ -151,7 +151,7 @@ def test_the_documented_tables_and_views_answer_on_one_store_and_several(folder:
 
 
 def test_the_help_and_the_console_list_every_table_of_the_schema(folder: Path) -> None:
-    """They listed 10 of the 14 tables."""
+    """They listed 10 of the 14 tables (the schema has grown since: the store is the truth)."""
     with st.reading(folder / "tunelab.duckdb") as con:
         found = {r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
@@ -160,7 +160,7 @@ def test_the_help_and_the_console_list_every_table_of_the_schema(folder: Path) -
             "SELECT view_name FROM duckdb_views() WHERE NOT internal AND "
             "database_name = current_database()").fetchall()}
     tables, named_views = st.schema_names()
-    assert set(tables) == found and len(tables) == 14
+    assert set(tables) == found and len(tables) == len(found)
     assert set(named_views) == views
     done = subprocess.run([*tunelab_command(), "sql", "--help"], capture_output=True, text=True,
                           timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tunelab import store as st
-from tunelab.store.ingest import read_events
+from tunelab.store.ingest import ingest_events, ingest_file, read_events
 from tunelab.store.spool import spool_dir
 
 BATCH = 500
@@ -164,3 +164,31 @@ def test_a_store_damaged_under_the_writer_stops_it_and_the_spool_keeps_the_event
     path.rename(tmp_path / "s.duckdb.damaged")  # what the message says to do
     assert st.flush_orphans(path) is True
     assert _steps(path) == list(range(BATCH, 2 * BATCH))
+
+
+def test_a_complete_trial_row_is_changed_only_by_its_own_run(tmp_path: Path) -> None:
+    """A trial of another study that reuses the number (a journal lost and started again) does
+    not overwrite a complete row, by either ingest path; the trial's own later rows still do."""
+    path = tmp_path / "s.duckdb"
+
+    def row(state: str, started: float, updated: float, value: float | None = None) -> st.TrialRow:
+        return st.TrialRow(experiment="e", number=0, state=state, params="{}", value=value,
+                           started_at=started, updated_at=updated)
+
+    with st.Spool(path, tag="first") as spool:
+        spool.write([row("running", 100.0, 100.0)])
+        spool.write([row("complete", 100.0, 110.0, value=1.5)])
+    for by_row in (False, True):  # the SQL path, and the per-row path (a hand-edited spool)
+        other = [row("failed", 500.0, 600.0).event()]
+        with st.writing(path) as con:
+            if by_row:
+                ingest_events(con, other)
+            else:
+                file = tmp_path / "other.jsonl"
+                file.write_text(json.dumps(other[0]) + "\n")
+                ingest_file(con, file)
+        (kept,) = st.list_trials(path, "e")
+        assert (kept.state, kept.value) == ("complete", 1.5)
+    with st.Spool(path, tag="again") as spool:  # its own run may still change it
+        spool.write([row("complete", 100.0, 700.0, value=1.25)])
+    assert st.list_trials(path, "e")[0].value == 1.25

@@ -103,6 +103,8 @@ def _one_of_each(now: float) -> list[st.Row]:
                          prompt="hi", messages=[{"role": "user", "content": "x"}],
                          created_at=now),
         st.vote_row("r", 0, "ann", "a", 1.5),
+        st.JudgementRow(review_id="r", item=0, rater="judge:j", shown="swapped", verdict="b",
+                        answer="[[A]]", model="gpt", prompt_sha="abc", created_at=now),
         st.ChatRow(id="c", experiment="e", model_ref="base", messages=[], settings={},
                    created_at=now, updated_at=now),
         st.RatingRow(experiment="e", scope="all", model_ref="base", rating=1000.0, rank=1,

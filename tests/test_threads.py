@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,9 @@ def test_a_trial_process_starts_with_passive_openmp_and_its_share(tmp_path: Path
                    study_name="t", storage="", base="", data={}, out_dir=str(tmp_path))
     sibling = _sibling()
     try:
-        result = run_child("ready", job)
+        # a fresh interpreter, which reads this test's TMPDIR: the preloaded fork server may have
+        # started in an earlier test and counts in the machine's own folder
+        result = run_child("ready", job, context=multiprocessing.get_context("spawn"))
         expected = threads.share(threads.running() + 1)  # the sibling and others, this trial
     finally:
         sibling.communicate("")

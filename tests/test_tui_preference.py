@@ -1,5 +1,7 @@
-"""The trials screen of a preference sweep: a `rating` column (Elo points over the base model)
-and the `voting` state of trials that wait for votes, with their provisional rating."""
+"""The screens of a preference sweep: a `placed` column (each trial's placement, the rating over
+the base model told to the search), the `voting` state of trials that wait for votes with where
+the votes would place them now, and the same number, formatted alike, in the experiments list
+and the new-review dialog."""
 
 from __future__ import annotations
 
@@ -46,6 +48,10 @@ def test_the_trials_of_a_preference_sweep_show_their_rating_and_voting_state(
             # the experiments screen counts the trials waiting for votes as not done
             (summary,) = [e.summary for e in app.screen.experiments]
             assert (summary.complete, summary.running, summary.trials) == (2, 2, 4)
+            # issue 25: the experiments list showed `1109.72` where the trials table said +1110
+            listed = app.screen.query_one(VimTable)
+            row = [c.plain if isinstance(c, Text) else str(c) for c in listed.get_row_at(0)]
+            assert "+120 #0" in row and "120.40 #0" not in row
             await pilot.press("enter")
             await app.workers.wait_for_complete()
             await pilot.pause()
@@ -53,18 +59,28 @@ def test_the_trials_of_a_preference_sweep_show_their_rating_and_voting_state(
             assert isinstance(screen, TrialsScreen)
             table = screen.query_one(VimTable)
             titles = [str(c.label) for c in table.ordered_columns]
-            assert "rating" in titles and "preference" not in titles
+            assert "placed" in titles and "preference" not in titles and "rating" not in titles
             cells = {}
             for i in range(table.row_count):
                 row = [c.plain if isinstance(c, Text) else str(c) for c in table.get_row_at(i)]
                 cells[row[titles.index("#")]] = (row[titles.index("state")],
-                                                 row[titles.index("rating")],
+                                                 row[titles.index("placed")],
                                                  row[titles.index("progress")])
             assert cells["0"][:2] == ("complete", "+120")
             assert cells["1"] == ("voting", "~+35", "waiting for votes")
             assert cells["2"][:2] == ("voting", "no votes")
             assert cells["3"][:2] == ("complete", "-80")
             assert cells["—"][1] == "+0"  # the base model: ratings are over it
-            assert screen.best == 0  # the highest rating is the best
+            assert screen.best == 0  # the highest placement is the best
+            await pilot.press("n")  # the new-review dialog names it the same way
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            from tunelab.tui.screens.review_new import NewReviewDialog
+
+            dialog = app.screen
+            assert isinstance(dialog, NewReviewDialog)
+            labels = dict(dialog.choices)
+            assert labels["trial:0"].split()[1:] == ["full", "placed", "+120", "★", "best"]
+            assert labels["trial:3"].split()[1:] == ["full", "placed", "-80"]
 
     asyncio.run(run())

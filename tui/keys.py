@@ -2,7 +2,7 @@
 
 Each screen builds its bindings from here (`bindings("trials")`), the help dialog lists them
 from here, and docs/tui.md prints this table (`markdown()`; a test keeps the page and the code
-the same). The lower-case letters of the voting screens (a b t x s u r) are verdicts and their
+the same). The lower-case letters of the voting screens (a b t x w s u r) are verdicts and their
 companions, and no other screen gives them another meaning: the keys that open a tool or change
 a view on the browsing screens are capitals (A arena, T chat, V statistics, X x axis, R reload).
 """
@@ -101,6 +101,8 @@ KEYS: tuple[Key, ...] = (
     Key("b_better", "b", "vote('b')", "B better", "B is better"),
     Key("tie", "t", "vote('tie')", "tie", "a tie: as good as each other"),
     Key("both_bad", "x", "vote('both_bad')", "both bad", "both are bad"),
+    Key("both_good", "w", "vote('both_good')", "both good",
+        "both are good (both win): a tie for the ratings, two good answers for a kto stage"),
     Key("skip", "s", "vote('skip')", "skip", "skip: no verdict"),
     Key("undo", "u", "undo", "undo", "take back the last vote"),
     Key("reveal", "r", "reveal", "reveal",
@@ -124,13 +126,17 @@ SCREENS: dict[str, tuple[str, ...]] = {
     "compare": ("+x_axis", "+parameter", "+method", "tab", "+back", "+help"),
     "SQL": ("~enter", "+query", "+results", "copy", "+back", "+help"),
     "help": ("+back",),
-    "review": ("+a_better", "+b_better", "+tie", "+both_bad", "+skip", "+undo", "+reveal",
+    # s (skip) and r (reveal) are said on the line above the prompt, which leaves the footer
+    # room for w at 80 columns
+    "review": ("+a_better", "+b_better", "+tie", "+both_bad", "+both_good", "skip", "+undo",
+               "reveal",
                "comment", "statistics", "+back", "+help"),
     "new review": ("~enter", "+back"),
     "statistics": ("+reload", "+back", "+help"),
     "chat": ("~enter", "+back", "+regenerate", "+new", "+help"),
     # the arena's line above its message box spells the verdicts out while a turn waits
-    "arena": ("+enter", "a_better", "b_better", "tie", "both_bad", "skip", "+undo", "+reveal",
+    "arena": ("+enter", "a_better", "b_better", "tie", "both_bad", "both_good", "skip", "+undo",
+              "+reveal",
               "+new", "+back", "+help"),
 }
 

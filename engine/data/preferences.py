@@ -5,7 +5,7 @@ sections are that trial's, and `EXPERIMENT:best` is pinned to a trial number whe
 loaded, so a later, better parent starts a new study instead of mixing into this one.
 
 The pairs come from the votes of a blind review or an arena (`review:NAME`: a decisive vote is
-one pair; ties, "both bad" and skips are not) or from a JSON-lines file of prompt, chosen and
+one pair; ties, "both bad", "both good" and skips are not) or from a JSON-lines file of prompt, chosen and
 rejected. They are checked like any data: broken rows are reported by line and left out, an
 identical chosen and rejected is dropped, duplicates are kept once, and a pair that another
 vote contradicts is dropped with its contradiction. The held-out share is chosen by a hash of
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from tunelab.engine.errors import SpecError, TrainError
 from tunelab.engine.spec import LoadedSpec
@@ -59,6 +60,8 @@ class PreferenceReport:
     conflicting: int = 0  # pairs dropped because another vote said the opposite
     train: int = 0
     heldout: int = 0
+    stage: str = "dpo"  # the stage the pairs are for (kto reads them as single answers)
+    notes: list[str] = field(default_factory=list)  # said after the counts (label smoothing…)
 
     @property
     def usable(self) -> int:
@@ -66,7 +69,7 @@ class PreferenceReport:
 
     def dropped(self) -> list[str]:
         """What did not become a pair, in words: "4 ties", "1 contradicted by another vote"."""
-        names = {"tie": "ties", "both_bad": "both bad", "skip": "skips"}
+        names = {"tie": "ties", "both_bad": "both bad", "both_good": "both good", "skip": "skips"}
         parts = [f"{n} {names[k]}" for k, n in self.left_out.items() if n]
         return parts + [f"{n} {what}" for n, what in (
             (self.identical, "with chosen = rejected"),
@@ -87,8 +90,9 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
-    pairs = []
+def json_rows(path: Path, report: PreferenceReport) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(file:line, row) for each JSON object of a JSON-lines file, counted in the report; a
+    line that is not one is reported as broken."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -102,6 +106,12 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
         if not isinstance(row, dict):
             report.broken.append(f"{where}: not an object")
             continue
+        yield where, row
+
+
+def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
+    pairs = []
+    for where, row in json_rows(path, report):
         prompt, messages = row.get("prompt"), row.get("messages")
         if isinstance(prompt, list):  # conversational: the turns before the answer
             messages = [m for m in prompt if isinstance(m, dict) and "role" in m]
@@ -124,13 +134,13 @@ def _file_pairs(path: Path, report: PreferenceReport) -> list[Pair]:
 
 def dpo_pairs(store: Path, name: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """prompt/chosen/rejected rows from the decisive votes of a review or an arena; ties,
-    both-bad and skips are counted and left out."""
+    both-bad, both-good and skips are counted and left out."""
     review = find_review(store, name)
     if review is None:
         raise TrainError(f"no review {name!r} in {store}")
     by_item = {i.item: i for i in review_items(store, review.id)}
     rows: list[dict[str, Any]] = []
-    left_out = {"tie": 0, "both_bad": 0, "skip": 0}
+    left_out = {"tie": 0, "both_bad": 0, "both_good": 0, "skip": 0}
     for v in review_votes(store, review.id):
         item = by_item.get(v.item)
         if item is None:
@@ -182,8 +192,17 @@ def _position(prompt: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_pairs(pairs: list[Pair], heldout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """(train, held out) by a hash of each prompt; at least one prompt is held out."""
+class Prompted(Protocol):
+    @property
+    def prompt(self) -> str: ...
+
+
+T = TypeVar("T", bound=Prompted)
+
+
+def split_pairs(pairs: list[T], heldout: float, seed: int) -> tuple[list[T], list[T]]:
+    """(train, held out) by a hash of each prompt; at least one prompt is held out. Pairs, or
+    anything with a prompt (a kto stage's single answers)."""
     held = [p for p in pairs if _position(p.prompt, seed) < heldout]
     if not held and len({p.prompt for p in pairs}) > 1:
         first = min(pairs, key=lambda p: _position(p.prompt, seed)).prompt
@@ -221,7 +240,8 @@ class PreferenceData:
     parent_adapter: str | None
 
 
-def _pair_row(pair: Pair) -> dict[str, Any]:
+def pair_row(pair: Pair) -> dict[str, Any]:
+    """A pair as the prepared files hold it."""
     return {"prompt": pair.prompt, "messages": pair.messages, "chosen": pair.chosen,
             "rejected": pair.rejected, "origin": pair.origin}
 
@@ -232,6 +252,7 @@ def checked_pairs(spec: LoadedSpec, store: Path) -> tuple[list[Pair], list[Pair]
     exp = spec.experiment
     method = exp.method
     pairs, report = load_pairs(str(method.preferences), store)
+    report.stage = method.stage
     train, held = split_pairs(pairs, method.heldout, exp.train.seed)
     report.train, report.heldout = len(train), len(held)
     enough = report.usable >= method.min_pairs and train and held
@@ -240,24 +261,33 @@ def checked_pairs(spec: LoadedSpec, store: Path) -> tuple[list[Pair], list[Pair]
 
 def prepare(spec: LoadedSpec, store: Path, folder: Path) -> PreferenceData:
     """Checks and splits the pairs, writes them beside the parent's splits; refuses with too few."""
-    method = spec.experiment.method
     train, held, report, refusal = checked_pairs(spec, store)
     if refusal:
         raise SpecError(refusal, "too few preference pairs")
+    return write_prepared(spec, store, folder, report, {"train": [pair_row(p) for p in train],
+                                                        "heldout": [pair_row(p) for p in held]})
+
+
+def write_prepared(spec: LoadedSpec, store: Path, folder: Path, report: PreferenceReport,
+                   rows: dict[str, list[dict[str, Any]]], prefix: str = "prefs") -> PreferenceData:
+    """The stage's rows (split -> rows) written in a folder named by their fingerprint (and
+    the parent's), beside the parent's validation and test splits."""
+    method = spec.experiment.method
     name, number = method.parent
     _, parent_folder = parent_trial(store, name, number)
     manifest = json.loads((parent_folder / "manifest.json").read_text())
     best = parent_folder / "best"
     adapter = (best / "adapter_config.json").exists()
-    content = json.dumps([[_pair_row(p) for p in train], [_pair_row(p) for p in held],
-                          method.from_, manifest["data"]], sort_keys=True, ensure_ascii=False)
-    fingerprint = "prefs-" + hashlib.sha256(content.encode()).hexdigest()[:12]
+    content = json.dumps([*rows.values(), method.from_, manifest["data"]], sort_keys=True,
+                         ensure_ascii=False)
+    fingerprint = f"{prefix}-" + hashlib.sha256(content.encode()).hexdigest()[:12]
     out = folder / fingerprint
     out.mkdir(parents=True, exist_ok=True)
-    files = {"train": out / "train.jsonl", "heldout": out / "heldout.jsonl"}
-    for split, rows in (("train", train), ("heldout", held)):
-        text = "".join(json.dumps(_pair_row(p), ensure_ascii=False) + "\n" for p in rows)
-        files[split].write_text(text, encoding="utf-8")
+    files = {}
+    for split, found in rows.items():
+        files[split] = out / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in found),
+                                encoding="utf-8")
     for split in ("validation", "test"):  # the parent's: does preference tuning cost accuracy?
         if manifest["data"].get(split) and Path(manifest["data"][split]).exists():
             files[split] = Path(manifest["data"][split])

@@ -23,7 +23,7 @@ from pathlib import Path
 from tunelab.engine.errors import TrainError
 from tunelab.store import ReviewItemRow, ReviewRow, Row, Spool, vote_row
 
-CHOICES = ("a", "b", "tie", "both_bad", "skip")  # those of the review
+CHOICES = ("a", "b", "tie", "both_bad", "both_good", "skip")  # those of the review
 
 
 @dataclass(frozen=True)

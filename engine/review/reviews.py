@@ -22,8 +22,17 @@ from typing import Any
 from tunelab.engine.data.preferences import plain, readable
 from tunelab.engine.errors import DataError, ReviewError, TrainError
 from tunelab.engine.review import stats as rs
+from tunelab.engine.review.agreement import (
+    JudgeStats,
+    agreements,
+    by_raters,
+    judge_doubts,
+    leanings,
+)
+from tunelab.engine.review.judge import is_judge
 from tunelab.engine.review.style import StyleFit, length_share, style_fit
 from tunelab.store import (
+    Judgement,
     RatingRow,
     ReviewItem,
     ReviewItemRow,
@@ -34,6 +43,7 @@ from tunelab.store import (
     VoteRecord,
     experiment_spec,
     find_review,
+    judgements,
     list_reviews,
     require_experiment,
     review_items,
@@ -65,7 +75,7 @@ def test_prompts(store: Path, experiment: str, n: int) -> list[dict[str, Any]]:
     require_experiment(store, experiment)  # an unknown name is not a missing test split
     plain = experiment_spec(store, experiment)
     spec = Experiment.model_validate(plain) if plain else None
-    if spec is not None and spec.method.stage == "dpo":  # its test split is its parent's
+    if spec is not None and spec.method.stage != "sft":  # its test split is its parent's
         experiment = spec.method.parent[0]
     runs, _ = paths(store, experiment)
     files = sorted((runs / "data").glob("*/test.jsonl"), key=lambda p: p.stat().st_mtime)
@@ -224,11 +234,14 @@ def rater_name(given: str | None = None) -> str:
 
 def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
               order: str = "adaptive", steer: list[Any] | None = None,
-              waiting: set[str] | None = None) -> ReviewItem | None:
+              waiting: set[str] | None = None,
+              judged: list[Judgement] | None = None) -> ReviewItem | None:
     """The next item for this rater, in the `adaptive` or `random` order (see `order`; `steer`:
     the doubts of the last fit of the ratings); a rater never gets the same item twice.
     `votes`: every rater's live votes on the review. `waiting`: models a preference sweep
-    waits on (`store.waiting_models`): their items come first."""
+    waits on (`store.waiting_models`): their items come first. `judged`: the LLM judges'
+    verdicts (`store.judgements`): in the adaptive order, the items where a judge disagrees
+    with itself or with the people's ratings come next (engine.review.agreement)."""
     from tunelab.engine.review import order as orders
 
     first = [i for i in items if waiting and {i.model_a, i.model_b} & waiting]
@@ -238,6 +251,10 @@ def next_item(items: list[ReviewItem], votes: list[VoteRecord], rater: str,
             first, as_votes(first, [v for v in votes if v.item in ids]), rater, order, None)
         if waited is not None:
             return waited
+    if judged and order == "adaptive" and not is_judge(rater):
+        doubted = judge_doubts(items, as_votes(items, votes), judged, rater)
+        if doubted:
+            return doubted[0]
     found: ReviewItem | None = orders.choose(items, as_votes(items, votes), rater, order, steer)
     return found
 
@@ -273,29 +290,36 @@ class ReviewStats:
     # the ratings with answer length as a covariate, shown beside the raw ones only when the
     # two disagree (`StyleFit.disagrees`)
     style: StyleFit | None = None
+    verdicts: int = 0  # what the votes count for: skips dropped, a repeat folded into its original
+    raters: str = "humans"  # whose votes the ratings, pairs and bias count: humans | judges | all
 
 
-def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half") -> ReviewStats:
-    """Everything the stats screen and `review stats` show. The ratings are fitted by
+def stats(store: Path, name: str, bootstrap: int = 1000, ties: str = "half",
+          raters: str = "humans") -> ReviewStats:
+    """Everything the stats screen and `review stats` show, from the votes of `raters` (the
+    people by default; the LLM judges, or all). The people's ratings are fitted by
     `fit_ratings`, so they are also written to the store (the `leaderboard` view)."""
+
     review = find_review(store, name)
     if review is None:
         raise TrainError(f"no review {name!r} in {store}", "unknown review")
     items = review_items(store, review.id)
-    votes = as_votes(items, review_votes(store, review.id))
+    votes = by_raters(as_votes(items, review_votes(store, review.id)), raters)
     per_rater: dict[str, int] = {}
     for v in votes:
         per_rater[v.rater] = per_rater.get(v.rater, 0) + 1
-    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id, ties=ties)
+    fitted = fit_ratings(store, review.experiment, bootstrap, review_id=review.id, ties=ties,
+                         raters=raters)
     styled = style_fit(votes, fitted[review.id], ties)
     return ReviewStats(review, len(items), len(votes), rs.pairwise(votes, ties), fitted[review.id],
                        rs.position_bias(votes), rs.agreement(votes), rs.self_consistency(votes),
                        per_rater, ties, styled if styled and styled.disagrees(fitted[review.id])
-                       else None)
+                       else None, len(rs.counted(votes)), raters)
 
 
 def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
-                review_id: str | None = None, ties: str = "half") -> dict[str, list[rs.Rating]]:
+                review_id: str | None = None, ties: str = "half",
+                raters: str = "humans") -> dict[str, list[rs.Rating]]:
     """Bradley–Terry ratings per review (scope: the review's id) and over every review and arena
     of the experiment pooled (scope 'all'), written to `review_ratings` through a spool, so the
     `leaderboard` view shows them. With `review_id`, only that review and the pool are refitted.
@@ -305,37 +329,50 @@ def fit_ratings(store: Path, experiment: str, bootstrap: int = 1000,
     models by their live votes, no longer shows it.
 
     A model without a finite rating is written with `rating` as its bound (NULL when it has
-    none) and the open side of its interval NULL; ranks are within a comparison group."""
+    none), the open side of its interval NULL and `rating_is` saying which; ranks are ranges
+    within a comparison group (`rank` … `rank_worst`), `position` the fit's order and `ties`
+    how it counted ties, so the leaderboard counts its win rates the same way.
+
+    The people's votes are fitted (and saved) by default; `raters` "judges" or "all" fits the
+    LLM judges' or everyone's, shown but not saved, so the leaderboard stays the people's."""
+
     reviews = [r for r in list_reviews(store) if r.experiment == experiment]
-    votes = {r.id: as_votes(review_items(store, r.id), review_votes(store, r.id))
+    votes = {r.id: by_raters(as_votes(review_items(store, r.id), review_votes(store, r.id)), raters)
              for r in reviews}
     scopes = {r.id: votes[r.id] for r in reviews if review_id in (None, r.id)}
     scopes["all"] = [v for vs in votes.values() for v in vs]
     fitted = {scope: rs.ratings(scope_votes, bootstrap=bootstrap, ties=ties)
               for scope, scope_votes in scopes.items()}
-    # `votes` is what the leaderboard compares with its live count to say a fit is behind: the
-    # live votes (repeats included, as the view counts them), not the verdicts the fit counted
-    live = {scope: _live_votes(scope_votes) for scope, scope_votes in scopes.items()}
     now = time.time()
     events = [RatingRow(
         experiment=experiment, scope=scope, model_ref=r.model, rating=r.rating,
-        rating_low=_finite(r.low), rating_high=_finite(r.high), rank=r.rank,
-        votes=live[scope].get(r.model, r.votes), fitted_at=now)
-        for scope, found in fitted.items() for r in found]
-    if events:
+        rating_low=_finite(r.low), rating_high=_finite(r.high), rank=r.rank, votes=r.votes,
+        fitted_at=now, rank_worst=r.ranks[1], rating_is=rating_is(r), ties=ties, position=k)
+        for scope, found in fitted.items() for k, r in enumerate(found)]
+    if events and raters == "humans":
         with Spool(store, tag="ratings") as spool:
             spool.write(events)
     return fitted
 
 
-def _live_votes(votes: list[rs.Vote]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in votes:
-        if v.choice != "skip":
-            for m in (v.left, v.right):
-                counts[m] = counts.get(m, 0) + 1
-    return counts
+def rating_is(r: rs.Rating) -> str:
+    """What the rating column of a fit holds, as the store's `rating_is` says it (a NULL cannot
+    blank an older value, so the leaderboard reads the bounds through this word)."""
+    if r.undecided:
+        return "ties only"
+    if r.finite:
+        return "fitted"
+    if r.rating is not None:
+        return "at least" if r.open_side == "above" else "at most"
+    return "between" if math.isfinite(r.low) and math.isfinite(r.high) else "no bound"
 
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def review_judges(store: Path, review_id: str) -> JudgeStats:
+    """The LLM judges' agreement with each person and every rater's leanings on one review
+    (engine.review.agreement)."""
+    votes = as_votes(review_items(store, review_id), review_votes(store, review_id))
+    return JudgeStats(agreements(votes), leanings(votes, judgements(store, review_id)))

@@ -1,19 +1,23 @@
 """Simulated reviews: a rater who prefers the stronger model as Bradley–Terry says, voting on a
-review's items in a given order until the ratings separate every model. It measures how many
-votes a review needs (the benchmark `bench/bench_review.py` and its test), with the real
-schedule, the real order and the real ratings."""
+review's items in a given order. It measures how many votes a review needs before the rank
+rule ranks every model apart, and what the ranks and intervals claim after a fixed number of
+votes (the benchmark `bench/bench_review.py` and the tests), with the real schedule, the real
+order and the real rank rule."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from tunelab.engine.review.bradley_terry import Rating, ratings
-from tunelab.engine.review.order import REFIT_EVERY, choose, doubts
+from tunelab.engine.review import order as orders
+from tunelab.engine.review import ranks
 from tunelab.engine.review.reviews import schedule
 from tunelab.engine.review.votes import Vote
 from tunelab.store import ReviewItem
+
+Chooser = Callable[..., Any]  # order.choose's signature: (items, votes, rater, order, steer)
 
 
 def items_for(models: Sequence[str], prompts: int, seed: int) -> list[ReviewItem]:
@@ -22,16 +26,11 @@ def items_for(models: Sequence[str], prompts: int, seed: int) -> list[ReviewItem
             for k, (p, left, right) in enumerate(schedule(list(models), prompts, seed))]
 
 
-def separated(found: Sequence[Rating]) -> bool:
-    """Every model in one group, each with its own rank: the ratings order them all."""
-    return len({r.group for r in found}) == 1 and len({r.rank for r in found}) == len(found)
-
-
-def votes_to_separate(strengths: dict[str, float], order: str, seed: int, prompts: int = 600,
-                      check_every: int = REFIT_EVERY, bootstrap: int = 200) -> int | None:
-    """Votes until `separated` (the ratings refitted every `check_every` votes, and the adaptive
-    order steered by that fit, as on the voting screen), or None if the items ran out.
-    `strengths` are true ratings on the Elo-like scale."""
+def voting(strengths: dict[str, float], order: str, seed: int, prompts: int,
+           choose: Chooser = orders.choose) -> Iterator[tuple[list[Vote], ranks.Ranking]]:
+    """Votes one at a time (the rater's verdict drawn from the true `strengths`, on the
+    Elo-like scale), yielding the votes so far and their ranking after each; the adaptive order
+    is steered by that ranking, as on the voting screen. Ends when the items run out."""
     rng = random.Random(seed)
     items = items_for(list(strengths), prompts, seed)
     votes: list[Vote] = []
@@ -40,9 +39,24 @@ def votes_to_separate(strengths: dict[str, float], order: str, seed: int, prompt
         gap = (strengths[item.model_a] - strengths[item.model_b]) * math.log(10) / 400
         choice = "a" if rng.random() < 1 / (1 + math.exp(-gap)) else "b"
         votes.append(Vote(item.item, "sim", choice, item.model_a, item.model_b))
-        if len(votes) % check_every == 0:
-            found = ratings(votes, bootstrap=bootstrap)
-            if separated(found):
-                return len(votes)
-            steer = doubts(found, votes)
+        ranking = ranks.rank(votes)
+        steer = ranking.in_doubt(list(strengths))
+        yield votes, ranking
+
+
+def votes_to_separate(strengths: dict[str, float], order: str, seed: int, prompts: int = 600,
+                      choose: Chooser = orders.choose) -> int | None:
+    """Votes until the rank rule ranks every model apart, or None if the items ran out."""
+    for votes, ranking in voting(strengths, order, seed, prompts, choose):
+        if ranking.settled(list(strengths)):
+            return len(votes)
     return None
+
+
+def after(strengths: dict[str, float], votes: int, order: str, seed: int,
+          choose: Chooser = orders.choose) -> list[Vote]:
+    """The votes of a simulated review stopped after `votes` of them."""
+    for found, _ in voting(strengths, order, seed, max(votes, 1) * 2, choose):
+        if len(found) >= votes:
+            return found
+    raise ValueError(f"fewer than {votes} items")

@@ -1,10 +1,11 @@
 """What a vote counts for: the one definition every statistic of a review starts from.
 
 A vote compares the model shown on the left with the one on the right: `a` (left better),
-`b` (right better), `tie`, `both_bad` or `skip`.
+`b` (right better), `tie`, `both_bad`, `both_good` or `skip`.
 
 - A skip counts nowhere.
-- A tie and a both-bad are the same verdict for the ratings: neither answer is better. With
+- A tie, a both-bad and a both-good are the same verdict for the ratings: neither answer is
+  better (they differ for a kto stage, which learns from each answer alone). With
   `ties = "half"` (the default) each counts as half a win for both models; with
   `ties = "ignore"` they are left out of ratings and win rates (they are still counted and
   shown).
@@ -23,16 +24,16 @@ from dataclasses import dataclass, replace
 
 Z95 = 1.959963984540054
 DECISIVE = {"a", "b"}
-HALF = {"tie", "both_bad"}
+HALF = {"tie", "both_bad", "both_good"}
 TIES = ("half", "ignore")
-SWAP = {"a": "b", "b": "a", "tie": "tie", "both_bad": "both_bad"}
+SWAP = {"a": "b", "b": "a", "tie": "tie", "both_bad": "both_bad", "both_good": "both_good"}
 
 
 @dataclass(frozen=True)
 class Vote:
     item: int
     rater: str
-    choice: str  # a | b | tie | both_bad | skip
+    choice: str  # a | b | tie | both_bad | both_good | skip
     left: str  # the model ref shown as A
     right: str  # the model ref shown as B
     repeat_of: int | None = None  # the item this one repeats with sides swapped

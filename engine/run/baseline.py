@@ -18,7 +18,8 @@ from tunelab.engine.train import model as models
 from tunelab.engine.train.builders import load_for_method
 from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
 from tunelab.engine.train.sft import build_trainer
-from tunelab.store import Row, Spool
+from tunelab.engine.train.trial import trial_spool
+from tunelab.store import Row
 
 
 def run_baseline(job: TrialJob, progress: Any) -> TrialResult:
@@ -50,7 +51,7 @@ def recorded(job: TrialJob, exp: Experiment,
     """The baselines' values and samples spooled (model ref -> (values, samples)) with any other
     rows (a classifier's confusion matrix); the result carries the values back to the runner
     over the pipe, which shows them without reading the store."""
-    with Spool(job.store, tag="baseline") as spool:
+    with trial_spool(job.store, "baseline") as spool:
         for ref, (values, samples) in measured.items():
             spool.write(evaluation_events(exp, ref, values) + sample_events(exp, ref, samples))
         spool.write(rows)

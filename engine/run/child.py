@@ -91,26 +91,16 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             from tunelab.engine.run.distributed import launch
 
             result = launch(job, progress, processes)
-        elif kind == "trial" and job.stage == "dpo":
-            from tunelab.engine.train import dpo as train_dpo
-
-            result = train_dpo.run_trial(job, progress)
-        elif kind == "trial" and job.head == "classification":
-            from tunelab.engine.train import classify
-
-            result = classify.run_trial(job, progress)
-        elif kind == "trial":
-            from tunelab.engine.train.sft import run_trial
-
-            result = run_trial(job, progress)
-        elif kind == "baseline" and job.stage == "dpo":
-            from tunelab.engine.train import dpo as train_dpo
-
-            result = train_dpo.run_baseline(job, progress)
-        elif kind == "baseline":
+        elif kind == "baseline" and job.stage == "sft":
             from tunelab.engine.run.baseline import run_baseline
 
             result = run_baseline(job, progress)
+        elif kind in ("trial", "baseline"):  # the stage's recipe (engine.train.stages)
+            from tunelab.engine.train import stages
+
+            run = (stages.trial(job.stage, job.head) if kind == "trial"
+                   else stages.baseline(job.stage))
+            result = run(job, progress)
         elif kind == "ready":  # a trial process's start-up alone (bench/bench_runner.py)
             import tunelab.engine.run.preload  # noqa: F401 - what a trial needs before it trains
 

@@ -94,12 +94,9 @@ def main() -> None:
         if events is not None:
             events.write(json.dumps([event, data], default=float) + "\n")
 
-    if job.stage == "dpo":
-        from tunelab.engine.train.dpo import run_trial
-    elif job.head == "classification":
-        from tunelab.engine.train.classify import run_trial
-    else:
-        from tunelab.engine.train.sft import run_trial
+    from tunelab.engine.train import stages
+
+    run_trial = stages.trial(job.stage, job.head)
 
     print(f"tunelab: rank {rank} of {os.environ.get('WORLD_SIZE')}", flush=True)
     try:

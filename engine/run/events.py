@@ -32,7 +32,8 @@ class DataPrepared:
 
 @dataclass(frozen=True)
 class PreferencesPrepared:
-    """A dpo stage's pairs, checked; `parent` is the trial it starts from."""
+    """A preference stage's pairs (a kto stage's answers), checked; `parent` is the trial it
+    starts from."""
     report: PreferenceReport
     parent: str | None
     smoke: bool = False
@@ -167,14 +168,23 @@ class Voting:
 
 
 @dataclass(frozen=True)
+class Predicted:
+    """search.reward_model predicts that trial `number` wins `share` of its votes; the review
+    asks about the waiting trial with the highest share first."""
+    number: int
+    share: float
+    model: str  # EXPERIMENT:N of the reward model
+
+
+@dataclass(frozen=True)
 class Placed:
-    """The votes placed trial `number`: the rating told to the search, and why it stopped."""
+    """The votes placed trial `number`: its placement (the rating over the base told to the
+    search), and why it stopped waiting."""
     number: int
     rating: float
-    how: str  # "won" or "lost" (clearly, against the opponent), or "budget" (votes spent)
+    how: str  # "won" or "lost" (the rank rule ranks it apart from the opponent), or "budget"
     opponent: str
     votes: int
-    interval: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -191,10 +201,12 @@ class JudgeError:
 
 @dataclass(frozen=True)
 class PreferenceWinner:
+    """The search's best trial: its placement, and where the review's statistics put it now."""
     number: int
-    rating: float  # on all the votes now
-    told: float  # what the search was told when the trial was placed
-    interval: tuple[float, float]
+    told: float  # the placement: what the search was told when the trial was placed
+    rated: str  # its rating in the review's current fit, as the statistics show it ("≥ 1092")
+    rank: str  # its rank there ("1", "1–3")
+    of: int  # the models of its comparison group
     votes: int
     opponent: str
     total: int
@@ -203,8 +215,8 @@ class PreferenceWinner:
 
 Event = (TrustRemoteCode | DataPrepared | PreferencesPrepared | BuildingBase | Stale | Retry
          | BaselineStart | Baseline | Warned | Remade | Settled | Sweep | SweepTimeout | Stopping | TrialStart
-         | TrialProgress | TrialTimeout | TrialEnd | PreferenceReview | Voting | Placed
-         | WaitingVotes | JudgeError | PreferenceWinner)
+         | TrialProgress | TrialTimeout | TrialEnd | PreferenceReview | Voting | Predicted
+         | Placed | WaitingVotes | JudgeError | PreferenceWinner)
 
 
 class Reporter(Protocol):

@@ -178,8 +178,12 @@ def parameter_importance(storage: str | Path, study_name: str,
     if "://" not in url and not Path(url).exists():
         return Importance(method, 0, (), f"no Optuna study storage at {url}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from tunelab.engine.run.journal import JournalDamaged
+
     try:
         study = optuna.load_study(study_name=study_name, storage=open_storage(url))
     except KeyError:
         return Importance(method, 0, (), f"no study {study_name!r} in {url}")
+    except JournalDamaged as error:  # read only here: the next run repairs it
+        return Importance(method, 0, (), error.message)
     return study_importance(study, method)

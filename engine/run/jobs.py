@@ -31,7 +31,7 @@ class TrialJob:
 
     @property
     def stage(self) -> str:
-        """sft or dpo: which stage file runs the trial (and its baseline)."""
+        """method.stage: which recipe runs the trial and its baseline (engine.train.stages)."""
         return str(self.experiment.get("method", {}).get("stage", "sft"))
 
     @property

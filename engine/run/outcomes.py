@@ -45,3 +45,11 @@ class SweepState:
     failures: int = 0  # failed trials in a row
     timed_out: bool = False
     error: BaseException | None = None  # the first that stops the sweep, raised at its end
+
+
+def done_states() -> tuple[Any, ...]:
+    """Finished trials: complete or pruned (optuna is imported when a sweep starts, not before:
+    the CLI imports this module to answer fast)."""
+    import optuna
+
+    return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

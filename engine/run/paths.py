@@ -23,3 +23,15 @@ def paths(store: Path, name: str) -> tuple[Path, Path]:
                         f"{root}", "bad experiment name")
     journal = store.parent / f"{store.stem}.optuna.journal"
     return runs, journal
+
+
+def trials_folder(runs: Path, study_key: str | None) -> Path:
+    """Where one study's trial folders are: `runs/study-KEY/` (engine.run.study.study_key), so
+    that two studies of one name (a journal lost and started again) never share a trial's
+    folder; a study from an older tunelab, without a key, keeps them in `runs/`."""
+    return runs / f"study-{study_key}" if study_key else runs
+
+
+def trial_folder(trials: Path, number: int) -> Path:
+    """A trial's folder: its checkpoints, its log, its manifest."""
+    return trials / f"trial-{number:04d}"

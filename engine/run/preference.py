@@ -6,7 +6,7 @@ first): one item per test prompt pairs the trial's stored samples with the incum
 random, as every review's items. `tunelab review NAME` and the TUI vote on them; the items of
 trials the sweep waits on come first.
 
-A trial that wins clearly against an opponent who is no longer the incumbent (the trials
+A trial that wins against an opponent who is no longer the incumbent (the trials
 trained faster than the votes came, so several entered against the base) then faces the
 incumbent before it is placed: a ladder, so that the winner has beaten the best placed before
 it, not only the base.
@@ -14,12 +14,14 @@ it, not only the base.
 Ask-and-tell: the trial stays RUNNING in Optuna and `voting` in the store while the runner
 trains the next trials (TPE's constant liar keeps the sampler from proposing the same region
 again meanwhile, engine.run.study). A judge thread refits the votes every few seconds and,
-when a trial's votes against its opponent place it (engine.review.standing: it won or lost
-clearly, or `search.votes_per_trial` verdicts are in), tells Optuna its rating. A trial that
-loses clearly stops waiting for votes and is told its rating as `complete`, not `pruned`: its
-rating is a measurement, and TPE learns where not to search from the bad trials as much as
-from the good (a pruned trial would be judged by its last reported loss, which is not what
-this sweep maximises).
+when a trial's votes against its opponent place it (engine.review.standing: the rank rule ranks
+it apart from its opponent, or `search.votes_per_trial` verdicts are in), tells Optuna its
+placement: its rating over the base model at that moment, fixed from then on. A trial that
+loses stops waiting for votes and is told its placement as `complete`, not `pruned`: it is a
+measurement, and TPE learns where not to search from the bad trials as much as from the good
+(a pruned trial would be judged by its last reported loss, which is not what this sweep
+maximises). The review's statistics are another number, the current fit of all its votes;
+the end of the run names the winner by both, each labelled.
 
 Nothing is lost on Ctrl-C: the votes are in the store, the waiting trials stay RUNNING with
 `voting` in their user attributes, and the next `tunelab run` waits for their votes again.
@@ -47,6 +49,7 @@ from tunelab.engine.run.jobs import TrialResult
 from tunelab.engine.spec import Experiment
 from tunelab.engine.spec.experiment import preference_mistake
 from tunelab.store import (
+    EvaluationRow,
     ReviewItemRow,
     ReviewRow,
     Spool,
@@ -83,6 +86,7 @@ class PreferenceSweep:
         self._seen: dict[int, int] = {}  # trial -> verdicts at its last row, to write on change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._predictor: Any = None  # search.reward_model, loaded at the first trial
 
     # -- the review
     def open(self, study: Any) -> None:
@@ -120,6 +124,7 @@ class PreferenceSweep:
             study._storage.set_trial_user_attr(trial._trial_id, "row", row.event()["row"])
             study._storage.set_trial_user_attr(trial._trial_id, "info", kept)
         self._add_items(ref, opponent, pairs)
+        self._predict(ref, pairs)
         self.spool.write([_with(row, state="voting", value=None)])
         self.event(events.Voting(number=row.number, opponent=opponent, items=len(pairs),
                                  review=self.exp.name))
@@ -132,6 +137,23 @@ class PreferenceSweep:
                                                             limit=self.exp.eval.samples)}
         return [(s.prompt, s.output or "", theirs[s.prompt]) for s in mine
                 if s.prompt is not None and s.prompt in theirs]
+
+    def _predict(self, ref: str, pairs: list[tuple[str, str, str]]) -> None:
+        """search.reward_model: the trial's predicted share of wins against its opponent, kept
+        in evaluations (split reward); the review asks first about the highest. The model is
+        loaded once, in this process."""
+        if not self.exp.search.reward_model:
+            return
+        from tunelab.engine.review import predicted
+
+        if self._predictor is None:
+            self._predictor = predicted.Predictor.load(self.store, self.exp.search.reward_model)
+        share = self._predictor.win_share(pairs)
+        self.spool.write([EvaluationRow(experiment=self.exp.name, model_ref=ref,
+                                        split=predicted.SPLIT, name=predicted.NAME, value=share,
+                                        time=time.time())])
+        self.event(events.Predicted(number=int(ref.split(":")[1]), share=share,
+                                    model=self._predictor.name))
 
     def _challenge(self, study: Any, t: Any, row: TrialRow, incumbent: str) -> bool:
         """A waiting trial that won against an opponent who is no longer the incumbent (trials
@@ -203,7 +225,8 @@ class PreferenceSweep:
         for t in waiting:
             ref, opponent = f"trial:{t.number}", t.user_attrs["opponent"]
             found = standing.head_to_head(votes, ref, opponent)
-            how = standing.placed(votes, ref, opponent, self.exp.search.votes_per_trial)
+            budget = self.exp.search.votes_per_trial
+            how = found.verdict or ("budget" if found.votes >= budget else None)
             row = TrialRow(**t.user_attrs["row"])
             rating = rated.get(ref)
             if how == "won":
@@ -247,9 +270,7 @@ class PreferenceSweep:
         self.spool.write([_with(row, state="complete" if values else "failed", value=value,
                                 updated_at=now)])
         self.event(events.Placed(number=t.number, rating=rating, how=how,
-                                 opponent=found.opponent, votes=found.votes,
-                                 interval=standing.interval(found, standing.ratings(self._votes()).get(
-                                     found.opponent, 0.0))))
+                                 opponent=found.opponent, votes=found.votes))
 
     def watch(self, study: Any) -> None:
         """Starts the judge thread (stopped by `stop`)."""
@@ -288,9 +309,12 @@ class PreferenceSweep:
 
     # -- the end
     def winner(self, study: Any) -> None:
-        """Names the search's best trial (the highest rating told to Optuna): its rating and
-        interval on all the votes now, and the votes that placed it against its opponent."""
+        """Names the search's best trial (the highest placement told to Optuna), with where the
+        review's statistics put it now (the current fit of all the votes, with its rank)."""
         import optuna
+
+        from tunelab.engine.review import ranks, words
+        from tunelab.engine.review.bradley_terry import ratings
 
         k = self.exp.search.all_objectives.index(PREFERENCE)
         placed = [t for t in _trials(study) if t.user_attrs.get("placed")
@@ -299,13 +323,15 @@ class PreferenceSweep:
             return
         best = max(placed, key=lambda t: t.values[k])
         votes = self._votes()
-        rated = standing.ratings(votes)
         ref = f"trial:{best.number}"
         found = standing.head_to_head(votes, ref, best.user_attrs["opponent"])
+        rated = ratings(votes)
+        now = next((r for r in rated if r.model == ref), None)
+        group = sum(1 for r in rated if now and r.group == now.group)
         self.event(events.PreferenceWinner(
-            number=best.number, rating=rated.get(ref, 0.0), told=best.values[k],
-            interval=standing.interval(found, rated.get(found.opponent, 0.0)),
-            votes=found.votes, opponent=found.opponent, total=len(votes), review=self.exp.name))
+            number=best.number, told=best.values[k], rated=words.rating_text(now) if now else "—",
+            rank=ranks.text(now.ranks) if now else "—", of=group, votes=found.votes,
+            opponent=found.opponent, total=len(votes), review=self.exp.name))
 
 
 def _with(row: TrialRow, **changes: Any) -> TrialRow:

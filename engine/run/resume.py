@@ -1,7 +1,7 @@
 """What a new run of a study finds of the runs before it: trials a stopped run left RUNNING
-(failed, unless another machine or the votes still own them), trials whose end the store never
-got (a full disk), and with --retry-failed, the failed trials queued again with their
-parameters."""
+(failed, unless another machine or the votes still own them) and, with --retry-failed, the
+failed trials queued again with their parameters. (Trials whose end the study has and the store
+never got are recorded from the study: engine.run.reconcile.)"""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tunelab.engine.run.events import Event, Retry, Settled, Stale
+from tunelab.engine.run.events import Event, Retry, Stale
 from tunelab.engine.run.jobs import TrialResult, running
-from tunelab.store import Spool, list_trials
 
 
 def fail_stale(study: Any, storage: str, record: Callable[[int, dict[str, Any], float, TrialResult], None],
@@ -38,38 +37,6 @@ def fail_stale(study: Any, storage: str, record: Callable[[int, dict[str, Any], 
         event(Stale(number=stale.number))
 
 
-def settle_unrecorded(study: Any, spool: Spool, experiment: str,
-                      record: Callable[[int, str, dict[str, Any], float, TrialResult], None],
-                      event: Callable[[Event], None]) -> None:
-    """Trials the store still shows running whose end the study has (the run told Optuna, then
-    could not write the last row: the disk was full) are recorded as the study has them, once
-    the process that ran them is gone."""
-    import optuna
-
-    if not spool.store.exists():
-        return
-    spool.ingest(wait=5)  # what waits in the spool first: it may hold their end
-    shown = [t.number for t in list_trials(spool.store, experiment) if t.state == "running"]
-    states = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED:
-              "pruned", optuna.trial.TrialState.FAIL: "failed"}
-    host = socket.gethostname()
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for number in shown:
-        trial = by_number.get(number)
-        if trial is None or trial.state not in states or trial.user_attrs.get("voting"):
-            continue
-        if trial.user_attrs.get("host", host) != host or running(trial.user_attrs.get("pid", -1)):
-            continue  # its run may still be writing it
-        state = states[trial.state]
-        started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
-        record(number, state, trial.params, started, TrialResult(
-            state, value=trial.value if state == "complete" else None,
-            fail_reason="exception" if state == "failed" else None,
-            error="its end was not recorded (the store could not be written then: a full disk?); "
-                  "state and value as the study has them"))
-        event(Settled(number=number, state=state))
-
-
 def requeue_failed(study: Any, event: Callable[[Event], None]) -> None:
     """--retry-failed: each failed trial not retried yet is queued again, same parameters."""
     import optuna
@@ -80,3 +47,33 @@ def requeue_failed(study: Any, event: Callable[[Event], None]) -> None:
         if t.state == optuna.trial.TrialState.FAIL and t.number not in retried and t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
             event(Retry(number=t.number))
+
+
+def same_configuration(study: Any, params: dict[str, Any]) -> Any:
+    """The first trial that has, or (queued) will have, exactly these parameters; failed trials
+    do not count (running a failed configuration again is a retry)."""
+    import optuna
+
+    from tunelab.engine.run.study import same_value
+
+    for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.FAIL:
+            continue
+        has = t.system_attrs.get("fixed_params", t.params)
+        if has.keys() == params.keys() and all(same_value(has[k], v) for k, v in params.items()):
+            return t
+    return None
+
+
+def repeat_words(name: str, twin: Any) -> str:
+    """Why a configuration is not queued again, and the way to repeat it on purpose."""
+    state = twin.state.name.lower()
+    if state == "waiting":
+        return (f"this configuration is queued already (trial {twin.number}): the next trial of "
+                f"`tunelab run` for {name} takes it.")
+    if state == "running":
+        return f"trial {twin.number} of {name} is running this configuration now."
+    value = f", {twin.value:.4g}" if twin.value is not None else ""
+    return (f"trial {twin.number} of {name} already ran this configuration ({state}{value}): "
+            f"not queued again. To run it again on purpose: `tunelab rerun {name} {twin.number}` "
+            f"(or `tunelab confirm {name}`: the best trials again with other seeds).")

@@ -6,8 +6,7 @@ trials and a trial starts fast. Everything recorded goes through this process's 
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import logging
 import os
 import signal
 import socket
@@ -21,26 +20,31 @@ from tunelab.engine.data import preferences
 from tunelab.engine.data import prepare as data_prep
 from tunelab.engine.data.checks import batch_over_split
 from tunelab.engine.errors import TrainError
-from tunelab.engine.run import events, preference, records, resume
+from tunelab.engine.review import stage_data
+from tunelab.engine.run import events, preference, reconcile, records, resume
 from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import fits_this_machine, worker_slots
 from tunelab.engine.run.jobs import TrialJob, TrialResult, failure
 from tunelab.engine.run.launcher import Launcher
 from tunelab.engine.run.outcomes import (
     MAX_FAILURES_IN_A_ROW,
-    P,
     Prepared,
     RunSummary,
     SweepState,
     TrialOutcome,
+    done_states,
 )
-from tunelab.engine.run.paths import paths
+from tunelab.engine.run.paths import paths, trial_folder, trials_folder
 from tunelab.engine.run.pipe import run_child
 from tunelab.engine.run.signals import sigterm_as_ctrl_c
+from tunelab.engine.run.smoke import smoke_data
+from tunelab.engine.run.store_watch import StoreWatch
 from tunelab.engine.run.threads import share as cpu_share
 from tunelab.engine.spec import LoadedSpec, with_overrides
 from tunelab.engine.train import model as models
-from tunelab.store import Spool, StoreError, TrialParamRow, TrialRow, evaluations
+from tunelab.store import Spool, StoreError, StoreGone, TrialParamRow, TrialRow, evaluations
+
+log = logging.getLogger("tunelab.run")
 
 
 class Runner:
@@ -56,8 +60,12 @@ class Runner:
         self.exp = spec.experiment
         self.reporter = reporter
         self.runs, journal = paths(self.store, self.exp.name)
+        self.trials_dir = self.runs  # the study's own folder once it is open (_open_study)
         self.storage = storage or str(journal)
-        self.spool = Spool(self.store, tag="run")
+        # a store deleted under the sweep does not stop it: the running trials finish into the
+        # spool, no new one starts, and the run ends saying so (engine.run.store_watch)
+        self.spool = Spool(self.store, tag="run", keep_when_gone=True)
+        self.watch = StoreWatch(self.spool, self.runs)
         fits_this_machine(self.exp)
         self.slots = worker_slots(self.exp, workers)
         self.retry_failed = retry_failed
@@ -72,10 +80,25 @@ class Runner:
         with self._lock:
             self.reporter.event(event)
 
+    def _open_study(self) -> reconcile.Opened:
+        """The study, repaired and checked against the store (engine.run.reconcile); its trials'
+        folder keyed by the study, so no two studies of one name share a trial's folder."""
+        opened = reconcile.open_checked(self.exp, self.storage, self.store,
+                                        lambda text: log.warning("tunelab: %s", text),
+                                        self.spec.path)
+        self.trials_dir = trials_folder(self.runs, search.study_key(opened.study))
+        rows = opened.rows(self._trial_row)  # what the study knew and the store did not
+        if rows:
+            self.spool.write(rows)
+        for trial in opened.ended:
+            self._event(events.Settled(number=trial.number, state=reconcile.ended_result(trial).state))
+        return opened
+
     # -- recording
     def _trial_row(self, number: int, state: str, params: dict[str, Any], started: float,
-                   result: TrialResult | None = None) -> TrialRow:
-        return records.trial_row(self.exp, self.runs, number, state, params, started, result)
+                   result: TrialResult | None = None, finished: float | None = None) -> TrialRow:
+        return records.trial_row(self.exp, self.store, self.trials_dir, number, state, params,
+                                 started, result, finished)
 
     def _record_experiment(self) -> None:
         self.spool.write([records.experiment_row(self.spec)])
@@ -111,7 +134,7 @@ class Runner:
             scratch = exp.base_model.scratch
             self._event(events.TrustRemoteCode(model=exp.base_model.base or (
                 scratch.like if scratch and scratch.like else "the scratch model's config")))
-        if exp.method.stage == "dpo":
+        if exp.method.stage != "sft":  # a preference stage (dpo, kto, reward, orpo, simpo)
             return self._prepare_preferences()
         if exp.eval.harness is not None:  # an unknown benchmark is refused before any training
             from tunelab.engine.train.benchmarks import check_tasks
@@ -124,7 +147,7 @@ class Runner:
             self._event(events.Warned(text=too_big))
         self.spool.write([data_prep.report_event(exp.name, prepared)])
         if self.smoke:
-            prepared = _smoke_data(prepared, self.runs / "data-smoke")
+            prepared = smoke_data(prepared, self.runs / "data-smoke")
         self._record_experiment()
         base = models.base_ref(exp, prepared.fingerprint, self.runs)
         folder = models.base_folder(exp, prepared.fingerprint, self.runs)
@@ -138,13 +161,14 @@ class Runner:
         return prepared, base
 
     def _prepare_preferences(self) -> tuple[Prepared, str]:
-        """A dpo stage: the checked pairs and the parent's splits; the parent is its base."""
-        prepared = preferences.prepare(self.spec, self.store, self.runs / "data")
+        """A preference stage: the checked pairs (kto: single answers), what is measured on the
+        votes, and the parent's splits; the parent is its base."""
+        prepared = stage_data.prepare(self.spec, self.store, self.runs / "data")
         self._event(events.PreferencesPrepared(report=prepared.report, parent=self.exp.method.from_,
                                                smoke=self.smoke))
         self.spool.write([preferences.report_event(self.exp.name, prepared)])
         if self.smoke:
-            prepared = _smoke_data(prepared, self.runs / "data-smoke")
+            prepared = smoke_data(prepared, self.runs / "data-smoke")
         self._record_experiment()
         self._parent = prepared.parent_adapter
         return prepared, prepared.base
@@ -161,8 +185,8 @@ class Runner:
 
     def _confirm(self, plan: list[tuple[int, int | None]]) -> list[tuple[int, TrialOutcome]]:
         try:
+            study = self._open_study().study
             prepared, base = self._prepare()
-            study = search.open_study(self.exp, self.storage)
             by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
             outcomes = []
             for number, seed in plan:
@@ -180,22 +204,26 @@ class Runner:
             self.spool.close()
 
     def enqueue(self, params: dict[str, Any]) -> None:
-        """Queues a known configuration: the next trial of the study takes it."""
-        study = search.open_study(self.exp, self.storage)
-        study.enqueue_trial(params, user_attrs={"enqueued": True}, skip_if_exists=True)
-        self.spool.close()
+        """Queues a known configuration: the next trial of the study takes it. One a trial
+        already has (finished, running or queued) is refused: `rerun` and `confirm` repeat."""
+        try:
+            study = self._open_study().study
+            twin = resume.same_configuration(study, params)
+            if twin is not None:
+                raise TrainError(resume.repeat_words(self.exp.name, twin), "already tried")
+            study.enqueue_trial(params, user_attrs={"enqueued": True})
+        finally:
+            self.spool.close()
 
     # -- the sweep
     def _run(self) -> RunSummary:
         exp = self.exp
         summary = RunSummary(exp.name)
+        study = self._open_study().study
         prepared, base = self._prepare()
         plain = exp.model_dump(mode="json")
 
-        study = search.open_study(exp, self.storage)
         resume.fail_stale(study, self.storage, self._record_failed, self._event)
-        resume.settle_unrecorded(study, self.spool, self.exp.name, lambda *row: self.spool.write(
-            [self._trial_row(*row)]), self._event)
         if self.retry_failed:
             resume.requeue_failed(study, self._event)
 
@@ -207,7 +235,7 @@ class Runner:
             target = min(target, search.grid_size(exp))
         self._event(events.Sweep(
             trials=target, workers=len(self.slots), threads=cpu_share(len(self.slots)),
-            finished=len(study.get_trials(deepcopy=False, states=_done_states())),
+            finished=len(study.get_trials(deepcopy=False, states=done_states())),
             pruning=search.prunes(exp)))
         sweep = SweepState(study, base, prepared, target, time.monotonic(), summary)
         if self.votes is not None:
@@ -227,6 +255,8 @@ class Runner:
                 self.votes.winner(study)
         if sweep.error is not None:
             raise sweep.error
+        if self.watch.gone:
+            raise StoreGone(self.watch.words(), "store gone")
         if self._stopping.is_set():
             raise KeyboardInterrupt
         return summary
@@ -236,7 +266,7 @@ class Runner:
         import optuna
 
         timeout = self.exp.search.timeout
-        while not self._stopping.is_set() and sweep.error is None:
+        while not self._stopping.is_set() and sweep.error is None and not self.watch.gone:
             if timeout and time.monotonic() - sweep.started > timeout:
                 with self._lock:
                     first, sweep.timed_out = not sweep.timed_out, True
@@ -246,7 +276,7 @@ class Runner:
             with self._lock:
                 search.fail_dead_trials(sweep.study)  # a machine that died (RDB storage)
                 trials = sweep.study.get_trials(deepcopy=False)
-            done = sum(t.state in _done_states() for t in trials)
+            done = sum(t.state in done_states() for t in trials)
             running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
             if done >= sweep.target:
                 return False
@@ -289,8 +319,8 @@ class Runner:
             if not gone:
                 return
             sweep.prepared, sweep.base = self._prepare()
-            lost = [t.number for t in sweep.study.get_trials(deepcopy=False, states=_done_states())
-                    if not (self.runs / f"trial-{t.number:04d}").is_dir()]
+            lost = [t.number for t in sweep.study.get_trials(deepcopy=False, states=done_states())
+                    if not trial_folder(self.trials_dir, t.number).is_dir()]
             self._event(events.Remade(runs=str(self.runs), lost=tuple(lost)))
 
     def _wait(self, threads: list[threading.Thread]) -> None:
@@ -302,6 +332,7 @@ class Runner:
                 # not join(): a join interrupted by Ctrl-C can leave a live thread looking dead
                 # (Python < 3.13), and the trial it runs would go unrecorded
                 time.sleep(0.2)
+                self.watch.look()
             except KeyboardInterrupt:
                 presses += 1
                 self._stopping.set()
@@ -343,14 +374,6 @@ class Runner:
                                     meets=meets_words(self.exp.success, found)))
         return values
 
-    def _keep(self, rows: list[Any]) -> None:
-        """Rows written to the spool only, when the store already refused a write: they wait
-        there for the next writer of a healthy store."""
-        try:
-            self.spool.write(rows, ingest=False)
-        except StoreError:
-            pass  # the spool itself cannot be written (full disk): said by the first error
-
     def _one_trial(self, study: Any, base: str, prepared: Prepared,
                    extra: dict[str, Any] | None = None, slot: int = 0,
                    fixed: tuple[dict[str, Any], dict[str, Any]] | None = None) -> TrialOutcome:
@@ -377,13 +400,13 @@ class Runner:
             # workers would wait for it forever
             with self._lock:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            self._keep([self._trial_row(number, "failed", params, started, TrialResult(
+            self.watch.keep([self._trial_row(number, "failed", params, started, TrialResult(
                 "failed", fail_reason="exception", error=f"not started: {error}"))])
             raise
         self._event(events.TrialStart(number=number, params=params, worker=slot,
                                       epochs=trial_exp.train.epochs))
         job = self._job(number, trial._trial_id, trial_exp.model_dump(mode="json"), base,
-                        prepared, self.runs / f"trial-{number:04d}", slot)
+                        prepared, trial_folder(self.trials_dir, number), slot)
         beat = search.heartbeat(study, trial._trial_id)
         try:
             result = self.launcher.run("trial", number, job, lambda e, p: self._event(
@@ -417,25 +440,6 @@ class Runner:
         if result.state != "voting":  # the judge writes the voting trial's row
             self.spool.write([self._trial_row(number, result.state, params, started, result)])
         outcome = TrialOutcome(number, params, result, time.time() - started)
+        self.watch.ended(number)
         self._event(events.TrialEnd(outcome=outcome))
         return outcome
-
-
-def _done_states() -> tuple[Any, ...]:
-    """Finished trials: complete or pruned (optuna is imported when a sweep starts, not before:
-    the CLI imports this module to answer fast)."""
-    import optuna
-
-    return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-def _smoke_data(prepared: P, folder: Path) -> P:
-    """A few dozen rows of each split: enough to run every stage once, in seconds."""
-    folder.mkdir(parents=True, exist_ok=True)
-    limits = {"train": 48, "validation": 16, "test": 16, "heldout": 16}
-    files = {}
-    for split, path in prepared.files.items():
-        rows = data_prep.read_rows(path)[: limits.get(split, 16)]
-        files[split] = folder / f"{split}.jsonl"
-        files[split].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return dataclasses.replace(prepared, folder=folder, files=files)

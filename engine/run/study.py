@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,16 @@ def rdb_url(url: str) -> str:
 
 
 def open_storage(url: str) -> Any:
-    """An RDB URL (postgresql://, sqlite://) as is; anything else is a journal file path."""
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    """An RDB URL (postgresql://, sqlite://) as is; anything else is a journal file path, read
+    and written through tunelab's `Journal` (engine.run.journal: torn lines, locks)."""
+    from optuna.storages.journal import JournalStorage
+
+    from tunelab.engine.run.journal import Journal
 
     if "://" in url:
         return _rdb(rdb_url(url))
     Path(url).parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(url))
+    return JournalStorage(Journal(url))
 
 
 HEARTBEAT_S = 60  # an RDB study's running trial without a heartbeat for 3 minutes has failed
@@ -136,6 +141,17 @@ def grid_size(exp: Experiment) -> int:
 
 
 def build_sampler(exp: Experiment) -> Any:
+    """The file's sampler, seeded by trial (see `seeded_by_trial`)."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # "``group`` is an experimental feature", on every command
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return seeded_by_trial(_sampler(exp), exp.search.seed)
+
+
+def _sampler(exp: Experiment) -> Any:
     import optuna
 
     kind, seed = exp.search.sampler, exp.search.seed
@@ -158,13 +174,70 @@ def build_sampler(exp: Experiment) -> Any:
                                       constant_liar=liar)
 
 
-def open_study(exp: Experiment, storage: str) -> Any:
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial `number`'s draws: the file's seed for trial 0 (so a sweep's first trial
+    is what it always was), a hash of both for the others."""
+    if number == 0:
+        return seed % 2**32
+    return int.from_bytes(hashlib.sha256(f"{seed}/{number}".encode()).digest()[:4], "big")
+
+
+def seeded_by_trial(sampler: Any, seed: int) -> Any:
+    """The sampler's random state is set from (seed, trial number) before each trial. A sampler
+    seeded once draws the same sequence in every process: each `tunelab run` of a study began
+    that sequence again (its first new trial repeated trial 0), and two runs at once drew the
+    same trials. Seeded by trial number, trial N draws the same whichever run asks for it, so a
+    resumed sweep continues the sequence and two runs at once draw different trials. (Optuna
+    asks `before_trial` before the trial's first draw; TPE still learns from every finished
+    trial.)"""
+    before_trial = sampler.before_trial
+
+    def reseeded(study: Any, trial: Any) -> None:
+        for state in _random_states(sampler):
+            state.rng.seed(trial_seed(seed, trial.number))
+        before_trial(study, trial)
+
+    sampler.before_trial = reseeded
+    return sampler
+
+
+def _random_states(sampler: Any) -> list[Any]:
+    """Every LazyRandomState of a sampler and of the samplers and strategies it holds."""
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    found: list[Any] = []
+    seen: set[int] = set()
+    todo = [sampler]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        for value in vars(item).values():
+            if isinstance(value, LazyRandomState):
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    found.append(value)
+            elif type(value).__module__.startswith("optuna.samplers") and hasattr(value, "__dict__"):
+                todo.append(value)
+    return found
+
+
+def open_study(exp: Experiment, storage: str | Any) -> Any:
+    """The study of `exp` in `storage` (a URL or journal path, or a storage already open),
+    created when it is not there yet."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(storage) if isinstance(storage, str) else storage
+    if exp.name in {s.study_name for s in storage.get_all_studies()}:
+        # not create_study(load_if_exists=True) for a study that is there: it appends a line to
+        # the journal each time (a `create study` that Optuna then finds taken)
+        return optuna.load_study(study_name=exp.name, storage=storage,
+                                 sampler=build_sampler(exp), pruner=build_pruner(exp))
     return optuna.create_study(
         study_name=exp.name,
-        storage=open_storage(storage),
+        storage=storage,
         sampler=build_sampler(exp),
         pruner=build_pruner(exp),
         directions=exp.search.all_directions,
@@ -211,16 +284,41 @@ def objective_values(exp: Experiment, value: float | None, info: dict[str, Any])
     return out
 
 
-def _suggest(trial: Any, name: str, dimension: RangeSpec | ChoiceSpec | list[Any]) -> Any:
+def distribution(name: str, dimension: RangeSpec | ChoiceSpec | list[Any]) -> Any:
+    """The Optuna distribution of one key of the space: what `sample` suggests from, and what a
+    trial restored from the store is given (engine.run.reconcile)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     options = choices(dimension)
     if options is not None:
-        return trial.suggest_categorical(name, options)
+        return CategoricalDistribution(options)
     assert isinstance(dimension, RangeSpec)
     if field_is_int(name):
-        return trial.suggest_int(name, int(dimension.low), int(dimension.high),
-                                 step=int(dimension.step or 1), log=dimension.log)
-    return trial.suggest_float(name, dimension.low, dimension.high, step=dimension.step,
-                               log=dimension.log)
+        return IntDistribution(int(dimension.low), int(dimension.high), log=dimension.log,
+                               step=int(dimension.step or 1))
+    return FloatDistribution(dimension.low, dimension.high, log=dimension.log, step=dimension.step)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Two values of one parameter are the same (floats within rounding of a JSON round trip)."""
+    import math
+
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
+
+
+def _suggest(trial: Any, name: str, dimension: RangeSpec | ChoiceSpec | list[Any]) -> Any:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    found = distribution(name, dimension)
+    if isinstance(found, CategoricalDistribution):
+        return trial.suggest_categorical(name, found.choices)
+    if isinstance(found, IntDistribution):
+        return trial.suggest_int(name, found.low, found.high, step=found.step, log=found.log)
+    return trial.suggest_float(name, found.low, found.high, step=found.step, log=found.log)
 
 
 def sample(trial: Any, exp: Experiment) -> dict[str, Any]:
@@ -235,3 +333,18 @@ def sample(trial: Any, exp: Experiment) -> dict[str, Any]:
         if holds(when[name], values, exp):
             values[name] = _suggest(trial, name, space[name])
     return values
+
+
+STUDY_KEY = "tunelab_study"  # a study's user attribute: the key of its trials' folders
+
+
+def study_key(study: Any) -> str | None:
+    """A short key that tells this Optuna study from any other of the same name (a journal lost
+    and started again, another folder's journal): trial folders live under it, so trial 0 of
+    one study never writes into the folder of another's. Set when the study is new; a study
+    from an older tunelab that already has trials keeps its folders as they were (None)."""
+    key = study.user_attrs.get(STUDY_KEY)
+    if key is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr(STUDY_KEY, uuid.uuid4().hex[:8])
+        key = study.user_attrs.get(STUDY_KEY)  # two runs starting at once: the last one set
+    return key

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.engine.errors import TrainError
+from tunelab.engine.objectives import PREFERENCE_STAGES
 from tunelab.engine.spec import Experiment
 from tunelab.store import TrialRecord, best_trial, experiment_spec, list_trials, require_experiment
 
@@ -39,7 +40,7 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
         raise TrainError(f"{experiment} trains a classifier: it answers a text with a label, "
                          "not in words; its samples and confusion matrix are in the trial screen, "
                          "and `tunelab export` ships it")
-    if ref == "base" and spec.method.stage == "dpo":  # a dpo stage starts from its parent
+    if ref == "base" and spec.method.stage in PREFERENCE_STAGES:  # it starts from its parent
         name, number = spec.method.parent
         return replace(resolve(store, name, f"trial:{number}"), ref="base")
     if ref == "base":
@@ -62,6 +63,10 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
     best = folder / "best"
     manifest = json.loads((folder / "manifest.json").read_text())
     exp = Experiment.model_validate(json.loads((folder / "experiment.json").read_text()))
+    if exp.method.stage == "reward":
+        raise TrainError(f"trial {number} of {experiment} is a reward model: it scores answers "
+                         "and writes none (`tunelab review NAME --reward "
+                         f"{experiment}:{number}` shows its verdict after each vote)")
     return ModelSource(f"trial:{number}", manifest["base"], str(best),
                        (best / "adapter_config.json").exists(), exp)
 

@@ -14,7 +14,12 @@ use it), `trial` (a queued configuration, the configuration a re-run runs).
 
 from __future__ import annotations
 
-from tunelab.engine.objectives import EXTRA_OBJECTIVES, LOSS_METRICS, PREFERENCE_METRICS
+from tunelab.engine.objectives import (
+    EXTRA_OBJECTIVES,
+    LOSS_METRICS,
+    PREFERENCE_METRICS,
+    PREFERENCE_STAGES,
+)
 from tunelab.engine.spec.experiment import Experiment, LoadedSpec, with_overrides
 from tunelab.engine.spec.load import load_spec
 from tunelab.engine.spec.overrides import parse_override, set_path
@@ -29,6 +34,7 @@ from tunelab.engine.spec.sections import (
     METHOD_KEYS_OF_KIND,
     MULTI_OBJECTIVE_SAMPLERS,
     PARENT,
+    REWARD_LEARNING_RATE,
     SAMPLERS,
     ChoiceSpec,
     ColumnsSpec,
@@ -50,7 +56,8 @@ from tunelab.engine.spec.sections import (
 __all__ = [
     "ADAPTER_KINDS", "DEFAULT_LEARNING_RATE", "DPO_LEARNING_RATE", "DPO_LOSSES",
     "EXTRA_OBJECTIVES", "GENERATION_METRICS", "LOSS_METRICS", "METHOD_KEYS_OF_KIND",
-    "MULTI_OBJECTIVE_SAMPLERS", "PARENT", "PREFERENCE_METRICS", "SAMPLERS", "ChoiceSpec", "ColumnsSpec",
+    "MULTI_OBJECTIVE_SAMPLERS", "PARENT", "PREFERENCE_METRICS", "PREFERENCE_STAGES",
+    "REWARD_LEARNING_RATE", "SAMPLERS", "ChoiceSpec", "ColumnsSpec",
     "DataSpec", "EvalSpec", "Experiment", "LoadedSpec", "MethodSpec", "MixSpec", "ModelSpec",
     "PrunerSpec", "RangeSpec", "ResourcesSpec", "RulesSpec", "ScratchModel", "SearchSpec",
     "SplitSpec", "TrainSpec", "field_is_int", "load_spec", "parse_override", "path_exists",

@@ -18,12 +18,14 @@ from tunelab.engine.objectives import (
     LOSS_METRICS,
     PREFERENCE,
     PREFERENCE_METRICS,
+    PREFERENCE_STAGES,
 )
 from tunelab.engine.spec import measures
 from tunelab.engine.spec.overrides import set_path
 from tunelab.engine.spec.sections import (
     DEFAULT_LEARNING_RATE,
     DPO_LEARNING_RATE,
+    REWARD_LEARNING_RATE,
     DataSpec,
     EvalSpec,
     MethodSpec,
@@ -33,6 +35,18 @@ from tunelab.engine.spec.sections import (
     StrictModel,
     TrainSpec,
 )
+
+
+def default_learning_rates(stage: str) -> dict[str, float]:
+    """The learning rate of each method kind where the file gives none, for this stage."""
+    if stage == "reward":
+        return REWARD_LEARNING_RATE
+    return DPO_LEARNING_RATE if stage in PREFERENCE_STAGES else DEFAULT_LEARNING_RATE
+
+
+# how a stage is written in a sentence
+STAGE_NAMES = {"sft": "SFT", "dpo": "DPO", "kto": "KTO", "reward": "reward-model", "orpo": "ORPO",
+               "simpo": "SimPO"}
 
 # a supervised stage's required sections (a dpo stage takes both from its parent)
 NO_MODEL = "model.base or model.scratch: required: the experiment has no [model] section"
@@ -62,12 +76,14 @@ class Experiment(StrictModel):
         for problem in measures.problems(self):
             raise ValueError(problem)
         computed = self.computed_metrics
-        if self.method.stage == "dpo":
-            searched = [k for k in ("method.beta", "method.loss_type") if k in self.search.space]
+        if self.method.stage in PREFERENCE_STAGES:
+            searched = [k for k in ("method.beta", "method.loss_type", "method.simpo_gamma")
+                        if k in self.search.space]
             if searched and self.search.objective in ("eval_loss", "loss"):
                 raise ValueError(
-                    f"search.objective: the DPO loss is not comparable across {searched[0]} "
-                    "values (each beta or loss type scales it differently), so eval_loss cannot "
+                    f"search.objective: the {STAGE_NAMES[self.method.stage]} loss is not "
+                    "comparable across "
+                    f"{searched[0]} values (each scales it differently), so eval_loss cannot "
                     'choose between them: use objective = "reward_accuracy" with direction = '
                     '"maximize", or search neither')
         if not self.computes(self.search.objective) and self.search.objective != PREFERENCE:
@@ -95,10 +111,12 @@ class Experiment(StrictModel):
     def computed_metrics(self) -> set[str]:
         """What evaluation computes, so what an objective or a success criterion may name (and
         the TASK:METRIC scores of [eval.harness]: see `computes`)."""
+        if self.method.stage == "reward":  # a reward model writes nothing: its pairs only
+            return {"eval_loss", "reward_accuracy", "reward_margin"}
         if self.method.head == "classification":  # a classifier's loss has no perplexity
             return {"eval_loss", "loss", *measures.measured(self)}
         found = {"eval_loss", *LOSS_METRICS, *self.eval.metrics, *measures.measured(self)}
-        return found | set(PREFERENCE_METRICS) if self.method.stage == "dpo" else found
+        return found | set(PREFERENCE_METRICS) if self.method.stage in PREFERENCE_STAGES else found
 
     def computes(self, metric: str) -> bool:
         """Whether evaluation computes `metric` (a benchmark's TASK:METRIC once it runs)."""
@@ -106,23 +124,22 @@ class Experiment(StrictModel):
 
     @property
     def learning_rate(self) -> float:
-        defaults = DPO_LEARNING_RATE if self.method.stage == "dpo" else DEFAULT_LEARNING_RATE
-        return self.train.learning_rate or defaults[self.method.kind]
+        return self.train.learning_rate or default_learning_rates(self.method.stage)[self.method.kind]
 
     @property
     def base_model(self) -> ModelSpec:
         """[model]: the file's, or for a dpo stage its parent's (once resolved)."""
         if self.model is None:
-            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
-                            "model comes from method.from)")
+            raise SpecError(f"{self.name}: the {self.method.stage} stage's parent is not resolved "
+                            "yet (its model comes from method.from)")
         return self.model
 
     @property
     def dataset(self) -> DataSpec:
         """[data]: the file's, or for a dpo stage its parent's (once resolved)."""
         if self.data is None:
-            raise SpecError(f"{self.name}: the dpo stage's parent is not resolved yet (its "
-                            "data comes from method.from)")
+            raise SpecError(f"{self.name}: the {self.method.stage} stage's parent is not resolved "
+                            "yet (its data comes from method.from)")
         return self.data
 
 
@@ -168,7 +185,7 @@ class LoadedSpec(StrictModel):
         """The same pipeline in under a minute on a CPU: a tiny model of the same family, one
         short epoch, two trials, a separate study (`NAME-smoke`) so the real one stays clean."""
         raw = self.raw
-        if self.experiment.method.stage == "dpo":  # the parent's model: only do less of it
+        if self.experiment.method.stage in PREFERENCE_STAGES:  # the parent's: only do less
             changes: dict[str, Any] = {
                 "name": f"{self.experiment.name}-smoke"[:64], "train.epochs": 1,
                 "train.logging_steps": 1, "search.trials": 2, "search.pruner": "none",

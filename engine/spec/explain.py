@@ -9,13 +9,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from tunelab.engine.format import counted, number
+from tunelab.engine.objectives import PREFERENCE_STAGES
 from tunelab.engine.spec import measures
 from tunelab.engine.spec.conditions import choices, conditions, describe, fixed_value, order
-from tunelab.engine.spec.experiment import Experiment
+from tunelab.engine.spec.experiment import Experiment, default_learning_rates
 from tunelab.engine.spec.schema import field_is_int
 from tunelab.engine.spec.sections import (
-    DEFAULT_LEARNING_RATE,
-    DPO_LEARNING_RATE,
     METHOD_KEYS_OF_KIND,
     ChoiceSpec,
     RangeSpec,
@@ -84,6 +83,18 @@ def space(exp: Experiment) -> list[tuple[str, str, str]]:
     return rows
 
 
+def stage_settings(exp: Experiment) -> str:
+    """What a preference stage's method is tuned by, in words ("beta 0.1 · robust loss")."""
+    m = exp.method
+    smoothing = (f" · label smoothing {m.label_smoothing}" if isinstance(m.label_smoothing, str)
+                 else f" · label smoothing {m.label_smoothing:g}" if m.label_smoothing else "")
+    return {"dpo": f"beta {m.beta:g} · {m.loss_type} loss{smoothing}",
+            "kto": f"beta {m.beta:g} · class weights from the example counts",
+            "reward": "a scoring head, the pairwise (Bradley–Terry) loss",
+            "orpo": f"odds-ratio weight {m.beta:g}",
+            "simpo": f"beta {m.beta:g} · margin gamma {m.simpo_gamma:g}"}[m.stage]
+
+
 def summary(exp: Experiment) -> list[str]:
     s = exp.search
     pruner = s.pruner_spec
@@ -98,16 +109,17 @@ def summary(exp: Experiment) -> list[str]:
         if m.scratch else "?")
     method = exp.method
     lr = exp.train.learning_rate
-    rates = DPO_LEARNING_RATE if method.stage == "dpo" else DEFAULT_LEARNING_RATE
+    rates = default_learning_rates(method.stage)
     defaults = ", ".join(f"{k} {number(v)}" for k, v in rates.items())
     lr_text = number(lr) if lr else f"{number(exp.learning_rate)} (the {method.kind} default; {defaults})"
-    if method.stage == "dpo":
+    if method.stage in PREFERENCE_STAGES:
         where = f"{model}, " if m is not None else "the parent's: "
         on = f"a {method.kind}" if m is not None else "the parent's adapter or weights"
-        head = [f"model   {where}trial {method.from_} (dpo starts from it)",
+        unit = "examples" if method.stage == "kto" else "pairs"
+        head = [f"model   {where}trial {method.from_} ({method.stage} starts from it)",
                 f"data    {method.preferences} ({method.heldout:g} held out by prompt; at least "
-                f"{method.min_pairs} pairs)",
-                f"method  dpo on {on} · beta {method.beta:g} · {method.loss_type} loss"]
+                f"{method.min_pairs} {unit})",
+                f"method  {method.stage} on {on} · {stage_settings(exp)}"]
     else:
         d = exp.dataset
         head = [f"model   {model}",

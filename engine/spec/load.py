@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from tunelab.engine.errors import SpecError
 from tunelab.engine.format import counted
+from tunelab.engine.objectives import PREFERENCE_STAGES
 from tunelab.engine.spec import measures
 from tunelab.engine.spec.conditions import condition_problems
 from tunelab.engine.spec.experiment import NO_DATA, NO_MODEL, Experiment, LoadedSpec
@@ -95,7 +96,7 @@ def _missing_sections(raw: dict[str, Any]) -> list[str]:
     """[model] and [data] that a supervised stage lacks. The model's own check names them too,
     but only once every field is valid: an empty file would learn of them one run at a time."""
     method = raw.get("method")
-    if isinstance(method, dict) and method.get("stage") == "dpo":
+    if isinstance(method, dict) and method.get("stage") in PREFERENCE_STAGES:
         return []
     return [text for section, text in (("model", NO_MODEL), ("data", NO_DATA)) if section not in raw]
 
@@ -133,7 +134,8 @@ def _dpo_sections(raw: dict[str, Any], places: Places,
     """A dpo stage's file names its parent instead of [model] and [data]: with a store, the
     parent's sections are filled in and `best` is pinned to its trial number (so a later, better
     parent makes a new study, not a silent mix); the preference file becomes absolute."""
-    errors = [(places(section), f"[{section}]: a dpo stage uses its parent's {section} "
+    stage = raw.get("method", {}).get("stage")
+    errors = [(places(section), f"[{section}]: a {stage} stage uses its parent's {section} "
                                 "(method.from); remove this section")
               for section in ("model", "data") if section in raw]
     method = raw.get("method", {})
@@ -197,7 +199,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
         arguments[".".join(parts)] = item
     places = Places(file, key_lines(text), arguments)
     early: list[Mistake] = []
-    if isinstance(raw.get("method"), dict) and raw["method"].get("stage") == "dpo":
+    if isinstance(raw.get("method"), dict) and raw["method"].get("stage") in PREFERENCE_STAGES:
         raw, early = _dpo_sections(raw, places, Path(store) if store else None)
     experiment, errors = validate(raw, places)
     errors = early + errors

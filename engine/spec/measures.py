@@ -50,9 +50,12 @@ def problems(exp: Experiment) -> list[str]:
     if source.startswith("tunelab:") and source != SHIPPED_GENERAL:
         found.append(f"eval.forgetting.source: tunelab ships {SHIPPED_GENERAL!r}, not {source!r}; "
                      "or name a file of your own")
-    if exp.method.stage == "dpo" and (exp.eval.forgetting or exp.eval.harness):
-        found.append("eval.forgetting: a dpo stage is judged on its held-out pairs; measure "
-                     "forgetting and benchmarks in its supervised parent")
+    if exp.method.stage != "sft" and (exp.eval.forgetting or exp.eval.harness):
+        found.append(f"eval.forgetting: a {exp.method.stage} stage is judged on its held-out "
+                     "votes; measure forgetting and benchmarks in its supervised parent")
+    if exp.method.stage == "kto" and (exp.train.batch_size < 2 or exp.train.micro_batch_size == 1):
+        found.append("train.batch_size: a kto stage estimates its KL term from the other answers "
+                     "of each micro-batch: batch_size and micro_batch_size of at least 2")
     if "method.head" in exp.search.space:
         found.append("search.space.method.head: a classifier and a language model have losses "
                      "that do not compare; run them as two experiments")
@@ -60,7 +63,8 @@ def problems(exp: Experiment) -> list[str]:
         return found
     method = exp.method
     if method.stage != "sft":
-        found.append('method.head: "classification" trains a supervised head; a dpo stage has none')
+        found.append('method.head: "classification" trains a supervised head; a preference '
+                     'stage has none')
         return found
     if exp.dataset.format != "label":
         found.append('method.head: "classification" learns text -> label: set data.format = '

@@ -131,6 +131,11 @@ class SearchSpec(StrictModel):
     workers: int | None = Field(None, ge=1)  # trials at once on this machine; None: one per device
     # objective "preference": the most verdicts a trial waits for against its opponent
     votes_per_trial: int = Field(12, ge=1)
+    # objective "preference": a reward model ("EXPERIMENT:N" or "EXPERIMENT:best" of a reward
+    # stage) that predicts each waiting trial's wins; the one it expects to win is voted first
+    # (left out of dumps when absent, so that a file without it keeps its spec hash)
+    reward_model: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]*:(best|[0-9]+)$",
+                                     exclude_if=lambda v: v is None)
     space: dict[str, Dimension] = {}
 
     @model_validator(mode="before")

@@ -12,70 +12,29 @@ answer more probability than the rejected one?), are computed on the held-out pa
 training pairs, against the parent's numbers measured before the first step. The parent's
 validation and test splits give the same losses, generation metrics and samples as a supervised
 trial: did preference tuning cost accuracy? What every recipe shares is the harness's
-(engine.train.trial).
+(engine.train.trial); what the recipes that tune their parent share (setup, train, evaluate,
+save around the trainer, and the baseline) is engine.train.policy's. A robust loss may smooth
+its labels by the raters' own consistency (method.label_smoothing = "from-consistency").
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
-from tunelab.engine.data.prepare import read_rows
-from tunelab.engine.objectives import objective_value
 from tunelab.engine.run.jobs import TrialJob, TrialResult
 from tunelab.engine.spec import Experiment
-from tunelab.engine.train import model as models
-from tunelab.engine.train import trial
-from tunelab.engine.train.builders import load_for_method, peft_config, trainer_arguments
-from tunelab.engine.train.callbacks import Recorder, trial_callbacks
-from tunelab.engine.train.evaluate import evaluate_model, evaluation_events, sample_events
-from tunelab.engine.train.pairs import named, pair_sets, preference_metrics, sequence_logps
-from tunelab.engine.train.reference import Logps, reference_logps
-from tunelab.engine.train.sft import build_trainer
-from tunelab.store import Spool
+from tunelab.engine.train import policy, trial
+from tunelab.engine.train.builders import trainer_arguments
+from tunelab.engine.train.policy import label_smoothing, load_policy
+from tunelab.engine.train.reference import Logps
 
-# the pair sets and the names of their metrics in evaluations
-MEASURED = (("heldout", "preferences"), ("train", "preferences_train"))
+__all__ = ["build_dpo_trainer", "load_policy", "run_baseline", "run_trial", "train_once"]
 
 
 def train_once(attempt: trial.Attempt) -> TrialResult:
-    """One attempt at a DPO trial (the harness tries again at half the micro-batch)."""
-    job, exp, rows, micro = attempt.job, attempt.exp, attempt.rows, attempt.micro
-
-    # setup: the parent as the policy, the pairs, and the parent's numbers on them (the
-    # reference: measured once per sweep, by the baseline)
-    model, tokenizer, new_adapter = load_policy(job, exp, trainable=True)
-    pairs = pair_sets(job, exp, tokenizer)
-    pad = _pad_id(tokenizer)
-    before = reference_logps(job, exp, model, pairs, pad)
-    recorder = Recorder(attempt)
-    # eval.watch: the parent's first validation prompts, answered at each evaluation
-    trainer = build_dpo_trainer(job, exp, model, tokenizer, new_adapter,
-                                trial_callbacks(attempt, recorder, tokenizer, rows.validation),
-                                pairs, micro, reference=before)
-
-    # train
-    trained = trial.train(attempt, trainer, recorder)
-    if trained.ended is not None:
-        return trained.ended
-
-    # evaluate the best checkpoint (the trainer loaded it back): pairs, then the parent's splits
-    attempt.progress("evaluate", {})
-    values: dict[str, float] = {"preferences/loss": trained.best} if trained.best is not None else {}
-    for split, name in MEASURED:
-        after = sequence_logps(trainer.model, pairs[split], pad, micro)
-        values.update(named(name, preference_metrics(after, before[split], exp.method.beta)))
-    found, samples = _supervised_values(job, exp, trainer.model, tokenizer, rows.validation,
-                                        rows.test)
-    values.update(found)
-    attempt.record(values, samples)
-
-    # save: an adapter on the same base as the parent's (TRL's frozen "ref" copy is dropped)
-    trial.save_best(trainer, tokenizer, attempt.out)
-    if trial.rank() == 0:
-        shutil.rmtree(attempt.out / "best" / "ref", ignore_errors=True)
-    return attempt.complete(trained, values)
+    """One attempt at a DPO trial (the harness tries again at half the micro-batch); the
+    reference's log-probabilities are measured once per sweep, by the baseline."""
+    return policy.train_policy(attempt, build_dpo_trainer)
 
 
 def run_trial(job: TrialJob, progress: trial.Progress) -> TrialResult:
@@ -84,43 +43,9 @@ def run_trial(job: TrialJob, progress: trial.Progress) -> TrialResult:
 
 def run_baseline(job: TrialJob, progress: trial.Progress) -> TrialResult:
     """The parent, measured as every trial will be: how often it already prefers the chosen
-    answer, and its losses, metrics and samples on its own splits."""
-    exp = Experiment.model_validate(job.experiment)
-    model, tokenizer, new_adapter = load_policy(job, exp, trainable=True)
-    pad = _pad_id(tokenizer)
-    progress("eval", {"what": "baseline"})
-    pairs = pair_sets(job, exp, tokenizer)
-    reference = reference_logps(job, exp, model, pairs, pad)  # kept for every trial
-    # the DPO loss where every trial starts: the parent is its own reference (all margins 0).
-    # Each beta and loss type gives it another value: with either searched there is no one
-    # baseline loss to compare trials with, so none is recorded.
-    dpo = build_dpo_trainer(job, exp, model, tokenizer, new_adapter, [], pairs, micro=8)
-    values: dict[str, float] = {}
-    if not {"method.beta", "method.loss_type"} & set(exp.search.space):
-        values["preferences/loss"] = float(dpo.evaluate()["eval_loss"])
-    for split, name in MEASURED:
-        logps = reference[split]
-        values.update(named(name, preference_metrics(logps, logps, exp.method.beta)))
-    rows = {s: read_rows(job.data[s]) if s in job.data else [] for s in ("validation", "test")}
-    found, samples = _supervised_values(job, exp, dpo.model, tokenizer, rows["validation"],
-                                        rows["test"])
-    values.update(found)
-    with Spool(job.store, tag="baseline") as spool:
-        spool.write(evaluation_events(exp, "base", values) + sample_events(exp, "base", samples))
-    total, _ = models.count_parameters(model)
-    value = objective_value(exp.search.objective, exp.method.stage, values)
-    return TrialResult("complete", value=value, info={"params": total, "values": values})
-
-
-def load_policy(job: TrialJob, exp: Experiment, trainable: bool) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, a new adapter's config or None): the parent, ready to train on."""
-    tokenizer = models.load_tokenizer(job.base, exp)
-    model = load_for_method(job.base, exp)
-    if job.parent is None:  # full weights: train them, or a new adapter on them
-        return model, tokenizer, peft_config(exp) if trainable else None
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(model, job.parent, is_trainable=trainable), tokenizer, None
+    answer, the DPO loss where every trial starts (none when beta or the loss is searched),
+    and its losses, metrics and samples on its own splits."""
+    return policy.policy_baseline(job, progress, build_dpo_trainer)
 
 
 def build_dpo_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
@@ -145,23 +70,11 @@ def build_dpo_trainer(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any
                 "ref_rejected_logps", rejected)
 
     # the DPO loss on the held-out pairs picks the checkpoint (metric_for_best_model eval_loss)
+    # label smoothing: robust DPO's share of flipped votes (a number, or measured from the
+    # raters' consistency by the runner: engine.review.rater_noise)
     args = DPOConfig(**trainer_arguments(job, exp, len(pairs["train"]), micro), beta=exp.method.beta,
-                     loss_type=[exp.method.loss_type], precompute_ref_log_probs=reference is not None)
+                     loss_type=[exp.method.loss_type], precompute_ref_log_probs=reference is not None,
+                     label_smoothing=label_smoothing(job, exp))
     return PreTokenized(model=model, args=args, train_dataset=Dataset.from_list(pairs["train"]),
                         eval_dataset=Dataset.from_list(pairs["heldout"]), processing_class=tokenizer,
                         peft_config=new_adapter, callbacks=callbacks)
-
-
-def _pad_id(tokenizer: Any) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def _supervised_values(job: TrialJob, exp: Experiment, model: Any, tokenizer: Any,
-                       val_rows: list[dict], test_rows: list[dict]) -> tuple[dict, list]:
-    """Losses, generation metrics and samples on the parent's splits, as for an SFT trial."""
-    if not val_rows:
-        return {}, []
-    plain = exp.model_copy(update={"method": exp.method.model_copy(update={"kind": "full"})})
-    cache = Path(job.data["validation"]).parent  # the parent's prepared data: rendered once a sweep
-    sft = build_trainer(job, plain, model, tokenizer, [], val_rows[:1], val_rows, micro=8, cache=cache)
-    return evaluate_model(sft, model, tokenizer, exp, val_rows, test_rows, cache=cache)

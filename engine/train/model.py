@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,11 +140,17 @@ def build_scratch_base(exp: Experiment, train_rows: list[dict[str, str]], folder
         )
     torch.manual_seed(exp.train.seed)
     model = AutoModelForCausalLM.from_config(config)
-    tmp = folder.with_name(folder.name + ".tmp")
+    # a folder of this process's own: two runs started at once in one folder both build it
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer.save_pretrained(tmp)
     model.save_pretrained(tmp)
-    tmp.replace(folder)  # whole or absent: a killed run never leaves half a base model
+    try:
+        tmp.replace(folder)  # whole or absent: a killed run never leaves half a base model
+    except OSError:
+        if not (folder / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # the other run's, the same seed and data: same
     return folder
 
 

@@ -1,7 +1,7 @@
 """Preference pairs as a model reads them: tokenized exactly as supervised training renders a
 conversation (chat_render), so the answers are scored in the format the parent learned; the
 summed log-probability of each answer; and the preference metrics on them. For every recipe
-that learns from pairs (dpo.py)."""
+that learns from votes (dpo.py, kto.py, reward.py, orpo.py)."""
 
 from __future__ import annotations
 
@@ -21,23 +21,31 @@ def tokenize_pairs(pairs: list[dict[str, Any]], tokenizer: Any, template: str,
     answers in one batch); an answer is cut where prompt and answer reach max_length (as the
     trainer's collator cuts it, so every number is of what is trained), and a pair whose prompt
     alone fills max_length is left out (it has nothing left to compare)."""
-    rows = []
-    for pair in pairs:
-        turns = pair.get("messages") or [{"role": "user", "content": pair["prompt"]}]
-        # earlier answers are context (weight 0): only the last answer is compared
-        turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
-                 if m["role"] != "assistant" or m.get("content")]
-        rows += [{"messages": [*turns, {"role": "assistant", "content": answer}]}
-                 for answer in (pair["chosen"], pair["rejected"])]
-    rendered = chat_render.render_many(rows, tokenizer, template, strict=True, offsets=False)
+    found = answers_ids([(pair, answer) for pair in pairs
+                         for answer in (pair["chosen"], pair["rejected"])], tokenizer, template)
     out = []
-    for chosen_row, rejected_row in zip(rendered[::2], rendered[1::2], strict=True):
-        (prompt, chosen), (other, rejected) = (_prompt_and_answer(r) for r in (chosen_row, rejected_row))
+    for (prompt, chosen), (other, rejected) in zip(found[::2], found[1::2], strict=True):
         if prompt != other or len(prompt) >= max_length or not chosen or not rejected:
             continue
         room = max_length - len(prompt)
         out.append({"prompt_ids": prompt, "chosen_ids": chosen[:room], "rejected_ids": rejected[:room]})
     return out
+
+
+def answers_ids(answers: list[tuple[dict[str, Any], str]], tokenizer: Any,
+                template: str) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, answer ids) of each (row, answer): the answer to the row's prompt (or its
+    turns), rendered as in supervised training, all in one batch. Earlier answers are context
+    (weight 0): only this one is compared (a pair's two answers; a kto stage's one; a reward
+    model's scored one)."""
+    rows = []
+    for row, answer in answers:
+        turns = row.get("messages") or [{"role": "user", "content": row["prompt"]}]
+        turns = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in turns
+                 if m["role"] != "assistant" or m.get("content")]
+        rows.append({"messages": [*turns, {"role": "assistant", "content": answer}]})
+    rendered = chat_render.render_many(rows, tokenizer, template, strict=True, offsets=False)
+    return [_prompt_and_answer(r) for r in rendered]
 
 
 def _prompt_and_answer(rendered: Any) -> tuple[list[int], list[int]]:

@@ -79,6 +79,13 @@ class Writer(Protocol):
     def close(self) -> bool: ...
 
 
+def trial_spool(store: str | Path, tag: str) -> Spool:
+    """The spool a trial or a baseline process writes to. Its runner takes in what it leaves, so
+    it never waits long for a held store (a trial's duration must not count someone's lock), and
+    a store deleted under it does not stop it: its events stay in the spool (store/spool.py)."""
+    return Spool(store, tag=tag, keep_when_gone=True, final_wait=1.0)
+
+
 class _NoSpool:
     """What ranks other than 0 of a distributed trial write to: nothing (rank 0 records)."""
 
@@ -224,7 +231,7 @@ def run_trial(job: TrialJob, progress: Progress,
     rows = Rows(*(read_rows(job.data[s]) if s in job.data else []
                   for s in ("train", "validation", "test")))
     started = time.time()
-    spool: Writer = Spool(job.store, tag=f"trial{job.number}") if rank() == 0 else _NoSpool()
+    spool: Writer = trial_spool(job.store, f"trial{job.number}") if rank() == 0 else _NoSpool()
     try:
         result = _attempts(job, exp, spool, progress, rows, train_once)
         hours = (time.time() - started) / 3600

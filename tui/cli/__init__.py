@@ -14,7 +14,7 @@ import click
 import typer
 
 from tunelab.store.errors import TunelabError
-from tunelab.tui.cli import browse, chat, check, results, run, sql
+from tunelab.tui.cli import browse, chat, check, judge, results, run, sql
 from tunelab.tui.cli.helptext import HelpGroup
 from tunelab.tui.cli.layout import wrap
 from tunelab.tui.cli.output import errors, width
@@ -70,6 +70,7 @@ app.command(context_settings=sql.SETTINGS)(sql.sql)
 app.command("export-store")(results.export_store)
 app.command()(results.gc)
 app.command()(browse.tui)
+judge.register(review_app)  # review judge, review judge-prompt
 app.add_typer(review_app, name="review")
 app.command("chat")(chat.chat)
 

@@ -28,8 +28,8 @@ def chat(
     prompt, temperature, top-p, max tokens, seed, saved probes).
 
     With --arena A,B: both models answer each message as A and B (which is which is drawn at
-    random); after each turn vote a, b, t (tie), x (both bad) or s (skip), u undoes, r reveals
-    the models, Enter writes the next message. The votes go to a review of kind arena
+    random); after each turn vote a, b, t (tie), x (both bad), w (both good) or s (skip), u
+    undoes, r reveals the models, Enter writes the next message. The votes go to a review of kind arena
     (`tunelab review stats NAME`).
     """
     from tunelab.engine.run.runner import paths

@@ -17,15 +17,16 @@ from tunelab.tui.cli.output import console
 
 
 def check_preferences(spec: Any, store: Path) -> None:
-    """A dpo stage's pairs: how many are usable, and whether that is enough to run."""
-    from tunelab.engine.data import preferences
+    """A preference stage's pairs (kto: single answers): how many are usable, what is measured
+    on the votes, and whether a run would refuse them."""
+    from tunelab.engine.review import stage_data
     from tunelab.tui.cli import data_view
 
-    _, _, report, refusal = preferences.checked_pairs(spec, store)
+    report, refusal = stage_data.check(spec, store)
     data_view.print_preferences(console, spec.experiment.name, spec.experiment.method.from_,
                                 report)
     if refusal:
-        raise TunelabError(refusal, "too few preference pairs")
+        raise TunelabError(refusal, "a run would refuse these votes")
 
 
 def check(
@@ -36,14 +37,14 @@ def check(
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """Check an experiment file without running it: every mistake, or the resolved plan.
-    A dpo stage is checked against its parent and its preference pairs in the store."""
+    A preference stage is checked against its parent and its votes in the store."""
     from tunelab.engine.run.devices import fits_this_machine
     from tunelab.engine.spec import explain as ex
     from tunelab.engine.spec import load_spec
 
     spec = load_spec(file, set_ or [])
     parent_known = False
-    if spec.experiment.method.stage == "dpo":  # resolved against its parent, once it exists
+    if spec.experiment.method.stage != "sft":  # resolved against its parent, once it exists
         parent = spec.experiment.method.parent[0]
         parent_known = store.exists() and st.get_experiment(store, parent) is not None
         if parent_known:
@@ -51,9 +52,9 @@ def check(
     exp = spec.experiment
     fits_this_machine(exp)  # what `run` refuses on this machine is refused here too
     console.print(f"[bold]{exp.name}[/] ({file}) [green]✓ valid[/]")
-    if exp.method.stage == "dpo" and parent_known:
+    if exp.method.stage != "sft" and parent_known:
         check_preferences(spec, store)
-    elif exp.method.stage == "dpo":
+    elif exp.method.stage != "sft":
         console.print(f"[yellow]note:[/] its parent {exp.method.from_} is not in {store} yet: "
                       "run it first; its model, data and the preference pairs are checked then")
     if exp.description:
@@ -134,7 +135,7 @@ def data(
 
     spec = load_spec(file, set_ or [], store)
     name = spec.experiment.name
-    if spec.experiment.method.stage == "dpo":  # its data are preference pairs
+    if spec.experiment.method.stage != "sft":  # its data are votes
         check_preferences(spec, store)
         return
     runs, _ = paths(store, name)

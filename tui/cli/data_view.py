@@ -88,11 +88,15 @@ def print_examples(console: Console, rows: list[dict[str, Any]], tokenizer: Any,
 
 
 def print_preferences(console: Console, name: str, parent: str | None, report: Any) -> None:
-    """A dpo stage's pairs (engine.preferences.PreferenceReport): read, left out, kept."""
-    console.print(f"[bold]{name}[/] · dpo from {parent} · pairs from {report.source}")
+    """A preference stage's pairs, or a kto stage's single answers
+    (engine.preferences.PreferenceReport): read, left out, kept, and the stage's notes."""
+    unit = "examples" if report.stage == "kto" else "pairs"
+    console.print(f"[bold]{name}[/] · {report.stage} from {parent} · {unit} from {report.source}")
     out = report.dropped() + ([f"{report.duplicates} duplicates"] if report.duplicates else [])
-    console.print(f"{report.rows_read} read → {report.usable} usable pairs: {report.train} to "
+    console.print(f"{report.rows_read} read → {report.usable} usable {unit}: {report.train} to "
                   f"train on, {report.heldout} held out" + (f" · left out: {', '.join(out)}"
-                                                             if out else ""))
+                                                             if out else ""), markup=False)
+    for line in report.notes:
+        console.print(f"  {line}", markup=False, highlight=False)
     for line in report.broken[:5]:
         console.print(f"  [yellow]! broken[/] {line}", markup=True, highlight=False)

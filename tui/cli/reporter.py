@@ -88,8 +88,8 @@ class ConsoleReporter:
                             f"({fmt.duration(seconds)}): killed[/]")
             case ev.TrialEnd(outcome=outcome):
                 self.on_trial_end(outcome)
-            case ev.PreferenceReview() | ev.Voting() | ev.Placed() | ev.WaitingVotes() \
-                    | ev.JudgeError() | ev.PreferenceWinner():
+            case ev.PreferenceReview() | ev.Voting() | ev.Predicted() | ev.Placed() \
+                    | ev.WaitingVotes() | ev.JudgeError() | ev.PreferenceWinner():
                 self.on_votes(event)
             case _:
                 assert_never(event)
@@ -97,8 +97,8 @@ class ConsoleReporter:
     # ------------------------------------------------------------ the live block and lines
 
     def value(self, value: float | None) -> str:
-        """The objective as every surface shows it (a preference sweep's: a rating)."""
-        return fmt.rating(value) if self.objective == objectives.PREFERENCE else fmt.number(value)
+        """The objective as every surface shows it (a preference sweep's: its placement)."""
+        return fmt.objective_value(self.objective, value)
 
     def counter(self) -> list[str]:
         """`3/8`, `2 running`, `1 pruned`, `best 0.652 (trial 1)`, `ETA 2m10s`: the sweep so far."""
@@ -239,6 +239,10 @@ class ConsoleReporter:
                 f"{fmt.percent(v['preferences/preference_accuracy'])} of held-out pairs, "
                 f"{fmt.percent(v.get('preferences_train/preference_accuracy'))} of training pairs",
                 indent=12)
+        elif "preferences/reward_accuracy" in v:  # a reward stage: the parent, an untrained head
+            self._print(
+                "            an untrained head scores the chosen answer higher in "
+                f"{fmt.percent(v['preferences/reward_accuracy'])} of held-out pairs", indent=12)
         for line in fewshot_lines(event.baselines):  # the base with examples in its prompts
             self._print(line, indent=12)
         if event.meets:
@@ -348,8 +352,8 @@ class ConsoleReporter:
 
     # ------------------------------------------------------------ a preference sweep
 
-    def on_votes(self, event: ev.PreferenceReview | ev.Voting | ev.Placed | ev.WaitingVotes
-                 | ev.JudgeError | ev.PreferenceWinner) -> None:
+    def on_votes(self, event: ev.PreferenceReview | ev.Voting | ev.Predicted | ev.Placed
+                 | ev.WaitingVotes | ev.JudgeError | ev.PreferenceWinner) -> None:
         match event:
             case ev.PreferenceReview(review=review, waiting=waiting):
                 again = f"; {waiting} trial{'s' if waiting != 1 else ''} still wait for votes" \
@@ -360,6 +364,10 @@ class ConsoleReporter:
             case ev.Voting(number=number, opponent=opponent, items=items, review=review):
                 self._print(fit([f"trial {number:<3} waits for votes: {items} items against "
                                  f"{opponent}", f"· tunelab review {review}"], width(), " "))
+            case ev.Predicted(number=number, share=share, model=model):
+                self._print(fit([f"trial {number:<3} the reward model {model} predicts it wins "
+                                 f"{fmt.percent(share)} of its votes",
+                                 "(the likeliest winner is voted on first)"], width(), " "))
             case ev.Placed():
                 self.on_placed(event)
             case ev.WaitingVotes(numbers=numbers, review=review):
@@ -382,20 +390,26 @@ class ConsoleReporter:
         self.counts["complete"] += 1
         if self.best is None or objectives.better(rating, self.best[0], self.direction):
             self.best = (rating, number)
-        why = {"won": f"won clearly against {opponent}", "lost": f"lost clearly to {opponent}",
-               "budget": f"the vote budget against {opponent} is spent"}[event.how]
-        placed = (f"trial {number:<3} [green]placed[/]: rating {rating:+.0f} over the base "
-                  f"({why}; {event.votes} votes; 95 % interval {_elo_interval(event.interval)})")
+        why = {"won": f"ranked above {opponent}", "lost": f"ranked below {opponent}",
+               "budget": f"not ranked apart from {opponent} within the vote budget"}[event.how]
+        placed = (f"trial {number:<3} [green]placed {fmt.rating(rating)}[/] over the base, told "
+                  f"to the search ({why} after {event.votes} votes)")
         # on a terminal the counter is in the live block; in a log, at the line's end
         self._print(placed if console.is_terminal else f"{placed}   {' · '.join(self.counter())}")
 
     def on_preference_winner(self, event: ev.PreferenceWinner) -> None:
+        """Two numbers, each named: the placement the search was told, and where the review's
+        statistics (the current fit of every vote) put the trial now."""
         self.stop_live()
-        self._print(f"[bold]winner: trial {event.number}[/] · rating {event.rating:+.0f} Elo over "
-                    f"the base model, 95 % interval {_elo_interval(event.interval)} · "
-                    f"{event.votes} votes against {event.opponent} ({event.total} votes in the "
-                    "review)")
-        if event.rating <= 0:
+        self._print(fit([f"[bold]winner: trial {event.number}[/]",
+                         f"· placed {fmt.rating(event.told)} over the base",
+                         f"(told to the search when {event.votes} votes against "
+                         f"{event.opponent} placed it)",
+                         f"· the review now, on all {event.total} votes:",
+                         f"trial {event.number} rated {event.rated}, rank {event.rank} of "
+                         f"{event.of}", "(1000 = the average model;",
+                         f"tunelab review stats {event.review})"], width(), " "))
+        if event.told <= 0:
             self._print("[yellow]no trial was preferred to the base model[/]")
         self._print(fit([f"next: tunelab confirm {self.name}", f"tunelab review stats {event.review}",
                          f"tunelab review export {event.review}"], width(), " · ", 6))
@@ -419,11 +433,3 @@ def fewshot_lines(found: dict[str, dict[str, float]]) -> list[str]:
 def _dim(text: Text) -> Text:
     text.stylize("dim")
     return text
-
-
-def _elo_interval(interval: tuple[float, float]) -> str:
-    low, high = interval
-
-    def side(x: float) -> str:
-        return "no bound" if x != x or abs(x) == float("inf") else f"{x:+.0f}"
-    return f"{side(low)} … {side(high)}"

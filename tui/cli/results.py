@@ -36,10 +36,13 @@ def print_trials(store: Path, name: str) -> None:
     for t in trials:
         keys += [k for k in t.params if k not in keys]
     objective = experiment.objective or "objective"
-    # a preference sweep's objective is a rating over the base model, from blind votes
+    # a preference sweep's objective is each trial's placement: its rating over the base model
+    # when its votes placed it (engine.review.standing), told to the search
     preference = objective == objectives.PREFERENCE
-    shown_value = fmt.rating if preference else fmt.number
-    title = "rating" if preference else objective
+    title = fmt.objective_title(objective)
+
+    def shown_value(value: float | None) -> str:
+        return fmt.objective_value(objective, value)
     marks = "◆ Pareto front" if others else "★ best"
     table = Table(title=f"{name} · {fmt.counted(len(trials), 'trial')} ({marks})", title_justify="left")
     table.add_column("#", justify="right")
@@ -73,7 +76,7 @@ def print_trials(store: Path, name: str) -> None:
     print_wide(table)
     # the baseline's value of the objective (a dpo stage's eval_loss is on its held-out pairs)
     stage = objectives.stage_of(plain_spec)
-    dpo = stage == "dpo"
+    dpo = stage != "sft"  # a preference stage: its parent is the baseline
     start = objectives.objective_value(objective, stage, baseline) if plain_spec else None
     if preference:
         start = 0.0  # the ratings are over the base model
@@ -89,11 +92,12 @@ def print_trials(store: Path, name: str) -> None:
     if best is not None:
         shown = ", ".join(f"{fmt.param_name(k)} {fmt.number(v)}" for k, v in best.params.items())
         gain = ""
-        if start is not None and best.value is not None:
+        if start is not None and best.value is not None and not preference:
             gain = f" vs baseline {shown_value(start)}"
         shown = f" ({shown})" if shown else ""  # nothing searched: no empty brackets
+        over = " over the base" if preference else ""
         console.print(wrap(f"[bold]best:[/] trial {best.number}{shown} {title} "
-                           f"{shown_value(best.value)}{gain}", width()))
+                           f"{shown_value(best.value)}{over}{gain}", width()))
         if success:
             verdicts = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())

@@ -70,9 +70,12 @@ def vote(
     order: Annotated[str, typer.Option(help="adaptive: the next item where a vote teaches the "
                                        "most; random: the review's shuffled order.")]
     = "adaptive",
+    reward: Annotated[str | None, typer.Option(
+        help="A reward model (EXPERIMENT:N or EXPERIMENT:best of a stage = \"reward\" "
+             "experiment): what it predicted is shown after each vote, never before.")] = None,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """The voting screen: a and b, t tie, x both bad, s skip, u undo, r reveal, C comment,
+    """The voting screen: a and b, t tie, x both bad, w both good, s skip, u undo, r reveal, C comment,
     V statistics, esc or q to finish."""
     from tunelab.engine.review import reviews as review
     from tunelab.tui.app import run as run_tui
@@ -82,7 +85,11 @@ def vote(
         raise TunelabError(f"--order {order!r}: adaptive or random", "bad option")
     st.flush_orphans(store)
     found, who = _found(store, name), review.rater_name(rater)
-    run_tui([store], lambda: ReviewScreen(store, found, who, order))
+    if reward is not None:
+        from tunelab.engine.review.predicted import reward_folder
+
+        reward_folder(store, reward)  # a wrong name is said now, not after the first vote
+    run_tui([store], lambda: ReviewScreen(store, found, who, order, reward))
 
 
 def _found(store: Path, name: str) -> st.ReviewRecord:
@@ -100,14 +107,20 @@ def stats(
                                       "bars) instead of text.")] = False,
     ties: Annotated[str, typer.Option(help="How ties and both-bad count: half (half a win "
                                       "each) or ignore (left out).")] = "half",
+    raters: Annotated[str, typer.Option(help="Whose votes the ratings count: humans (the "
+                                        "people), judges (the LLM judges) or all.")] = "humans",
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """Win rates, Bradley–Terry ratings with intervals, position bias, agreement. The ratings
-    are saved to the store (the leaderboard view)."""
+    """Ratings with intervals and ranks, win rates per pair, side bias, agreement, and each LLM
+    judge's agreement with each person. The people's ratings are saved to the store (the
+    leaderboard view)."""
     from tunelab.engine.review import reviews as review
     from tunelab.engine.review import votes as review_words
+    from tunelab.engine.review import words
+    from tunelab.engine.review.agreement import check_raters
 
     review_words.check_ties(ties)
+    check_raters(raters)
     st.flush_orphans(store)
     if tui:
         from tunelab.tui.app import run as run_tui
@@ -116,47 +129,46 @@ def stats(
         found = _found(store, name)
         run_tui([store], lambda: ReviewStatsScreen(store, found))
         return
-    s = review.stats(store, name, ties=ties)
-    console.print(f"[bold]{s.review.name}[/] · {s.votes} votes on {s.items} items · "
-                  + ", ".join(f"{r} {k}" for r, k in sorted(s.per_rater.items())))
+    s = review.stats(store, name, ties=ties, raters=raters)
+    whose = "" if raters == "humans" else f" ({raters}' votes; not saved)"
+    console.print(f"[bold]{s.review.name}[/]{whose} · "
+                  + words.header(s.votes, s.verdicts, s.items, s.per_rater))
     if not s.votes:
         console.print(f"no votes yet: tunelab review {name}")
         return
-    from tunelab.engine.review import words
-
-    table = Table(title="ratings (Bradley–Terry, bootstrap 95 % interval)", title_justify="left")
-    styled = ["length-controlled"] if s.style else []
+    table = Table(title="Ratings · Bradley–Terry; 95 % intervals", title_justify="left")
+    styled = [words.LENGTH_COLUMN] if s.style else []
     # the group column only when the votes left the models in several comparison groups
     grouped = ["group"] if len({r.group for r in s.ratings}) > 1 else []
     for column in (*grouped, "rank", "model", "rating", *styled, "95 % interval", "votes"):
         table.add_column(column, justify="left" if column in {"model", "95 % interval"}
                          else "right")
     for r in s.ratings:
-        table.add_row(*([str(r.group)] if grouped else []), str(r.rank), r.model,
+        table.add_row(*([str(r.group)] if grouped else []), words.rank_text(r), r.model,
                       words.rating_text(r),
                       *([words.styled_text(s.style, r.model)] if s.style else []),
-                      r.interval(" … "), str(r.votes))
+                      r.interval(), fmt.number(r.votes))
     console.print(table)
     for line in words.notes(s.ratings, s.ties, s.style):
         console.print(line)
-    pairs = Table(title=f"pairs ({review_words.ties_words(s.ties)}; Wilson 95 % interval)",
-                  title_justify="left")
-    for column in ("model", "vs", "win", "tie", "loss", "win rate", "95 % interval"):
+    pairs = Table(title=words.pairs_title(s.ties), title_justify="left")
+    for column in words.PAIR_COLUMNS:
         pairs.add_column(column, justify="left" if column in {"model", "vs"} else "right")
-    for p in s.pairs:
-        pairs.add_row(p.model, p.other, str(p.wins), str(p.ties), str(p.losses),
-                      "—" if p.win_rate != p.win_rate else f"{p.win_rate:.2f}",
-                      f"{p.low:.2f} … {p.high:.2f}")
+    for row in words.pair_rows(s.pairs):
+        pairs.add_row(*row)
     console.print(pairs)
-    b = s.bias
-    console.print(f"left position: won {b.left_wins} of {b.decisive} decisive votes "
-                  f"({b.share_left:.0%}), binomial test p = {fmt.number(b.p_value)}"
-                  + (" [yellow]— a side bias[/]" if b.p_value < 0.05 else ""))
+    bias, warn = words.bias_text(s.bias)
+    console.print(bias + (" [yellow]More wins on one side than chance allows.[/]" if warn
+                          else ""))
     for (r1, r2), (k, kappa) in s.agreement.items():
         console.print(f"agreement {r1} × {r2}: Cohen's {words.kappa_text(kappa)} on {k} shared "
                       "items")
     for rater, (k, share) in s.consistency.items():
-        console.print(f"self-consistency {rater}: {share:.0%} of {k} repeated items judged alike")
+        console.print(f"self-consistency {rater}: {fmt.percent(share)} of {k} repeated items "
+                      "judged alike")
+    from tunelab.tui.cli.judge import print_judges
+
+    print_judges(store, s.review)
 
 
 @review_app.command("export")

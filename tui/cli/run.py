@@ -5,7 +5,10 @@ The training stack is imported inside each command, so the other commands start 
 
 from __future__ import annotations
 
+import logging
+import shlex
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,38 +43,93 @@ def reporter_for(exp: Any) -> ConsoleReporter:
 def _quiet_optuna() -> None:
     # Optuna marks the journal storage and several samplers "experimental" on every trial
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    _notes_to_terminal()
 
 
-def _sweep(file: Path, store: Path, set_: list[str] | None, storage: str | None, smoke: bool,
-           new_study: bool, workers: int | None, retry_failed: bool, command: str) -> None:
+class _Notes(logging.Handler):
+    """What tunelab has to say while it works (a journal repaired, a store held or gone),
+    wrapped between words (Python's own last-resort printing cut sentences mid-word). On a
+    terminal through the console that draws the live block, so a note goes above it instead of
+    into it; into a pipe or a log on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        (console if console.is_terminal else errors).print(
+            record.getMessage(), markup=False, highlight=False)
+
+
+def _notes_to_terminal() -> None:
+    logger = logging.getLogger("tunelab")
+    if not any(isinstance(h, _Notes) for h in logger.handlers):
+        logger.addHandler(_Notes(logging.WARNING))
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """What `run` and `worker` were asked for, each option by name."""
+
+    command: str  # run | worker
+    file: Path
+    store: Path
+    sets: tuple[str, ...] = ()
+    storage: str | None = None
+    workers: int | None = None
+    smoke: bool = False
+    new_study: bool = False
+    retry_failed: bool = False
+
+    def again(self) -> str:
+        """The command that resumes this sweep: the same file, --set, store and storage. Not
+        --new-study: a study it started is the study of this version of the file, which a
+        plain run goes on with (engine.run.identity)."""
+        words = ["tunelab", self.command, str(self.file)]
+        words += [w for item in self.sets for w in ("--set", item)]
+        if self.store != DEFAULT_STORE:
+            words += ["--store", str(self.store)]
+        if self.storage:
+            words += ["--storage", self.storage]
+        if self.smoke:
+            words.append("--smoke")
+        return shlex.join(words)
+
+
+def _sweep(request: SweepRequest) -> None:
     from tunelab.engine.run.identity import settle_study
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec
 
-    loaded = load_spec(file, set_ or [], store)
-    spec = settle_study(loaded, store, new_study=new_study, smoke=smoke)
+    store = request.store
+    loaded = load_spec(request.file, list(request.sets), store)
+    settled = settle_study(loaded, store, new_study=request.new_study, smoke=request.smoke,
+                           sets=request.sets)
+    spec = settled.spec
     _quiet_optuna()
     name = spec.experiment.name
     reporter = reporter_for(spec.experiment)
-    runner = Runner(spec, store, reporter, storage=storage, smoke=smoke, workers=workers,
-                    retry_failed=retry_failed)
-    if new_study and name != loaded.experiment.name:
+    runner = Runner(spec, store, reporter, storage=request.storage, smoke=request.smoke,
+                    workers=request.workers, retry_failed=request.retry_failed)
+    if settled.how == "new":
         console.print(f"[bold]{name}[/]: a new study beside {loaded.experiment.name!r}")
+    elif settled.how == "version":
+        console.print(f"[bold]{name}[/]: going on with the study of this version of "
+                      f"{request.file.name} (started with --new-study)")
     try:
         runner.run()
     except KeyboardInterrupt:
         reporter.finish()
         errors.print("stopped by Ctrl-C; finished trials are kept. "
-                     f"Run `tunelab {command} {file}` again to resume.")
+                     f"Run `{request.again()}` to resume.", markup=False)
         raise typer.Exit(130) from None
     except BaseException:
         reporter.finish()  # the live block goes before the error is said
         raise
     reporter.finish()
     console.print()
-    print_trials(store, name)
-    if smoke:
-        console.print(f"smoke run passed: every stage ran. Next: tunelab run {file}")
+    try:
+        print_trials(store, name)
+    except st.StoreLocked as error:
+        errors.print(f"the trials are not shown: {error.message}", markup=False)
+    if request.smoke:
+        console.print(f"smoke run passed: every stage ran. Next: tunelab run {request.file}")
         return
     console.print(fit([f"next: tunelab trials {name}",
                        'tunelab sql "select state, count(*) from trials group by 1"'],
@@ -89,7 +147,9 @@ def run(
         "--smoke", help="The whole pipeline on a tiny model of the same family, a few dozen "
                         "examples and two short trials, in a separate study NAME-smoke.")] = False,
     new_study: Annotated[bool, typer.Option(
-        "--new-study", help="The file changed since its study ran: start NAME-v2 beside it.")] = False,
+        "--new-study", help="Start a new study NAME-v2 beside NAME (the file changed since "
+                            "NAME ran, or NAME cannot go on). Running the file again later "
+                            "goes on with NAME-v2.")] = False,
     workers: WorkersOption = None,
     retry_failed: RetryOption = False,
 ) -> None:
@@ -98,7 +158,8 @@ def run(
     Running it again resumes a stopped sweep; finished trials are kept. Ctrl-C once: the
     running trials stop after their current evaluation; twice: they stop now.
     """
-    _sweep(file, store, set_, storage, smoke, new_study, workers, retry_failed, "run")
+    _sweep(SweepRequest("run", file, store, tuple(set_ or ()), storage, workers, smoke=smoke,
+                        new_study=new_study, retry_failed=retry_failed))
 
 
 def worker(
@@ -115,7 +176,8 @@ def worker(
     Each machine writes its own store file; `tunelab sql --store a.duckdb --store b.duckdb`
     queries them as one.
     """
-    _sweep(file, store, set_, storage, False, False, workers, retry_failed, "worker")
+    _sweep(SweepRequest("worker", file, store, tuple(set_ or ()), storage, workers,
+                        retry_failed=retry_failed))
 
 
 def _spec_of(experiment: str, store: Path) -> Any:
@@ -149,6 +211,7 @@ def enqueue(
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec.trial import queued_params
 
+    _quiet_optuna()
     spec = _spec_of(experiment, store)
     params = queued_params(spec, set_)
     runner = Runner(spec, store, reporter_for(spec.experiment), storage=storage)

@@ -5,7 +5,7 @@ Blind until the reveal: the panes are titled A and B only, nothing on screen say
 were asked for, both replies stream together (on one shared base they even advance token by
 token in lockstep), and no timing or length is shown. The sides are drawn once per arena
 (`engine.arena.new`); ctrl+n starts a new arena with the sides drawn again. The keys are the
-voting screen's (tui/keys.py): a b t x s vote, u undoes, r reveals; after a vote, Enter opens
+voting screen's (tui/keys.py): a b t x w s vote, u undoes, r reveals; after a vote, Enter opens
 the message box for the next turn (until then a letter is a key, never the start of a
 message). Each turn and each vote is fsynced to the spool before the screen moves on (a killed
 app loses nothing), then moved into the store by a worker: the arena is a review of kind
@@ -36,6 +36,7 @@ from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.title import ScreenTitle
 
 VOTES = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad",
+         "both_good": "both good",
          "skip": "skipped"}
 # the verdict keys as the table writes them: `a A better · b B better · t tie …`
 VOTE_KEYS = " · ".join(f"{k.written} {k.label}" for k in keys.rows("arena")

@@ -99,7 +99,8 @@ class ExperimentsScreen(StoreScreen):
         rows = []
         for e in event.experiments:
             s = e.summary
-            best = fmt.number(s.best_value) + (f" #{s.best_trial}" if s.best_trial is not None else "")
+            best = fmt.objective_value(s.objective, s.best_value) + (
+                f" #{s.best_trial}" if s.best_trial is not None else "")
             cells: list = [
                 Text(s.name, style="bold"), str(s.complete),
                 Text(str(s.running), style="bold cyan") if s.running else "0",

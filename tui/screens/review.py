@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -23,7 +24,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from tunelab import store as st
-from tunelab.engine.review.order import REFIT_EVERY
+from tunelab.engine.review.predicted import first_waiting
 from tunelab.engine.review.reviews import fit_ratings, flagged, next_item
 from tunelab.store.errors import TunelabError
 from tunelab.tui import keys
@@ -32,6 +33,7 @@ from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.title import ScreenTitle
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
+           "both_good": "both good",
            "skip": "skipped"}
 
 
@@ -56,10 +58,13 @@ class ReviewScreen(Screen):
         items: list[st.ReviewItem]
         votes: list[st.VoteRecord]
         waiting: set[str]  # models a preference sweep waits on: their items first
+        judged: list[st.Judgement]  # the LLM judges' verdicts: where they doubt comes next
 
     def __init__(self, store_path: Path, review: st.ReviewRecord, rater: str,
-                 order: str = "adaptive") -> None:
+                 order: str = "adaptive", reward: str | None = None) -> None:
         super().__init__()
+        self.reward = reward  # a reward model (EXPERIMENT:N) whose prediction shows after a vote
+        self._predictor: Any = None
         self.store_path = store_path
         self.review = review
         self.rater = rater
@@ -67,15 +72,17 @@ class ReviewScreen(Screen):
         self.items: list[st.ReviewItem] = []
         self.votes: list[st.VoteRecord] = []  # every rater's, this session's included
         self.again: st.ReviewItem | None = None  # an undone item, shown again first
-        self.doubt = ""  # what the last fit says is left to separate
-        self.steer: list = []  # the last fit's doubts, which steer the adaptive order
+        self.doubt = ""  # what the last ranking says is left to rank apart, or that you may stop
+        self.steer: list | None = None  # the pairs in doubt, which steer the adaptive order
         self.done: set[int] = set()
         self.current: st.ReviewItem | None = None
         self.shown_at = time.monotonic()
-        self.history: list[tuple[str, st.ReviewItem, str, float]] = []  # id, item, choice, s
+        # id, item, choice, seconds, and the item's number as the progress line showed it
+        self.history: list[tuple[str, st.ReviewItem, str, float, int]] = []
         self.spool = st.Spool(store_path, tag=f"review-{rater}")
         self.leaving = False
         self.waiting: set[str] = set()
+        self.judged: list[st.Judgement] = []
         self._poll: Timer | None = None  # reloads the items while a preference sweep waits
 
     def compose(self) -> ComposeResult:
@@ -106,11 +113,15 @@ class ReviewScreen(Screen):
     def _load(self) -> None:
         items = st.review_items(self.store_path, self.review.id)
         votes = st.review_votes(self.store_path, self.review.id)
-        self.post_message(self.Loaded(items, votes, st.waiting_models(self.store_path,
-                                                                      self.review.experiment)))
+        waiting = st.waiting_models(self.store_path, self.review.experiment)
+        if waiting:  # the trial a sweep's reward model expects to win, first
+            waiting = first_waiting(waiting, st.evaluations(self.store_path,
+                                                            self.review.experiment))
+        self.post_message(self.Loaded(items, votes, waiting,
+                                      st.judgements(self.store_path, self.review.id)))
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
-        self.items, self.waiting = message.items, message.waiting
+        self.items, self.waiting, self.judged = message.items, message.waiting, message.judged
         known = {v.id for v in message.votes}  # this session's votes the store may not have yet
         self.votes = list(message.votes) + [v for v in self.votes if v.id not in known]
         self.done = {v.item for v in self.votes if v.rater == self.rater}
@@ -119,36 +130,42 @@ class ReviewScreen(Screen):
         shown = self.current
         if shown is None or (self.waiting and not {shown.model_a, shown.model_b} & self.waiting):
             self._show_next()  # nothing shown, or an item the sweep no longer waits on
-        self._steer(list(self.items), list(self.votes))
+        self._steer(list(self.items), list(self.votes), set(self.waiting))
 
     @dataclass
     class Steered(Message):
-        words: str  # what is left to separate, or that every neighbour is separated
-        doubts: list  # order.Doubt: the pairs still in doubt, the most first
+        words: str  # what is left to rank apart, that you may stop, or what the sweep waits on
+        doubts: list  # the pairs in doubt (ranks.Ranking.in_doubt), which steer the order
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="steer")
-    def _steer(self, items: list[st.ReviewItem], live: list[st.VoteRecord]) -> None:
-        """The ratings refitted (a bootstrap: a worker) every few votes, to say how many more
-        votes the ranks need, or that they are settled."""
-        from tunelab.engine.review import order as orders
-        from tunelab.engine.review import stats as rs
+    def _steer(self, items: list[st.ReviewItem], live: list[st.VoteRecord],
+               waiting: set[str]) -> None:
+        """The rank rule on every vote so far (a few small fits: after each vote, in a worker),
+        to say how many more votes the ranks need, or that you may stop; never while a
+        preference sweep waits on items of this rater."""
+        from tunelab.engine.review import ranks, stop
         from tunelab.engine.review.reviews import as_votes
 
-        votes = as_votes(items, live)
-        found = rs.ratings(votes, bootstrap=200)
-        doubts = orders.doubts(found, votes)
-        self.post_message(self.Steered(
-            "ranks settled: every neighbouring pair is separated, you may stop (q)"
-            if orders.settled(found, doubts) else doubts[0].words() if doubts else "", doubts))
+        ranking = ranks.rank(as_votes(items, live))
+        mine = {v.item for v in live if v.rater == self.rater}
+        left = [i for i in items if i.item not in mine]
+        waits = {m: sum(1 for i in left if m in (i.model_a, i.model_b)) for m in waiting}
+        advice = stop.advise(ranking, len(left), waits)
+        models = sorted({m for i in items for m in (i.model_a, i.model_b)})
+        self.post_message(self.Steered(advice.words, ranking.in_doubt(models)))
 
     def on_review_screen_steered(self, message: Steered) -> None:
         self.doubt, self.steer = message.words, message.doubts
         self._say_progress()
 
+    def _number(self) -> int:
+        """The item's number as the progress line shows it: the rater's votes so far, plus one."""
+        return min(len(self.done) + 1, len(self.items))
+
     def _say_progress(self) -> None:
         total = len(self.items)
         self.query_one("#progress", Static).update(
-            f"item {min(len(self.done) + 1, total)} of {total} · r reveal last · C comment · "
+            f"item {self._number()} of {total} · s skip · r reveal last · C comment · "
             "V stats" if self.current else
             f"all {total} items voted · V shows the statistics, q leaves")
         warn = self.current is not None and flagged(self.current, self.review.models)
@@ -159,7 +176,7 @@ class ReviewScreen(Screen):
     def _show_next(self) -> None:
         again, self.again = self.again, None
         self.current = again or next_item(self.items, self.votes, self.rater, self.order,
-                                          self.steer, self.waiting)
+                                          self.steer, self.waiting, self.judged)
         self._say_progress()
         item = self.current
         self.query_one("#prompt", Static).update(item.prompt if item else "")
@@ -174,35 +191,58 @@ class ReviewScreen(Screen):
         seconds = round(time.monotonic() - self.shown_at, 2)
         vote = st.vote_row(self.review.id, item.item, self.rater, choice, seconds)
         self.spool.write([vote], ingest=False)  # on disk before the next item shows
-        self.history.append((vote.id, item, choice, seconds))
+        self.history.append((vote.id, item, choice, seconds, self._number()))
         self.votes.append(st.VoteRecord(vote.id, self.review.id, item.item, self.rater, choice,
                                         seconds, False))
         self.done.add(item.item)
         self._ingest()
-        if len(self.history) % REFIT_EVERY == 0:
-            self._steer(list(self.items), list(self.votes))
+        self._steer(list(self.items), list(self.votes), set(self.waiting))
         self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
+        if self.reward and choice != "skip":
+            self._predict(item)  # after the vote only: the review stays blind
         self._show_next()
+
+    @dataclass
+    class Predicted(Message):
+        words: str
+
+    @work(thread=True, exit_on_error=False, group="predict")
+    def _predict(self, item: st.ReviewItem) -> None:
+        """What the reward model predicted for the item just voted on (loaded once)."""
+        from tunelab.engine.review import predicted
+
+        try:
+            if self._predictor is None:
+                self._predictor = predicted.Predictor.load(self.store_path, str(self.reward))
+            said = predicted.words(self._predictor.prefers_a(item), self._predictor.name)
+        except TunelabError as failed:
+            said = f"no reward model: {failed.message}"
+        self.post_message(self.Predicted(said))
+
+    def on_review_screen_predicted(self, message: Predicted) -> None:
+        self.notify(message.words, timeout=4)
 
     def action_undo(self) -> None:
         if not self.history:
             self.notify("nothing to undo", timeout=1.5)
             return
-        vote_id, item, choice, seconds = self.history.pop()
+        vote_id, item, choice, seconds, number = self.history.pop()
         self.spool.write([st.vote_event(self.review.id, item.item, self.rater, choice, seconds,
                                         vote_id=vote_id, undone=True)], ingest=False)
         self.votes = [v for v in self.votes if v.id != vote_id]
         self.done.discard(item.item)
         self.again = item  # the undone item comes back, whatever the order would pick
         self._ingest()
-        self.notify(f"undone: {CHOICES[choice]} on item {item.item}", timeout=1.5)
+        self._steer(list(self.items), list(self.votes), set(self.waiting))
+        self.notify(f"undone: {CHOICES[choice]} on item {number} of {len(self.items)}; "
+                    "it is shown again", timeout=1.5)
         self._show_next()
 
     def action_reveal(self) -> None:
         if not self.history:
             self.notify("vote first: identities are shown only after the vote", timeout=2)
             return
-        _, item, choice, _ = self.history[-1]
+        _, item, choice, _, _ = self.history[-1]
         self.notify(f"last item: A was {item.model_a}, B was {item.model_b} "
                     f"(you voted {CHOICES[choice]})", timeout=5)
 
@@ -214,7 +254,7 @@ class ReviewScreen(Screen):
         def save(text: str | None) -> None:
             if not text:
                 return
-            vote_id, item, choice, seconds = self.history[-1]
+            vote_id, item, choice, seconds, _ = self.history[-1]
             self.spool.write([st.vote_row(self.review.id, item.item, self.rater, choice,
                                           seconds, vote_id=vote_id, comment=text)], ingest=False)
             self._ingest()

@@ -225,7 +225,8 @@ def model_choices(trials: list[Trial], store: Path, best: int | None,
         if o.state == "complete" and t.store == store:
             mark = " ★ best" if o.number == best else ""
             choices.append((f"trial:{o.number}", f"{f'trial:{o.number}':<11} {o.method_kind or ''} "
-                            f"{objective} {fmt.number(o.value)}{mark}"))
+                            f"{fmt.objective_title(objective)} "
+                            f"{fmt.objective_value(objective, o.value)}{mark}"))
     chosen = {"base"} | ({f"trial:{best}"} if best is not None else set())
     return choices, chosen
 

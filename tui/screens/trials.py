@@ -201,8 +201,9 @@ class TrialsScreen(StoreScreen):
         metrics = judged + others
         # what decides a trial first (it fits 80 columns), then how it was trained
         columns = [("mark", " "), ("number", "#"), ("state", "state"),
-                   # a preference sweep's objective is the trial's rating over the base model
-                   ("objective", "rating" if objective == "preference" else objective)]
+                   # a preference sweep's objective is each trial's placement: its rating over
+                   # the base model when its votes placed it, told to the search
+                   ("objective", fmt.objective_title(objective))]
         columns += [(f"m:{m}", f"test {m}") for m in judged]
         columns += [("success", "success"), ("method", "method")]
         columns += [(f"p:{k}", fmt.param_name(k)) for k in params]
@@ -264,12 +265,12 @@ class TrialsScreen(StoreScreen):
                 progress = " · ".join(x for x in (
                     f"step {o.last_step}" if o.last_step is not None else "starting",
                     f"loss {fmt.number(o.last_train_loss)}" if o.last_train_loss is not None else "") if x)
-            elif o.state == "voting":  # a provisional rating: the votes have not placed it yet
+            elif o.state == "voting":  # where the votes would place it now: not placed yet
                 value = Text("~" + fmt.rating(o.value), style="italic") if o.value is not None \
                     else Text("no votes", style="dim")
                 progress = "waiting for votes"
             else:
-                shown = fmt.rating(o.value) if objective == "preference" else fmt.number(o.value)
+                shown = fmt.objective_value(objective, o.value)
                 value = Text(shown, style="bold" if best and o.number == best.number else "")
                 progress = f"{o.steps} steps" if o.steps else ""
             success = Text("—", style="dim") if o.success is None else (
