@@ -73,6 +73,18 @@ def write_small_experiment(folder: Path, body: str, rows: int = 400, name: str =
     return path
 
 
+TRAINED_FIXTURES = {"trained_store", "documented_store"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads a store trained for the session is `slow` as one that trains itself:
+    `pytest -m "not slow"` trains nothing (CONTRIBUTING.md, the fast loop). A module that
+    trains says so itself (`pytestmark = pytest.mark.slow`)."""
+    for item in items:
+        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def small_experiment(tmp_path: Path):
     """Writes a small, fast variant of the quickstart into tmp_path and returns a maker."""

@@ -91,6 +91,7 @@ seed = {SEED}
 """
 
 
+@pytest.mark.slow
 def test_a_benchmark_scored_inside_a_trial_equals_lm_eval_by_hand(tmp_path: Path,
                                                                     small_experiment) -> None:
     from lm_eval import simple_evaluate

@@ -35,6 +35,8 @@ from tunelab.tui.cli.check import check
 
 from conftest import EXPERIMENTS, Quiet
 
+pytestmark = pytest.mark.slow  # what check accepts is trained
+
 FILE = '''name = "prop"
 [model]
 scratch = { hidden_size = 32, layers = 1, heads = 2, vocab_size = 128 }

@@ -133,6 +133,7 @@ def _predict(folder: Path, texts: list[str]) -> list[str]:
     return [model.config.id2label[i] for i in found]
 
 
+@pytest.mark.slow
 def test_a_classification_sweep_matches_scikit_learn_on_the_test_split(swept: Path,
                                                                        tmp_path: Path) -> None:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -168,6 +169,7 @@ def test_a_classification_sweep_matches_scikit_learn_on_the_test_split(swept: Pa
     assert "test/accuracy" in found["base+3shot"]  # the base language model, prompted
 
 
+@pytest.mark.slow
 def test_the_samples_are_the_test_texts_with_their_predicted_labels(swept: Path) -> None:
     samples = st.samples(swept, "tickets", "trial:0")
     assert len(samples) == 8
@@ -175,6 +177,7 @@ def test_the_samples_are_the_test_texts_with_their_predicted_labels(swept: Path)
     assert all(s.output in {"account", "billing", "delivery", "technical"} for s in samples)
 
 
+@pytest.mark.slow
 def test_chat_refuses_a_classifier_in_words(swept: Path) -> None:
     from tunelab.engine.serve.refs import resolve
 
@@ -182,6 +185,7 @@ def test_chat_refuses_a_classifier_in_words(swept: Path) -> None:
         resolve(swept, "tickets", "best")
 
 
+@pytest.mark.slow
 async def test_the_trial_screen_shows_the_confusion_matrix(swept: Path) -> None:
     from tui_pilot import open_trials, settle
 

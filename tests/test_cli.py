@@ -151,6 +151,7 @@ def test_the_summary_of_an_unsearched_run_has_no_empty_parameters_and_keeps_test
     assert "0.71" in row and "0.62" in row
 
 
+@pytest.mark.slow
 def test_an_adapter_from_a_scratch_base_exports_loadable_from_anywhere_with_card_metadata(
         tmp_path: Path, small_experiment) -> None:  # noqa: ANN001
     # the sweep as a person runs it: in its folder, with a relative store (and so relative

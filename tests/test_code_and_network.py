@@ -88,6 +88,7 @@ def test_custom_model_code_names_tunelabs_key(tmp_path: Path, small_experiment) 
     assert "trust_remote_code = true" in refused.value.message and "[model]" in refused.value.message
 
 
+@pytest.mark.slow
 def test_a_failed_baseline_stops_the_run_before_any_trial(tmp_path: Path, small_experiment) -> None:
     """The trials started anyway, each failing as the baseline had."""
     experiment = small_experiment(SWEEP, rows=120)
@@ -149,6 +150,7 @@ def _listening(inodes: set[str]) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_remote_code_is_said_first_and_nothing_a_sweep_starts_listens(
         tmp_path: Path, small_experiment) -> None:
     experiment = small_experiment(SWEEP, rows=200)

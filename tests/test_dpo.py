@@ -26,6 +26,8 @@ from tunelab.store import (
 
 from conftest import Quiet, train_tiny, tunelab_command
 
+pytestmark = pytest.mark.slow  # DPO trials on a trained SFT parent
+
 
 def _dpo_file(folder: Path, preferences_source: str, extra: str = "", name: str = "tiny-dpo") -> Path:
     path = folder / f"{name}.toml"

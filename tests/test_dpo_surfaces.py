@@ -27,6 +27,8 @@ from tunelab.tui.widgets.table import VimTable
 
 from conftest import tunelab_command
 
+pytestmark = pytest.mark.slow  # a real SFT sweep, then its DPO stage
+
 NAME = "dpo-shown"
 # two objectives: the first is what the search ranks by, the second has a column of its own
 DPO = f"""

@@ -7,9 +7,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tunelab import store as st
 
 from conftest import EXPERIMENTS, tunelab_command
+
+pytestmark = pytest.mark.slow  # real sweeps through the command
 
 SWEEP = """
 [method]

@@ -23,6 +23,8 @@ from tunelab.engine.spec import load_spec
 
 from conftest import tunelab_command
 
+pytestmark = pytest.mark.slow  # real sweeps, with their faults
+
 SWEEP = """
 [method]
 kind = "full"
@@ -149,8 +151,9 @@ def test_sigterm_to_the_whole_job_behaves_as_ctrl_c(tmp_path: Path, small_experi
 
 def test_a_hung_trial_is_killed_by_trial_timeout_and_the_next_runs(
         tmp_path: Path, small_experiment) -> None:
-    # one finished trial asked: the hung trial fails, so the worker takes the next one
-    experiment = _sweep(small_experiment, trials=1, extra="trial_timeout = 40")
+    # one finished trial asked: the hung trial fails, so the worker takes the next one. The hang
+    # costs the whole timeout: 15 s, a few times what one trial of this sweep takes
+    experiment = _sweep(small_experiment, trials=1, extra="trial_timeout = 15")
     store = tmp_path / "tunelab.duckdb"
     runner: Runner
 
@@ -165,10 +168,10 @@ def test_a_hung_trial_is_killed_by_trial_timeout_and_the_next_runs(
     runner = Runner(load_spec(experiment), store, reporter)
     summary = runner.run()
     assert hung == [0]
-    assert ev.TrialTimeout(number=0, seconds=40.0) in reporter.seen
+    assert ev.TrialTimeout(number=0, seconds=15.0) in reporter.seen
     trials = {t.number: t for t in st.list_trials(store, "tiny")}
     assert (trials[0].state, trials[0].fail_reason) == ("failed", "timeout")
-    assert "longer than search.trial_timeout = 40 s and was killed" in (trials[0].error or "")
+    assert "longer than search.trial_timeout = 15 s and was killed" in (trials[0].error or "")
     assert trials[1].state == "complete"
     assert [o.result.state for o in summary.trials] == ["failed", "complete"]
     states = [t.state for t in _study(store).trials]

@@ -186,6 +186,7 @@ def met(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Heard]:
     return store, heard
 
 
+@pytest.mark.slow
 def test_the_few_shot_base_meets_the_criterion_and_the_verdict_says_so(met) -> None:
     from tunelab.tui.cli import app
 
@@ -210,6 +211,7 @@ def test_the_few_shot_base_meets_the_criterion_and_the_verdict_says_so(met) -> N
     assert all(s.output == "blue" for s in prompted) and all(s.output != "blue" for s in cold)
 
 
+@pytest.mark.slow
 def test_a_resumed_study_keeps_both_baselines_without_measuring_again(met) -> None:
     from tunelab.engine.run.runner import Runner
     from tunelab.engine.spec import load_spec

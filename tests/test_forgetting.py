@@ -125,6 +125,7 @@ def _loss_by_hand(folder: str, texts: list[str]) -> float:
     return total / count
 
 
+@pytest.mark.slow
 def test_each_trial_measures_its_general_loss_against_the_base(front_store: Path) -> None:
     found = st.evaluations(front_store, "tiny")
     base = found["base"]
@@ -145,6 +146,7 @@ def test_each_trial_measures_its_general_loss_against_the_base(front_store: Path
         assert math.isclose(mine["general/perplexity"], math.exp(after), rel_tol=1e-6)
 
 
+@pytest.mark.slow
 def test_two_objectives_give_a_front_of_task_loss_against_forgetting(front_store: Path) -> None:
     from tunelab.tui.cli import app
 
@@ -165,6 +167,7 @@ def test_two_objectives_give_a_front_of_task_loss_against_forgetting(front_store
     assert marked == front
 
 
+@pytest.mark.slow
 async def test_the_compare_screen_plots_the_front(front_store: Path) -> None:
     from tui_pilot import settle
 

@@ -19,6 +19,8 @@ from tunelab import store as st
 
 from conftest import tunelab_command, write_small_experiment
 
+pytestmark = pytest.mark.slow  # real sweeps on a damaged journal
+
 SWEEP = """
 [method]
 kind = "full"

@@ -16,6 +16,8 @@ from tunelab.engine.spec import load_spec
 
 from conftest import tunelab_command
 
+pytestmark = pytest.mark.slow  # each method trains
+
 
 class Collect:
     def __init__(self) -> None:

@@ -71,6 +71,7 @@ def test_packing_is_a_train_key_and_searchable(tmp_path: Path) -> None:
     assert load_spec(path, ["train.packing=false"]).experiment.train.packing is False
 
 
+@pytest.mark.slow
 def test_a_packed_trial_trains_on_fewer_fuller_rows(tmp_path: Path, small_experiment) -> None:
     from tunelab import store as st
     from tunelab.engine.run.runner import Runner

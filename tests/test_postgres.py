@@ -18,6 +18,8 @@ from tunelab import store as st
 
 from conftest import tunelab_command
 
+pytestmark = pytest.mark.slow  # two workers train on one study
+
 SWEEP = """
 [method]
 kind = "full"

@@ -26,6 +26,8 @@ from tunelab.tui.cli import app as cli
 
 from conftest import Quiet, tunelab_command
 
+pytestmark = pytest.mark.slow  # a trained parent, then each preference stage trains
+
 
 @pytest.fixture(scope="module")
 def voted(tmp_path_factory: pytest.TempPathFactory) -> Voted:

@@ -21,6 +21,8 @@ from tunelab.engine.run import study as search
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
+pytestmark = pytest.mark.slow  # preference sweeps train their trials
+
 # The searched key changes what the rater's taste sees: the longest answer a trial may give.
 # The base model answers in one token, so a trial can beat it (three epochs teach the tiny
 # model to answer "12 + 12 = 1"; one epoch, only to stop at once).

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
 from tunelab.engine.run.study import build_pruner
 from tunelab.engine.spec import PrunerSpec, SearchSpec, load_spec
@@ -106,6 +107,7 @@ def test_warmup_epochs_are_the_evaluations_before_a_trial_may_be_pruned() -> Non
             assert replay(curves, make()).steps == 40 + stopped_after, (kind, warmup)
 
 
+@pytest.mark.slow
 def test_no_trial_is_pruned_at_its_last_evaluation(tmp_path: Path, small_experiment) -> None:
     """A pruner that would stop every trial worse than the first (percentile 1, one finished
     trial) at the only evaluation of a one-epoch trial: that evaluation is the last, the

@@ -14,6 +14,8 @@ from tunelab import store as st
 
 from conftest import tunelab_command
 
+pytestmark = pytest.mark.slow  # sweeps killed and run again
+
 SWEEP = """
 [method]
 kind = "full"

@@ -21,6 +21,8 @@ from tunelab.engine.train import pairs as train_pairs
 
 from conftest import EXPERIMENTS, Quiet
 
+pytestmark = pytest.mark.slow  # a trained conversation model reviewed
+
 SYSTEM = "You are a careful calculator."
 
 

@@ -115,6 +115,7 @@ def _validation_rows(store: Path, trial: int) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> None:
     experiment = small_experiment(SWEEP, rows=200)
     store = tmp_path / "tunelab.duckdb"
@@ -164,6 +165,7 @@ def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> N
     assert sum(t.state == "complete" for t in trials.values()) == 2
 
 
+@pytest.mark.slow
 def test_two_objectives_then_confirm(tmp_path: Path, small_experiment) -> None:
     body = SWEEP.replace("epochs = 3", "epochs = 1").replace(
         'sampler = "random"', 'sampler = "nsga2"\nobjectives = ["eval_loss", "duration_s"]')

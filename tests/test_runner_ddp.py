@@ -6,9 +6,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tunelab import store as st
 
 from conftest import tunelab_command
+
+pytestmark = pytest.mark.slow  # a two-process DDP trial trains
 
 SWEEP = """
 [method]

@@ -23,7 +23,7 @@ from tunelab.engine.spec import load_spec
 
 from conftest import tunelab_command
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.slow]  # soak: not in the default run either
 
 TRIALS = 50
 

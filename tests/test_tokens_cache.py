@@ -9,6 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from test_data_prompt_tokens import _build, _conversations
 
 from tunelab.engine.train import model as models
@@ -61,6 +62,7 @@ def test_a_damaged_copy_is_rendered_again(tmp_path: Path) -> None:
     assert tokens.rendered(rows, tokenizer, tmp_path).num_rows == len(rows)
 
 
+@pytest.mark.slow
 def test_a_sweeps_trials_render_the_rows_once(small_experiment) -> None:  # noqa: ANN001
     path = small_experiment("[search]\ntrials = 2\npruner = \"none\"\n[train]\nepochs = 1\n", rows=160)
     store = path.parent / "s.duckdb"

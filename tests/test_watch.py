@@ -22,6 +22,8 @@ from tunelab.tui.widgets.table import VimTable
 
 from conftest import EXPERIMENTS, Quiet, tunelab_command
 
+pytestmark = pytest.mark.slow  # watched trials train
+
 # lines (from 1) of the data file whose answer is replaced by text off the task's format
 MISLABELLED = (17, 88, 151, 203)
 WRONG = "Purple elephants quietly sing old sea shanties under the northern lights."

@@ -8,10 +8,13 @@ import subprocess
 from pathlib import Path
 
 import optuna
+import pytest
 
 from tunelab import store as st
 
 from conftest import tunelab_command
+
+pytestmark = pytest.mark.slow  # two workers train one sweep
 
 SWEEP = """
 [method]

@@ -10,7 +10,6 @@ import sys
 from importlib.metadata import version
 from typing import Annotated, Any
 
-import click
 import typer
 
 from tunelab.store.errors import TunelabError
@@ -27,7 +26,7 @@ class TunelabGroup(HelpGroup):
     file (SpecError) and 1 otherwise: said where every command is invoked, so the group alone
     is the whole command (the console script, and the tests' CliRunner, end the same way)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's own click Context (typer._click, private)
         try:
             return super().invoke(ctx)
         except TunelabError as error:
