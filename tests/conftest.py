@@ -28,9 +28,10 @@ def tunelab_command() -> list[str]:
 
 @dataclass(frozen=True)
 class Ran:
-    """What `tunelab …` did: its exit status and what it wrote to stdout and stderr."""
+    """What `tunelab …` did, named as subprocess.CompletedProcess names it: its exit status and
+    what it wrote to stdout and stderr."""
 
-    exit_code: int
+    returncode: int
     stdout: str
     stderr: str
 
@@ -42,15 +43,22 @@ def tunelab(*args: str, input: str | None = None, cwd: Path | None = None,
     interpreter and its imports. `cwd` is the folder it runs in; `env` changes the environment
     while it runs (None removes a variable). An exception that escapes the command is written
     to stderr as the interpreter writes it, so a test that reads stderr for a traceback still
-    finds one."""
+    finds one. What a command sets up for its process (the `tunelab` logger's handlers, warning
+    filters) is put back after it, so the next test starts as it would have."""
+    import logging
+    import warnings
+
     from typer.testing import CliRunner
 
     from tunelab.engine.run import quiet
     from tunelab.tui.cli import app
 
-    quiet.install()  # as main() sets up the command's process
-    with contextlib.chdir(cwd or Path.cwd()):
+    logger = logging.getLogger("tunelab")
+    handlers = list(logger.handlers)
+    with warnings.catch_warnings(), contextlib.chdir(cwd or Path.cwd()):
+        quiet.install()  # as main() sets up the command's process
         result = CliRunner().invoke(app, list(args), input=input, env=env)
+    logger.handlers = handlers
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))

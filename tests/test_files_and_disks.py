@@ -22,7 +22,7 @@ from tunelab.engine.run import events
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
-from conftest import EXPERIMENTS, tunelab_command
+from conftest import EXPERIMENTS, Ran, tunelab
 
 SWEEP = '''name = "tiny"
 [model]
@@ -92,8 +92,7 @@ def test_the_runs_folder_deleted_mid_sweep_is_made_again_and_the_loss_said(tmp_p
 def test_a_disk_full_while_the_scratch_model_is_built_says_so_without_a_trace(
         small_disk: Path) -> None:  # noqa: F811
     path = _sweep(small_disk, trials=1, hidden=256, layers=2, rows=400)
-    done = subprocess.run([*tunelab_command(), "run", str(path)], capture_output=True, text=True,
-                          timeout=600, cwd=small_disk)
+    done = tunelab("run", str(path), cwd=small_disk)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "no base model\ncould not build the scratch model: the disk is full (No space left on " \
            "device); free space and run again" in done.stderr, done.stderr
@@ -182,9 +181,8 @@ def test_sql_reads_the_store_as_it_is_when_the_spool_cannot_be_merged(small_disk
         os._exit(0)
     """)], check=True, timeout=120)
     _fill(small_disk)
-    done = subprocess.run([*tunelab_command(), "sql", "select name from experiments order by 1",
-                           "--format", "csv", "--store", str(store)], capture_output=True,
-                          text=True, timeout=120)
+    done = tunelab("sql", "select name from experiments order by 1", "--format", "csv",
+                   "--store", str(store))
     assert done.returncode == 0, done.stderr
     assert done.stdout == "name\na\n"
     assert done.stderr.startswith(f"note: {store}: the events waiting in its spool are not in this "
@@ -194,6 +192,7 @@ def test_sql_reads_the_store_as_it_is_when_the_spool_cannot_be_merged(small_disk
     assert len(st.query(store, "select * from experiments").rows) == 201
 
 
+@pytest.mark.slow
 def test_trial_folders_are_found_from_any_folder(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A run with the default (relative) store recorded folders relative to where it started:
@@ -207,9 +206,8 @@ def test_trial_folders_are_found_from_any_folder(tmp_path: Path,
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*tunelab_command(), *args, "--store", "../project/tunelab.duckdb"],
-                              capture_output=True, text=True, timeout=300, cwd=elsewhere)
+    def cli(*args: str) -> Ran:
+        return tunelab(*args, "--store", "../project/tunelab.duckdb", cwd=elsewhere)
 
     exported = cli("export", "tiny", "0", "--out", "shipped")
     assert exported.returncode == 0, exported.stderr
@@ -226,8 +224,7 @@ def test_a_file_that_is_no_store_is_called_so(tmp_path: Path, what: str) -> None
     path.write_text("root:x:0:0:root:/root:/bin/bash\n" if what == "passwd"
                     else '{"op_code": 0, "worker_id": "w"}\n' * 400)
     before = path.read_bytes()
-    done = subprocess.run([*tunelab_command(), "sql", "select 1", "--store", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    done = tunelab("sql", "select 1", "--store", str(path))
     assert done.returncode == 1
     assert done.stderr.startswith("not a tunelab store\n"), done.stderr
     assert "damaged" not in done.stderr and "move" not in done.stderr
@@ -252,8 +249,7 @@ def test_schema_out_that_cannot_be_written_is_said_in_words(tmp_path: Path,
     """`tunelab schema --out missing/dir/s.json` and `--out /dev/full` ended in tracebacks."""
     for out, said in ((tmp_path / "missing" / "dir" / "s.json", "does not exist; create it first"),
                       (full_device, "cannot be written: No space left on device")):
-        done = subprocess.run([*tunelab_command(), "schema", "--out", str(out)],
-                              capture_output=True, text=True, timeout=120)
+        done = tunelab("schema", "--out", str(out))
         assert done.returncode == 1 and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
 
@@ -265,8 +261,7 @@ def test_sql_out_on_a_full_device_says_so_and_leaves_the_device(tmp_path: Path, 
     store = tmp_path / "tunelab.duckdb"
     with st.Spool(store) as spool:
         spool.write([{"table": "experiments", "row": {"name": "a", "spec_hash": "h"}}])
-    done = subprocess.run([*tunelab_command(), "sql", "select * from experiments", "--format",
-                           format_, "--out", str(full_device), "--store", str(store)],
-                          capture_output=True, text=True, timeout=120)
+    done = tunelab("sql", "select * from experiments", "--format", format_, "--out",
+                   str(full_device), "--store", str(store))
     assert done.returncode == 1 and "No space left on device" in done.stderr, done.stderr
     assert full_device.is_char_device()
