@@ -59,10 +59,12 @@ def tunelab(*args: str, input: str | None = None, cwd: Path | None = None,
         quiet.install()  # as main() sets up the command's process
         result = CliRunner().invoke(app, list(args), input=input, env=env)
     logger.handlers = handlers
-    stderr = result.stderr
+    # the bytes as written: click's Result.stdout would turn "\r\n" into "\n"
+    stdout, stderr = (out.decode("utf-8", "replace")
+                      for out in (result.stdout_bytes, result.stderr_bytes))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))
-    return Ran(result.exit_code, result.stdout, stderr)
+    return Ran(result.exit_code, stdout, stderr)
 
 
 def write_small_experiment(folder: Path, body: str, rows: int = 400, name: str = "tiny") -> Path:

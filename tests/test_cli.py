@@ -17,16 +17,15 @@ import tui_store
 from tunelab import store as st
 from tunelab.tui.cli.pareto import front
 
-from conftest import tunelab_command
+from conftest import Ran, tunelab
 
 # COLUMNS unset: into a pipe rich would otherwise wrap at its default 80 columns
 ENV = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
 ENV.update(HF_HUB_OFFLINE="1", NO_COLOR="1")
 
 
-def _tunelab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*tunelab_command(), *args], capture_output=True, text=True, env=ENV,
-                          cwd=cwd, timeout=300)
+def _tunelab(*args: str, cwd: Path | None = None) -> Ran:
+    return tunelab(*args, cwd=cwd, env={"COLUMNS": None, "LINES": None, "NO_COLOR": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +57,10 @@ def test_sql_out_into_a_missing_folder_is_said_in_words_and_writes_nothing(
 def test_sql_csv_ends_rows_with_lf_as_the_duckdb_shell_does(demo_store: Path,
                                                            tmp_path: Path) -> None:
     query = "select number, value from trials where value is not null order by number"
-    done = subprocess.run([*tunelab_command(), "sql", "--store", str(demo_store), "--format",
-                           "csv", query], capture_output=True, env=ENV, timeout=300)
+    done = _tunelab("sql", "--store", str(demo_store), "--format", "csv", query)
     assert done.returncode == 0, done.stderr
-    assert b"\r" not in done.stdout
-    assert done.stdout.decode().splitlines()[:2] == ["number,value", "0,2.86"]
+    assert "\r" not in done.stdout  # as written (tunelab() keeps the bytes)
+    assert done.stdout.splitlines()[:2] == ["number,value", "0,2.86"]
     _tunelab("sql", "--store", str(demo_store), "--format", "csv", "--out",
              str(tmp_path / "x.csv"), query)
     assert b"\r" not in (tmp_path / "x.csv").read_bytes()
@@ -157,7 +155,7 @@ def test_an_adapter_from_a_scratch_base_exports_loadable_from_anywhere_with_card
     # the sweep as a person runs it: in its folder, with a relative store (and so relative
     # run folders, the scratch base among them)
     small_experiment('[method]\nkind = "lora"\n[train]\nepochs = 1\nbatch_size = 16\n'
-                     'learning_rate = 3e-3\n[search]\ntrials = 1\n[eval]\nsamples = 0\n',
+                     'learning_rate = 3e-3\n[search]\ntrials = 1\n[eval]\nsamples = 0\nbaseline = false\n',
                      rows=160)
     done = _tunelab("run", "tiny.toml", "--store", "tunelab.duckdb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
