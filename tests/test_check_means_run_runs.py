@@ -4,7 +4,6 @@ by the check, in one message that names the key and where it was set."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from tunelab.engine.errors import SpecError
 from tunelab.engine.spec import load_spec
 
-from conftest import EXPERIMENTS, tunelab_command
+from conftest import EXPERIMENTS, tunelab
 
 QUICKSTART = EXPERIMENTS / "quickstart.toml"
 LR = 'search.space."train.learning_rate"'
@@ -88,8 +87,7 @@ def test_a_preference_sweep_that_cannot_vote_is_refused_by_check(overrides: list
 
 def test_check_shows_no_pruner_for_a_preference_sweep() -> None:
     """The run turns the pruner off for votes; check said "percentile pruner" (the default)."""
-    done = subprocess.run([*tunelab_command(), "check", str(EXPERIMENTS / "quickstart-taste.toml")],
-                          capture_output=True, text=True, timeout=120)
+    done = tunelab("check", str(EXPERIMENTS / "quickstart-taste.toml"))
     assert done.returncode == 0, done.stderr
     assert "no pruner (a preference sweep is not pruned on the loss)" in done.stdout
     assert "percentile" not in done.stdout
@@ -152,8 +150,7 @@ def test_a_misspelled_key_inside_a_searched_key_suggests_the_right_one(tmp_path:
 
 
 def test_check_answers_micro_batch_zero_without_a_traceback() -> None:
-    done = subprocess.run([*tunelab_command(), "check", str(QUICKSTART), "--set",
-                           "train.micro_batch_size=0"], capture_output=True, text=True, timeout=120)
+    done = tunelab("check", str(QUICKSTART), "--set", "train.micro_batch_size=0")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "train.micro_batch_size must be" in done.stderr
 
@@ -161,18 +158,16 @@ def test_check_answers_micro_batch_zero_without_a_traceback() -> None:
 @pytest.mark.parametrize("workers", ["0", "-3"])
 def test_workers_below_one_are_refused(workers: str) -> None:
     """`--workers 0` and `--workers -3` ran one worker without a word."""
-    done = subprocess.run([*tunelab_command(), "run", str(QUICKSTART), "--workers", workers,
-                           "--store", "/nonexistent/never.duckdb"], capture_output=True,
-                          text=True, timeout=120)
+    done = tunelab("run", str(QUICKSTART), "--workers", workers, "--store",
+                   "/nonexistent/never.duckdb")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--workers" in done.stderr and "greater than or equal to 1" in done.stderr
 
 
 def test_more_devices_per_trial_than_the_machine_has_is_refused_by_check() -> None:
     """`run` refused it (SpecError, "not enough devices"); `check` said ✓ valid."""
-    done = subprocess.run([*tunelab_command(), "check", str(QUICKSTART), "--set",
-                           "resources.gpus_per_trial=2", "--set", "resources.devices=[0]"],
-                          capture_output=True, text=True, timeout=120)
+    done = tunelab("check", str(QUICKSTART), "--set", "resources.gpus_per_trial=2", "--set",
+                   "resources.devices=[0]")
     assert done.returncode == 2 and "✓ valid" not in done.stdout, done.stdout
     assert done.stderr.startswith("not enough devices\nresources.gpus_per_trial is 2"), done.stderr
 

@@ -4,7 +4,6 @@ holds), and shown that way by `tunelab check`."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import optuna
@@ -16,7 +15,7 @@ from tunelab.engine.run import study as search
 from tunelab.engine.spec import ChoiceSpec, RangeSpec, load_spec
 from tunelab.engine.spec.conditions import conditions, order
 
-from conftest import tunelab_command
+from conftest import Ran, tunelab
 
 HEAD = 'name = "x"\n[model]\nscratch = {}\n[data]\ntrain = "d.jsonl"\n'
 SPACE = '''[search.space]
@@ -145,8 +144,7 @@ def test_a_condition_on_a_searched_numeric_key(tmp_path: Path) -> None:
 
 def test_check_lists_the_space_with_its_conditions(tmp_path: Path) -> None:
     path = _file(tmp_path, HEAD + SPACE)
-    done = subprocess.run([*tunelab_command(), "check", str(path)], capture_output=True,
-                          text=True, cwd=tmp_path)
+    done = tunelab("check", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines()
              if line.startswith("  ") and line.split()[0].startswith(("method.", "train."))}
@@ -248,11 +246,9 @@ def test_enqueue_refuses_a_value_its_condition_rules_out(tmp_path: Path) -> None
     queue that holds is accepted and taken by the study."""
     path = _file(tmp_path, HEAD + SPACE)
 
-    def enqueue(*sets: str) -> subprocess.CompletedProcess[str]:
+    def enqueue(*sets: str) -> Ran:
         args = [a for s in sets for a in ("--set", s)]
-        return subprocess.run([*tunelab_command(), "enqueue", str(path), *args,
-                               "--store", str(tmp_path / "s.duckdb")],
-                              capture_output=True, text=True, cwd=tmp_path)
+        return tunelab("enqueue", str(path), *args, "--store", str(tmp_path / "s.duckdb"), cwd=tmp_path)
 
     alone = enqueue("method.r=8")
     assert alone.returncode != 0 and "Traceback" not in alone.stderr

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from data_helpers import finding, jsonl, pc_rows, prepared
 
-from conftest import EXPERIMENTS, SHARED_DATA, tunelab_command
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120", "NO_COLOR": "1"}
+from conftest import EXPERIMENTS, SHARED_DATA, Ran, tunelab
 
 
-def _tunelab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*tunelab_command(), *args], capture_output=True, text=True, cwd=cwd,
-                          env=ENV, timeout=300)
+def _tunelab(*args: str, cwd: Path) -> Ran:
+    return tunelab(*args, cwd=cwd, env={"COLUMNS": "120", "NO_COLOR": "1"})
 
 
 def test_tunelab_data_prints_the_report_shows_examples_and_stores_the_report(tmp_path: Path) -> None:

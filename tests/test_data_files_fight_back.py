@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from data_helpers import pc_rows
 from tunelab.engine.data.sources import read_source
 from tunelab.engine.errors import DataError
 
-from conftest import tunelab_command
+from conftest import tunelab
 
 
 def _lines(n: int) -> list[bytes]:
@@ -96,8 +95,7 @@ def test_tunelab_data_on_garbage_says_so_in_one_line_and_stores_nothing(tmp_path
     (tmp_path / "x.toml").write_text(
         'name = "x"\n[model]\nscratch = { hidden_size = 64, layers = 2, heads = 4 }\n'
         '[data]\ntrain = "train.jsonl"\n')
-    done = subprocess.run([*tunelab_command(), "data", "x.toml", "--store", "s.duckdb"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = tunelab("data", "x.toml", "--store", "s.duckdb", cwd=tmp_path)
     said = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 1, said
     assert said.startswith("data error ") and "not a text file" in said, said
@@ -194,8 +192,7 @@ def test_an_effective_batch_larger_than_the_training_split_is_said(tmp_path: Pat
     (tmp_path / "x.toml").write_text(
         'name = "x"\n[model]\nscratch = { hidden_size = 32, layers = 1, heads = 2 }\n'
         '[data]\ntrain = "d.jsonl"\n[train]\nbatch_size = 1000000\n')
-    done = subprocess.run([*tunelab_command(), "data", "x.toml", "--store", "s.duckdb"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = tunelab("data", "x.toml", "--store", "s.duckdb", cwd=tmp_path)
     said = " ".join(done.stdout.split())
     assert done.returncode == 0, done.stderr
     assert "warning: train.batch_size 1,000,000 is larger than the training split (123 " \

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,7 @@ import pytest
 from tunelab.engine.errors import SpecError
 from tunelab.engine.spec import load_spec, with_overrides
 
-from conftest import EXPERIMENTS, tunelab_command
+from conftest import EXPERIMENTS, tunelab
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.name)
@@ -135,8 +134,7 @@ def test_cli_reports_spec_errors_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text("{}\n")
     path = tmp_path / "x.toml"
     path.write_text(HEAD + "[trian]\nepochs = 2\n")
-    done = subprocess.run([*tunelab_command(), "run", str(path), "--store",
-                           str(tmp_path / "s.duckdb")], capture_output=True, text=True)
+    done = tunelab("run", str(path), "--store", str(tmp_path / "s.duckdb"))
     assert done.returncode == 2
     assert "did you mean 'train'" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -210,8 +208,7 @@ def test_the_budget_may_change_but_the_search_may_not() -> None:
 def test_check_prints_the_plan_as_a_person_reads_it(path: Path, tmp_path: Path) -> None:
     # in an empty folder: a ./tunelab.duckdb left by the quickstart (the README's first command,
     # run in the clone) holds the dpo example's parent but not its review, and check says so
-    done = subprocess.run([*tunelab_command(), "check", str(path), "--explain"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    done = tunelab("check", str(path), "--explain", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     exp = load_spec(path).experiment
     assert "✓ valid" in done.stdout
@@ -224,7 +221,7 @@ def test_check_prints_the_plan_as_a_person_reads_it(path: Path, tmp_path: Path) 
 def test_schema_describes_every_section() -> None:
     import json
 
-    done = subprocess.run([*tunelab_command(), "schema"], capture_output=True, text=True)
+    done = tunelab("schema")
     schema = json.loads(done.stdout)
     assert {"model", "data", "method", "train", "search", "eval", "success",
             "resources"} <= set(schema["properties"])

@@ -7,7 +7,6 @@ the files a query names, and only those."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -16,7 +15,7 @@ import pytest
 from tunelab import store as st
 from tunelab.store.console import console
 
-from conftest import tunelab_command
+from conftest import Ran, tunelab
 
 SECRET = "s3cr3t-value"
 
@@ -131,9 +130,7 @@ def test_the_reported_attacks_end_in_words_and_change_nothing(folder: Path) -> N
                 "(format csv, header false)", "explain analyze install httpfs",
                 "select * from read_text('/etc/shadow')", "select * from read_csv('/etc/passwd')",
                 "select * from glob('/root/**')", f"select * from read_csv('{folder}/secret.csv')"):
-        done = subprocess.run([*tunelab_command(), "sql", sql, "--store",
-                               str(folder / "tunelab.duckdb")], capture_output=True, text=True,
-                              timeout=120, cwd=folder)
+        done = tunelab("sql", sql, "--store", str(folder / "tunelab.duckdb"), cwd=folder)
         assert done.returncode == 1, (sql, done.stdout)
         assert done.stderr.startswith("read-only\n") and "Traceback" not in done.stderr, done.stderr
         assert SECRET not in done.stdout + done.stderr
@@ -162,8 +159,7 @@ def test_the_help_and_the_console_list_every_table_of_the_schema(folder: Path) -
     tables, named_views = st.schema_names()
     assert set(tables) == found and len(tables) == len(found)
     assert set(named_views) == views
-    done = subprocess.run([*tunelab_command(), "sql", "--help"], capture_output=True, text=True,
-                          timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    done = tunelab("sql", "--help", env={"COLUMNS": "200"})
     said = " ".join(done.stdout.split())
     for name in tables + named_views:
         assert name in said, name
@@ -174,11 +170,10 @@ def test_allow_files_opens_the_named_files_and_only_those(folder: Path) -> None:
     data.mkdir()
     (data / "x.csv").write_text("a,b\n1,2\n")
 
-    def sql(query: str, *allow: Path) -> subprocess.CompletedProcess[str]:
+    def sql(query: str, *allow: Path) -> Ran:
         args = [a for path in allow for a in ("--allow-files", str(path))]
-        return subprocess.run([*tunelab_command(), "sql", query, "--store",
-                               str(folder / "tunelab.duckdb"), "--format", "csv", *args],
-                              capture_output=True, text=True, timeout=120, cwd=folder)
+        return tunelab("sql", query, "--store", str(folder / "tunelab.duckdb"), "--format", "csv",
+                       *args, cwd=folder)
 
     assert sql("select * from read_csv('extra/x.csv')").returncode == 1
     assert sql("select * from read_csv('extra/x.csv')", data).stdout == "a,b\n1,2\n"

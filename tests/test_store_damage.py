@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tunelab.store.connection import backup_path
 from tunelab.store.damage import block_size, truncation
 from tunelab.store.ingest import read_events
 
-from conftest import tunelab_command
+from conftest import Ran, tunelab
 
 METRICS = 20_000  # enough rows for the file to span several blocks
 
@@ -187,9 +186,8 @@ def test_export_store_of_a_store_that_cannot_be_opened_writes_nothing(healthy: P
     assert list(out.iterdir()) == []
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*tunelab_command(), *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
+def _cli(*args: str, cwd: Path) -> Ran:
+    return tunelab(*args, cwd=cwd)
 
 
 def test_the_commands_end_in_the_damage_message(healthy: Path, tmp_path: Path,
