@@ -12,7 +12,7 @@ import pytest
 
 from tunelab import store as st
 
-from conftest import tunelab_command
+from conftest import sweep_toml, tunelab_command
 
 pytestmark = pytest.mark.slow  # sweeps killed and run again
 
@@ -31,6 +31,9 @@ pruner = "none"
 [search.space]
 "train.learning_rate" = [3e-3, 1e-3]
 """
+# the sweep killed mid-trial: as small as still leaves trial 1 training when it is killed
+KILLED = sweep_toml(epochs=2, trials=3, train="logging_steps = 2",
+                    space='"train.learning_rate" = [3e-3, 1e-3]')
 
 
 def _metric_rows(store: Path, trial: int) -> int:
@@ -50,7 +53,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_9_in_the_middle_of_a_trial_then_run_again(tmp_path: Path, small_experiment) -> None:
-    experiment = small_experiment(SWEEP)
+    experiment = small_experiment(KILLED, rows=200)
     store = tmp_path / "tunelab.duckdb"
     command = [*tunelab_command(), "run", str(experiment), "--store", str(store)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
