@@ -11,7 +11,7 @@ import pytest
 
 from tunelab import store as st
 
-from conftest import EXPERIMENTS, tunelab_command
+from conftest import EXPERIMENTS, tunelab, tunelab_command
 
 pytestmark = pytest.mark.slow  # real sweeps through the command
 
@@ -27,6 +27,8 @@ trials = 4
 sampler = "random"
 seed = 2  # samples full 5e-3 first, then 1e-6: a trial the pruner must stop
 pruner = { kind = "median", startup_trials = 1 }
+[eval]
+samples = 0  # the baseline is read, the generated samples are not
 [search.space]
 "train.learning_rate" = [5e-3, 1e-6]
 "method.kind" = ["full", "lora"]
@@ -38,13 +40,13 @@ def test_a_tiny_sweep_trains_prunes_and_lands_in_the_store(tmp_path: Path, small
     store = tmp_path / "out" / "tunelab.duckdb"
     run = subprocess.Popen([*tunelab_command(), "run", str(experiment), "--store", str(store)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # While the sweep runs, SQL from another process answers (it may wait, it never fails).
+    # While the sweep runs, SQL from another process (this one) answers (it may wait, it never
+    # fails).
     answered = 0
     while run.poll() is None:
         if store.exists():
-            probe = subprocess.run([*tunelab_command(), "sql", "select count(*) from metrics",
-                                    "--store", str(store), "--format", "json"],
-                                   capture_output=True, text=True, timeout=120)
+            probe = tunelab("sql", "select count(*) from metrics", "--store", str(store),
+                            "--format", "json")
             assert probe.returncode == 0, probe.stderr
             answered += 1
         time.sleep(0.5)
@@ -81,29 +83,24 @@ def test_a_tiny_sweep_trains_prunes_and_lands_in_the_store(tmp_path: Path, small
             assert st.query(store, "select max(epoch) from metrics where trial = "
                                    f"{t.number}").rows[0][0] < 2
 
-    listing = subprocess.run([*tunelab_command(), "trials", "tiny", "--store", str(store)],
-                             capture_output=True, text=True)
+    listing = tunelab("trials", "tiny", "--store", str(store))
     assert listing.returncode == 0 and "★" in listing.stdout and "pruned" in listing.stdout
-    as_json = subprocess.run([*tunelab_command(), "sql", "select state, count(*) as n from trials "
-                              "group by 1 order by 1", "--store", str(store), "--format", "json"],
-                             capture_output=True, text=True)
+    as_json = tunelab("sql", "select state, count(*) as n from trials group by 1 order by 1",
+                      "--store", str(store), "--format", "json")
     assert {r["state"] for r in json.loads(as_json.stdout)} == {"complete", "pruned"}
 
     # running the finished experiment again resumes it: nothing to do, nothing duplicated
-    again = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store)],
-                           capture_output=True, text=True)
+    again = tunelab("run", str(experiment), "--store", str(store))
     assert again.returncode == 0, again.stderr
     assert "0 trials to run" in again.stdout
     assert len(st.list_trials(store, "tiny")) == len(trials)
 
     # a changed file is refused against the old study, and --new-study starts one beside it
-    changed = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store),
-                              "--set", "train.epochs=1"], capture_output=True, text=True)
+    changed = tunelab("run", str(experiment), "--store", str(store), "--set", "train.epochs=1")
     assert changed.returncode == 2 and "--new-study" in changed.stderr
     assert "Traceback" not in changed.stderr
-    sibling = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store),
-                              "--set", "train.epochs=1", "--set", "search.trials=1",
-                              "--new-study"], capture_output=True, text=True)
+    sibling = tunelab("run", str(experiment), "--store", str(store), "--set", "train.epochs=1",
+                      "--set", "search.trials=1", "--new-study")
     assert sibling.returncode == 0, sibling.stderr
     assert len(st.list_trials(store, "tiny-v2")) == 1
     assert len(st.list_trials(store, "tiny")) == len(trials)
@@ -111,8 +108,7 @@ def test_a_tiny_sweep_trains_prunes_and_lands_in_the_store(tmp_path: Path, small
 
 def test_smoke_runs_every_stage_in_a_separate_study(tmp_path: Path) -> None:
     store = tmp_path / "tunelab.duckdb"
-    done = subprocess.run([*tunelab_command(), "run", str(EXPERIMENTS / "quickstart.toml"),
-                           "--smoke", "--store", str(store)], capture_output=True, text=True)
+    done = tunelab("run", str(EXPERIMENTS / "quickstart.toml"), "--smoke", "--store", str(store))
     assert done.returncode == 0, done.stderr
     assert "smoke run passed" in done.stdout
     assert [e.name for e in st.list_experiments(store)] == ["quickstart-smoke"]
@@ -125,10 +121,8 @@ def test_a_bad_query_exits_nonzero_with_duckdbs_message(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     with st.writing(store):
         pass
-    done = subprocess.run([*tunelab_command(), "sql", "selec 1", "--store", str(store)],
-                          capture_output=True, text=True)
+    done = tunelab("sql", "selec 1", "--store", str(store))
     assert done.returncode == 1
     assert "syntax error" in done.stderr and "Traceback" not in done.stderr
-    write = subprocess.run([*tunelab_command(), "sql", "delete from trials", "--store", str(store)],
-                           capture_output=True, text=True)
+    write = tunelab("sql", "delete from trials", "--store", str(store))
     assert write.returncode == 1 and "read-only" in write.stderr
