@@ -17,7 +17,7 @@ from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.spec import load_spec
 
-from conftest import tunelab_command
+from conftest import tunelab, tunelab_command
 
 SPACE = """
 [search.space]
@@ -98,6 +98,7 @@ learning_rate = 3e-3
 logging_steps = 2
 [eval]
 baseline = false
+samples = 0
 [search]
 trials = 2
 sampler = "random"
@@ -119,21 +120,20 @@ def _validation_rows(store: Path, trial: int) -> int:
 def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> None:
     experiment = small_experiment(SWEEP, rows=200)
     store = tmp_path / "tunelab.duckdb"
-    base = [*tunelab_command()]
-    queued = subprocess.run([*base, "enqueue", str(experiment), "--store", str(store),
-                             "--set", "train.learning_rate=2e-3"], capture_output=True, text=True)
+    queued = tunelab("enqueue", str(experiment), "--store", str(store),
+                     "--set", "train.learning_rate=2e-3")
     assert queued.returncode == 0, queued.stderr
-    refused = subprocess.run([*base, "enqueue", str(experiment), "--store", str(store),
-                              "--set", "train.epochs=2"], capture_output=True, text=True)
+    refused = tunelab("enqueue", str(experiment), "--store", str(store),
+                      "--set", "train.epochs=2")
     assert refused.returncode != 0 and "not in search.space" in refused.stderr
 
     # Ctrl-C once, after the first evaluation: the trial stops after its next one
-    command = [*base, "run", str(experiment), "--store", str(store)]
+    command = ["run", str(experiment), "--store", str(store)]
     # SIGINT as a terminal delivers it: to the whole process group (the runner, the fork server
     # and the trial), so the run gets a group of its own here. And pytest started in the
     # background by a script inherits SIGINT ignored; the run would inherit that too.
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True,
+    run = subprocess.Popen([*tunelab_command(), *command], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in run.stdout:  # not a terminal: a line per evaluation, as the runner receives it
@@ -156,7 +156,7 @@ def test_enqueue_ctrl_c_then_retry_failed(tmp_path: Path, small_experiment) -> N
     log = (Path(first.artifact_dir or "") / "trial.log").read_text()
     assert "KeyboardInterrupt" not in log, log[-3000:]
 
-    again = subprocess.run([*command, "--retry-failed"], capture_output=True, text=True, timeout=900)
+    again = tunelab(*command, "--retry-failed")
     assert again.returncode == 0, again.stderr
     assert "trial 0 failed: queued again with the same parameters" in again.stdout
     trials = {t.number: t for t in st.list_trials(store, "tiny")}
@@ -171,8 +171,7 @@ def test_two_objectives_then_confirm(tmp_path: Path, small_experiment) -> None:
         'sampler = "random"', 'sampler = "nsga2"\nobjectives = ["eval_loss", "duration_s"]')
     experiment = small_experiment(body, rows=160)
     store = tmp_path / "tunelab.duckdb"
-    done = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store)],
-                          capture_output=True, text=True, timeout=900)
+    done = tunelab("run", str(experiment), "--store", str(store))
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="tiny", storage=search.open_storage(
         str(tmp_path / "tunelab.optuna.journal")))
@@ -180,8 +179,7 @@ def test_two_objectives_then_confirm(tmp_path: Path, small_experiment) -> None:
     assert all(len(t.values) == 2 for t in study.trials)
     assert study.best_trials  # the Pareto front
 
-    shown = subprocess.run([*tunelab_command(), "trials", "tiny", "--store", str(store)],
-                           capture_output=True, text=True)
+    shown = tunelab("trials", "tiny", "--store", str(store))
     assert shown.returncode == 0, shown.stderr
     assert "◆ Pareto front" in shown.stdout and "duration_s" in shown.stdout
     front = {t.number for t in study.best_trials}
@@ -190,8 +188,7 @@ def test_two_objectives_then_confirm(tmp_path: Path, small_experiment) -> None:
         if cells and cells[0].lstrip("◆").isdigit():
             assert cells[0].startswith("◆") == (int(cells[0].lstrip("◆")) in front)
 
-    confirm = subprocess.run([*tunelab_command(), "confirm", "tiny", "--top", "1", "--seeds", "1",
-                              "--store", str(store)], capture_output=True, text=True, timeout=900)
+    confirm = tunelab("confirm", "tiny", "--top", "1", "--seeds", "1", "--store", str(store))
     assert confirm.returncode == 0, confirm.stderr
     assert "spread (sd)" in confirm.stdout
     trials = st.list_trials(store, "tiny")
