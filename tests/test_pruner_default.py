@@ -112,27 +112,26 @@ def test_no_trial_is_pruned_at_its_last_evaluation(tmp_path: Path, small_experim
     """A pruner that would stop every trial worse than the first (percentile 1, one finished
     trial) at the only evaluation of a one-epoch trial: that evaluation is the last, the
     training is done, so the trials end complete and keep their results."""
-    import subprocess
-
     from tunelab import store as st
 
-    from conftest import tunelab_command
+    from conftest import tunelab
 
     body = ('[method]\nkind = "full"\n[train]\nepochs = 1\nbatch_size = 16\n[eval]\nbaseline = false\n'
+            'samples = 0\n'
             '[search]\ntrials = 3\nsampler = "random"\n'
             'pruner = { kind = "percentile", percentile = 1, startup_trials = 1 }\n'
-            '[search.space]\n"train.learning_rate" = [3e-3, 1e-5]\n')
+            '[search.space]\n"train.learning_rate" = [3e-3, 1e-5, 2e-5]\n')
     experiment = small_experiment(body, rows=160)
     store = tmp_path / "tunelab.duckdb"
-    base = [*tunelab_command()]
-    for lr in ("3e-3", "1e-5", "1e-5"):  # the first is far the best after one epoch
-        queued = subprocess.run([*base, "enqueue", str(experiment), "--store", str(store),
-                                 "--set", f"train.learning_rate={lr}"], capture_output=True, text=True)
+    # the first is far the best after one epoch; a configuration is queued once (enqueue
+    # refuses it again), so the two worse ones differ
+    for lr in ("3e-3", "1e-5", "2e-5"):
+        queued = tunelab("enqueue", str(experiment), "--store", str(store),
+                         "--set", f"train.learning_rate={lr}")
         assert queued.returncode == 0, queued.stderr
-    done = subprocess.run([*base, "run", str(experiment), "--store", str(store)],
-                          capture_output=True, text=True, timeout=900)
+    done = tunelab("run", str(experiment), "--store", str(store))
     assert done.returncode == 0, done.stderr
     trials = st.list_trials(store, "tiny")
-    assert [t.params["train.learning_rate"] for t in trials] == [3e-3, 1e-5, 1e-5]
+    assert [t.params["train.learning_rate"] for t in trials] == [3e-3, 1e-5, 2e-5]
     assert trials[1].value > trials[0].value  # worse, so the pruner would have stopped it
     assert [t.state for t in trials] == ["complete"] * 3
