@@ -95,15 +95,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-def sweep_toml(method: str = "full", *, epochs: int = 1, trials: int = 1, train: str = "",
-               search: str = "", eval: str = "", space: str = "", baseline: bool = False,
-               samples: int = 0) -> str:
+def sweep_toml(method: str = "full", *, epochs: int = 1, trials: int = 1, batch_size: int = 16,
+               train: str = "", search: str = "", eval: str = "", space: str = "",
+               baseline: bool = False, samples: int = 0) -> str:
     """The body of a small sweep's file ([method] on, for `small_experiment`) with cheap
     defaults: one epoch, one trial, a random sampler without a pruner, and neither the baseline
     nor the 20 generated samples a run makes by default (ask for them where a test reads them).
     `train`, `search` and `eval` are more lines for that section; `space` the searched keys."""
     return (f'[method]\nkind = "{method}"\n'
-            f"[train]\nepochs = {epochs}\nbatch_size = 16\nlearning_rate = 3e-3\n{train}\n"
+            f"[train]\nepochs = {epochs}\nbatch_size = {batch_size}\nlearning_rate = 3e-3\n{train}\n"
             f'[search]\ntrials = {trials}\nsampler = "random"\npruner = "none"\n{search}\n'
             f"[eval]\nbaseline = {str(baseline).lower()}\nsamples = {samples}\n{eval}\n"
             + (f"[search.space]\n{space}\n" if space else ""))

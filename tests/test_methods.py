@@ -14,7 +14,7 @@ from tunelab import store as st
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
-from conftest import tunelab_command
+from conftest import sweep_toml, tunelab, tunelab_command
 
 pytestmark = pytest.mark.slow  # each method trains
 
@@ -119,8 +119,7 @@ def _check_export(store: Path, name: str, tmp_path: Path, adapter: bool) -> None
     from transformers import AutoModelForCausalLM
 
     shipped = tmp_path / "ship"
-    done = subprocess.run([*tunelab_command(), "export", name, "best", "--out", str(shipped),
-                           "--store", str(store)], capture_output=True, text=True)
+    done = tunelab("export", name, "best", "--out", str(shipped), "--store", str(store))
     assert done.returncode == 0, done.stderr
     card = (shipped / "README.md").read_text()
     assert name in card and "data fingerprint" in card and "test/loss" in card
@@ -129,8 +128,7 @@ def _check_export(store: Path, name: str, tmp_path: Path, adapter: bool) -> None
 
         assert AutoPeftModelForCausalLM.from_pretrained(shipped) is not None
         merged = tmp_path / "merged"
-        done = subprocess.run([*tunelab_command(), "export", name, "0", "--out", str(merged),
-                               "--merge", "--store", str(store)], capture_output=True, text=True)
+        done = tunelab("export", name, "0", "--out", str(merged), "--merge", "--store", str(store))
         assert done.returncode == 0, done.stderr
         assert not (merged / "adapter_config.json").exists()
         shipped = merged
@@ -140,10 +138,11 @@ def _check_export(store: Path, name: str, tmp_path: Path, adapter: bool) -> None
 
 def test_out_of_memory_retries_at_half_the_micro_batch_with_the_same_effective_batch(
         tmp_path: Path, small_experiment) -> None:
-    path = small_experiment(BODY.format(kind="full", lr=3e-3).replace("epochs = 2", "epochs = 1"),
-                            rows=160, name="oom")
+    path = small_experiment(sweep_toml(train="logging_steps = 2"), rows=160, name="oom")
     store = tmp_path / "tunelab.duckdb"
-    env = {**os.environ, "TUNELAB_FAULT_OOM_ATTEMPTS": "2"}  # the first two attempts "run out"
+    # the first two attempts "run out"; in a process of its own, whose trials' fork server
+    # starts with the variable (one started earlier in this process would not have it)
+    env = {**os.environ, "TUNELAB_FAULT_OOM_ATTEMPTS": "2"}
     done = subprocess.run([*tunelab_command(), "run", str(path), "--store", str(store)],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
@@ -157,9 +156,8 @@ def test_out_of_memory_retries_at_half_the_micro_batch_with_the_same_effective_b
 
 def test_out_of_memory_at_micro_batch_one_fails_the_trial_with_reason_oom(
         tmp_path: Path, small_experiment) -> None:
-    body = BODY.format(kind="full", lr=3e-3).replace("epochs = 2", "epochs = 1").replace(
-        "batch_size = 16", "batch_size = 2")
-    path = small_experiment(body, rows=160, name="oom-fail")
+    path = small_experiment(sweep_toml(batch_size=2, train="logging_steps = 2"), rows=160,
+                            name="oom-fail")
     store = tmp_path / "tunelab.duckdb"
     env = {**os.environ, "TUNELAB_FAULT_OOM_ATTEMPTS": "9"}
     done = subprocess.run([*tunelab_command(), "run", str(path), "--store", str(store)],
