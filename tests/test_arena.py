@@ -245,12 +245,10 @@ async def test_A_on_the_trials_screen_opens_an_arena_and_escape_comes_back(store
 
 
 def test_the_arena_command_refuses_the_same_model_twice_in_a_line(store: Path) -> None:
-    import subprocess
 
-    from conftest import tunelab_command
+    from conftest import tunelab
 
-    done = subprocess.run([*tunelab_command(), "chat", "tiny", "--arena", "best,0", "--store",
-                           str(store)], capture_output=True, text=True, timeout=120)
+    done = tunelab("chat", "tiny", "--arena", "best,0", "--store", str(store))
     assert done.returncode != 0
     assert "are the same model (trial:0)" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout

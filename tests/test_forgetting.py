@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import optuna
@@ -21,7 +20,7 @@ from tunelab.engine.run import study as search
 from tunelab.engine.spec import Experiment, load_spec
 from tunelab.engine.train import forgetting
 
-from conftest import Quiet, tunelab_command
+from conftest import Quiet, tunelab
 
 pytest_plugins = ("tui_fixtures",)
 
@@ -68,8 +67,7 @@ def test_check_refuses_what_a_run_would_refuse(small_experiment, tmp_path: Path,
     experiment = small_experiment(section + "\n")
     with pytest.raises(SpecError, match=message):
         load_spec(experiment)
-    done = subprocess.run([*tunelab_command(), "check", str(experiment)], capture_output=True,
-                          text=True)
+    done = tunelab("check", str(experiment))
     assert done.returncode == 2 and message in " ".join(done.stderr.split()), done.stderr
     assert "Traceback" not in done.stderr
 

@@ -7,7 +7,6 @@ import dataclasses
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from tunelab.engine.errors import ExportError, SpecError, TrainError
 from tunelab.engine.run.paths import paths
 from tunelab.engine.serve.export import export_trial
 
-from conftest import tunelab_command
+from conftest import Ran, tunelab
 
 
 def _files(folder: Path) -> set[Path]:
@@ -46,9 +45,7 @@ def test_an_experiment_name_that_leads_out_is_refused(tmp_path: Path, small_expe
     else:
         experiment.write_text(experiment.read_text().replace('name = "tiny"', f'name = "{name}"'))
     before = _files(tmp_path)
-    run = subprocess.run([*tunelab_command(), "run", str(experiment), "--store",
-                          str(work / "tunelab.duckdb"), *extra],
-                         capture_output=True, text=True, timeout=300)
+    run = tunelab("run", str(experiment), "--store", str(work / "tunelab.duckdb"), *extra)
     assert run.returncode == 2, run.stderr
     assert "name" in run.stderr and "Traceback" not in run.stderr
     assert _files(tmp_path) == before  # nothing written anywhere
@@ -70,8 +67,7 @@ def test_a_name_or_trial_reference_that_leads_out_writes_nothing(
     out = tmp_path / "out"
     extra = ["--out", str(out)] if args[0] == "export" else []
     before = _files(tmp_path)
-    run = subprocess.run([*tunelab_command(), *args, *extra, "--store", str(store)],
-                         capture_output=True, text=True, timeout=300)
+    run = tunelab(*args, *extra, "--store", str(store))
     assert run.returncode in (1, 2), run.stdout + run.stderr
     assert said in run.stderr and "Traceback" not in run.stderr
     after = {p for p in _files(tmp_path) if not p.name.startswith("tunelab.duckdb.spool")
@@ -143,9 +139,8 @@ def own_store(tmp_path: Path, trained_store: Path) -> Path:
     return tmp_path / "copy" / trained_store.name
 
 
-def _review(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*tunelab_command(), "review", "new", *args, "--store", str(store)],
-                          capture_output=True, text=True, timeout=600, cwd=store.parent)
+def _review(store: Path, *args: str) -> Ran:
+    return tunelab("review", "new", *args, "--store", str(store), cwd=store.parent)
 
 
 def test_a_review_name_is_one_review_and_never_a_path(own_store: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from tunelab import store as st
 from tunelab.engine.review import reviews as review
 
-from conftest import tunelab_command
+from conftest import tunelab
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +124,7 @@ def test_stats_and_dpo_export_from_the_command_line(reviewed) -> None:
         spool.write([st.vote_event(found.id, i.item, rater, "a" if i.model_a.startswith("trial")
                                    else "b", 2.0)
                      for i in items for rater in ("ana", "ben")])
-    stats = subprocess.run([*tunelab_command(), "review", "stats", found.name, "--store",
-                            str(store)], capture_output=True, text=True)
+    stats = tunelab("review", "stats", found.name, "--store", str(store))
     assert stats.returncode == 0, stats.stderr
     assert "Bradley–Terry" in stats.stdout and "Cohen's κ" in stats.stdout
     assert "Side bias: the left output (A) won" in " ".join(stats.stdout.split())
@@ -136,9 +135,8 @@ def test_stats_and_dpo_export_from_the_command_line(reviewed) -> None:
     assert board and all(rating is not None and votes == at_fit  # stats saved a current fit
                          for _, rating, votes, at_fit in board)
     out = store.parent / "prefs.jsonl"
-    export = subprocess.run([*tunelab_command(), "review", "export", found.name, "--format", "dpo",
-                             "--out", str(out), "--store", str(store)],
-                            capture_output=True, text=True)
+    export = tunelab("review", "export", found.name, "--format", "dpo", "--out", str(out),
+                     "--store", str(store))
     assert export.returncode == 0, export.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows and {"prompt", "chosen", "rejected"} <= rows[0].keys()
