@@ -19,7 +19,7 @@ from tunelab.engine.run import study as search
 from tunelab.engine.spec import Experiment, load_spec
 from tunelab.engine.train import benchmarks
 
-from conftest import Quiet, tunelab_command
+from conftest import Quiet, tunelab
 
 lm_eval = pytest.importorskip("lm_eval")  # the optional extra: tunelab[harness] (CI installs it)
 
@@ -114,8 +114,7 @@ def test_a_benchmark_scored_inside_a_trial_equals_lm_eval_by_hand(tmp_path: Path
     assert rows[0][0] == passes(">= 0.2", score)
 
     exported = tmp_path / "exported"
-    done = subprocess.run([*tunelab_command(), "export", "tiny", "0", "--out", str(exported),
-                           "--store", str(store)], capture_output=True, text=True)
+    done = tunelab("export", "tiny", "0", "--out", str(exported), "--store", str(store))
     assert done.returncode == 0, done.stderr
     by_hand = simple_evaluate(
         model="hf", model_args={"pretrained": str(exported), "dtype": "float32", "device": "cpu",

@@ -13,7 +13,7 @@ from tunelab import store as st
 from tunelab.engine.errors import TrainError
 from tunelab.engine.spec import load_spec
 
-from conftest import tunelab_command
+from conftest import tunelab, tunelab_command
 
 SWEEP = """
 [method]
@@ -98,8 +98,7 @@ def test_a_failed_baseline_stops_the_run_before_any_trial(tmp_path: Path, small_
         f'base = "{pickled}"')
     experiment.write_text(text.replace("[data]", "[data]\nmin_examples = 10"))
     store = tmp_path / "tunelab.duckdb"
-    done = subprocess.run([*tunelab_command(), "run", str(experiment), "--store", str(store)],
-                          capture_output=True, text=True, timeout=600)
+    done = tunelab("run", str(experiment), "--store", str(store))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "baseline failed\nthe baseline evaluation failed, and every trial would: pickled " \
            "weights" in done.stderr, done.stderr

@@ -4,7 +4,6 @@ DPO trial from the supervised one on them; its preference accuracy must go up.""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from tunelab.store import (
     watch_samples,
 )
 
-from conftest import Quiet, train_tiny, tunelab_command
+from conftest import Quiet, train_tiny, tunelab
 
 pytestmark = pytest.mark.slow  # DPO trials on a trained SFT parent
 
@@ -56,9 +55,8 @@ def voted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         spool.write([vote_event(made.id, i.item, "ana", "a" if i.model_a == "base" else "b", 2.0)
                      for i in items])
     out = folder / "pairs.jsonl"
-    done = subprocess.run([*tunelab_command(), "review", "export", "sft-review", "--format",
-                           "dpo", "--out", str(out), "--store", str(store)],
-                          capture_output=True, text=True, timeout=120)
+    done = tunelab("review", "export", "sft-review", "--format", "dpo", "--out", str(out),
+                   "--store", str(store))
     assert done.returncode == 0, done.stderr
     return store, out
 
@@ -143,8 +141,7 @@ def test_too_few_votes_refuse_with_how_many_more_are_needed(voted, tmp_path: Pat
 def test_the_check_command_reports_the_pairs_and_the_parent(voted) -> None:
     store, pairs = voted
     path = _dpo_file(store.parent, pairs.name, name="checked")
-    done = subprocess.run([*tunelab_command(), "check", str(path), "--store", str(store)],
-                          capture_output=True, text=True, timeout=120)
+    done = tunelab("check", str(path), "--store", str(store))
     assert done.returncode == 0, done.stderr
     assert "dpo from sft:0" in done.stdout and "usable pairs" in done.stdout
     assert "method  dpo on a lora" in done.stdout

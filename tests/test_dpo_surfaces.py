@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from tunelab.tui.screens.trial import TrialScreen
 from tunelab.tui.widgets.plot import LinePlot
 from tunelab.tui.widgets.table import VimTable
 
-from conftest import tunelab_command
+from conftest import tunelab
 
 pytestmark = pytest.mark.slow  # a real SFT sweep, then its DPO stage
 
@@ -64,8 +63,7 @@ def dpo_run(voted) -> tuple[Path, str]:  # noqa: F811
     store, _ = voted
     path = store.parent / f"{NAME}.toml"
     path.write_text(DPO)
-    done = subprocess.run([*tunelab_command(), "run", str(path), "--store", str(store)],
-                          capture_output=True, text=True, timeout=900, cwd=store.parent)
+    done = tunelab("run", str(path), "--store", str(store), cwd=store.parent)
     assert done.returncode == 0, done.stdout + done.stderr
     return store, done.stdout
 
@@ -95,8 +93,7 @@ def test_the_run_output_shows_the_dpo_objective_of_the_parent_and_each_trial(dpo
 def test_trials_shows_the_second_objective_as_the_dpo_loss(dpo_run) -> None:
     store, _ = dpo_run
     values = _values(store)
-    done = subprocess.run([*tunelab_command(), "trials", NAME, "--store", str(store)],
-                          capture_output=True, text=True, timeout=120)
+    done = tunelab("trials", NAME, "--store", str(store))
     assert done.returncode == 0, done.stderr
     rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in done.stdout.splitlines()
             if line.startswith("│")]
