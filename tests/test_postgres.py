@@ -16,7 +16,7 @@ import pytest
 
 from tunelab import store as st
 
-from conftest import tunelab_command
+from conftest import tunelab, tunelab_command
 
 pytestmark = pytest.mark.slow  # two workers train on one study
 
@@ -120,7 +120,6 @@ def test_two_workers_on_postgres_run_each_trial_once(tmp_path: Path, small_exper
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
     # the two stores queried as one
-    both = subprocess.run([*tunelab_command(), "sql", "select count(*) from trials", "--format",
-                           "csv", *[a for s in stores if s.exists() for a in ("--store", str(s))]],
-                          capture_output=True, text=True)
+    both = tunelab("sql", "select count(*) from trials", "--format", "csv",
+                   *[a for s in stores if s.exists() for a in ("--store", str(s))])
     assert both.returncode == 0, both.stderr

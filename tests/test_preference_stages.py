@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 from tunelab.tui.cli import app as cli
 
-from conftest import Quiet, tunelab_command
+from conftest import Quiet, tunelab
 
 pytestmark = pytest.mark.slow  # a trained parent, then each preference stage trains
 
@@ -178,8 +177,7 @@ def test_label_smoothing_from_consistency_is_refused_where_it_cannot_be_measured
     checked = stage_file(tmp_path, "dpo", "no-repeats", 'loss_type = "robust"\n'
                          'label_smoothing = "from-consistency"\n')
     checked.write_text(checked.read_text().replace("review:taste", "review:norepeat"))
-    done = subprocess.run([*tunelab_command(), "check", str(checked), "--store",
-                           str(voted.store)], capture_output=True, text=True, timeout=120)
+    done = tunelab("check", str(checked), "--store", str(voted.store))
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "no rater of review:norepeat has voted on an item and on its repeat" in done.stderr
     with pytest.raises(SpecError, match="has voted on an item and on its repeat"):

@@ -15,12 +15,11 @@ import pytest
 
 from tunelab import store as st
 
-from conftest import tunelab_command
+from conftest import Ran, tunelab, tunelab_command
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*tunelab_command(), *args], input=stdin, capture_output=True,
-                          text=True, timeout=600)
+def _cli(*args: str, stdin: str | None = None) -> Ran:
+    return tunelab(*args, input=stdin)
 
 
 @pytest.mark.slow
