@@ -100,6 +100,7 @@ def test_groups_no_vote_links_are_ranked_alone() -> None:
     assert not found.settled()
 
 
+@pytest.mark.slow  # 480 simulated reviews: minutes on 2 CPUs, trains nothing
 @pytest.mark.parametrize(("models", "votes", "order"), [
     (3, 20, "random"), (3, 50, "adaptive"), (5, 50, "random"), (5, 20, "adaptive")])
 def test_equal_models_are_ranked_apart_in_at_most_five_percent_of_reviews(
