@@ -6,7 +6,6 @@ script; the agreement, κ, position and length figures are checked against an in
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tunelab import store as st
 from tunelab.engine.review import reviews as review
 from tunelab.tui.cli import app as cli
 
-from conftest import tunelab_command
+from conftest import tunelab
 
 ITEMS = 40
 HUMAN = ("good", "good", "good", "bad", "tie", "both_bad", "both_good", "good", "skip", "good")
@@ -210,11 +209,11 @@ def test_a_bad_prompt_file_or_an_unreachable_server_is_told_in_a_line(tmp_path: 
     write_review(store)
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Which is better? {answer_a} or {answer_b}\n")
-    base = [*tunelab_command(), "review", "judge", "judged", "--store", str(store), "--endpoint",
+    base = ["review", "judge", "judged", "--store", str(store), "--endpoint",
             "http://127.0.0.1:9/v1"]
     for extra, said in ((["--prompt", str(prompt)], "the judging prompt has no {question}"),
                         (["--model", "m"], "cannot reach the judge's server at")):
-        done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=120)
+        done = tunelab(*base, *extra)
         assert done.returncode == 1 and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 3
     assert not [v for v in st.review_votes(store, "rj") if v.rater.startswith("judge:")]

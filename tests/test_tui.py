@@ -363,9 +363,9 @@ async def test_several_stores_are_browsed_as_one(tmp_path: Path, demo_store: Pat
 
 
 def test_tunelab_tui_is_a_command_and_bare_tunelab_without_a_terminal_prints_help() -> None:
-    from conftest import tunelab_command
+    from conftest import tunelab, tunelab_command
 
-    done = subprocess.run([*tunelab_command(), "tui", "--help"], capture_output=True, text=True)
+    done = tunelab("tui", "--help")
     assert done.returncode == 0 and "--store" in done.stdout
     bare = subprocess.run(tunelab_command(), capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert "Usage" in bare.stdout + bare.stderr  # not a terminal: help, not the UI

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tunelab.tui.screens.review_new import NewReviewDialog
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
-from conftest import tunelab_command
+from conftest import tunelab
 
 
 def screen_text(screen) -> str:  # noqa: ANN001
@@ -202,8 +201,7 @@ async def test_the_screen_and_review_stats_say_the_same_about_a_rating_that_is_a
     ignored = CliRunner().invoke(cli, ["review", "stats", "r1", "--ties", "ignore", "--store",
                                        str(store)])
     assert ignored.exit_code == 0 and "ties and both-bad left out" in ignored.output
-    bad = subprocess.run([*tunelab_command(), "review", "stats", "r1", "--ties", "some",
-                          "--store", str(store)], capture_output=True, text=True, timeout=120)
+    bad = tunelab("review", "stats", "r1", "--ties", "some", "--store", str(store))
     assert bad.returncode != 0 and "ties = 'some'" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stderr
 
