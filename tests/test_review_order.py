@@ -97,6 +97,7 @@ def test_a_simulated_review_of_three_models_gets_separated(how: str) -> None:
     assert needed is not None and needed <= 300
 
 
+@pytest.mark.slow  # sixteen simulated reviews: minutes on 2 CPUs, trains nothing
 def test_the_adaptive_order_ranks_five_simulated_models_apart_with_fewer_votes() -> None:
     """Eight seeded reviews of five models 150 points apart (a 70 % win share between
     neighbours), each order on the same seeds (the same items, the same rater's dice): the
