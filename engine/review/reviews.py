@@ -54,14 +54,6 @@ REPEAT_SHARE = 0.1  # items shown again later with sides swapped, to measure con
 GENERATE_BATCH = 16  # prompts per generate() call; progress is reported after each
 
 
-@dataclass(frozen=True)
-class Prompt:
-    prompt_id: str
-    prompt: str  # as shown to the rater
-    rendered: str  # as the model sees it (the training template)
-    reference: str | None
-
-
 def _id(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
