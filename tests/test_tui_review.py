@@ -11,7 +11,7 @@ from pathlib import Path
 from review_helpers import leaderboard, vote_for, write_review
 from rich.console import Console
 from textual.widgets import Input, SelectionList, Static
-from tui_pilot import settle
+from tui_pilot import screen_text, settle
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
@@ -21,14 +21,6 @@ from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 from conftest import tunelab_command
-
-
-def screen_text(screen) -> str:  # noqa: ANN001
-    """What the Statics of a screen show, as plain text."""
-    console = Console(width=78, file=io.StringIO(), record=True)
-    for widget in screen.query(Static):
-        console.print(widget.content)
-    return console.export_text()
 
 
 async def test_the_stats_screen_shows_ratings_with_bars_pairs_and_raters(tmp_path: Path) -> None:

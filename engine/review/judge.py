@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tunelab.engine.errors import DataError, TrainError
+from tunelab.engine.refs import ModelRef
 from tunelab.engine.review.endpoint import Endpoint
 from tunelab.store import (
     JudgementRow,
     ReviewRecord,
     Spool,
-    experiment_spec,
     review_items,
     vote_row,
 )
@@ -187,13 +187,10 @@ def load_local(store: Path, experiment: str, ref: str, max_new_tokens: int) -> L
     EXPERIMENT:best / EXPERIMENT:N), a folder, or a hub id."""
     from tunelab.engine.serve.refs import ModelPool, resolve
 
-    name, _, which = ref.partition(":")
-    if ref in ("base", "best") or name == "trial":
-        source = resolve(store, experiment, ref)
-    elif which and (which == "best" or which.isdigit()) and experiment_spec(store, name):
-        source = resolve(store, name, which if which == "best" else f"trial:{which}")
-    else:
+    parsed = ModelRef.parse(ref, plain=True)
+    if parsed.kind == "plain":
         return LocalJudge(*_plain_model(ref), label=ref, max_new_tokens=max_new_tokens)
+    source = resolve(store, *parsed.of(experiment))
     model, tokenizer = ModelPool().get(source)
     return LocalJudge(model, tokenizer, ref, max_new_tokens)
 

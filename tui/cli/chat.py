@@ -32,6 +32,7 @@ def chat(
     undoes, r reveals the models, Enter writes the next message. The votes go to a review of kind arena
     (`tunelab review stats NAME`).
     """
+    from tunelab.engine.refs import ModelRef
     from tunelab.engine.run.runner import paths
     from tunelab.tui.app import run as run_tui
 
@@ -49,6 +50,6 @@ def chat(
         return
     from tunelab.tui.screens.chat import ChatScreen
 
-    ref = f"trial:{model}" if model.isdigit() else model
+    ref = str(ModelRef.parse(model))  # a mistake is told here, not in the chat screen
     runs, _ = paths(store, experiment)
     run_tui([store], lambda: ChatScreen(store, experiment, ref, runs / "probes.json"))
