@@ -19,8 +19,8 @@ from typing import Literal
 
 from tunelab.engine.errors import TrainError
 
-# an experiment's name, as engine.spec allows it: a letter or digit, then letters, digits, - _
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# an experiment's name, as engine.spec's Experiment.name allows it
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 WORDS = "base, best, trial:N (or N), EXPERIMENT:N or EXPERIMENT:best"
 
 

@@ -3,6 +3,8 @@ and one error that names the forms for anything else."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tunelab.engine.errors import TrainError
@@ -26,7 +28,7 @@ def test_each_form_parses_and_writes_the_stores_spelling(text: str, parsed: Mode
 
 
 @pytest.mark.parametrize("text", ["", "trial:", "trial:x", "trial:../../x", "/etc", "0/../../1",
-                                  "best:", "a b:3", "sft:-1", "Qwen/Qwen3-0.6B"])
+                                  "best:", "a b:3", "sft:-1", "Qwen/Qwen3-0.6B", "Sft:3"])
 def test_anything_else_is_one_clear_error_that_names_the_forms(text: str) -> None:
     with pytest.raises(TrainError) as raised:
         ModelRef.parse(text)
@@ -54,3 +56,13 @@ def test_the_arena_reads_its_pair_with_the_same_parser() -> None:
     assert refs_of("best, 3") == ("best", "trial:3")
     with pytest.raises(TrainError, match="'trial:x' is not a model"):
         refs_of("best,trial:x")
+
+
+def test_a_reward_model_is_a_trial_of_an_experiment_by_the_same_parser(tmp_path: Path) -> None:
+    from tunelab.engine.review.predicted import reward_folder
+
+    for ref in ("trial:3", "3", "best", "rm:x"):  # none names an experiment's trial
+        with pytest.raises(TrainError, match="a reward model is named EXPERIMENT:best or"):
+            reward_folder(tmp_path / "none.duckdb", ref)
+    with pytest.raises(TrainError, match="rm is not a reward stage"):
+        reward_folder(tmp_path / "none.duckdb", "rm:2")  # a well-formed name, looked up

@@ -275,8 +275,8 @@ def test_a_preference_sweep_asks_first_about_the_trial_its_reward_model_expects_
         sweep = PreferenceSweep(voted.store, exp, spool, threading.Lock(),
                                 heard.append)
         # trial 1 answers as the base did (what the rater votes for), trial 2 the other way
-        sweep._predict("trial:1", [(p, b or "", t or "") for p, b, t in base_side])
-        sweep._predict("trial:2", [(p, t or "", b or "") for p, b, t in base_side])
+        sweep._predict(1, [(p, b or "", t or "") for p, b, t in base_side])
+        sweep._predict(2, [(p, t or "", b or "") for p, b, t in base_side])
     values = st.evaluations(voted.store, "steered")
     one, two = values["trial:1"]["reward/predicted_win"], values["trial:2"]["reward/predicted_win"]
     assert one == pytest.approx(1 - two, abs=1e-6) and one > 0.5

@@ -137,14 +137,17 @@ def test_review_stats_finds_the_review_in_whichever_store_holds_it(tmp_path: Pat
     assert "4 votes on 6 items · ana 4" in done.output
 
 
-def test_a_review_name_in_two_stores_is_refused_in_words(tmp_path: Path) -> None:
+def test_a_name_in_two_stores_is_refused_in_words(tmp_path: Path) -> None:
+    """A review's votes and a chat's trial are in one store: a name in two is not guessed."""
     first, second = _two_stores(tmp_path, range(0, 1), range(1, 2))
     for store in (first, second):
         write_review(store, "taste", 4)
-    for command in (["review", "stats", "taste"], ["review", "taste"]):
+    for command, said in ((["review", "stats", "taste"], "a review named 'taste'"),
+                          (["review", "taste"], "a review named 'taste'"),
+                          (["chat", "ab", "0"], "an experiment named 'ab'")):
         done = CliRunner().invoke(cli, [*command, "--store", str(first), "--store", str(second)])
         refused = done.exception  # `tunelab` prints its title and message, no traceback
         assert isinstance(refused, TunelabError), done.output
-        assert refused.title == "review in several stores"
-        assert refused.message == (f"a review named 'taste' is in {first} and {second}: give "
-                                   "the --store of the one you mean")
+        assert refused.title == f"{said.split()[1]} in several stores"
+        assert refused.message == (f"{said} is in {first} and {second}: give the --store of "
+                                   "the one you mean")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tunelab.engine.errors import DataError, TrainError
-from tunelab.engine.refs import ModelRef
+from tunelab.engine.refs import WORDS, ModelRef
 from tunelab.engine.review.endpoint import Endpoint
 from tunelab.store import (
     JudgementRow,
@@ -202,9 +202,8 @@ def _plain_model(ref: str) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(ref)
         model = AutoModelForCausalLM.from_pretrained(ref, use_safetensors=True)
     except (OSError, ValueError) as error:
-        raise TrainError(f"cannot load the judge {ref!r} (a folder, a hub id, or base, best, "
-                         f"trial:N, EXPERIMENT:N of the store): {str(error).splitlines()[0]}",
-                         "no judge model") from None
+        raise TrainError(f"cannot load the judge {ref!r} (a folder, a hub id, or {WORDS} of "
+                         f"the store): {str(error).splitlines()[0]}", "no judge model") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.store.errors import TunelabError
-from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption, StoresOption, default_store
+from tunelab.tui.cli.options import DEFAULT_STORE, LookupStoresOption, StoreOption, holding
 from tunelab.tui.cli.output import console, errors
 
 
@@ -73,7 +73,7 @@ def vote(
     reward: Annotated[str | None, typer.Option(
         help="A reward model (EXPERIMENT:N or EXPERIMENT:best of a stage = \"reward\" "
              "experiment): what it predicted is shown after each vote, never before.")] = None,
-    stores: StoresOption = None,
+    stores: LookupStoresOption = None,
 ) -> None:
     """The voting screen: a and b, t tie, x both bad, w both good, s skip, u undo, r reveal, C comment,
     V statistics, esc or q to finish."""
@@ -94,21 +94,9 @@ def vote(
 
 def _found(stores: list[Path] | None, name: str) -> tuple[Path, st.ReviewRecord]:
     """The review of that name, and the one of the stores (`--store`, repeatable) that holds
-    it: a name in two of them is said, as votes must go to one."""
-    paths = stores or [default_store()]
-    held = []
-    for store in paths:
-        st.flush_orphans(store)
-        found = st.find_review(store, name)
-        if found is not None:
-            held.append((store, found))
-    if not held:
-        raise TunelabError(f"no review {name!r} in {', '.join(str(p) for p in paths)}; create "
-                           "one with `tunelab review new EXPERIMENT`", "unknown review")
-    if len(held) > 1:
-        raise TunelabError(f"a review named {name!r} is in {' and '.join(str(p) for p, _ in held)}"
-                           ": give the --store of the one you mean", "review in several stores")
-    return held[0]
+    it: a name in two of them is refused, as the votes go to one."""
+    return holding(stores, f"review named {name!r}", lambda store: st.find_review(store, name),
+                   "; create one with `tunelab review new EXPERIMENT`")
 
 
 @review_app.command("stats")
@@ -120,7 +108,7 @@ def stats(
                                       "each) or ignore (left out).")] = "half",
     raters: Annotated[str, typer.Option(help="Whose votes the ratings count: humans (the "
                                         "people), judges (the LLM judges) or all.")] = "humans",
-    stores: StoresOption = None,
+    stores: LookupStoresOption = None,
 ) -> None:
     """Ratings with intervals and ranks, win rates per pair, side bias, agreement, and each LLM
     judge's agreement with each person. The people's ratings are saved to the store (the
