@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from tunelab.engine import format as fmt
 from tunelab.engine.review import fit as bt
 from tunelab.engine.review.ranks import Ranking
 
@@ -74,8 +75,11 @@ def advise(ranking: Ranking, left: int, waiting: Mapping[str, int] | None = None
     the models a preference sweep waits on, with their items left for this rater."""
     waits = {m: n for m, n in (waiting or {}).items() if n > 0}
     if waits:
-        named = ", ".join(f"{m} ({n} item{'s' if n != 1 else ''})"
-                          for m, n in sorted(waits.items()))
+        if len(waits) == 1:
+            (model, n), = waits.items()
+            named = f"{model} ({fmt.counted(n, 'item')})"
+        else:  # one line at 80 columns however many trials wait: the voting screen's status
+            named = f"{len(waits)} trials ({fmt.counted(sum(waits.values()), 'item')})"
         return Advice(False, f"the sweep waits on your votes for {named}: keep voting")
     if len(ranking.groups) > 1:
         a, b = ranking.in_doubt()[-1]
