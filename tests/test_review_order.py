@@ -142,6 +142,9 @@ def test_two_models_too_close_for_the_items_left_may_stop() -> None:
     assert advice.may_stop
     assert advice.words == "you may stop (q): a–b too close for the 20 items left (≥ 171 more votes)"
     assert not stop.advise(ranks.rank(votes), left=5000).may_stop  # a big budget: keep going
+    # every item voted: said so, not "too close for the 0 items left"
+    assert stop.advise(ranks.rank(votes), left=0).words == (
+        "every item voted: a–b not ranked apart (≥ 171 more votes would be needed)")
 
 
 def test_the_stop_is_never_offered_while_a_preference_sweep_waits_on_your_votes() -> None:

@@ -92,6 +92,9 @@ def advise(ranking: Ranking, left: int, waiting: Mapping[str, int] | None = None
         return Advice(False, "")
     if all(p.too_close for p in found):
         closest = found[0]
+        if left == 0:
+            return Advice(True, f"every item voted: {closest.high}–{closest.low} not ranked "
+                          f"apart (≥ {closest.fewest:.0f} more votes would be needed)", tuple(found))
         return Advice(True, f"you may stop (q): {closest.high}–{closest.low} too close for the "
                       f"{left} items left (≥ {closest.fewest:.0f} more votes)", tuple(found))
     closest = next(p for p in found if not p.too_close)
