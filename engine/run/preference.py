@@ -256,17 +256,10 @@ class PreferenceSweep:
         with self.lock:
             study._storage.set_trial_user_attr(t._trial_id, "voting", False)
             study._storage.set_trial_user_attr(t._trial_id, "placed", how)
-            try:
-                if values is None:  # cannot happen for a trial that entered; said, not hidden
-                    study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-                else:
-                    study.tell(t.number, values if len(values) > 1 else values[0])
-            except RuntimeError as error:
-                # the grid sampler calls study.stop() after the last point of its grid, which
-                # Optuna refuses outside optimize(); the trial is told before that (tell's
-                # `finally`) and the runner stops asking when the grid is done
-                if "Study.stop" not in str(error):
-                    raise
+            if values is None:  # cannot happen for a trial that entered; said, not hidden
+                search.tell(study, t.number, state=optuna.trial.TrialState.FAIL)
+            else:
+                search.tell(study, t.number, values if len(values) > 1 else values[0])
         now = time.time()
         value = rating if self.exp.search.objective == PREFERENCE else row.value
         self.spool.write([_with(row, state="complete" if values else "failed", value=value,

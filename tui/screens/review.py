@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +31,7 @@ from tunelab.engine.review.votes import CHOICE_WORDS
 from tunelab.store.errors import TunelabError
 from tunelab.tui import keys
 from tunelab.tui.screens.review_stats import ReviewStatsScreen, back_or_exit
+from tunelab.tui.screens.trial_texts import shown
 from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.title import ScreenTitle
 
@@ -176,9 +178,10 @@ class ReviewScreen(Screen):
                                           self.steer, self.waiting, self.judged)
         self._say_progress()
         item = self.current
-        self.query_one("#prompt", Static).update(item.prompt if item else "")
-        self.query_one("#output-a", Static).update(item.output_a if item else "")
-        self.query_one("#output-b", Static).update(item.output_b if item else "")
+        # as written (a model's `[/]` is text, not markup), an empty answer said `(empty)`
+        self.query_one("#prompt", Static).update(Text(item.prompt) if item else "")
+        self.query_one("#output-a", Static).update(shown(item.output_a) if item else "")
+        self.query_one("#output-b", Static).update(shown(item.output_b) if item else "")
         self.shown_at = time.monotonic()
 
     def action_vote(self, choice: str) -> None:
