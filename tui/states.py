@@ -1,4 +1,4 @@
-"""The colour of a trial's state, one for every surface: the trials table, `tunelab results`
+"""The colour of a trial's state, one for every surface: the trials table, `tunelab trials`
 and the console of `tunelab run` (light: the CLI imports it without textual)."""
 
 from __future__ import annotations
