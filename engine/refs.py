@@ -36,8 +36,10 @@ class ModelRef:
         """The ref `text` names; with `plain`, what is no ref of the store is a folder or a hub
         id. A TrainError names the forms for any other text."""
         text = text.strip()
-        if text in ("base", "best"):
-            return cls(text)  # type: ignore[arg-type]  # one of the two literals
+        if text == "base":
+            return cls("base")
+        if text == "best":
+            return cls("best")
         if text.isdigit():
             return cls("trial", int(text))
         name, colon, which = text.partition(":")
