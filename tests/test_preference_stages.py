@@ -33,11 +33,14 @@ def voted(tmp_path_factory: pytest.TempPathFactory) -> Voted:
 
 
 def _learnt(voted: Voted, name: str) -> None:
-    """The training loss went down: the mean of the last logged steps below the first's."""
+    """The training loss went down: the mean of the last third of the logged steps below the
+    first third's. (Three steps a side failed now and then: the review's id seeds its sides,
+    so which pairs a step draws, and its loss, vary from run to run.)"""
     rows = st.query(voted.store, f"select value from metrics where experiment = '{name}' and "
                     "split = 'train' and name = 'loss' order by step").rows
     losses = [r[0] for r in rows]
-    assert len(losses) >= 6 and sum(losses[-3:]) < sum(losses[:3]), losses
+    third = max(3, len(losses) // 3)
+    assert len(losses) >= 6 and sum(losses[-third:]) < sum(losses[:third]), losses
 
 
 def _run(voted: Voted, stage: str, name: str, extra: str = "") -> dict[str, dict[str, float]]:
