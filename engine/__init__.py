@@ -6,7 +6,7 @@ Subpackages, each lower one importing only those above it (each `__init__` state
 rule, which tests/test_layers.py checks): spec (the experiment file), data (preparing it),
 train (a trial process), serve (trained models in use), review (human judgement), run (the
 sweep). Light modules any of them may use: errors, objectives (directions, metric keys,
-verdicts), format (numbers for people).
+verdicts), format (numbers for people), refs (a model reference: base, best, trial:N).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ class ReviewRecord:
     prompt_set: str | None
     status: str | None
     kind: str = "review"  # review | arena (votes given turn by turn in an arena chat)
+    created_at: float | None = None  # which of several stores' reviews is the newest
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,13 @@ class Judgement:
     answer: str | None
 
 
-_REVIEW_COLUMNS = "id, experiment, name, models, prompt_set, status, coalesce(kind, 'review')"
+_REVIEW_COLUMNS = ("id, experiment, name, models, prompt_set, status, coalesce(kind, 'review'), "
+                   "created_at")
 
 
 def _review(row: tuple) -> ReviewRecord:
-    return ReviewRecord(row[0], row[1], row[2], json.loads(row[3] or "[]"), row[4], row[5], row[6])
+    return ReviewRecord(row[0], row[1], row[2], json.loads(row[3] or "[]"), row[4], row[5], row[6],
+                        row[7])
 
 
 def find_review(store: str | Path, name: str) -> ReviewRecord | None:

@@ -29,7 +29,7 @@ from typing import Any
 from tunelab.store import connection
 from tunelab.store.connection import log
 from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked
-from tunelab.store.ingest import RULES, ingest_file, read_events
+from tunelab.store.ingest import RULES, ingest_file
 from tunelab.store.rows import Row
 
 
@@ -44,9 +44,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
 def spool_dir(store: str | Path) -> Path:
     store = Path(store)
     return store.with_name(store.name + ".spool")
-
-
-_read_events = read_events  # the name earlier code used
 
 
 def ingest_orphans(con: Any, store: str | Path, skip: Path | None = None) -> int:

@@ -107,6 +107,7 @@ def test_the_light_engine_modules_import_nothing_heavier() -> None:
     known = _modules()
     assert not _imports(ENGINE / "objectives.py")
     assert not _imports(ENGINE / "format.py")
+    assert {_resolve(n, known) for n in _imports(ENGINE / "refs.py")} == {"tunelab.engine.errors"}
     assert {_resolve(n, known) for n in _imports(ENGINE / "errors.py")} == {"tunelab.store.errors"}
 
 

@@ -34,11 +34,14 @@ def voted(tmp_path_factory: pytest.TempPathFactory) -> Voted:
 
 
 def _learnt(voted: Voted, name: str) -> None:
-    """The training loss went down: the mean of the last logged steps below the first's."""
+    """The training loss went down: the mean of the last third of the logged steps below the
+    first third's. (Three steps a side failed now and then: the review's id seeds its sides,
+    so which pairs a step draws, and its loss, vary from run to run.)"""
     rows = st.query(voted.store, f"select value from metrics where experiment = '{name}' and "
                     "split = 'train' and name = 'loss' order by step").rows
     losses = [r[0] for r in rows]
-    assert len(losses) >= 6 and sum(losses[-3:]) < sum(losses[:3]), losses
+    third = max(3, len(losses) // 3)
+    assert len(losses) >= 6 and sum(losses[-third:]) < sum(losses[:third]), losses
 
 
 def _run(voted: Voted, stage: str, name: str, extra: str = "") -> dict[str, dict[str, float]]:
@@ -275,8 +278,8 @@ def test_a_preference_sweep_asks_first_about_the_trial_its_reward_model_expects_
         sweep = PreferenceSweep(voted.store, exp, spool, threading.Lock(),
                                 heard.append)
         # trial 1 answers as the base did (what the rater votes for), trial 2 the other way
-        sweep._predict("trial:1", [(p, b or "", t or "") for p, b, t in base_side])
-        sweep._predict("trial:2", [(p, t or "", b or "") for p, b, t in base_side])
+        sweep._predict(1, [(p, b or "", t or "") for p, b, t in base_side])
+        sweep._predict(2, [(p, t or "", b or "") for p, b, t in base_side])
     values = st.evaluations(voted.store, "steered")
     one, two = values["trial:1"]["reward/predicted_win"], values["trial:2"]["reward/predicted_win"]
     assert one == pytest.approx(1 - two, abs=1e-6) and one > 0.5

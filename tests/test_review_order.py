@@ -143,6 +143,9 @@ def test_two_models_too_close_for_the_items_left_may_stop() -> None:
     assert advice.may_stop
     assert advice.words == "you may stop (q): a–b too close for the 20 items left (≥ 171 more votes)"
     assert not stop.advise(ranks.rank(votes), left=5000).may_stop  # a big budget: keep going
+    # every item voted: said so, not "too close for the 0 items left"
+    assert stop.advise(ranks.rank(votes), left=0).words == (
+        "every item voted: a–b not ranked apart (≥ 171 more votes would be needed)")
 
 
 def test_the_stop_is_never_offered_while_a_preference_sweep_waits_on_your_votes() -> None:
@@ -155,3 +158,7 @@ def test_the_stop_is_never_offered_while_a_preference_sweep_waits_on_your_votes(
     assert not advice.may_stop
     assert advice.words == "the sweep waits on your votes for trial:1 (8 items): keep voting"
     assert stop.advise(ranking, left=19, waiting={"trial:1": 0}).may_stop  # none left to give
+    # three trials waiting: the line stayed one sentence, cut at 80 columns after the second
+    many = stop.advise(ranking, left=19, waiting={"trial:1": 5, "trial:2": 5, "trial:3": 8})
+    assert many.words == "the sweep waits on your votes for 3 trials (18 items): keep voting"
+    assert len(many.words) <= 78

@@ -17,7 +17,7 @@ from tunelab.engine.run import study as search
 from tunelab.engine.run.devices import worker_slots
 from tunelab.engine.spec import load_spec
 
-from conftest import tunelab, tunelab_command
+from conftest import Quiet, tunelab, tunelab_command
 
 SPACE = """
 [search.space]
@@ -194,3 +194,21 @@ def test_two_objectives_then_confirm(tmp_path: Path, small_experiment) -> None:
     trials = st.list_trials(store, "tiny")
     rerun = [t for t in trials if "train.seed" in t.params]
     assert len(rerun) == 1 and rerun[0].state == "complete"
+
+
+@pytest.mark.slow
+def test_a_grid_sweep_runs_every_point_and_ends(tmp_path: Path, small_experiment) -> None:
+    """The grid sampler calls study.stop() after its last point, which Optuna refuses outside
+    optimize(): the last trial's tell raised and the run ended in a traceback."""
+    from tunelab.engine.run.runner import Runner
+
+    experiment = small_experiment(
+        '[method]\nkind = "full"\n[train]\nepochs = 1\nbatch_size = 16\n'
+        '[search]\ntrials = 5\nsampler = "grid"\n'
+        '[search.space]\n"train.learning_rate" = [1e-3, 3e-3]\n'
+        '[eval]\nbaseline = false\nsamples = 0\n', rows=120)
+    store = tmp_path / "tunelab.duckdb"
+    Runner(load_spec(experiment), store, Quiet()).run()
+    trials = st.list_trials(store, "tiny")
+    assert sorted(t.params["train.learning_rate"] for t in trials) == [1e-3, 3e-3]
+    assert {t.state for t in trials} == {"complete"}

@@ -29,9 +29,13 @@ def test_a_refresh_rereads_the_changed_new_and_running_trials_and_keeps_the_rest
     assert [t.overview for t in first] == [t.overview for t in source.trials(paths, "demo")]
     by_number = {t.number: t for t in first}
     now = time.time()
-    with st.Spool(store) as spool:  # trial 0 is given a cost; trial 5 starts
+    # trial 0 is given a cost by its own run (a finished trial's row changes only for the run
+    # that started it: its started_at); trial 5 starts
+    started = by_number[0].overview.started_at
+    assert started is not None
+    with st.Spool(store) as spool:
         spool.write([st.TrialRow(experiment="demo", number=0, state="complete", value=2.86,
-                                 cost=1.25, updated_at=now),
+                                 cost=1.25, updated_at=now, started_at=started.timestamp()),
                      st.TrialRow(experiment="demo", number=5, state="running", updated_at=now)])
     read = source.trials_read(paths, "demo", first, stamps)
     again, stamps = read.trials, read.stamps

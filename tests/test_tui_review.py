@@ -10,7 +10,7 @@ from pathlib import Path
 from review_helpers import leaderboard, vote_for, write_review
 from rich.console import Console
 from textual.widgets import Input, SelectionList, Static
-from tui_pilot import settle
+from tui_pilot import screen_text, settle
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
@@ -20,14 +20,6 @@ from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.trials import TrialsScreen
 
 from conftest import tunelab
-
-
-def screen_text(screen) -> str:  # noqa: ANN001
-    """What the Statics of a screen show, as plain text."""
-    console = Console(width=78, file=io.StringIO(), record=True)
-    for widget in screen.query(Static):
-        console.print(widget.content)
-    return console.export_text()
 
 
 async def test_the_stats_screen_shows_ratings_with_bars_pairs_and_raters(tmp_path: Path) -> None:
@@ -329,3 +321,24 @@ async def test_the_statistics_screen_fits_80_columns_and_names_what_it_says(
             "only a lower bound, from the 8 votes across that line pooled") in notes
     assert ("trial:3 lost every vote that links it to trial:1 and trial:2: no fitted rating on "
             "the other side of that line") in notes
+
+
+async def test_an_empty_answer_is_said_and_brackets_are_text(tmp_path: Path) -> None:
+    """Tried at 80×24 in the taste sweep: an empty answer was an empty box, as if it were
+    missing; and an answer is text, so a model that writes `[/]` must not break the screen."""
+    store = tmp_path / "t.duckdb"
+    now = 0.0
+    with st.Spool(store, tag="outputs") as spool:
+        spool.write([{"table": "reviews", "row": {
+            "id": "r1", "experiment": "ab", "name": "r1", "models": '["x", "y"]',
+            "prompt_set": "test", "status": "open", "kind": "review", "created_at": now,
+            "updated_at": now}}])
+        spool.write([{"table": "review_items", "row": {
+            "review_id": "r1", "item": i, "prompt_id": str(i), "prompt": "say [b]it[/b]",
+            "model_a": "x", "model_b": "y", "output_a": "", "output_b": "[/] and [bold]x",
+            "repeat_of": None, "created_at": now}} for i in range(2)])
+    app = TunelabApp([store], lambda: ReviewScreen(store, st.find_review(store, "r1"), "pilot"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        text = screen_text(app.screen)
+        assert "(empty)" in text and "[/] and [bold]x" in text and "say [b]it[/b]" in text

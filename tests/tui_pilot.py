@@ -4,7 +4,20 @@ tui_fixtures.py."""
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
+from textual.widgets import Static
+
 from tunelab.tui.screens.trials import TrialsScreen
+
+
+def screen_text(screen) -> str:  # noqa: ANN001
+    """What the Statics of a screen show, as plain text."""
+    console = Console(width=78, file=io.StringIO(), record=True)
+    for widget in screen.query(Static):
+        console.print(widget.content)
+    return console.export_text()
 
 
 async def settle(pilot) -> None:  # noqa: ANN001

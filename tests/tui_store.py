@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab import store as st
+from tunelab.engine.run.paths import trial_folder
 
 from conftest import EXPERIMENTS
 
@@ -70,7 +71,7 @@ def trial_event(t: dict[str, Any], runs: Path, state: str | None = None, now: fl
         "method_kind": t["params"]["method.kind"], "params": json.dumps(t["params"]),
         "value": t["value"] if done else None, "started_at": now - 100, "finished_at": now if done else None,
         "duration_s": 95.0 if done else None, "fail_reason": t.get("fail_reason"),
-        "error": t.get("error"), "artifact_dir": str(runs / f"trial-{t['number']:04d}"),
+        "error": t.get("error"), "artifact_dir": str(trial_folder(runs, t["number"])),
         "updated_at": now, "steps": 180 if state == "complete" else None, "device": "cpu",
         "cost": 0.02 if done else None, "success": t.get("success", False if state == "complete" else None),
         "tokens": 57600 if state == "complete" else None}}
@@ -107,7 +108,7 @@ def build(folder: Path, now: float | None = None) -> Path:
                 events.append({"table": "evaluations", "row": {
                     "experiment": NAME, "model_ref": f"trial:{t['number']}", "split": split,
                     "name": name, "value": value, "time": now}})
-        folder_ = runs / f"trial-{t['number']:04d}"
+        folder_ = trial_folder(runs, t["number"])
         folder_.mkdir(parents=True, exist_ok=True)
         (folder_ / "trial.log").write_text(
             "".join(f"step {s} loss {4 - s / 100:.3f}\n" for s in range(0, last, 10))
@@ -118,7 +119,7 @@ def build(folder: Path, now: float | None = None) -> Path:
             "experiment": NAME, "model_ref": "trial:1", "prompt_id": f"p{i}", "position": i,
             "prompt": f"What is {a} plus {b}?", "output": output,
             "reference": f"{a} + {b} = {a + b}", "settings": "{}", "time": now}})
-    events += hardest(folder, runs / "trial-0001", now)
+    events += hardest(folder, trial_folder(runs, 1), now)
     with st.Spool(path, tag="fixture") as spool:
         spool.write(events)
     journal(folder)

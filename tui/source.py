@@ -98,6 +98,35 @@ def trials(paths: tuple[Path, ...], experiment: str) -> list[Trial]:
     return sorted(found, key=lambda t: t.number)
 
 
+@dataclass(frozen=True)
+class FoundReview:
+    """A review and the store that holds it; `twins`: the other stores with a review of the
+    same name (a name is one review within a store, not across files)."""
+
+    review: st.ReviewRecord
+    store: Path
+    twins: tuple[Path, ...] = ()
+
+    def twin_words(self) -> str | None:
+        """What to tell the reviewer when the name is in several stores, else None."""
+        if not self.twins:
+            return None
+        others = ", ".join(p.name for p in self.twins)
+        return (f"a review named {self.review.name!r} is also in {others}: this is the one in "
+                f"{self.store.name} (the newest)")
+
+
+def newest_review(paths: Iterable[Path], experiment: str) -> FoundReview | None:
+    """The experiment's newest blind review (kind review) in whichever store holds it."""
+    found = [(r, p) for p in paths for r in st.list_reviews(p)
+             if r.experiment == experiment and r.kind == "review"]
+    if not found:
+        return None
+    review, store = max(found, key=lambda f: f[0].created_at or 0.0)
+    twins = tuple(dict.fromkeys(p for r, p in found if r.name == review.name and p != store))
+    return FoundReview(review, store, twins)
+
+
 def evaluations(paths: tuple[Path, ...], experiment: str) -> dict[str, dict[str, float]]:
     return _merged(st.evaluations(p, experiment) for p in paths)
 

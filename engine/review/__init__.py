@@ -2,5 +2,6 @@
 
 May import: tunelab.engine.data, tunelab.engine.serve, tunelab.engine.spec,
 tunelab.engine.train, tunelab.engine.errors, tunelab.engine.objectives, tunelab.engine.format,
-tunelab.store; and of the runner only tunelab.engine.run.paths (where a sweep's files are).
+tunelab.engine.refs, tunelab.store; and of the runner only tunelab.engine.run.paths (where a
+sweep's files are).
 """

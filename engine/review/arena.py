@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.engine.errors import TrainError
+from tunelab.engine.refs import ModelRef
+from tunelab.engine.review.votes import CHOICE_WORDS
 from tunelab.store import ReviewItemRow, ReviewRow, Row, Spool, vote_row
 
-CHOICES = ("a", "b", "tie", "both_bad", "both_good", "skip")  # those of the review
+CHOICES = tuple(CHOICE_WORDS)  # those of the review
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def refs_of(text: str) -> tuple[str, str]:
     if len(refs) != 2:
         raise TrainError(f"--arena {text!r}: give two models, e.g. --arena best,base",
                          "arena")
-    a, b = (f"trial:{r}" if r.isdigit() else r for r in refs)
+    a, b = (str(ModelRef.parse(r)) for r in refs)
     return a, b
 
 

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tunelab.engine.errors import DataError, TrainError
+from tunelab.engine.refs import WORDS, ModelRef
 from tunelab.engine.review.endpoint import Endpoint
 from tunelab.store import (
     JudgementRow,
     ReviewRecord,
     Spool,
-    experiment_spec,
     review_items,
     vote_row,
 )
@@ -187,13 +187,10 @@ def load_local(store: Path, experiment: str, ref: str, max_new_tokens: int) -> L
     EXPERIMENT:best / EXPERIMENT:N), a folder, or a hub id."""
     from tunelab.engine.serve.refs import ModelPool, resolve
 
-    name, _, which = ref.partition(":")
-    if ref in ("base", "best") or name == "trial":
-        source = resolve(store, experiment, ref)
-    elif which and (which == "best" or which.isdigit()) and experiment_spec(store, name):
-        source = resolve(store, name, which if which == "best" else f"trial:{which}")
-    else:
+    parsed = ModelRef.parse(ref, plain=True)
+    if parsed.kind == "plain":
         return LocalJudge(*_plain_model(ref), label=ref, max_new_tokens=max_new_tokens)
+    source = resolve(store, *parsed.of(experiment))
     model, tokenizer = ModelPool().get(source)
     return LocalJudge(model, tokenizer, ref, max_new_tokens)
 
@@ -205,9 +202,8 @@ def _plain_model(ref: str) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(ref)
         model = AutoModelForCausalLM.from_pretrained(ref, use_safetensors=True)
     except (OSError, ValueError) as error:
-        raise TrainError(f"cannot load the judge {ref!r} (a folder, a hub id, or base, best, "
-                         f"trial:N, EXPERIMENT:N of the store): {str(error).splitlines()[0]}",
-                         "no judge model") from None
+        raise TrainError(f"cannot load the judge {ref!r} (a folder, a hub id, or {WORDS} of "
+                         f"the store): {str(error).splitlines()[0]}", "no judge model") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -34,10 +34,9 @@ import numpy as np
 
 from tunelab.engine.review import fit as bt
 from tunelab.engine.review.ranks import PRIOR
-from tunelab.engine.review.votes import Vote, outcomes
+from tunelab.engine.review.votes import REPEAT_SHARE, Vote, outcomes
 
 ORDERS = ("adaptive", "random")
-REPEAT_SHARE = 0.1
 
 Pair = tuple[str, str]
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from tunelab.engine.errors import TrainError
 from tunelab.engine.format import percent
-from tunelab.engine.spec import PARENT, Experiment
+from tunelab.engine.refs import ModelRef
+from tunelab.engine.spec import Experiment
 from tunelab.store import ReviewItem, best_trial, experiment_spec, get_experiment, list_trials
 
 # where a preference sweep keeps each waiting trial's predicted share of wins (evaluations)
@@ -23,11 +24,14 @@ SPLIT, NAME = "reward", "predicted_win"
 def reward_folder(store: Path, ref: str) -> tuple[str, Path]:
     """(EXPERIMENT:N, the trial's folder) of a reward model named EXPERIMENT:N or
     EXPERIMENT:best; a TrainError says what is wrong with the name."""
-    found = PARENT.match(ref)
-    if found is None:
+    try:
+        parsed: ModelRef | None = ModelRef.parse(ref)
+    except TrainError:
+        parsed = None
+    if parsed is None or parsed.experiment is None:
         raise TrainError(f"{ref!r}: a reward model is named EXPERIMENT:best or EXPERIMENT:N "
                          "(a trial of a stage = \"reward\" experiment)", "no reward model")
-    name, which = found.groups()
+    name, which = parsed.experiment, "best" if parsed.kind == "best" else str(parsed.number)
     record = get_experiment(store, name) if store.exists() else None
     plain = experiment_spec(store, name) if record else {}
     if not plain or Experiment.model_validate(plain).method.stage != "reward":

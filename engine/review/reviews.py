@@ -31,6 +31,7 @@ from tunelab.engine.review.agreement import (
 )
 from tunelab.engine.review.judge import is_judge
 from tunelab.engine.review.style import StyleFit, length_share, style_fit
+from tunelab.engine.review.votes import REPEAT_SHARE
 from tunelab.store import (
     Judgement,
     RatingRow,
@@ -50,16 +51,7 @@ from tunelab.store import (
     review_votes,
 )
 
-REPEAT_SHARE = 0.1  # items shown again later with sides swapped, to measure consistency
 GENERATE_BATCH = 16  # prompts per generate() call; progress is reported after each
-
-
-@dataclass(frozen=True)
-class Prompt:
-    prompt_id: str
-    prompt: str  # as shown to the rater
-    rendered: str  # as the model sees it (the training template)
-    reference: str | None
 
 
 def _id(text: str) -> str:

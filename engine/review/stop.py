@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from tunelab.engine import format as fmt
 from tunelab.engine.review import fit as bt
 from tunelab.engine.review.ranks import Ranking
 
@@ -74,8 +75,11 @@ def advise(ranking: Ranking, left: int, waiting: Mapping[str, int] | None = None
     the models a preference sweep waits on, with their items left for this rater."""
     waits = {m: n for m, n in (waiting or {}).items() if n > 0}
     if waits:
-        named = ", ".join(f"{m} ({n} item{'s' if n != 1 else ''})"
-                          for m, n in sorted(waits.items()))
+        if len(waits) == 1:
+            (model, n), = waits.items()
+            named = f"{model} ({fmt.counted(n, 'item')})"
+        else:  # one line at 80 columns however many trials wait: the voting screen's status
+            named = f"{len(waits)} trials ({fmt.counted(sum(waits.values()), 'item')})"
         return Advice(False, f"the sweep waits on your votes for {named}: keep voting")
     if len(ranking.groups) > 1:
         a, b = ranking.in_doubt()[-1]
@@ -88,6 +92,9 @@ def advise(ranking: Ranking, left: int, waiting: Mapping[str, int] | None = None
         return Advice(False, "")
     if all(p.too_close for p in found):
         closest = found[0]
+        if left == 0:
+            return Advice(True, f"every item voted: {closest.high}–{closest.low} not ranked "
+                          f"apart (≥ {closest.fewest:.0f} more votes would be needed)", tuple(found))
         return Advice(True, f"you may stop (q): {closest.high}–{closest.low} too close for the "
                       f"{left} items left (≥ {closest.fewest:.0f} more votes)", tuple(found))
     closest = next(p for p in found if not p.too_close)

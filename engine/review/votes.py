@@ -27,6 +27,14 @@ DECISIVE = {"a", "b"}
 HALF = {"tie", "both_bad", "both_good"}
 TIES = ("half", "ignore")
 SWAP = {"a": "b", "b": "a", "tie": "tie", "both_bad": "both_bad", "both_good": "both_good"}
+# The share of items shown again later with the sides swapped, to measure consistency: a new
+# review repeats about this share of its items, and the adaptive order keeps a rater's
+# repeats at about this share of their votes.
+REPEAT_SHARE = 0.1
+# Each choice a vote can make, as a sentence says it ("voted: A is better", "you voted a tie"),
+# on the review and the arena screens alike
+CHOICE_WORDS = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad",
+                "both_good": "both good", "skip": "skipped"}
 
 
 @dataclass(frozen=True)

@@ -3,5 +3,5 @@ torchrun, importance.
 
 May import: tunelab.engine.data, tunelab.engine.review, tunelab.engine.serve,
 tunelab.engine.spec, tunelab.engine.train, tunelab.engine.errors, tunelab.engine.objectives,
-tunelab.engine.baselines, tunelab.engine.format, tunelab.store.
+tunelab.engine.baselines, tunelab.engine.format, tunelab.engine.refs, tunelab.store.
 """

@@ -40,6 +40,7 @@ from typing import Any
 
 from tunelab.engine.errors import SpecError
 from tunelab.engine.objectives import PREFERENCE
+from tunelab.engine.refs import ModelRef
 from tunelab.engine.review import standing
 from tunelab.engine.review.reviews import _id as prompt_id
 from tunelab.engine.review.reviews import as_votes
@@ -111,7 +112,7 @@ class PreferenceSweep:
         if not self.review_id:
             self.open(study)
         self.spool.ingest(wait=5)  # the trial process's samples
-        ref, opponent = f"trial:{row.number}", self._incumbent(study)
+        ref, opponent = str(ModelRef.trial(row.number)), self._incumbent(study)
         pairs = self._pairs(ref, opponent)
         if not pairs:
             return TrialResult("failed", fail_reason="exception", info=info, error=(
@@ -124,7 +125,7 @@ class PreferenceSweep:
             study._storage.set_trial_user_attr(trial._trial_id, "row", row.event()["row"])
             study._storage.set_trial_user_attr(trial._trial_id, "info", kept)
         self._add_items(ref, opponent, pairs)
-        self._predict(ref, pairs)
+        self._predict(row.number, pairs)
         self.spool.write([_with(row, state="voting", value=None)])
         self.event(events.Voting(number=row.number, opponent=opponent, items=len(pairs),
                                  review=self.exp.name))
@@ -138,7 +139,7 @@ class PreferenceSweep:
         return [(s.prompt, s.output or "", theirs[s.prompt]) for s in mine
                 if s.prompt is not None and s.prompt in theirs]
 
-    def _predict(self, ref: str, pairs: list[tuple[str, str, str]]) -> None:
+    def _predict(self, number: int, pairs: list[tuple[str, str, str]]) -> None:
         """search.reward_model: the trial's predicted share of wins against its opponent, kept
         in evaluations (split reward); the review asks first about the highest. The model is
         loaded once, in this process."""
@@ -149,10 +150,11 @@ class PreferenceSweep:
         if self._predictor is None:
             self._predictor = predicted.Predictor.load(self.store, self.exp.search.reward_model)
         share = self._predictor.win_share(pairs)
+        ref = str(ModelRef.trial(number))
         self.spool.write([EvaluationRow(experiment=self.exp.name, model_ref=ref,
                                         split=predicted.SPLIT, name=predicted.NAME, value=share,
                                         time=time.time())])
-        self.event(events.Predicted(number=int(ref.split(":")[1]), share=share,
+        self.event(events.Predicted(number=number, share=share,
                                     model=self._predictor.name))
 
     def _challenge(self, study: Any, t: Any, row: TrialRow, incumbent: str) -> bool:
@@ -160,7 +162,7 @@ class PreferenceSweep:
         trained faster than the votes came, so they all entered against the base) faces the
         incumbent before it is placed: a winner must have beaten the best placed so far, or
         its rating would only say it beat the base. False when there is nothing to vote on."""
-        ref = f"trial:{t.number}"
+        ref = str(ModelRef.trial(t.number))
         pairs = self._pairs(ref, incumbent)
         if not pairs:
             return False
@@ -195,7 +197,7 @@ class PreferenceSweep:
     def _incumbent(self, study: Any) -> str:
         """The placed trial rated highest on the votes so far, when it beats the base; else
         the base."""
-        placed = {f"trial:{t.number}" for t in _trials(study) if t.user_attrs.get("placed")}
+        placed = {str(ModelRef.trial(t.number)) for t in _trials(study) if t.user_attrs.get("placed")}
         if not placed:
             return standing.BASE
         rated = standing.ratings(self._votes())
@@ -223,7 +225,7 @@ class PreferenceSweep:
         rated = standing.ratings(votes)
         left = 0
         for t in waiting:
-            ref, opponent = f"trial:{t.number}", t.user_attrs["opponent"]
+            ref, opponent = str(ModelRef.trial(t.number)), t.user_attrs["opponent"]
             found = standing.head_to_head(votes, ref, opponent)
             budget = self.exp.search.votes_per_trial
             how = found.verdict or ("budget" if found.votes >= budget else None)
@@ -254,17 +256,10 @@ class PreferenceSweep:
         with self.lock:
             study._storage.set_trial_user_attr(t._trial_id, "voting", False)
             study._storage.set_trial_user_attr(t._trial_id, "placed", how)
-            try:
-                if values is None:  # cannot happen for a trial that entered; said, not hidden
-                    study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-                else:
-                    study.tell(t.number, values if len(values) > 1 else values[0])
-            except RuntimeError as error:
-                # the grid sampler calls study.stop() after the last point of its grid, which
-                # Optuna refuses outside optimize(); the trial is told before that (tell's
-                # `finally`) and the runner stops asking when the grid is done
-                if "Study.stop" not in str(error):
-                    raise
+            if values is None:  # cannot happen for a trial that entered; said, not hidden
+                search.tell(study, t.number, state=optuna.trial.TrialState.FAIL)
+            else:
+                search.tell(study, t.number, values if len(values) > 1 else values[0])
         now = time.time()
         value = rating if self.exp.search.objective == PREFERENCE else row.value
         self.spool.write([_with(row, state="complete" if values else "failed", value=value,
@@ -323,7 +318,7 @@ class PreferenceSweep:
             return
         best = max(placed, key=lambda t: t.values[k])
         votes = self._votes()
-        ref = f"trial:{best.number}"
+        ref = str(ModelRef.trial(best.number))
         found = standing.head_to_head(votes, ref, best.user_attrs["opponent"])
         rated = ratings(votes)
         now = next((r for r in rated if r.model == ref), None)

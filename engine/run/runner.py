@@ -399,7 +399,7 @@ class Runner:
             # trial does not start, and Optuna must not count it as running, or the other
             # workers would wait for it forever
             with self._lock:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                search.tell(study, trial, state=optuna.trial.TrialState.FAIL)
             self.watch.keep([self._trial_row(number, "failed", params, started, TrialResult(
                 "failed", fail_reason="exception", error=f"not started: {error}"))])
             raise
@@ -414,7 +414,7 @@ class Runner:
         except KeyboardInterrupt:
             result = TrialResult("failed", fail_reason="interrupted", error="stopped by Ctrl-C")
             with self._lock:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                search.tell(study, trial, state=optuna.trial.TrialState.FAIL)
             self.spool.write([self._trial_row(number, "failed", params, started, result)])
             raise
         finally:
@@ -430,13 +430,13 @@ class Runner:
                                        f"{', '.join(self.exp.search.all_objectives)}")
         with self._lock:
             if result.state == "complete":
-                study.tell(trial, values if len(values or []) > 1 else result.value)
+                search.tell(study, trial, values if len(values or []) > 1 else result.value)
             elif result.state == "pruned":
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                search.tell(study, trial, state=optuna.trial.TrialState.PRUNED)
             elif result.state == "voting":
                 pass  # stays RUNNING in Optuna until the judge tells it (engine.run.preference)
             else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                search.tell(study, trial, state=optuna.trial.TrialState.FAIL)
         if result.state != "voting":  # the judge writes the voting trial's row
             self.spool.write([self._trial_row(number, result.state, params, started, result)])
         outcome = TrialOutcome(number, params, result, time.time() - started)

@@ -348,3 +348,15 @@ def study_key(study: Any) -> str | None:
         study.set_user_attr(STUDY_KEY, uuid.uuid4().hex[:8])
         key = study.user_attrs.get(STUDY_KEY)  # two runs starting at once: the last one set
     return key
+
+
+def tell(study: Any, trial: Any, values: Any = None, state: Any = None) -> None:
+    """`study.tell`, where the grid sampler's last point does not end the run: GridSampler
+    calls `study.stop()` once its grid is done, which Optuna refuses outside `optimize()`
+    (a RuntimeError after the trial is told, in tell's `finally`). The runner stops asking when
+    the grid is done (`grid_size`)."""
+    try:
+        study.tell(trial, values, state=state)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise

@@ -1,4 +1,4 @@
-"""Model refs (`base`, `best`, `trial:N`) → a loaded model and tokenizer, ready to generate.
+"""Model refs (`base`, `best`, `trial:N`: engine.refs) → a loaded model and tokenizer, ready to generate.
 The `base` of a dpo stage is the trial it started from.
 
 A trial's best checkpoint is full weights or an adapter on the base model (its manifest names
@@ -14,6 +14,7 @@ from typing import Any
 
 from tunelab.engine.errors import TrainError
 from tunelab.engine.objectives import PREFERENCE_STAGES
+from tunelab.engine.refs import ModelRef
 from tunelab.engine.spec import Experiment
 from tunelab.store import TrialRecord, best_trial, experiment_spec, list_trials, require_experiment
 
@@ -27,23 +28,31 @@ class ModelSource:
     experiment: Experiment
 
 
-def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
+def resolve(store: Path, experiment: str, ref: str | ModelRef) -> ModelSource:
+    """The model `ref` names in `experiment`: base, best, trial:N or N. A trial of another
+    experiment is refused: its `trial:N` would name a trial of this one in the store's rows
+    (a judge reads `EXPERIMENT:N` itself, with `ModelRef.of`)."""
+    parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+    if parsed.experiment not in (None, experiment):
+        raise TrainError(f"{parsed}: here a model is one of {experiment} (base, best, trial:N "
+                         "or N)", "unknown model")
+    parsed = parsed.of(experiment)[1]
     record = require_experiment(store, experiment)
     trials = list_trials(store, experiment)
-    if ref == "best":
+    if parsed.kind == "best":
         found = best_trial(trials, record.direction)
         if found is None:
             raise TrainError(f"{experiment} has no complete trial yet", "no best trial")
-        ref = f"trial:{found.number}"
+        parsed = ModelRef.trial(found.number)
     spec = Experiment.model_validate(experiment_spec(store, experiment))
     if spec.method.head == "classification":
         raise TrainError(f"{experiment} trains a classifier: it answers a text with a label, "
                          "not in words; its samples and confusion matrix are in the trial screen, "
                          "and `tunelab export` ships it")
-    if ref == "base" and spec.method.stage in PREFERENCE_STAGES:  # it starts from its parent
-        name, number = spec.method.parent
-        return replace(resolve(store, name, f"trial:{number}"), ref="base")
-    if ref == "base":
+    if parsed.kind == "base" and spec.method.stage in PREFERENCE_STAGES:  # from its parent
+        name, which = spec.method.parent  # best or N: a ref of the parent experiment
+        return replace(resolve(store, name, which), ref="base")
+    if parsed.kind == "base":
         for t in trials:  # any trial's manifest names the base the trials started from
             manifest = Path(t.artifact_dir or "") / "manifest.json"
             if manifest.exists():
@@ -53,10 +62,11 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
             return ModelSource("base", spec.base_model.base, None, False, spec)
         raise TrainError(f"{experiment}: the scratch base model is only known from a trial's "
                          "manifest; run a trial first", "no base model")
-    number = ref.removeprefix("trial:")
-    if not number.isdigit():
-        raise TrainError(f"{ref!r}: a model is base, best or trial:N", "unknown model")
-    trial = next((t for t in trials if t.number == int(number)), None)
+    if parsed.kind != "trial" or parsed.number is None:
+        raise TrainError(f"{parsed}: a model of {experiment} is base, best, trial:N or N",
+                         "unknown model")
+    number = parsed.number
+    trial = next((t for t in trials if t.number == number), None)
     if trial is None or trial.state != "complete":
         raise TrainError(f"{experiment} has no complete trial {number}", "unknown model")
     folder = kept_checkpoint(experiment, trial)
@@ -67,7 +77,7 @@ def resolve(store: Path, experiment: str, ref: str) -> ModelSource:
         raise TrainError(f"trial {number} of {experiment} is a reward model: it scores answers "
                          "and writes none (`tunelab review NAME --reward "
                          f"{experiment}:{number}` shows its verdict after each vote)")
-    return ModelSource(f"trial:{number}", manifest["base"], str(best),
+    return ModelSource(str(parsed), manifest["base"], str(best),
                        (best / "adapter_config.json").exists(), exp)
 
 

@@ -172,11 +172,6 @@ class LoadedSpec(StrictModel):
     def folder(self) -> Path:
         return self.path.parent
 
-    def data_path(self) -> Path:
-        """The first training source (a file or folder; see data.sources for all of them)."""
-        p = Path(self.experiment.dataset.sources("train")[0]).expanduser()
-        return p if p.is_absolute() else self.folder / p
-
     def renamed(self, name: str) -> LoadedSpec:
         raw = set_path(self.raw, "name", name)
         return LoadedSpec(experiment=Experiment.model_validate(raw), path=self.path, raw=raw)

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from tunelab import store as st
-from tunelab.store.errors import TunelabError
-from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
+from tunelab.tui.cli.options import LookupStoresOption, holding
 
 
 def chat(
@@ -19,7 +18,7 @@ def chat(
         help="Two models, e.g. best,base or 3,7: a blind arena, A and B side by side.")] = None,
     rater: Annotated[str | None, typer.Option(
         help="Who votes in the arena (default: $TUNELAB_RATER or your login).")] = None,
-    store: StoreOption = DEFAULT_STORE,
+    stores: LookupStoresOption = None,
 ) -> None:
     """Chat with a model of an experiment: streamed, multi-turn, in the training template.
 
@@ -32,12 +31,14 @@ def chat(
     undoes, r reveals the models, Enter writes the next message. The votes go to a review of kind arena
     (`tunelab review stats NAME`).
     """
+    from tunelab.engine.refs import ModelRef
     from tunelab.engine.run.runner import paths
     from tunelab.tui.app import run as run_tui
 
-    st.flush_orphans(store)
-    if st.get_experiment(store, experiment) is None:
-        raise TunelabError(f"no experiment {experiment!r} in {store}", "unknown experiment")
+    # a trial's number names a trial of one store: the chat reads the one that holds the
+    # experiment
+    store, _ = holding(stores, f"experiment named {experiment!r}",
+                       lambda path: st.get_experiment(path, experiment), "")
     if arena is not None:
         from tunelab.engine.review.arena import refs_of, resolve_pair
         from tunelab.engine.review.reviews import rater_name
@@ -49,6 +50,6 @@ def chat(
         return
     from tunelab.tui.screens.chat import ChatScreen
 
-    ref = f"trial:{model}" if model.isdigit() else model
+    ref = str(ModelRef.parse(model))  # a mistake is told here, not in the chat screen
     runs, _ = paths(store, experiment)
     run_tui([store], lambda: ChatScreen(store, experiment, ref, runs / "probes.json"))

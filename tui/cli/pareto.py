@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tunelab.engine import objectives
+from tunelab.engine.refs import ModelRef
 
 
 def front(points: Mapping[int, Sequence[float | None]], directions: Sequence[str]) -> set[int]:
@@ -45,6 +46,6 @@ def objective_values(names: Sequence[str], trials: Sequence[Any],
                 values[t.number] = t.duration_s
             else:
                 key = objectives.metric_key(objective, stage)
-                values[t.number] = evaluations.get(f"trial:{t.number}", {}).get(key)
+                values[t.number] = evaluations.get(str(ModelRef.trial(t.number)), {}).get(key)
         found[objective] = values
     return found

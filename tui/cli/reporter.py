@@ -24,6 +24,7 @@ from tunelab.engine.run import events as ev
 from tunelab.tui.cli.eta import Eta, Snapshot
 from tunelab.tui.cli.layout import fit, wrap
 from tunelab.tui.cli.output import console, errors, width
+from tunelab.tui.states import state_markup
 
 TOKENIZING_SAID = 10_000  # rows: in a log, a trial's tokenizing is a line of its own from here
 TRIAL_INDENT = len("trial 123  ")  # a trial's line goes on under its parameters
@@ -320,9 +321,9 @@ class ConsoleReporter:
         if result.state == "complete" and result.value is not None:
             if self.best is None or objectives.better(result.value, self.best[0], self.direction):
                 self.best = (result.value, outcome.number)
-        mark = {"complete": "[green]✓ complete[/]", "pruned": "[yellow]✂ pruned[/]",
-                "voting": "[magenta]⧗ waits for votes[/]"}.get(
-            result.state, f"[red]✗ failed ({result.fail_reason})[/]")
+        said = {"complete": "✓ complete", "pruned": "✂ pruned", "voting": "⧗ waits for votes"}
+        mark = (state_markup(result.state, said[result.state]) if result.state in said
+                else state_markup("failed", f"✗ failed ({result.fail_reason})"))
         if result.state == "voting":  # its objective is the votes': its loss is shown
             values = result.info.get("values") or {}
             shown = f"eval_loss {fmt.number(values.get(objectives.metric_key('eval_loss', self.stage)))}"

@@ -13,12 +13,14 @@ from rich.table import Table
 from tunelab import store as st
 from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
+from tunelab.engine.refs import ModelRef
 from tunelab.store.errors import TunelabError
 from tunelab.store.read import trial_costs
 from tunelab.tui.cli import pareto
 from tunelab.tui.cli.layout import wrap
 from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
 from tunelab.tui.cli.output import console, print_wide, width
+from tunelab.tui.states import state_markup
 
 
 def print_trials(store: Path, name: str) -> None:
@@ -59,14 +61,12 @@ def print_trials(store: Path, name: str) -> None:
     table.add_column("duration", justify="right")
     best = st.best_trial(trials, experiment.direction)
     for t in trials:
-        state = {"complete": "[green]complete[/]", "pruned": "[yellow]pruned[/]",
-                 "failed": "[red]failed[/]", "running": "[cyan]running[/]",
-                 "voting": "[magenta]voting[/]"}.get(t.state, t.state)
+        state = state_markup(t.state)
         if t.state == "failed" and t.fail_reason:
             state += f" ({t.fail_reason})"
         star = "★" if best is not None and t.number == best.number and not others else ""
         star = "◆" if t.number in front else star
-        values = evaluations.get(f"trial:{t.number}", {})
+        values = evaluations.get(str(ModelRef.trial(t.number)), {})
         judged = [fmt.number(values.get(f"test/{m}")) for m in tested]
         if success:
             judged.append("" if t.state != "complete" else _verdict_mark(success, values))
@@ -99,7 +99,7 @@ def print_trials(store: Path, name: str) -> None:
         console.print(wrap(f"[bold]best:[/] trial {best.number}{shown} {title} "
                            f"{shown_value(best.value)}{over}{gain}", width()))
         if success:
-            verdicts = objectives.verdict(success, evaluations.get(f"trial:{best.number}", {}))
+            verdicts = objectives.verdict(success, evaluations.get(str(ModelRef.trial(best.number)), {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
             word = "[green]yes[/]" if all(verdicts.values()) else "[red]no[/]"
             console.print(wrap(f"success: {word} (needs {needs} on the test split)", width()))
@@ -165,13 +165,16 @@ def trial_ref(store: Path, experiment: str, ref: str) -> st.TrialRecord:
         if found is None:
             raise TunelabError(f"{experiment} has no complete trial yet", "no best trial")
         return found
-    number = ref.removeprefix("trial:")
-    if not number.isdigit():
+    try:
+        parsed = ModelRef.parse(ref)
+    except TunelabError:
+        parsed = ModelRef("base")  # refused below, in this command's words
+    if parsed.kind != "trial" or parsed.experiment not in (None, experiment):
         raise TunelabError(f"{ref!r}: expected best, trial:N or N", "bad trial")
     for t in trials:
-        if t.number == int(number):
+        if t.number == parsed.number:
             return t
-    raise TunelabError(f"{experiment} has no trial {number}", "unknown trial")
+    raise TunelabError(f"{experiment} has no trial {parsed.number}", "unknown trial")
 
 
 def export(
@@ -186,7 +189,7 @@ def export(
     from tunelab.engine.serve.export import export_trial
 
     record = trial_ref(store, experiment, trial)
-    values = st.evaluations(store, experiment).get(f"trial:{record.number}", {})
+    values = st.evaluations(store, experiment).get(str(ModelRef.trial(record.number)), {})
     with console.status(f"exporting trial {record.number}…"):
         folder = export_trial(record, values, out, merge)
     console.print(f"exported trial {record.number} of {experiment} to {folder}")

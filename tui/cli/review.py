@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from tunelab import store as st
 from tunelab.engine import format as fmt
 from tunelab.store.errors import TunelabError
-from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
+from tunelab.tui.cli.options import DEFAULT_STORE, LookupStoresOption, StoreOption, holding
 from tunelab.tui.cli.output import console, errors
 
 
@@ -73,7 +73,7 @@ def vote(
     reward: Annotated[str | None, typer.Option(
         help="A reward model (EXPERIMENT:N or EXPERIMENT:best of a stage = \"reward\" "
              "experiment): what it predicted is shown after each vote, never before.")] = None,
-    store: StoreOption = DEFAULT_STORE,
+    stores: LookupStoresOption = None,
 ) -> None:
     """The voting screen: a and b, t tie, x both bad, w both good, s skip, u undo, r reveal, C comment,
     V statistics, esc or q to finish."""
@@ -83,8 +83,8 @@ def vote(
 
     if order not in ("adaptive", "random"):
         raise TunelabError(f"--order {order!r}: adaptive or random", "bad option")
-    st.flush_orphans(store)
-    found, who = _found(store, name), review.rater_name(rater)
+    store, found = _found(stores, name)
+    who = review.rater_name(rater)
     if reward is not None:
         from tunelab.engine.review.predicted import reward_folder
 
@@ -92,12 +92,11 @@ def vote(
     run_tui([store], lambda: ReviewScreen(store, found, who, order, reward))
 
 
-def _found(store: Path, name: str) -> st.ReviewRecord:
-    found = st.find_review(store, name)
-    if found is None:
-        raise TunelabError(f"no review {name!r} in {store}; create one with "
-                           f"`tunelab review new EXPERIMENT`", "unknown review")
-    return found
+def _found(stores: list[Path] | None, name: str) -> tuple[Path, st.ReviewRecord]:
+    """The review of that name, and the one of the stores (`--store`, repeatable) that holds
+    it: a name in two of them is refused, as the votes go to one."""
+    return holding(stores, f"review named {name!r}", lambda store: st.find_review(store, name),
+                   "; create one with `tunelab review new EXPERIMENT`")
 
 
 @review_app.command("stats")
@@ -109,7 +108,7 @@ def stats(
                                       "each) or ignore (left out).")] = "half",
     raters: Annotated[str, typer.Option(help="Whose votes the ratings count: humans (the "
                                         "people), judges (the LLM judges) or all.")] = "humans",
-    store: StoreOption = DEFAULT_STORE,
+    stores: LookupStoresOption = None,
 ) -> None:
     """Ratings with intervals and ranks, win rates per pair, side bias, agreement, and each LLM
     judge's agreement with each person. The people's ratings are saved to the store (the
@@ -121,15 +120,14 @@ def stats(
 
     review_words.check_ties(ties)
     check_raters(raters)
-    st.flush_orphans(store)
+    store, found = _found(stores, name)
     if tui:
         from tunelab.tui.app import run as run_tui
         from tunelab.tui.screens.review_stats import ReviewStatsScreen
 
-        found = _found(store, name)
         run_tui([store], lambda: ReviewStatsScreen(store, found))
         return
-    s = review.stats(store, name, ties=ties, raters=raters)
+    s = review.stats(store, found.id, ties=ties, raters=raters)
     whose = "" if raters == "humans" else f" ({raters}' votes; not saved)"
     console.print(f"[bold]{s.review.name}[/]{whose} · "
                   + words.header(s.votes, s.verdicts, s.items, s.per_rater))

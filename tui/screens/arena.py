@@ -30,14 +30,12 @@ from textual.widgets import Input, Markdown, Static
 
 from tunelab import store as st
 from tunelab.engine.review import arena as ar
+from tunelab.engine.review.votes import CHOICE_WORDS
 from tunelab.engine.serve.chat import Settings
 from tunelab.tui import keys
 from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.title import ScreenTitle
 
-VOTES = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad",
-         "both_good": "both good",
-         "skip": "skipped"}
 # the verdict keys as the table writes them: `a A better · b B better · t tie …`
 VOTE_KEYS = " · ".join(f"{k.written} {k.label}" for k in keys.rows("arena")
                        if k.action.startswith("vote("))
@@ -252,7 +250,7 @@ class ArenaScreen(Screen):
         self._ingest()
         self.voting, self.voted = False, choice
         self.turn += 1
-        self._say(f"voted: {VOTES[choice]} · u undoes it · r reveals the models (and ends the "
+        self._say(f"voted: {CHOICE_WORDS[choice]} · u undoes it · r reveals the models (and ends the "
                   "votes of this arena) · ⏎ writes the next message")
         box = self.query_one("#message", Input)
         box.placeholder = "⏎ to write the next message"  # a letter now is a key, not text

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,15 +27,13 @@ from textual.worker import Worker, WorkerState
 from tunelab import store as st
 from tunelab.engine.review.predicted import first_waiting
 from tunelab.engine.review.reviews import fit_ratings, flagged, next_item
+from tunelab.engine.review.votes import CHOICE_WORDS
 from tunelab.store.errors import TunelabError
 from tunelab.tui import keys
 from tunelab.tui.screens.review_stats import ReviewStatsScreen, back_or_exit
+from tunelab.tui.screens.trial_texts import shown
 from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.title import ScreenTitle
-
-CHOICES = {"a": "A is better", "b": "B is better", "tie": "tie", "both_bad": "both bad",
-           "both_good": "both good",
-           "skip": "skipped"}
 
 
 class CommentDialog(ModalScreen[str]):
@@ -179,9 +178,10 @@ class ReviewScreen(Screen):
                                           self.steer, self.waiting, self.judged)
         self._say_progress()
         item = self.current
-        self.query_one("#prompt", Static).update(item.prompt if item else "")
-        self.query_one("#output-a", Static).update(item.output_a if item else "")
-        self.query_one("#output-b", Static).update(item.output_b if item else "")
+        # as written (a model's `[/]` is text, not markup), an empty answer said `(empty)`
+        self.query_one("#prompt", Static).update(Text(item.prompt) if item else "")
+        self.query_one("#output-a", Static).update(shown(item.output_a) if item else "")
+        self.query_one("#output-b", Static).update(shown(item.output_b) if item else "")
         self.shown_at = time.monotonic()
 
     def action_vote(self, choice: str) -> None:
@@ -197,7 +197,7 @@ class ReviewScreen(Screen):
         self.done.add(item.item)
         self._ingest()
         self._steer(list(self.items), list(self.votes), set(self.waiting))
-        self.notify(f"voted: {CHOICES[choice]}", timeout=1.5)
+        self.notify(f"voted: {CHOICE_WORDS[choice]}", timeout=1.5)
         if self.reward and choice != "skip":
             self._predict(item)  # after the vote only: the review stays blind
         self._show_next()
@@ -234,7 +234,7 @@ class ReviewScreen(Screen):
         self.again = item  # the undone item comes back, whatever the order would pick
         self._ingest()
         self._steer(list(self.items), list(self.votes), set(self.waiting))
-        self.notify(f"undone: {CHOICES[choice]} on item {number} of {len(self.items)}; "
+        self.notify(f"undone: {CHOICE_WORDS[choice]} on item {number} of {len(self.items)}; "
                     "it is shown again", timeout=1.5)
         self._show_next()
 
@@ -244,7 +244,7 @@ class ReviewScreen(Screen):
             return
         _, item, choice, _, _ = self.history[-1]
         self.notify(f"last item: A was {item.model_a}, B was {item.model_b} "
-                    f"(you voted {CHOICES[choice]})", timeout=5)
+                    f"(you voted {CHOICE_WORDS[choice]})", timeout=5)
 
     def action_comment(self) -> None:
         if not self.history:

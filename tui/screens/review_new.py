@@ -23,9 +23,10 @@ from textual.widgets.option_list import OptionDoesNotExist
 
 from tunelab import store as st
 from tunelab.engine import format as fmt
+from tunelab.engine.refs import ModelRef
 from tunelab.engine.review import reviews as review
 from tunelab.store.errors import TunelabError
-from tunelab.tui import keys
+from tunelab.tui import keys, source
 from tunelab.tui.screens.review import ReviewScreen
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.source import Trial
@@ -224,35 +225,43 @@ def model_choices(trials: list[Trial], store: Path, best: int | None,
         o = t.overview
         if o.state == "complete" and t.store == store:
             mark = " ★ best" if o.number == best else ""
-            choices.append((f"trial:{o.number}", f"{f'trial:{o.number}':<11} {o.method_kind or ''} "
+            ref = str(ModelRef.trial(o.number))
+            choices.append((ref, f"{ref:<11} {o.method_kind or ''} "
                             f"{fmt.objective_title(objective)} "
                             f"{fmt.objective_value(objective, o.value)}{mark}"))
-    chosen = {"base"} | ({f"trial:{best}"} if best is not None else set())
+    chosen = {"base"} | ({str(ModelRef.trial(best))} if best is not None else set())
     return choices, chosen
 
 
-def open_review(app: App, store: Path, experiment: str, what: str, trials: list[Trial],
-                best: int | None, objective: str) -> None:
-    """From a worker thread: `vote` in (or `stats` of) the experiment's newest review, or the
-    new-review dialog when there is none yet or `what` is `new`."""
-    reviews = [r for r in st.list_reviews(store) if r.experiment == experiment
-               and r.kind == "review"]
+def open_review(app: App, stores: tuple[Path, ...], experiment: str, what: str,
+                trials: list[Trial], best: Trial | None, objective: str) -> None:
+    """From a worker thread: `vote` in (or `stats` of) the experiment's newest review, in
+    whichever of the stores holds it, or the new-review dialog when there is none yet or
+    `what` is `new`. A new review is written to the store of the best trial: a review's models
+    are trials of one store."""
+    newest = source.newest_review(stores, experiment)
     rater = review.rater_name()
-    if reviews and what == "vote":
-        app.call_from_thread(app.push_screen, ReviewScreen(store, reviews[0], rater))
+    if newest is not None and what in ("vote", "stats"):
+        shown = (ReviewScreen(newest.store, newest.review, rater) if what == "vote"
+                 else ReviewStatsScreen(newest.store, newest.review))
+        app.call_from_thread(app.push_screen, shown)
+        if (twins := newest.twin_words()) is not None:
+            app.call_from_thread(app.notify, twins, timeout=6)
         return
-    if reviews and what == "stats":
-        app.call_from_thread(app.push_screen, ReviewStatsScreen(store, reviews[0]))
-        return
+    store = best.store if best is not None else stores[0]
 
     def opened(found: st.ReviewRecord | None) -> None:
         if found is not None:
             app.push_screen(ReviewScreen(store, found, rater))
 
-    choices, chosen = model_choices(trials, store, best, objective)
-    taken = {r.name for r in st.list_reviews(store)}  # a name finds one review in the store
+    choices, chosen = model_choices(trials, store, best.number if best else None, objective)
+    # a name finds one review in a store; none of the stores gets a second of a name
+    taken = {r.name for p in stores for r in st.list_reviews(p)}
     dialog = NewReviewDialog(store, experiment, choices, chosen, taken)
     app.call_from_thread(app.push_screen, dialog, opened)
-    if not reviews and what != "new":
+    if newest is None and what != "new":
         app.call_from_thread(app.notify, f"{experiment} has no review yet: make one here",
                              timeout=4)
+    if len(stores) > 1:
+        app.call_from_thread(app.notify, f"the new review goes to {store.name}, the store of "
+                             "the best trial: its models are that store's trials", timeout=6)

@@ -17,6 +17,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 from tunelab import store as st
 from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
+from tunelab.engine.refs import ModelRef
 from tunelab.engine.train import confusion
 from tunelab.tui import keys, source
 from tunelab.tui.screens import trial_texts as texts
@@ -112,7 +113,7 @@ class TrialScreen(TabbedScreen):
                 curve = st.curve_since(path, name, number, self.curves.last_steps())
             evaluations = source.evaluations(self.experiment.stores, name)
             spec = self.spec or source.spec(self.experiment.stores, name)
-            samples = st.samples(path, name, f"trial:{number}", limit=20)
+            samples = st.samples(path, name, str(ModelRef.trial(number)), limit=20)
             watched = st.watch_samples(path, name, number)
             hardest = st.hardest_examples(path, name, number, limit=texts.HARDEST)
             hard_texts = source.example_texts(path, found.overview.artifact_dir, hardest)
@@ -206,7 +207,7 @@ class TrialScreen(TabbedScreen):
                   xlabel=x, ylog=self.log_y)
 
     def _evaluation(self) -> None:
-        ref = f"trial:{self.trial.number}"
+        ref = str(ModelRef.trial(self.trial.number))
         mine, base = self.evaluations.get(ref, {}), self.evaluations.get("base", {})
         # the base model with examples in its prompts: a column beside the zero-shot baseline
         shot = next(iter(baselines.baselines(self.evaluations)[1:]), None)

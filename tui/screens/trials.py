@@ -24,14 +24,14 @@ from textual.widgets import Input, Static
 
 from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
+from tunelab.engine.refs import ModelRef
 from tunelab.tui import keys, source
 from tunelab.tui.screens.base import StoreScreen
+from tunelab.tui.states import STATE_STYLE
 from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.table import VimTable
 from tunelab.tui.widgets.title import ScreenTitle
 
-STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "bold red", "running": "bold cyan",
-               "voting": "bold magenta"}  # trained, waiting for votes (a preference sweep)
 BASE = "base"
 # Room kept for the cells a live refresh fills in or grows ("—" becomes 0.0383, "starting"
 # becomes "step 1180 · loss 0.0412"): the columns do not jump as a sweep runs.
@@ -134,6 +134,7 @@ class TrialsScreen(StoreScreen):
         self.filter_terms: list[str] = []
         self.titles: dict[str, str] = {}
         self.best: int | None = None
+        self.best_trial: source.Trial | None = None
         self.keys: dict[str, source.Trial] = {}
         self._built: tuple[list[tuple[str, str]], list[Row]] | None = None
         self._row_cache: dict[str, tuple[tuple[Any, ...], Row]] = {}
@@ -213,6 +214,7 @@ class TrialsScreen(StoreScreen):
         done = [t for t in self.trials if t.overview.state == "complete" and t.overview.value is not None]
         best = objectives.best_of(done, lambda t: t.overview.value, direction)  # type: ignore[arg-type, return-value]
         self.best = best.number if best else None
+        self.best_trial = best  # with several stores, the number alone does not say which
         rows: list[Row] = []
         # a trial's row key is its number, with its store where two files share a number
         numbers = Counter(t.number for t in self.trials)  # not list.count: 1,000 trials, 1M steps
@@ -239,7 +241,7 @@ class TrialsScreen(StoreScreen):
         cache, self._row_cache = self._row_cache, {}
         for t in self.trials:
             o = t.overview
-            ev = self.evaluations.get(f"trial:{o.number}", {})
+            ev = self.evaluations.get(str(ModelRef.trial(o.number)), {})
             # A live refresh re-reads every trial but few changed: a row whose inputs are equal
             # to the last refresh's is reused as it was, so its cells are the very objects shown
             # and the table skips them without comparing them (1,000 rows, every 2 s).
@@ -386,7 +388,7 @@ class TrialsScreen(StoreScreen):
             self.notify("chat needs a complete trial (it keeps a checkpoint)", timeout=3)
             return
         runs, _ = paths(trial.store, self.name_)
-        self.app.push_screen(ChatScreen(trial.store, self.name_, f"trial:{trial.number}",
+        self.app.push_screen(ChatScreen(trial.store, self.name_, str(ModelRef.trial(trial.number)),
                                         runs / "probes.json"))
 
     def action_arena(self) -> None:
@@ -400,12 +402,15 @@ class TrialsScreen(StoreScreen):
         if key == BASE or (trial is not None and trial.number == self.best):
             refs = ("base", "best")
         elif trial is not None and trial.overview.state == "complete":
-            refs = (f"trial:{trial.number}", "best")
+            refs = (str(ModelRef.trial(trial.number)), "best")
         else:
             self.notify("an arena needs a complete trial (it keeps a checkpoint)", timeout=3)
             return
-        self.app.push_screen(ArenaScreen(self.experiment.stores[0], self.name_, refs,
-                                         rater_name()))
+        # the store that holds the trial (the best's for the base row): a model and its votes
+        # live in one store, and `best` is read there
+        held = trial if trial is not None and refs[0] != "base" else self.best_trial
+        store = held.store if held is not None else self.experiment.stores[0]
+        self.app.push_screen(ArenaScreen(store, self.name_, refs, rater_name()))
 
     def action_review(self, what: str = "vote") -> None:
         """v votes in the experiment's newest review (or makes one), n makes a new one."""
@@ -420,8 +425,8 @@ class TrialsScreen(StoreScreen):
         from tunelab.tui.screens.review_new import open_review
 
         try:
-            open_review(self.app, self.experiment.stores[0], self.name_, what, self.trials,
-                        self.best, self.experiment.summary.objective or "eval_loss")
+            open_review(self.app, self.experiment.stores, self.name_, what, self.trials,
+                        self.best_trial, self.experiment.summary.objective or "eval_loss")
         except Exception as error:  # noqa: BLE001
             self.report(error)
 
