@@ -9,16 +9,15 @@ from pathlib import Path
 
 from review_helpers import vote_for, write_review
 from tui_pilot import open_trials, screen_text, settle
-from typer.testing import CliRunner
 
 from tunelab import store as st
-from tunelab.store.errors import TunelabError
 from tunelab.tui.app import TunelabApp
-from tunelab.tui.cli import app as cli
 from tunelab.tui.screens.review_new import NewReviewDialog
 from tunelab.tui.screens.review_stats import ReviewStatsScreen
 from tunelab.tui.screens.sql import SqlScreen
 from tunelab.tui.widgets.table import VimTable
+
+from conftest import tunelab
 
 pytest_plugins = ("tui_fixtures",)  # a private SQL history
 
@@ -131,10 +130,9 @@ def test_review_stats_finds_the_review_in_whichever_store_holds_it(tmp_path: Pat
     first, second = _two_stores(tmp_path, range(0, 1), range(1, 2))
     write_review(first, "r1", 6)
     vote_for(first, "r1", "x", range(0, 4))
-    done = CliRunner().invoke(cli, ["review", "stats", "r1", "--store", str(first),
-                                    "--store", str(second)])
-    assert done.exit_code == 0, done.output
-    assert "4 votes on 6 items · ana 4" in done.output
+    done = tunelab("review", "stats", "r1", "--store", str(first), "--store", str(second))
+    assert done.returncode == 0, done.stderr
+    assert "4 votes on 6 items · ana 4" in done.stdout
 
 
 def test_a_name_in_two_stores_is_refused_in_words(tmp_path: Path) -> None:
@@ -145,9 +143,9 @@ def test_a_name_in_two_stores_is_refused_in_words(tmp_path: Path) -> None:
     for command, said in ((["review", "stats", "taste"], "a review named 'taste'"),
                           (["review", "taste"], "a review named 'taste'"),
                           (["chat", "ab", "0"], "an experiment named 'ab'")):
-        done = CliRunner().invoke(cli, [*command, "--store", str(first), "--store", str(second)])
-        refused = done.exception  # `tunelab` prints its title and message, no traceback
-        assert isinstance(refused, TunelabError), done.output
-        assert refused.title == f"{said.split()[1]} in several stores"
-        assert refused.message == (f"{said} is in {first} and {second}: give the --store of "
-                                   "the one you mean")
+        done = tunelab(*command, "--store", str(first), "--store", str(second))
+        # `tunelab` prints its title and message, no traceback, and exits 1
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        told = " ".join(done.stderr.split())
+        assert f"{said.split()[1]} in several stores" in told
+        assert f"{said} is in {first} and {second}: give the --store of the one you mean" in told
