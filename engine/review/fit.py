@@ -183,8 +183,6 @@ def profile_interval(o: Outcomes, theta: np.ndarray, model: int,
     """The 95 % profile-likelihood interval of one model's strength over the mean: where twice
     the drop in log-likelihood from the maximum reaches χ²₁(95 %). An end the likelihood does
     not reach within `reach` logits of the estimate (about 2,000 rating points) is open."""
-    from scipy.optimize import brentq
-
     best = loglik(o, theta)
     centre = float(theta[model])
     se = math.sqrt(max(float(covariance(information(o, theta))[model, model]), 1e-6))
@@ -203,5 +201,15 @@ def profile_interval(o: Outcomes, theta: np.ndarray, model: int,
         if drop(far) < 0:
             ends.append(side * math.inf)
             continue
-        ends.append(brentq(drop, near, far, xtol=1e-4) if near != far else far)
+        # bisection, not brentq: each profile is a warm-started Newton fit, so two evaluations
+        # at one point can differ a little, and brentq refused a bracket whose near end then
+        # read above the line ("f(a) and f(b) must have different signs"); the outer end of
+        # the last bracket is kept (the wider interval)
+        while abs(far - near) > 1e-4:
+            middle = (near + far) / 2
+            if drop(middle) < 0:
+                near = middle
+            else:
+                far = middle
+        ends.append(far)
     return ends[0], ends[1]
