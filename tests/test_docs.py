@@ -137,7 +137,7 @@ def test_rewriting_the_benchmarks_page_keeps_the_figures_the_pages_quote(tmp_pat
 
 def test_the_pages_link_the_figures_they_moved_to_benchmarks_and_quote_none() -> None:
     anchors = {"the-quickstart", "the-experiment-file", "sweeps", "data", "the-store",
-               "the-terminal-ui", "review-chat-and-dpo"}
+               "the-terminal-ui", "review-chat-and-dpo", "review-statistics"}
     linked = set()
     for page in DOCS.glob("*.md"):
         if page.name == "benchmarks.md":
