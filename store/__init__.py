@@ -20,33 +20,37 @@ from tunelab.store.console import (
     write_whole,
 )
 from tunelab.store.errors import StoreDamaged, StoreError, StoreGone, StoreLocked, TunelabError
+from tunelab.store.export import (
+    ExportedTable,
+    export_store,
+)
 from tunelab.store.learning import ExampleLoss, WatchSample, hardest_examples, watch_samples
+from tunelab.store.overview import (
+    ExperimentSummary,
+    Sample,
+    TrialOverview,
+    curve_since,
+    experiment_summaries,
+    file_state,
+    log_tail,
+    samples,
+    trial_overviews,
+    trials_changed,
+)
 from tunelab.store.read import (
     CurveSeries,
     ExperimentRecord,
-    ExperimentSummary,
-    ExportedTable,
-    Sample,
     TrialCurve,
-    TrialOverview,
     TrialRecord,
     best_trial,
-    curve_since,
     evaluations,
     experiment_source,
     experiment_spec,
-    experiment_summaries,
-    export_store,
-    file_state,
     get_experiment,
     list_experiments,
     list_trials,
-    log_tail,
     require_experiment,
-    samples,
     trial_curve,
-    trial_overviews,
-    trials_changed,
 )
 from tunelab.store.retention import GcPlan, apply_gc, plan_gc
 from tunelab.store.reviews import (

@@ -15,7 +15,7 @@ from tunelab.engine import baselines, objectives
 from tunelab.engine import format as fmt
 from tunelab.engine.refs import ModelRef
 from tunelab.store.errors import TunelabError
-from tunelab.store.read import trial_costs
+from tunelab.store.overview import trial_costs
 from tunelab.tui.cli import pareto
 from tunelab.tui.cli.layout import wrap
 from tunelab.tui.cli.options import DEFAULT_STORE, StoreOption
