@@ -109,6 +109,24 @@ def sweep_toml(method: str = "full", *, epochs: int = 1, trials: int = 1, batch_
             + (f"[search.space]\n{space}\n" if space else ""))
 
 
+
+@contextlib.contextmanager
+def mounted_tmpfs(tmp_path: Path, size: str):  # noqa: ANN201
+    """A real tmpfs of `size` (e.g. "3m") at tmp_path/disk for the block, to be filled by a
+    test; the test is skipped where mounting is not allowed (it needs root)."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
 @pytest.fixture
 def small_experiment(tmp_path: Path):
     """Writes a small, fast variant of the quickstart into tmp_path and returns a maker."""

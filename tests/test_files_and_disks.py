@@ -22,7 +22,7 @@ from tunelab.engine.run import events
 from tunelab.engine.run.runner import Runner
 from tunelab.engine.spec import load_spec
 
-from conftest import EXPERIMENTS, Ran, tunelab
+from conftest import EXPERIMENTS, Ran, mounted_tmpfs, tunelab
 
 SWEEP = '''name = "tiny"
 [model]
@@ -113,16 +113,8 @@ def _fill(folder: Path) -> None:
 @pytest.fixture
 def roomy_disk(tmp_path: Path) -> Iterator[Path]:
     """A real tmpfs with room for a sweep, to be filled by the test."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with mounted_tmpfs(tmp_path, "48m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.mark.slow

@@ -19,6 +19,8 @@ from tunelab import store as st
 from tunelab.store.ingest import ingest_events, ingest_file, read_events
 from tunelab.store.spool import spool_dir
 
+from conftest import mounted_tmpfs
+
 BATCH = 500
 
 
@@ -39,16 +41,8 @@ def _digest(path: Path) -> str:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real, small filesystem (tmpfs) that fills up; skipped where mounting is not allowed."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with mounted_tmpfs(tmp_path, "3m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def _grow(folder: Path) -> None:
