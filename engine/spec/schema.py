@@ -48,24 +48,24 @@ def path_exists(dotted: str) -> bool:
     return holder is not None and parts[-1] in holder.model_fields
 
 
-def field_is_int(dotted: str) -> bool:
-    """True when the key holds whole numbers (its range is sampled as integers)."""
+def _kinds(dotted: str) -> set[Any]:
+    """The types a key's value may have (those of a union, or the one); empty for no such key."""
     parts = dotted.split(".")
     holder = model_at(parts)
     if holder is None or parts[-1] not in holder.model_fields:
-        return False
+        return set()
     annotation = holder.model_fields[parts[-1]].annotation
-    kinds = set(getattr(annotation, "__args__", ())) or {annotation}
+    return set(getattr(annotation, "__args__", ())) or {annotation}
+
+
+def field_is_int(dotted: str) -> bool:
+    """True when the key holds whole numbers (its range is sampled as integers)."""
+    kinds = _kinds(dotted)
     return int in kinds and float not in kinds
 
 
 def field_is_number(dotted: str) -> bool:
     """True when the key holds numbers (whole or not), so that a range can be searched over it;
     false for true/false keys (a bool is an int to Python, never a range to search)."""
-    parts = dotted.split(".")
-    holder = model_at(parts)
-    if holder is None or parts[-1] not in holder.model_fields:
-        return False
-    annotation = holder.model_fields[parts[-1]].annotation
-    kinds = set(getattr(annotation, "__args__", ())) or {annotation}
+    kinds = _kinds(dotted)
     return bool(kinds & {int, float}) and bool not in kinds
