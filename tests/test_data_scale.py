@@ -42,6 +42,8 @@ def test_a_preparation_on_all_cores_writes_what_one_core_writes(tmp_path: Path, 
     rows = pc_rows(600)
     rows += [dict(r) for r in rows[:30]]  # exact duplicates
     rows += [{"prompt": r["prompt"], "completion": r["completion"] + " x"} for r in rows[30:60]]
+    # and 10 other answers to earlier prompts: with the 30 above, 40 conflicting answers
+    rows += [{"prompt": r["prompt"], "completion": "another answer altogether"} for r in rows[100:110]]
     files = {"d.jsonl": jsonl(rows)}
     one = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "one")
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
@@ -49,6 +51,7 @@ def test_a_preparation_on_all_cores_writes_what_one_core_writes(tmp_path: Path, 
         monkeypatch.setattr(f"tunelab.engine.data.{module}.BATCH", 50)
     many = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "many")
     assert one.report.duplicates_removed >= 30
+    assert [f.count for f in one.report.findings if f.check == "conflicting_answers"] == [40]
     assert many.report.to_json() == one.report.to_json()
     for split in ("train", "validation", "test"):
         assert many.files[split].read_bytes() == one.files[split].read_bytes()

@@ -198,7 +198,7 @@ class _Preparation:
 
     def run(self) -> DataReport:
         self.read()  # every source, normalised, checked by the row rules, split by a hash
-        passes.check_the_set(self.spill, self.table, self.findings)
+        self.mark()  # the checks of the whole set, and each row's keys for de-duplication
         self.deduplicate()  # within each split, the first occurrence kept
         self.mix()  # other sources into train, each to its fraction of the final training split
         self.remove_leaks()  # validation and test rows that duplicate a training row
@@ -250,12 +250,17 @@ class _Preparation:
         self.progress.close()  # a child's bar goes with it; this process draws its own after
         return reader.table, reader.findings, reader.formats_seen, reader.rows_read, count
 
+    def mark(self) -> None:
+        dedupe = self.data.dedupe
+        self.progress.stage("finding duplicates" if dedupe != "none" else "checking the set",
+                            self.spill.count)
+        marks, self.signed = passes.mark(self.spill, dedupe, self.data.near_threshold, self.progress)
+        marks.check(self.table, self.origin, self.findings)
+
     def deduplicate(self) -> None:
         mode = self.data.dedupe
-        if mode == "none":
+        if self.signed is None:
             return
-        self.progress.stage("finding duplicates", self.spill.count)
-        self.signed = passes.sign(self.spill, mode == "near", self.data.near_threshold, self.progress)
         for split in SPLITS:
             kept, removed, index = dedupe_rows(self.signed, self.parts[split].tolist(), mode)
             for m in removed:
