@@ -34,9 +34,9 @@ from tunelab.engine.data import sources as data_sources
 from tunelab.engine.data.checks import Findings, percentiles, size_checks
 from tunelab.engine.data.dedupe import DuplicateIndex, Signed, dedupe_rows, leaks
 from tunelab.engine.data.progress import Progress
-from tunelab.engine.data.reading import MIX, SPLITS, Reader, Table, split_cuts
+from tunelab.engine.data.reading import MIX, SPLITS, Read, read_sources
 from tunelab.engine.data.report import DataRejected, DataReport, report_event
-from tunelab.engine.data.spill import Spill, SpillWriter, origin_text
+from tunelab.engine.data.spill import Spill, origin_text
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import DataSpec, LoadedSpec
 
@@ -213,6 +213,10 @@ class _Preparation:
     def origin(self, row: int) -> str:
         return origin_text(self.origins[row].as_py())
 
+    def _read(self) -> Read:
+        return read_sources(self.data, self.spec.experiment.train.seed, self.sources,
+                            self.folder / "rows.arrow", self.findings, self.progress)
+
     def read(self) -> None:
         """Every source into the spill; a base model's tokenizer is loaded meanwhile, beside the
         reading (seconds of importing transformers) when the data is large enough to pay for a
@@ -231,24 +235,6 @@ class _Preparation:
         self.parts = {s: self.table.rows_of(i) for i, s in enumerate(SPLITS)}
         self.train_index: DuplicateIndex | None = None
         self.signed: Signed | None = None
-
-    def _read(self) -> tuple[Table, Findings, dict[str, str], int, int]:
-        """The reading itself (in a child process, when beside the tokenizer): what the reader
-        found, and the number of rows it wrote to the spill (the writer is the child's own: its
-        file would be closed twice otherwise)."""
-        data, sources = self.data, self.sources
-        reader = Reader(data, self.spec.experiment.train.seed, SpillWriter(self.folder / "rows.arrow"),
-                        self.findings, self.progress)
-        explicit = {s for s in ("validation", "test") if sources[s]}  # their files override the split
-        reader.read(sources["train"], data.format, data.columns, None, split_cuts(data, explicit))
-        for split in ("validation", "test"):
-            if split in explicit:
-                reader.read(sources[split], data.format, data.columns, SPLITS.index(split))
-        for i, mix in enumerate(data.mix):
-            reader.read(sources[f"mix{i}"], mix.format, mix.columns, MIX + i)
-        count = reader.spill.close().count
-        self.progress.close()  # a child's bar goes with it; this process draws its own after
-        return reader.table, reader.findings, reader.formats_seen, reader.rows_read, count
 
     def mark(self) -> None:
         dedupe = self.data.dedupe
