@@ -97,7 +97,7 @@ def sort_key(value: Any) -> tuple[int, Any]:
     return (1, str(value))
 
 
-def baseline_row(baseline: baselines.Baseline, shape: Shape, objective_key: str) -> Row:
+def row_of_baseline(baseline: baselines.Baseline, shape: Shape, objective_key: str) -> Row:
     """The base model's row, or the base with examples in its prompts (eval.baseline_shots);
     `objective_key` is where the objective's metric is in its evaluations."""
     base, shots = baseline.values, baseline.shots
@@ -132,7 +132,7 @@ def _objective_and_progress(o: st.TrialOverview, objective: str, best: bool) -> 
     return Text(shown, style="bold" if best else ""), f"{o.steps} steps" if o.steps else ""
 
 
-def trial_row(key: str, o: st.TrialOverview, evaluations: Mapping[str, float], shape: Shape,
+def row_of_trial(key: str, o: st.TrialOverview, evaluations: Mapping[str, float], shape: Shape,
               best: bool, selected: bool) -> Row:
     """A trial's row: `evaluations` its test metrics, `best` whether it is the best trial,
     `selected` whether it is selected for comparison."""

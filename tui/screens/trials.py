@@ -22,7 +22,15 @@ from tunelab.engine import format as fmt
 from tunelab.engine.refs import ModelRef
 from tunelab.tui import keys, source
 from tunelab.tui.screens.base import StoreScreen
-from tunelab.tui.screens.trial_rows import Row, Shape, baseline_row, joined, matches, sort_key, trial_row
+from tunelab.tui.screens.trial_rows import (
+    Row,
+    Shape,
+    joined,
+    matches,
+    row_of_baseline,
+    row_of_trial,
+    sort_key,
+)
 from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.table import VimTable
 from tunelab.tui.widgets.title import ScreenTitle
@@ -151,7 +159,7 @@ class TrialsScreen(StoreScreen):
         # the base model, and the same with examples in its prompts (eval.baseline_shots)
         shape = Shape(objective, tuple(params), tuple(metrics))
         objective_key = objectives.metric_key(objective, objectives.stage_of(self.spec))
-        rows += [baseline_row(b, shape, objective_key)
+        rows += [row_of_baseline(b, shape, objective_key)
                  for b in baselines.baselines(self.evaluations)]
         cache, self._row_cache = self._row_cache, {}
         for t in self.trials:
@@ -165,7 +173,7 @@ class TrialsScreen(StoreScreen):
             key = key_of[id(t)]
             kept = cache.get(key)
             if kept is None or kept[0] != signature:
-                kept = (signature, trial_row(key, o, ev, shape, is_best, o.number in self.selected))
+                kept = (signature, row_of_trial(key, o, ev, shape, is_best, o.number in self.selected))
             rows.append(kept[1])
             self._row_cache[key] = kept
         return columns, rows
