@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from test_data_prompt_tokens import KINDS, _build, _conversations
+from test_data_templates import _conversations as every_shape
 
 from tunelab.engine.data import pieces
 from tunelab.engine.data import render as chat_render
@@ -68,8 +69,44 @@ def test_each_text_is_tokenized_once_and_only_a_row_with_a_merge_across_a_turn_g
         assert len(again) == len(rows)
     elif kind in ("chatml", "llama3"):
         assert not again  # byte-level BPE splits before a word after a newline
-        # each text once: no character is sent to the tokenizer twice but the shared openings
-        assert sum(map(len, sent)) <= sum(len(r.text) for r in rendered)
+        # each text whole and once, in one call; beside them only the openings of the answers'
+        # pieces (`assistant\n`), each once for the batch
+        texts = [r.text for r in rendered]
+        assert sent[:len(texts)] == texts
+        heads = sent[len(texts):]
+        assert heads and len(set(heads)) == len(heads) and all(len(h) < 30 for h in heads), heads
     else:  # the plain template puts the answer right after "?\n", which this tokenizer merges
         assert again and all(r.split_answers or r.inexact_prompts for r in again)
         assert not [r for r in rendered if not r.turn_by_turn and (r.split_answers or r.inexact_prompts)]
+
+
+def _row_facts(rendered: Any) -> Any:
+    return rendered if isinstance(rendered, str) else (
+        rendered.input_ids, rendered.trained, rendered.split_answers, rendered.inexact_prompts)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_fast_path_gives_the_masks_of_jinja_turn_by_turn_on_every_row(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path (a recognised template rendered in Python, each text tokenized once, the
+    answers found by their characters) against the reference (Jinja renders the text and every
+    prefix, and every prefix is tokenized whole), row by row: the same ids, the same trained
+    tokens and the same counts, on the rows of the prompt-token tests and on conversations of
+    every shape (system turns, weight-0 answers, whitespace a template trims, an assistant
+    first, a template's refusals)."""
+    tokenizer = _build(kind)
+    template = chat_render.template_text("auto", tokenizer)
+    rows = _conversations(160) + _conversations(120, seed=9) + every_shape(300, seed=11)
+    if kind == "llama3":  # its template refuses a conversation that opens with the assistant,
+        # and the refusal stops the whole batch (both ways alike)
+        rows = [r for r in rows if r["messages"][0]["role"] != "assistant"]
+    splitter = pieces.Splitter.of(tokenizer)
+    if splitter is not None:  # its own logic on every row: not the check of the first rows
+        splitter.checked = True  # (which would send every row turn by turn if they differed)
+    fast = chat_render.render_many(rows, tokenizer, template, offsets=False)
+    assert pieces.Splitter.of(tokenizer) is splitter
+    monkeypatch.setattr(chat_render, "_native", lambda *args: None)
+    reference = chat_render.render_many(rows, tokenizer, template, offsets=True)
+    assert [_row_facts(r) for r in fast] == [_row_facts(r) for r in reference]
+    once = [r for r in fast if not isinstance(r, str) and not r.turn_by_turn]
+    assert len(once) > len(rows) // 2 or kind in ("metaspace", "scratch")

@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from tunelab.engine.data import templates
-from tunelab.engine.data.pieces import Splitter, unpadded
+from tunelab.engine.data.pieces import Splitter, chunked, unpadded
 from tunelab.engine.data.pieces import forget as forget_pieces
 from tunelab.engine.data.templates import NOT_CONCATENATED, Plan
 from tunelab.engine.errors import DataError
@@ -215,7 +215,7 @@ def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
     # transformers' conversion of every encoding to Python dicts (a quarter of the time)
     backend = tokenizer.backend_tokenizer
     with unpadded(backend):
-        return list(backend.encode_batch(texts, add_special_tokens=False))
+        return [e for texts in chunked(texts) for e in backend.encode_batch(texts, add_special_tokens=False)]
 
 
 def _assemble(plan: Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:
