@@ -13,6 +13,8 @@ from test_data_templates import _conversations as every_shape
 
 from tunelab.engine.data import pieces
 from tunelab.engine.data import render as chat_render
+from tunelab.engine.data.templates import NOT_CONCATENATED
+from tunelab.engine.errors import DataError
 
 
 def _facts(rendered: list[Any]) -> list[tuple[list[int], list[int], int, int]]:
@@ -97,9 +99,6 @@ def test_the_fast_path_gives_the_masks_of_jinja_turn_by_turn_on_every_row(
     tokenizer = _build(kind)
     template = chat_render.template_text("auto", tokenizer)
     rows = _conversations(160) + _conversations(120, seed=9) + every_shape(300, seed=11)
-    if kind == "llama3":  # its template refuses a conversation that opens with the assistant,
-        # and the refusal stops the whole batch (both ways alike)
-        rows = [r for r in rows if r["messages"][0]["role"] != "assistant"]
     splitter = pieces.Splitter.of(tokenizer)
     if splitter is not None:  # its own logic on every row: not the check of the first rows
         splitter.checked = True  # (which would send every row turn by turn if they differed)
@@ -110,3 +109,23 @@ def test_the_fast_path_gives_the_masks_of_jinja_turn_by_turn_on_every_row(
     assert [_row_facts(r) for r in fast] == [_row_facts(r) for r in reference]
     once = [r for r in fast if not isinstance(r, str) and not r.turn_by_turn]
     assert len(once) > len(rows) // 2 or kind in ("metaspace", "scratch")
+
+
+def test_a_conversation_the_template_cannot_concatenate_is_left_out_alone() -> None:
+    """Llama 3's template writes its BOS before the first message but not before a generation
+    prompt with no messages: a conversation that opens with the assistant is not the
+    concatenation of its turns. That row is said and left out; the others are rendered (it
+    used to end the whole preparation)."""
+    tokenizer = _build("llama3")
+    template = chat_render.template_text("auto", tokenizer)
+    rows = _conversations(6, seed=3)
+    odd = {"messages": [{"role": "assistant", "content": "Hello, how can I help?"},
+                        {"role": "user", "content": "Add 2 and 3."},
+                        {"role": "assistant", "content": "5"}]}
+    rendered = chat_render.render_many([*rows[:3], odd, *rows[3:]], tokenizer, template,
+                                       offsets=False)
+    assert rendered[3] == NOT_CONCATENATED
+    assert [r.input_ids for r in rendered[:3] + rendered[4:]] == [  # type: ignore[union-attr]
+        r.input_ids for r in chat_render.render_many(rows, tokenizer, template, offsets=False)]
+    with pytest.raises(DataError, match="concatenation of its turns"):
+        chat_render.render_many([odd], tokenizer, template, strict=True)

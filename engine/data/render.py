@@ -295,13 +295,18 @@ def _prefix_encodings(plans: list[Plan | str], tokenizer: Any) -> dict[int, dict
 
 
 def _plans(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool) -> list[Plan | str]:
-    """Each row's plan; unless strict, the template's message for a row it cannot render."""
+    """Each row's plan; unless strict, the template's message for a row it cannot render (one
+    it renders but not as the concatenation of its turns, as Llama 3's template does a
+    conversation that opens with the assistant, is such a row: left out and said, not the end of
+    the preparation)."""
     plans: list[Plan | str] = []
     for row in rows:
         try:
             plans.append(_plan(row, tokenizer, template))
-        except DataError:
-            raise
+        except DataError as error:
+            if strict or str(error) != NOT_CONCATENATED:
+                raise
+            plans.append(NOT_CONCATENATED)
         except Exception as error:  # noqa: BLE001 - jinja's own errors and raise_exception()
             if strict:
                 raise
