@@ -16,7 +16,7 @@ from tunelab.tui.app import TunelabApp
 SHOTS = [  # (file, keys from the previous shot)
     ("experiments", []),
     ("trials", ["enter"]),
-    ("trial-curves", ["j", "enter"]),  # trial 0: the quickstart's best
+    ("trial-curves", ["j", "j", "enter"]),  # past the two baselines: trial 0, the best
     ("trial-evaluation", ["2"]),
     ("trial-config", ["3"]),
     ("trial-samples", ["4"]),
