@@ -53,6 +53,32 @@ def test_tunelab_data_says_how_many_rows_went_turn_by_turn(tmp_path: Path) -> No
     assert line in done.stdout.splitlines(), done.stdout
 
 
+def test_the_report_at_80_columns_breaks_its_lines_between_parts(tmp_path: Path) -> None:
+    """On an 80-column terminal a header line too long goes on under itself, indented, broken
+    at a ` · ` (it was wrapped by the terminal mid-phrase, `tokens of scratch` / `(trained on
+    the training split)`, its second half at column 0)."""
+    import os
+    import re
+    import subprocess
+
+    from conftest import tunelab_command
+
+    shutil.copytree(EXPERIMENTS, tmp_path / "experiments")
+    terminal = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "80", "NO_COLOR": "1"}
+    done = subprocess.run([*tunelab_command(), "data", "experiments/quickstart.toml", "--store",
+                           str(tmp_path / "s.duckdb")], capture_output=True, text=True,
+                          cwd=tmp_path, env=terminal, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout).splitlines()
+    header = lines[1:lines.index(next(x for x in lines if x.startswith("length in tokens")))]
+    assert all(len(x) <= 80 for x in header), header
+    heads = ("sources ", "template ", "rows ", "tokens ")
+    for x in header:  # a field's first line, or its continuation under the values
+        assert x.startswith(heads) or x.startswith(" " * 10) and x[10] != " ", header
+    assert "template  plain (the tokenizer has no chat template)" in header
+    assert "          tokens of scratch (trained on the training split) · max_length 512" in header
+
+
 def test_tunelab_data_with_too_few_rows_exits_1_with_the_report_unless_forced(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text(jsonl(pc_rows(40)))
     (tmp_path / "x.toml").write_text('name = "x"\n[model]\nscratch = { vocab_size = 200 }\n'

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tunelab.engine.data.prepare import DataReport
+from tunelab.tui.cli.layout import fit
 
 LEVEL_MARK = {"error": "[bold red]✗ error[/]", "warning": "[yellow]! warning[/]", "note": "[cyan]· note[/]"}
 TRAINED_OPEN, TRAINED_CLOSE = "⟦", "⟧"
@@ -17,21 +18,25 @@ TRAINED_OPEN, TRAINED_CLOSE = "⟦", "⟧"
 def print_report(console: Console, name: str, fingerprint: str, report: DataReport) -> None:
     c = report.counts
     console.print(f"[bold]{name}[/] · data report · fingerprint {fingerprint}")
-    formats = ", ".join(f"{s} ({f})" for s, f in report.formats.items()) or "—"
-    console.print(f"sources   {formats}")
+    width = console.width if console.is_terminal else None
+
+    def line(head: str, parts: list[str]) -> None:  # broken between parts, never inside one
+        console.print(fit([Text(f"{head:<10}{parts[0]}"), *map(Text, parts[1:])], width, " · ", 10))
+
+    line("sources", [", ".join(f"{s} ({f})" for s, f in report.formats.items()) or "—"])
     if report.mixed:
-        console.print("mixed in  " + ", ".join(f"{s}: {n:,} rows" for s, n in report.mixed.items()))
-    console.print(f"template  {report.template} · tokens of {report.tokenizer} · "
-                  f"max_length {report.max_length:,}" + (f" · order {report.order}"
-                                                         if report.order != "shuffle" else ""))
-    console.print(f"rows      {report.rows_read:,} read → {c.get('train', 0):,} / "
-                  f"{c.get('validation', 0):,} / {c.get('test', 0):,} (train / validation / test) · "
-                  f"{report.rows_rejected:,} rejected · {report.duplicates_removed:,} duplicates · "
-                  f"{report.leaked_removed:,} leaked")
+        line("mixed in", [f"{s}: {n:,} rows" for s, n in report.mixed.items()])
+    line("template", [report.template, f"tokens of {report.tokenizer}",
+                      f"max_length {report.max_length:,}",
+                      *([f"order {report.order}"] if report.order != "shuffle" else [])])
+    line("rows", [f"{report.rows_read:,} read → {c.get('train', 0):,} / {c.get('validation', 0):,} / "
+                  f"{c.get('test', 0):,} (train / validation / test)",
+                  f"{report.rows_rejected:,} rejected", f"{report.duplicates_removed:,} duplicates",
+                  f"{report.leaked_removed:,} leaked"])
     kept = sum(c.values())
     # turn by turn: a row where the tokenizer merges across a turn's boundary (engine.data.render)
-    console.print(f"tokens    {kept - report.turn_by_turn:,} rows tokenized whole · "
-                  f"{report.turn_by_turn:,} turn by turn")
+    line("tokens", [f"{kept - report.turn_by_turn:,} rows tokenized whole",
+                    f"{report.turn_by_turn:,} turn by turn"])
     table = Table(title="length in tokens", title_justify="left", box=None, padding=(0, 1))
     table.add_column("split")
     for column in ("rows", "min", "p50", "p90", "p99", "max"):
