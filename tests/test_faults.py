@@ -220,9 +220,19 @@ def test_the_store_deleted_mid_trial_lets_it_finish_into_the_spool_and_says_so_o
 # -- a store held by another program
 
 
+# The person opens the file when the sweep is not in the middle of a write (a writer holds the
+# lock for a moment at a time: the shell is tried again until it gets it, as a person would)
 HOLDER = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
+import sys, time, duckdb
+deadline = time.monotonic() + 120
+while True:
+    try:
+        con = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.05)
 print("holding", flush=True)
 sys.stdin.readline()
 con.close()
