@@ -43,7 +43,7 @@ def voting(strengths: dict[str, float], order: str, seed: int, prompts: int,
         for found in outcomes(votes[-1:]):
             tally.add(*found)
         ranking = tally.ranking()
-        steer = ranking.in_doubt(list(strengths))
+        steer = ranking.steering(list(strengths))
         yield votes, ranking
 
 
