@@ -39,11 +39,11 @@ NULL_PRIOR = 1e-4  # keeps a null fit finite where a model won every vote; moves
 # A pair leaves the adaptive order's doubts only when ranked apart with this much to spare (its
 # Holm-adjusted p at most ALPHA · SETTLED), and then still weighs SPARE (see `order`): a pair
 # ranked apart by a chance lead and then given no more votes would keep that lead. Simulated
-# with 3 equal models, 1,000 reviews looked at after 100 votes: some pair ranked apart in 5.9 %
-# of them at 0.5, 4.8 % at 0.2 (4.1 % in the random order); votes to rank 5 models 150 points
-# apart (30 seeds): 155 and 169. Weighing the pairs ranked apart but not with room to spare at
+# with 3 equal models, 1,000 reviews looked at after 100 votes: some pair ranked apart in 5.8 %
+# of them at 0.2, 4.5 % at 0.1 (4.1 % in the random order); votes to rank 5 models 150 points
+# apart (30 seeds): 172 and 185. Weighing the pairs ranked apart but not with room to spare at
 # 0.3 instead of 1 took 132 votes, and ranked equal models apart in 8 % of reviews
-SETTLED = 0.2
+SETTLED = 0.1
 SPARE = 0.02  # the weight of a pair ranked apart with room to spare in the adaptive order
 
 
