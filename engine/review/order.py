@@ -51,7 +51,7 @@ Weighted = tuple[str, str, float]  # a contrast that steers the order, and its w
 # pairs whose gain is within this share of the best count as equally good, and the review's own
 # order picks among them: without it the order fills the pairs in turn, every pair of equal
 # models had exactly as many votes at 50 of them (5 models), and the rank rule ranked some pair
-# apart in 6.6 % of 1,000 such reviews (4.3 % with it; 3.7 % in the random order)
+# apart in 6.6 % of 1,000 such reviews (4.3 % of 600 with it; 3.7 % of 600 in the random order)
 NEAR = 0.1
 EVEN = 0.25  # a vote's information at equal strengths, p(1 − p) at p = ½
 
