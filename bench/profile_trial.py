@@ -77,8 +77,10 @@ DPO_STAGES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
                         ("torch/optim/optimizer.py", "wrapper", None)]),
     ("evaluation: held-out pairs each epoch", [("transformers/trainer.py", "_evaluate", None)]),
     ("the best checkpoint's log-probabilities after training", [
+        ("engine/train/policy.py", "pair_values", None),
         ("engine/train/pairs.py", "sequence_logps", "train_once")]),
     ("the parent's splits: losses, generations, samples", [
+        ("engine/train/policy.py", "supervised_values", None),
         ("engine/train/dpo.py", "_supervised_values", None)]),
     ("store writes (spool + ingest)", [("store/spool.py", "write", None),
                                        ("store/spool.py", "close", None)]),

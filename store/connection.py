@@ -109,6 +109,14 @@ def _too_new(path: Path, version: int) -> StoreError:
     )
 
 
+def _not_a_store(path: Path) -> StoreError:
+    return StoreError(
+        f"{path} is a DuckDB file without tunelab's tables (empty, or not a tunelab store). "
+        "Point --store at the store `tunelab run` made, or run an experiment to fill it.",
+        "not a tunelab store",
+    )
+
+
 def backup_path(path: Path, version: int) -> Path:
     """Where the copy of a store is kept before migrating it from `version`."""
     candidate = path.with_name(f"{path.name}.v{version}.bak")
@@ -327,6 +335,8 @@ def reading(path: str | Path, wait: float = 10.0, check: bool = True
         version = _version(con)
         if version > SCHEMA_VERSION:
             raise _too_new(path, version)
+        if version == 0 and check:
+            raise _not_a_store(path)
         yield con
 
 

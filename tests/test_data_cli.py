@@ -37,6 +37,22 @@ def test_tunelab_data_prints_the_report_shows_examples_and_stores_the_report(tmp
     assert list((tmp_path / "s-runs" / "quickstart" / "data").glob("*/train.jsonl"))
 
 
+def test_tunelab_data_says_how_many_rows_went_turn_by_turn(tmp_path: Path) -> None:
+    """The rows tokenized turn by turn (a merge across a turn's boundary) are in the report, and
+    `tunelab data` says how many, beside those tokenized whole."""
+    shutil.copytree(EXPERIMENTS, tmp_path / "experiments")
+    store = tmp_path / "s.duckdb"
+    done = _tunelab("data", "experiments/quickstart.toml", "--store", str(store), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    stored = _tunelab("sql", "--store", str(store), "--format", "json",
+                      "select report from data_reports", cwd=tmp_path)
+    report = json.loads(json.loads(stored.stdout)[0]["report"])
+    kept = sum(report["counts"].values())
+    line = f"tokens    {kept - report['turn_by_turn']:,} rows tokenized whole · " \
+           f"{report['turn_by_turn']:,} turn by turn"
+    assert line in done.stdout.splitlines(), done.stdout
+
+
 def test_tunelab_data_with_too_few_rows_exits_1_with_the_report_unless_forced(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text(jsonl(pc_rows(40)))
     (tmp_path / "x.toml").write_text('name = "x"\n[model]\nscratch = { vocab_size = 200 }\n'

@@ -42,6 +42,8 @@ def test_a_preparation_on_all_cores_writes_what_one_core_writes(tmp_path: Path, 
     rows = pc_rows(600)
     rows += [dict(r) for r in rows[:30]]  # exact duplicates
     rows += [{"prompt": r["prompt"], "completion": r["completion"] + " x"} for r in rows[30:60]]
+    # and 10 other answers to earlier prompts: with the 30 above, 40 conflicting answers
+    rows += [{"prompt": r["prompt"], "completion": "another answer altogether"} for r in rows[100:110]]
     files = {"d.jsonl": jsonl(rows)}
     one = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "one")
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
@@ -49,6 +51,7 @@ def test_a_preparation_on_all_cores_writes_what_one_core_writes(tmp_path: Path, 
         monkeypatch.setattr(f"tunelab.engine.data.{module}.BATCH", 50)
     many = prepare(experiment(tmp_path, 'train = "d.jsonl"\ndedupe = "near"', files), tmp_path / "many")
     assert one.report.duplicates_removed >= 30
+    assert [f.count for f in one.report.findings if f.check == "conflicting_answers"] == [40]
     assert many.report.to_json() == one.report.to_json()
     for split in ("train", "validation", "test"):
         assert many.files[split].read_bytes() == one.files[split].read_bytes()
@@ -106,3 +109,51 @@ def test_progress_on_an_80_column_terminal_shows_whole_counts_and_each_stage_its
     assert "0/96350" in drawn and "rows/s" not in drawn
     assert any("100000/100000" in line for line in last)
     assert not any("/100000" in line for line in last if "tokenizer" in line)
+
+
+def _base_model_experiment(tmp_path: Path, rows: list[dict[str, object]]) -> object:
+    from test_data_prompt_tokens import _build
+
+    from tunelab.engine.spec import load_spec
+
+    if not (tmp_path / "model").exists():
+        _build("chatml").save_pretrained(tmp_path / "model")
+    (tmp_path / "d.jsonl").write_text(jsonl(rows), encoding="utf-8")
+    (tmp_path / "x.toml").write_text(f'name = "x"\n[model]\nbase = "{tmp_path / "model"}"\n'
+                                     '[data]\ntrain = "d.jsonl"\ndedupe = "near"\n', encoding="utf-8")
+    return load_spec(tmp_path / "x.toml")
+
+
+@pytest.mark.skipif(parallel.cores() < 2, reason="needs two cores")
+def test_reading_beside_the_tokenizer_writes_what_reading_first_writes(tmp_path: Path, monkeypatch) -> None:
+    """A base model's tokenizer is loaded while a child process reads the rows (large files):
+    the splits and the report are those of reading first, then loading."""
+    from tunelab.engine.data import prepare as preparation
+
+    rows = [{"messages": [{"role": "user", "content": r["prompt"]},
+                          {"role": "assistant", "content": r["completion"]}]} for r in pc_rows(600)]
+    rows += rows[:20]  # exact duplicates: findings made in the child
+    spec = _base_model_experiment(tmp_path, rows)
+    calls: list[int] = []
+    beside = parallel.beside
+    monkeypatch.setattr(parallel, "beside", lambda *jobs: calls.append(1) or beside(*jobs))
+    first = prepare(spec, tmp_path / "first")  # type: ignore[arg-type]
+    assert not calls  # small: read here, then the tokenizer loaded
+    monkeypatch.setattr(preparation, "READ_BESIDE_BYTES", 0)
+    together = prepare(spec, tmp_path / "together")  # type: ignore[arg-type]
+    assert calls and together.report.duplicates_removed >= 20
+    assert together.report.to_json() == first.report.to_json()
+    for split in ("train", "validation", "test"):
+        assert together.files[split].read_bytes() == first.files[split].read_bytes()
+
+
+@pytest.mark.skipif(parallel.cores() < 2, reason="needs two cores")
+def test_a_reading_error_in_the_child_is_the_error_the_user_gets(tmp_path: Path, monkeypatch) -> None:
+    from tunelab.engine.data import prepare as preparation
+    from tunelab.engine.errors import DataError
+
+    monkeypatch.setattr(preparation, "READ_BESIDE_BYTES", 0)
+    spec = _base_model_experiment(tmp_path, [{"question": "q", "answer": "a"}] * 30)
+    with pytest.raises(DataError, match="cannot tell the format of this data"):
+        prepare(spec, tmp_path / "cache")  # type: ignore[arg-type]
+    assert not list((tmp_path / "cache").glob("*"))  # nothing half-written is left

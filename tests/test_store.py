@@ -49,6 +49,24 @@ def test_a_store_from_a_newer_tunelab_is_refused(tmp_path: Path) -> None:
             pass
 
 
+def test_an_empty_duckdb_file_is_said_to_be_no_store_and_a_run_still_fills_it(
+        tmp_path: Path) -> None:
+    """A DuckDB file without tunelab's tables (a user's own, or one left empty) is refused by
+    every reader in a sentence, not DuckDB's catalog error; a writer still makes it a store."""
+    from conftest import tunelab
+
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    for args in (["trials", "x"], ["review", "stats", "r"], ["gc", "x"]):
+        ran = tunelab(*args, "--store", str(path))
+        assert ran.returncode == 1, ran.stdout
+        assert "not a tunelab store" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+        assert "Catalog" not in ran.stderr
+    with st.writing(path):
+        pass
+    assert _count(path, "select max(version) from schema_version") == st.SCHEMA_VERSION
+
+
 def test_reingesting_a_spool_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     events = [_metric(0, i) for i in range(50)]

@@ -109,6 +109,8 @@ def test_gc_deletes_checkpoints_outside_the_best_n_after_showing_them(tmp_path: 
     assert shown.returncode == 0, shown.stderr
     assert "nothing deleted" in shown.stdout and "--yes" in shown.stdout
     assert "KiB" in shown.stdout  # the disk it would free
+    for n in (0, 3, 4):  # in a pipe every folder to delete is written whole, on one line
+        assert str(runs / f"trial-{n:04d}" / "best") in shown.stdout, shown.stdout
     assert all((runs / f"trial-{n:04d}" / "best").exists() for n in range(6))
 
     done = _cli("gc", "x", "--keep", "2", "--yes", "--store", str(store))

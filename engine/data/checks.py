@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from tunelab.engine.data.formats import completions_of, prompt_of
 from tunelab.engine.spec import ChoiceSpec, Experiment, RangeSpec, RulesSpec
@@ -105,42 +107,56 @@ class RowRules:
         return None
 
 
-def inconsistent_prefix(rows: Iterable[tuple[str, dict[str, Any]]], findings: Findings) -> None:
-    """Warns when most prompts open with the same label ("Question:", "### Instruction") and a few
-    do not: usually rows written with another template, which teach the model two formats."""
-    heads: list[tuple[str, str | None]] = []
-    for where, row in rows:
-        prompt = prompt_of(row).lstrip()
-        match = re.match(r"^([#>*\[\w][^\n:]{0,28}:)", prompt)
-        heads.append((where, match.group(1) if match else None))
-    counted = Counter(h for _, h in heads if h)
-    if not counted or len(heads) < 20:
-        return
-    head, n = counted.most_common(1)[0]
-    if 0.8 * len(heads) <= n < len(heads):
-        for where, h in heads:
-            if h != head:
-                findings.add("inconsistent_template", "warning",
-                             f"most prompts ({n:,} of {len(heads):,}) start with {head!r}; these do not",
-                             where)
+_LABEL = re.compile(r"^([#>*\[\w][^\n:]{0,28}:)")
 
 
-def conflicting_answers(rows: Iterable[tuple[str, dict[str, Any]]], findings: Findings) -> None:
-    """Notes prompts that appear with different answers: fine for open tasks, a labelling error
-    for tasks with one right answer (the model learns to hedge between them)."""
+def prompt_label(row: dict[str, Any]) -> str | None:
+    """The label a prompt opens with ("Question:", "### Instruction:"), if any."""
+    match = _LABEL.match(prompt_of(row).lstrip())
+    return match.group(1) if match else None
+
+
+def answer_marks(row: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(a digest of the prompt as written, of its answer): equal prompts with different answers
+    are conflicting; empty digests for a plain-text row, which has no prompt."""
+    if "text" in row:
+        return b"", b""
     from tunelab.engine.data.formats import flat
 
-    # digests, not texts, are kept: a million prompts would otherwise stay in memory twice
-    first: dict[bytes, tuple[str, bytes]] = {}
-    for where, row in rows:
-        if "text" in row:
-            continue
-        prompt, answer = flat(row)
-        key = _digest(" ".join(prompt.casefold().split()))
-        seen = first.setdefault(key, (where, _digest(answer.strip())))
-        if seen[1] != _digest(answer.strip()):
-            findings.add("conflicting_answers", "note", "the same prompt with a different answer",
-                         f"{where} ~ {seen[0]}")
+    prompt, answer = flat(row)
+    return _digest(" ".join(prompt.casefold().split())), _digest(answer.strip())
+
+
+def inconsistent_prefix(labels: Sequence[str | None], where: Callable[[int], str],
+                        findings: Findings) -> None:
+    """Warns when most prompts open with the same label ("Question:", "### Instruction") and a few
+    do not: usually rows written with another template, which teach the model two formats.
+    `labels` of the rows in the order they are checked; `where(i)` the place of the i-th."""
+    counted = Counter(h for h in labels if h)
+    if not counted or len(labels) < 20:
+        return
+    head, n = counted.most_common(1)[0]
+    if 0.8 * len(labels) <= n < len(labels):
+        for i, h in enumerate(labels):
+            if h != head:
+                findings.add("inconsistent_template", "warning",
+                             f"most prompts ({n:,} of {len(labels):,}) start with {head!r}; these do not",
+                             where(i))
+
+
+def conflicting_answers(prompts: np.ndarray, answers: np.ndarray, where: Callable[[int], str],
+                        findings: Findings) -> None:
+    """Notes prompts that appear with different answers: fine for open tasks, a labelling error
+    for tasks with one right answer (the model learns to hedge between them). The answer_marks
+    of the rows in the order they are checked (digests, not texts: a million prompts would
+    otherwise stay in memory); each row is compared with the first of its prompt."""
+    asked = np.flatnonzero(prompts != b"")
+    _, first, group = np.unique(prompts[asked], return_index=True, return_inverse=True)
+    first_of = asked[first[group.reshape(-1)]]
+    differ = np.flatnonzero(answers[asked] != answers[first_of])
+    for i, of in zip(asked[differ].tolist(), first_of[differ].tolist(), strict=True):
+        findings.add("conflicting_answers", "note", "the same prompt with a different answer",
+                     f"{where(i)} ~ {where(of)}")
 
 
 def _digest(text: str) -> bytes:

@@ -1,12 +1,12 @@
 """The passes of a preparation over its rows on disk (engine.data.spill), a batch at a time: the
-checks of the set as a whole, the per-row work of de-duplication and the tokens of every kept
-row. The per-row work runs on all cores (engine.data.parallel: forked workers each read their
-batches from the file themselves and send back a few numbers a row)."""
+per-row work of the checks of the set as a whole and of de-duplication (one pass), and the
+tokens of every kept row. The per-row work runs on all cores (engine.data.parallel: forked
+workers each read their batches from the file themselves and send back a few numbers a row)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,50 +15,83 @@ import orjson
 
 from tunelab.engine.data import formats, parallel
 from tunelab.engine.data import render as chat_render
-from tunelab.engine.data.checks import Findings, conflicting_answers, inconsistent_prefix
+from tunelab.engine.data.checks import (
+    Findings,
+    answer_marks,
+    conflicting_answers,
+    inconsistent_prefix,
+    prompt_label,
+)
 from tunelab.engine.data.dedupe import Signed, keys_and_signatures
 from tunelab.engine.data.progress import Progress
 from tunelab.engine.data.reading import SPLITS, Table
-from tunelab.engine.data.spill import BATCH, Spill, origin_text
+from tunelab.engine.data.spill import BATCH, Spill
 
 
-def _split_major(spill: Spill, table: Table) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(origin, row) of every row of the splits, split by split, each in the order read."""
-    for split in range(len(SPLITS)):
-        wanted = table.group == split
-        for first, rows, origins in spill.batches(wanted):
-            for j in np.flatnonzero(wanted[first:first + len(rows)]).tolist():
-                yield origin_text(origins[j]), orjson.loads(rows[j])
+@dataclass(frozen=True)
+class Marks:
+    """What the checks of the whole set keep of every row, by row number (a few bytes a row)."""
+
+    labels: np.ndarray  # int32: the label its prompt opens with, as a place in `names`; -1: none
+    names: list[str]
+    prompts: np.ndarray  # S16: checks.answer_marks
+    answers: np.ndarray  # S16
+
+    def check(self, table: Table, origin: Callable[[int], str], findings: Findings) -> None:
+        """The checks of the set, over the rows of the splits split by split, each in the order
+        read (mixed-in rows are not the user's own data: not checked)."""
+        rows = np.concatenate([np.flatnonzero(table.group == split) for split in range(len(SPLITS))])
+        names: list[str | None] = [*self.names, None]  # a label of -1 is the last: none
+        labels = [names[n] for n in self.labels[rows].tolist()]
+        inconsistent_prefix(labels, lambda i: origin(int(rows[i])), findings)
+        conflicting_answers(self.prompts[rows], self.answers[rows], lambda i: origin(int(rows[i])), findings)
 
 
-def check_the_set(spill: Spill, table: Table, findings: Findings) -> None:
-    """Prompts that open with another label than most, and prompts with different answers: each
-    row decoded as it is checked, so a million decoded rows are never held at once."""
-    inconsistent_prefix(_split_major(spill, table), findings)
-    conflicting_answers(_split_major(spill, table), findings)
-
-
-def _sign_batch(numbers: range, spill: Spill, near: bool, threshold: float) -> tuple[Any, Any, Any]:
+def _row_batch(numbers: range, spill: Spill, dedupe: str, threshold: float) -> tuple[Any, ...]:
     rows, _ = spill.batch(numbers.start // BATCH)
-    return keys_and_signatures([formats.content_text(orjson.loads(r)) for r in rows], near, threshold)
+    decoded = [orjson.loads(r) for r in rows]
+    names: dict[str, int] = {}  # the labels of this batch: the parent numbers them for the set
+    labels = [-1 if (label := prompt_label(r)) is None else names.setdefault(label, len(names))
+              for r in decoded]
+    prompts, answers = zip(*map(answer_marks, decoded), strict=True) if decoded else ((), ())
+    signed = keys_and_signatures([formats.content_text(r) for r in decoded], dedupe == "near",
+                                 threshold) if dedupe != "none" else None
+    return (np.array(labels, np.int32), list(names), np.array(prompts, "S16"),
+            np.array(answers, "S16"), signed)
 
 
-def sign(spill: Spill, near: bool, threshold: float, progress: Progress) -> Signed:
-    """The exact keys (and for near-duplicates the MinHash signatures, into a file beside the
-    spill, and their LSH bands) of every row, on all cores."""
-    keys, bands = [], []
+def mark(spill: Spill, dedupe: str, threshold: float, progress: Progress) -> tuple[Marks, Signed | None]:
+    """Every row's marks for the checks of the set and, unless dedupe is "none", its exact key
+    (and for near-duplicates its MinHash signature, into a file beside the spill, and its LSH
+    bands), in one pass on all cores."""
+    names: dict[str, int] = {}
+    labels, prompts, answers, keys, bands = [], [], [], [], []
     path = spill.path.with_name("signatures")
-    work = functools.partial(_sign_batch, spill=spill, near=near, threshold=threshold)
+    work = functools.partial(_row_batch, spill=spill, dedupe=dedupe, threshold=threshold)
     with path.open("wb") as out:
-        for got_keys, got_bands, got_sigs in parallel.chunks(work, range(spill.count), BATCH):
-            keys.append(got_keys)
-            if near:
-                bands.append(got_bands)
-                got_sigs.tofile(out)
-            progress.advance(len(got_keys))
-    return Signed(np.concatenate(keys) if keys else np.zeros(0, "S16"),
-                  (np.concatenate(bands) if bands else np.zeros((0, 1), np.uint64)) if near else None,
-                  path if near else None, threshold)
+        for got_labels, got_names, got_prompts, got_answers, signed in parallel.chunks(
+                work, range(spill.count), BATCH):
+            numbers = np.array([names.setdefault(n, len(names)) for n in got_names] + [-1], np.int32)
+            labels.append(numbers[got_labels])  # -1 picks the -1 at the end
+            prompts.append(got_prompts)
+            answers.append(got_answers)
+            if signed is not None:
+                keys.append(signed[0])
+                if signed[1] is not None:
+                    bands.append(signed[1])
+                    signed[2].tofile(out)
+            progress.advance(len(got_labels))
+    if dedupe == "none":
+        path.unlink(missing_ok=True)
+    near = dedupe == "near"
+    marks = Marks(_joined(labels, np.int32), list(names), _joined(prompts, "S16"), _joined(answers, "S16"))
+    return marks, None if dedupe == "none" else Signed(
+        _joined(keys, "S16"), (np.concatenate(bands) if bands else np.zeros((0, 1), np.uint64))
+        if near else None, path if near else None, threshold)
+
+
+def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@ So the ids of a prefix are the ids of the whole pieces before its end, plus thos
 the piece its end falls in; each distinct piece is tokenized once (a chat template's
 `assistant\n` or a repeated system prompt once per batch, not once per row).
 
+To render a row for training (`Splitter.tokenize_once`: the preparation and the trainer), its
+whole text is tokenized, once, in one batch call for many rows (the texts whole cost the
+tokenizer less than their pieces apart: one string a row). The added tokens' ids say where each
+piece starts among the ids, so each turn's boundary is found by its characters; at a boundary
+inside a piece, the ids must start with those of the piece's text before it tokenized alone.
+
 That holds when no step depends on where a piece sits: the added tokens do not take in the
 whitespace beside them (lstrip, rstrip, single_word) and are matched on the raw text, and no
 pre-tokenizer or normaliser treats the first piece differently (Metaspace's prepend_scheme
@@ -73,65 +79,79 @@ class Splitter:
 
     def tokenize_once(self, rows: Sequence[tuple[str, Sequence[tuple[int, int, bool]]]]
                       ) -> list[tuple[list[int], list[int]] | None]:
-        """For each (text, turns): the ids of the whole text, each distinct piece tokenized once
-        for the batch, and the mask of its trained turns. At a turn's boundary inside a piece,
-        the text before it is tokenized alone too (a chat template's `assistant\\n`: once per
-        batch) and must be the start of the piece's ids; where it is not (the tokenizer merges
-        across the boundary), None: that row is rendered turn by turn."""
-        todo: dict[str, int] = {}
-        layouts = [self._layout(text, turns, todo) for text, turns in rows]
-        encoded = self._encode(list(todo))
-        return [self._whole(layout, encoded) for layout in layouts]
+        """For each (text, turns): the ids of the whole text, tokenized whole in one batch, and the
+        mask of its trained turns. The added tokens' ids mark where each piece starts among the
+        ids. At a turn's boundary inside a piece, the text before it in that piece is tokenized
+        alone too (a chat template's `assistant\\n`: once per batch) and must be the start of the
+        piece's ids; where it is not (the tokenizer merges across the boundary), None: that row
+        is rendered turn by turn."""
+        heads: dict[str, int] = {}
+        layouts = [self._layout(text, turns, heads) for text, turns in rows]
+        encoded = self._encode([text for text, _ in rows] + list(heads))
+        head_ids = encoded[len(rows):]
+        return [self._whole(layout, ids, head_ids) for layout, ids in zip(layouts, encoded, strict=False)]
 
-    def _layout(self, text: str, turns: Sequence[tuple[int, int, bool]], todo: dict[str, int]
-                ) -> tuple[list[int], list[tuple[int, int, int, int | None]]] | None:
-        """(the pieces, each as in _plan; the trained turns' boundaries, each as the piece it
-        falls in or starts, and the cut of that piece before it) or None (a cut in an added token)."""
-        pieces: list[int] = []
-        starts: list[int] = []
+    def _layout(self, text: str, turns: Sequence[tuple[int, int, bool]], heads: dict[str, int]
+                ) -> tuple[list[int], list[tuple[int, int | None]]] | None:
+        """(the ids of the text's added tokens in order; each trained turn's boundary as a place
+        and a head) or None (a boundary inside an added token). A place p >= 0 is the first id
+        of the text piece after p added tokens, and the head (its place in `heads`) the text of
+        that piece before the boundary, or None; p < 0 is added token number -1 - p itself (the
+        end of the text counts as one more, after the last)."""
+        added: list[int] = []
+        starts: list[int] = []  # of each piece, and the end of the text
+        places: list[int] = []  # of each piece, as above
         at = 0
         for n, part in enumerate(self.pattern.split(text)):  # text, token, text, … (in C)
             if part:
                 starts.append(at)
-                pieces.append(-1 - self.added[part] if n % 2 else todo.setdefault(part, len(todo)))
+                places.append(-1 - len(added) if n % 2 else len(added))
+                if n % 2:
+                    added.append(self.added[part])
                 at += len(part)
         starts.append(at)
-        bounds: list[tuple[int, int, int, int | None]] = []
+        places.append(-1 - len(added))
+        bounds: list[tuple[int, int | None]] = []
         for before, upto, trained in turns:
             if not trained:
                 continue
             for end in (before, upto):
                 k = bisect.bisect_right(starts, end) - 1
                 if starts[k] == end:  # between pieces: the ids so far are those of whole pieces
-                    bounds.append((end, k, 0, None))
-                elif pieces[k] < 0:
+                    bounds.append((places[k], None))
+                elif places[k] < 0:
                     return None
                 else:
-                    bounds.append((end, k, pieces[k], todo.setdefault(text[starts[k]:end], len(todo))))
-        return pieces, bounds
+                    bounds.append((places[k], heads.setdefault(text[starts[k]:end], len(heads))))
+        return added, bounds
 
-    def _whole(self, layout: Any, encoded: list[list[int]]) -> tuple[list[int], list[int]] | None:
+    @staticmethod
+    def _whole(layout: Any, ids: list[int], head_ids: list[list[int]]
+               ) -> tuple[list[int], list[int]] | None:
         if layout is None:
             return None
-        pieces, bounds = layout
-        ids: list[int] = []
-        first: list[int] = []  # the place of each piece's first id
-        for piece in pieces:
-            first.append(len(ids))
-            if piece >= 0:
-                ids.extend(encoded[piece])
-            else:
-                ids.append(-1 - piece)
-        first.append(len(ids))
+        added, bounds = layout
+        # each added token where the text has it: a text piece that gave one of their ids too
+        # (a vocabulary that spells an added token out) would shift them, so the counts must agree
+        at: list[int] = []
+        try:
+            for token in added:
+                at.append(ids.index(token, at[-1] + 1 if at else 0))
+        except ValueError:  # an added token the text has is not among the ids: not a cut place
+            return None
+        if any(ids.count(token) != added.count(token) for token in set(added)):
+            return None
+        at.append(len(ids))  # the end of the text
         places = []
-        for _, k, piece, cut in bounds:
-            if cut is None:
-                places.append(first[k])
+        for place, head in bounds:
+            if place < 0:
+                places.append(at[-1 - place])
                 continue
-            head = encoded[cut]
-            if encoded[piece][:len(head)] != head:
+            start = at[place - 1] + 1 if place else 0  # the piece's first id
+            want = head_ids[head] if head is not None else []
+            if ids[start:start + len(want)] != want:
                 return None  # a merge crosses the boundary
-            places.append(first[k] + len(head))
+            places.append(start + len(want))
         mask = [0] * len(ids)
         for start, stop in zip(places[::2], places[1::2], strict=True):
             mask[start:stop] = [1] * (stop - start)
@@ -166,10 +186,19 @@ class Splitter:
     def _encode(self, texts: list[str]) -> list[list[int]]:
         if not texts:
             return []
-        fast = getattr(self.backend, "encode_batch_fast", None)  # no character offsets: not needed
+        encode = getattr(self.backend, "encode_batch_fast", None) or self.backend.encode_batch  # no offsets
         with unpadded(self.backend):
-            found = (fast or self.backend.encode_batch)(texts, add_special_tokens=False)
-        return [e.ids for e in found]
+            return [e.ids for texts in chunked(texts) for e in encode(texts, add_special_tokens=False)]
+
+
+ENCODE_CHUNK = 2000  # texts a call: 20,000 in one call took a quarter more CPU than in ten
+
+
+def chunked(texts: list[str]) -> Iterator[list[str]]:
+    """The texts in calls of ENCODE_CHUNK: a trainer renders a whole split in one batch, and the
+    Rust tokenizer is slower on one very large batch than on the same texts in a few."""
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        yield texts[start:start + ENCODE_CHUNK]
 
 
 @contextmanager

@@ -28,15 +28,15 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tunelab.engine.data import formats, passes
+from tunelab.engine.data import formats, parallel, passes
 from tunelab.engine.data import render as chat_render
 from tunelab.engine.data import sources as data_sources
 from tunelab.engine.data.checks import Findings, percentiles, size_checks
 from tunelab.engine.data.dedupe import DuplicateIndex, Signed, dedupe_rows, leaks
 from tunelab.engine.data.progress import Progress
-from tunelab.engine.data.reading import MIX, SPLITS, Reader, split_cuts
+from tunelab.engine.data.reading import MIX, SPLITS, Read, read_sources
 from tunelab.engine.data.report import DataRejected, DataReport, report_event
-from tunelab.engine.data.spill import SpillWriter, origin_text
+from tunelab.engine.data.spill import Spill, origin_text
 from tunelab.engine.errors import DataError
 from tunelab.engine.spec import DataSpec, LoadedSpec
 
@@ -45,6 +45,7 @@ __all__ = ["DataRejected", "DataReport", "PreparedData", "fingerprint", "prepare
 
 VERSION = 3  # of the preparation itself: a change here invalidates every cache
 EOS_SAMPLE = 20  # training examples rendered to check the end-of-sequence token
+READ_BESIDE_BYTES = 4 << 20  # data files from this size are read in a process of their own
 
 
 @dataclass(frozen=True)
@@ -193,10 +194,11 @@ class _Preparation:
     counted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("rows_read", "duplicates", "leaked", "answers_split", "turn_by_turn"), 0))
     mixed: dict[str, int] = field(default_factory=dict)
+    tokenizer: Any = None  # loaded beside the reading, or before the tokens are counted
 
     def run(self) -> DataReport:
         self.read()  # every source, normalised, checked by the row rules, split by a hash
-        passes.check_the_set(self.spill, self.reader.table, self.findings)
+        self.mark()  # the checks of the whole set, and each row's keys for de-duplication
         self.deduplicate()  # within each split, the first occurrence kept
         self.mix()  # other sources into train, each to its fraction of the final training split
         self.remove_leaks()  # validation and test rows that duplicate a training row
@@ -211,32 +213,40 @@ class _Preparation:
     def origin(self, row: int) -> str:
         return origin_text(self.origins[row].as_py())
 
+    def _read(self) -> Read:
+        return read_sources(self.data, self.spec.experiment.train.seed, self.sources,
+                            self.folder / "rows.arrow", self.findings, self.progress)
+
     def read(self) -> None:
-        data = self.data
+        """Every source into the spill; a base model's tokenizer is loaded meanwhile, beside the
+        reading (seconds of importing transformers) when the data is large enough to pay for a
+        process of its own."""
         self.sources = sources = _all_sources(self.spec)
-        explicit = {s for s in ("validation", "test") if sources[s]}  # their files override the split
-        reader = Reader(data, self.spec.experiment.train.seed, SpillWriter(self.folder / "rows.arrow"),
-                        self.findings, self.progress)
-        reader.read(sources["train"], data.format, data.columns, None, split_cuts(data, explicit))
-        for split in ("validation", "test"):
-            if split in explicit:
-                reader.read(sources[split], data.format, data.columns, SPLITS.index(split))
-        for i, mix in enumerate(data.mix):
-            reader.read(sources[f"mix{i}"], mix.format, mix.columns, MIX + i)
-        self.reader, self.spill = reader, reader.spill.close()
-        reader.table.freeze()
-        self.counted["rows_read"] = reader.rows_read
+        files = [Path(s) for group in sources.values() for s in group if not s.startswith("hub:")]
+        if (self.spec.experiment.base_model.scratch is None
+                and sum(f.stat().st_size for f in files if f.is_file()) >= READ_BESIDE_BYTES):
+            read, self.tokenizer = parallel.beside(self._read, lambda: tokenizer_for(self.spec, []))
+        else:
+            read = self._read()
+        self.table, self.findings, self.formats_seen, self.counted["rows_read"], count = read
+        self.spill = Spill(self.folder / "rows.arrow", count)
+        self.table.freeze()
         self.origins = self.spill.origins()
-        self.parts = {s: reader.table.rows_of(i) for i, s in enumerate(SPLITS)}
+        self.parts = {s: self.table.rows_of(i) for i, s in enumerate(SPLITS)}
         self.train_index: DuplicateIndex | None = None
         self.signed: Signed | None = None
 
+    def mark(self) -> None:
+        dedupe = self.data.dedupe
+        self.progress.stage("finding duplicates" if dedupe != "none" else "checking the set",
+                            self.spill.count)
+        marks, self.signed = passes.mark(self.spill, dedupe, self.data.near_threshold, self.progress)
+        marks.check(self.table, self.origin, self.findings)
+
     def deduplicate(self) -> None:
         mode = self.data.dedupe
-        if mode == "none":
+        if self.signed is None:
             return
-        self.progress.stage("finding duplicates", self.spill.count)
-        self.signed = passes.sign(self.spill, mode == "near", self.data.near_threshold, self.progress)
         for split in SPLITS:
             kept, removed, index = dedupe_rows(self.signed, self.parts[split].tolist(), mode)
             for m in removed:
@@ -252,7 +262,7 @@ class _Preparation:
     def mix(self) -> None:
         """Each mixed-in source's rows in the order of their seeded draw, up to its fraction;
         a row already in train is passed over (it would only double that row's weight)."""
-        data, table = self.data, self.reader.table
+        data, table = self.data, self.table
         n_main = len(self.parts["train"])
         share_left = 1 - sum(m.fraction for m in data.mix)
         for i, mix in enumerate(data.mix):
@@ -297,8 +307,9 @@ class _Preparation:
             for raw in self.spill.take(self.parts["train"]):
                 prompt, completion = formats.flat(orjson.loads(raw))
                 train_rows.append({"prompt": prompt, "completion": completion})
-        self.progress.stage("loading the tokenizer", None)  # seconds: transformers imports torch
-        self.tokenizer = tokenizer_for(self.spec, train_rows)
+        if self.tokenizer is None:  # not loaded beside the reading
+            self.progress.stage("loading the tokenizer", None)  # seconds: transformers imports torch
+            self.tokenizer = tokenizer_for(self.spec, train_rows)
         del train_rows
         template = chat_render.template_text(self.data.template, self.tokenizer)
         wanted = np.zeros(self.spill.count, dtype=bool)
@@ -339,7 +350,7 @@ class _Preparation:
         self.lengths[split] = lengths
 
     def order(self) -> None:
-        table = self.reader.table
+        table = self.table
         for split in SPLITS:
             rows, lengths = self.parts[split], np.array(self.lengths[split], dtype=np.int64)
             shuffle = table.order[rows]
@@ -369,7 +380,7 @@ class _Preparation:
             rows_rejected=sum(f.removed for f in everything
                               if not f.check.startswith(("duplicate", "leakage"))),
             sources=[s for k in self.sources for s in self.sources[k]],
-            formats=self.reader.formats_seen,
+            formats=self.formats_seen,
             template=chat_render.template_label(data.template, self.tokenizer),
             tokenizer=getattr(self.tokenizer, "name_or_path", "")
             or "scratch (trained on the training split)",

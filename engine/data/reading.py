@@ -13,6 +13,7 @@ import json
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,6 +155,28 @@ class Reader:
         table.order.append(bucket(key, self.seed, "order"))
         table.mix.append(bucket(key, self.seed, f"mix{group - MIX}") if group >= MIX else 0.0)
         table.difficulty.append(difficulty)
+
+
+Read = tuple[Table, Findings, dict[str, str], int, int]
+
+
+def read_sources(data: DataSpec, seed: int, sources: dict[str, list[str]], path: Path,
+                 findings: Findings, progress: Progress) -> Read:
+    """Every source of a preparation into a spill at `path` (in a child process, when beside the
+    tokenizer: engine.data.prepare): (the table, the findings, the formats, the rows read, the
+    rows written). The spill's writer is made here, so a child's is its own (the parent's copy
+    of it would close the file a second time)."""
+    reader = Reader(data, seed, SpillWriter(path), findings, progress)
+    explicit = {s for s in ("validation", "test") if sources[s]}  # their files override the split
+    reader.read(sources["train"], data.format, data.columns, None, split_cuts(data, explicit))
+    for split in ("validation", "test"):
+        if split in explicit:
+            reader.read(sources[split], data.format, data.columns, SPLITS.index(split))
+    for i, mix in enumerate(data.mix):
+        reader.read(sources[f"mix{i}"], mix.format, mix.columns, MIX + i)
+    count = reader.spill.close().count
+    progress.close()  # a child's bar goes with it; the parent draws its own after
+    return reader.table, reader.findings, reader.formats_seen, reader.rows_read, count
 
 
 def split_cuts(data: DataSpec, explicit: set[str]) -> list[tuple[float, int]]:

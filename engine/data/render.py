@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from tunelab.engine.data import templates
-from tunelab.engine.data.pieces import Splitter, unpadded
+from tunelab.engine.data.pieces import Splitter, chunked, unpadded
 from tunelab.engine.data.pieces import forget as forget_pieces
 from tunelab.engine.data.templates import NOT_CONCATENATED, Plan
 from tunelab.engine.errors import DataError
@@ -215,7 +215,7 @@ def _encode(tokenizer: Any, texts: list[str]) -> list[Any]:
     # transformers' conversion of every encoding to Python dicts (a quarter of the time)
     backend = tokenizer.backend_tokenizer
     with unpadded(backend):
-        return list(backend.encode_batch(texts, add_special_tokens=False))
+        return [e for texts in chunked(texts) for e in backend.encode_batch(texts, add_special_tokens=False)]
 
 
 def _assemble(plan: Plan, encoded: dict[int, Any], tokenizer: Any, with_offsets: bool) -> Rendered:
@@ -295,13 +295,18 @@ def _prefix_encodings(plans: list[Plan | str], tokenizer: Any) -> dict[int, dict
 
 
 def _plans(rows: list[dict[str, Any]], tokenizer: Any, template: str, strict: bool) -> list[Plan | str]:
-    """Each row's plan; unless strict, the template's message for a row it cannot render."""
+    """Each row's plan; unless strict, the template's message for a row it cannot render (one
+    it renders but not as the concatenation of its turns, as Llama 3's template does a
+    conversation that opens with the assistant, is such a row: left out and said, not the end of
+    the preparation)."""
     plans: list[Plan | str] = []
     for row in rows:
         try:
             plans.append(_plan(row, tokenizer, template))
-        except DataError:
-            raise
+        except DataError as error:
+            if strict or str(error) != NOT_CONCATENATED:
+                raise
+            plans.append(NOT_CONCATENATED)
         except Exception as error:  # noqa: BLE001 - jinja's own errors and raise_exception()
             if strict:
                 raise

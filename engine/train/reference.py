@@ -26,7 +26,7 @@ from tunelab.engine.spec import Experiment
 from tunelab.engine.train import model as models
 from tunelab.engine.train.pairs import sequence_logps
 
-VERSION = 1  # of how the log-probabilities are measured (pairs.sequence_logps)
+VERSION = 2  # of how the log-probabilities are measured (pairs.sequence_logps)
 BATCH = 8  # pairs a forward pass: one batch size for the baseline and every trial, so one number
 
 Logps = tuple[list[float], list[float]]  # (chosen, rejected), pair by pair

@@ -28,6 +28,10 @@ def print_report(console: Console, name: str, fingerprint: str, report: DataRepo
                   f"{c.get('validation', 0):,} / {c.get('test', 0):,} (train / validation / test) · "
                   f"{report.rows_rejected:,} rejected · {report.duplicates_removed:,} duplicates · "
                   f"{report.leaked_removed:,} leaked")
+    kept = sum(c.values())
+    # turn by turn: a row where the tokenizer merges across a turn's boundary (engine.data.render)
+    console.print(f"tokens    {kept - report.turn_by_turn:,} rows tokenized whole · "
+                  f"{report.turn_by_turn:,} turn by turn")
     table = Table(title="length in tokens", title_justify="left", box=None, padding=(0, 1))
     table.add_column("split")
     for column in ("rows", "min", "p50", "p90", "p99", "max"):

@@ -251,7 +251,7 @@ def gc(
     for t in plan.remove:
         table.add_row(str(t.number), t.state, fmt.number(t.value),
                       ", ".join(str(f) for f in t.folders), size(t.bytes))
-    console.print(table)
+    print_wide(table)  # whole folder paths in a pipe: `tunelab gc x | tee plan.txt`
     console.print(f"frees {size(plan.bytes_freed)} · the trials' rows stay in the store")
     if not yes:
         if not sys.stdin.isatty():

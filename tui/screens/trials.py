@@ -8,15 +8,10 @@ verdict; then the method, the searched parameters and the rest."""
 
 from __future__ import annotations
 
-import math
-import operator
-import re
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.message import Message
@@ -27,7 +22,15 @@ from tunelab.engine import format as fmt
 from tunelab.engine.refs import ModelRef
 from tunelab.tui import keys, source
 from tunelab.tui.screens.base import StoreScreen
-from tunelab.tui.states import STATE_STYLE
+from tunelab.tui.screens.trial_rows import (
+    Row,
+    Shape,
+    joined,
+    matches,
+    row_of_baseline,
+    row_of_trial,
+    sort_key,
+)
 from tunelab.tui.widgets.footer import KeyFooter
 from tunelab.tui.widgets.table import VimTable
 from tunelab.tui.widgets.title import ScreenTitle
@@ -36,75 +39,6 @@ BASE = "base"
 # Room kept for the cells a live refresh fills in or grows ("—" becomes 0.0383, "starting"
 # becomes "step 1180 · loss 0.0412"): the columns do not jump as a sweep runs.
 LIVE_WIDTHS = {"state": 8, "objective": 7, "progress": 22, "duration": 6, "cost": 5}
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: what is shown and what it sorts and filters by."""
-
-    key: str
-    cells: dict[str, Any]   # column key -> shown cell
-    values: dict[str, Any]  # column key -> value to sort and filter by
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-OPS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
-    "=": operator.eq, "~": lambda a, b: str(b).lower() in str(a).lower()}
-TERM = re.compile(r"^([\w.#]+)(>=|<=|!=|>|<|=|~)(.+)$")
-
-
-def matches(row: Row, terms: list[str], titles: dict[str, str]) -> bool:
-    """`state=complete lr<1e-3 lora` keeps rows where every term holds.
-
-    A term is COLUMN OP VALUE (OP one of = != < <= > >= ~, ~ meaning "contains"; COLUMN is a
-    column title or key) or a bare word that some cell must contain.
-    """
-    if not terms:
-        return True  # no filter: every row (1,000 of them each refresh)
-    by_name = {**{k: k for k in titles}, **{t.lower(): k for k, t in titles.items()}}
-    for term in terms:
-        found = TERM.match(term)
-        if found and found.group(1).lower() in by_name:
-            column = by_name[found.group(1).lower()]
-            op, wanted = OPS[found.group(2)], found.group(3)
-            have = row.values.get(column)
-            try:
-                number = _num(have)
-                if number is not None and found.group(2) != "~":
-                    ok = op(number, float(wanted))
-                else:
-                    ok = op(str(have).lower(), wanted.lower()) if found.group(2) in ("=", "!=", "~") \
-                        else False
-            except ValueError:
-                ok = False
-            if not ok:
-                return False
-        elif not any(term.lower() in str(v).lower() for v in row.values.values() if v is not None):
-            return False
-    return True
-
-
-def joined(parts: list[str], width: int) -> str:
-    """`a · b · c`, a new line where the next part would not fit: no part is cut in two."""
-    lines = [""]
-    for part in parts:
-        if lines[-1] and len(lines[-1]) + 3 + len(part) > width:
-            lines.append("")
-        lines[-1] += (" · " if lines[-1] else "") + part
-    return "\n".join(lines)
-
-
-def sort_key(value: Any) -> tuple[int, Any]:
-    number = _num(value)
-    if number is not None and not math.isnan(number):
-        return (0, number)
-    if value is None:
-        return (2, "")
-    return (1, str(value))
 
 
 class TrialsScreen(StoreScreen):
@@ -223,79 +157,25 @@ class TrialsScreen(StoreScreen):
                      for t in self.trials}
         key_of = {id(t): k for k, t in self.keys.items()}
         # the base model, and the same with examples in its prompts (eval.baseline_shots)
-        for baseline in baselines.baselines(self.evaluations):
-            base = baseline.values
-            base_value = base.get(objectives.metric_key(objective, objectives.stage_of(self.spec)))
-            shots = baseline.shots
-            cells = {"mark": Text("base", style="bold magenta"), "number": "—",
-                     "state": Text(f"{shots}-shot" if shots else "baseline", style="magenta"),
-                     "method": "—",
-                     **{f"p:{k}": "" for k in params}, "objective": fmt.number(base_value),
-                     **{f"m:{m}": fmt.number(base.get(f"test/{m}")) for m in metrics},
-                     "success": "", "progress": f"{shots} examples in prompt" if shots else "untrained",
-                     "duration": "", "cost": ""}
-            if objective == "preference" and not shots:  # the ratings are over the base model: 0
-                base_value, cells["objective"] = 0.0, "+0"
-            rows.append(Row(baseline.ref, cells, {"state": "baseline", "objective": base_value}))
-        shape = (tuple(params), tuple(metrics))
+        shape = Shape(objective, tuple(params), tuple(metrics))
+        objective_key = objectives.metric_key(objective, objectives.stage_of(self.spec))
+        rows += [row_of_baseline(b, shape, objective_key)
+                 for b in baselines.baselines(self.evaluations)]
         cache, self._row_cache = self._row_cache, {}
         for t in self.trials:
             o = t.overview
             ev = self.evaluations.get(str(ModelRef.trial(o.number)), {})
+            is_best = best is not None and o.number == best.number
             # A live refresh re-reads every trial but few changed: a row whose inputs are equal
             # to the last refresh's is reused as it was, so its cells are the very objects shown
             # and the table skips them without comparing them (1,000 rows, every 2 s).
-            signature = (o, tuple(ev.items()), best is not None and o.number == best.number,
-                         o.number in self.selected, shape)
+            signature = (o, tuple(ev.items()), is_best, o.number in self.selected, shape)
             key = key_of[id(t)]
             kept = cache.get(key)
-            if kept is not None and kept[0] == signature:
-                rows.append(kept[1])
-                self._row_cache[key] = kept
-                continue
-            mark = Text()
-            if o.number in self.selected:
-                mark.append("●", style="bold")
-            if best is not None and o.number == best.number:
-                mark.append("★", style="bold yellow")
-            state = Text(o.state, style=STATE_STYLE.get(o.state, ""))
-            if o.state == "failed" and o.fail_reason:
-                state.append(f" ({o.fail_reason})")
-            if o.state == "running":
-                value = Text("~" + fmt.number(o.best_value), style="italic") if o.best_value is not None \
-                    else Text("—", style="dim")
-                progress = " · ".join(x for x in (
-                    f"step {o.last_step}" if o.last_step is not None else "starting",
-                    f"loss {fmt.number(o.last_train_loss)}" if o.last_train_loss is not None else "") if x)
-            elif o.state == "voting":  # where the votes would place it now: not placed yet
-                value = Text("~" + fmt.rating(o.value), style="italic") if o.value is not None \
-                    else Text("no votes", style="dim")
-                progress = "waiting for votes"
-            else:
-                shown = fmt.objective_value(objective, o.value)
-                value = Text(shown, style="bold" if best and o.number == best.number else "")
-                progress = f"{o.steps} steps" if o.steps else ""
-            success = Text("—", style="dim") if o.success is None else (
-                Text("✓", style="green") if o.success else Text("✗", style="red"))
-            cells = {"mark": mark, "number": str(o.number), "state": state,
-                     "method": o.method_kind or "—",
-                     # a key the trial did not sample (its condition was false): a dim dash
-                     **{f"p:{k}": fmt.number(o.params[k]) if k in o.params
-                        else Text("–", style="dim") for k in params},
-                     "objective": value,
-                     **{f"m:{m}": fmt.number(ev.get(f"test/{m}")) for m in metrics},
-                     "success": success, "progress": progress, "duration": fmt.duration(o.duration_s),
-                     "cost": f"${o.cost:.2f}" if o.cost else "—"}
-            values = {"mark": "★" if best and o.number == best.number else "", "number": o.number,
-                      "state": o.state, "method": o.method_kind,
-                      **{f"p:{k}": o.params.get(k) for k in params},
-                      "objective": o.value if o.value is not None else o.best_value,
-                      **{f"m:{m}": ev.get(f"test/{m}") for m in metrics},
-                      "success": o.success, "progress": o.last_step, "duration": o.duration_s,
-                      "cost": o.cost}
-            row = Row(key, cells, values)
-            rows.append(row)
-            self._row_cache[key] = (signature, row)
+            if kept is None or kept[0] != signature:
+                kept = (signature, row_of_trial(key, o, ev, shape, is_best, o.number in self.selected))
+            rows.append(kept[1])
+            self._row_cache[key] = kept
         return columns, rows
 
     def _show(self, rebuild: bool = True) -> None:
