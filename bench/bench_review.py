@@ -142,8 +142,8 @@ def separation(models: list[int], seeds: int, prompts: int | None) -> list[Row]:
         target = {3: 70, 5: 150, 8: 450}.get(n)
         _, _, high = paired(found["adaptive"], found["random"])
         met = adaptive <= target if target else adaptive <= plain
-        if n >= 5 and target:
-            met = met and adaptive <= 0.7 * plain and high < 0
+        if n >= 5 and target:  # bool(): the interval's end is a numpy float, JSON wants a bool
+            met = bool(met and adaptive <= 0.7 * plain and high < 0)
         rows.append(Row(f"review: votes to separate {n} models, adaptive vs random order "
                         f"(mean of {seeds} seeds, ≤ {items:,} items)", adaptive, plain, "votes",
                         f"≤ {target}" + (", ≥ 30 % under random" if n >= 5 else "")

@@ -42,8 +42,10 @@ def test_adaptive_links_groups_no_vote_links_before_measuring_more() -> None:
     votes = [Vote(k, "ana", "a" if k % 2 else "b", "a", "b") for k in range(6)]
     votes += [Vote(10 + k, "ana", "a" if k % 2 else "b", "c", "d") for k in range(6)]
     ranking = ranks.rank(votes)
-    steer = ranking.in_doubt()
-    assert steer[-1] == (ranking.groups[0].models[0], ranking.groups[1].models[0])
+    link = (ranking.groups[0].models[0], ranking.groups[1].models[0])
+    assert ranking.in_doubt()[-1] == link
+    steer = ranking.steering()
+    assert (*link, 1.0) in steer
     assert order.choose(items, votes, "ana", steer=steer).item == 20
     assert order.choose(items, votes, "ana").item == 20  # before any ranking, the same
     assert order.choose(items, votes, "ana", "random").item == 6
@@ -54,29 +56,46 @@ def test_a_pair_the_rank_rule_settled_gets_no_vote_while_a_pair_in_doubt_has_ite
     votes = _votes([("a", "b", "a")] * 12 + [("b", "c", "a"), ("b", "c", "b")] * 2)
     ranking = ranks.rank(votes)
     assert ranking.separated("a", "b") and not ranking.separated("b", "c")
-    picked = order.choose(items, votes, "ana", steer=ranking.in_doubt())
+    picked = order.choose(items, votes, "ana", steer=ranking.steering())
     assert {picked.model_a, picked.model_b} == {"b", "c"}
 
 
-def test_the_gain_is_the_shrinking_of_the_determinant_of_the_contrasts_in_doubt() -> None:
-    """One vote on (i, j) adds p(1 − p) d dᵀ to the information; the gain is 1 − det(after) /
-    det(before) of the covariance of the contrasts in doubt, computed here by brute force."""
+def test_a_pair_ranked_apart_with_room_to_spare_is_still_asked_about_now_and_then() -> None:
+    """A pair never asked about again keeps a chance lead: a settled pair weighs ranks.SPARE,
+    so once the pair in doubt has more votes the order comes back to it (with the pair in doubt
+    alone steering, as before, it never did)."""
+    items = [_item(k, "a", "b") for k in range(10)] + [_item(10 + k, "b", "c") for k in range(300)]
+    votes = _votes([("a", "b", "a")] * 12)
+    while True:
+        ranking = ranks.rank(votes)
+        assert ranking.tests[frozenset("ab")].adjusted <= ranks.ALPHA * ranks.SETTLED
+        picked = order.choose(items, votes, "ana", steer=ranking.steering(["a", "b", "c"]))
+        if {picked.model_a, picked.model_b} == {"a", "b"}:
+            break
+        votes.append(Vote(picked.item, "ana", "a" if len(votes) % 2 else "b", "b", "c"))
+    between = sum(1 for v in votes if v.left == "b")
+    assert 10 <= between < 300, between  # the pair in doubt had more votes first
+
+
+def test_the_gain_is_the_weighted_shrinking_of_the_variances_of_the_contrasts() -> None:
+    """One vote on (i, j) adds ¼ d dᵀ to the information (at equal strengths); the gain is
+    Σ ωk (var before − var after) of the contrasts that steer the order, by brute force here."""
     models = ["a", "b", "c", "d"]
     votes = _votes([("a", "b", "a"), ("b", "a", "a"), ("b", "c", "a"), ("c", "d", "b"),
                     ("a", "d", "a"), ("c", "a", "a")])
-    theta, info = order.quick_fit(votes, models)
-    doubts = [("a", "b"), ("c", "d")]
+    info = order.design_information(votes, models)
+    steer = [("a", "b", 1.0), ("c", "d", 0.3)]
     pairs = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
-    gains = order.gains(theta, info, models, doubts, pairs)
+    gains = order.gains(info, models, steer, pairs)
     c = np.array([[1.0, -1, 0, 0], [0, 0, 1, -1]])
+    weight = np.array([1.0, 0.3])
     for (x, y), gain in zip(pairs, gains, strict=True):
         i, j = models.index(x), models.index(y)
         d = np.zeros(4)
         d[i], d[j] = 1.0, -1.0
-        p = 1 / (1 + math.exp(theta[j] - theta[i]))
-        before = np.linalg.det(c @ np.linalg.inv(info) @ c.T)
-        after = np.linalg.det(c @ np.linalg.inv(info + p * (1 - p) * np.outer(d, d)) @ c.T)
-        assert gain == pytest.approx(1 - after / before, rel=1e-6)
+        before = np.diag(c @ np.linalg.inv(info) @ c.T)
+        after = np.diag(c @ np.linalg.inv(info + 0.25 * np.outer(d, d)) @ c.T)
+        assert gain == pytest.approx(weight @ (before - after), rel=1e-6)
 
 
 def test_repeats_come_back_about_one_vote_in_ten() -> None:

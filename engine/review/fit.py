@@ -95,7 +95,9 @@ def fit(o: Outcomes, prior: float = 0.0, start: np.ndarray | None = None,
 def held_equal(o: Outcomes, pairs: Sequence[tuple[int, int]], prior: float = 0.0,
                start: np.ndarray | None = None, iterations: int = 100) -> np.ndarray:
     """One fit per pair (a, b) with the two held at one strength (the null hypothesis of a
-    pair test), all at once: row k holds the strengths fitted with pairs[k] equal."""
+    pair test), all at once: row k holds the strengths fitted with pairs[k] equal. `start`:
+    one strength vector for every fit, or a row per fit (the last vote's fits, see
+    `ranks.Tally`)."""
     n = len(o.models)
     basis = np.zeros((len(pairs), n, n - 1))
     for k, (a, b) in enumerate(pairs):
@@ -116,11 +118,14 @@ def _newton(o: Outcomes, basis: np.ndarray, prior: float, start: np.ndarray | No
         return np.zeros((0, n))
     design = o.design
     counts = basis.sum(axis=1)  # how many models each free strength moves
-    z = np.zeros((fits, size)) if start is None else \
-        np.einsum("fnc,n->fc", basis, start) / counts
-    # strengths are defined up to a constant: the Hessian is singular along the all-ones z
-    # (every strength shifted alike), and the step is taken with that direction pinned
-    pin = np.ones((size, size)) / size + 1e-12 * np.eye(size)
+    starts = None if start is None else np.broadcast_to(start, (fits, n))
+    z = np.zeros((fits, size)) if starts is None else \
+        np.einsum("fnc,fn->fc", basis, starts) / counts
+    # strengths are defined up to a constant: without a prior the Hessian is singular along the
+    # all-ones z (every strength shifted alike), and the step is taken with that direction
+    # pinned. With a prior it is not, and a pin there would shrink the step along it (to
+    # prior / (prior + 1) of Newton's): the fits stalled short of the maximum
+    pin = (np.ones((size, size)) / size if prior == 0 else 0.0) + 1e-12 * np.eye(size)
 
     def objective(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         theta = np.einsum("fnc,fc->fn", basis, z)

@@ -14,7 +14,7 @@ from typing import Any
 from tunelab.engine.review import order as orders
 from tunelab.engine.review import ranks
 from tunelab.engine.review.reviews import schedule
-from tunelab.engine.review.votes import Vote
+from tunelab.engine.review.votes import Vote, outcomes
 from tunelab.store import ReviewItem
 
 Chooser = Callable[..., Any]  # order.choose's signature: (items, votes, rater, order, steer)
@@ -34,13 +34,16 @@ def voting(strengths: dict[str, float], order: str, seed: int, prompts: int,
     rng = random.Random(seed)
     items = items_for(list(strengths), prompts, seed)
     votes: list[Vote] = []
+    tally = ranks.Tally()  # the ranking after each vote, from the fits before it
     steer = None
     while (item := choose(items, votes, "sim", order, steer)) is not None:
         gap = (strengths[item.model_a] - strengths[item.model_b]) * math.log(10) / 400
         choice = "a" if rng.random() < 1 / (1 + math.exp(-gap)) else "b"
         votes.append(Vote(item.item, "sim", choice, item.model_a, item.model_b))
-        ranking = ranks.rank(votes)
-        steer = ranking.in_doubt(list(strengths))
+        for found in outcomes(votes[-1:]):
+            tally.add(*found)
+        ranking = tally.ranking()
+        steer = ranking.steering(list(strengths))
         yield votes, ranking
 
 

@@ -72,7 +72,7 @@ class ReviewScreen(Screen):
         self.votes: list[st.VoteRecord] = []  # every rater's, this session's included
         self.again: st.ReviewItem | None = None  # an undone item, shown again first
         self.doubt = ""  # what the last ranking says is left to rank apart, or that you may stop
-        self.steer: list | None = None  # the pairs in doubt, which steer the adaptive order
+        self.steer: list | None = None  # the weighted contrasts that steer the adaptive order
         self.done: set[int] = set()
         self.current: st.ReviewItem | None = None
         self.shown_at = time.monotonic()
@@ -134,7 +134,7 @@ class ReviewScreen(Screen):
     @dataclass
     class Steered(Message):
         words: str  # what is left to rank apart, that you may stop, or what the sweep waits on
-        doubts: list  # the pairs in doubt (ranks.Ranking.in_doubt), which steer the order
+        doubts: list  # the weighted contrasts (ranks.Ranking.steering) that steer the order
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="steer")
     def _steer(self, items: list[st.ReviewItem], live: list[st.VoteRecord],
@@ -151,7 +151,7 @@ class ReviewScreen(Screen):
         waits = {m: sum(1 for i in left if m in (i.model_a, i.model_b)) for m in waiting}
         advice = stop.advise(ranking, len(left), waits)
         models = sorted({m for i in items for m in (i.model_a, i.model_b)})
-        self.post_message(self.Steered(advice.words, ranking.in_doubt(models)))
+        self.post_message(self.Steered(advice.words, ranking.steering(models)))
 
     def on_review_screen_steered(self, message: Steered) -> None:
         self.doubt, self.steer = message.words, message.doubts
