@@ -114,6 +114,23 @@ async def test_the_review_screens_fit_80_by_24(tmp_path: Path) -> None:
         fits(app, "statistics")
 
 
+async def test_the_statistics_header_with_several_raters_fits_80_by_24(tmp_path: Path) -> None:
+    """The header names each rater and their votes: with two raters of longer names it ran past
+    80 columns on a line one row high (`… bartholomew 22, christopher 9 · saved to the`)."""
+    store = tmp_path / "t.duckdb"
+    write_review(store, "r1", 24)
+    vote_for(store, "r1", "x", range(0, 18), rater="ana-maria")
+    vote_for(store, "r1", "y", range(0, 22), rater="bartholomew")
+    vote_for(store, "r1", "x", range(0, 9), rater="christopher")
+    found = st.find_review(store, "r1")
+    app = TunelabApp([store], lambda: ReviewStatsScreen(store, found))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewStatsScreen)
+        fits(app, "statistics of two raters")
+        assert "saved to the leaderboard" in " ".join(" ".join(screen_lines(app)).split())
+
+
 async def test_a_standalone_chat_and_arena_fit_80_by_24(tmp_path: Path) -> None:
     """Their frame (title, state, message box, footer), with a model that cannot load: the
     screens with a model are checked in test_tui_models.py."""
