@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tunelab.engine.data.prepare import DataReport
+from tunelab.tui.cli import output
 from tunelab.tui.cli.layout import fit
 
 LEVEL_MARK = {"error": "[bold red]✗ error[/]", "warning": "[yellow]! warning[/]", "note": "[cyan]· note[/]"}
@@ -18,7 +19,7 @@ TRAINED_OPEN, TRAINED_CLOSE = "⟦", "⟧"
 def print_report(console: Console, name: str, fingerprint: str, report: DataReport) -> None:
     c = report.counts
     console.print(f"[bold]{name}[/] · data report · fingerprint {fingerprint}")
-    width = console.width if console.is_terminal else None
+    width = output.width()  # the terminal's; None in a pipe or a log (never wrapped there)
 
     def line(head: str, parts: list[str]) -> None:  # broken between parts, never inside one
         console.print(fit([Text(f"{head:<10}{parts[0]}"), *map(Text, parts[1:])], width, " · ", 10))
