@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
@@ -20,6 +22,7 @@ from bench.suite import BenchResult, run_bench, run_suite  # noqa: E402
 TINY_STORE = ["--trials", "12", "--ingest-rows", "2000", "--repeat", "2"]
 
 
+@pytest.mark.slow  # the store benchmark in its own process, as test_store_bench runs it
 def test_the_suite_runs_the_store_bench_and_writes_a_table_with_a_verdict_per_row(
         tmp_path: Path) -> None:
     results = run_suite(["store"], quick=True, timeout=300, extra={"store": TINY_STORE},
@@ -82,6 +85,7 @@ def test_rewriting_the_report_keeps_the_trial_profile_section(tmp_path: Path) ->
     assert text.count(report.PROFILE_BEGIN) == 1 and "| other |" in text
 
 
+@pytest.mark.slow  # the review benchmark in its own process: seconds
 def test_the_review_bench_is_wired_and_writes_a_row_with_a_verdict() -> None:
     script = ROOT / "bench" / "bench_review.py"
     result = run_bench("review", script, quick=True, timeout=300,

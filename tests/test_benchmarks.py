@@ -48,6 +48,7 @@ def test_a_score_of_a_named_task_may_be_an_objective_and_a_criterion() -> None:
                                    "success": {"arc_easy:acc": ">= 0.5"}})
 
 
+@pytest.mark.slow  # indexes lm-eval's ~15,000 task files: seconds
 def test_an_unknown_task_is_refused_with_the_closest_name() -> None:
     exp = Experiment.model_validate({**PLAIN, "eval": {"harness": {"tasks": ["tunelab_tiyn"]}}})
     with pytest.raises(SpecError, match="no task tunelab_tiyn \\(did you mean tunelab_tiny\\?\\)"):

@@ -200,6 +200,7 @@ def test_the_eta_follows_the_trials_pruning_leaves(monkeypatch: pytest.MonkeyPat
     assert left.seconds == pytest.approx(2 * (10 + 6 + 6) / 3)  # 15 s; 17 s were left
 
 
+@pytest.mark.slow  # a fresh interpreter that imports peft (torch, transformers): seconds
 def test_only_the_bitsandbytes_kernels_line_is_dropped_and_in_the_cli_process_too() -> None:
     # `tunelab chat`, `review new` and `export` import peft in the CLI's own process: the line
     # goes there too, while the same warning about any other kernel still shows

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _modules_after(imports: str) -> set[str]:
     code = f"import sys\n{imports}\nprint('\\n'.join(sorted(sys.modules)))"
@@ -22,6 +24,7 @@ def test_store_imports_neither_engine_nor_ui() -> None:
     assert "torch" not in loaded
 
 
+@pytest.mark.slow  # a fresh interpreter that loads torch, transformers and TRL: seconds
 def test_engine_and_store_run_without_textual() -> None:
     loaded = _modules_after(
         "import tunelab.engine, tunelab.engine.run.runner, tunelab.engine.train.sft, "

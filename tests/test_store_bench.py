@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # a benchmark script in its own process: seconds
 
 
 def test_the_store_benchmark_runs_at_a_small_size() -> None:
