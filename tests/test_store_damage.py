@@ -3,6 +3,7 @@ with what to do, and exported as far as it can still be read."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -109,12 +110,24 @@ def test_a_store_whose_header_is_overwritten_is_refused(healthy: Path, tmp_path:
 
 def _damage_found_only_at_read(healthy: Path, folder: Path) -> Path:
     """A copy with one data block overwritten: it attaches, and only reading metrics fails."""
+    path = _copy(healthy, folder)
+    _overwrite(path, _read_damage_offset(healthy))
+    return path
+
+
+@functools.cache
+def _read_damage_offset(healthy: Path) -> int:
+    """Where to overwrite the healthy store for damage found only at read. Searched once per
+    store (a few dozen copies opened, seconds): the same bytes at the same place of the same
+    file make the same damaged copy for every test that asks."""
     blocks = (healthy.stat().st_size - 3 * 4096) // 262144
+    folder = healthy.parent / "searching"
+    folder.mkdir(exist_ok=True)
     # Where in a block the bytes land decides whether DuckDB's checksum of what it reads sees
     # them, and that depends on how the rows were compressed: try a few places in each block.
-    for block, offset in ((b, o) for b in range(blocks) for o in (4096, 8, 20000)):
+    for place in (3 * 4096 + b * 262144 + o for b in range(blocks) for o in (4096, 8, 20000)):
         path = _copy(healthy, folder)
-        _overwrite(path, 3 * 4096 + block * 262144 + offset)
+        _overwrite(path, place)
         try:
             con = duckdb.connect(str(path), read_only=True)
         except duckdb.Error:
@@ -124,7 +137,7 @@ def _damage_found_only_at_read(healthy: Path, folder: Path) -> Path:
             try:
                 con.execute("select * from metrics").fetchall()
             except duckdb.Error:
-                return path
+                return place
         except duckdb.Error:
             continue
         finally:
