@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from rich.text import Text
-from tui_pilot import open_trials, settle
+from tui_pilot import open_trials, paste, settle
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
@@ -96,10 +96,13 @@ async def test_trials_screen_marks_best_and_baseline_sorts_and_filters(demo_stor
 
         # filter: / opens the box, Enter applies, escape clears
         await pilot.press("slash")
-        await pilot.press(*"state=complete", "enter")
+        await paste(pilot, "state=complete")
+        await pilot.press("enter")
         assert sorted(r[1] for r in cells(table)[1:]) == ["0", "1"]
         await pilot.press("slash")
-        await pilot.press("ctrl+u", *"lr<1.7e-3 lora", "enter")
+        await pilot.press("ctrl+u")
+        await paste(pilot, "lr<1.7e-3 lora")
+        await pilot.press("enter")
         assert [r[1] for r in cells(table)[1:]] == ["2", "0"] or \
             sorted(r[1] for r in cells(table)[1:]) == ["0", "2"]
         await pilot.press("escape")
@@ -188,12 +191,14 @@ async def test_compare_overlays_validation_curves_and_shows_importance(demo_stor
         overlay = compare.query_one("#overlay-plot", LinePlot)
         assert [s.label for s in overlay.series] == ["#0", "#1", "#4"]
         await pilot.press("2")
+        await settle(pilot)  # the importance is computed by a worker
         importance = cells(compare.query_one("#importance-table", VimTable))
         # method.kind splits the trials (full 0.65-1.1, lora 2.9-3.4): fANOVA, the default, says so
         assert [r[0] for r in importance] == ["method.kind", "train.learning_rate"]
         assert importance[0][3] == "full: 0.884 (3) · lora: 3.13 (2)"  # each value's mean and count
         assert "fanova over 5 complete trials" in str(compare.query_one("#importance-note").render())
         await pilot.press("p")  # the scatter: objective against the next parameter
+        await settle(pilot)
         scatter = compare.query_one("#scatter-plot", LinePlot)
         assert scatter.series and {s.label for s in scatter.series} <= {"complete", "pruned"}
         assert sum(len(s.xs) for s in scatter.series) == 2  # the two complete trials
@@ -206,19 +211,24 @@ async def test_sql_console_runs_queries_keeps_history_and_shows_errors_inline(de
         await settle(pilot)
         await pilot.press("colon")
         assert isinstance(app.screen, SqlScreen)
-        await pilot.press(*"select number, state from trials order by number", "enter")
+        await paste(pilot, "select number, state from trials order by number")
+        await pilot.press("enter")
         await settle(pilot)
         results = app.screen.query_one("#results", VimTable)
         assert cells(results)[0] == ["0", "complete"] and results.row_count == 5
         assert "5 rows" in str(app.screen.query_one("#sql-status").render())
 
-        await pilot.press("ctrl+u", *"select nonsense from trials", "enter")
+        await pilot.press("ctrl+u")
+        await paste(pilot, "select nonsense from trials")
+        await pilot.press("enter")
         await settle(pilot)
         status = str(app.screen.query_one("#sql-status").render())
         assert "nonsense" in status  # DuckDB's own message, inline
         assert results.row_count == 5  # the last good result stays
 
-        await pilot.press("ctrl+u", *"delete from trials", "enter")
+        await pilot.press("ctrl+u")
+        await paste(pilot, "delete from trials")
+        await pilot.press("enter")
         await settle(pilot)
         assert "read-only" in str(app.screen.query_one("#sql-status").render())
         assert len(st.list_trials(demo_store, "demo")) == 5
@@ -357,7 +367,8 @@ async def test_several_stores_are_browsed_as_one(tmp_path: Path, demo_store: Pat
         screen = await open_trials(pilot)
         assert len(screen.trials) == 10
         await pilot.press("colon")
-        await pilot.press(*"select count(*) from trials", "enter")
+        await paste(pilot, "select count(*) from trials")
+        await pilot.press("enter")
         await settle(pilot)
         assert cells(app.screen.query_one("#results", VimTable)) == [["10"]]
 

@@ -12,7 +12,7 @@ from review_helpers import vote_for, write_review
 from screen_fit import problems, screen_lines
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Header, Static
-from tui_pilot import settle
+from tui_pilot import paste, settle
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
@@ -35,6 +35,8 @@ def fits(app: App, what: str) -> None:
     assert not app.screen.query(Header), f"{what}: Textual's header, not the title line"
 
 
+PASTE = "paste:"  # a key that is text pasted into the focused box (tui_pilot.paste)
+
 # (what, keys from the experiments screen)
 BROWSING = [
     ("experiments", []),
@@ -50,7 +52,7 @@ BROWSING = [
     ("compare scatter", ["enter", "c", "3"]),
     ("compare scatter, next parameter", ["enter", "c", "p"]),
     ("compare front of one objective", ["enter", "c", "4"]),
-    ("SQL", ["colon", *"select number, state, value from trials", "enter"]),
+    ("SQL", ["colon", PASTE + "select number, state, value from trials", "enter"]),
     ("help", ["enter", "question_mark"]),
     ("help of a trial", ["enter", "enter", "question_mark"]),
     ("new review", ["enter", "n"]),
@@ -64,7 +66,10 @@ async def test_every_browsing_screen_fits_80_by_24(demo_store: Path, what: str,
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         for key in keys:
-            await pilot.press(key)
+            if key.startswith(PASTE):
+                await paste(pilot, key.removeprefix(PASTE))
+            else:
+                await pilot.press(key)
             await settle(pilot)
         fits(app, what)
         assert app.screen.query(ScreenTitle) or what.startswith(("help", "new review"))

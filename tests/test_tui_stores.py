@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from review_helpers import vote_for, write_review
-from tui_pilot import open_trials, screen_text, settle
+from tui_pilot import open_trials, paste, screen_text, settle
 
 from tunelab import store as st
 from tunelab.tui.app import TunelabApp
@@ -67,7 +67,9 @@ async def test_the_sql_console_queries_every_store_as_one(tmp_path: Path) -> Non
         results = app.screen.query_one("#results", VimTable)
         assert [results.get_row_at(i)[0] for i in range(results.row_count)] == \
             ["0", "1", "2", "3", "4"]
-        await pilot.press("ctrl+u", *"select name from reviews", "enter")
+        await pilot.press("ctrl+u")
+        await paste(pilot, "select name from reviews")
+        await pilot.press("enter")
         await settle(pilot)
         assert results.row_count == 1 and results.get_row_at(0)[0] == "only-in-box2"
 

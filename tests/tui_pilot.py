@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from textual import events
 from textual.widgets import Static
 
 from tunelab.tui.screens.trials import TrialsScreen
@@ -25,6 +26,14 @@ async def settle(pilot) -> None:  # noqa: ANN001
     for _ in range(2):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+
+
+async def paste(pilot, text: str) -> None:  # noqa: ANN001
+    """`text` into the focused box as a terminal pastes it: one event, handled by the app as a
+    person's paste. Typed a key at a time, each key waits twice for the app to go idle (40 ms
+    or more): seconds for a query."""
+    pilot.app.post_message(events.Paste(text))
+    await pilot.pause()
 
 
 async def open_trials(pilot) -> TrialsScreen:  # noqa: ANN001
