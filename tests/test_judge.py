@@ -5,7 +5,9 @@ script; the agreement, κ, position and length figures are checked against an in
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -100,17 +102,32 @@ def judge_orders(i: int) -> tuple[str | None, str | None]:
             "tie": ("tie", "tie"), "garbled": (None, None)}[kind]
 
 
-@pytest.fixture
-def judged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, list[dict]]:
-    store = tmp_path / "tunelab.duckdb"
+@pytest.fixture(scope="module")
+def judged_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[dict]]:
+    """The review judged by the scripted judge, once for the module: (the store, what `review
+    judge` printed, the requests the server received). Tests read a copy (`judged`)."""
+    store = tmp_path_factory.mktemp("judged") / "tunelab.duckdb"
     write_review(store)
     vote_humans(store)
-    monkeypatch.setenv("JUDGE_KEY", "sk-test-secret-key")
-    with stub_server(script, key="sk-test-secret-key") as (url, received):
-        done = CliRunner().invoke(cli, ["review", "judge", "judged", "--endpoint", url,
-                                        "--key-env", "JUDGE_KEY", "--store", str(store)])
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setenv("JUDGE_KEY", "sk-test-secret-key")
+        with stub_server(script, key="sk-test-secret-key") as (url, received):
+            done = CliRunner().invoke(cli, ["review", "judge", "judged", "--endpoint", url,
+                                            "--key-env", "JUDGE_KEY", "--store", str(store)])
     assert done.exit_code == 0, done.output
     return store, done.output, received
+
+
+@pytest.fixture
+def judged(judged_once: tuple[Path, str, list[dict]], tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, list[dict]]:
+    """A copy of the judged review's folder (every file the judging left in it) for one test,
+    which may add votes or ratings to it."""
+    store, output, received = judged_once
+    folder = tmp_path / "judged"
+    shutil.copytree(store.parent, folder)
+    monkeypatch.setenv("JUDGE_KEY", "sk-test-secret-key")
+    return folder / store.name, output, copy.deepcopy(received)
 
 
 def test_the_judges_votes_combine_both_orders_as_mt_bench_counts_them(judged) -> None:
