@@ -30,6 +30,7 @@ learning_rate = 3e-3
 logging_steps = 2
 [eval]
 baseline = false
+samples = 0  # no generated samples: nothing here reads them
 [search]
 trials = 4
 sampler = "tpe"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import tui_store
+from tui_pilot import paste
 
 from tunelab.tui.app import TunelabApp
 
@@ -29,12 +30,17 @@ def _utc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     time.tzset()
 
 
+PASTE = "paste:"  # a step that is text pasted into the focused box (tui_pilot.paste)
+
+
 def steps(*keys: str):  # noqa: ANN201
     """A run_before that lets the workers finish between key presses."""
 
     async def run(pilot) -> None:  # noqa: ANN001
         for key in ("", *keys):
-            if key:
+            if key.startswith(PASTE):
+                await paste(pilot, key.removeprefix(PASTE))
+            elif key:
                 await pilot.press(key)
             await pilot.app.workers.wait_for_complete()
             await pilot.pause()
@@ -65,6 +71,6 @@ def test_snapshot_compare(snap_compare, fixed_store: Path) -> None:  # noqa: ANN
 
 
 def test_snapshot_sql(snap_compare, fixed_store: Path) -> None:  # noqa: ANN001
-    # the query typed, not run: the status line of a run carries its time in ms
-    keys = [*"select state, count(*) n from trials group by 1 order by 1"]
-    assert snap_compare(TunelabApp([fixed_store]), run_before=steps("colon", *keys))
+    # the query pasted, not run: the status line of a run carries its time in ms
+    query = PASTE + "select state, count(*) n from trials group by 1 order by 1"
+    assert snap_compare(TunelabApp([fixed_store]), run_before=steps("colon", query))
