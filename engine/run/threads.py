@@ -14,10 +14,11 @@ quiet, 2 cores). So:
   run before `import torch`, as preload.py does for the server every trial process is forked
   from); an OMP_WAIT_POLICY or GOMP_SPINCOUNT the person set is kept;
 - a process takes cores / (processes that train at once): the runner's workers, and every trial
-  process of this user on this machine (other `tunelab run`s, a chat), counted in a folder of
+  process of this user on this machine (other `tunelab run`s), counted in a folder of
   pid files; a running trial takes its new share when that count changes (`take_share`);
-- and it leaves the cores that other processes keep busy (a compile, a test run, another
-  user's job: measured from /proc/stat between two `take_share`s): with one thread a process
+- and it leaves the cores that other processes keep busy (a chat in the TUI, a compile, a test
+  run, another user's job: measured from /proc/stat between two `take_share`s; every `tunelab`
+  command spins briefly too, tui/cli): with one thread a process
   has no OpenMP threads to spin against anyone (under such load, one thread ran that step in
   150-220 ms, two briefly spinning ones in 390-470 ms).
 """
