@@ -81,7 +81,7 @@ def main() -> None:
           f"{load:.1f} before and {os.getloadavg()[0]:.1f} after, {args.repeats} repeats")
     print(f"{'':44}{'median s':>10}{'min s':>8}{'max s':>8}{'slow-down':>11}")
     for mode in modes:
-        name = "before (all cores, spinning)" if mode else "tunelab (share, passive)"
+        name = "before (all cores, spinning)" if mode else "tunelab (share, brief spin)"
         one, two = statistics.median(alone[mode]), statistics.median(together[mode])
         print(f"{name + ': alone':44}{one:>10.1f}{min(alone[mode]):>8.1f}{max(alone[mode]):>8.1f}")
         print(f"{name + ': two at once, each':44}{two:>10.1f}{min(together[mode]):>8.1f}"

@@ -219,6 +219,11 @@ async def refresh(store: Path, repeat: int) -> list[Row]:
             table.add_column(title, key=key)
         running = [t.number for t in screen.trials if t.overview.state == "running"]
         finished = next(t for t in screen.trials if t.overview.state == "complete")
+        # the running trials in view, as a person watching them has them: a change to rows
+        # scrolled out of view paints no frame, and there would be nothing to time
+        table_widget = screen.query_one(VimTable)
+        table_widget.move_cursor(row=table_widget.get_row_index(str(running[0])))
+        await pilot.pause()
 
         def plain_fill() -> None:
             source.trials(stores, "bench")
@@ -238,7 +243,6 @@ async def refresh(store: Path, repeat: int) -> list[Row]:
             await pilot.pause()
             idle.append((time.perf_counter() - start) * 1000)
         idle_ms = statistics.median(idle)
-        table_widget = screen.query_one(VimTable)
         cycles, plain_cycles, paused = [], [], []
         step = 3000
         for _ in range(repeat):

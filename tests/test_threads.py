@@ -6,6 +6,7 @@ import multiprocessing
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_a_process_killed_without_leaving_is_not_counted() -> None:
     assert threads.running() == before
 
 
-def test_a_trial_process_starts_with_passive_openmp_and_its_share(tmp_path: Path) -> None:
+def test_a_trial_process_starts_with_brief_openmp_spinning_and_its_share(tmp_path: Path) -> None:
     from tunelab.engine.run.runner import run_child
 
     job = TrialJob(store=str(tmp_path / "s.duckdb"), experiment={}, number=None, trial_id=None,
@@ -71,6 +72,29 @@ def test_a_trial_process_starts_with_passive_openmp_and_its_share(tmp_path: Path
         sibling.communicate("")
     assert result.state == "complete", result.error
     assert result.info["threads"] == expected
-    assert result.info["omp_wait_policy"] == "PASSIVE"
+    assert result.info["openmp_spin"] == threads.SPIN
     log = (tmp_path / "ready.log").read_text()
     assert f"tunelab: {expected} CPU thread(s)" in log
+
+
+def test_a_core_that_other_processes_keep_busy_is_left_to_them() -> None:
+    cores = threads.cores()
+    assert threads.free_cores(0.0) == cores
+    assert threads.free_cores(0.4) == cores  # a shell, a watching TUI: not a core's work
+    assert threads.free_cores(0.6) == max(1, cores - 1)
+    assert threads.free_cores(1.7) == max(1, cores - 2)
+    assert threads.free_cores(cores + 5.0) == 1  # never none
+
+    # a real process keeping one core busy: the next looks at /proc/stat see it
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        deadline = time.monotonic() + 120
+        taken = threads.take_share()
+        while taken > max(1, cores - 1) and time.monotonic() < deadline:
+            time.sleep(0.6)  # a look needs half a second of window
+            taken = threads.take_share()
+    finally:
+        busy.kill()
+        busy.wait()
+    if sys.platform == "linux":
+        assert taken <= max(1, cores - 1)

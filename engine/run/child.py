@@ -105,7 +105,7 @@ def main(kind: str, job: TrialJob, conn: Any, runner_pid: int, log_path: str) ->
             import tunelab.engine.run.preload  # noqa: F401 - what a trial needs before it trains
 
             result = TrialResult("complete", info={
-                "ready_at": time.time(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")})
+                "ready_at": time.time(), "openmp_spin": os.environ.get("GOMP_SPINCOUNT")})
         elif kind == "base":
             from pathlib import Path
 

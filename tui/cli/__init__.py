@@ -75,9 +75,12 @@ app.command("chat")(chat.chat)
 
 
 def main() -> None:
-    from tunelab.engine.run import quiet
+    from tunelab.engine.run import quiet, threads
 
     quiet.install()  # the warnings every import of peft printed (engine/run/quiet.py)
+    # before any command loads torch: a chat's OpenMP threads, beside a sweep's, spin ~0.1 ms
+    # and then sleep, as the trials' do (engine/run/threads.py)
+    threads.quiet_openmp()
     if len(sys.argv) == 1 and sys.stdin.isatty() and sys.stdout.isatty():
         sys.argv.append("tui")  # `tunelab` alone in a terminal opens the UI
     app()
