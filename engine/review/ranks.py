@@ -13,7 +13,11 @@ difference over its standard error), it exists when one model won every vote (th
 difference is then infinite), and unlike the likelihood-ratio test it does not call three
 unanimous votes of three significant. Holm rather than a simultaneous bootstrap band: it needs
 no resampling, so it is exact to recompute after every vote, and it holds at the smallest counts
-where a bootstrap has too few distinct draws to say anything.
+where a bootstrap has too few distinct draws to say anything. Holm over every pair rather than
+over the neighbours a ranking claims costs nothing at the stop: the far pairs have the smallest
+p and are tested first, so the neighbours meet the levels ALPHA / (n − 1), …, ALPHA that Holm
+over the n − 1 neighbours alone would give (simulated, 5 models 150 points apart: the two
+stopped after 185.9 votes in the mean of the same 20 reviews).
 
 A model's rank is a range, as Chatbot Arena shows it: from 1 + the models ranked apart above
 it to the group's size − the models ranked apart below it ("rank 1–3"). Within a group the
@@ -55,6 +59,10 @@ class PairTest:
     p: float
     separated: bool  # rejected by Holm at 5 % over the group's pairs
     adjusted: float = 1.0  # the Holm-adjusted p (separated: at most ALPHA)
+    # p times Holm's multiplier for its place (the adjusted p before the running maximum): over
+    # ALPHA, how far p is from the level Holm tests this pair at; the pair with the largest is
+    # the one that holds the others back
+    scaled: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,30 @@ class Ranking:
         firsts = [g.models[0] for g in self.groups] + sorted(set(models) - set(self.ranks))
         return sorted(found) + list(zip(firsts, firsts[1:], strict=False))
 
+    def bottleneck(self, models: Sequence[str] = ()) -> tuple[str, str] | None:
+        """Once the order is settled but for its neighbours (one group holding every model,
+        every pair that is not a neighbour ranked apart with room to spare, see SETTLED), the
+        neighbouring pair in doubt whose p is furthest above the level Holm tests it at: the
+        pair the stop waits on. None before that, and when no neighbour is in doubt."""
+        if len(self.groups) != 1 or not set(models) <= set(self.ranks):
+            return None
+        near = {frozenset(pair) for pair in self.neighbours()}
+        if not all(t.adjusted <= ALPHA * SETTLED for pair, t in self.tests.items()
+                   if pair not in near):
+            return None
+        doubt = [pair for pair in near if self.tests[pair].adjusted > ALPHA * SETTLED]
+        if not doubt:
+            return None
+        worst = max(doubt, key=lambda pair: (self.tests[pair].scaled, sorted(pair)))
+        return min(worst), max(worst)
+
     def steering(self, models: Sequence[str] = ()) -> list[tuple[str, str, float]]:
         """The contrasts that steer the adaptive order, each with its weight (see `order`):
-        each comparison in doubt (`in_doubt`) weighted 1, and each pair ranked apart with room
-        to spare weighted SPARE, so that it is still asked about now and then."""
+        the bottleneck alone once there is one (`bottleneck`); before that each comparison in
+        doubt (`in_doubt`) weighted 1, and each pair ranked apart with room to spare weighted
+        SPARE, so that it is still asked about now and then."""
+        if (worst := self.bottleneck(models)) is not None:
+            return [(*worst, 1.0)]
         found = {(min(pair), max(pair)): SPARE for pair in self.tests}
         found.update(dict.fromkeys(self.in_doubt(models), 1.0))
         return [(a, b, w) for (a, b), w in sorted(found.items())]
@@ -143,14 +171,21 @@ def p_value(statistic: float) -> float:
     return math.erfc(math.sqrt(max(statistic, 0.0) / 2))
 
 
+def holm_scaled(p: dict[frozenset[str], float]) -> dict[frozenset[str], float]:
+    """Each p times Holm's multiplier for its place: the smallest times m, the next times
+    m − 1, … (a pair is tested at ALPHA over its multiplier), in the order of the p-values."""
+    ordered = sorted(p.items(), key=lambda kv: (kv[1], sorted(kv[0])))
+    return {pair: (len(ordered) - k) * value
+            for k, (pair, value) in enumerate(ordered)}
+
+
 def holm(p: dict[frozenset[str], float]) -> dict[frozenset[str], float]:
     """Holm's step-down adjusted p-values: a pair is rejected at ALPHA familywise when its
     adjusted p is at most ALPHA (the smallest p against ALPHA / m, the next against
     ALPHA / (m − 1), … until the first that fails)."""
     adjusted, running = {}, 0.0
-    ordered = sorted(p.items(), key=lambda kv: (kv[1], sorted(kv[0])))
-    for k, (pair, value) in enumerate(ordered):
-        running = max(running, min(1.0, (len(ordered) - k) * value))
+    for pair, value in holm_scaled(p).items():
+        running = max(running, min(1.0, value))
         adjusted[pair] = running
     return adjusted
 
@@ -227,9 +262,10 @@ def _rank_group(o: bt.Outcomes, warm: tuple[np.ndarray, np.ndarray] | None = Non
     for (a, b), statistic, lean in zip(pairs, statistics, leans, strict=True):
         high, low = (names[a], names[b]) if lean >= 0 else (names[b], names[a])
         raw[frozenset((names[a], names[b]))] = (float(statistic), p_value(statistic), high, low)
+    scaled = holm_scaled({pair: v[1] for pair, v in raw.items()})
     adjusted = holm({pair: v[1] for pair, v in raw.items()})
-    tests = {pair: PairTest(high, low, statistic, p, adjusted[pair] <= ALPHA, adjusted[pair])
-             for pair, (statistic, p, high, low) in raw.items()}
+    tests = {pair: PairTest(high, low, statistic, p, adjusted[pair] <= ALPHA, adjusted[pair],
+                            scaled[pair]) for pair, (statistic, p, high, low) in raw.items()}
     order = sorted(range(len(names)), key=lambda k: (-strength[k], names[k]))
     rejected = sum(1 for t in tests.values() if t.separated)
     group = Group(tuple(names[k] for k in order), o, strength, info, len(raw) - rejected)
