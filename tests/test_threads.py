@@ -57,6 +57,7 @@ def test_a_process_killed_without_leaving_is_not_counted() -> None:
     assert threads.running() == before
 
 
+@pytest.mark.slow  # a fresh interpreter that loads torch
 def test_a_trial_process_starts_with_brief_openmp_spinning_and_its_share(tmp_path: Path) -> None:
     from tunelab.engine.run.runner import run_child
 
