@@ -105,8 +105,12 @@ def verdict(success: Mapping[str, str], values: Mapping[str, float]) -> dict[str
     """Each success criterion judged on the test split's values ("test/exact_match"); a
     preference metric of a dpo stage, on its held-out pairs ("preferences/reward_accuracy");
     forgetting and a benchmark's score where they are measured ("general/forgetting")."""
-    return {metric: passes(cond, values.get(judged_key(metric), values.get(f"preferences/{metric}")))
-            for metric, cond in success.items()}
+    return {metric: passes(cond, judged_value(metric, values)) for metric, cond in success.items()}
+
+
+def judged_value(metric: str, values: Mapping[str, float]) -> float | None:
+    """The value a success criterion on `metric` is judged on; None when it was not measured."""
+    return values.get(judged_key(metric), values.get(f"preferences/{metric}"))
 
 
 def judged_key(metric: str) -> str:
@@ -116,5 +120,9 @@ def judged_key(metric: str) -> str:
 
 
 def succeeded(success: Mapping[str, str], values: Mapping[str, float]) -> bool | None:
-    """Whether every criterion passes; None when the file states none."""
-    return all(verdict(success, values).values()) if success else None
+    """Whether every criterion passes; None when the file states none, or when a value it
+    judges was not measured (a trial recorded from the study after its store was lost: its
+    test evaluation went with the store), which is not a failure."""
+    if not success or any(judged_value(metric, values) is None for metric in success):
+        return None
+    return all(verdict(success, values).values())

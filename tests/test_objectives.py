@@ -81,3 +81,12 @@ def test_objectives_is_light() -> None:
             "print(sorted(m for m in ('torch', 'transformers', 'optuna', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_value_not_measured_is_unknown_not_a_failure() -> None:
+    # a trial recorded from the study after its store was lost: its test evaluation went with
+    # the store; the table and the summary said "✗ fail" / "success: no" for it
+    success = {"exact_match": ">= 0.9"}
+    assert ob.succeeded(success, {"test/loss": 0.04}) is None
+    assert ob.succeeded(success, {"test/loss": 0.04, "test/exact_match": 0.5}) is False
+    assert ob.succeeded({**success, "loss": "<= 1"}, {"test/exact_match": 0.95}) is None

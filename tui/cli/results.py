@@ -99,9 +99,10 @@ def print_trials(store: Path, name: str) -> None:
         console.print(wrap(f"[bold]best:[/] trial {best.number}{shown} {title} "
                            f"{shown_value(best.value)}{over}{gain}", width()))
         if success:
-            verdicts = objectives.verdict(success, evaluations.get(str(ModelRef.trial(best.number)), {}))
+            ok = objectives.succeeded(success, evaluations.get(str(ModelRef.trial(best.number)), {}))
             needs = " and ".join(f"{m} {c}" for m, c in success.items())
-            word = "[green]yes[/]" if all(verdicts.values()) else "[red]no[/]"
+            word = ("unknown: not measured" if ok is None  # its evaluations were lost
+                    else "[green]yes[/]" if ok else "[red]no[/]")
             console.print(wrap(f"success: {word} (needs {needs} on the test split)", width()))
     meets = baselines.meets_words(success, evaluations) if success and not dpo else None
     if meets:
@@ -144,7 +145,8 @@ def _objectives(store: Path, name: str, spec: dict[str, Any], trials: list[st.Tr
 
 
 def _verdict_mark(success: dict[str, str], values: dict[str, float]) -> str:
-    return "[green]✓ pass[/]" if objectives.succeeded(success, values) else "[red]✗ fail[/]"
+    ok = objectives.succeeded(success, values)
+    return "—" if ok is None else "[green]✓ pass[/]" if ok else "[red]✗ fail[/]"
 
 
 def trials(

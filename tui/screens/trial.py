@@ -237,9 +237,13 @@ class TrialScreen(TabbedScreen):
             if not mine:
                 verdict.append(f"success ({needs} on test): not evaluated yet", style="dim")
             else:
-                ok = bool(objectives.succeeded(success, mine))
+                judged = objectives.succeeded(success, mine)
                 verdict.append("success: ")
-                verdict.append("✓ yes" if ok else "✗ no", style="bold green" if ok else "bold red")
+                if judged is None:  # a value it judges was not measured (lost with a store)
+                    verdict.append("unknown: not measured", style="dim")
+                else:
+                    verdict.append("✓ yes" if judged else "✗ no",
+                                   style="bold green" if judged else "bold red")
                 verdict.append(f" (needs {needs} on the test split)")
         elif not mine:
             verdict.append("not evaluated (the trial did not complete)", style="dim")
