@@ -224,7 +224,9 @@ class TrialScreen(TabbedScreen):
             judged: Any = ""
             if key.startswith("test/") and metric in success:
                 ok = objectives.passes(success[metric], m)
-                judged = Text(f"{success[metric]} {'✓' if ok else '✗'}", style="green" if ok else "red")
+                judged = (Text(success[metric], style="dim") if m is None  # judged neither way
+                          else Text(f"{success[metric]} {'✓' if ok else '✗'}",
+                                    style="green" if ok else "red"))
             shots = [fmt.number(shot.values.get(key))] if shot else []
             rows.append((key, [key, fmt.number(m), fmt.number(b), *shots, change, judged]))
         self.query_one("#metrics", VimTable).fill(
@@ -234,16 +236,19 @@ class TrialScreen(TabbedScreen):
         verdict = Text()
         if success:
             needs = " and ".join(f"{k} {v}" for k, v in success.items())
+            state = self.trial.overview.state
             if not mine:
-                verdict.append(f"success ({needs} on test): not evaluated yet", style="dim")
+                why = ("not evaluated yet" if state == "running" else "not measured"
+                       if state == "complete" else "not evaluated (the trial did not complete)")
+                verdict.append(f"success ({needs} on test): {why}", style="dim")
             else:
-                judged = objectives.succeeded(success, mine)
+                passed = objectives.succeeded(success, mine)
                 verdict.append("success: ")
-                if judged is None:  # a value it judges was not measured (lost with a store)
+                if passed is None:  # a value it judges was not measured (lost with a store)
                     verdict.append("unknown: not measured", style="dim")
                 else:
-                    verdict.append("✓ yes" if judged else "✗ no",
-                                   style="bold green" if judged else "bold red")
+                    verdict.append("✓ yes" if passed else "✗ no",
+                                   style="bold green" if passed else "bold red")
                 verdict.append(f" (needs {needs} on the test split)")
         elif not mine:
             verdict.append("not evaluated (the trial did not complete)", style="dim")
