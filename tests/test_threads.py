@@ -40,12 +40,15 @@ def test_a_process_takes_its_share_of_the_cores_while_another_trains() -> None:
     sibling = _sibling()
     try:
         assert threads.running() == before + 1
-        assert threads.take_share() == threads.share(before + 2)
+        # what take_share takes with no other work on the cores (other work, which a test on a
+        # busy machine cannot rule out, takes more: the next test)
+        assert threads.wanted() == threads.share(before + 2)
+        assert threads.take_share() <= threads.share(before + 2)
         assert threads.take_share(at_most=1) == 1
     finally:
         sibling.communicate("")
     assert threads.running() == before
-    assert threads.take_share() == alone
+    assert threads.wanted() == alone
 
 
 def test_a_process_killed_without_leaving_is_not_counted() -> None:

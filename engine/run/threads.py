@@ -155,10 +155,13 @@ def take_share(at_most: int | None = None) -> int:
     gives back half its cores when a second one starts beside it, or a core that another
     process keeps busy, and takes them back after. A process that did not `enter` counts
     itself too."""
+    return limit(wanted(at_most, _LOAD.others()))
+
+
+def wanted(at_most: int | None = None, others: float = 0.0) -> int:
+    """The threads `take_share` takes when other processes keep `others` cores' worth busy."""
     fixed = os.environ.get(FIXED, "")
     if fixed.isdigit() and int(fixed) > 0:  # the person running tunelab decided
-        return limit(int(fixed))
+        return int(fixed)
     me = (_folder() / str(os.getpid())).exists()
-    threads = min(at_most or cores(), share(running() + (0 if me else 1)),
-                  free_cores(_LOAD.others()))
-    return limit(threads)
+    return min(at_most or cores(), share(running() + (0 if me else 1)), free_cores(others))
